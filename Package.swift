@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "zonewall",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "zonewall", targets: ["zonewall"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Pure layers: no C, no kernel. Unit-tested anywhere.
+        .target(name: "Ruleset"),
+        .target(name: "ZonePolicy", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "ZoneCompiler", dependencies: ["ZonePolicy", "Ruleset"]),
+
+        // The only code that touches C and the kernel.
+        .systemLibrary(
+            name: "CNetfilter",
+            pkgConfig: "libnftnl",
+            providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
+        ),
+        .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset"]),
+
+        .executableTarget(
+            name: "zonewall",
+            dependencies: [
+                "ZonePolicy", "ZoneCompiler", "Ruleset",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),
+        .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
+        .testTarget(
+            name: "ZoneCompilerTests",
+            dependencies: ["ZoneCompiler", "ZonePolicy", "Ruleset"],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
+    ]
+)

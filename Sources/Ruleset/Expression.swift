@@ -1,0 +1,96 @@
+/// A packet field or piece of packet metadata that a rule reads.
+///
+/// Each selector lowers to a fixed kernel expression sequence in `Netfilter`, including
+/// the protocol dependency nft adds (for example `ip saddr` in an `inet` table first
+/// checks `meta nfproto ipv4`).
+public enum Selector: String, Hashable, Sendable, CaseIterable {
+    case ipSaddr = "ip saddr"
+    case ipDaddr = "ip daddr"
+    case ip6Saddr = "ip6 saddr"
+    case ip6Daddr = "ip6 daddr"
+    case l4proto = "meta l4proto"
+    case nfproto = "meta nfproto"
+    case thDport = "th dport"
+    case icmpType = "icmp type"
+    case icmpv6Type = "icmpv6 type"
+    case ctState = "ct state"
+
+    /// The data type the selector yields.
+    public var dataType: DataType {
+        switch self {
+        case .ipSaddr, .ipDaddr: .ipv4Address
+        case .ip6Saddr, .ip6Daddr: .ipv6Address
+        case .l4proto: .inetProtocol
+        case .nfproto: .nfProto
+        case .thDport: .inetService
+        case .icmpType: .icmpType
+        case .icmpv6Type: .icmpv6Type
+        case .ctState: .ctState
+        }
+    }
+}
+
+/// How a selector's value is tested.
+public enum Comparison: Hashable, Sendable {
+    /// `== value`
+    case equal(Value)
+    /// `!= value`
+    case notEqual(Value)
+    /// `lo-hi`, inclusive.
+    case inRange(Value, Value)
+    /// `(field & mask) != 0`: nft's notation for flag sets such as `ct state established,related`.
+    case anyBit(of: Value)
+}
+
+/// A terminal or control-flow verdict.
+public enum Verdict: Hashable, Sendable {
+    case accept
+    case drop
+    case `continue`
+    case `return`
+    case jump(String)
+    case goto(String)
+}
+
+/// What `reject` sends.
+public enum RejectKind: Hashable, Sendable {
+    /// `reject with tcp reset`
+    case tcpReset
+    /// `reject with icmpx port-unreachable`: the family-independent ICMP error.
+    case icmpxPortUnreachable
+}
+
+/// One statement of a rule, in nft's own vocabulary.
+///
+/// The enum is closed so that the text renderer, the netlink encoder, the decoder and the
+/// interpreter must each handle every case.
+public enum Expression: Hashable, Sendable {
+    /// `SELECTOR == / != / range / flags`, e.g. `meta l4proto tcp`.
+    case match(Selector, Comparison)
+    /// `SELECTOR . SELECTOR … @set` (or `!= @set`).
+    case lookup([Selector], set: String, negated: Bool)
+    /// `SELECTOR . SELECTOR … vmap @map`.
+    case verdictMap([Selector], map: String)
+    /// `counter`
+    case counter
+    /// `limit rate N/second burst B packets`
+    case limit(perSecond: UInt64, burst: UInt32)
+    /// `log prefix "…"`
+    case log(prefix: String)
+    /// `reject with …`
+    case reject(RejectKind)
+    /// A verdict statement.
+    case verdict(Verdict)
+}
+
+/// A rule: statements evaluated left to right.
+public struct Rule: Hashable, Sendable {
+    public var expressions: [Expression]
+    /// Shown by `nft list` after the rule; stored as rule user data.
+    public var comment: String?
+
+    public init(_ expressions: [Expression], comment: String? = nil) {
+        self.expressions = expressions
+        self.comment = comment
+    }
+}

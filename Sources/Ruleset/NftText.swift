@@ -1,0 +1,137 @@
+/// Renders the model as nft script text: what `zonewall plan` prints and what
+/// `nft -f` accepts. Deterministic: equal models give byte-identical text.
+public enum NftText {
+    /// The script that atomically replaces `table` with this content: the knftables idiom
+    /// `add table; delete table; table { … }`, which works whether or not the table exists.
+    public static func replaceScript(_ table: Table, header: String? = nil) -> String {
+        var out = ""
+        if let header { out += header.split(separator: "\n", omittingEmptySubsequences: false).map { "# \($0)" }.joined(separator: "\n") + "\n" }
+        out += "table \(table.family) \(table.name)\n"
+        out += "delete table \(table.family) \(table.name)\n"
+        out += render(table)
+        return out
+    }
+
+    /// The table as an nft block.
+    public static func render(_ table: Table) -> String {
+        var out = "table \(table.family) \(table.name) {\n"
+        for item in table.declarationOrder {
+            switch item {
+            case .set(let s): out += render(s)
+            case .chain(let c): out += render(c)
+            }
+        }
+        out += "}\n"
+        return out
+    }
+
+    static func render(_ set: NamedSet) -> String {
+        let keyword = set.isMap ? "map" : "set"
+        var out = "\t\(keyword) \(set.name) {\n"
+        var type = set.keyType.map(\.name).joined(separator: " . ")
+        if let d = set.dataType { type += " : \(d.name)" }
+        out += "\t\ttype \(type)\n"
+        var flags: [String] = []
+        if set.flags.contains(.constant) { flags.append("constant") }
+        if set.flags.contains(.interval) { flags.append("interval") }
+        if !flags.isEmpty { out += "\t\tflags \(flags.joined(separator: ","))\n" }
+        if !set.elements.isEmpty {
+            out += "\t\telements = {"
+            var first = true
+            for e in set.elements {
+                out += first ? " " : ",\n\t\t\t     "
+                first = false
+                out += render(e, of: set)
+            }
+            out += " }\n"
+        }
+        out += "\t}\n"
+        return out
+    }
+
+    /// One element as nft writes it, e.g. `192.0.2.0/28 . tcp . 443` or `198.51.100.10 : jump from_api`.
+    public static func render(_ e: SetElement, of set: NamedSet) -> String {
+        var s = zip(set.keyType, e.key).map { $0.format($1) }.joined(separator: " . ")
+        switch e.data {
+        case .verdict(let v)?: s += " : " + render(v)
+        case .value(let v)?: s += " : " + (set.dataType ?? .integer).format(v)
+        case nil: break
+        }
+        return s
+    }
+
+    static func render(_ chain: Chain) -> String {
+        var out = "\tchain \(chain.name) {\n"
+        if let b = chain.base {
+            out += "\t\ttype \(b.type.rawValue) hook \(b.hook) priority \(b.priority); policy \(render(b.policy));\n"
+        }
+        for r in chain.rules { out += "\t\t" + render(r) + "\n" }
+        out += "\t}\n"
+        return out
+    }
+
+    /// One rule as nft text.
+    public static func render(_ rule: Rule) -> String {
+        var parts = rule.expressions.map(render)
+        if let c = rule.comment { parts.append("comment \"\(c)\"") }
+        return parts.joined(separator: " ")
+    }
+
+    static func render(_ e: Expression) -> String {
+        switch e {
+        case .match(let sel, let cmp):
+            let t = sel.dataType
+            switch cmp {
+            case .equal(let v): return "\(sel.rawValue) \(t.format(v))"
+            case .notEqual(let v): return "\(sel.rawValue) != \(t.format(v))"
+            case .inRange(let lo, let hi): return "\(sel.rawValue) \(t.format(lo))-\(t.format(hi))"
+            case .anyBit(let mask): return "\(sel.rawValue) \(t.format(mask))"
+            }
+        case .lookup(let sels, let set, let negated):
+            return sels.map(\.rawValue).joined(separator: " . ") + (negated ? " != @" : " @") + set
+        case .verdictMap(let sels, let map):
+            return sels.map(\.rawValue).joined(separator: " . ") + " vmap @" + map
+        case .counter:
+            return "counter"
+        case .limit(let rate, let burst):
+            return "limit rate \(rate)/second burst \(burst) packets"
+        case .log(let prefix):
+            return "log prefix \"\(prefix)\""
+        case .reject(.tcpReset):
+            return "reject with tcp reset"
+        case .reject(.icmpxPortUnreachable):
+            return "reject with icmpx port-unreachable"
+        case .verdict(let v):
+            return render(v)
+        }
+    }
+
+    public static func render(_ v: Verdict) -> String {
+        switch v {
+        case .accept: "accept"
+        case .drop: "drop"
+        case .continue: "continue"
+        case .return: "return"
+        case .jump(let c): "jump \(c)"
+        case .goto(let c): "goto \(c)"
+        }
+    }
+}
+
+/// A table's objects in an order in which each is created after everything it refers to.
+public enum TableItem: Sendable {
+    case set(NamedSet)
+    case chain(Chain)
+}
+
+extension Table {
+    /// Plain sets first (rules refer to them), then regular chains (maps jump to them),
+    /// then verdict maps, then base chains, so a hook is attached only once all it reaches exists.
+    public var declarationOrder: [TableItem] {
+        let plain = sets.filter { $0.dataType != .verdict }.map(TableItem.set)
+        let regular = chains.filter { $0.base == nil }.map(TableItem.chain)
+        let vmaps = sets.filter { $0.dataType == .verdict }.map(TableItem.set)
+        let base = chains.filter { $0.base != nil }.map(TableItem.chain)
+        return plain + regular + vmaps + base
+    }
+}

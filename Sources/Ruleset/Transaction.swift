@@ -1,0 +1,130 @@
+/// One step of a transaction, in nftables' verbs.
+public enum Change: Hashable, Sendable {
+    /// `add table`: creates it, or does nothing if it exists.
+    case addTable
+    /// `delete table`, with everything in it.
+    case deleteTable
+    /// `add set` / `add map`: the declaration only; elements come as `addElements`.
+    case addSet(NamedSet)
+    /// `add chain`, without rules.
+    case addChain(Chain)
+    /// `add rule` at the end of a chain.
+    case addRule(chain: String, Rule)
+    /// `add element`
+    case addElements(set: String, [SetElement])
+    /// `delete element`
+    case deleteElements(set: String, [SetElement])
+}
+
+/// An ordered list of changes to one table, applied atomically as one batch.
+///
+/// It is a value: `plan`, logs and tests print it; the kernel layer encodes it.
+public struct Transaction: Hashable, Sendable {
+    public var family: Family
+    public var table: String
+    public var changes: [Change]
+
+    public init(family: Family, table: String, changes: [Change] = []) {
+        self.family = family
+        self.table = table
+        self.changes = changes
+    }
+
+    public var isEmpty: Bool { changes.isEmpty }
+
+    /// True when the transaction swaps the whole table rather than editing elements.
+    public var replacesTable: Bool { changes.contains(.deleteTable) }
+
+    /// Number of set elements added or deleted.
+    public var elementChanges: Int {
+        changes.reduce(0) {
+            switch $1 {
+            case .addElements(_, let e), .deleteElements(_, let e): $0 + e.count
+            default: $0
+            }
+        }
+    }
+
+    /// The transaction that replaces the table with `desired` whether or not it exists:
+    /// `add table; delete table;` then everything, in dependency order.
+    public static func replace(with desired: Table) -> Transaction {
+        var tx = Transaction(family: desired.family, table: desired.name, changes: [.addTable, .deleteTable])
+        tx.changes += create(desired).changes
+        return tx
+    }
+
+    /// The transaction that creates `desired`, assuming it does not exist.
+    public static func create(_ desired: Table) -> Transaction {
+        var changes: [Change] = [.addTable]
+        for item in desired.declarationOrder {
+            switch item {
+            case .set(let s):
+                changes.append(.addSet(s.declaration))
+                if !s.elements.isEmpty { changes.append(.addElements(set: s.name, s.elements)) }
+            case .chain(let c):
+                var decl = c
+                decl.rules = []
+                changes.append(.addChain(decl))
+                changes += c.rules.map { .addRule(chain: c.name, $0) }
+            }
+        }
+        return Transaction(family: desired.family, table: desired.name, changes: changes)
+    }
+
+    /// The transaction from the table as it is (`actual`, nil when absent) to `desired`.
+    ///
+    /// When only set elements differ, it deletes and adds exactly the elements that changed;
+    /// otherwise it replaces the table as a whole. An empty transaction means "in sync".
+    public static func diff(from actual: Table?, to desired: Table) -> Transaction {
+        guard let actual, actual.skeleton == desired.skeleton else { return replace(with: desired) }
+        var tx = Transaction(family: desired.family, table: desired.name)
+        var adds: [Change] = []
+        for (old, new) in zip(actual.sets, desired.sets) where old.elements != new.elements {
+            let before = Set(old.elements), after = Set(new.elements)
+            let removed = old.elements.filter { !after.contains($0) }
+            let added = new.elements.filter { !before.contains($0) }
+            if !removed.isEmpty { tx.changes.append(.deleteElements(set: new.name, removed)) }
+            if !added.isEmpty { adds.append(.addElements(set: new.name, added)) }
+        }
+        // Deletions first: an interval whose data changed is removed before its replacement lands.
+        tx.changes += adds
+        return tx
+    }
+}
+
+extension Transaction {
+    /// The transaction as nft commands, one per line.
+    public var nftText: String {
+        let t = "\(family) \(table)"
+        var lines: [String] = []
+        var sets: [String: NamedSet] = [:]
+        for c in changes {
+            switch c {
+            case .addTable: lines.append("add table \(t)")
+            case .deleteTable: lines.append("delete table \(t)")
+            case .addSet(let s):
+                sets[s.name] = s
+                let body = NftText.render(s).split(separator: "\n").dropFirst().dropLast()
+                    .map { $0.trimmingPrefix("\t\t") }.joined(separator: "; ")
+                lines.append("add \(s.isMap ? "map" : "set") \(t) \(s.name) { \(body); }")
+            case .addChain(let ch):
+                if let b = ch.base {
+                    lines.append("add chain \(t) \(ch.name) { type \(b.type.rawValue) hook \(b.hook) priority \(b.priority); policy \(NftText.render(b.policy)); }")
+                } else {
+                    lines.append("add chain \(t) \(ch.name)")
+                }
+            case .addRule(let chain, let r): lines.append("add rule \(t) \(chain) \(NftText.render(r))")
+            case .addElements(let name, let elems), .deleteElements(let name, let elems):
+                let verb = if case .addElements = c { "add" } else { "delete" }
+                let set = sets[name] ?? NamedSet(name: name, keyType: [])
+                let items = set.keyType.isEmpty ? ["\(elems.count) elements"] : elems.map { NftText.render($0, of: set) }
+                lines.append("\(verb) element \(t) \(name) { \(items.joined(separator: ", ")) }")
+            }
+        }
+        return lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")
+    }
+}
+
+extension Substring {
+    func trimmingPrefix(_ p: String) -> Substring { hasPrefix(p) ? dropFirst(p.count) : self }
+}

@@ -1,0 +1,75 @@
+/// Renders values the way nft writes them, so the text is valid `nft -f` input.
+extension DataType {
+    /// Text for one value of this type.
+    public func format(_ v: Value) -> String {
+        switch self {
+        case .ipv4Address:
+            let x = UInt32(truncatingIfNeeded: v.low)
+            return "\(x >> 24).\((x >> 16) & 0xff).\((x >> 8) & 0xff).\(x & 0xff)"
+        case .ipv6Address:
+            return IPv6Text.format(v.uint128)
+        case .inetProtocol:
+            return ProtocolNames.name(UInt8(truncatingIfNeeded: v.low))
+        case .nfProto:
+            return v.low == 2 ? "ipv4" : v.low == 10 ? "ipv6" : "\(v.low)"
+        case .icmpType:
+            return v.low == 8 ? "echo-request" : v.low == 0 ? "echo-reply" : "\(v.low)"
+        case .icmpv6Type:
+            return v.low == 128 ? "echo-request" : v.low == 129 ? "echo-reply" : "\(v.low)"
+        case .ctState:
+            let names: [(UInt64, String)] = [(1, "invalid"), (2, "established"), (4, "related"), (8, "new"), (64, "untracked")]
+            let parts = names.filter { v.low & $0.0 != 0 }.map(\.1)
+            return parts.isEmpty ? "0x0" : parts.joined(separator: ",")
+        case .mark:
+            return "0x" + String(v.low, radix: 16).leftPadded(to: 8)
+        default:
+            return "\(v.low)"
+        }
+    }
+
+    /// Text for a range of this type: a CIDR prefix for address ranges that are one, else `lo-hi`.
+    public func format(_ r: ValueRange) -> String {
+        if r.isSingle { return format(r.lo) }
+        if self == .ipv4Address || self == .ipv6Address, let len = r.prefixLength {
+            return "\(format(r.lo))/\(len)"
+        }
+        return "\(format(r.lo))-\(format(r.hi))"
+    }
+}
+
+/// Protocol names nft knows (`/etc/protocols` spelling).
+enum ProtocolNames {
+    static func name(_ p: UInt8) -> String {
+        switch p {
+        case 1: "icmp"
+        case 6: "tcp"
+        case 17: "udp"
+        case 58: "ipv6-icmp"
+        case 132: "sctp"
+        default: "\(p)"
+        }
+    }
+}
+
+/// IPv6 text in RFC 5952 form: lowercase, longest zero run compressed.
+public enum IPv6Text {
+    public static func format(_ v: UInt128) -> String {
+        let groups = (0..<8).map { UInt16(truncatingIfNeeded: v >> (UInt128(7 - $0) * 16)) }
+        var bestStart = -1, bestLen = 0, i = 0
+        while i < 8 {
+            if groups[i] == 0 {
+                var j = i
+                while j < 8 && groups[j] == 0 { j += 1 }
+                if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
+                i = j
+            } else { i += 1 }
+        }
+        func hex(_ g: ArraySlice<UInt16>) -> String { g.map { String($0, radix: 16) }.joined(separator: ":") }
+        if bestStart < 0 { return hex(groups[...]) }
+        return hex(groups[0..<bestStart]) + "::" + hex(groups[(bestStart + bestLen)...])
+    }
+}
+
+extension String {
+    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}

@@ -1,0 +1,65 @@
+import ZonePolicy
+
+/// A run of addresses `lo...hi` that classifies into one zone.
+struct LabeledInterval: Hashable {
+    var lo: UInt128
+    var hi: UInt128
+    /// Index of the zone in the policy's sorted zone list.
+    var zone: Int
+}
+
+/// Turns nested, overlapping member prefixes into disjoint intervals with longest-prefix-wins
+/// labels: the kernel refuses overlapping intervals, so the nesting must be resolved here.
+enum IntervalFlattener {
+    /// Disjoint intervals, sorted, adjacent runs of the same zone merged.
+    ///
+    /// Prefixes form a laminar family (two prefixes are nested or disjoint), so one sweep with a
+    /// stack of open prefixes gives each address the innermost prefix that contains it.
+    static func flatten(_ members: [(prefix: IPPrefix, zone: Int)]) -> [LabeledInterval] {
+        var items = members.map { (first: $0.prefix.first, last: $0.prefix.last, zone: $0.zone) }
+        // Outer prefixes first when two start at the same address.
+        items.sort { $0.first != $1.first ? $0.first < $1.first : $0.last > $1.last }
+
+        var out: [LabeledInterval] = []
+        func emit(_ lo: UInt128, _ hi: UInt128, _ zone: Int) {
+            if let last = out.last, last.zone == zone, last.hi &+ 1 == lo, last.hi != .max {
+                out[out.count - 1].hi = hi
+            } else {
+                out.append(LabeledInterval(lo: lo, hi: hi, zone: zone))
+            }
+        }
+
+        var stack: [(last: UInt128, zone: Int)] = []
+        var cursor: UInt128 = 0       // first address not yet emitted
+        var finished = false          // cursor ran past the top of the address space
+
+        func closeTop() {
+            let top = stack.removeLast()
+            if !finished && cursor <= top.last { emit(cursor, top.last, top.zone) }
+            if top.last == .max { finished = true } else if !finished { cursor = Swift.max(cursor, top.last + 1) }
+        }
+
+        for item in items {
+            if let prev = stack.last, prev.last == item.last, prev.zone == item.zone, cursor == item.first { continue }
+            while let top = stack.last, top.last < item.first { closeTop() }
+            if let top = stack.last, !finished, cursor < item.first { emit(cursor, item.first - 1, top.zone) }
+            if !finished { cursor = Swift.max(cursor, item.first) }
+            stack.append((item.last, item.zone))
+        }
+        while !stack.isEmpty { closeTop() }
+        return out
+    }
+
+    /// The union of intervals, adjacent runs merged.
+    static func union(_ intervals: [LabeledInterval]) -> [ClosedRange<UInt128>] {
+        var out: [ClosedRange<UInt128>] = []
+        for i in intervals {
+            if let last = out.last, last.upperBound != .max, last.upperBound + 1 >= i.lo {
+                out[out.count - 1] = last.lowerBound...Swift.max(last.upperBound, i.hi)
+            } else {
+                out.append(i.lo...i.hi)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,180 @@
+import Yams
+
+/// Walks one YAML document, turning shape errors into diagnostics with exact places.
+///
+/// It also enforces a node budget over the alias-expanded tree, so that an anchor/alias
+/// "billion laughs" document is refused instead of being expanded.
+struct DocumentReader {
+    let path: String
+    var diagnostics: [Diagnostic] = []
+    /// Nodes left to visit before the document counts as an expansion bomb.
+    private var budget: Int
+    private(set) var exhausted = false
+
+    /// Generous for real policies (a 100,000-member policy visits ~300,000 nodes).
+    static let defaultBudget = 5_000_000
+
+    init(path: String, budget: Int = DocumentReader.defaultBudget) {
+        self.path = path
+        self.budget = budget
+    }
+
+    func location(_ node: Node) -> SourceLocation {
+        let m = node.mark
+        return SourceLocation(path: path, line: m?.line ?? 0, column: m?.column ?? 0)
+    }
+
+    mutating func error(_ node: Node, _ message: String, hint: String? = nil) {
+        diagnostics.append(.error(location(node), message, hint: hint))
+    }
+
+    /// Counts the expanded size of `node`; false (with a diagnostic) when over budget.
+    mutating func checkExpansion(_ root: Node) -> Bool {
+        var stack = [root]
+        while let n = stack.popLast() {
+            budget -= 1
+            if budget < 0 {
+                exhausted = true
+                error(root, "document expands to more than \(Self.defaultBudget) nodes through aliases; refusing to expand it",
+                      hint: "this looks like an alias expansion bomb (\"billion laughs\"); write the values out instead")
+                return false
+            }
+            switch n {
+            case .mapping(let m): for (k, v) in m { stack.append(k); stack.append(v) }
+            case .sequence(let s): stack.append(contentsOf: s)
+            case .alias(let a): _ = a
+            case .scalar: break
+            }
+        }
+        return true
+    }
+
+    /// Whether the node is YAML null (`~`, `null`, or empty).
+    static func isNull(_ node: Node) -> Bool {
+        if case .scalar(let s) = node { return s.tag.rawValue == Tag.Name.null.rawValue && s.style == .plain }
+        return false
+    }
+
+    /// A mapping's entries as (key string, key node, value), reporting non-scalar keys,
+    /// duplicate keys and keys outside `allowed` (a typo must never weaken a policy).
+    mutating func entries(_ node: Node, what: String, allowed: Set<String>?) -> [(key: String, keyNode: Node, value: Node)]? {
+        guard case .mapping(let m) = node else {
+            error(node, "\(what) must be a mapping, found \(kind(node))")
+            return nil
+        }
+        var seen: [String: Node] = [:]
+        var out: [(String, Node, Node)] = []
+        for (k, v) in m {
+            guard case .scalar(let ks) = k else {
+                error(k, "keys in \(what) must be plain names, found \(kind(k))")
+                continue
+            }
+            let key = ks.string
+            if let first = seen[key] {
+                error(k, "duplicate key '\(key)' in \(what)", hint: "first written at \(location(first))")
+                continue
+            }
+            seen[key] = k
+            if let allowed, !allowed.contains(key) {
+                let hint = Spelling.closest(to: key, in: allowed).map { "did you mean '\($0)'?" }
+                    ?? "allowed keys: \(allowed.sorted().joined(separator: ", "))"
+                error(k, "unknown key '\(key)' in \(what)", hint: hint)
+                continue
+            }
+            out.append((key, k, v))
+        }
+        return out
+    }
+
+    /// A scalar's text; reports other kinds.
+    mutating func string(_ node: Node, what: String) -> String? {
+        guard case .scalar(let s) = node, !Self.isNull(node) else {
+            error(node, "\(what) must be a string, found \(kind(node))")
+            return nil
+        }
+        return s.string
+    }
+
+    /// A strict boolean: `true` or `false`.
+    mutating func bool(_ node: Node, what: String) -> Bool? {
+        guard case .scalar(let s) = node, s.style == .plain else {
+            error(node, "\(what) must be true or false, found \(kind(node))")
+            return nil
+        }
+        switch s.string {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default:
+            error(node, "\(what) must be true or false, found '\(s.string)'")
+            return nil
+        }
+    }
+
+    /// A sequence's items; reports other kinds.
+    mutating func sequence(_ node: Node, what: String) -> [Node]? {
+        guard case .sequence(let s) = node else {
+            error(node, "\(what) must be a list, found \(kind(node))", hint: "write it as [a, b] or as '- ' items")
+            return nil
+        }
+        return Array(s)
+    }
+
+    /// A single scalar or a list of scalars, as `from:`/`to:` allow.
+    mutating func oneOrMany(_ node: Node, what: String) -> [(String, Node)]? {
+        if case .sequence(let s) = node {
+            if s.isEmpty {
+                error(node, "\(what) must not be empty")
+                return nil
+            }
+            var out: [(String, Node)] = []
+            for item in s {
+                if let str = string(item, what: "an item of \(what)") { out.append((str, item)) }
+            }
+            return out
+        }
+        return string(node, what: what).map { [($0, node)] }
+    }
+
+    func kind(_ node: Node) -> String {
+        switch node {
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        case .alias: "an alias"
+        case .scalar(let s):
+            if Self.isNull(node) { "nothing (null)" }
+            else if s.tag.rawValue == Tag.Name.int.rawValue { "the number \(s.string)" }
+            else if s.tag.rawValue == Tag.Name.bool.rawValue { "the boolean \(s.string)" }
+            else { "'\(s.string)'" }
+        }
+    }
+}
+
+/// "Did you mean …?" suggestions by edit distance.
+public enum Spelling {
+    /// The candidate closest to `word`, if it is close enough to be a plausible typo.
+    public static func closest(to word: String, in candidates: some Sequence<String>) -> String? {
+        var best: (String, Int)?
+        for c in candidates.sorted() {
+            let d = distance(word, c)
+            if d < (best?.1 ?? Int.max) { best = (c, d) }
+        }
+        guard let (c, d) = best, d <= max(2, min(word.count, c.count) / 3) else { return nil }
+        return c
+    }
+
+    /// Levenshtein distance.
+    public static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var prev = Array(0...b.count), cur = prev
+        for i in 1...a.count {
+            cur[0] = i
+            for j in 1...b.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&prev, &cur)
+        }
+        return prev[b.count]
+    }
+}

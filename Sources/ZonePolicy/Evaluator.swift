@@ -1,0 +1,192 @@
+/// One concrete flow's protocol and port, as a packet carries them.
+public struct Flow: Hashable, Sendable {
+    /// IP protocol number.
+    public var proto: UInt8
+    /// Destination port for TCP, UDP and SCTP.
+    public var port: UInt16?
+    /// ICMP/ICMPv6 type, for ICMP.
+    public var icmpType: UInt8?
+
+    public init(proto: UInt8, port: UInt16? = nil, icmpType: UInt8? = nil) {
+        self.proto = proto
+        self.port = port
+        self.icmpType = icmpType
+    }
+
+    /// Echo request of either family.
+    public var isEchoRequest: Bool { (proto == 1 && icmpType == 8) || (proto == 58 && icmpType == 128) }
+}
+
+extension PortSpec {
+    /// Whether this spec admits the flow.
+    public func admits(_ f: Flow) -> Bool {
+        switch self {
+        case .any: true
+        case .icmpEcho: f.isEchoRequest
+        case .wholeProtocol(let p): f.proto == p.number
+        case .ports(let p, let r): f.proto == p.number && f.port.map(r.contains) == true
+        }
+    }
+}
+
+/// Where a packet is seen; it decides what an address outside every zone means.
+public enum HookContext: String, Hashable, Sendable, CaseIterable {
+    /// Delivered to this machine: an unmatched destination is `host`.
+    case input
+    /// Routed through this machine: unmatched addresses are `world`.
+    case forward
+    /// Sent by this machine: an unmatched source is `host`.
+    case output
+}
+
+/// The answer to "may this flow pass?", with the reason.
+public struct Decision: Hashable, Sendable {
+    public var verdict: FlowVerdict
+    public var from: Endpoint
+    public var to: Endpoint
+    /// The rule that allowed the flow, if one did.
+    public var rule: AllowRule?
+    /// Why, in words.
+    public var reason: String
+}
+
+/// Longest-prefix classification of addresses into zones.
+public struct Classifier: Sendable {
+    /// For each family, prefix length → (network address → zone), longest lengths first.
+    private let tables: [AddressFamily: [(length: Int, zones: [UInt128: String])]]
+
+    public init(_ policy: Policy) {
+        var byLength: [AddressFamily: [Int: [UInt128: String]]] = [:]
+        for z in policy.zones {
+            for m in z.members {
+                byLength[m.value.family, default: [:]][m.value.length, default: [:]][m.value.first] = z.name
+            }
+        }
+        tables = byLength.mapValues { lengths in lengths.sorted { $0.key > $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    /// The zone of the longest prefix containing the address, or nil.
+    public func zone(of family: AddressFamily, _ address: UInt128) -> String? {
+        for (length, zones) in tables[family] ?? [] {
+            let hostBits = family.bits - length
+            let mask: UInt128 = hostBits == 128 ? 0 : ~((UInt128(1) << UInt128(hostBits)) - 1)
+            if let z = zones[address & mask] { return z }
+        }
+        return nil
+    }
+}
+
+/// The policy's meaning, evaluated directly: what `explain` and `test` report.
+///
+/// Tests prove it agrees with the compiled rule set packet by packet.
+public struct Evaluator: Sendable {
+    public let policy: Policy
+    public let classifier: Classifier
+    private let rulesByPair: [Pair: [Int]]
+
+    struct Pair: Hashable {
+        var from: Endpoint
+        var to: Endpoint
+    }
+
+    public init(_ policy: Policy) {
+        self.policy = policy
+        self.classifier = Classifier(policy)
+        var index: [Pair: [Int]] = [:]
+        for (i, r) in policy.rules.enumerated() {
+            for f in r.from { for t in r.to { index[Pair(from: f, to: t), default: []].append(i) } }
+        }
+        rulesByPair = index
+    }
+
+    /// The endpoint an address classifies into, at a hook, on the given side.
+    public func classify(_ address: IPPrefix, isSource: Bool, hook: HookContext) -> Endpoint {
+        if let z = classifier.zone(of: address.family, address.address) { return .zone(z) }
+        switch (hook, isSource) {
+        case (.input, false), (.output, true): return .host
+        default: return .world
+        }
+    }
+
+    /// Resolves a party to an endpoint.
+    public func endpoint(_ party: Party, isSource: Bool, hook: HookContext) -> Endpoint {
+        switch party {
+        case .endpoint(let e): e
+        case .address(let a): classify(a, isSource: isSource, hook: hook)
+        }
+    }
+
+    /// The decision for one concrete flow between two endpoints.
+    public func decide(from: Endpoint, to: Endpoint, flow: Flow) -> Decision {
+        if !from.isZone && !to.isZone {
+            return Decision(verdict: .allow, from: from, to: to, rule: nil,
+                            reason: "neither end is in a zone; zonewall does not govern \(from) → \(to)")
+        }
+        for i in rulesByPair[Pair(from: from, to: to)] ?? [] {
+            let r = policy.rules[i]
+            if r.ports.contains(where: { $0.admits(flow) }) {
+                return Decision(verdict: .allow, from: from, to: to, rule: r, reason: "allowed by the rule at \(r.location)")
+            }
+        }
+        return Decision(verdict: .deny, from: from, to: to, rule: nil, reason: "no allow rule covers \(from) → \(to)")
+    }
+
+    /// The decision for a port spec: allowed when the rules for the pair admit all of it.
+    public func decide(from: Endpoint, to: Endpoint, spec: PortSpec) -> Decision {
+        if !from.isZone && !to.isZone {
+            return Decision(verdict: .allow, from: from, to: to, rule: nil,
+                            reason: "neither end is in a zone; zonewall does not govern \(from) → \(to)")
+        }
+        let rules = (rulesByPair[Pair(from: from, to: to)] ?? []).map { policy.rules[$0] }
+        if let r = rules.first(where: { $0.ports.contains { spec.isCovered(by: $0) } }) {
+            return Decision(verdict: .allow, from: from, to: to, rule: r, reason: "allowed by the rule at \(r.location)")
+        }
+        // A port range may be covered by several rules together.
+        if case .ports(let proto, let range) = spec {
+            var uncovered = [range]
+            var decisive: AllowRule?
+            for r in rules {
+                for case .ports(let p, let s) in r.ports where p == proto {
+                    let before = uncovered
+                    uncovered = uncovered.flatMap { Self.subtract(s, from: $0) }
+                    if uncovered != before && decisive == nil { decisive = r }
+                }
+            }
+            if uncovered.isEmpty, let decisive {
+                return Decision(verdict: .allow, from: from, to: to, rule: decisive,
+                                reason: "allowed by several rules together, first at \(decisive.location)")
+            }
+        }
+        let partial = rules.contains { $0.ports.contains { p in Self.overlaps(spec, p) } }
+        return Decision(verdict: .deny, from: from, to: to, rule: nil,
+                        reason: partial ? "allow rules for \(from) → \(to) admit only part of \(spec)"
+                                        : "no allow rule covers \(from) → \(to) \(spec)")
+    }
+
+    /// The decision for an `explain` query or an expectation, seen on the forward hook unless a
+    /// side names `host` (then the matching local hook applies).
+    public func decide(from: Party, to: Party, spec: PortSpec) -> Decision {
+        let hook: HookContext = if case .endpoint(.host) = to { .input }
+            else if case .endpoint(.host) = from { .output } else { .forward }
+        return decide(from: endpoint(from, isSource: true, hook: hook), to: endpoint(to, isSource: false, hook: hook), spec: spec)
+    }
+
+    static func subtract(_ s: ClosedRange<UInt16>, from r: ClosedRange<UInt16>) -> [ClosedRange<UInt16>] {
+        guard s.overlaps(r) else { return [r] }
+        var out: [ClosedRange<UInt16>] = []
+        if r.lowerBound < s.lowerBound { out.append(r.lowerBound...(s.lowerBound - 1)) }
+        if r.upperBound > s.upperBound { out.append((s.upperBound + 1)...r.upperBound) }
+        return out
+    }
+
+    static func overlaps(_ a: PortSpec, _ b: PortSpec) -> Bool {
+        switch (a, b) {
+        case (.any, _), (_, .any): true
+        case (.icmpEcho, .icmpEcho): true
+        case (.ports(let p, let r), .ports(let q, let s)): p == q && r.overlaps(s)
+        case (.ports(let p, _), .wholeProtocol(let q)), (.wholeProtocol(let p), .ports(let q, _)),
+             (.wholeProtocol(let p), .wholeProtocol(let q)): p == q
+        default: false
+        }
+    }
+}

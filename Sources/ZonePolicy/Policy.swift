@@ -1,0 +1,129 @@
+/// A value with the place it was written.
+public struct Located<Value: Hashable & Sendable>: Hashable, Sendable {
+    public var value: Value
+    public var location: SourceLocation
+
+    public init(_ value: Value, at location: SourceLocation) {
+        self.value = value
+        self.location = location
+    }
+}
+
+/// One end of an allow rule: a zone, everything outside every zone (`world`), or this machine (`host`).
+public enum Endpoint: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case zone(String)
+    case world
+    case host
+
+    public var description: String {
+        switch self {
+        case .zone(let z): z
+        case .world: "world"
+        case .host: "host"
+        }
+    }
+
+    public var isZone: Bool { if case .zone = self { true } else { false } }
+}
+
+/// An isolation zone: a named group of addresses.
+public struct Zone: Hashable, Sendable {
+    public var name: String
+    public var description: String?
+    public var members: [Located<IPPrefix>]
+    /// Where the zone's name is written.
+    public var location: SourceLocation
+
+    public init(name: String, description: String? = nil, members: [Located<IPPrefix>], location: SourceLocation) {
+        self.name = name
+        self.description = description
+        self.members = members
+        self.location = location
+    }
+}
+
+/// An allow rule: traffic from any of `from` to any of `to` matching any of `ports`.
+public struct AllowRule: Hashable, Sendable {
+    public var from: [Endpoint]
+    public var to: [Endpoint]
+    public var ports: [PortSpec]
+    public var description: String?
+    /// Where the rule's list item starts.
+    public var location: SourceLocation
+
+    public init(from: [Endpoint], to: [Endpoint], ports: [PortSpec], description: String? = nil, location: SourceLocation) {
+        self.from = from
+        self.to = to
+        self.ports = ports
+        self.description = description
+        self.location = location
+    }
+}
+
+/// What happens to denied packets.
+public enum DeniedAction: String, Hashable, Sendable {
+    /// Silently discarded.
+    case drop
+    /// TCP reset, or ICMP port unreachable for everything else.
+    case reject
+}
+
+/// Policy-wide settings.
+public struct Settings: Hashable, Sendable {
+    public var denied: DeniedAction = .drop
+    /// Rate-limited kernel log of denied packets, prefix "zonewall ".
+    public var logDenied: Bool = false
+    public var location: SourceLocation?
+
+    public init(denied: DeniedAction = .drop, logDenied: Bool = false, location: SourceLocation? = nil) {
+        self.denied = denied
+        self.logDenied = logDenied
+        self.location = location
+    }
+}
+
+/// One side of an expectation or an `explain` query: a named zone/world/host, or an address to classify.
+public enum Party: Hashable, Sendable, CustomStringConvertible {
+    case endpoint(Endpoint)
+    case address(IPPrefix)
+
+    public var description: String {
+        switch self {
+        case .endpoint(let e): e.description
+        case .address(let a): a.description
+        }
+    }
+}
+
+/// The verdict for a flow.
+public enum FlowVerdict: String, Hashable, Sendable {
+    case allow, deny
+}
+
+/// An `expect:` entry: a claim about a flow that `zonewall test` checks.
+public struct Expectation: Hashable, Sendable {
+    public var from: Party
+    public var to: Party
+    public var port: PortSpec
+    public var verdict: FlowVerdict
+    public var location: SourceLocation
+}
+
+/// A validated policy: every file of a policy directory, merged.
+public struct Policy: Hashable, Sendable {
+    /// Zones sorted by name.
+    public var zones: [Zone]
+    /// Allow rules in file-name order, then in file order.
+    public var rules: [AllowRule]
+    public var settings: Settings
+    public var expectations: [Expectation]
+
+    public init(zones: [Zone], rules: [AllowRule], settings: Settings = Settings(), expectations: [Expectation] = []) {
+        self.zones = zones.sorted { $0.name < $1.name }
+        self.rules = rules
+        self.settings = settings
+        self.expectations = expectations
+    }
+
+    public func zone(named name: String) -> Zone? { zones.first { $0.name == name } }
+}

@@ -1,0 +1,149 @@
+/// Merges file fragments into one policy and runs the checks that span files.
+struct PolicyResolver {
+    let fragments: [FileFragment]
+    var diagnostics: [Diagnostic] = []
+
+    init(fragments: [FileFragment]) { self.fragments = fragments }
+
+    static let reservedNames: Set = ["world", "host"]
+
+    /// `[a-z][a-z0-9_-]{0,31}`
+    static func isValidZoneName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, ("a"..."z").contains(first), s.unicodeScalars.count <= 32 else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+    }
+
+    mutating func resolve() -> Policy {
+        var zones: [String: Zone] = [:]
+        for zone in fragments.flatMap(\.zones) {
+            if Self.reservedNames.contains(zone.name) {
+                diagnostics.append(.error(zone.location, "'\(zone.name)' is reserved and cannot name a zone",
+                                          hint: "'world' is every address outside all zones and 'host' is this machine; pick another name"))
+                continue
+            }
+            guard Self.isValidZoneName(zone.name) else {
+                diagnostics.append(.error(zone.location, "invalid zone name '\(zone.name)'",
+                                          hint: "zone names match [a-z][a-z0-9_-]{0,31}"))
+                continue
+            }
+            if let first = zones[zone.name] {
+                diagnostics.append(.error(zone.location, "zone '\(zone.name)' is defined twice",
+                                          hint: "first defined at \(first.location)"))
+                continue
+            }
+            zones[zone.name] = zone
+        }
+
+        checkMembers(zones)
+
+        var settings: Settings?
+        for s in fragments.compactMap(\.settings) {
+            if let first = settings, let firstLoc = first.location, let loc = s.location {
+                diagnostics.append(.error(loc, "'settings' is given in more than one file", hint: "first given at \(firstLoc)"))
+            } else {
+                settings = s
+            }
+        }
+
+        let rules = fragments.flatMap(\.rules).compactMap { resolve($0, zones: zones) }
+        let expectations = fragments.flatMap(\.expectations).compactMap { resolve($0, zones: zones) }
+        let policy = Policy(zones: Array(zones.values), rules: rules, settings: settings ?? Settings(), expectations: expectations)
+        warn(policy)
+        return policy
+    }
+
+    /// Duplicate members inside a zone and the same prefix in two zones.
+    mutating func checkMembers(_ zones: [String: Zone]) {
+        var owner: [IPPrefix: (zone: String, location: SourceLocation)] = [:]
+        for zone in zones.values.sorted(by: { $0.location < $1.location }) {
+            for m in zone.members {
+                if let first = owner[m.value] {
+                    if first.zone == zone.name {
+                        diagnostics.append(.warning(m.location, "\(m.value) is listed twice in zone '\(zone.name)'",
+                                                    hint: "first listed at \(first.location)"))
+                    } else {
+                        diagnostics.append(.error(m.location, "\(m.value) is in two zones, '\(first.zone)' and '\(zone.name)'",
+                                                  hint: "it is also listed at \(first.location); an address belongs to one zone"))
+                    }
+                } else {
+                    owner[m.value] = (zone.name, m.location)
+                }
+            }
+        }
+    }
+
+    mutating func endpoint(_ ref: NameRef, zones: [String: Zone]) -> Endpoint? {
+        switch ref.name {
+        case "world": return .world
+        case "host": return .host
+        default:
+            if zones[ref.name] != nil { return .zone(ref.name) }
+            let hint = Spelling.closest(to: ref.name, in: Array(zones.keys) + ["world", "host"]).map { "did you mean '\($0)'?" }
+            diagnostics.append(.error(ref.location, "unknown zone '\(ref.name)'", hint: hint))
+            return nil
+        }
+    }
+
+    mutating func resolve(_ raw: FileFragment.RawRule, zones: [String: Zone]) -> AllowRule? {
+        let from = raw.from.map { endpoint($0, zones: zones) }
+        let to = raw.to.map { endpoint($0, zones: zones) }
+        guard from.allSatisfy({ $0 != nil }), to.allSatisfy({ $0 != nil }) else { return nil }
+        return AllowRule(from: from.map { $0! }, to: to.map { $0! }, ports: raw.ports, description: raw.description, location: raw.location)
+    }
+
+    mutating func resolve(_ raw: FileFragment.RawExpectation, zones: [String: Zone]) -> Expectation? {
+        func party(_ p: PartyRef) -> Party? {
+            switch p {
+            case .address(let a, _): return .address(a)
+            case .name(let n): return endpoint(n, zones: zones).map(Party.endpoint)
+            }
+        }
+        guard let from = party(raw.from), let to = party(raw.to) else { return nil }
+        return Expectation(from: from, to: to, port: raw.port, verdict: raw.verdict, location: raw.location)
+    }
+
+    /// Empty zones, zones no rule mentions, and rules another rule already covers.
+    mutating func warn(_ policy: Policy) {
+        var mentioned = Set<String>()
+        for r in policy.rules {
+            for case .zone(let z) in r.from + r.to { mentioned.insert(z) }
+        }
+        for z in policy.zones {
+            if z.members.isEmpty {
+                diagnostics.append(.warning(z.location, "zone '\(z.name)' has no members", hint: "it matches no traffic"))
+            }
+            if !mentioned.contains(z.name) {
+                diagnostics.append(.warning(z.location, "no allow rule mentions zone '\(z.name)'",
+                                            hint: "all its traffic to and from other zones, world and host is denied"))
+            }
+        }
+        // Index rules by each (from, to) pair so that the coverage check stays near-linear.
+        var byPair: [Pair: [Int]] = [:]
+        for (i, r) in policy.rules.enumerated() {
+            for f in r.from { for t in r.to { byPair[Pair(from: f, to: t), default: []].append(i) } }
+        }
+        for (i, r) in policy.rules.enumerated() {
+            guard let f = r.from.first, let t = r.to.first else { continue }
+            for j in byPair[Pair(from: f, to: t)] ?? [] where j != i {
+                let other = policy.rules[j]
+                guard Self.covers(other, r) else { continue }
+                // Two identical rules: only the later one is redundant.
+                if Self.covers(r, other) && j > i { continue }
+                diagnostics.append(.warning(r.location, "this allow rule is already covered by the rule at \(other.location)",
+                                            hint: "remove it, or narrow the other rule"))
+                break
+            }
+        }
+    }
+
+    struct Pair: Hashable {
+        var from: Endpoint
+        var to: Endpoint
+    }
+
+    /// Whether `a` admits everything `b` admits.
+    static func covers(_ a: AllowRule, _ b: AllowRule) -> Bool {
+        Set(b.from).isSubset(of: a.from) && Set(b.to).isSubset(of: a.to)
+            && b.ports.allSatisfy { p in a.ports.contains { p.isCovered(by: $0) } }
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import Ruleset
+import ZoneCompiler
+import ZonePolicy
+
+/// `zonewall check`: validates a policy; exit 1 on errors.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate the policy.")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json, github
+    }
+
+    @OptionGroup var options: PolicyOptions
+
+    @Option(help: "Output format: text, json or github (GitHub Actions annotations).")
+    var format: Format = .text
+
+    func run() throws {
+        let result = PolicyLoader.load(directory: options.policies)
+        switch format {
+        case .text:
+            for d in result.diagnostics { printError(d.description) }
+            if let policy = result.policy {
+                let table = ZoneCompiler.compile(policy)
+                print("ok: \(policy.zones.count) zones, \(policy.zones.reduce(0) { $0 + $1.members.count }) members, "
+                      + "\(policy.rules.count) allow rules, \(result.warnings.count) warnings; "
+                      + "\(table.sets.count) sets, \(table.chains.count) chains, \(table.elementCount) elements")
+            } else {
+                printError("\(result.errors.count) error(s), \(result.warnings.count) warning(s)")
+            }
+        case .json:
+            let items = result.diagnostics.map { d -> [String: Any] in
+                var o: [String: Any] = ["severity": d.severity.rawValue, "file": d.location.path, "message": d.message]
+                if d.location.line > 0 { o["line"] = d.location.line; o["column"] = d.location.column }
+                if let h = d.hint { o["hint"] = h }
+                return o
+            }
+            let doc: [String: Any] = ["valid": result.policy != nil, "errors": result.errors.count,
+                                      "warnings": result.warnings.count, "diagnostics": items]
+            let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        case .github:
+            for d in result.diagnostics {
+                var props = "file=\(escapeProperty(d.location.path))"
+                if d.location.line > 0 { props += ",line=\(d.location.line),col=\(d.location.column)" }
+                let message = d.message + (d.hint.map { " (\($0))" } ?? "")
+                print("::\(d.severity == .error ? "error" : "warning") \(props)::\(escapeData(message))")
+            }
+        }
+        if result.policy == nil { throw ExitCode(1) }
+    }
+
+    /// GitHub workflow-command escaping.
+    func escapeData(_ s: String) -> String {
+        s.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D").replacingOccurrences(of: "\n", with: "%0A")
+    }
+
+    func escapeProperty(_ s: String) -> String {
+        escapeData(s).replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C")
+    }
+}

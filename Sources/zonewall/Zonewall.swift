@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+
+/// `zonewall`: isolation zones for the services on a host, enforced with nftables.
+@main
+struct Zonewall: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zonewall",
+        abstract: "Isolation zones for the services on a host, compiled to nftables and kept in force.",
+        discussion: """
+            Exit codes: 0 success (explain: allowed), 1 invalid policy or usage, 2 kernel error,
+            3 explain: denied, 4 status: out of sync.
+            """,
+        subcommands: [
+            CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
+        ]
+    )
+
+    /// Usage errors are bad input too: they exit 1 like every other, with the parser's message.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var async = command as? AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(1)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options every policy-reading command shares.
+struct PolicyOptions: ParsableArguments {
+    @Option(name: .long, help: "Directory of *.yaml policy files.")
+    var policies: String = "/etc/zonewall"
+}
+
+/// Writes to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
