@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "zonewall",
             dependencies: [
-                "ZonePolicy", "ZoneCompiler", "Ruleset",
+                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

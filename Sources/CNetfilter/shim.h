@@ -3,6 +3,8 @@
 #ifndef ZONEWALL_CNETFILTER_H
 #define ZONEWALL_CNETFILTER_H
 #include <stdint.h>
+/* glibc first, so the uapi headers (linux/libc-compat.h) do not redefine in_addr & co. */
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
@@ -18,4 +20,9 @@
 #include <libnftnl/set.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/udata.h>
+
+/* glibc declares setns() only under _GNU_SOURCE, which Swift's Glibc module does not set. */
+int setns(int fd, int nstype);
+/* CLONE_NEWNET from <linux/sched.h>, spelled out to avoid clashing with glibc's <sched.h>. */
+#define ZW_CLONE_NEWNET 0x40000000
 #endif

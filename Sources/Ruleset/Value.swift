@@ -12,9 +12,9 @@ public struct Value: Hashable, Sendable, Comparable {
 
     /// A value of `width` bytes holding `integer`.
     public init(_ integer: UInt64, width: Int) {
-        precondition((1...8).contains(width))
+        precondition((1...16).contains(width))
         self.high = 0
-        self.low = width == 8 ? integer : integer & ((1 << (UInt64(width) * 8)) - 1)
+        self.low = width >= 8 ? integer : integer & ((1 << (UInt64(width) * 8)) - 1)
         self.width = width
     }
 

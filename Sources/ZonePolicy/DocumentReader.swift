@@ -51,7 +51,8 @@ struct DocumentReader {
 
     /// Whether the node is YAML null (`~`, `null`, or empty).
     static func isNull(_ node: Node) -> Bool {
-        if case .scalar(let s) = node { return s.tag.rawValue == Tag.Name.null.rawValue && s.style == .plain }
+        // `Node.tag` resolves the implicit tag; `Scalar.tag` stays "" (implicit) for plain scalars.
+        if case .scalar(let s) = node { return s.style == .plain && node.tag.rawValue == Tag.Name.null.rawValue }
         return false
     }
 
@@ -142,8 +143,8 @@ struct DocumentReader {
         case .alias: "an alias"
         case .scalar(let s):
             if Self.isNull(node) { "nothing (null)" }
-            else if s.tag.rawValue == Tag.Name.int.rawValue { "the number \(s.string)" }
-            else if s.tag.rawValue == Tag.Name.bool.rawValue { "the boolean \(s.string)" }
+            else if node.tag.rawValue == Tag.Name.int.rawValue { "the number \(s.string)" }
+            else if node.tag.rawValue == Tag.Name.bool.rawValue { "the boolean \(s.string)" }
             else { "'\(s.string)'" }
         }
     }

@@ -105,12 +105,13 @@ enum IPv6Format {
         guard s.contains(":"), s.count <= 45 else { return nil }
         let halves = s.components(separatedBy: "::")
         guard halves.count <= 2 else { return nil }
-        func groups(_ part: String) -> [UInt16]? {
+        // An embedded IPv4 tail may only end the whole address (`::ffff:192.0.2.1`, not `192.0.2.1::`).
+        func groups(_ part: String, endsAddress: Bool) -> [UInt16]? {
             if part.isEmpty { return [] }
             var out: [UInt16] = []
             let items = part.split(separator: ":", omittingEmptySubsequences: false)
             for (i, g) in items.enumerated() {
-                if i == items.count - 1, g.contains(".") {
+                if endsAddress, i == items.count - 1, g.contains(".") {
                     guard let v4 = IPv4Text.parse(String(g)) else { return nil }
                     out += [UInt16(v4 >> 16), UInt16(v4 & 0xffff)]
                 } else {
@@ -120,10 +121,10 @@ enum IPv6Format {
             }
             return out
         }
-        guard let head = groups(halves[0]) else { return nil }
+        guard let head = groups(halves[0], endsAddress: halves.count == 1) else { return nil }
         var all = head
         if halves.count == 2 {
-            guard let tail = groups(halves[1]), head.count + tail.count <= 7 else { return nil }
+            guard let tail = groups(halves[1], endsAddress: true), head.count + tail.count <= 7 else { return nil }
             all += Array(repeating: 0, count: 8 - head.count - tail.count) + tail
         }
         guard all.count == 8 else { return nil }

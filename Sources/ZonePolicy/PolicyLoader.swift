@@ -167,9 +167,39 @@ struct FileParser {
         case .reader(let problem, let offset, _, _):
             return .error(SourceLocation(path: path, line: 1, column: 1),
                           "YAML reader: \(problem)" + (offset.map { " at byte \($0)" } ?? ""))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams refuses the mapping before `DocumentReader.entries` sees it, and its context
+            // text is the whole file; it marks only the first occurrence, so find the second.
+            let key = duplicates.first ?? "?"
+            let first = SourceLocation(path: path, line: context.mark.line, column: context.mark.column)
+            guard let again = repeatedBlockKey(key, after: first, in: context.text) else {
+                return .error(first, "duplicate key '\(key)'", hint: "it is written again later in the same mapping; write each key once")
+            }
+            return .error(again, "duplicate key '\(key)'", hint: "first written at \(first)")
         default:
             return .error(SourceLocation(path: path, line: 1, column: 1), "YAML: \(e)")
         }
+    }
+
+    /// The next sibling of the block-mapping key at `first` that repeats it, or nil (e.g. in flow style).
+    static func repeatedBlockKey(_ key: String, after first: SourceLocation, in text: String) -> SourceLocation? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let indent = first.column - 1
+        guard first.line >= 1, indent >= 0 else { return nil }
+        for index in first.line..<lines.count {
+            let line = lines[index].unicodeScalars
+            let rest = line.drop { $0 == " " }
+            if rest.isEmpty || rest.first == "#" || rest.first == "\r" { continue }
+            let lead = line.count - rest.count
+            if lead < indent { return nil }  // the mapping ended
+            guard lead == indent else { continue }
+            for token in [key, "\"\(key)\"", "'\(key)'"] where String(rest).hasPrefix(token) {
+                if String(rest).dropFirst(token.count).drop(while: { $0 == " " || $0 == "\t" }).first == ":" {
+                    return SourceLocation(path: first.path, line: index + 1, column: first.column)
+                }
+            }
+        }
+        return nil
     }
 
     mutating func parseZones(_ node: Node) -> [Zone] {
@@ -240,10 +270,9 @@ struct FileParser {
                 default: break
                 }
             }
-            for (key, value) in [("from", from as Any?), ("to", to as Any?)] where value == nil && ok {
-                if !fields.contains(where: { $0.key == key }) {
-                    reader.error(item, "allow rule has no '\(key)'")
-                }
+            // A key that is present but bad already has its own error.
+            for key in ["from", "to"] where !fields.contains(where: { $0.key == key }) {
+                reader.error(item, "allow rule has no '\(key)'")
                 ok = false
             }
             if ports == nil && !fields.contains(where: { $0.key == "ports" }) {

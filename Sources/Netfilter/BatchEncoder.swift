@@ -1,0 +1,308 @@
+import CNetfilter
+import Ruleset
+
+/// What one message of a batch does, kept to name the object when the kernel rejects it.
+enum BatchOperation: Sendable {
+    case begin(generation: UInt32?)
+    case end
+    case addTable
+    case deleteTable
+    case addSet(NamedSet)
+    case addChain(String)
+    case addRule(chain: String, number: Int, Rule)
+    case elements(ElementChunk)
+}
+
+/// One element message: a slice of a transaction's element list for one set.
+struct ElementChunk: Sendable {
+    var set: String
+    var shape: SetShape
+    var adding: Bool
+    var firstSegment: Bool
+    /// The whole list of the change (shared, not copied) and which kernel elements this message holds.
+    var elements: [SetElement]
+    var parts: Range<Int>
+}
+
+/// A transaction encoded as one nfnetlink batch (`NFNL_MSG_BATCH_BEGIN` … `END`).
+struct EncodedBatch: Sendable {
+    var bytes: [UInt8]
+    var firstSeq: UInt32
+    /// Indexed by `seq - firstSeq`.
+    var operations: [BatchOperation]
+    /// Where each message starts in `bytes`, indexed like `operations`.
+    var offsets: [Int]
+    var family: Family
+    var table: String
+
+    /// Messages the kernel acknowledges: all but batch begin and end.
+    var acknowledgedCount: Int { operations.count - 2 }
+
+    func index(of seq: UInt32) -> Int? {
+        let i = Int(seq &- firstSeq)
+        return i >= 0 && i < operations.count ? i : nil
+    }
+}
+
+/// Encodes a `Transaction` as the batch nft 1.0.6 would send for its `nftText`, message by
+/// message (see `RuleLowering` and `SetElementCodec` for rules and elements), with two
+/// deliberate differences: every message asks for an ack (`NLM_F_ACK`), and sets, chains and
+/// elements are created with `NLM_F_EXCL`, so an existing object or a duplicate element is
+/// an error, as `InMemoryKernel` treats it.
+struct BatchEncoder {
+    /// Element nests carry 16-bit lengths; leave room for the largest single element.
+    static let elementBytesPerMessage = 65535 - 1024
+
+    var family: Family
+    var table: String
+    /// Declarations of sets the transaction adds elements to without declaring them.
+    var knownSets: [String: NamedSet]
+
+    func encode(_ tx: Transaction, generation: UInt32?, commit: Bool, firstSeq: UInt32) -> EncodedBatch {
+        var w = NetlinkWriter(capacity: Self.estimatedSize(tx))
+        var ops: [BatchOperation] = []
+        var offsets: [Int] = []
+        var seq = firstSeq
+        var setIDs: [String: UInt32] = [:]
+        var declared = knownSets
+        var ruleNumbers: [String: Int] = [:]
+        let fam = tx.family.rawValue
+
+        func begin(_ op: BatchOperation, _ msg: UInt32, flags: Int32) -> Int {
+            ops.append(op)
+            offsets.append(w.count)
+            defer { seq &+= 1 }
+            let type = UInt16(NFNL_SUBSYS_NFTABLES) << 8 | UInt16(msg)
+            return w.beginMessage(type: type, flags: UInt16(NLM_F_REQUEST | NLM_F_ACK | flags), seq: seq, family: fam)
+        }
+
+        // Batch begin: addressed to the nftables subsystem, optionally pinned to a generation.
+        ops.append(.begin(generation: generation))
+        offsets.append(w.count)
+        var m = w.beginMessage(type: UInt16(NFNL_MSG_BATCH_BEGIN), flags: UInt16(NLM_F_REQUEST), seq: seq,
+                               family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES))
+        if let generation { w.put(NFNL_BATCH_GENID.u16, u32: generation) }
+        w.endMessage(m)
+        seq &+= 1
+
+        for change in tx.changes {
+            switch change {
+            case .addTable:
+                m = begin(.addTable, NFT_MSG_NEWTABLE.u32, flags: NLM_F_CREATE)
+                w.put(NFTA_TABLE_NAME.u16, string: tx.table)
+                w.put(NFTA_TABLE_FLAGS.u16, u32: 0)
+                w.endMessage(m)
+            case .deleteTable:
+                m = begin(.deleteTable, NFT_MSG_DELTABLE.u32, flags: 0)
+                w.put(NFTA_TABLE_NAME.u16, string: tx.table)
+                w.endMessage(m)
+                declared = [:]
+            case .addChain(let chain):
+                m = begin(.addChain(chain.name), NFT_MSG_NEWCHAIN.u32, flags: NLM_F_CREATE | NLM_F_EXCL)
+                Self.putChain(chain, table: tx.table, &w)
+                w.endMessage(m)
+            case .addSet(let set):
+                let id = UInt32(setIDs.count + 1)
+                setIDs[set.name] = id
+                declared[set.name] = set
+                m = begin(.addSet(set), NFT_MSG_NEWSET.u32, flags: NLM_F_CREATE | NLM_F_EXCL)
+                Self.putSet(set, table: tx.table, id: id, &w)
+                w.endMessage(m)
+            case .addRule(let chain, let rule):
+                let number = ruleNumbers[chain, default: 0] + 1
+                ruleNumbers[chain] = number
+                m = begin(.addRule(chain: chain, number: number, rule), NFT_MSG_NEWRULE.u32, flags: NLM_F_CREATE | NLM_F_APPEND)
+                w.put(NFTA_RULE_TABLE.u16, string: tx.table)
+                w.put(NFTA_RULE_CHAIN.u16, string: chain)
+                let exprs = w.beginNest(NFTA_RULE_EXPRESSIONS.u16)
+                for e in RuleLowering(family: tx.family, setIDs: setIDs).lower(rule.expressions) { e.encode(into: &w) }
+                w.endNest(exprs)
+                if let comment = rule.comment {
+                    // nftnl udata TLV: NFTNL_UDATA_RULE_COMMENT, length, NUL-terminated text.
+                    let text = Array(comment.utf8.prefix(Int(NFT_USERDATA_MAXLEN) - 3))
+                    w.put(NFTA_RULE_USERDATA.u16) {
+                        $0.bytes8(UInt8(NFTNL_UDATA_RULE_COMMENT.rawValue), UInt8(text.count + 1))
+                        $0.raw(text + [0])
+                    }
+                }
+                w.endMessage(m)
+            case .addElements(let name, let elements), .deleteElements(let name, let elements):
+                guard !elements.isEmpty else { continue }
+                let adding = if case .addElements = change { true } else { false }
+                let set = declared[name] ?? NamedSet(name: name, keyType: Self.guessTypes(elements[0]),
+                                                      dataType: elements[0].data.map { _ in .verdict })
+                let shape = SetShape(set)
+                // nft's "first segment": only when filling a set created in this batch.
+                let firstSegment = adding && setIDs[name] != nil
+                let msgType = adding ? NFT_MSG_NEWSETELEM.u32 : NFT_MSG_DELSETELEM.u32
+                let flags = adding ? NLM_F_CREATE | NLM_F_EXCL : 0
+                var partIndex = 0, chunkStart = 0
+                var nest = 0
+                func open() {
+                    chunkStart = partIndex
+                    m = begin(.elements(ElementChunk(set: name, shape: shape, adding: adding, firstSegment: firstSegment,
+                                                     elements: elements, parts: partIndex..<partIndex)), msgType, flags: flags)
+                    w.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: tx.table)
+                    w.put(NFTA_SET_ELEM_LIST_SET.u16, string: name)
+                    if let id = setIDs[name] { w.put(NFTA_SET_ELEM_LIST_SET_ID.u16, u32: id) }
+                    nest = w.beginNest(NFTA_SET_ELEM_LIST_ELEMENTS.u16)
+                }
+                func close() {
+                    w.endNest(nest)
+                    w.endMessage(m)
+                    if case .elements(var chunk) = ops[ops.count - 1] {
+                        chunk.parts = chunkStart..<partIndex
+                        ops[ops.count - 1] = .elements(chunk)
+                    }
+                }
+                open()
+                SetElementCodec.forEachPart(of: elements, shape: shape, adding: adding, firstSegment: firstSegment) { part in
+                    if w.length(since: nest) > Self.elementBytesPerMessage {
+                        close()
+                        open()
+                    }
+                    // nft numbers the element nests 1, 2, 3… within each message.
+                    let e = w.beginNest(UInt16(truncatingIfNeeded: partIndex - chunkStart + 1) & 0x3fff)
+                    Self.putElement(part, shape: shape, adding: adding, &w)
+                    w.endNest(e)
+                    partIndex += 1
+                }
+                close()
+            }
+        }
+
+        if commit {
+            ops.append(.end)
+            offsets.append(w.count)
+            m = w.beginMessage(type: UInt16(NFNL_MSG_BATCH_END), flags: UInt16(NLM_F_REQUEST), seq: seq,
+                               family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES))
+            w.endMessage(m)
+        } else {
+            // `nft -c`: without a batch end the kernel validates every message, then aborts.
+            ops.append(.end)
+            offsets.append(w.count)
+        }
+        return EncodedBatch(bytes: w.bytes, firstSeq: firstSeq, operations: ops, offsets: offsets,
+                            family: tx.family, table: tx.table)
+    }
+
+    // MARK: Objects
+
+    static func putChain(_ chain: Chain, table: String, _ w: inout NetlinkWriter) {
+        w.put(NFTA_CHAIN_TABLE.u16, string: table)
+        w.put(NFTA_CHAIN_NAME.u16, string: chain.name)
+        guard let base = chain.base else { return }
+        w.put(NFTA_CHAIN_TYPE.u16, string: base.type.rawValue)
+        w.put(NFTA_CHAIN_POLICY.u16, u32: base.policy == .drop ? UInt32(NF_DROP) : UInt32(NF_ACCEPT))
+        let hook = w.beginNest(NFTA_CHAIN_HOOK.u16)
+        w.put(NFTA_HOOK_HOOKNUM.u16, u32: base.hook.rawValue)
+        w.put(NFTA_HOOK_PRIORITY.u16, u32: UInt32(bitPattern: base.priority))
+        w.endNest(hook)
+    }
+
+    static func putSet(_ set: NamedSet, table: String, id: UInt32, _ w: inout NetlinkWriter) {
+        let shape = SetShape(set)
+        var flags = set.flags.rawValue
+        if shape.usesKeyEnd { flags |= NFT_SET_CONCAT.u32 }
+        w.put(NFTA_SET_TABLE.u16, string: table)
+        w.put(NFTA_SET_NAME.u16, string: set.name)
+        w.put(NFTA_SET_FLAGS.u16, u32: flags)
+        w.put(NFTA_SET_KEY_TYPE.u16, u32: shape.isConcatenation ? DataType.concatenationID(set.keyType) : set.keyType.first?.rawValue ?? 0)
+        w.put(NFTA_SET_KEY_LEN.u16, u32: UInt32(shape.keyLength))
+        if let data = set.dataType {
+            w.put(NFTA_SET_DATA_TYPE.u16, u32: data == .verdict ? NFT_DATA_VERDICT.u32 : data.rawValue)
+            w.put(NFTA_SET_DATA_LEN.u16, u32: data == .verdict ? 0 : UInt32(data.width))
+        }
+        w.put(NFTA_SET_ID.u16, u32: id)
+        if shape.usesKeyEnd {
+            let desc = w.beginNest(NFTA_SET_DESC.u16)
+            let concat = w.beginNest(NFTA_SET_DESC_CONCAT.u16)
+            for t in set.keyType {
+                let field = w.beginNest(NFTA_LIST_ELEM.u16)
+                w.put(NFTA_SET_FIELD_LEN.u16, u32: UInt32(t.width))
+                w.endNest(field)
+            }
+            w.endNest(concat)
+            w.endNest(desc)
+        }
+        w.put(NFTA_SET_USERDATA.u16, bytes: SetUserData.encode(set))
+    }
+
+    static func putElement(_ part: SetElementCodec.Part, shape: SetShape, adding: Bool, _ w: inout NetlinkWriter) {
+        let e = part.element
+        func key(_ type: UInt16, _ value: (Int) -> Value) {
+            let n = w.beginNest(type)
+            w.put(NFTA_DATA_VALUE.u16) { w in
+                for (i, t) in shape.keyType.enumerated() {
+                    let v = value(i)
+                    w.append(Value(v.uint128, width: t.width), bigEndian: t.isBigEndian)
+                    if shape.isConcatenation { w.zeros(t.paddedWidth - t.width) }
+                }
+            }
+            w.endNest(n)
+        }
+        switch part.kind {
+        case .zeroEnd:
+            w.put(NFTA_SET_ELEM_FLAGS.u16, u32: NFT_SET_ELEM_INTERVAL_END.u32)
+            key(NFTA_SET_ELEM_KEY.u16) { _ in Value(high: 0, low: 0, width: e.key[0].lo.width) }
+        case .end:
+            w.put(NFTA_SET_ELEM_FLAGS.u16, u32: NFT_SET_ELEM_INTERVAL_END.u32)
+            key(NFTA_SET_ELEM_KEY.u16) { _ in e.key[0].hi.successor! }
+        case .start, .whole:
+            key(NFTA_SET_ELEM_KEY.u16) { e.key[$0].lo }
+            if shape.usesKeyEnd { key(NFTA_SET_ELEM_KEY_END.u16) { e.key[$0].hi } }
+            if adding, let data = e.data {
+                let n = w.beginNest(NFTA_SET_ELEM_DATA.u16)
+                switch data {
+                case .verdict(let v): KernelExpression.putVerdict(v, &w)
+                case .value(let v):
+                    let t = shape.dataType ?? .integer
+                    w.put(NFTA_DATA_VALUE.u16) { $0.append(Value(v.uint128, width: t.width), bigEndian: t.isBigEndian) }
+                }
+                w.endNest(n)
+            }
+            if adding, part.kind == .start, e.key[0].hi == .max(width: e.key[0].hi.width) {
+                // nftnl udata: NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN.
+                w.put(NFTA_SET_ELEM_USERDATA.u16) {
+                    $0.bytes8(UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue), 4)
+                    $0.appendHost(UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue))
+                }
+            }
+        }
+    }
+
+    /// Key types for a set the transaction does not declare and the kernel did not report:
+    /// inferred from the widths (addresses, protocol, port).
+    static func guessTypes(_ e: SetElement) -> [DataType] {
+        e.key.map {
+            switch $0.lo.width {
+            case 16: .ipv6Address
+            case 1: .inetProtocol
+            case 2: .inetService
+            default: .ipv4Address
+            }
+        }
+    }
+
+    static func estimatedSize(_ tx: Transaction) -> Int {
+        tx.changes.reduce(4096) {
+            switch $1 {
+            case .addElements(_, let e), .deleteElements(_, let e): $0 + e.count * 64
+            case .addRule(_, let r): $0 + 128 + r.expressions.count * 96
+            default: $0 + 256
+            }
+        }
+    }
+}
+
+extension NetlinkWriter {
+    /// Two raw bytes (an nftnl udata type and length).
+    mutating func bytes8(_ a: UInt8, _ b: UInt8) {
+        appendHost(a)
+        appendHost(b)
+    }
+
+    mutating func raw(_ data: [UInt8]) {
+        for b in data { appendHost(b) }
+    }
+}

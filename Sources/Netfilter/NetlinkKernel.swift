@@ -1,0 +1,341 @@
+import CNetfilter
+import Glibc
+import Ruleset
+import Synchronization
+
+/// The real `KernelRuleset`: nftables over one `NETLINK_NETFILTER` socket.
+///
+/// `apply` sends a transaction as one atomic batch, `check` sends the same batch without
+/// committing it (like `nft -c`), and `dump` reads a table back into the model, consistent
+/// with one ruleset generation. Calls are serialized on the socket.
+public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
+    /// What `dump` does with a kernel rule zonewall cannot express (one someone else added).
+    public enum UndecodableRules: Sendable {
+        /// Returns a stand-in rule with no expressions and a comment describing the kernel
+        /// rule: it equals no rule zonewall generates, so a reconciler sees drift.
+        case markAsDrift
+        /// Throws a `NetfilterError` naming the rule.
+        case throwError
+    }
+
+    private final class Connection {
+        let socket: NetlinkSocket
+        var seq: UInt32
+        init(socket: NetlinkSocket) {
+            self.socket = socket
+            self.seq = UInt32(truncatingIfNeeded: time(nil))
+        }
+
+        /// The sequence number for the next message; `count` numbers are used up.
+        func nextSeq(count: Int = 1) -> UInt32 {
+            defer { seq &+= UInt32(count) }
+            return seq
+        }
+    }
+
+    private let connection: Mutex<Connection>
+    private let undecodable: UndecodableRules
+
+    /// Opens a netfilter netlink socket in this process's network namespace, or with
+    /// `namespace`, inside the named one (`/run/netns/NAME`, as `ip netns add` creates it).
+    public init(namespace: String? = nil, undecodableRules: UndecodableRules = .markAsDrift) throws(NetfilterError) {
+        let socket = if let namespace { try NetlinkSocket.open(inNamespace: namespace) } else { try NetlinkSocket.open() }
+        connection = Mutex(Connection(socket: socket))
+        undecodable = undecodableRules
+    }
+
+    // MARK: KernelRuleset
+
+    /// Sends the transaction as one batch and commits it; on any error nothing changes.
+    /// With `generation`, the batch carries `NFNL_BATCH_GENID` and fails with `ERESTART`
+    /// (`NetfilterError.isGenerationMismatch`) if the ruleset moved.
+    public func apply(_ transaction: Transaction, expectingGeneration generation: UInt32?) throws(NetfilterError) {
+        try send(transaction, generation: generation, commit: true)
+    }
+
+    /// Sends the batch without its end message, as `nft -c` does: the kernel validates every
+    /// message, reports errors, then aborts.
+    public func check(_ transaction: Transaction) throws(NetfilterError) {
+        try send(transaction, generation: nil, commit: false)
+    }
+
+    /// Reads the table (chains, sets with elements, rules) consistent with one generation:
+    /// `NFT_MSG_GETGEN` before and after, retried if a commit happened in between.
+    public func dump(family: Family, table name: String) throws(NetfilterError) -> KernelSnapshot {
+        try connection.withLock { c throws(NetfilterError) in try Self.dump(c, family: family, table: name, undecodable: undecodable) }
+    }
+
+    // MARK: Extras
+
+    /// The current ruleset generation (`NFT_MSG_GETGEN`).
+    public func generation() throws(NetfilterError) -> UInt32 {
+        try connection.withLock { c throws(NetfilterError) in try Self.generation(c) }
+    }
+
+    /// The bytes `apply` would send for `transaction`: the whole batch, headers included.
+    public func batchSize(of transaction: Transaction) throws(NetfilterError) -> Int {
+        try connection.withLock { c throws(NetfilterError) in
+            try Self.encode(c, transaction, generation: nil, commit: true).bytes.count
+        }
+    }
+
+    /// The bytes of `transaction` as a batch, given the declarations of any sets it edits
+    /// without declaring: a pure function, for benchmarks and tests.
+    public static func batchSize(of transaction: Transaction, knownSets: [NamedSet] = []) -> Int {
+        let known = Dictionary(knownSets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        return BatchEncoder(family: transaction.family, table: transaction.table, knownSets: known)
+            .encode(transaction, generation: nil, commit: true, firstSeq: 0).bytes.count
+    }
+
+    /// Every attribute of every set of a table as the kernel reports it, but the handle:
+    /// lets tests compare what zonewall and nft store, user data included.
+    func rawSetAttributes(family: Family, table: String) throws(NetfilterError) -> [String: [UInt16: [UInt8]]] {
+        try connection.withLock { c throws(NetfilterError) in
+            let msgs = try Self.request(c, NFT_MSG_GETSET, family: family, dump: true) { $0.put(NFTA_SET_TABLE.u16, string: table) }
+            var out: [String: [UInt16: [UInt8]]] = [:]
+            for m in msgs {
+                guard let name = m.attributes[NFTA_SET_NAME.u16]?.string else { continue }
+                for a in m.attributes where a.type != NFTA_SET_HANDLE.u16 { out[name, default: [:]][a.type] = Array(a.payload) }
+            }
+            return out
+        }
+    }
+
+    // MARK: Batches
+
+    private func send(_ tx: Transaction, generation: UInt32?, commit: Bool) throws(NetfilterError) {
+        try connection.withLock { c throws(NetfilterError) in
+            let batch = try Self.encode(c, tx, generation: generation, commit: commit)
+            try Self.exchange(c, batch)
+        }
+    }
+
+    private static func encode(_ c: Connection, _ tx: Transaction, generation: UInt32?, commit: Bool) throws(NetfilterError) -> EncodedBatch {
+        // Element changes to sets the transaction does not declare need the kernel's declaration.
+        var declared = Set<String>()
+        var needsKernelSets = false
+        for change in tx.changes {
+            switch change {
+            case .addSet(let s): declared.insert(s.name)
+            case .deleteTable: declared = []
+            case .addElements(let n, _), .deleteElements(let n, _): needsKernelSets = needsKernelSets || !declared.contains(n)
+            default: break
+            }
+        }
+        var known: [String: NamedSet] = [:]
+        if needsKernelSets {
+            for (set, _) in try sets(c, family: tx.family, table: tx.table) { known[set.name] = set }
+        }
+        let encoder = BatchEncoder(family: tx.family, table: tx.table, knownSets: known)
+        let batch = encoder.encode(tx, generation: generation, commit: commit, firstSeq: c.seq)
+        _ = c.nextSeq(count: batch.operations.count)
+        return batch
+    }
+
+    /// Sends the batch in one datagram and reads every ack; throws the first error in batch order.
+    private static func exchange(_ c: Connection, _ batch: EncodedBatch) throws(NetfilterError) {
+        // Each queued ack costs about 1 KiB of receive buffer (skb overhead included).
+        c.socket.ensureBuffers(send: batch.bytes.count + (64 << 10), receive: max(4 << 20, batch.operations.count * 1536))
+        try c.socket.send(batch.bytes, what: "batch of \(batch.operations.count) messages")
+
+        var acked = 0
+        var errors: [(index: Int, ack: NetlinkAck)] = []
+        var waited = false
+        // The kernel handles the batch inside sendmsg, so every reply is already queued;
+        // a short wait covers anything unusual before declaring replies missing.
+        while true {
+            guard let datagram = try c.socket.receive(wait: false) else {
+                if errors.isEmpty && acked < batch.acknowledgedCount && !waited {
+                    waited = true
+                    usleep(100_000)
+                    continue
+                }
+                break
+            }
+            for m in NetlinkMessage.split(datagram[...]) {
+                guard let ack = NetlinkAck(m), let i = batch.index(of: ack.seq) else { continue }
+                if ack.errno == 0 { acked += 1 } else { errors.append((i, ack)) }
+            }
+        }
+        if let first = errors.min(by: { $0.index < $1.index }) {
+            throw NetfilterError(operation: describe(batch, index: first.index, ack: first.ack),
+                                 errno: first.ack.errno, detail: first.ack.message)
+        }
+        guard acked == batch.acknowledgedCount else {
+            throw NetfilterError(operation: "reading acks for \(batch.acknowledgedCount) messages (got \(acked))", errno: EPROTO)
+        }
+    }
+
+    /// Names the object a failed message was about, e.g. `adding element 192.0.2.0/28 to map src_v4`.
+    static func describe(_ batch: EncodedBatch, index: Int, ack: NetlinkAck) -> String {
+        let t = "\(batch.family) \(batch.table)"
+        switch batch.operations[index] {
+        case .begin(let g):
+            if ack.errno == ERESTART, let g { return "committing at generation \(g)" }
+            return "committing the transaction on table \(t)"
+        case .end: return "ending the batch"
+        case .addTable: return "adding table \(t)"
+        case .deleteTable: return "deleting table \(t)"
+        case .addSet(let s): return "adding \(s.isMap ? "map" : "set") \(s.name)"
+        case .addChain(let name): return "adding chain \(name)"
+        case .addRule(let chain, let n, let rule): return "adding rule \(n) to chain \(chain) (\(NftText.render(rule)))"
+        case .elements(let chunk):
+            let kind = chunk.shape.dataType == nil ? "set" : "map"
+            let verb = chunk.adding ? "adding" : "deleting"
+            let prep = chunk.adding ? "to" : "from"
+            if let offset = ack.attributeOffset,
+               let element = element(at: offset, in: batch, index: index, chunk: chunk) {
+                let decl = NamedSet(name: chunk.set, keyType: chunk.shape.keyType, dataType: chunk.shape.dataType)
+                let key = SetElement(key: element.key)
+                return "\(verb) element \(NftText.render(key, of: decl)) \(prep) \(kind) \(chunk.set)"
+            }
+            return "\(verb) \(chunk.parts.count) kernel elements \(prep) \(kind) \(chunk.set)"
+        }
+    }
+
+    /// The model element whose kernel element the extended ack's attribute offset points into.
+    private static func element(at offset: Int, in batch: EncodedBatch, index: Int, chunk: ElementChunk) -> SetElement? {
+        let start = batch.offsets[index]
+        let bytes = batch.bytes[...]
+        let len = Int(readHost(UInt32.self, bytes, start))
+        let message = NetlinkMessage.split(bytes[start..<(start + len)]).first
+        guard let list = message?.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return nil }
+        let target = start + offset
+        var j = 0
+        for elem in list {
+            if target >= elem.offset && target < elem.payload.endIndex { break }
+            j += 1
+        }
+        var result: SetElement?
+        var k = 0
+        SetElementCodec.forEachPart(of: chunk.elements, shape: chunk.shape, adding: chunk.adding, firstSegment: chunk.firstSegment) { part in
+            if k == chunk.parts.lowerBound + j { result = part.element }
+            k += 1
+        }
+        return result
+    }
+
+    // MARK: Requests
+
+    /// Sends one request and returns its reply messages (all parts of a dump).
+    /// Throws the kernel's error, and `EINTR` if a dump was interrupted by a ruleset change.
+    private static func request(_ c: Connection, _ msg: nf_tables_msg_types, family: Family, dump: Bool,
+                                _ attrs: (inout NetlinkWriter) -> Void) throws(NetfilterError) -> [NetlinkMessage] {
+        var w = NetlinkWriter(capacity: 256)
+        let seq = c.nextSeq()
+        let flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : NLM_F_ACK)
+        let m = w.beginMessage(type: UInt16(NFNL_SUBSYS_NFTABLES) << 8 | msg.u16, flags: UInt16(flags), seq: seq, family: family.rawValue)
+        attrs(&w)
+        w.endMessage(m)
+        try c.socket.send(w.bytes, what: "request")
+        var replies: [NetlinkMessage] = []
+        while true {
+            guard let datagram = try c.socket.receive(wait: true) else { continue }
+            for m in NetlinkMessage.split(datagram[...]) where m.seq == seq {
+                if m.type == UInt16(NLMSG_DONE) {
+                    if m.flags & UInt16(NLM_F_DUMP_INTR) != 0 { throw NetfilterError(operation: "dumping", errno: EINTR) }
+                    return replies
+                }
+                if let ack = NetlinkAck(m) {
+                    if ack.errno != 0 { throw NetfilterError(operation: "request", errno: ack.errno, detail: ack.message) }
+                    return replies
+                }
+                if m.flags & UInt16(NLM_F_DUMP_INTR) != 0 { throw NetfilterError(operation: "dumping", errno: EINTR) }
+                replies.append(m)
+            }
+        }
+    }
+
+    private static func generation(_ c: Connection) throws(NetfilterError) -> UInt32 {
+        do throws(NetfilterError) {
+            let replies = try request(c, NFT_MSG_GETGEN, family: Family(rawValue: UInt8(AF_UNSPEC)), dump: false) { _ in }
+            guard let id = replies.first?.attributes[NFTA_GEN_ID.u16]?.u32 else {
+                throw NetfilterError(operation: "reading the ruleset generation", errno: EPROTO)
+            }
+            return id
+        } catch {
+            throw NetfilterError(operation: "reading the ruleset generation", errno: error.errno, detail: error.detail)
+        }
+    }
+
+    private static func sets(_ c: Connection, family: Family, table: String) throws(NetfilterError) -> [(NamedSet, SetShape)] {
+        let decoder = TableDecoder(family: family, strict: false)
+        return try request(c, NFT_MSG_GETSET, family: family, dump: true) { $0.put(NFTA_SET_TABLE.u16, string: table) }
+            .compactMap { decoder.set($0, table: table) }
+    }
+
+    // MARK: Dump
+
+    private static func dump(_ c: Connection, family: Family, table name: String,
+                             undecodable: UndecodableRules) throws(NetfilterError) -> KernelSnapshot {
+        let decoder = TableDecoder(family: family, strict: undecodable == .throwError)
+        var lastError = NetfilterError(operation: "dumping table \(family) \(name)", errno: EAGAIN)
+        for _ in 0..<16 {
+            let before = try generation(c)
+            do {
+                let table = try readTable(c, decoder, family: family, name: name, generation: before)
+                // Consistent only if nothing committed while we read.
+                if try generation(c) == before { return KernelSnapshot(table: table, generation: before) }
+            } catch where error.errno == EINTR || error.errno == ENOENT {
+                lastError = error  // something changed under us: read again
+            }
+        }
+        throw NetfilterError(operation: "dumping table \(family) \(name) while the ruleset kept changing",
+                             errno: lastError.errno, detail: lastError.detail)
+    }
+
+    private static func readTable(_ c: Connection, _ decoder: TableDecoder, family: Family, name: String,
+                                  generation: UInt32) throws(NetfilterError) -> Table? {
+        func fail(_ what: String, _ e: NetfilterError) -> NetfilterError {
+            NetfilterError(operation: "dumping \(what) of table \(family) \(name)", errno: e.errno, detail: e.detail)
+        }
+        do {
+            _ = try request(c, NFT_MSG_GETTABLE, family: family, dump: false) { $0.put(NFTA_TABLE_NAME.u16, string: name) }
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+        /// Each dump message carries the low 16 bits of the generation it was built at.
+        func consistent(_ ms: [NetlinkMessage]) throws(NetfilterError) -> [NetlinkMessage] {
+            if ms.contains(where: { $0.resourceID != UInt16(truncatingIfNeeded: generation) }) {
+                throw NetfilterError(operation: "dumping", errno: EINTR)
+            }
+            return ms
+        }
+        var table = Table(family: family, name: name)
+        do {
+            let chainMsgs = try consistent(request(c, NFT_MSG_GETCHAIN, family: family, dump: true) { $0.put(NFTA_CHAIN_TABLE.u16, string: name) })
+            table.chains = chainMsgs.compactMap { decoder.chain($0, table: name) }
+        } catch where error.errno != EINTR { throw fail("chains", error) }
+
+        var declarations: [(NamedSet, SetShape)]
+        do {
+            declarations = try sets(c, family: family, table: name)
+        } catch where error.errno != EINTR { throw fail("sets", error) }
+
+        for (set, shape) in declarations {
+            var kernel: [KernelElement] = []
+            do {
+                let msgs = try consistent(request(c, NFT_MSG_GETSETELEM, family: family, dump: true) {
+                    $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: name)
+                    $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
+                })
+                for m in msgs { decoder.kernelElements(m, shape: shape, into: &kernel) }
+            } catch where error.errno != EINTR && error.errno != ENOENT { throw fail("elements of set \(set.name)", error) }
+            var s = set
+            s.elements = SetElementCodec.elements(from: kernel, shape: shape)
+            table.sets.append(s)
+        }
+
+        let ruleMsgs: [NetlinkMessage]
+        do {
+            ruleMsgs = try consistent(request(c, NFT_MSG_GETRULE, family: family, dump: true) { $0.put(NFTA_RULE_TABLE.u16, string: name) })
+        } catch where error.errno != EINTR { throw fail("rules", error) }
+        var index: [String: Int] = [:]
+        for (i, ch) in table.chains.enumerated() { index[ch.name] = i }
+        for m in ruleMsgs {
+            guard let (chain, rule) = try decoder.rule(m, table: name), let i = index[chain] else { continue }
+            table.chains[i].rules.append(rule)
+        }
+        return table
+    }
+}

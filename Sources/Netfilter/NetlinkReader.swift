@@ -1,0 +1,127 @@
+import CNetfilter
+
+/// One netlink message received from the kernel; `payload` follows the `nlmsghdr`.
+struct NetlinkMessage {
+    var type: UInt16
+    var flags: UInt16
+    var seq: UInt32
+    var payload: ArraySlice<UInt8>
+
+    /// Splits a datagram into its messages; stops at a truncated one.
+    static func split(_ datagram: ArraySlice<UInt8>) -> [NetlinkMessage] {
+        var out: [NetlinkMessage] = []
+        var i = datagram.startIndex
+        while datagram.endIndex - i >= 16 {
+            let len = Int(readHost(UInt32.self, datagram, i))
+            guard len >= 16, i + len <= datagram.endIndex else { break }
+            out.append(NetlinkMessage(
+                type: readHost(UInt16.self, datagram, i + 4),
+                flags: readHost(UInt16.self, datagram, i + 6),
+                seq: readHost(UInt32.self, datagram, i + 8),
+                payload: datagram[(i + 16)..<(i + len)]))
+            i += (len + 3) & ~3
+        }
+        return out
+    }
+
+    /// For nftables messages: the attributes after the 4-byte `nfgenmsg`.
+    var attributes: NetlinkAttributes { NetlinkAttributes(payload.dropFirst(4)) }
+
+    /// The `res_id` of the `nfgenmsg`: nftables puts the low 16 bits of the generation there.
+    var resourceID: UInt16 {
+        guard payload.count >= 4 else { return 0 }
+        return UInt16(payload[payload.startIndex + 2]) << 8 | UInt16(payload[payload.startIndex + 3])
+    }
+}
+
+/// A `NLMSG_ERROR` payload: the errno, the sequence number of the message it answers and,
+/// with extended acks, the kernel's message and the offset of the offending attribute.
+struct NetlinkAck {
+    var errno: Int32
+    var seq: UInt32
+    var message: String?
+    /// Offset of the bad attribute from the start of the original `nlmsghdr`.
+    var attributeOffset: Int?
+
+    init?(_ m: NetlinkMessage) {
+        let p = m.payload
+        guard m.type == UInt16(NLMSG_ERROR), p.count >= 20 else { return nil }
+        errno = -readHost(Int32.self, p, p.startIndex)
+        seq = readHost(UInt32.self, p, p.startIndex + 4 + 8)
+        // With NETLINK_CAP_ACK the original message is not echoed, only its header.
+        let origLen = Int(readHost(UInt32.self, p, p.startIndex + 4))
+        var tlvStart = p.startIndex + 4 + 16
+        if m.flags & UInt16(NLM_F_CAPPED) == 0 { tlvStart = p.startIndex + 4 + ((origLen + 3) & ~3) }
+        if m.flags & UInt16(NLM_F_ACK_TLVS) != 0, tlvStart <= p.endIndex {
+            for a in NetlinkAttributes(p[tlvStart...]) {
+                switch a.type {
+                case NLMSGERR_ATTR_MSG.u16: message = a.string
+                case NLMSGERR_ATTR_OFFS.u16: attributeOffset = Int(a.hostU32)
+                default: break
+                }
+            }
+        }
+    }
+}
+
+/// The attributes (TLVs) of a message or nest, iterated in place without copying.
+struct NetlinkAttributes: Sequence {
+    let bytes: ArraySlice<UInt8>
+    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+
+    struct Iterator: IteratorProtocol {
+        let bytes: ArraySlice<UInt8>
+        var i: Int
+        mutating func next() -> NetlinkAttribute? {
+            guard bytes.endIndex - i >= 4 else { return nil }
+            let len = Int(readHost(UInt16.self, bytes, i))
+            let type = readHost(UInt16.self, bytes, i + 2)
+            guard len >= 4, i + len <= bytes.endIndex else { return nil }
+            let a = NetlinkAttribute(rawType: type, offset: i, payload: bytes[(i + 4)..<(i + len)])
+            i += (len + 3) & ~3
+            return a
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(bytes: bytes, i: bytes.startIndex) }
+
+    /// The first attribute of `type`.
+    subscript(_ type: UInt16) -> NetlinkAttribute? {
+        first { $0.type == type }
+    }
+}
+
+/// One attribute; typed accessors read nftables' big-endian integers.
+struct NetlinkAttribute {
+    var rawType: UInt16
+    /// Index of the attribute header in the underlying buffer.
+    var offset: Int
+    var payload: ArraySlice<UInt8>
+
+    /// The type without the nested / byte-order flag bits.
+    var type: UInt16 { rawType & 0x3fff }  // NLA_TYPE_MASK
+
+    var u8: UInt8 { payload.first ?? 0 }
+    var u32: UInt32 { payload.count >= 4 ? readBig(UInt32.self, payload, payload.startIndex) : 0 }
+    var u64: UInt64 { payload.count >= 8 ? readBig(UInt64.self, payload, payload.startIndex) : 0 }
+    var hostU32: UInt32 { payload.count >= 4 ? readHost(UInt32.self, payload, payload.startIndex) : 0 }
+    var string: String {
+        let end = payload.firstIndex(of: 0) ?? payload.endIndex
+        return String(decoding: payload[payload.startIndex..<end], as: UTF8.self)
+    }
+    var nested: NetlinkAttributes { NetlinkAttributes(payload) }
+}
+
+func readHost<T: FixedWidthInteger>(_: T.Type, _ b: ArraySlice<UInt8>, _ at: Int) -> T {
+    var v = T.zero
+    withUnsafeMutableBytes(of: &v) { raw in
+        for k in 0..<MemoryLayout<T>.size { raw[k] = b[at + k] }
+    }
+    return v
+}
+
+func readBig<T: FixedWidthInteger>(_: T.Type, _ b: ArraySlice<UInt8>, _ at: Int) -> T {
+    var v = T.zero
+    for k in 0..<MemoryLayout<T>.size { v = v << 8 | T(b[at + k]) }
+    return v
+}

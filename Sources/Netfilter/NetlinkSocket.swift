@@ -1,0 +1,122 @@
+import CNetfilter
+import Glibc
+
+/// Owns one bound `NETLINK_NETFILTER` socket (`mnl_socket_open` / `mnl_socket_close`).
+///
+/// A socket keeps the network namespace it was created in, so opening it inside a named
+/// namespace is enough to talk to that namespace's nftables for the socket's whole life.
+final class NetlinkSocket {
+    private let handle: OpaquePointer
+    /// The port id the kernel assigned at bind time (`mnl_socket_get_portid`).
+    let portID: UInt32
+    private var sendBufferSize = 0
+    private var receiveBufferSize = 0
+    private var receiveBuffer = [UInt8](repeating: 0, count: 1 << 20)
+
+    private init(handle: OpaquePointer) {
+        self.handle = handle
+        self.portID = mnl_socket_get_portid(handle)
+    }
+
+    deinit { mnl_socket_close(handle) }
+
+    private var fd: Int32 { mnl_socket_get_fd(handle) }
+
+    /// Opens and binds a socket in the calling thread's network namespace.
+    static func open() throws(NetfilterError) -> NetlinkSocket {
+        guard let h = mnl_socket_open(NETLINK_NETFILTER) else { throw .system("opening netfilter netlink socket") }
+        guard mnl_socket_bind(h, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let e = NetfilterError.system("binding netfilter netlink socket")
+            mnl_socket_close(h)
+            throw e
+        }
+        let s = NetlinkSocket(handle: h)
+        var one: Int32 = 1
+        // Extended acks name the offending attribute; capped acks do not echo our whole message back.
+        _ = setsockopt(s.fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(s.fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
+        s.ensureBuffers(send: 4 << 20, receive: 4 << 20)
+        return s
+    }
+
+    /// Opens the socket inside the network namespace `/run/netns/NAME` (as `ip netns` names it).
+    ///
+    /// A throwaway thread enters the namespace, creates and binds the socket, and exits: the
+    /// namespace is per thread, so no thread that runs other code ever changes namespace.
+    static func open(inNamespace name: String) throws(NetfilterError) -> NetlinkSocket {
+        final class Job: @unchecked Sendable {
+            let name: String
+            var result: Result<NetlinkSocket, NetfilterError>?
+            init(name: String) { self.name = name }
+        }
+        let job = Job(name: name)
+        let context = Unmanaged.passRetained(job).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { context in
+            let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
+            job.result = Result { () throws(NetfilterError) in try NetlinkSocket.openEntering(job.name) }
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Job>.fromOpaque(context).release()
+            throw NetfilterError(operation: "starting a thread to enter network namespace \(name)", errno: rc)
+        }
+        pthread_join(thread, nil)
+        return try job.result!.get()
+    }
+
+    private static func openEntering(_ name: String) throws(NetfilterError) -> NetlinkSocket {
+        let path = name.contains("/") ? name : "/run/netns/\(name)"
+        let nsfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard nsfd >= 0 else { throw .system("opening network namespace \(path)") }
+        defer { close(nsfd) }
+        guard setns(nsfd, ZW_CLONE_NEWNET) == 0 else { throw .system("entering network namespace \(path)") }
+        return try open()
+    }
+
+    /// Grows the kernel buffers so a whole batch fits in one datagram and all its acks can queue.
+    ///
+    /// `SO_SNDBUFFORCE`/`SO_RCVBUFFORCE` need `CAP_NET_ADMIN`, which nftables needs anyway;
+    /// without it the plain options apply (capped by `net.core.[rw]mem_max`).
+    func ensureBuffers(send: Int, receive: Int) {
+        if send > sendBufferSize {
+            var v = Int32(clamping: send)
+            if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, socklen_t(MemoryLayout<Int32>.size))
+            }
+            sendBufferSize = send
+        }
+        if receive > receiveBufferSize {
+            var v = Int32(clamping: receive)
+            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, socklen_t(MemoryLayout<Int32>.size))
+            }
+            receiveBufferSize = receive
+        }
+    }
+
+    /// Sends `bytes` as one datagram: the kernel processes a batch only within one `sendmsg`.
+    func send(_ bytes: [UInt8], what: String) throws(NetfilterError) {
+        var addr = sockaddr_nl()
+        addr.nl_family = sa_family_t(AF_NETLINK)
+        let n = bytes.withUnsafeBytes { buf in
+            withUnsafePointer(to: &addr) { a in
+                a.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+                }
+            }
+        }
+        guard n == bytes.count else { throw .system("sending \(what) (\(bytes.count) bytes)") }
+    }
+
+    /// Receives one datagram; nil when `wait` is false and nothing is queued.
+    func receive(wait: Bool) throws(NetfilterError) -> [UInt8]? {
+        while true {
+            let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, wait ? 0 : Int32(MSG_DONTWAIT)) }
+            if n >= 0 { return Array(receiveBuffer[0..<n]) }
+            if errno == EINTR { continue }
+            if errno == EAGAIN && !wait { return nil }
+            throw .system("receiving from netfilter netlink socket")
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Ruleset
+
+/// What the kernel needs to know about a set to store its elements.
+struct SetShape: Hashable, Sendable {
+    var keyType: [DataType]
+    var dataType: DataType?
+    var isInterval: Bool
+
+    init(keyType: [DataType], dataType: DataType? = nil, isInterval: Bool) {
+        self.keyType = keyType
+        self.dataType = dataType
+        self.isInterval = isInterval
+    }
+
+    init(_ set: NamedSet) {
+        self.init(keyType: set.keyType, dataType: set.dataType, isInterval: set.flags.contains(.interval))
+    }
+
+    var isConcatenation: Bool { keyType.count > 1 }
+    /// Concatenated interval sets (the kernel's pipapo backend) store each range as key + key end.
+    var usesKeyEnd: Bool { isInterval && isConcatenation }
+    /// Single-field interval sets (rbtree) store a range as a start and an end element.
+    var usesEndElements: Bool { isInterval && !isConcatenation }
+    /// Bytes of the key: each component of a concatenation is padded to 4 bytes.
+    var keyLength: Int { isConcatenation ? keyType.reduce(0) { $0 + $1.paddedWidth } : keyType.first?.width ?? 0 }
+}
+
+/// A set element as the kernel stores it.
+struct KernelElement: Hashable, Sendable {
+    /// One value per key component.
+    var key: [Value]
+    /// The range's upper end, per component (concatenated interval sets only).
+    var keyEnd: [Value]?
+    /// `NFT_SET_ELEM_INTERVAL_END`: this element closes the interval opened before it.
+    var isIntervalEnd = false
+    /// nft's element user data flag for an interval that runs to the largest value, which has
+    /// no end element; `nft list` reads it to print such a range correctly.
+    var isOpenInterval = false
+    var data: ElementData?
+}
+
+/// Converts between the model's ranges and the kernel's element representation, exactly as
+/// nft 1.0.6 does:
+///
+/// - single-field interval sets: `lo…hi` becomes a start element `lo` and an end element
+///   `hi+1` flagged `INTERVAL_END`; a range ending at the largest value has no end element and
+///   carries the "open interval" user data flag instead. When elements are added to a set
+///   created in the same batch and the first range does not start at zero, nft first adds an
+///   end element at zero (its "first segment"); decoding ignores it.
+/// - concatenated interval sets: one element with `key` = the low ends and `key_end` = the high ends.
+/// - other sets: one element per key.
+enum SetElementCodec {
+    /// One kernel element as it is produced from a model element, without copying keys.
+    struct Part {
+        enum Kind { case start, end, whole, zeroEnd }
+        var kind: Kind
+        var element: SetElement
+    }
+
+    /// Calls `body` for every kernel element of `elements`, in order.
+    ///
+    /// `firstSegment`: the set was created in this batch, so nft's end element at zero comes first.
+    static func forEachPart(of elements: [SetElement], shape: SetShape, adding: Bool, firstSegment: Bool,
+                            _ body: (Part) -> Void) {
+        guard shape.usesEndElements else {
+            for e in elements { body(Part(kind: .whole, element: e)) }
+            return
+        }
+        if adding, firstSegment, let first = elements.min(), first.key[0].lo.uint128 != 0 {
+            body(Part(kind: .zeroEnd, element: first))
+        }
+        for e in elements {
+            body(Part(kind: .start, element: e))
+            if e.key[0].hi != .max(width: e.key[0].hi.width) { body(Part(kind: .end, element: e)) }
+        }
+    }
+
+    /// The kernel element a part stands for (tests and error messages use this; the batch
+    /// encoder writes parts directly).
+    static func kernelElement(_ p: Part, shape: SetShape) -> KernelElement {
+        let r = p.element.key
+        switch p.kind {
+        case .zeroEnd:
+            return KernelElement(key: [Value(high: 0, low: 0, width: r[0].lo.width)], isIntervalEnd: true)
+        case .start:
+            return KernelElement(key: [r[0].lo], isOpenInterval: r[0].hi == .max(width: r[0].hi.width), data: p.element.data)
+        case .end:
+            return KernelElement(key: [r[0].hi.successor!], isIntervalEnd: true)
+        case .whole:
+            return KernelElement(key: r.map(\.lo), keyEnd: shape.usesKeyEnd ? r.map(\.hi) : nil, data: p.element.data)
+        }
+    }
+
+    /// The kernel elements for `elements`.
+    static func kernelElements(_ elements: [SetElement], shape: SetShape, adding: Bool = true,
+                               firstSegment: Bool = false) -> [KernelElement] {
+        var out: [KernelElement] = []
+        forEachPart(of: elements, shape: shape, adding: adding, firstSegment: firstSegment) {
+            out.append(kernelElement($0, shape: shape))
+        }
+        return out
+    }
+
+    /// The model's elements from the kernel's, sorted. Orphan end elements (nft's first
+    /// segment, or leftovers of deleted ranges) are dropped; they match nothing.
+    static func elements(from kernel: [KernelElement], shape: SetShape) -> [SetElement] {
+        guard shape.usesEndElements else {
+            return kernel.map { k in
+                let ends = k.keyEnd ?? k.key
+                return SetElement(key: zip(k.key, ends).map { ValueRange(min($0, $1), max($0, $1)) }, data: k.data)
+            }.sorted()
+        }
+        // Ascending by key; at equal keys the end of one range comes before the start of the next.
+        let sorted = kernel.sorted { a, b in
+            a.key[0] != b.key[0] ? a.key[0] < b.key[0] : (a.isIntervalEnd && !b.isIntervalEnd)
+        }
+        var out: [SetElement] = []
+        out.reserveCapacity(sorted.count / 2 + 1)
+        var open: KernelElement?
+        for k in sorted {
+            if k.isIntervalEnd {
+                guard let s = open else { continue }
+                if let hi = k.key[0].predecessor, hi >= s.key[0] {
+                    out.append(SetElement(key: [ValueRange(s.key[0], hi)], data: s.data))
+                }
+                open = nil
+            } else {
+                // Two starts in a row: the first range runs up to the second.
+                if let s = open, let hi = k.key[0].predecessor, hi >= s.key[0] {
+                    out.append(SetElement(key: [ValueRange(s.key[0], hi)], data: s.data))
+                }
+                open = k
+            }
+        }
+        if let s = open {
+            out.append(SetElement(key: [ValueRange(s.key[0], .max(width: s.key[0].width))], data: s.data))
+        }
+        return out
+    }
+}

@@ -1,0 +1,150 @@
+import CNetfilter
+import Ruleset
+
+/// Decodes dumped kernel objects (`NFT_MSG_NEW*` messages) into the model.
+struct TableDecoder {
+    var family: Family
+    var strict: Bool
+
+    /// A chain without its rules; nil for a message of another table.
+    func chain(_ m: NetlinkMessage, table: String) -> Chain? {
+        let a = m.attributes
+        guard a[NFTA_CHAIN_TABLE.u16]?.string == table, let name = a[NFTA_CHAIN_NAME.u16]?.string else { return nil }
+        var chain = Chain(name: name)
+        if let hook = a[NFTA_CHAIN_HOOK.u16]?.nested, let num = hook[NFTA_HOOK_HOOKNUM.u16]?.u32 {
+            let prio = Int32(bitPattern: hook[NFTA_HOOK_PRIORITY.u16]?.u32 ?? 0)
+            let policy: Verdict = a[NFTA_CHAIN_POLICY.u16]?.u32 == UInt32(NF_DROP) ? .drop : .accept
+            let type = ChainType(rawValue: a[NFTA_CHAIN_TYPE.u16]?.string ?? "filter")
+            chain.base = BaseChain(type: type, hook: Hook(rawValue: num), priority: prio, policy: policy)
+        }
+        return chain
+    }
+
+    /// A set's declaration (no elements) and how its elements are stored.
+    func set(_ m: NetlinkMessage, table: String) -> (NamedSet, SetShape)? {
+        let a = m.attributes
+        guard a[NFTA_SET_TABLE.u16]?.string == table, let name = a[NFTA_SET_NAME.u16]?.string else { return nil }
+        var flags = a[NFTA_SET_FLAGS.u16]?.u32 ?? 0
+        let keyID = a[NFTA_SET_KEY_TYPE.u16]?.u32 ?? 0
+        let keyLength = Int(a[NFTA_SET_KEY_LEN.u16]?.u32 ?? 0)
+        var keyType = Self.splitConcatenation(keyID)
+        if keyType.count > 1, keyType.reduce(0, { $0 + $1.paddedWidth }) != keyLength {
+            keyType = [DataType(rawValue: keyID)]  // not a concatenation after all
+        }
+        var dataType: DataType?
+        if let d = a[NFTA_SET_DATA_TYPE.u16]?.u32 {
+            dataType = d == NFT_DATA_VERDICT.u32 ? .verdict : DataType(rawValue: d)
+        }
+        if keyType.count > 1, flags & SetFlags.interval.rawValue != 0 { flags &= ~NFT_SET_CONCAT.u32 }
+        let set = NamedSet(name: name, keyType: keyType, dataType: dataType, flags: SetFlags(rawValue: flags))
+        var shape = SetShape(set)
+        if keyType.count == 1, keyType[0].width != keyLength {
+            shape.keyType = [keyType[0]]  // width is taken from the bytes when decoding
+        }
+        return (set, shape)
+    }
+
+    /// nft packs a concatenation's component type ids 6 bits each (`DataType.concatenationID`).
+    static func splitConcatenation(_ id: UInt32) -> [DataType] {
+        guard id >= 1 << DataType.concatTypeBitsForDecoding else { return [DataType(rawValue: id)] }
+        var types: [DataType] = []
+        var rest = id
+        let mask = UInt32(1 << DataType.concatTypeBitsForDecoding) - 1
+        while rest != 0 {
+            types.insert(DataType(rawValue: rest & mask), at: 0)
+            rest >>= UInt32(DataType.concatTypeBitsForDecoding)
+        }
+        return types
+    }
+
+    /// The kernel elements of one `NFT_MSG_NEWSETELEM` dump message.
+    func kernelElements(_ m: NetlinkMessage, shape: SetShape, into out: inout [KernelElement]) {
+        guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return }
+        for elem in list {
+            let a = elem.nested
+            var k = KernelElement(key: [])
+            for attr in a {
+                switch attr.type {
+                case NFTA_SET_ELEM_KEY.u16: k.key = values(attr, shape)
+                case NFTA_SET_ELEM_KEY_END.u16: k.keyEnd = values(attr, shape)
+                case NFTA_SET_ELEM_FLAGS.u16: k.isIntervalEnd = attr.u32 & NFT_SET_ELEM_INTERVAL_END.u32 != 0
+                case NFTA_SET_ELEM_DATA.u16:
+                    if let v = KernelExpression.decodeVerdict(attr) {
+                        k.data = .verdict(v)
+                    } else if let raw = attr.nested[NFTA_DATA_VALUE.u16] {
+                        let t = shape.dataType ?? .integer
+                        let b = Array(raw.payload.prefix(16))
+                        k.data = .value(Value(bytes: t.isBigEndian ? b : b.reversed()))
+                    }
+                default: break
+                }
+            }
+            if !k.key.isEmpty { out.append(k) }
+        }
+    }
+
+    private func values(_ attr: NetlinkAttribute, _ shape: SetShape) -> [Value] {
+        guard let raw = attr.nested[NFTA_DATA_VALUE.u16]?.payload else { return [] }
+        guard shape.isConcatenation else {
+            let t = shape.keyType.first ?? .integer
+            let b = raw.prefix(16)
+            return [Value(bytes: t.isBigEndian ? Array(b) : b.reversed())]
+        }
+        var out: [Value] = []
+        out.reserveCapacity(shape.keyType.count)
+        var i = raw.startIndex
+        for t in shape.keyType {
+            guard i + t.width <= raw.endIndex else { return out }
+            let b = raw[i..<(i + t.width)]
+            out.append(Value(bytes: t.isBigEndian ? Array(b) : b.reversed()))
+            i += t.paddedWidth
+        }
+        return out
+    }
+
+    /// A rule and its chain; nil for another table. A rule zonewall cannot express becomes a
+    /// rule that equals nothing zonewall generates (or, when `strict`, an error).
+    func rule(_ m: NetlinkMessage, table: String) throws(NetfilterError) -> (chain: String, rule: Rule)? {
+        let a = m.attributes
+        guard a[NFTA_RULE_TABLE.u16]?.string == table, let chain = a[NFTA_RULE_CHAIN.u16]?.string else { return nil }
+        let kernel = (a[NFTA_RULE_EXPRESSIONS.u16]?.nested).map { $0.map(KernelExpression.decode) } ?? []
+        var comment: String?
+        if let udata = a[NFTA_RULE_USERDATA.u16]?.payload {
+            var i = udata.startIndex
+            while i + 2 <= udata.endIndex {
+                let type = udata[i], len = Int(udata[i + 1])
+                guard i + 2 + len <= udata.endIndex else { break }
+                if type == UInt8(NFTNL_UDATA_RULE_COMMENT.rawValue) {
+                    let text = udata[(i + 2)..<(i + 2 + len)]
+                    comment = String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                i += 2 + len
+            }
+        }
+        if let exprs = RuleLifting(family: family).lift(kernel) {
+            return (chain, Rule(exprs, comment: comment))
+        }
+        let handle = a[NFTA_RULE_HANDLE.u16]?.u64 ?? 0
+        let summary = kernel.map(Self.summary).joined(separator: " ")
+        if strict {
+            throw NetfilterError(operation: "decoding rule (handle \(handle)) of chain \(chain)", errno: 0,
+                                 detail: "not a rule zonewall generates: \(summary)")
+        }
+        return (chain, Rule([], comment: Self.undecodableMarker + "handle \(handle): " + summary))
+    }
+
+    /// Prefix of the comment of a rule that stands in for one zonewall cannot decode.
+    static let undecodableMarker = "zonewall: undecodable kernel rule "
+
+    static func summary(_ e: KernelExpression) -> String {
+        switch e {
+        case .unknown(let s): "[\(s)]"
+        default: "[\(e)]"
+        }
+    }
+}
+
+extension DataType {
+    /// `concatTypeBits` is internal to `Ruleset`; nft's `TYPE_BITS` is 6.
+    static var concatTypeBitsForDecoding: Int { 6 }
+}

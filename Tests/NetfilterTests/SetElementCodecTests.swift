@@ -1,0 +1,75 @@
+@testable import Netfilter
+import Ruleset
+import Testing
+
+@Suite("Set elements: model ranges <-> kernel intervals")
+struct SetElementCodecTests {
+    let v4 = SetShape(keyType: [.ipv4Address], isInterval: true)
+    let v6 = SetShape(keyType: [.ipv6Address], isInterval: true)
+    let map4 = SetShape(keyType: [.ipv4Address], dataType: .verdict, isInterval: true)
+    let concat = SetShape(keyType: [.ipv4Address, .inetProtocol, .inetService], isInterval: true)
+
+    @Test func prefixBecomesStartAndEnd() {
+        let k = SetElementCodec.kernelElements([SetElement(key: [V.net("10.0.0.0/24")])], shape: v4)
+        #expect(k == [
+            KernelElement(key: [V.v4("10.0.0.0")]),
+            KernelElement(key: [V.v4("10.0.1.0")], isIntervalEnd: true),
+        ])
+    }
+
+    @Test func rangeEndingAtMaximumHasNoEndElementAndIsOpen() {
+        let k = SetElementCodec.kernelElements([SetElement(key: [V.net("255.255.255.0/24")])], shape: v4)
+        #expect(k == [KernelElement(key: [V.v4("255.255.255.0")], isOpenInterval: true)])
+        let all = SetElementCodec.kernelElements([SetElement(key: [V.net("::/0")])], shape: v6)
+        #expect(all == [KernelElement(key: [V.v6("::")], isOpenInterval: true)])
+    }
+
+    @Test func firstSegmentAddsEndAtZeroOnlyForNewSets() {
+        let e = [SetElement(key: [V.net("192.0.2.0/28")], data: .verdict(.jump("web")))]
+        let fresh = SetElementCodec.kernelElements(e, shape: map4, firstSegment: true)
+        #expect(fresh == [
+            KernelElement(key: [V.v4("0.0.0.0")], isIntervalEnd: true),
+            KernelElement(key: [V.v4("192.0.2.0")], data: .verdict(.jump("web"))),
+            KernelElement(key: [V.v4("192.0.2.16")], isIntervalEnd: true),
+        ])
+        #expect(SetElementCodec.kernelElements(e, shape: map4, firstSegment: false).count == 2)
+        // A set whose first range starts at zero needs no first segment.
+        let zero = SetElementCodec.kernelElements([SetElement(key: [V.net("0.0.0.0/8")])], shape: v4, firstSegment: true)
+        #expect(zero.count == 2 && !zero[0].isIntervalEnd)
+    }
+
+    @Test func concatenatedRangesUseKeyEnd() {
+        let e = SetElement(key: [V.net("192.0.2.0/28"), V.proto(6), V.port(0, 65535)])
+        let k = SetElementCodec.kernelElements([e], shape: concat)
+        #expect(k == [KernelElement(key: [V.v4("192.0.2.0"), V.u8(6), V.u16(0)],
+                                    keyEnd: [V.v4("192.0.2.15"), V.u8(6), V.u16(65535)])])
+    }
+
+    @Test func decodingInvertsEncodingIncludingEdgeCases() {
+        let sets: [(SetShape, [SetElement])] = [
+            (v4, ["0.0.0.0/8", "10.0.0.0/24", "10.0.1.0/24", "192.0.2.5", "198.51.100.7-198.51.100.20", "255.255.255.0/24"]
+                .map { SetElement(key: [V.net($0)]) }),
+            (v4, [SetElement(key: [V.net("0.0.0.0/0")])]),
+            (v6, ["::1", "2001:db8::/32", "ffff::/16"].map { SetElement(key: [V.net($0)]) }),
+            (map4, [SetElement(key: [V.net("10.0.0.0/8")], data: .verdict(.goto("x"))),
+                    SetElement(key: [V.net("11.0.0.0/8")], data: .verdict(.accept))]),
+            (concat, [SetElement(key: [V.net("198.51.100.10"), V.proto(6), V.port(8000, 8099)]),
+                      SetElement(key: [V.net("0.0.0.0/0"), V.proto(17), V.port(53)])]),
+        ]
+        for (shape, elements) in sets {
+            for firstSegment in [false, true] {
+                var kernel = SetElementCodec.kernelElements(elements, shape: shape, firstSegment: firstSegment)
+                kernel.reverse()  // the kernel's rbtree lists elements in descending order
+                #expect(SetElementCodec.elements(from: kernel, shape: shape) == elements.sorted())
+            }
+        }
+    }
+
+    @Test func orphanEndElementsAreIgnored() {
+        let k = [KernelElement(key: [V.v4("0.0.0.0")], isIntervalEnd: true),
+                 KernelElement(key: [V.v4("9.0.0.0")], isIntervalEnd: true),
+                 KernelElement(key: [V.v4("10.0.0.0")]),
+                 KernelElement(key: [V.v4("10.0.0.1")], isIntervalEnd: true)]
+        #expect(SetElementCodec.elements(from: k, shape: v4) == [SetElement(key: [V.net("10.0.0.0")])])
+    }
+}

@@ -1,0 +1,63 @@
+import Testing
+@testable import Ruleset
+
+struct ValueTests {
+    @Test func prefixLengthOfRanges() {
+        let r = ValueRange(Value(0xC000_0200, width: 4), Value(0xC000_02FF, width: 4))
+        #expect(r.prefixLength == 24)
+        #expect(ValueRange(Value(0xC000_0201, width: 4), Value(0xC000_02FF, width: 4)).prefixLength == nil)
+        #expect(ValueRange.all(width: 16).prefixLength == 0)
+        #expect(ValueRange.all(width: 4).prefixLength == 0)
+        #expect(DataType.ipv4Address.format(r) == "192.0.2.0/24")
+        #expect(DataType.ipv6Address.format(ValueRange(Value(UInt128(0x2001_0db8) << 96, width: 16))) == "2001:db8::")
+    }
+
+    @Test func bytesRoundTrip() {
+        let v = Value(UInt128(0x2001_0db8_0000_0000_0000_0000_0000_0001), width: 16)
+        #expect(v.bytes.count == 16)
+        #expect(Value(bytes: v.bytes) == v)
+        #expect(Value(443, width: 2).bytes == [0x01, 0xBB])
+        #expect(Value.max(width: 4).successor == nil)
+        #expect(Value(0, width: 2).predecessor == nil)
+    }
+}
+
+struct TransactionTests {
+    func table(_ elements: [UInt64]) -> Table {
+        let set = NamedSet(name: "s", keyType: [.ipv4Address], flags: .interval,
+                           elements: elements.map { SetElement(key: [ValueRange(Value($0, width: 4))]) })
+        return Table(family: .inet, name: "t", chains: [Chain(name: "c", rules: [Rule([.lookup([.ipSaddr], set: "s", negated: false), .verdict(.accept)])])], sets: [set])
+    }
+
+    @Test func elementOnlyDiff() throws {
+        let tx = Transaction.diff(from: table([1, 2, 3]), to: table([2, 3, 4]))
+        #expect(tx.changes.count == 2)
+        guard case .deleteElements("s", let del) = tx.changes[0], case .addElements("s", let add) = tx.changes[1] else {
+            Issue.record("unexpected changes \(tx.changes)")
+            return
+        }
+        #expect(del.map { $0.key[0].lo.low } == [1])
+        #expect(add.map { $0.key[0].lo.low } == [4])
+        #expect(Transaction.diff(from: table([1]), to: table([1])).isEmpty)
+    }
+
+    @Test func skeletonChangeReplacesTable() {
+        var changed = table([1])
+        changed.chains[0].rules.append(Rule([.verdict(.drop)]))
+        let tx = Transaction.diff(from: table([1]), to: changed)
+        #expect(tx.replacesTable)
+        #expect(Transaction.diff(from: nil, to: changed).changes.prefix(2) == [.addTable, .deleteTable])
+    }
+
+    @Test func inMemoryKernelIsAtomic() throws {
+        let kernel = InMemoryKernel()
+        try kernel.apply(Transaction.replace(with: table([1, 2])), expectingGeneration: nil)
+        #expect(kernel.table == table([1, 2]))
+        // A failing change in the middle leaves everything as it was.
+        var bad = Transaction.diff(from: table([1, 2]), to: table([1, 3]))
+        bad.changes.append(.addElements(set: "missing", []))
+        #expect(throws: InMemoryKernel.Failure.self) { try kernel.apply(bad, expectingGeneration: nil) }
+        #expect(kernel.table == table([1, 2]))
+        #expect(throws: InMemoryKernel.Failure.self) { try kernel.apply(Transaction.diff(from: table([1, 2]), to: table([1])), expectingGeneration: 99) }
+    }
+}
