@@ -130,6 +130,14 @@ struct FileParser {
 
     mutating func parse(_ text: String) -> FileFragment {
         var fragment = FileFragment()
+        if let place = Self.aliasKey(in: text) {
+            // Yams expands an alias key fully while checking for duplicate keys, before our
+            // expansion budget can run: refuse the construct outright.
+            reader.diagnostics.append(.error(SourceLocation(path: reader.path, line: place.line, column: place.column),
+                                             "an alias cannot be used as a mapping key",
+                                             hint: "write the key out; alias keys can hide an expansion bomb"))
+            return fragment
+        }
         let root: Node?
         do {
             let parser = try Parser(yaml: text)
@@ -154,6 +162,24 @@ struct FileParser {
             }
         }
         return fragment
+    }
+
+    /// The place of the first alias written in key position (`*a: …`, `? *a`, `{*a: …}`), if any.
+    static func aliasKey(in text: String) -> (line: Int, column: Int)? {
+        guard text.contains("*") else { return nil }
+        let pattern = #"(^|[\s{,?\-])(\*[^\s,\[\]{}:]+\s*:(\s|$))|(\?\s+\*)"#
+        guard let regex = try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]) else { return nil }
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let l = String(line)
+            if !l.contains("*") || l.trimmingCharacters(in: .whitespaces).hasPrefix("#") { continue }
+            let range = NSRange(l.startIndex..., in: l)
+            if let m = regex.firstMatch(in: l, range: range) {
+                let hit = m.range(at: 2).location != NSNotFound ? m.range(at: 2) : m.range(at: 4)
+                let col = l.utf16.distance(from: l.utf16.startIndex, to: l.utf16.index(l.utf16.startIndex, offsetBy: hit.location))
+                return (i + 1, col + 1)
+            }
+        }
+        return nil
     }
 
     /// Maps Yams/libyaml errors to a diagnostic at the place libyaml reports.

@@ -153,3 +153,26 @@ import Testing
         #expect(result.policy?.rules.map(\.from) == [[.world], [.world]])
     }
 }
+
+struct AliasKeyTests {
+    @Test func aliasAsMappingKeyIsRefusedWithoutExpanding() throws {
+        var yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...9 { yaml += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        yaml += "zones:\n  ? *a9\n  : x\n"
+        let result = PolicyLoader.parse([PolicyFile(path: "bomb.yaml", contents: yaml)])
+        #expect(result.policy == nil)
+        let e = try #require(result.errors.first { $0.message.contains("alias cannot be used as a mapping key") })
+        #expect(e.location.line == 12)
+        #expect(e.location.column == 3)  // the `?` key indicator
+        let flow = PolicyLoader.parse([PolicyFile(path: "f.yaml", contents: "x: &k web\nzones: {*k: {members: [192.0.2.1]}}\n")])
+        #expect(flow.errors.first?.location.line == 2)
+        #expect(flow.errors.first?.location.column == 9)
+    }
+
+    @Test func aliasesAsValuesStillWork() {
+        let yaml = "zones:\n  web: {members: &m [192.0.2.1]}\nallow:\n  - {from: web, to: world, ports: &p [tcp/443]}\n  - {from: world, to: web, ports: *p}\n"
+        let result = PolicyLoader.parse([PolicyFile(path: "ok.yaml", contents: yaml)])
+        #expect(result.errors.isEmpty, "\(result.errors)")
+        #expect(result.policy?.rules.count == 2)
+    }
+}
