@@ -26,6 +26,15 @@ let package = Package(
         ),
         .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset"]),
 
+        // Keeps the kernel equal to the policy; talks to the kernel only through `KernelRuleset`.
+        .target(
+            name: "Reconciler",
+            dependencies: [
+                "Ruleset", "ZonePolicy", "ZoneCompiler",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         .executableTarget(
             name: "zonewall",
             dependencies: [
@@ -42,6 +51,7 @@ let package = Package(
             dependencies: ["ZoneCompiler", "ZonePolicy", "Ruleset"],
             resources: [.copy("Golden")]
         ),
+        .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
     ]
 )

@@ -76,19 +76,39 @@ public struct Transaction: Hashable, Sendable {
     /// When only set elements differ, it deletes and adds exactly the elements that changed;
     /// otherwise it replaces the table as a whole. An empty transaction means "in sync".
     public static func diff(from actual: Table?, to desired: Table) -> Transaction {
-        guard let actual, actual.skeleton == desired.skeleton else { return replace(with: desired) }
+        guard let actual, actual.normalizedSkeleton == desired.normalizedSkeleton else { return replace(with: desired) }
         var tx = Transaction(family: desired.family, table: desired.name)
         var adds: [Change] = []
-        for (old, new) in zip(actual.sets, desired.sets) where old.elements != new.elements {
-            let before = Set(old.elements), after = Set(new.elements)
-            let removed = old.elements.filter { !after.contains($0) }
-            let added = new.elements.filter { !before.contains($0) }
+        let old = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for new in desired.sets {
+            guard let before = old[new.name], before.elements != new.elements else { continue }
+            let was = Set(before.elements), now = Set(new.elements)
+            let removed = before.elements.filter { !now.contains($0) }
+            let added = new.elements.filter { !was.contains($0) }
             if !removed.isEmpty { tx.changes.append(.deleteElements(set: new.name, removed)) }
             if !added.isEmpty { adds.append(.addElements(set: new.name, added)) }
         }
         // Deletions first: an interval whose data changed is removed before its replacement lands.
         tx.changes += adds
         return tx
+    }
+}
+
+extension Table {
+    /// The skeleton with chains and sets in name order: the kernel's listing order is not
+    /// meaningful (a rule's position inside its chain is, and is kept).
+    public var normalizedSkeleton: Table {
+        var t = skeleton
+        t.chains.sort { $0.name < $1.name }
+        t.sets.sort { $0.name < $1.name }
+        return t
+    }
+
+    /// True when both tables hold the same objects, whatever their listing order.
+    public func isEquivalent(to other: Table) -> Bool {
+        guard normalizedSkeleton == other.normalizedSkeleton else { return false }
+        let mine = Dictionary(sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
+        return other.sets.allSatisfy { mine[$0.name] == $0.elements }
     }
 }
 

@@ -1,0 +1,259 @@
+import Foundation
+import Logging
+import Ruleset
+import ZoneCompiler
+import ZonePolicy
+
+/// Why the reconciler is asked to act.
+public enum Trigger: Sendable, Hashable, CustomStringConvertible {
+    case start
+    /// The policy directory changed, or SIGHUP.
+    case policyChanged(String)
+    /// Someone else changed the rule set (a netlink event).
+    case drift
+    /// The periodic full resync, or lost events (ENOBUFS).
+    case resync(String)
+
+    public var description: String {
+        switch self {
+        case .start: "start"
+        case .policyChanged(let why): "policy change (\(why))"
+        case .drift: "drift"
+        case .resync(let why): "resync (\(why))"
+        }
+    }
+}
+
+/// The outcome of one reconciliation.
+public struct ReconcileOutcome: Sendable, Hashable {
+    /// Changes applied; 0 when the kernel already matched.
+    public var changes: Int
+    /// Whether the whole table was replaced (a skeleton change) rather than edited.
+    public var replacedTable: Bool
+    public var duration: Duration
+}
+
+/// Raised at start when the policy is invalid and no table exists to keep enforcing:
+/// the daemon must not start fail-open.
+public struct StartupRefused: Error, CustomStringConvertible {
+    public var diagnostics: [Diagnostic]
+    public var description: String {
+        (diagnostics.filter { $0.severity == .error }.map(\.description) + ["zonewall: invalid policy and no rule set in force; refusing to start"])
+            .joined(separator: "\n")
+    }
+}
+
+/// Keeps the kernel's `table inet zonewall` equal to the compiled policy.
+///
+/// It remembers what it committed, so a policy edit costs one diff against memory and one
+/// transaction, not a dump. It dumps only at start, on drift and on resync. Every transaction
+/// is pinned to the generation it was computed against; when someone else moved the ruleset
+/// in between (`ERESTART`) it re-reads and retries.
+public actor Reconciler {
+    public let kernel: any KernelRuleset
+    public let policyDirectory: String
+    private let logger: Logger
+    private let maxAttempts = 5
+
+    /// The last valid policy's compiled table: what must be in force.
+    public private(set) var desired: Table?
+    /// What we believe the kernel holds, and at which generation; nil means "dump first".
+    private var committed: (table: Table?, generation: UInt32)?
+    public private(set) var state: ReconcilerState
+    private let onStateChange: @Sendable (ReconcilerState) -> Void
+
+    public init(kernel: any KernelRuleset, policyDirectory: String, logger: Logger,
+                onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
+        self.kernel = kernel
+        self.policyDirectory = policyDirectory
+        self.logger = logger
+        self.state = ReconcilerState(policyDirectory: policyDirectory, pid: getpid())
+        self.onStateChange = onStateChange
+    }
+
+    /// Loads the policy and converges. Throws `StartupRefused` when the policy is invalid and
+    /// there is no table to keep enforcing; with a table in place it keeps it and reports the error.
+    @discardableResult
+    public func start() throws -> ReconcileOutcome? {
+        let snapshot = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)
+        committed = (snapshot.table, snapshot.generation)
+        switch loadPolicy() {
+        case .success(let table):
+            desired = table
+            return try converge(.start)
+        case .failure(let diagnostics):
+            guard snapshot.table != nil else { throw StartupRefused(diagnostics: diagnostics) }
+            logger.error("invalid policy at start; keeping the rule set already in force", metadata: ["errors": "\(diagnostics.filter { $0.severity == .error }.count)"])
+            state.inSync = false
+            publish()
+            return nil
+        }
+    }
+
+    /// Reloads the policy directory. An invalid policy keeps the last good one in force.
+    @discardableResult
+    public func reload(_ why: String) -> ReconcileOutcome? {
+        switch loadPolicy() {
+        case .success(let table):
+            desired = table
+            return try? converge(.policyChanged(why))
+        case .failure:
+            return nil
+        }
+    }
+
+    /// Re-reads the kernel and repairs any difference: drift events, periodic resync, lost events.
+    @discardableResult
+    public func resync(_ trigger: Trigger) -> ReconcileOutcome? {
+        committed = nil
+        return try? converge(trigger)
+    }
+
+    /// Reacts to a kernel change notification: repairs foreign changes to our table, ignores our
+    /// own transactions (no repair loop), and follows the generation of changes elsewhere so
+    /// the next transaction is not refused for a move that did not concern us.
+    @discardableResult
+    public func handle(_ event: KernelEvent) -> ReconcileOutcome? {
+        switch event {
+        case .overflow:
+            logger.warning("kernel events were lost (ENOBUFS); full resync")
+            return resync(.resync("lost events"))
+        case .changed(let generation, let pid, let process, let touchedTable):
+            if pid == UInt32(state.pid) { return nil }
+            if touchedTable {
+                logger.warning("table changed by another process", metadata: ["pid": "\(pid)", "process": "\(process ?? "?")"])
+                return resync(.drift)
+            }
+            if let c = committed { committed = (c.table, generation) }
+            return nil
+        }
+    }
+
+    /// Whether the kernel holds the desired table right now (dumps it).
+    public func checkInSync() throws -> Bool {
+        guard let desired else { return false }
+        let snapshot = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)
+        committed = (snapshot.table, snapshot.generation)
+        let inSync = snapshot.table.map { $0.isEquivalent(to: desired) } ?? false
+        state.inSync = inSync
+        publish()
+        return inSync
+    }
+
+    /// Applies the difference between the kernel and `desired` in one transaction.
+    @discardableResult
+    func converge(_ trigger: Trigger) throws -> ReconcileOutcome? {
+        guard let desired else { return nil }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var lastError: Error?
+        for attempt in 1...maxAttempts {
+            do {
+                let base = try committed ?? {
+                    let s = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)
+                    return (s.table, s.generation)
+                }()
+                committed = base
+                let tx = Transaction.diff(from: base.table, to: desired)
+                if tx.isEmpty {
+                    state.inSync = true
+                    state.lastError = nil
+                    state.lastErrorDiagnostics = []
+                    state.lastErrorAt = nil
+                    publish()
+                    return ReconcileOutcome(changes: 0, replacedTable: false, duration: clock.now - started)
+                }
+                try kernel.apply(tx, expectingGeneration: base.generation)
+                committed = (desired, try kernel.generation())
+                let outcome = ReconcileOutcome(changes: tx.changeCount, replacedTable: tx.replacesTable, duration: clock.now - started)
+                record(success: outcome, trigger: trigger, tx: tx)
+                return outcome
+            } catch let e as any KernelFailure where e.isGenerationMismatch && attempt < maxAttempts {
+                logger.info("ruleset changed underneath us; re-reading", metadata: ["attempt": "\(attempt)"])
+                committed = nil
+                lastError = e
+            } catch {
+                committed = nil
+                lastError = error
+                break
+            }
+        }
+        let error = lastError ?? CancellationError()
+        state.applyFailures += 1
+        state.lastError = "apply failed (\(trigger)): \(error)"
+        state.lastErrorDiagnostics = []
+        state.lastErrorAt = Date()
+        state.inSync = false
+        logger.error("apply failed", metadata: ["reason": "\(trigger)", "error": "\(error)"])
+        publish()
+        throw error
+    }
+
+    private func record(success outcome: ReconcileOutcome, trigger: Trigger, tx: Transaction) {
+        let now = Date()
+        state.applies += 1
+        if trigger == .drift || { if case .resync = trigger { true } else { false } }() { state.driftRepairs += 1 }
+        state.lastApplyAt = now
+        state.lastSuccessAt = now
+        state.lastApplyReason = trigger.description
+        state.lastApplyDurationSeconds = outcome.duration.seconds
+        state.lastApplyChanges = outcome.changes
+        state.lastError = nil
+        state.lastErrorDiagnostics = []
+        state.lastErrorAt = nil
+        state.inSync = true
+        let what = tx.replacesTable ? "replaced table" : "\(tx.elementChanges) element changes"
+        if trigger == .drift || { if case .resync = trigger { true } else { false } }() {
+            logger.warning("repaired drift", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)",
+                                                        "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
+        } else {
+            logger.info("applied", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)",
+                                              "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
+        }
+        publish()
+    }
+
+    private enum Loaded {
+        case success(Table)
+        case failure([Diagnostic])
+    }
+
+    private func loadPolicy() -> Loaded {
+        let result = PolicyLoader.load(directory: policyDirectory)
+        guard let policy = result.policy else {
+            state.policyLoadErrors += 1
+            let errors = result.diagnostics.filter { $0.severity == .error }
+            state.lastError = "invalid policy: \(errors.count) error(s); keeping the last good rule set"
+            state.lastErrorDiagnostics = errors.map(\.description)
+            state.lastErrorAt = Date()
+            for d in errors { logger.error("\(d.description)") }
+            publish()
+            return .failure(result.diagnostics)
+        }
+        let table = ZoneCompiler.compile(policy)
+        state.policyDigest = Digest.fnv1a64(NftText.render(table))
+        state.zones = policy.zones.count
+        state.members = policy.zones.reduce(0) { $0 + $1.members.count }
+        state.rules = policy.rules.count
+        state.elements = table.elementCount
+        return .success(table)
+    }
+
+    private func publish() { onStateChange(state) }
+}
+
+extension Transaction {
+    /// Objects and elements this transaction adds or removes.
+    public var changeCount: Int {
+        changes.reduce(0) {
+            switch $1 {
+            case .addElements(_, let e), .deleteElements(_, let e): $0 + e.count
+            default: $0 + 1
+            }
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

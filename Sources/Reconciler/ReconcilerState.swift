@@ -1,0 +1,90 @@
+import Foundation
+
+/// What the daemon reports about itself: written atomically to the state file, shown by
+/// `zonewall status`, and mirrored in the metrics.
+public struct ReconcilerState: Codable, Hashable, Sendable {
+    /// Digest of the rule set being enforced (FNV-1a 64 of its nft text), nil before the first apply.
+    public var policyDigest: String?
+    public var policyDirectory: String
+    public var pid: Int32
+    public var startedAt: Date
+
+    public var lastApplyAt: Date?
+    public var lastApplyReason: String?
+    public var lastApplyDurationSeconds: Double?
+    /// Objects or elements changed by the last apply.
+    public var lastApplyChanges: Int?
+    public var lastSuccessAt: Date?
+
+    /// The last error (policy or kernel), cleared by the next success.
+    public var lastError: String?
+    /// The policy diagnostics behind `lastError`, as `path:line:col: error: …` lines.
+    public var lastErrorDiagnostics: [String]
+    public var lastErrorAt: Date?
+
+    public var applies: Int
+    public var applyFailures: Int
+    public var driftRepairs: Int
+    public var policyLoadErrors: Int
+    /// Whether the kernel held the desired rule set at the last check.
+    public var inSync: Bool
+
+    public var zones: Int
+    public var members: Int
+    public var rules: Int
+    public var elements: Int
+
+    public init(policyDirectory: String, pid: Int32, startedAt: Date = Date()) {
+        self.policyDirectory = policyDirectory
+        self.pid = pid
+        self.startedAt = startedAt
+        self.lastErrorDiagnostics = []
+        self.applies = 0
+        self.applyFailures = 0
+        self.driftRepairs = 0
+        self.policyLoadErrors = 0
+        self.inSync = false
+        self.zones = 0
+        self.members = 0
+        self.rules = 0
+        self.elements = 0
+    }
+}
+
+/// Writes and reads the state file atomically (write to a temporary file, then rename).
+public struct StateFile: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public func write(_ state: ReconcilerState) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try encoder.encode(state).write(to: url, options: .atomic)
+    }
+
+    public func read() throws -> ReconcilerState {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(ReconcilerState.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+/// FNV-1a, 64 bit: a stable fingerprint of the enforced rule set (not a security hash).
+enum Digest {
+    static func fnv1a64(_ text: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return String(h, radix: 16).leftPadded(16)
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}

@@ -1,0 +1,213 @@
+import Foundation
+import Logging
+import Reconciler
+import Ruleset
+import Testing
+import ZoneCompiler
+import ZonePolicy
+
+/// A policy directory in a temporary folder, edited by tests.
+final class PolicyDir {
+    let path: String
+
+    init(_ files: [String: String]) throws {
+        path = NSTemporaryDirectory() + "zw-reconciler-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        for (name, text) in files { try write(name, text) }
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: path + "/" + name, atomically: true, encoding: .utf8)
+    }
+
+    func compiled() throws -> Table {
+        ZoneCompiler.compile(try #require(PolicyLoader.load(directory: path).policy))
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+let basePolicy = """
+    zones:
+      web: {members: [192.0.2.16/28]}
+      db: {members: [203.0.113.5, "2001:db8::5"]}
+    allow:
+      - {from: web, to: db, ports: [tcp/5432]}
+    """
+
+func failure(_ errno: Int32, _ what: String) -> InMemoryKernel.Failure { .init(errno: errno, operation: what) }
+
+let ERESTART: Int32 = 85, EPERM: Int32 = 1, EINVAL: Int32 = 22
+
+struct ReconcilerTests {
+    let logger = Logger(label: "test")
+
+    func make(_ kernel: InMemoryKernel, _ dir: PolicyDir) -> Reconciler {
+        Reconciler(kernel: kernel, policyDirectory: dir.path, logger: logger)
+    }
+
+    @Test func startCreatesTheTable() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        let outcome = try await r.start()
+        #expect(outcome?.replacedTable == true)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+        #expect(await r.state.inSync)
+        #expect(await r.state.applies == 1)
+    }
+
+    @Test func startAdoptsAMatchingTableWithoutChangingIt() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel(table: try dir.compiled())
+        let r = make(kernel, dir)
+        let outcome = try await r.start()
+        #expect(outcome?.changes == 0)
+        #expect(kernel.appliedTransactions.isEmpty)
+    }
+
+    @Test func invalidPolicyAtStartKeepsTheTableInForce() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let good = try dir.compiled()
+        try dir.write("p.yaml", basePolicy.replacingOccurrences(of: "to: db", with: "to: dbb"))
+        let kernel = InMemoryKernel(table: good)
+        let r = make(kernel, dir)
+        #expect(try await r.start() == nil)
+        #expect(kernel.table == good)
+        #expect(kernel.appliedTransactions.isEmpty)
+        let diagnostics = await r.state.lastErrorDiagnostics
+        #expect(diagnostics.contains { $0.contains("p.yaml:5:") && $0.contains("unknown zone 'dbb'") })
+    }
+
+    @Test func invalidPolicyAndNoTableRefusesToStart() async throws {
+        let dir = try PolicyDir(["p.yaml": "zones: [oops]\n"])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        await #expect(throws: StartupRefused.self) { try await r.start() }
+        #expect(kernel.table == nil)
+    }
+
+    @Test func membershipEditIsIncrementalAndNeedsNoDump() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        try dir.write("p.yaml", basePolicy.replacingOccurrences(of: "192.0.2.16/28", with: "192.0.2.16/28, 192.0.2.40"))
+        kernel.failNextDump(failure(EPERM, "dump"))  // a dump now would fail the reload
+        let outcome = try #require(await r.reload("edit"))
+        #expect(outcome.replacedTable == false)
+        #expect(outcome.changes > 0)
+        let tx = try #require(kernel.appliedTransactions.last)
+        #expect(!tx.replacesTable)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+    }
+
+    @Test func badEditKeepsLastGoodPolicy() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        let good = kernel.table
+        try dir.write("p.yaml", basePolicy + "\n  - {from: web, to: db, ports: [tcp/0]}\n")
+        #expect(await r.reload("bad edit") == nil)
+        #expect(kernel.table == good)
+        let state = await r.state
+        #expect(state.policyLoadErrors == 1)
+        #expect(state.lastErrorDiagnostics.contains { $0.hasPrefix(dir.path + "/p.yaml:6:") && $0.contains("port 0") })
+        // The next good edit clears the error.
+        try dir.write("p.yaml", basePolicy)
+        _ = await r.reload("fixed")
+        #expect(await r.state.lastError == nil)
+    }
+
+    @Test func generationMovedRetriesAfterReread() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        kernel.commitElsewhere()                          // someone commits: our generation is stale
+        try dir.write("p.yaml", basePolicy.replacingOccurrences(of: "tcp/5432", with: "tcp/5432, tcp/5433"))
+        let outcome = await r.reload("edit")
+        #expect(outcome != nil)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+    }
+
+    @Test func injectedErestartIsRetried() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        kernel.failNextApply(failure(ERESTART, "commit"), failure(ERESTART, "commit"))
+        let r = make(kernel, dir)
+        try await r.start()
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+        #expect(await r.state.applyFailures == 0)
+    }
+
+    @Test func driftIsRepairedAndOwnEventsIgnored() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        let applied = kernel.appliedTransactions.count
+        // Our own commit's notification is not drift.
+        #expect(await r.handle(.changed(generation: kernel.generation(), pid: UInt32(getpid()), processName: "zonewall", touchedTable: true)) == nil)
+        // A foreign change elsewhere is not drift either, and needs no dump.
+        kernel.commitElsewhere()
+        #expect(await r.handle(.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: false)) == nil)
+        #expect(kernel.appliedTransactions.count == applied)
+        // Someone deletes an element of our table.
+        kernel.tamper { t in
+            let i = t!.sets.firstIndex { !$0.elements.isEmpty }!
+            t!.sets[i].elements.removeFirst()
+        }
+        let repaired = try #require(await r.handle(.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: true)))
+        #expect(repaired.changes == 1)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+        #expect(await r.state.driftRepairs == 1)
+        // The whole table deleted (nft flush ruleset).
+        kernel.tamper { $0 = nil }
+        _ = await r.handle(.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: true))
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+        #expect(await r.state.driftRepairs == 2)
+    }
+
+    @Test func lostEventsTriggerAFullResync() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        kernel.tamper { t in t!.chains[0].rules.removeAll() }
+        _ = await r.handle(.overflow)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+    }
+
+    @Test(arguments: [EPERM, EINVAL])
+    func kernelRefusalIsReportedAndNothingChanges(errno: Int32) async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        let before = kernel.table
+        try dir.write("p.yaml", basePolicy.replacingOccurrences(of: "tcp/5432", with: "tcp/5432, udp/53"))
+        kernel.failNextApply(failure(errno, "adding element to set z_web_v4"))
+        #expect(await r.reload("edit") == nil)
+        #expect(kernel.table == before)
+        let state = await r.state
+        #expect(state.applyFailures == 1)
+        #expect(state.lastError?.contains("z_web_v4") == true)
+        #expect(!state.inSync)
+        // The next attempt (e.g. the periodic resync) converges.
+        _ = await r.resync(.resync("periodic"))
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+    }
+
+    @Test func stateFileRoundTripsAtomically() throws {
+        let path = NSTemporaryDirectory() + "zw-state-\(UUID().uuidString)/state.json"
+        var state = ReconcilerState(policyDirectory: "/etc/zonewall", pid: 7)
+        state.lastErrorDiagnostics = ["a.yaml:1:2: error: x"]
+        state.applies = 3
+        try StateFile(path: path).write(state)
+        let read = try StateFile(path: path).read()
+        #expect(read.applies == 3)
+        #expect(read.lastErrorDiagnostics == state.lastErrorDiagnostics)
+    }
+}
