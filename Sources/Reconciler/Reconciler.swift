@@ -119,7 +119,7 @@ public actor Reconciler {
             logger.warning("kernel events were lost (ENOBUFS); full resync")
             return resync(.resync("lost events"))
         case .changed(let generation, let pid, let process, let touchedTable):
-            if pid == UInt32(state.pid) { return nil }
+            if Self.isOwnProcess(pid) { return nil }
             if touchedTable {
                 logger.warning("table changed by another process", metadata: ["pid": "\(pid)", "process": "\(process ?? "?")"])
                 return resync(.drift)
@@ -127,6 +127,13 @@ public actor Reconciler {
             if let c = committed { committed = (c.table, generation) }
             return nil
         }
+    }
+
+    /// The kernel names the committing *thread* (its tid) in `NFT_MSG_NEWGEN`, and our
+    /// transactions run on whichever thread the concurrency pool picks: ours if it is one of
+    /// this process's threads.
+    static func isOwnProcess(_ pid: UInt32) -> Bool {
+        pid == UInt32(getpid()) || FileManager.default.fileExists(atPath: "/proc/self/task/\(pid)")
     }
 
     /// Whether the kernel holds the desired table right now (dumps it).

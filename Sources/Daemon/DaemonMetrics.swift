@@ -1,0 +1,62 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+import Reconciler
+
+/// The daemon's Prometheus metrics, fed from reconciler state changes.
+public final class DaemonMetrics: @unchecked Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let applies: CoreMetrics.Counter
+    private let failures: CoreMetrics.Counter
+    private let duration: CoreMetrics.Timer
+    private let driftRepairs: CoreMetrics.Counter
+    private let loadErrors: CoreMetrics.Counter
+    private let zones: CoreMetrics.Gauge
+    private let members: CoreMetrics.Gauge
+    private let rules: CoreMetrics.Gauge
+    private let elements: CoreMetrics.Gauge
+    private let lastSuccess: CoreMetrics.Gauge
+    private let inSync: CoreMetrics.Gauge
+    private var previous: ReconcilerState?
+
+    public init() {
+        let factory = PrometheusMetricsFactory(registry: registry)
+        applies = CoreMetrics.Counter(label: "zonewall_applies_total", factory: factory)
+        failures = CoreMetrics.Counter(label: "zonewall_apply_failures_total", factory: factory)
+        duration = CoreMetrics.Timer(label: "zonewall_apply_duration_seconds", factory: factory)
+        driftRepairs = CoreMetrics.Counter(label: "zonewall_drift_repairs_total", factory: factory)
+        loadErrors = CoreMetrics.Counter(label: "zonewall_policy_load_errors_total", factory: factory)
+        zones = CoreMetrics.Gauge(label: "zonewall_zones", factory: factory)
+        members = CoreMetrics.Gauge(label: "zonewall_members", factory: factory)
+        rules = CoreMetrics.Gauge(label: "zonewall_rules", factory: factory)
+        elements = CoreMetrics.Gauge(label: "zonewall_set_elements", factory: factory)
+        lastSuccess = CoreMetrics.Gauge(label: "zonewall_last_success_timestamp_seconds", factory: factory)
+        inSync = CoreMetrics.Gauge(label: "zonewall_in_sync", factory: factory)
+    }
+
+    /// Moves counters by what changed since the previous state.
+    public func update(_ s: ReconcilerState) {
+        let p = previous
+        if s.applies > (p?.applies ?? 0) {
+            applies.increment(by: s.applies - (p?.applies ?? 0))
+            if let d = s.lastApplyDurationSeconds { duration.recordSeconds(d) }
+        }
+        if s.applyFailures > (p?.applyFailures ?? 0) { failures.increment(by: s.applyFailures - (p?.applyFailures ?? 0)) }
+        if s.driftRepairs > (p?.driftRepairs ?? 0) { driftRepairs.increment(by: s.driftRepairs - (p?.driftRepairs ?? 0)) }
+        if s.policyLoadErrors > (p?.policyLoadErrors ?? 0) { loadErrors.increment(by: s.policyLoadErrors - (p?.policyLoadErrors ?? 0)) }
+        zones.record(s.zones)
+        members.record(s.members)
+        rules.record(s.rules)
+        elements.record(s.elements)
+        inSync.record(s.inSync ? 1 : 0)
+        if let t = s.lastSuccessAt { lastSuccess.record(t.timeIntervalSince1970) }
+        previous = s
+    }
+
+    /// The Prometheus text exposition.
+    public func render() -> String {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+}

@@ -1,0 +1,64 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Serves `GET /metrics` on a loopback address with SwiftNIO.
+public final class MetricsServer: Sendable {
+    private let channel: any Channel
+    private let group: MultiThreadedEventLoopGroup
+
+    /// Binds `host:port`; refuses non-loopback hosts, since metrics reveal the policy's shape.
+    public init(host: String, port: Int, render: @escaping @Sendable () -> String) async throws {
+        guard host == "127.0.0.1" || host == "::1" || host == "localhost" else {
+            throw MetricsServerError.notLoopback(host)
+        }
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(MetricsHandler(render: render))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    /// The bound port (useful when asked for port 0).
+    public var port: Int? { channel.localAddress?.port }
+
+    public func close() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+public enum MetricsServerError: Error, CustomStringConvertible {
+    case notLoopback(String)
+    public var description: String {
+        switch self {
+        case .notLoopback(let h): "metrics address \(h) is not a loopback address (use 127.0.0.1 or ::1)"
+        }
+    }
+}
+
+private final class MetricsHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let render: @Sendable () -> String
+
+    init(render: @escaping @Sendable () -> String) { self.render = render }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let request) = unwrapInboundIn(data) else { return }
+        let found = request.method == .GET && request.uri.split(separator: "?").first == "/metrics"
+        let body = found ? render() : "not found: try /metrics\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+        headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: request.version, status: found ? .ok : .notFound, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+}

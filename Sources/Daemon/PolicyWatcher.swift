@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Watches a policy directory with inotify and reports each change.
+///
+/// It covers what operators and tools actually do: create, modify and delete; editors that
+/// save through a temporary file and a rename; ConfigMap-style symlink swaps (`..data`); and the
+/// directory itself being replaced (the parent is watched too, and watches are re-armed).
+public final class PolicyWatcher: @unchecked Sendable {
+    private let directory: String
+    private let inotify: Int32
+    private let wake: (read: Int32, write: Int32)
+    private var thread: Thread?
+    private let continuation: AsyncStream<String>.Continuation
+    /// Changes, one description per inotify event batch.
+    public let changes: AsyncStream<String>
+
+    public init(directory: String) throws {
+        self.directory = (directory as NSString).standardizingPath
+        inotify = inotify_init1(Int32(IN_CLOEXEC))
+        guard inotify >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        wake = (fds[0], fds[1])
+        (changes, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(256))
+    }
+
+    /// Starts the reader thread.
+    public func start() {
+        arm()
+        let t = Thread { [self] in readLoop() }
+        t.name = "zonewall-inotify"
+        thread = t
+        t.start()
+    }
+
+    /// Stops the reader thread and ends `changes`.
+    public func stop() {
+        var b: UInt8 = 1
+        _ = write(wake.write, &b, 1)
+    }
+
+    deinit {
+        close(inotify)
+        close(wake.read)
+        close(wake.write)
+    }
+
+    private var dirWatch: Int32 = -1
+    private var parentWatch: Int32 = -1
+
+    /// (Re-)adds the watches; a replaced directory gets a fresh watch on its new inode.
+    private func arm() {
+        if dirWatch >= 0 { inotify_rm_watch(inotify, dirWatch) }
+        let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO
+                          | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+        dirWatch = inotify_add_watch(inotify, directory, mask)
+        if parentWatch < 0 {
+            let parent = (directory as NSString).deletingLastPathComponent
+            parentWatch = inotify_add_watch(inotify, parent.isEmpty ? "/" : parent,
+                                            UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM))
+        }
+    }
+
+    private func readLoop() {
+        let base = (directory as NSString).lastPathComponent
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&fds, 2, dirWatch < 0 ? 500 : -1)
+            if n < 0 && errno == EINTR { continue }
+            if fds[1].revents != 0 { break }
+            if n == 0 {
+                // The directory was missing; see whether it is back.
+                arm()
+                if dirWatch >= 0 { continuation.yield("directory reappeared") }
+                continue
+            }
+            let count = read(inotify, &buffer, buffer.count)
+            guard count > 0 else { continue }
+            var offset = 0
+            var reasons: [String] = []
+            var rearm = false
+            while offset < count {
+                let (wd, mask, name) = buffer.withUnsafeBytes { raw -> (Int32, UInt32, String) in
+                    let e = raw.load(fromByteOffset: offset, as: inotify_event.self)
+                    var name = ""
+                    if e.len > 0 {
+                        let start = offset + MemoryLayout<inotify_event>.size
+                        let bytes = raw[start..<(start + Int(e.len))].prefix { $0 != 0 }
+                        name = String(decoding: bytes, as: UTF8.self)
+                    }
+                    offset += MemoryLayout<inotify_event>.size + Int(e.len)
+                    return (e.wd, e.mask, name)
+                }
+                if wd == parentWatch {
+                    if name == base { reasons.append("directory replaced"); rearm = true }
+                    continue
+                }
+                if mask & UInt32(IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED) != 0 { rearm = true }
+                if mask & UInt32(IN_Q_OVERFLOW) != 0 { reasons.append("inotify overflow") }
+                if !name.isEmpty { reasons.append(name) }
+            }
+            if rearm { arm() }
+            if !reasons.isEmpty { continuation.yield(reasons.joined(separator: ", ")) }
+        }
+        continuation.finish()
+    }
+}
