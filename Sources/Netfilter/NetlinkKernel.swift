@@ -35,6 +35,11 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
 
     private let connection: Mutex<Connection>
     private let undecodable: UndecodableRules
+    /// Where the socket was opened, so that `events` listens in the same namespace.
+    private let namespace: String?
+    /// The port id of the socket batches go out on: notifications name it, so `events`
+    /// knows which commits are ours.
+    private let portID: UInt32
 
     /// Opens a netfilter netlink socket in this process's network namespace, or with
     /// `namespace`, inside the named one (`/run/netns/NAME`, as `ip netns add` creates it).
@@ -42,6 +47,8 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         let socket = if let namespace { try NetlinkSocket.open(inNamespace: namespace) } else { try NetlinkSocket.open() }
         connection = Mutex(Connection(socket: socket))
         undecodable = undecodableRules
+        self.namespace = namespace
+        portID = socket.portID
     }
 
     // MARK: KernelRuleset
@@ -65,12 +72,31 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         try connection.withLock { c throws(NetfilterError) in try Self.dump(c, family: family, table: name, undecodable: undecodable) }
     }
 
-    // MARK: Extras
-
     /// The current ruleset generation (`NFT_MSG_GETGEN`).
     public func generation() throws(NetfilterError) -> UInt32 {
         try connection.withLock { c throws(NetfilterError) in try Self.generation(c) }
     }
+
+    /// Subscribes to the namespace's nftables notifications (`NFNLGRP_NFTABLES`) on a socket
+    /// and thread of their own: one `.changed` per commit, anyone's (ours included, with our
+    /// pid), `.overflow` when the socket dropped some (`ENOBUFS`). The pid is the committing
+    /// process's (see `Committer`): batches sent by this object always carry `getpid()`.
+    ///
+    /// Commits after this returns are reported; the subscription outlives this object.
+    public func events(family: Family, table: String) throws(NetfilterError) -> KernelEvents {
+        try events(family: family, table: table, receiveBuffer: 32 << 20)
+    }
+
+    /// `events`, with the socket's receive buffer chosen and something to run before reading
+    /// (tests shrink the one and stall the other to provoke `ENOBUFS`).
+    func events(family: Family, table: String, receiveBuffer: Int,
+                beforeReading: (@Sendable () -> Void)? = nil) throws(NetfilterError) -> KernelEvents {
+        let socket = if let namespace { try NetlinkSocket.open(inNamespace: namespace) } else { try NetlinkSocket.open() }
+        return try NetlinkEventReader.start(socket, family: family, table: table, ownPortID: portID,
+                                            receiveBuffer: receiveBuffer, beforeReading: beforeReading)
+    }
+
+    // MARK: Extras
 
     /// The bytes `apply` would send for `transaction`: the whole batch, headers included.
     public func batchSize(of transaction: Transaction) throws(NetfilterError) -> Int {

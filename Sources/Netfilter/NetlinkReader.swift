@@ -5,6 +5,8 @@ struct NetlinkMessage {
     var type: UInt16
     var flags: UInt16
     var seq: UInt32
+    /// `nlmsg_pid`: for a notification, the port id of the socket whose request caused it.
+    var portID: UInt32 = 0
     var payload: ArraySlice<UInt8>
 
     /// Splits a datagram into its messages; stops at a truncated one.
@@ -18,6 +20,7 @@ struct NetlinkMessage {
                 type: readHost(UInt16.self, datagram, i + 4),
                 flags: readHost(UInt16.self, datagram, i + 6),
                 seq: readHost(UInt32.self, datagram, i + 8),
+                portID: readHost(UInt32.self, datagram, i + 12),
                 payload: datagram[(i + 16)..<(i + len)]))
             i += (len + 3) & ~3
         }

@@ -20,7 +20,8 @@ final class NetlinkSocket {
 
     deinit { mnl_socket_close(handle) }
 
-    private var fd: Int32 { mnl_socket_get_fd(handle) }
+    /// The descriptor, for `poll`; it stays owned by this object.
+    var fd: Int32 { mnl_socket_get_fd(handle) }
 
     /// Opens and binds a socket in the calling thread's network namespace.
     static func open() throws(NetfilterError) -> NetlinkSocket {
@@ -92,6 +93,24 @@ final class NetlinkSocket {
                 _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, socklen_t(MemoryLayout<Int32>.size))
             }
             receiveBufferSize = receive
+        }
+    }
+
+    /// Sets the kernel receive buffer to `bytes`, smaller than now included (the kernel
+    /// enforces a minimum of a few KiB).
+    func setReceiveBuffer(_ bytes: Int) {
+        var v = Int32(clamping: bytes)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, socklen_t(MemoryLayout<Int32>.size))
+        }
+        receiveBufferSize = bytes
+    }
+
+    /// Joins a multicast group (`NETLINK_ADD_MEMBERSHIP`), e.g. `NFNLGRP_NFTABLES`.
+    func addMembership(_ group: UInt32, what: String) throws(NetfilterError) {
+        var g = group
+        guard setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
+            throw .system("subscribing to \(what)")
         }
     }
 

@@ -1,9 +1,16 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc  // getpid only
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A kernel that keeps one table in memory: for tests of everything above `Netfilter`.
 ///
 /// Like knftables' fake, a transaction is applied to a copy that is kept only on success.
-/// Errors can be injected for the next calls.
+/// Errors can be injected for the next calls. Every commit (an `apply`, a `tamper`, a
+/// `commitElsewhere`) bumps the generation and is announced to `events` subscribers, with
+/// `pid` for `apply` and a foreign pid otherwise; `injectOverflow` simulates lost events.
 public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
     /// An injected failure.
     public struct Failure: Error, Hashable, Sendable, CustomStringConvertible {
@@ -22,17 +29,35 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
         var failNextApply: [Failure] = []
         var failNextDump: [Failure] = []
         var applied: [Transaction] = []
+        var subscribers: [UInt64: Subscriber] = [:]
+        var nextSubscriber: UInt64 = 0
+    }
+
+    private struct Subscriber {
+        var family: Family
+        var table: String
+        var continuation: KernelEvents.Continuation
     }
 
     private let state = Mutex(State())
 
-    public init(table: Table? = nil) {
+    /// The pid `apply` commits as: by default this process's, as the real kernel reports it.
+    public let pid: UInt32
+    /// The pid `tamper` and `commitElsewhere` commit as unless told otherwise: "someone else".
+    public static let foreignPID: UInt32 = 4_194_304  // above any real pid_max
+    /// The process name reported with `apply`'s events.
+    public let processName: String?
+
+    public init(table: Table? = nil, pid: UInt32 = UInt32(getpid()), processName: String? = "zonewall") {
+        self.pid = pid
+        self.processName = processName
         state.withLock { $0.table = table }
     }
 
     /// The table as held now.
     public var table: Table? { state.withLock { $0.table } }
-    public var generation: UInt32 { state.withLock { $0.generation } }
+    /// The current generation; never fails.
+    public func generation() -> UInt32 { state.withLock { $0.generation } }
     /// Every transaction that was committed, in order.
     public var appliedTransactions: [Transaction] { state.withLock { $0.applied } }
 
@@ -40,11 +65,52 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
     public func failNextApply(_ f: Failure...) { state.withLock { $0.failNextApply += f } }
     public func failNextDump(_ f: Failure...) { state.withLock { $0.failNextDump += f } }
 
-    /// Simulates someone else changing the ruleset (bumps the generation).
-    public func tamper(_ body: (inout Table?) -> Void) {
+    /// Simulates someone else changing the table (bumps the generation and announces it
+    /// with `pid`, e.g. 0 for the kernel itself).
+    public func tamper(pid: UInt32 = InMemoryKernel.foreignPID, processName: String? = "nft", _ body: (inout Table?) -> Void) {
         state.withLock {
             body(&$0.table)
-            $0.generation &+= 1
+            Self.commit(&$0, pid: pid, processName: processName) { _ in true }
+        }
+    }
+
+    /// Simulates someone else committing a transaction that does not touch the table
+    /// (`nft add table inet other`): the generation moves, the table does not.
+    public func commitElsewhere(pid: UInt32 = InMemoryKernel.foreignPID, processName: String? = "nft") {
+        state.withLock { Self.commit(&$0, pid: pid, processName: processName) { _ in false } }
+    }
+
+    /// Tells every subscriber that events were lost, as `ENOBUFS` on the real socket does.
+    public func injectOverflow() {
+        state.withLock { s in for sub in s.subscribers.values { sub.continuation.yield(.overflow) } }
+    }
+
+    /// How many subscriptions are still open: lets tests check that they end.
+    var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+
+    /// Subscribes to commits on `inet zonewall`.
+    public func events() -> KernelEvents { events(family: .inet, table: "zonewall") }
+
+    /// Subscribes to commits; `touchedTable` is true for commits on `family`/`table`.
+    public func events(family: Family, table: String) -> KernelEvents {
+        let (events, continuation) = KernelEvents.makeEvents()
+        let id = state.withLock { s in
+            defer { s.nextSubscriber += 1 }
+            s.subscribers[s.nextSubscriber] = Subscriber(family: family, table: table, continuation: continuation)
+            return s.nextSubscriber
+        }
+        continuation.onTermination { [weak self] in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return events
+    }
+
+    /// Bumps the generation and announces the commit; `touches` says whether it concerned
+    /// a subscriber's table.
+    private static func commit(_ s: inout State, pid: UInt32, processName: String?, touches: (Subscriber) -> Bool) {
+        s.generation &+= 1
+        for sub in s.subscribers.values {
+            sub.continuation.yield(.changed(generation: s.generation, pid: pid, processName: processName, touchedTable: touches(sub)))
         }
     }
 
@@ -62,9 +128,12 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
             if let generation, generation != $0.generation {
                 throw Failure(errno: 85 /* ERESTART */, operation: "commit at generation \(generation)")
             }
-            $0.table = try Self.run(tx, on: $0.table)
-            $0.generation &+= 1
+            let table = try Self.run(tx, on: $0.table)
+            $0.table = table
             $0.applied.append(tx)
+            // Like the kernel, an empty batch commits nothing and announces nothing.
+            guard !tx.changes.isEmpty else { return }
+            Self.commit(&$0, pid: pid, processName: processName) { $0.family == tx.family && $0.table == tx.table }
         }
     }
 

@@ -17,7 +17,10 @@ struct AgreementTests {
             }
         }
         out.insert(family == .ipv4 ? 0x0A00_0001 : (0x2001_0db8_ffff << 80) | 1)  // unzoned
-        return out.sorted()
+        // Keep the cross product affordable: an even spread of at most `limit` addresses.
+        let all = out.sorted(), limit = 10
+        guard all.count > limit else { return all }
+        return (0..<limit).map { all[$0 * all.count / limit] }
     }
 
     /// Flows covering every kind of spec: ports at and around rule boundaries, ICMP, other protocols.
@@ -31,8 +34,10 @@ struct AgreementTests {
             }
         }
         var out: [(Flow, UInt8, UInt16, UInt8)] = []
+        let sorted = ports.sorted()
+        let sample = sorted.count <= 16 ? sorted : (0..<16).map { sorted[$0 * sorted.count / 16] }
         for proto in TransportProtocol.allCases {
-            for p in ports { out.append((Flow(proto: proto.number, port: p), proto.number, p, 0)) }
+            for p in sample { out.append((Flow(proto: proto.number, port: p), proto.number, p, 0)) }
         }
         let icmp: UInt8 = family == .ipv4 ? 1 : 58
         let echo: UInt8 = family == .ipv4 ? 8 : 128
@@ -83,7 +88,7 @@ struct AgreementTests {
         check(policy)
     }
 
-    @Test(arguments: 1...40 as ClosedRange<UInt64>)
+    @Test(arguments: 1...16 as ClosedRange<UInt64>)
     func generatedPoliciesAgree(seed: UInt64) {
         check(RandomPolicy.make(seed: seed, zones: 5, rules: 8))
     }
