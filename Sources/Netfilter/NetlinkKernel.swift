@@ -21,6 +21,8 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     private final class Connection {
         let socket: NetlinkSocket
         var seq: UInt32
+        /// Bytes of the last batch sent (applied or checked).
+        var lastBatchBytes = 0
         init(socket: NetlinkSocket) {
             self.socket = socket
             self.seq = UInt32(truncatingIfNeeded: time(nil))
@@ -71,6 +73,9 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     public func dump(family: Family, table name: String) throws(NetfilterError) -> KernelSnapshot {
         try connection.withLock { c throws(NetfilterError) in try Self.dump(c, family: family, table: name, undecodable: undecodable) }
     }
+
+    /// Bytes of the last batch this object sent to the kernel: what a change cost on the wire.
+    public var lastBatchBytes: Int { connection.withLock { $0.lastBatchBytes } }
 
     /// The current ruleset generation (`NFT_MSG_GETGEN`).
     public func generation() throws(NetfilterError) -> UInt32 {
@@ -132,6 +137,7 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     private func send(_ tx: Transaction, generation: UInt32?, commit: Bool) throws(NetfilterError) {
         try connection.withLock { c throws(NetfilterError) in
             let batch = try Self.encode(c, tx, generation: generation, commit: commit)
+            c.lastBatchBytes = batch.bytes.count
             try Self.exchange(c, batch)
         }
     }
@@ -144,11 +150,12 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
             switch change {
             case .addSet(let s): declared.insert(s.name)
             case .deleteTable: declared = []
-            case .addElements(let n, _), .deleteElements(let n, _): needsKernelSets = needsKernelSets || !declared.contains(n)
+            case .addElements(let n, _), .deleteElements(let n, _):
+                needsKernelSets = needsKernelSets || (!declared.contains(n) && tx.setDeclarations[n] == nil)
             default: break
             }
         }
-        var known: [String: NamedSet] = [:]
+        var known = tx.setDeclarations
         if needsKernelSets {
             for (set, _) in try sets(c, family: tx.family, table: tx.table) { known[set.name] = set }
         }

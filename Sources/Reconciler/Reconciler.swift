@@ -31,6 +31,8 @@ public struct ReconcileOutcome: Sendable, Hashable {
     /// Whether the whole table was replaced (a skeleton change) rather than edited.
     public var replacedTable: Bool
     public var duration: Duration
+    /// Bytes sent to the kernel, when the kernel can tell.
+    public var bytes: Int?
 }
 
 /// Raised at start when the policy is invalid and no table exists to keep enforcing:
@@ -168,11 +170,12 @@ public actor Reconciler {
                     state.lastErrorDiagnostics = []
                     state.lastErrorAt = nil
                     publish()
-                    return ReconcileOutcome(changes: 0, replacedTable: false, duration: clock.now - started)
+                    return ReconcileOutcome(changes: 0, replacedTable: false, duration: clock.now - started, bytes: 0)
                 }
                 try kernel.apply(tx, expectingGeneration: base.generation)
                 committed = (desired, try kernel.generation())
-                let outcome = ReconcileOutcome(changes: tx.changeCount, replacedTable: tx.replacesTable, duration: clock.now - started)
+                let outcome = ReconcileOutcome(changes: tx.changeCount, replacedTable: tx.replacesTable, duration: clock.now - started,
+                                               bytes: (kernel as? any BatchMeasuring)?.lastBatchBytes)
                 record(success: outcome, trigger: trigger, tx: tx)
                 return outcome
             } catch let e as any KernelFailure where e.isGenerationMismatch && attempt < maxAttempts {
@@ -210,11 +213,12 @@ public actor Reconciler {
         state.lastErrorAt = nil
         state.inSync = true
         let what = tx.replacesTable ? "replaced table" : "\(tx.elementChanges) element changes"
+        let bytes: Logger.MetadataValue = outcome.bytes.map { "\($0)" } ?? "-"
         if trigger == .drift || { if case .resync = trigger { true } else { false } }() {
-            logger.warning("repaired drift", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)",
+            logger.warning("repaired drift", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes,
                                                         "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
         } else {
-            logger.info("applied", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)",
+            logger.info("applied", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes,
                                               "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
         }
         publish()

@@ -23,11 +23,16 @@ public struct Transaction: Hashable, Sendable {
     public var family: Family
     public var table: String
     public var changes: [Change]
+    /// Declarations of the sets whose elements change without being declared in the
+    /// transaction itself: the encoder needs their key types, and should not have to ask the
+    /// kernel for them.
+    public var setDeclarations: [String: NamedSet]
 
-    public init(family: Family, table: String, changes: [Change] = []) {
+    public init(family: Family, table: String, changes: [Change] = [], setDeclarations: [String: NamedSet] = [:]) {
         self.family = family
         self.table = table
         self.changes = changes
+        self.setDeclarations = setDeclarations
     }
 
     public var isEmpty: Bool { changes.isEmpty }
@@ -87,6 +92,7 @@ public struct Transaction: Hashable, Sendable {
             let added = new.elements.filter { !was.contains($0) }
             if !removed.isEmpty { tx.changes.append(.deleteElements(set: new.name, removed)) }
             if !added.isEmpty { adds.append(.addElements(set: new.name, added)) }
+            tx.setDeclarations[new.name] = new.declaration
         }
         // Deletions first: an interval whose data changed is removed before its replacement lands.
         tx.changes += adds

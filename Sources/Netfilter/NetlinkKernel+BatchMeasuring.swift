@@ -1,0 +1,3 @@
+import Ruleset
+
+extension NetlinkKernel: BatchMeasuring {}
