@@ -74,5 +74,7 @@ let package = Package(
         ),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
+        // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).
+        .testTarget(name: "KernelTests", dependencies: ["Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
     ]
 )

@@ -13,9 +13,19 @@ struct CheckCommand: ParsableCommand {
     }
 
     @OptionGroup var options: PolicyOptions
+    @OptionGroup var kernelOptions: KernelOptions
 
     @Option(help: "Output format: text, json or github (GitHub Actions annotations).")
     var format: Format = .text
+
+    @Flag(help: ArgumentHelp(
+        "Also send the full-replace batch to the kernel for validation only (like `nft -c`): nothing changes.",
+        discussion: "Needs CAP_NET_ADMIN in the network namespace only, so `unshare -rn zonewall check --kernel` works without root."))
+    var kernel = false
+
+    func validate() throws {
+        if kernelOptions.netns != nil && !kernel { throw ValidationError("--netns needs --kernel") }
+    }
 
     func run() throws {
         let result = PolicyLoader.load(directory: options.policies)
@@ -49,7 +59,20 @@ struct CheckCommand: ParsableCommand {
                 print("::\(d.severity == .error ? "error" : "warning") \(props)::\(escapeData(message))")
             }
         }
-        if result.policy == nil { throw ExitCode(1) }
+        guard let policy = result.policy else { throw ExitCode(1) }
+        if kernel { try checkInKernel(ZoneCompiler.compile(policy)) }
+    }
+
+    /// Sends `Transaction.replace(with:)` with `NetlinkKernel.check`: validated, then aborted.
+    func checkInKernel(_ table: Table) throws {
+        let tx = Transaction.replace(with: table)
+        let place = kernelOptions.place("the kernel")
+        try withKernelErrors("checking the rule set in \(place)") {
+            try kernelOptions.openKernel().check(tx)
+        }
+        if format == .text {
+            print("ok: \(place) accepts the rule set (\(tx.changes.count) changes validated, nothing applied)")
+        }
     }
 
     /// GitHub workflow-command escaping.

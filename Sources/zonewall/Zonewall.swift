@@ -10,9 +10,14 @@ struct Zonewall: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 success (explain: allowed), 1 invalid policy or usage, 2 kernel error,
             3 explain: denied, 4 status: out of sync.
+
+            Kernel commands (apply, status, remove, check --kernel) take --netns NAME to work inside
+            a named network namespace; scripts/demo, scripts/lab and the kernel tests always use it.
             """,
         subcommands: [
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
+            ApplyCommand.self, StatusCommand.self, RemoveCommand.self,
+            RunCommand.self, LabPlanCommand.self, LabServeCommand.self,
         ]
     )
 

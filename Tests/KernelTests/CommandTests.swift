@@ -1,0 +1,195 @@
+import Foundation
+import Glibc
+import Netfilter
+import Ruleset
+import Testing
+import ZoneCompiler
+import ZonePolicy
+
+/// `zonewall apply/status/remove/check --kernel` against real nftables, each test in network
+/// namespaces of its own (`zw-kt-<random>`, deleted afterwards). Skipped loudly unless root.
+@Suite("zonewall kernel commands in network namespaces")
+struct CommandTests {
+    static let policies = "\(repoRoot)/Policies"
+
+    func compiled(_ dir: String) throws -> Table {
+        let result = PolicyLoader.load(directory: dir)
+        let policy = try #require(result.policy, "\(result.diagnostics)")
+        return ZoneCompiler.compile(policy)
+    }
+
+    /// After `zonewall apply` the kernel holds exactly the compiled model; a second apply is a no-op.
+    @Test func roundTripAndStatus() throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { ns in
+            let missing = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
+            #expect(missing.status == 4, "\(missing)")
+            #expect(missing.stdout.contains("does not exist"))
+
+            let apply = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
+            #expect(apply.status == 0, "\(apply)")
+            #expect(apply.stdout.contains("replaced") && apply.stdout.contains("verified"), "\(apply.stdout)")
+            let dumped = try NetlinkKernel(namespace: ns).dump(family: .inet, table: "zonewall").table
+            #expect(canonical(dumped) == canonical(try compiled(Self.policies)))
+
+            let again = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
+            #expect(again.status == 0 && again.stdout.contains("already in sync, 0 changes"), "\(again)")
+            let status = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
+            #expect(status.status == 0 && status.stdout.hasPrefix("in sync"), "\(status)")
+
+            // Drift in elements: status names it, apply repairs it with element changes only.
+            try nft(ns, ["delete", "element", "inet", "zonewall", "zoned_v4", "{ 198.51.100.200 }"])
+            let drift = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
+            #expect(drift.status == 4, "\(drift)")
+            #expect(drift.stdout.contains("set zoned_v4: 1 element(s) missing, 0 extra"), "\(drift.stdout)")
+            #expect(drift.stdout.contains("add element inet zonewall zoned_v4 { 198.51.100.200 }"), "\(drift.stdout)")
+            let repair = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
+            #expect(repair.status == 0 && repair.stdout.contains("updated") && repair.stdout.contains("1 element(s)"), "\(repair)")
+
+            // A foreign rule changes the skeleton: status says which chain, apply replaces the table.
+            try nft(ns, ["add", "rule", "inet", "zonewall", "input", "meta", "mark", "0x1", "accept"])
+            let foreign = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
+            #expect(foreign.status == 4 && foreign.stdout.contains("chain input: rules differ"), "\(foreign)")
+            let replace = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
+            #expect(replace.status == 0 && replace.stdout.contains("replaced"), "\(replace)")
+            #expect(try zonewall(["status", "--policies", Self.policies, "--netns", ns]).status == 0)
+        }
+    }
+
+    /// `nft -j list` after `zonewall apply` in one namespace equals it after `nft -f <(zonewall plan)`
+    /// in another, for the example policy and generated ones.
+    @Test(arguments: [nil] + (1...6).map { UInt64($0) })
+    func sameAsNftF(seed: UInt64?) throws {
+        if skipUnlessRoot() { return }
+        let files = try seed.map(generatedPolicy) ?? examplePolicyFiles()
+        try withPolicy(files) { dir in
+            let check = try zonewall(["check", "--policies", dir])
+            try #require(check.status == 0, "seed \(String(describing: seed)): \(check)\n\(files)")
+            let plan = try zonewall(["plan", "--policies", dir])
+            try #require(plan.status == 0)
+            try withNamespace { ours in
+                try withNamespace { theirs in
+                    let apply = try zonewall(["apply", "--policies", dir, "--netns", ours])
+                    #expect(apply.status == 0, "\(apply)")
+                    try nft(theirs, ["-f", "-"], input: plan.stdout)
+                    let list = ["-j", "list", "table", "inet", "zonewall"]
+                    #expect(try normalizedJSON(nft(ours, list)) == normalizedJSON(nft(theirs, list)),
+                            "seed \(String(describing: seed))")
+                    // And both read back as the compiled model.
+                    let model = canonical(try compiled(dir))
+                    #expect(canonical(try NetlinkKernel(namespace: ours).dump(family: .inet, table: "zonewall").table) == model)
+                    #expect(canonical(try NetlinkKernel(namespace: theirs).dump(family: .inet, table: "zonewall").table) == model)
+                }
+            }
+        }
+    }
+
+    /// An invalid policy exits 1 and leaves the kernel byte-for-byte as it was, table or no table.
+    @Test func invalidPolicyLeavesKernelUntouched() throws {
+        if skipUnlessRoot() { return }
+        var files = try examplePolicyFiles()
+        files["rules.yaml"] = files["rules.yaml"]!.replacingOccurrences(of: "to: db\n", with: "to: dbb\n")
+        try withPolicy(files) { bad in
+            try withNamespace { ns in
+                let first = try zonewall(["apply", "--policies", bad, "--netns", ns])
+                #expect(first.status == 1, "\(first)")
+                #expect(first.stderr.contains("dbb"), "\(first.stderr)")
+                #expect(try listing(ns) == nil)
+
+                try #require(try zonewall(["apply", "--policies", Self.policies, "--netns", ns]).status == 0)
+                let before = try #require(try listing(ns))
+                let gen = try NetlinkKernel(namespace: ns).generation()
+                let again = try zonewall(["apply", "--policies", bad, "--netns", ns])
+                #expect(again.status == 1 && again.stderr.contains("nothing was changed"), "\(again)")
+                #expect(try listing(ns) == before)
+                #expect(try NetlinkKernel(namespace: ns).generation() == gen)
+                #expect(try zonewall(["check", "--kernel", "--policies", bad, "--netns", ns]).status == 1)
+            }
+        }
+    }
+
+    /// A batch the kernel refuses changes nothing: through the CLI (a fault injected in debug
+    /// builds) with exit 2 and the kernel's reason, and through the library.
+    @Test func rejectedBatchLeavesTableByteForByte() throws {
+        if skipUnlessRoot() { return }
+        var files = try examplePolicyFiles()
+        files["zones.yaml"] = files["zones.yaml"]!.replacingOccurrences(of: "198.51.100.11,", with: "198.51.100.11, 198.51.100.12,")
+        try withPolicy(files) { changed in
+            try withNamespace { ns in
+                try #require(try zonewall(["apply", "--policies", Self.policies, "--netns", ns]).status == 0)
+                let before = try #require(try listing(ns))
+
+                // Element-only change and full replacement both refused as a whole.
+                for policy in [changed, Self.policies] {
+                    if policy == Self.policies { try nft(ns, ["add", "chain", "inet", "zonewall", "extra"]) }
+                    let snapshot = try listing(ns)
+                    let o = try zonewall(["apply", "--policies", policy, "--netns", ns], environment: ["ZONEWALL_FAULT": "reject"])
+                    #expect(o.status == 2, "\(o)")
+                    #expect(o.stderr.contains("adding rule") && o.stderr.contains("ENOENT"), "\(o.stderr)")
+                    #expect(try listing(ns) == snapshot)
+                }
+                try nft(ns, ["delete", "chain", "inet", "zonewall", "extra"])
+                #expect(try listing(ns) == before)
+
+                // Through the library: a valid element change followed by a rule the kernel refuses.
+                let kernel = try NetlinkKernel(namespace: ns)
+                let tx = Transaction(family: .inet, table: "zonewall", changes: [
+                    .addElements(set: "zoned_v4", [SetElement(key: [ValueRange(Value(0xC000_02C8, width: 4))])]),
+                    .addRule(chain: "forward", Rule([.verdict(.jump("nowhere"))])),
+                ])
+                let e = try #require(throws: NetfilterError.self) { try kernel.apply(tx, expectingGeneration: nil) }
+                #expect(e.errno == ENOENT)
+                #expect(try listing(ns) == before)
+                #expect(try zonewall(["status", "--policies", Self.policies, "--netns", ns]).status == 0)
+            }
+        }
+    }
+
+    /// `remove` deletes table inet zonewall and nothing else; an absent table is fine.
+    @Test func removeOnlyOurTable() throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { ns in
+            try nft(ns, ["add", "table", "inet", "other"])
+            try nft(ns, ["add", "chain", "inet", "other", "c"])
+            let absent = try zonewall(["remove", "--netns", ns])
+            #expect(absent.status == 0 && absent.stdout.contains("does not exist"), "\(absent)")
+            try #require(try zonewall(["apply", "--policies", Self.policies, "--netns", ns]).status == 0)
+            let removed = try zonewall(["remove", "--netns", ns])
+            #expect(removed.status == 0 && removed.stdout.contains("removed"), "\(removed)")
+            #expect(try listing(ns) == nil)
+            #expect(try nft(ns, ["list", "tables"]) == "table inet other\n")
+            #expect(try zonewall(["status", "--policies", Self.policies, "--netns", ns]).status == 4)
+        }
+    }
+
+    /// Kernel errors exit 2 with a message naming what failed.
+    @Test func kernelErrorsExit2() throws {
+        if skipUnlessRoot() { return }
+        let o = try zonewall(["apply", "--policies", Self.policies, "--netns", "zw-kt-does-not-exist"])
+        #expect(o.status == 2, "\(o)")
+        #expect(o.stderr.contains("opening network namespace /run/netns/zw-kt-does-not-exist: ENOENT"), "\(o.stderr)")
+        #expect(try zonewall(["status", "--policies", Self.policies, "--netns", "zw-kt-does-not-exist"]).status == 2)
+        #expect(try zonewall(["remove", "--netns", "zw-kt-does-not-exist"]).status == 2)
+        #expect(try zonewall(["check", "--netns", "x", "--policies", Self.policies]).status == 1)  // --netns needs --kernel
+    }
+
+    /// `check --kernel` validates in the kernel and changes nothing; it needs no host root:
+    /// an unprivileged user in `unshare -rn` (its own user and network namespace) can run it.
+    @Test func checkKernelValidatesWithoutChanging() throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { ns in
+            let o = try zonewall(["check", "--kernel", "--policies", Self.policies, "--netns", ns])
+            #expect(o.status == 0 && o.stdout.contains("accepts the rule set"), "\(o)")
+            #expect(try listing(ns) == nil)
+            #expect(try nft(ns, ["list", "ruleset"]) == "")
+        }
+        let unprivileged = try exec(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
+                                     "unshare", "-rn", zonewallBinary, "check", "--kernel", "--policies", Self.policies])
+        if unprivileged.stderr.contains("unshare failed") {
+            print("** NOTE: unprivileged user namespaces are disabled here; `unshare -rn` check not run: \(unprivileged.stderr)")
+            return
+        }
+        #expect(unprivileged.status == 0, "\(unprivileged)")
+        #expect(unprivileged.stdout.contains("accepts the rule set"), "\(unprivileged)")
+    }
+}
