@@ -242,7 +242,7 @@ public actor Reconciler {
             return .failure(result.diagnostics)
         }
         let table = ZoneCompiler.compile(policy)
-        state.policyDigest = Digest.fnv1a64(NftText.render(table))
+        state.policyDigest = Digest.of(table)
         state.zones = policy.zones.count
         state.members = policy.zones.reduce(0) { $0 + $1.members.count }
         state.rules = policy.rules.count

@@ -1,4 +1,5 @@
 import Foundation
+import Ruleset
 
 /// What the daemon reports about itself: written atomically to the state file, shown by
 /// `zonewall status`, and mirrored in the metrics.
@@ -74,7 +75,15 @@ public struct StateFile: Sendable {
 }
 
 /// FNV-1a, 64 bit: a stable fingerprint of the enforced rule set (not a security hash).
-enum Digest {
+public enum Digest {
+    /// The digest of a table's content, independent of the listing order of its sets and chains.
+    public static func of(_ table: Table) -> String {
+        var t = table
+        t.chains.sort { $0.name < $1.name }
+        t.sets.sort { $0.name < $1.name }
+        return fnv1a64(NftText.render(t))
+    }
+
     static func fnv1a64(_ text: String) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in text.utf8 {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Netfilter
+import Reconciler
 import Ruleset
 import ZoneCompiler
 import ZonePolicy
@@ -18,7 +19,17 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Most lines of the pending transaction to print.")
     var maxLines: Int = 40
 
+    @Option(help: "The daemon's state file; its report is shown when the file exists.")
+    var stateFile: String = "/run/zonewall/state.json"
+
     func run() throws {
+        if FileManager.default.fileExists(atPath: stateFile) {
+            do {
+                printDaemon(try StateFile(path: stateFile).read())
+            } catch {
+                printError("zonewall: cannot read state file \(stateFile): \(error)")
+            }
+        }
         let (policy, _) = try options.loadOrExit(printWarnings: false)
         let desired = ZoneCompiler.compile(policy)
         let place = kernelOptions.place(KernelSync.tableName)
@@ -38,6 +49,24 @@ struct StatusCommand: ParsableCommand {
         for l in lines.prefix(maxLines) { print("  \(l)") }
         if lines.count > maxLines { print("  … \(lines.count - maxLines) more line(s)") }
         throw ExitCode(4)
+    }
+
+    /// The daemon's own report: what it enforces, its last apply, its last error.
+    func printDaemon(_ s: ReconcilerState) {
+        let alive = kill(s.pid, 0) == 0
+        let iso = ISO8601DateFormatter()
+        print("daemon: pid \(s.pid) (\(alive ? "running" : "not running")), policies \(s.policyDirectory), since \(iso.string(from: s.startedAt))")
+        print("  enforcing: digest \(s.policyDigest ?? "-"), \(s.zones) zones, \(s.members) members, \(s.rules) rules, \(s.elements) elements")
+        if let at = s.lastApplyAt {
+            let ms = (s.lastApplyDurationSeconds ?? 0) * 1000
+            print("  last apply: \(iso.string(from: at)) (\(s.lastApplyReason ?? "?")), \(String(format: "%.2f", ms)) ms, \(s.lastApplyChanges ?? 0) changes")
+        }
+        print("  applies \(s.applies), failures \(s.applyFailures), drift repairs \(s.driftRepairs), policy load errors \(s.policyLoadErrors)")
+        print("  kernel in sync (as the daemon last saw it): \(s.inSync ? "yes" : "no")")
+        if let e = s.lastError {
+            print("  last error\(s.lastErrorAt.map { " at " + iso.string(from: $0) } ?? ""): \(e)")
+            for d in s.lastErrorDiagnostics { print("    \(d)") }
+        }
     }
 
     /// `Transaction.nftText`, with element changes rendered using the policy's set declarations

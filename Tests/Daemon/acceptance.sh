@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Acceptance tests of `zonewall run` with real packets, in throwaway network namespaces:
+# edits change traffic within a second, bad edits keep the old policy, drift is repaired,
+# no gap during SIGKILL + restart and 200 reloads, and shutdown behaves.
+#
+#   Tests/Daemon/acceptance.sh        (root; scripts/test runs it)
+#
+# Never touches the machine's own namespace: the daemon runs with --netns zw-…, nft only
+# with `ip netns exec zw-…`.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [[ $(id -u) -ne 0 ]]; then
+    echo "############################################################"
+    echo "# SKIPPED daemon acceptance tests: they need root (netns)."
+    echo "############################################################"
+    exit 0
+fi
+# shellcheck source=../../scripts/lab
+source "$ROOT/scripts/lab"
+ZW=$(lab_zonewall) || exit 1
+export ZONEWALL=$ZW
+
+passed=0 failed=0
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+WORK=$(mktemp -d /tmp/zw-daemon-XXXXXX)
+D=$WORK/policies
+mkdir -p "$D"
+cat >"$D/zones.yaml" <<'YAML'
+zones:
+  client: {members: [192.0.2.10, "2001:db8:1::10"]}
+  server: {members: [198.51.100.20, "2001:db8:2::20"]}
+  other:  {members: [203.0.113.30, "2001:db8:3::30"]}
+YAML
+cat >"$D/rules.yaml" <<'YAML'
+allow:
+  - {from: client, to: server, ports: [tcp/8080]}
+  - {from: other, to: server, ports: [tcp/9090]}
+settings: {denied: reject}
+YAML
+cp "$D/zones.yaml" "$WORK/zones.orig"; cp "$D/rules.yaml" "$WORK/rules.orig"
+
+ID=""
+DAEMON=""
+cleanup() {
+    [[ -n $DAEMON ]] && kill -KILL "$DAEMON" 2>/dev/null
+    lab_down "$ID"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ID=$(lab_up "$D") || { echo "lab_up failed"; exit 1; }
+R=zw-$ID-r
+EP=$LAB_STATE/$ID/endpoints
+ns_of() { awk -v n="$1" '$1 == n {print $2}' "$EP"; }
+addr_of() { awk -v n="$1" -v f="$2" '$1 == n {print (f == 4 ? $3 : $4)}' "$EP"; }
+CLIENT=$(ns_of client) OTHER=$(ns_of other) SERVER4=$(addr_of server 4) SERVER6=$(addr_of server 6)
+OTHER4=$(addr_of other 4)
+
+# probe NS FAMILY PORT -> ok|refused|timeout…
+probe() { local a; [[ $2 == 4 ]] && a=$SERVER4 || a=$SERVER6; LAB_TIMEOUT=1 lab_probe_one "$1" "$2" tcp "$a" "$3" | cut -d' ' -f1; }
+# until_probe NS FAMILY PORT WANT: polls for up to 1 s; true when the probe gives WANT in time.
+until_probe() {
+    local deadline=$(($(date +%s%N) + 1000000000)) got
+    while :; do
+        got=$(probe "$1" "$2" "$3")
+        [[ $got == "$4" ]] && return 0
+        (($(date +%s%N) > deadline)) && { echo "  (got $got, wanted $4)"; return 1; }
+        sleep 0.05
+    done
+}
+
+STATE=$WORK/state.json
+start_daemon() {
+    rm -f "$STATE"
+    local running; running=$(grep -c 'zonewall running' "$WORK/daemon.log" 2>/dev/null || true)
+    "$ZW" run --netns "$R" --policies "$D" --state-file "$STATE" --resync-interval 60 "$@" >>"$WORK/daemon.log" 2>&1 &
+    DAEMON=$!
+    for _ in $(seq 200); do
+        [[ -s $STATE ]] && grep -q '"inSync" : true' "$STATE" \
+            && (($(grep -c 'zonewall running' "$WORK/daemon.log") > ${running:-0})) && return 0
+        sleep 0.05
+    done
+    echo "daemon did not become ready"; cat "$WORK/daemon.log"; return 1
+}
+table_text() { ip netns exec "$R" nft list table inet zonewall 2>/dev/null; }
+in_sync() { "$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" >/dev/null; }
+
+start_daemon || exit 1
+echo "== lab $ID, daemon pid $DAEMON"
+check "initial: client → server tcp/8080 allowed (v4)" until_probe "$CLIENT" 4 8080 ok
+check "initial: client → server tcp/8080 allowed (v6)" until_probe "$CLIENT" 6 8080 ok
+check "initial: client → server tcp/9090 denied" until_probe "$CLIENT" 4 9090 refused
+
+echo "== edits reach real traffic within a second"
+sed -i "s|client: {members: \[192.0.2.10,|client: {members: [192.0.2.10, $OTHER4,|; s|other:  {members: \[203.0.113.30, |other:  {members: [|" "$D/zones.yaml"
+check "move a member (add to client, remove from other): other's host now reaches 8080" until_probe "$OTHER" 4 8080 ok
+check "  … and no longer 9090" until_probe "$OTHER" 4 9090 refused
+cp "$WORK/zones.orig" "$D/zones.yaml"
+check "revert membership: other's host denied 8080 again" until_probe "$OTHER" 4 8080 refused
+with_9090() { sed 's|^settings:|  - {from: client, to: server, ports: [tcp/9090]}\nsettings:|' "$WORK/rules.orig"; }
+with_9090 >"$D/rules.yaml"
+check "add an allow rule: client → server tcp/9090 allowed" until_probe "$CLIENT" 4 9090 ok
+cp "$WORK/rules.orig" "$D/rules.yaml"
+check "remove the allow rule: client → server tcp/9090 denied" until_probe "$CLIENT" 4 9090 refused
+mv "$D/rules.yaml" "$D/10-rules.yaml"
+sleep 0.3
+check "rename a file: policy unchanged, 8080 still allowed" until_probe "$CLIENT" 4 8080 ok
+check "rename a file: kernel in sync" in_sync
+# An editor's save: write a temporary file, then rename it over the original.
+with_9090 >"$D/.10-rules.yaml.swp"
+mv "$D/.10-rules.yaml.swp" "$D/10-rules.yaml"
+check "editor rename-save adds tcp/9090" until_probe "$CLIENT" 4 9090 ok
+cp "$WORK/rules.orig" "$D/10-rules.yaml"
+check "editor-style revert" until_probe "$CLIENT" 4 9090 refused
+
+echo "== a bad edit keeps the last good policy"
+printf 'allow:\n  - {from: client, to: serverr, ports: [tcp/8080]}\n' >"$D/20-bad.yaml"
+sleep 0.5
+check "bad edit: 8080 still allowed" until_probe "$CLIENT" 4 8080 ok
+check "bad edit: 9090 still denied" until_probe "$CLIENT" 4 9090 refused
+status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)
+check "bad edit: status shows the error with its place" grep -q "20-bad.yaml:2:[0-9]*: error: unknown zone 'serverr'" <<<"$status"
+rm "$D/20-bad.yaml"
+sleep 0.5
+check "bad edit fixed: status clean again" bash -c "! grep -q 'last error' <<<\"\$($ZW status --netns $R --policies $D --state-file $STATE 2>&1)\""
+
+echo "== drift is repaired"
+before=$(table_text)
+h=$(ip netns exec "$R" nft -a list chain inet zonewall forward | awk '/vmap @src_v4/ {print $NF}')
+ip netns exec "$R" nft delete rule inet zonewall forward handle "$h"
+sleep 0.3; check "nft delete rule: repaired" test "$(table_text)" = "$before"
+ip netns exec "$R" nft delete element inet zonewall zoned_v4 "{ $SERVER4 }"
+sleep 0.3; check "nft delete element: repaired" test "$(table_text)" = "$before"
+ip netns exec "$R" nft delete chain inet zonewall input
+sleep 0.3; check "nft delete chain: repaired" test "$(table_text)" = "$before"
+ip netns exec "$R" nft delete table inet zonewall
+sleep 0.3; check "nft delete table: repaired" test "$(table_text)" = "$before"
+ip netns exec "$R" nft flush ruleset
+sleep 0.3; check "nft flush ruleset: repaired" test "$(table_text)" = "$before"
+check "after drift: traffic as declared (allowed)" until_probe "$CLIENT" 4 8080 ok
+check "after drift: traffic as declared (denied)" until_probe "$CLIENT" 4 9090 refused
+repairs=$(jq .driftRepairs "$STATE")
+check "drift repairs counted ($repairs ≥ 5)" test "$repairs" -ge 5
+
+echo "== no gap: SIGKILL + restart, and 200 reloads, under a continuous probe"
+# Each prober hammers one pair; a line per attempt: ok | refused | timeout.
+prober() { while [[ -e $WORK/probing ]]; do LAB_TIMEOUT=1 lab_probe_one "$1" 4 tcp "$SERVER4" "$2" | cut -d' ' -f1; sleep 0.005; done >"$3"; }
+touch "$WORK/probing"
+prober "$CLIENT" 8080 "$WORK/allowed.log" & P1=$!
+prober "$CLIENT" 9090 "$WORK/denied.log" & P2=$!
+sleep 0.5
+kill -KILL "$DAEMON"; wait "$DAEMON" 2>/dev/null
+check "SIGKILL leaves the table in force" test "$(table_text)" = "$before"
+applies_before=$(grep -c ' applied' "$WORK/daemon.log")
+start_daemon || exit 1
+check "restart adopts the table without a change" test "$(grep -c ' applied' "$WORK/daemon.log")" -eq "$applies_before"
+for i in $(seq 200); do
+    if ((i % 2)); then
+        sed -i 's|other:  {members: \[203.0.113.30,|other:  {members: [203.0.113.31, 203.0.113.30,|' "$D/zones.yaml"
+    else
+        cp "$WORK/zones.orig" "$D/zones.yaml"
+    fi
+    sleep 0.03
+done
+sleep 0.5
+rm "$WORK/probing"; wait $P1 $P2
+reloads=$(grep -c 'reason=policy change' "$WORK/daemon.log")
+n1=$(wc -l <"$WORK/allowed.log") n2=$(wc -l <"$WORK/denied.log")
+bad1=$(grep -vc '^ok$' "$WORK/allowed.log") bad2=$(grep -c '^ok$' "$WORK/denied.log")
+echo "  $reloads reloads applied; $n1 allowed probes, $n2 forbidden probes"
+check "no allowed connection failed ($bad1 of $n1)" test "$bad1" -eq 0
+check "no forbidden connection succeeded ($bad2 of $n2)" test "$bad2" -eq 0
+check "probes were continuous (≥ 100 each)" test "$n1" -ge 100 -a "$n2" -ge 100
+check "reloads happened (≥ 100 applied)" test "$reloads" -ge 100
+check "in sync after the reloads" in_sync
+
+echo "== shutdown"
+kill -TERM "$DAEMON"; wait "$DAEMON"; rc=$?; DAEMON=""
+check "SIGTERM exits 0 ($rc)" test "$rc" -eq 0
+check "SIGTERM leaves the rules in place" test "$(table_text)" = "$before"
+start_daemon --remove-on-exit || { fail "daemon restart with --remove-on-exit"; exit 1; }
+kill -INT "$DAEMON"; wait "$DAEMON"; rc=$?; DAEMON=""
+check "--remove-on-exit: exits 0 ($rc)" test "$rc" -eq 0
+check "--remove-on-exit: table removed" test -z "$(table_text)"
+
+echo "daemon acceptance: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
