@@ -149,8 +149,12 @@ echo "== no gap: SIGKILL + restart, and 200 reloads, under a continuous probe"
 # Each prober hammers one pair; a line per attempt: ok | refused | timeout.
 prober() { while [[ -e $WORK/probing ]]; do LAB_TIMEOUT=1 lab_probe_one "$1" 4 tcp "$SERVER4" "$2" | cut -d' ' -f1; sleep 0.005; done >"$3"; }
 touch "$WORK/probing"
-prober "$CLIENT" 8080 "$WORK/allowed.log" & P1=$!
-prober "$CLIENT" 9090 "$WORK/denied.log" & P2=$!
+# Three probers per pair, so an attempt starts every few milliseconds for each pair.
+PROBERS=()
+for k in 1 2 3; do
+    prober "$CLIENT" 8080 "$WORK/allowed.$k.log" & PROBERS+=($!)
+    prober "$CLIENT" 9090 "$WORK/denied.$k.log" & PROBERS+=($!)
+done
 sleep 0.5
 kill -KILL "$DAEMON"; wait "$DAEMON" 2>/dev/null
 check "SIGKILL leaves the table in force" test "$(table_text)" = "$before"
@@ -166,7 +170,8 @@ for i in $(seq 200); do
     sleep 0.03
 done
 sleep 0.5
-rm "$WORK/probing"; wait $P1 $P2
+rm "$WORK/probing"; wait "${PROBERS[@]}"
+cat "$WORK"/allowed.*.log >"$WORK/allowed.log"; cat "$WORK"/denied.*.log >"$WORK/denied.log"
 reloads=$(grep -c 'reason=policy change' "$WORK/daemon.log")
 n1=$(wc -l <"$WORK/allowed.log") n2=$(wc -l <"$WORK/denied.log")
 bad1=$(grep -vc '^ok$' "$WORK/allowed.log") bad2=$(grep -c '^ok$' "$WORK/denied.log")
@@ -176,6 +181,43 @@ check "no forbidden connection succeeded ($bad2 of $n2)" test "$bad2" -eq 0
 check "probes were continuous (≥ 100 each)" test "$n1" -ge 100 -a "$n2" -ge 100
 check "reloads happened (≥ 100 applied)" test "$reloads" -ge 100
 check "in sync after the reloads" in_sync
+
+echo "== ConfigMap-style symlink swap, and the directory itself replaced"
+mkdir "$D/..v1"; cp "$D"/*.yaml "$D/..v1/"; rm "$D"/*.yaml
+ln -s ..v1 "$D/..data"
+for f in "$D/..v1"/*.yaml; do ln -s "..data/$(basename "$f")" "$D/$(basename "$f")"; done
+sleep 0.3
+check "symlinked layout: still in sync" in_sync
+mkdir "$D/..v2"; cp "$D/..v1"/*.yaml "$D/..v2/"
+sed -i 's|^settings:|  - {from: client, to: server, ports: [tcp/9090]}\nsettings:|' "$D/..v2/10-rules.yaml"
+ln -s ..v2 "$D/..data_tmp"; mv -T "$D/..data_tmp" "$D/..data"
+check "symlink swap (..data → ..v2) reloads: 9090 allowed" until_probe "$CLIENT" 4 9090 ok
+NEW=$WORK/policies.new
+mkdir "$NEW"; cp "$WORK/zones.orig" "$NEW/zones.yaml"; cp "$WORK/rules.orig" "$NEW/10-rules.yaml"
+mv "$D" "$WORK/policies.old"; mv "$NEW" "$D"
+check "directory replaced: new content enforced, 9090 denied" until_probe "$CLIENT" 4 9090 refused
+cp "$D/10-rules.yaml" "$WORK/r.tmp"; sed -i 's|^settings:|  - {from: client, to: server, ports: [tcp/9090]}\nsettings:|' "$WORK/r.tmp"; mv "$WORK/r.tmp" "$D/10-rules.yaml"
+check "  … and the new directory is watched: 9090 allowed" until_probe "$CLIENT" 4 9090 ok
+cp "$WORK/rules.orig" "$D/10-rules.yaml"
+check "  … and back" until_probe "$CLIENT" 4 9090 refused
+
+echo "== systemd notify, metrics, JSON logs"
+kill -TERM "$DAEMON"; wait "$DAEMON"; DAEMON=""
+NOTIFY=$WORK/notify.sock
+socat -u UNIX-RECVFROM:"$NOTIFY",fork - >"$WORK/notify.log" 2>/dev/null & SOCAT=$!
+sleep 0.2
+NOTIFY_SOCKET=$NOTIFY WATCHDOG_USEC=400000 start_daemon --metrics-address 127.0.0.1:19715 --log-format json || exit 1
+sleep 0.5
+printf '# touched\n' >>"$D/zones.yaml"
+sleep 0.5
+check "sd_notify READY=1" grep -q 'READY=1' "$WORK/notify.log"
+check "sd_notify STATUS=enforcing …" grep -q 'STATUS=enforcing 3 zones' "$WORK/notify.log"
+check "sd_notify RELOADING=1 on an edit" grep -q 'RELOADING=1' "$WORK/notify.log"
+check "sd_notify WATCHDOG=1 pings" grep -q 'WATCHDOG=1' "$WORK/notify.log"
+metrics=$(curl -s http://127.0.0.1:19715/metrics)
+check "metrics: applies, drift, load errors, zones, last success" bash -c 'for m in zonewall_applies_total zonewall_drift_repairs_total zonewall_policy_load_errors_total zonewall_zones zonewall_rules zonewall_members zonewall_last_success_timestamp_seconds zonewall_apply_duration_seconds_bucket; do grep -q "^$m" <<<"$1" || exit 1; done' _ "$metrics"
+check "JSON log lines" bash -c 'tail -n 3 "$1" | grep "^{" | jq -e .msg >/dev/null' _ "$WORK/daemon.log"
+kill $SOCAT 2>/dev/null
 
 echo "== shutdown"
 kill -TERM "$DAEMON"; wait "$DAEMON"; rc=$?; DAEMON=""
