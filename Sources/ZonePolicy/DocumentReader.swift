@@ -52,8 +52,13 @@ struct DocumentReader {
     /// Whether the node is YAML null (`~`, `null`, or empty).
     static func isNull(_ node: Node) -> Bool {
         // `Node.tag` resolves the implicit tag; `Scalar.tag` stays "" (implicit) for plain scalars.
-        if case .scalar(let s) = node { return s.style == .plain && node.tag.rawValue == Tag.Name.null.rawValue }
-        return false
+        // YAML 1.1/1.2 core null forms, checked directly: tag resolution runs a regular
+        // expression per scalar, which dominated loading large policies.
+        guard case .scalar(let s) = node, s.style == .plain else { return false }
+        switch s.string {
+        case "", "~", "null", "Null", "NULL": return true
+        default: return false
+        }
     }
 
     /// A mapping's entries as (key string, key node, value), reporting non-scalar keys,
