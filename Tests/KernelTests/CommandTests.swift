@@ -71,6 +71,9 @@ struct CommandTests {
                 try withNamespace { theirs in
                     let apply = try zonewall(["apply", "--policies", dir, "--netns", ours])
                     #expect(apply.status == 0, "\(apply)")
+                    // nft's own check first: it must accept the plan and leave the namespace empty.
+                    _ = try nft(theirs, ["-c", "-f", "-"], input: plan.stdout)
+                    #expect(try listing(theirs) == nil, "nft -c changed the namespace")
                     try nft(theirs, ["-f", "-"], input: plan.stdout)
                     let list = ["-j", "list", "table", "inet", "zonewall"]
                     #expect(try normalizedJSON(nft(ours, list)) == normalizedJSON(nft(theirs, list)),
