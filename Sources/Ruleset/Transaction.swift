@@ -87,9 +87,7 @@ public struct Transaction: Hashable, Sendable {
         let old = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for new in desired.sets {
             guard let before = old[new.name], before.elements != new.elements else { continue }
-            let was = Set(before.elements), now = Set(new.elements)
-            let removed = before.elements.filter { !now.contains($0) }
-            let added = new.elements.filter { !was.contains($0) }
+            let (removed, added) = Self.elementDiff(before.elements, new.elements)
             if !removed.isEmpty { tx.changes.append(.deleteElements(set: new.name, removed)) }
             if !added.isEmpty { adds.append(.addElements(set: new.name, added)) }
             tx.setDeclarations[new.name] = new.declaration
@@ -97,6 +95,43 @@ public struct Transaction: Hashable, Sendable {
         // Deletions first: an interval whose data changed is removed before its replacement lands.
         tx.changes += adds
         return tx
+    }
+}
+
+extension Transaction {
+    /// Elements only in `old` and only in `new`, by one merge of the two sorted lists: no hashing,
+    /// so one changed member in a 100,000-element set costs a linear scan, not two hash sets.
+    static func elementDiff(_ old: [SetElement], _ new: [SetElement]) -> (removed: [SetElement], added: [SetElement]) {
+        let a = old.isSortedByKey ? old : old.sorted()
+        let b = new.isSortedByKey ? new : new.sorted()
+        var removed: [SetElement] = [], added: [SetElement] = []
+        var i = 0, j = 0
+        while i < a.count && j < b.count {
+            if a[i] == b[j] {
+                i += 1
+                j += 1
+            } else if a[i] < b[j] {
+                removed.append(a[i]); i += 1
+            } else if b[j] < a[i] {
+                added.append(b[j]); j += 1
+            } else {
+                // Same key, different data (a map element's verdict changed).
+                removed.append(a[i]); added.append(b[j])
+                i += 1
+                j += 1
+            }
+        }
+        removed += a[i...]
+        added += b[j...]
+        return (removed, added)
+    }
+}
+
+extension Array where Element == SetElement {
+    var isSortedByKey: Bool {
+        guard count > 1 else { return true }
+        for k in 1..<count where self[k] < self[k - 1] { return false }
+        return true
     }
 }
 

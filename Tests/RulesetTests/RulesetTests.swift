@@ -61,3 +61,21 @@ struct TransactionTests {
         #expect(throws: InMemoryKernel.Failure.self) { try kernel.apply(Transaction.diff(from: table([1, 2]), to: table([1])), expectingGeneration: 99) }
     }
 }
+
+struct ElementDiffTests {
+    func e(_ k: UInt64, _ chain: String? = nil) -> SetElement {
+        SetElement(key: [ValueRange(Value(k, width: 4))], data: chain.map { .verdict(.jump($0)) })
+    }
+
+    @Test func mergeDiffFindsAddsDeletesAndChangedData() {
+        let (removed, added) = Transaction.elementDiff([e(1, "a"), e(2, "a"), e(5, "a")], [e(2, "b"), e(3, "a"), e(5, "a"), e(9, "a")])
+        #expect(removed == [e(1, "a"), e(2, "a")])
+        #expect(added == [e(2, "b"), e(3, "a"), e(9, "a")])
+    }
+
+    @Test func unsortedInputIsHandled() {
+        let (removed, added) = Transaction.elementDiff([e(5), e(1)], [e(1), e(7)])
+        #expect(removed == [e(5)])
+        #expect(added == [e(7)])
+    }
+}
