@@ -8,11 +8,11 @@ struct Zonewall: AsyncParsableCommand {
         commandName: "zonewall",
         abstract: "Isolation zones for the services on a host, compiled to nftables and kept in force.",
         discussion: """
-            Exit codes: 0 success (explain: allowed), 1 invalid policy or usage, 2 kernel error,
+            Exit codes: 0 success (explain: allowed), 1 invalid policy or usage, 2 kernel error, \
             3 explain: denied, 4 status: out of sync.
 
-            Kernel commands (apply, status, remove, check --kernel) take --netns NAME to work inside
-            a named network namespace; scripts/demo, scripts/lab and the kernel tests always use it.
+            Kernel commands (apply, status, remove, check --kernel, run) take --netns NAME to work \
+            inside a named network namespace; scripts/demo, scripts/lab and the kernel tests always use it.
             """,
         subcommands: [
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
