@@ -46,9 +46,9 @@ struct EncodedBatch: Sendable {
 
 /// Encodes a `Transaction` as the batch nft 1.0.6 would send for its `nftText`, message by
 /// message (see `RuleLowering` and `SetElementCodec` for rules and elements), with two
-/// deliberate differences: every message asks for an ack (`NLM_F_ACK`), and sets, chains and
-/// elements are created with `NLM_F_EXCL`, so an existing object or a duplicate element is
-/// an error, as `InMemoryKernel` treats it.
+/// deliberate differences: every message asks for an ack (`NLM_F_ACK`), and sets and chains
+/// are created with `NLM_F_EXCL`, so an existing one is an error. Elements are added as
+/// `nft add element` adds them (no `NLM_F_EXCL`): a conflicting element still fails.
 struct BatchEncoder {
     /// Element nests carry 16-bit lengths; leave room for the largest single element.
     static let elementBytesPerMessage = 65535 - 1024
@@ -135,7 +135,10 @@ struct BatchEncoder {
                 // nft's "first segment": only when filling a set created in this batch.
                 let firstSegment = adding && setIDs[name] != nil
                 let msgType = adding ? NFT_MSG_NEWSETELEM.u32 : NFT_MSG_DELSETELEM.u32
-                let flags = adding ? NLM_F_CREATE | NLM_F_EXCL : 0
+                // Like `nft add element`: NLM_F_CREATE without NLM_F_EXCL. With EXCL the kernel
+                // announces "create element", which nft 1.0.6's monitor mis-parses for interval
+                // and concatenated sets (garbage, then a crash). A conflicting element still fails.
+                let flags = adding ? NLM_F_CREATE : 0
                 var partIndex = 0, chunkStart = 0
                 var nest = 0
                 func open() {
