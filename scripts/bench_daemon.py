@@ -302,8 +302,10 @@ def bench_scale(zonewall, which, gen_args):
             nft_ms = (time.monotonic() - t) * 1000
             print("incremental update at scale (one member added to the large policy):")
             print("  save → kernel generation: %.1f ms (reload: parse, validate and compile the whole policy, then reconcile)" % ((t1 - t0) / 1e6))
-            print("  reconcile (diff against the committed state + one transaction): %.1f ms; %d netlink bytes (%s)"
-                  % (inc_ms, inc_bytes, line.split("what=")[1].split(" [")[0] if "what=" in line else "?"))
+            split = re.search(r"diff_kernel_ms=([\d.]+)/([\d.]+)", line)
+            print("  reconcile (diff against the committed state + one transaction): %.1f ms (diff %s ms, kernel %s ms); %d netlink bytes (%s)"
+                  % (inc_ms, split.group(1) if split else "?", split.group(2) if split else "?", inc_bytes,
+                     line.split("what=")[1].split(" [")[0] if "what=" in line else "?"))
             print("  full table replace: %.0f ms, %d bytes (cold start of the daemon took %.1f s)" % (full_ms, full_bytes, cold))
             print("  nft add element inet zonewall zoned_v6 {…}: %.0f ms" % nft_ms)
             print("  ratios: bytes %.6f× of a full replace; time %.4f× of a full replace; %.3f× of nft add element  (target ≤ 10 ms, bytes ∝ change)"
@@ -320,6 +322,8 @@ def bench_scale(zonewall, which, gen_args):
 def main():
     if sys.argv[1:] == ["observe"]:
         return observe()
+    # SIGTERM/SIGINT unwind through the `finally` blocks, so namespaces and daemons go away.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser()
     p.add_argument("--zonewall", required=True)
     p.add_argument("what", nargs="*", default=["edit", "drift", "scale", "memory"])

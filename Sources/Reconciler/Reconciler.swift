@@ -33,6 +33,10 @@ public struct ReconcileOutcome: Sendable, Hashable {
     public var duration: Duration
     /// Bytes sent to the kernel, when the kernel can tell.
     public var bytes: Int?
+    /// Of `duration`: reading the base (when needed) and diffing.
+    public var diffDuration: Duration = .zero
+    /// Of `duration`: encoding, sending and the kernel's commit.
+    public var kernelDuration: Duration = .zero
 }
 
 /// Raised at start when the policy is invalid and no table exists to keep enforcing:
@@ -164,6 +168,7 @@ public actor Reconciler {
                 }()
                 committed = base
                 let tx = Transaction.diff(from: base.table, to: desired)
+                let diffed = clock.now
                 if tx.isEmpty {
                     state.inSync = true
                     state.lastError = nil
@@ -173,9 +178,12 @@ public actor Reconciler {
                     return ReconcileOutcome(changes: 0, replacedTable: false, duration: clock.now - started, bytes: 0)
                 }
                 try kernel.apply(tx, expectingGeneration: base.generation)
+                let applied = clock.now
                 committed = (desired, try kernel.generation())
-                let outcome = ReconcileOutcome(changes: tx.changeCount, replacedTable: tx.replacesTable, duration: clock.now - started,
+                var outcome = ReconcileOutcome(changes: tx.changeCount, replacedTable: tx.replacesTable, duration: clock.now - started,
                                                bytes: (kernel as? any BatchMeasuring)?.lastBatchBytes)
+                outcome.diffDuration = diffed - started
+                outcome.kernelDuration = applied - diffed
                 record(success: outcome, trigger: trigger, tx: tx)
                 return outcome
             } catch let e as any KernelFailure where e.isGenerationMismatch && attempt < maxAttempts {
@@ -214,11 +222,12 @@ public actor Reconciler {
         state.inSync = true
         let what = tx.replacesTable ? "replaced table" : "\(tx.elementChanges) element changes"
         let bytes: Logger.MetadataValue = outcome.bytes.map { "\($0)" } ?? "-"
+        let split: Logger.MetadataValue = "\(String(format: "%.2f", outcome.diffDuration.seconds * 1000))/\(String(format: "%.2f", outcome.kernelDuration.seconds * 1000))"
         if trigger == .drift || { if case .resync = trigger { true } else { false } }() {
-            logger.warning("repaired drift", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes,
+            logger.warning("repaired drift", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes, "diff_kernel_ms": split,
                                                         "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
         } else {
-            logger.info("applied", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes,
+            logger.info("applied", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes, "diff_kernel_ms": split,
                                               "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
         }
         publish()
