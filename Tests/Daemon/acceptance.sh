@@ -228,5 +228,5 @@ kill -INT "$DAEMON"; wait "$DAEMON"; rc=$?; DAEMON=""
 check "--remove-on-exit: exits 0 ($rc)" test "$rc" -eq 0
 check "--remove-on-exit: table removed" test -z "$(table_text)"
 
-echo "daemon acceptance: $passed passed, $failed failed"
+echo "acceptance: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
