@@ -146,8 +146,14 @@ struct BatchEncoder {
                     m = begin(.elements(ElementChunk(set: name, shape: shape, adding: adding, firstSegment: firstSegment,
                                                      elements: elements, parts: partIndex..<partIndex)), msgType, flags: flags)
                     w.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: tx.table)
-                    w.put(NFTA_SET_ELEM_LIST_SET.u16, string: name)
-                    if let id = setIDs[name] { w.put(NFTA_SET_ELEM_LIST_SET_ID.u16, u32: id) }
+                    if let id = setIDs[name] {
+                        // A set created in this batch is named by its batch id alone: the kernel
+                        // then finds it among the batch's newest transactions, instead of walking
+                        // every set of the table by name (quadratic with 10,000s of sets).
+                        w.put(NFTA_SET_ELEM_LIST_SET_ID.u16, u32: id)
+                    } else {
+                        w.put(NFTA_SET_ELEM_LIST_SET.u16, string: name)
+                    }
                     nest = w.beginNest(NFTA_SET_ELEM_LIST_ELEMENTS.u16)
                 }
                 func close() {
