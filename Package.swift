@@ -65,16 +65,19 @@ let package = Package(
             ]
         ),
 
+        // Helpers shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
         .testTarget(
             name: "ZoneCompilerTests",
-            dependencies: ["ZoneCompiler", "ZonePolicy", "Ruleset"],
+            dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler"]),
-        .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
+        .testTarget(name: "NetfilterTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
         // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).
-        .testTarget(name: "KernelTests", dependencies: ["Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
+        .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
     ]
 )

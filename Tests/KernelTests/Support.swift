@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Glibc
 import Ruleset
@@ -136,22 +137,6 @@ func examplePolicyFiles() throws -> [String: String] {
     return out
 }
 
-/// `nft -j` output without handles, counter values and version info.
-func normalizedJSON(_ text: String) throws -> NSObject {
-    func strip(_ v: Any) -> Any {
-        if let d = v as? [String: Any] {
-            var out: [String: Any] = [:]
-            for (k, x) in d where k != "handle" && k != "metainfo" {
-                out[k] = k == "counter" ? "counter" : strip(x)
-            }
-            return out
-        }
-        if let a = v as? [Any] { return a.map(strip).filter { !(($0 as? [String: Any])?.isEmpty ?? false) } }
-        return v
-    }
-    return strip(try JSONSerialization.jsonObject(with: Data(text.utf8))) as! NSObject
-}
-
 /// The table with sets and chains in name order and elements sorted: listing order is not meaningful.
 func canonical(_ t: Table?) -> Table? {
     guard var t else { return nil }
@@ -160,18 +145,6 @@ func canonical(_ t: Table?) -> Table? {
     return t
 }
 
-/// SplitMix64, so generated policies are reproducible by seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random policy files over the documentation ranges: nested prefixes, both families,
 /// world and host rules, port ranges, both denied modes.

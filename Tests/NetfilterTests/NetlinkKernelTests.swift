@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Glibc
 @testable import Netfilter
@@ -218,22 +219,6 @@ func expectEqualTables(_ got: Table?, _ expected: Table, sourceLocation: SourceL
         for (r1, r2) in zip(a.rules, b.rules) where r1 != r2 { print("rule in \(a.name):\n got \(r1)\n exp \(r2)") }
         if a.rules.count != b.rules.count { print("chain \(a.name): \(a.rules.count) rules vs \(b.rules.count)") }
     }
-}
-
-/// `nft -j` output without handles, counter values and version info.
-func normalizedJSON(_ text: String) throws -> NSObject {
-    func strip(_ v: Any) -> Any {
-        if let d = v as? [String: Any] {
-            var out: [String: Any] = [:]
-            for (k, x) in d where k != "handle" && k != "metainfo" {
-                out[k] = k == "counter" ? "counter" : strip(x)
-            }
-            return out
-        }
-        if let a = v as? [Any] { return a.map(strip).filter { !(($0 as? [String: Any])?.isEmpty ?? false) } }
-        return v
-    }
-    return strip(try JSONSerialization.jsonObject(with: Data(text.utf8))) as! NSObject
 }
 
 /// `nft --debug=netlink list` prints rule handles after the chain name: drop them.
