@@ -88,9 +88,13 @@ public actor Reconciler {
             desired = table
             return try converge(.start)
         case .failure(let diagnostics):
-            guard snapshot.table != nil else { throw StartupRefused(diagnostics: diagnostics) }
+            guard let inForce = snapshot.table else { throw StartupRefused(diagnostics: diagnostics) }
             logger.error("invalid policy at start; keeping the rule set already in force", metadata: ["errors": "\(diagnostics.filter { $0.severity == .error }.count)"])
-            state.inSync = false
+            // What is in force is what we enforce until a valid policy arrives: drift is repaired back to it.
+            desired = inForce
+            state.policyDigest = Digest.of(inForce)
+            state.elements = inForce.elementCount
+            state.inSync = true
             publish()
             return nil
         }

@@ -77,6 +77,10 @@ struct ReconcilerTests {
         #expect(kernel.appliedTransactions.isEmpty)
         let diagnostics = await r.state.lastErrorDiagnostics
         #expect(diagnostics.contains { $0.contains("p.yaml:5:") && $0.contains("unknown zone 'dbb'") })
+        // The table in force is enforced: drift is repaired back to it.
+        kernel.tamper { t in t!.chains[0].rules.removeAll() }
+        _ = await r.handle(.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: true))
+        #expect(kernel.table == good)
     }
 
     @Test func invalidPolicyAndNoTableRefusesToStart() async throws {
