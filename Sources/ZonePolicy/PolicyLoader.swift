@@ -75,7 +75,9 @@ public enum PolicyLoader {
             diagnostics += parser.reader.diagnostics
         }
         var resolver = PolicyResolver(fragments: fragments)
-        let policy = resolver.resolve()
+        // Warnings about an invalid policy mislead ("zone has no members" when its member was
+        // rejected): they are given only once the errors are fixed.
+        let policy = resolver.resolve(warnings: !diagnostics.hasErrors)
         diagnostics += resolver.diagnostics
         diagnostics = diagnostics.sortedByLocation
         return LoadResult(policy: diagnostics.hasErrors ? nil : policy, diagnostics: diagnostics)

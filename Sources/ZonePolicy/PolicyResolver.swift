@@ -13,7 +13,7 @@ struct PolicyResolver {
         return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
     }
 
-    mutating func resolve() -> Policy {
+    mutating func resolve(warnings: Bool = true) -> Policy {
         var zones: [String: Zone] = [:]
         for zone in fragments.flatMap(\.zones) {
             if Self.reservedNames.contains(zone.name) {
@@ -48,7 +48,7 @@ struct PolicyResolver {
         let rules = fragments.flatMap(\.rules).compactMap { resolve($0, zones: zones) }
         let expectations = fragments.flatMap(\.expectations).compactMap { resolve($0, zones: zones) }
         let policy = Policy(zones: Array(zones.values), rules: rules, settings: settings ?? Settings(), expectations: expectations)
-        warn(policy)
+        if warnings && !diagnostics.hasErrors { warn(policy) }
         return policy
     }
 

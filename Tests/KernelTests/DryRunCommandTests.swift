@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// The commands CI runs without root: `check` (all formats), `plan`, `explain`, `test`, and
+/// what bad input looks like from the outside (exit codes, `path:line:col`, no crash).
+struct DryRunCommandTests {
+    let bad = """
+        zones:
+          web: {members: [192.0.2.1/24]}
+          db: {members: [203.0.113.5]}
+        allow:
+          - {from: web, to: dbb, ports: [tcp/5432]}
+
+        """
+
+    @Test func checkReportsEveryErrorWithItsPlaceAndExits1() throws {
+        try withPolicy(["p.yaml": bad]) { dir in
+            let o = try zonewall(["check", "--policies", dir])
+            #expect(o.status == 1)
+            #expect(o.stderr.contains("\(dir)/p.yaml:2:19: error: prefix '192.0.2.1/24' has host bits set"), "\(o)")
+            #expect(o.stderr.contains("note: did you mean '192.0.2.0/24'?"))
+            #expect(o.stderr.contains("\(dir)/p.yaml:5:21: error: unknown zone 'dbb'"), "\(o)")
+            #expect(o.stderr.contains("did you mean 'db'?"))
+            #expect(!o.stderr.contains("Fatal error"))
+            // No warnings derived from the errors (web's only member was rejected).
+            #expect(!o.stderr.contains("warning:"), "\(o)")
+        }
+    }
+
+    @Test func checkFormatsJSONAndGitHub() throws {
+        try withPolicy(["p.yaml": bad]) { dir in
+            let json = try zonewall(["check", "--policies", dir, "--format", "json"])
+            #expect(json.status == 1)
+            let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            #expect(doc["valid"] as? Bool == false)
+            #expect(doc["errors"] as? Int == 2)
+            let items = try #require(doc["diagnostics"] as? [[String: Any]])
+            #expect(items.contains { $0["line"] as? Int == 5 && $0["column"] as? Int == 21 && ($0["message"] as? String)?.contains("dbb") == true })
+
+            let gh = try zonewall(["check", "--policies", dir, "--format", "github"])
+            #expect(gh.status == 1)
+            #expect(gh.stdout.contains("::error file=\(dir)/p.yaml,line=5,col=21::unknown zone 'dbb' (did you mean 'db'?)"), "\(gh)")
+        }
+        let ok = try zonewall(["check", "--policies", "\(repoRoot)/Policies", "--format", "json"])
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("\"valid\" : true"))
+    }
+
+    @Test func planIsDeterministic() throws {
+        let a = try zonewall(["plan", "--policies", "\(repoRoot)/Policies"])
+        let b = try zonewall(["plan", "--policies", "\(repoRoot)/Policies"])
+        #expect(a.status == 0)
+        #expect(a.stdout == b.stdout)
+        #expect(a.stdout.contains("table inet zonewall\ndelete table inet zonewall\ntable inet zonewall {"))
+    }
+
+    @Test func explainExitCodesAndDecidingRule() throws {
+        let p = "\(repoRoot)/Policies"
+        let allow = try zonewall(["explain", "--policies", p, "198.51.100.10", "203.0.113.5", "tcp/5432"])
+        #expect(allow.status == 0)
+        #expect(allow.stdout.hasPrefix("allow:"))
+        #expect(allow.stdout.contains("from 198.51.100.10 is in api"))
+        #expect(allow.stdout.contains("to 203.0.113.5 is in db"))
+        #expect(allow.stdout.contains("rule: \(p)/rules.yaml:"), "\(allow)")
+        let deny = try zonewall(["explain", "--policies", p, "web", "db", "tcp/5432"])
+        #expect(deny.status == 3)
+        #expect(deny.stdout.hasPrefix("deny:"))
+        let typo = try zonewall(["explain", "--policies", p, "dbb", "web", "tcp/443"])
+        #expect(typo.status == 1)
+        #expect(typo.stderr.contains("did you mean 'db'?"))
+        let badSpec = try zonewall(["explain", "--policies", p, "web", "db", "tcp/0"])
+        #expect(badSpec.status == 1)
+    }
+
+    @Test func testCommandReportsFailuresWithTheirPlace() throws {
+        let ok = try zonewall(["test", "--policies", "\(repoRoot)/Policies"])
+        #expect(ok.status == 0)
+        #expect(ok.stdout.contains("16 passed, 0 failed"))
+        var files = try examplePolicyFiles()
+        files["zz-wrong.yaml"] = "expect:\n  - {from: web, to: db, port: tcp/5432, verdict: allow}\n"
+        try withPolicy(files) { dir in
+            let o = try zonewall(["test", "--policies", dir])
+            #expect(o.status == 1)
+            #expect(o.stdout.contains("\(dir)/zz-wrong.yaml:2: FAIL: web → db tcp/5432: expected allow, got deny"), "\(o)")
+            #expect(o.stdout.contains("16 passed, 1 failed"))
+        }
+    }
+
+    @Test func missingOrEmptyDirectoryAndUsageErrorsExit1() throws {
+        let missing = try zonewall(["check", "--policies", "/nonexistent/zonewall"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("/nonexistent/zonewall: error: policy directory does not exist"))
+        try withPolicy([:]) { dir in
+            let empty = try zonewall(["check", "--policies", dir])
+            #expect(empty.status == 1)
+            #expect(empty.stderr.contains("has no *.yaml or *.yml files"))
+        }
+        let usage = try zonewall(["check", "--format", "xml"])
+        #expect(usage.status == 1)
+    }
+}
