@@ -68,6 +68,12 @@ let package = Package(
         // Helpers shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
 
+        // Test tooling for the namespace lab (scripts/lab), kept out of the product binary.
+        .executableTarget(
+            name: "zonewall-lab",
+            dependencies: ["ZonePolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
         .testTarget(

@@ -17,7 +17,7 @@ struct Zonewall: AsyncParsableCommand {
         subcommands: [
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
             ApplyCommand.self, StatusCommand.self, RemoveCommand.self,
-            RunCommand.self, LabPlanCommand.self, LabServeCommand.self,
+            RunCommand.self,
         ]
     )
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Glibc
 
-/// `zonewall lab-serve` (hidden): the namespace lab's listener.
+/// `zonewall-lab serve`: the namespace lab's listener.
 ///
 /// One process answers every probed port of a lab host, TCP and UDP, IPv4 and IPv6 (dual-stack
 /// sockets): a TCP connection gets `zw-ok` and is closed, a UDP datagram gets `zw-ok` back to
@@ -9,9 +9,8 @@ import Glibc
 /// forking UDP servers lose datagrams when probes arrive in parallel; this does not.
 struct LabServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lab-serve",
-        abstract: "Answer 'zw-ok' on the given TCP and UDP ports (used by scripts/lab).",
-        shouldDisplay: false
+        commandName: "serve",
+        abstract: "Answer 'zw-ok' on the given TCP and UDP ports (used by scripts/lab)."
     )
 
     @Option(parsing: .upToNextOption, help: "TCP ports.") var tcp: [UInt16] = []

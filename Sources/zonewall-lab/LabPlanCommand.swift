@@ -1,7 +1,7 @@
 import ArgumentParser
 import ZonePolicy
 
-/// `zonewall lab-plan` (hidden): what `scripts/lab` builds from a policy.
+/// `zonewall-lab plan`: what `scripts/lab` builds from a policy.
 ///
 /// One concrete member address per zone and family that classifies into that zone (longest
 /// prefix wins, so a nested zone's addresses are avoided), two unzoned addresses for the
@@ -9,15 +9,19 @@ import ZonePolicy
 /// ranges are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
 struct LabPlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lab-plan",
-        abstract: "Print the namespace lab's addresses and probes for a policy (used by scripts/lab).",
-        shouldDisplay: false
+        commandName: "plan",
+        abstract: "Print the namespace lab's addresses and probes for a policy (used by scripts/lab)."
     )
 
-    @OptionGroup var options: PolicyOptions
+    @Option(help: "Directory of *.yaml policy files.")
+    var policies: String
 
     func run() throws {
-        let (policy, _) = try options.loadOrExit(printWarnings: false)
+        let result = PolicyLoader.load(directory: policies)
+        guard let policy = result.policy else {
+            for d in result.errors { printError(d.description) }
+            throw ExitCode(1)
+        }
         print(LabPlan(policy).text, terminator: "")
     }
 }
