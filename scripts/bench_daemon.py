@@ -171,6 +171,38 @@ class Daemon:
         self.proc.wait(timeout=30)
 
 
+class DaemonLab:
+    """A throwaway namespace with `zonewall run` on a policy directory, and optionally a
+    generation monitor; the daemon, the namespace and the work directory go away on exit."""
+
+    def __init__(self, zonewall, suffix, work, policies):
+        self.work, self.monitor, self.daemon = work, None, None
+        self.ns = Namespace(NS_PREFIX + suffix)
+        try:
+            self.daemon = Daemon(zonewall, self.ns, policies, work)
+        except BaseException:
+            self.close()
+            raise
+
+    def watch(self):
+        self.monitor = Monitor(self.ns)
+        return self.monitor
+
+    def close(self):
+        if self.monitor:
+            self.monitor.close()
+        if self.daemon:
+            self.daemon.stop()
+        self.ns.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
 def pct(values, p):
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -206,12 +238,10 @@ def bench_edit_and_drift(zonewall, which, edits):
     original = open(zones).read()
     edited = original.replace("members: [198.51.100.10, 198.51.100.11,", "members: [198.51.100.10, 198.51.100.11, 198.51.100.12,")
     assert edited != original, "could not find the api zone to edit"
-    ns = Namespace(NS_PREFIX + "-e")
-    daemon = monitor = None
-    try:
-        daemon = Daemon(zonewall, ns, pol, work)
+    with DaemonLab(zonewall, "-e", work, pol) as lab:
+        ns, daemon = lab.ns, lab.daemon
         daemon.wait_ready(30)
-        monitor = Monitor(ns)
+        monitor = lab.watch()
         if "edit" in which:
             lat = []
             for i in range(edits):
@@ -249,13 +279,6 @@ def bench_edit_and_drift(zonewall, which, edits):
                 time.sleep(0.05)
             print("drift repair, %d foreign deletions (element, rule, map element): p50 %.1f ms, p99 %.1f ms, max %.1f ms  (target p99 ≤ 50 ms)"
                   % (len(lat), pct(lat, 50), pct(lat, 99), max(lat)))
-    finally:
-        if monitor:
-            monitor.close()
-        if daemon:
-            daemon.stop()
-        ns.close()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def bench_scale(zonewall, which, gen_args):
@@ -263,10 +286,8 @@ def bench_scale(zonewall, which, gen_args):
     pol = os.path.join(work, "policies")
     root = os.path.dirname(os.path.abspath(__file__))
     sh(sys.executable, os.path.join(root, "gen-policy.py"), "--out", pol, *gen_args)
-    ns = Namespace(NS_PREFIX + "-s")
-    daemon = monitor = None
-    try:
-        daemon = Daemon(zonewall, ns, pol, work)
+    with DaemonLab(zonewall, "-s", work, pol) as lab:
+        ns, daemon = lab.ns, lab.daemon
         t = time.monotonic()
         daemon.wait_ready(900)
         cold = time.monotonic() - t
@@ -276,8 +297,7 @@ def bench_scale(zonewall, which, gen_args):
         if "memory" in which:
             print("memory: daemon peak RSS with the large policy in force: %.1f MB  (target ≤ 100 MB)" % (daemon.peak_rss_kib() / 1024))
         if "scale" in which:
-            monitor = Monitor(ns)
-            extra = os.path.join(pol, "zz-bench-extra.yaml")
+            monitor = lab.watch()
             # One member added to an existing zone: a new file adding a zone would change the skeleton,
             # so append the member to the first zone of the first zones file instead.
             zf = sorted(f for f in os.listdir(pol) if f.startswith("zones"))[0]
@@ -310,19 +330,12 @@ def bench_scale(zonewall, which, gen_args):
             print("  nft add element inet zonewall zoned_v6 {…}: %.0f ms" % nft_ms)
             print("  ratios: bytes %.6f× of a full replace; time %.4f× of a full replace; %.3f× of nft add element  (target ≤ 10 ms, bytes ∝ change)"
                   % (inc_bytes / full_bytes, inc_ms / full_ms, inc_ms / nft_ms))
-    finally:
-        if monitor:
-            monitor.close()
-        if daemon:
-            daemon.stop()
-        ns.close()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
     if sys.argv[1:] == ["observe"]:
         return observe()
-    # SIGTERM/SIGINT unwind through the `finally` blocks, so namespaces and daemons go away.
+    # SIGTERM/SIGINT unwind through the `with` blocks, so namespaces and daemons go away.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser()
     p.add_argument("--zonewall", required=True)

@@ -14,6 +14,14 @@ public enum Trigger: Sendable, Hashable, CustomStringConvertible {
     /// The periodic full resync, or lost events (ENOBUFS).
     case resync(String)
 
+    /// Whether acting on it repairs someone else's change rather than applying the policy.
+    public var isRepair: Bool {
+        switch self {
+        case .drift, .resync: true
+        case .start, .policyChanged: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .start: "start"
@@ -129,7 +137,8 @@ public actor Reconciler {
             logger.warning("kernel events were lost (ENOBUFS); full resync")
             return resync(.resync("lost events"))
         case .changed(let generation, let pid, let process, let touchedTable):
-            if Self.isOwnProcess(pid) { return nil }
+            // Netfilter reports our own commits with our pid (it matches the sending socket).
+            if pid == UInt32(state.pid) { return nil }
             if touchedTable {
                 logger.warning("table changed by another process", metadata: ["pid": "\(pid)", "process": "\(process ?? "?")"])
                 return resync(.drift)
@@ -137,13 +146,6 @@ public actor Reconciler {
             if let c = committed { committed = (c.table, generation) }
             return nil
         }
-    }
-
-    /// The kernel names the committing *thread* (its tid) in `NFT_MSG_NEWGEN`, and our
-    /// transactions run on whichever thread the concurrency pool picks: ours if it is one of
-    /// this process's threads.
-    static func isOwnProcess(_ pid: UInt32) -> Bool {
-        pid == UInt32(getpid()) || FileManager.default.fileExists(atPath: "/proc/self/task/\(pid)")
     }
 
     /// Whether the kernel holds the desired table right now (dumps it).
@@ -214,7 +216,7 @@ public actor Reconciler {
     private func record(success outcome: ReconcileOutcome, trigger: Trigger, tx: Transaction) {
         let now = Date()
         state.applies += 1
-        if trigger == .drift || { if case .resync = trigger { true } else { false } }() { state.driftRepairs += 1 }
+        if trigger.isRepair { state.driftRepairs += 1 }
         state.lastApplyAt = now
         state.lastSuccessAt = now
         state.lastApplyReason = trigger.description
@@ -227,7 +229,7 @@ public actor Reconciler {
         let what = tx.replacesTable ? "replaced table" : "\(tx.elementChanges) element changes"
         let bytes: Logger.MetadataValue = outcome.bytes.map { "\($0)" } ?? "-"
         let split: Logger.MetadataValue = "\(String(format: "%.2f", outcome.diffDuration.seconds * 1000))/\(String(format: "%.2f", outcome.kernelDuration.seconds * 1000))"
-        if trigger == .drift || { if case .resync = trigger { true } else { false } }() {
+        if trigger.isRepair {
             logger.warning("repaired drift", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes, "diff_kernel_ms": split,
                                                         "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
         } else {

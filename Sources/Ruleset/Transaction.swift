@@ -149,7 +149,10 @@ extension Table {
     public func isEquivalent(to other: Table) -> Bool {
         guard normalizedSkeleton == other.normalizedSkeleton else { return false }
         let mine = Dictionary(sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
-        return other.sets.allSatisfy { mine[$0.name] == $0.elements }
+        return other.sets.allSatisfy { set in
+            guard let elements = mine[set.name] else { return false }
+            return elements == set.elements || Transaction.elementDiff(elements, set.elements) == ([], [])
+        }
     }
 }
 

@@ -5,37 +5,20 @@ import ZoneCompiler
 
 /// Comparing what the kernel holds with what the policy compiles to.
 ///
-/// The kernel lists sets and chains in its own order (declaration order, verdict maps after
-/// regular chains), so comparisons and diffs line the dumped table up with the desired one first.
+/// The kernel lists sets and chains in its own order; the comparisons here do not depend on it.
 enum KernelSync {
     /// The table name zonewall owns, as nft writes it.
     static var tableName: String { "\(ZoneCompiler.family) \(ZoneCompiler.tableName)" }
 
-    /// `actual` with its sets and chains in `desired`'s order when both have the same names;
-    /// otherwise unchanged (the skeletons differ anyway).
-    static func aligned(_ actual: Table, to desired: Table) -> Table {
-        var out = actual
-        if Set(actual.sets.map(\.name)) == Set(desired.sets.map(\.name)), actual.sets.count == desired.sets.count {
-            let byName = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            out.sets = desired.sets.map { byName[$0.name]! }
-        }
-        if Set(actual.chains.map(\.name)) == Set(desired.chains.map(\.name)), actual.chains.count == desired.chains.count {
-            let byName = Dictionary(actual.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            out.chains = desired.chains.map { byName[$0.name]! }
-        }
-        out.sets = out.sets.map { var s = $0; s.elements.sort(); return s }
-        return out
-    }
-
     /// Order-insensitive equality of sets, chains and elements; rule order inside a chain counts.
     static func equivalent(_ actual: Table?, _ desired: Table) -> Bool {
-        guard let actual else { return false }
-        return aligned(actual, to: desired) == aligned(desired, to: desired)
+        actual?.isEquivalent(to: desired) ?? false
     }
 
-    /// The transaction that brings `actual` (nil when absent) to `desired`.
+    /// The transaction that brings `actual` (nil when absent) to `desired`; `Transaction.diff`
+    /// already lines sets and chains up by name.
     static func transaction(from actual: Table?, to desired: Table) -> Transaction {
-        Transaction.diff(from: actual.map { aligned($0, to: desired) }, to: desired)
+        Transaction.diff(from: actual, to: desired)
     }
 
     /// Human-readable differences: missing/extra/changed sets and chains, element counts.
