@@ -20,7 +20,7 @@ struct ElementChunk: Sendable {
     var adding: Bool
     var firstSegment: Bool
     /// The whole list of the change (shared, not copied) and which kernel elements this message holds.
-    var elements: [SetElement]
+    var elements: ElementList
     var parts: Range<Int>
 }
 

@@ -60,13 +60,14 @@ enum SetElementCodec {
     /// Calls `body` for every kernel element of `elements`, in order.
     ///
     /// `firstSegment`: the set was created in this batch, so nft's end element at zero comes first.
-    static func forEachPart(of elements: [SetElement], shape: SetShape, adding: Bool, firstSegment: Bool,
+    static func forEachPart(of elements: ElementList, shape: SetShape, adding: Bool, firstSegment: Bool,
                             _ body: (Part) -> Void) {
         guard shape.usesEndElements else {
             for e in elements { body(Part(kind: .whole, element: e)) }
             return
         }
-        if adding, firstSegment, let first = elements.min(), first.key[0].lo.uint128 != 0 {
+        let lowest = elements.isSortedByKey ? elements.first : elements.min()
+        if adding, firstSegment, let first = lowest, first.key[0].lo.uint128 != 0 {
             body(Part(kind: .zeroEnd, element: first))
         }
         for e in elements {
@@ -92,7 +93,7 @@ enum SetElementCodec {
     }
 
     /// The kernel elements for `elements`.
-    static func kernelElements(_ elements: [SetElement], shape: SetShape, adding: Bool = true,
+    static func kernelElements(_ elements: ElementList, shape: SetShape, adding: Bool = true,
                                firstSegment: Bool = false) -> [KernelElement] {
         var out: [KernelElement] = []
         forEachPart(of: elements, shape: shape, adding: adding, firstSegment: firstSegment) {
@@ -103,19 +104,18 @@ enum SetElementCodec {
 
     /// The model's elements from the kernel's, sorted. Orphan end elements (nft's first
     /// segment, or leftovers of deleted ranges) are dropped; they match nothing.
-    static func elements(from kernel: [KernelElement], shape: SetShape) -> [SetElement] {
+    static func elements(from kernel: [KernelElement], shape: SetShape) -> ElementList {
         guard shape.usesEndElements else {
-            return kernel.map { k in
+            return ElementList(kernel.lazy.map { k in
                 let ends = k.keyEnd ?? k.key
                 return SetElement(key: zip(k.key, ends).map { ValueRange(min($0, $1), max($0, $1)) }, data: k.data)
-            }.sorted()
+            }).sortedByKey()
         }
         // Ascending by key; at equal keys the end of one range comes before the start of the next.
         let sorted = kernel.sorted { a, b in
             a.key[0] != b.key[0] ? a.key[0] < b.key[0] : (a.isIntervalEnd && !b.isIntervalEnd)
         }
-        var out: [SetElement] = []
-        out.reserveCapacity(sorted.count / 2 + 1)
+        var out = ElementList()
         var open: KernelElement?
         for k in sorted {
             if k.isIntervalEnd {

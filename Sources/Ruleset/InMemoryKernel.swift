@@ -173,14 +173,14 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
                     guard !current.contains(e) else { throw fail(17, "adding element to set \(name)") }
                     current.insert(e)
                 }
-                table!.sets[i].elements = current.sorted()
+                table!.sets[i].elements = ElementList(current.sorted())
             case .deleteElements(let name, let elems):
                 guard let i = table?.sets.firstIndex(where: { $0.name == name }) else { throw fail(2, "deleting elements from set \(name)") }
                 var current = Set(table!.sets[i].elements)
                 for e in elems {
                     guard current.remove(e) != nil else { throw fail(2, "deleting element from set \(name)") }
                 }
-                table!.sets[i].elements = current.sorted()
+                table!.sets[i].elements = ElementList(current.sorted())
             }
         }
         return table

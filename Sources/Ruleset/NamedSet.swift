@@ -38,15 +38,20 @@ public struct NamedSet: Hashable, Sendable {
     public var dataType: DataType?
     public var flags: SetFlags
     /// Elements in canonical order (sorted by key).
-    public var elements: [SetElement]
+    public var elements: ElementList
 
     public init(name: String, keyType: [DataType], dataType: DataType? = nil,
-                flags: SetFlags = [], elements: [SetElement] = []) {
+                flags: SetFlags = [], elements: ElementList = []) {
         self.name = name
         self.keyType = keyType
         self.dataType = dataType
         self.flags = dataType == nil ? flags : flags.union(.map)
-        self.elements = elements.sorted()
+        self.elements = elements.sortedByKey()
+    }
+
+    public init(name: String, keyType: [DataType], dataType: DataType? = nil,
+                flags: SetFlags = [], elements: [SetElement]) {
+        self.init(name: name, keyType: keyType, dataType: dataType, flags: flags, elements: ElementList(elements))
     }
 
     public var isMap: Bool { dataType != nil }

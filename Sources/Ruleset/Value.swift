@@ -18,11 +18,11 @@ public struct Value: Hashable, Sendable, Comparable {
         self.width = width
     }
 
-    /// A 128-bit value split into halves.
+    /// A 128-bit value split into halves; bits above `width` bytes are dropped.
     public init(high: UInt64, low: UInt64, width: Int) {
         precondition((1...16).contains(width))
-        self.high = high
-        self.low = low
+        self.high = width >= 16 ? high : width > 8 ? high & ((1 << (UInt64(width - 8) * 8)) - 1) : 0
+        self.low = width >= 8 ? low : low & ((1 << (UInt64(width) * 8)) - 1)
         self.width = width
     }
 

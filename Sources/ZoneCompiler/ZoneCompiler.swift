@@ -99,11 +99,10 @@ struct KindSets {
     }
 
     /// Elements for the kind, merged so that no two overlap (the kernel refuses overlaps).
-    func elements(_ kind: LookupKind, _ f: FamilyInfo) -> [SetElement] {
+    func elements(_ kind: LookupKind, _ f: FamilyInfo) -> ElementList {
         switch kind {
         case .ports:
-            var out: [SetElement] = []
-            out.reserveCapacity(ports.count)
+            var out = ElementList()
             for (key, ranges) in ports {
                 for r in Merge.ranges(ranges) {
                     out.append(SetElement(key: [
@@ -115,7 +114,7 @@ struct KindSets {
             }
             return out
         case .any, .echo:
-            return Merge.intervals(kind == .any ? any : echo).map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }
+            return ElementList(Merge.intervals(kind == .any ? any : echo).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) })
         }
     }
 }
@@ -181,15 +180,16 @@ struct TableBuilder {
             var intervalsOf: [Int: [ClosedRange<UInt128>]] = [:]
             for iv in flat { intervalsOf[iv.zone, default: []].append(iv.lo...iv.hi) }
 
-            var perSource: [Int: KindSets] = [:]
+            // Zone-to-zone rules grouped by source zone, so that each zone's sets are built,
+            // stored compactly and their scratch space freed before the next zone's.
+            var outgoing: [Int: [(to: Int, ports: [PortSpec])]] = [:]
             var edges: [EdgeSite: KindSets] = [:]
             for rule in policy.rules {
                 for from in rule.from {
                     for to in rule.to {
                         switch (from, to) {
                         case (.zone(let a), .zone(let b)):
-                            let dst = intervalsOf[zoneIndex[b]!] ?? []
-                            for spec in rule.ports { perSource[zoneIndex[a]!, default: KindSets()].add(spec, intervals: dst) }
+                            outgoing[zoneIndex[a]!, default: []].append((zoneIndex[b]!, rule.ports))
                         case (.zone(let a), .world), (.zone(let a), .host):
                             let site: EdgeSite = to == .world ? .toWorld : .toHost
                             let src = intervalsOf[zoneIndex[a]!] ?? []
@@ -206,8 +206,15 @@ struct TableBuilder {
             }
 
             // Per-source zone chains and sets.
-            var srcElements: [SetElement] = []
-            for (zone, kinds) in perSource.sorted(by: { $0.key < $1.key }) where !kinds.isEmpty {
+            var hasChain = Set<Int>()
+            for (zone, targets) in outgoing.sorted(by: { $0.key < $1.key }) {
+                var kinds = KindSets()
+                for (b, ports) in targets {
+                    let dst = intervalsOf[b] ?? []
+                    for spec in ports { kinds.add(spec, intervals: dst) }
+                }
+                guard !kinds.isEmpty else { continue }
+                hasChain.insert(zone)
                 let name = policy.zones[zone].name
                 for kind in LookupKind.allCases where !kinds.isEmpty(kind) {
                     let setName = "z_\(name)\(kind.suffix)_\(f.tag)"
@@ -215,14 +222,18 @@ struct TableBuilder {
                     chainRules[zone, default: []].append(lookupRule(kind, f, set: setName, keyedBySource: false))
                 }
             }
-            for iv in flat where perSource[iv.zone].map({ !$0.isEmpty }) == true {
-                srcElements.append(SetElement(key: [f.range(iv.lo, iv.hi)], data: .verdict(.jump("z_\(policy.zones[iv.zone].name)"))))
+            var srcElements = ElementList()
+            var jumps: [Int: ElementData] = [:]
+            for iv in flat where hasChain.contains(iv.zone) {
+                let jump = jumps[iv.zone] ?? .verdict(.jump("z_\(policy.zones[iv.zone].name)"))
+                jumps[iv.zone] = jump
+                srcElements.append(SetElement(key: [f.range(iv.lo, iv.hi)], data: jump))
             }
             srcMaps.append(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
                                     flags: .interval, elements: srcElements))
             let union = IntervalFlattener.union(flat)
             zonedSets.append(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval,
-                                      elements: union.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))
+                                      elements: ElementList(union.lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) })))
             for site in EdgeSite.allCases {
                 let kinds = edges[site] ?? KindSets()
                 for kind in LookupKind.allCases {
@@ -241,7 +252,7 @@ struct TableBuilder {
         return Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
     }
 
-    func lookupSet(_ name: String, kind: LookupKind, _ f: FamilyInfo, elements: [SetElement]) -> NamedSet {
+    func lookupSet(_ name: String, kind: LookupKind, _ f: FamilyInfo, elements: ElementList) -> NamedSet {
         let keyType: [DataType] = kind == .ports ? [f.addressType, .inetProtocol, .inetService] : [f.addressType]
         return NamedSet(name: name, keyType: keyType, flags: .interval, elements: elements)
     }

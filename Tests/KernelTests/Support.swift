@@ -140,7 +140,7 @@ func examplePolicyFiles() throws -> [String: String] {
 /// The table with sets and chains in name order and elements sorted: listing order is not meaningful.
 func canonical(_ t: Table?) -> Table? {
     guard var t else { return nil }
-    t.sets = t.sets.sorted { $0.name < $1.name }.map { var s = $0; s.elements.sort(); return s }
+    t.sets = t.sets.sorted { $0.name < $1.name }.map { var s = $0; s.elements = s.elements.sortedByKey(); return s }
     t.chains.sort { $0.name < $1.name }
     return t
 }

@@ -199,7 +199,7 @@ struct KernelEventsTests {
             // Thousands of element notifications in one commit.
             var table = Fixtures.table
             let i = table.sets.firstIndex { $0.name == "members_v4" }!
-            table.sets[i].elements = (0..<5000).map { SetElement(key: [ValueRange(Value(0x0A00_0000 + UInt64($0) * 4, width: 4))]) }
+            table.sets[i].elements = ElementList((0..<5000).map { SetElement(key: [ValueRange(Value(0x0A00_0000 + UInt64($0) * 4, width: 4))]) })
             try kernel.apply(Transaction.replace(with: table), expectingGeneration: nil)
             burstSent.signal()
             var sawOverflow = false

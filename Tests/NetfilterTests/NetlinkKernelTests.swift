@@ -71,9 +71,9 @@ struct NetlinkKernelTests {
             var new = old
             func edit(_ name: String, _ body: (inout [SetElement]) -> Void) {
                 let i = new.sets.firstIndex { $0.name == name }!
-                var e = new.sets[i].elements
+                var e = Array(new.sets[i].elements)
                 body(&e)
-                new.sets[i].elements = e.sorted()
+                new.sets[i].elements = ElementList(e.sorted())
             }
             edit("members_v4") {
                 $0.removeAll { $0.key[0] == V.net("10.0.1.0/24") || $0.key[0] == V.net("255.255.255.0/24") }

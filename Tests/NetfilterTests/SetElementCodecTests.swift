@@ -25,7 +25,7 @@ struct SetElementCodecTests {
     }
 
     @Test func firstSegmentAddsEndAtZeroOnlyForNewSets() {
-        let e = [SetElement(key: [V.net("192.0.2.0/28")], data: .verdict(.jump("web")))]
+        let e: ElementList = [SetElement(key: [V.net("192.0.2.0/28")], data: .verdict(.jump("web")))]
         let fresh = SetElementCodec.kernelElements(e, shape: map4, firstSegment: true)
         #expect(fresh == [
             KernelElement(key: [V.v4("0.0.0.0")], isIntervalEnd: true),
@@ -58,9 +58,9 @@ struct SetElementCodecTests {
         ]
         for (shape, elements) in sets {
             for firstSegment in [false, true] {
-                var kernel = SetElementCodec.kernelElements(elements, shape: shape, firstSegment: firstSegment)
+                var kernel = SetElementCodec.kernelElements(ElementList(elements), shape: shape, firstSegment: firstSegment)
                 kernel.reverse()  // the kernel's rbtree lists elements in descending order
-                #expect(SetElementCodec.elements(from: kernel, shape: shape) == elements.sorted())
+                #expect(Array(SetElementCodec.elements(from: kernel, shape: shape)) == elements.sorted())
             }
         }
     }

@@ -161,7 +161,7 @@ struct ReconcilerTests {
         // Someone deletes an element of our table.
         kernel.tamper { t in
             let i = t!.sets.firstIndex { !$0.elements.isEmpty }!
-            t!.sets[i].elements.removeFirst()
+            t!.sets[i].elements = ElementList(t!.sets[i].elements.dropFirst())
         }
         let repaired = try #require(await r.handle(.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: true)))
         #expect(repaired.changes == 1)

@@ -79,3 +79,53 @@ struct ElementDiffTests {
         #expect(added == [e(7)])
     }
 }
+
+struct ElementListTests {
+    /// A random element of a concatenated `ipv6 . proto . port` interval key, or a map element.
+    func randomElement(_ rng: inout some RandomNumberGenerator, map: Bool) -> SetElement {
+        func range(_ width: Int) -> ValueRange {
+            let a = Value(UInt128(UInt64.random(in: 0...3, using: &rng)) << 120 | UInt128(UInt64.random(in: 0...UInt64.max, using: &rng)), width: width)
+            let b = Value(UInt128(UInt64.random(in: 0...3, using: &rng)) << 120 | UInt128(UInt64.random(in: 0...UInt64.max, using: &rng)), width: width)
+            return ValueRange(min(a, b), max(a, b))
+        }
+        if map {
+            return SetElement(key: [range(4)], data: .verdict(.jump("z\(UInt8.random(in: 0...3, using: &rng))")))
+        }
+        return SetElement(key: [range(16), range(1), range(2)])
+    }
+
+    @Test func bytesRoundTripAndOrderLikeSetElements() {
+        var rng = SystemRandomNumberGenerator()
+        for map in [false, true] {
+            let elements = (0..<500).map { _ in randomElement(&rng, map: map) }
+            let list = ElementList(elements)
+            #expect(Array(list) == elements)
+            #expect(Array(list.sortedByKey()) == elements.sorted())
+            #expect(list.sortedByKey().isSortedByKey)
+            for _ in 0..<500 {
+                let i = Int.random(in: 0..<500, using: &rng), j = Int.random(in: 0..<500, using: &rng)
+                let order = ElementList.compareKeys(list, i, list, j)
+                #expect((order < 0) == (elements[i].key.lexicographicallyPrecedes(elements[j].key)))
+                #expect((order == 0) == (elements[i].key == elements[j].key))
+            }
+        }
+    }
+
+    @Test func equalityIgnoresTheLayoutOfEmptyLists() {
+        var list: ElementList = [SetElement(key: [ValueRange(Value(1, width: 4))])]
+        list = ElementList(list.dropFirst())
+        #expect(list == ElementList())
+        #expect(list.hashValue == ElementList().hashValue)
+        #expect(ElementList([SetElement(key: [ValueRange(Value(1, width: 4))])]) != ElementList([SetElement(key: [ValueRange(Value(1, width: 2))])]))
+    }
+
+    @Test func diffOfRandomListsMatchesSetDifference() {
+        var rng = SystemRandomNumberGenerator()
+        let pool = (0..<300).map { _ in randomElement(&rng, map: false) }
+        let old = pool.filter { _ in Bool.random(using: &rng) }, new = pool.filter { _ in Bool.random(using: &rng) }
+        let (removed, added) = Transaction.elementDiff(ElementList(old), ElementList(new))
+        #expect(Set(removed) == Set(old).subtracting(new))
+        #expect(Set(added) == Set(new).subtracting(old))
+        #expect(removed.isSortedByKey && added.isSortedByKey)
+    }
+}

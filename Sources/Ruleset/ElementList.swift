@@ -1,0 +1,189 @@
+/// The elements of one set or map, stored flat.
+///
+/// A rule set can hold hundreds of thousands of elements. As `[SetElement]`, each element is a
+/// heap-allocated array of ranges plus its data, about 230 bytes. Here an element is `stride`
+/// bytes in one shared buffer: for each key component its low end, then its high end, in
+/// network order. A concatenated IPv6 interval key takes 38 bytes. Map data is kept in a
+/// parallel array.
+///
+/// Because the bytes are big-endian and the components are laid out in order, comparing two
+/// elements' bytes with `memcmp` orders them exactly as `SetElement`'s `<` does. Sorting and
+/// diffing therefore work on the bytes and never build `SetElement` values.
+///
+/// The list is a `RandomAccessCollection` of `SetElement`, so code that reads elements does
+/// not need to know any of this. All elements of a list have the same key layout. The first
+/// element appended fixes that layout.
+public struct ElementList: Sendable {
+    /// The byte width of each key component. It is empty until the first element is added.
+    public private(set) var componentWidths: [Int] = []
+    /// Bytes per element.
+    private var stride = 0
+    private var keys: [UInt8] = []
+    /// One entry per element in a map, and empty for a plain set.
+    private var data: [ElementData] = []
+    private var holdsData = false
+
+    public init() {}
+
+    public init(_ elements: some Sequence<SetElement>) {
+        self.init()
+        for e in elements { append(e) }
+    }
+
+    /// Appends `element`. Its key layout must match the elements already in the list.
+    public mutating func append(_ element: SetElement) {
+        if stride == 0 {
+            componentWidths = element.key.map(\.lo.width)
+            stride = componentWidths.reduce(0, +) * 2
+            holdsData = element.data != nil
+        }
+        precondition(element.key.count == componentWidths.count
+                     && zip(element.key, componentWidths).allSatisfy { $0.lo.width == $1 }
+                     && (element.data != nil) == holdsData,
+                     "every element of a set has the same key layout")
+        for range in element.key {
+            range.lo.appendBytes(to: &keys)
+            range.hi.appendBytes(to: &keys)
+        }
+        if let d = element.data { data.append(d) }
+    }
+
+    /// Appends element `i` of `other`, copying its bytes.
+    public mutating func append(contentsOf other: ElementList, at i: Int) {
+        if stride == 0 {
+            componentWidths = other.componentWidths
+            stride = other.stride
+            holdsData = other.holdsData
+        }
+        precondition(componentWidths == other.componentWidths && holdsData == other.holdsData,
+                     "every element of a set has the same key layout")
+        keys.append(contentsOf: other.keys[i * stride ..< (i + 1) * stride])
+        if holdsData { data.append(other.data[i]) }
+    }
+
+    // MARK: Order
+
+    /// Compares element `i` of `a` with element `j` of `b` by key: negative, zero or positive.
+    /// Both lists must have the same layout.
+    public static func compareKeys(_ a: ElementList, _ i: Int, _ b: ElementList, _ j: Int) -> Int32 {
+        let n = a.stride
+        return a.keys.withUnsafeBufferPointer { pa in
+            b.keys.withUnsafeBufferPointer { pb in
+                compareBytes(pa.baseAddress! + i * n, pb.baseAddress! + j * n, n)
+            }
+        }
+    }
+
+    /// Whether element `i` of `a` and element `j` of `b` are the same element (key and data).
+    public static func elementsEqual(_ a: ElementList, _ i: Int, _ b: ElementList, _ j: Int) -> Bool {
+        compareKeys(a, i, b, j) == 0 && (!a.holdsData || a.data[i] == b.data[j])
+    }
+
+    /// Whether the elements are in canonical (key) order.
+    public var isSortedByKey: Bool {
+        let n = count
+        guard n > 1 else { return true }
+        return keys.withUnsafeBufferPointer { p in
+            for k in 1..<n where compareBytes(p.baseAddress! + (k - 1) * stride, p.baseAddress! + k * stride, stride) > 0 {
+                return false
+            }
+            return true
+        }
+    }
+
+    /// The same elements in canonical (key) order.
+    public func sortedByKey() -> ElementList {
+        guard !isSortedByKey else { return self }
+        let s = stride
+        var order = Array(0..<count)
+        keys.withUnsafeBufferPointer { p in
+            order.sort { compareBytes(p.baseAddress! + $0 * s, p.baseAddress! + $1 * s, s) < 0 }
+        }
+        var out = ElementList()
+        out.componentWidths = componentWidths
+        out.stride = stride
+        out.holdsData = holdsData
+        out.keys.reserveCapacity(keys.count)
+        out.data.reserveCapacity(data.count)
+        for i in order {
+            out.keys.append(contentsOf: keys[i * s ..< (i + 1) * s])
+            if holdsData { out.data.append(data[i]) }
+        }
+        return out
+    }
+}
+
+/// `memcmp`, written out so that `Ruleset` needs no C library.
+@inline(__always)
+private func compareBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
+    for k in 0..<n where a[k] != b[k] { return a[k] < b[k] ? -1 : 1 }
+    return 0
+}
+
+extension ElementList: RandomAccessCollection {
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { stride == 0 ? 0 : keys.count / stride }
+
+    /// Element `i`, rebuilt from its bytes.
+    public subscript(i: Int) -> SetElement {
+        precondition(i >= 0 && i < endIndex, "element index out of range")
+        var offset = i * stride
+        var key: [ValueRange] = []
+        key.reserveCapacity(componentWidths.count)
+        keys.withUnsafeBufferPointer { p in
+            for w in componentWidths {
+                let lo = Value(bigEndian: UnsafeBufferPointer(rebasing: p[offset ..< offset + w]))
+                let hi = Value(bigEndian: UnsafeBufferPointer(rebasing: p[offset + w ..< offset + 2 * w]))
+                key.append(ValueRange(lo, hi))
+                offset += 2 * w
+            }
+        }
+        return SetElement(key: key, data: holdsData ? data[i] : nil)
+    }
+}
+
+extension ElementList: ExpressibleByArrayLiteral {
+    public init(arrayLiteral elements: SetElement...) { self.init(elements) }
+}
+
+extension ElementList: Hashable {
+    public static func == (a: ElementList, b: ElementList) -> Bool {
+        if a.isEmpty || b.isEmpty { return a.isEmpty && b.isEmpty }
+        return a.componentWidths == b.componentWidths && a.keys == b.keys && a.data == b.data
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(count)
+        guard !isEmpty else { return }
+        h.combine(componentWidths)
+        h.combine(keys)
+        h.combine(data)
+    }
+}
+
+extension ElementList: CustomStringConvertible {
+    public var description: String { "\(Array(self))" }
+}
+
+extension Value {
+    /// Appends the value's `width` big-endian bytes.
+    @inline(__always)
+    func appendBytes(to out: inout [UInt8]) {
+        if width <= 8 {
+            for k in stride(from: width - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: low >> (UInt64(k) * 8))) }
+        } else {
+            for k in stride(from: width - 9, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: high >> (UInt64(k) * 8))) }
+            for k in stride(from: 7, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: low >> (UInt64(k) * 8))) }
+        }
+    }
+
+    /// A value from big-endian bytes (at most 16), without going through an array.
+    init(bigEndian bytes: UnsafeBufferPointer<UInt8>) {
+        var high: UInt64 = 0, low: UInt64 = 0
+        for b in bytes {
+            high = (high << 8) | (low >> 56)
+            low = (low << 8) | UInt64(b)
+        }
+        self.init(high: high, low: low, width: bytes.count)
+    }
+}
