@@ -296,7 +296,9 @@ struct BatchEncoder {
     static func estimatedSize(_ tx: Transaction) -> Int {
         tx.changes.reduce(4096) {
             switch $1 {
-            case .addElements(_, let e), .deleteElements(_, let e): $0 + e.count * 64
+            // Generous on purpose: pages of the reservation that are never written are never
+            // resident, while growing a 50 MB buffer by doubling would copy it and hold both.
+            case .addElements(_, let e), .deleteElements(_, let e): $0 + e.count * 256
             case .addRule(_, let r): $0 + 128 + r.expressions.count * 96
             default: $0 + 256
             }

@@ -77,20 +77,38 @@ public struct StateFile: Sendable {
 /// FNV-1a, 64 bit: a stable fingerprint of the enforced rule set (not a security hash).
 public enum Digest {
     /// The digest of a table's content, independent of the listing order of its sets and chains.
+    ///
+    /// It hashes the skeleton's nft text and then each set's element bytes, so a table with
+    /// half a million elements is never rendered as text for it.
     public static func of(_ table: Table) -> String {
-        var t = table
-        t.chains.sort { $0.name < $1.name }
-        t.sets.sort { $0.name < $1.name }
-        return fnv1a64(NftText.render(t))
-    }
-
-    static func fnv1a64(_ text: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x100_0000_01b3
+        var h = FNV1a64()
+        h.add(NftText.render(table.normalizedSkeleton).utf8)
+        for set in table.sets.sorted(by: { $0.name < $1.name }) {
+            h.add(set.name.utf8)
+            h.add(set.elements.componentWidths.map { UInt8(truncatingIfNeeded: $0) })
+            set.elements.sortedByKey().withStorage { keys, data in
+                h.add(keys)
+                for d in data {
+                    switch d {
+                    case .verdict(let v): h.add(NftText.render(v).utf8)
+                    case .value(let v): h.add(v.bytes)
+                    }
+                }
+            }
         }
-        return String(h, radix: 16).leftPadded(16)
+        return String(h.value, radix: 16).leftPadded(16)
+    }
+}
+
+/// 64-bit FNV-1a: stable across runs and machines, unlike `Hasher`.
+struct FNV1a64 {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func add(_ bytes: some Sequence<UInt8>) {
+        for b in bytes {
+            value ^= UInt64(b)
+            value = value &* 0x100_0000_01b3
+        }
     }
 }
 

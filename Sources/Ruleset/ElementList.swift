@@ -61,6 +61,12 @@ public struct ElementList: Sendable {
         if holdsData { data.append(other.data[i]) }
     }
 
+    /// Calls `body` with every element's key bytes (`count × stride`, in list order) and the
+    /// map data (empty for a plain set): for hashing and encoding without rebuilding elements.
+    public func withStorage<R>(_ body: (UnsafeBufferPointer<UInt8>, [ElementData]) throws -> R) rethrows -> R {
+        try keys.withUnsafeBufferPointer { try body($0, data) }
+    }
+
     // MARK: Order
 
     /// Compares element `i` of `a` with element `j` of `b` by key: negative, zero or positive.
