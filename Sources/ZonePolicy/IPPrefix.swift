@@ -55,25 +55,52 @@ public struct IPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// Parses `192.0.2.0/24`, `2001:db8::1`, …; nil when malformed. Host bits are kept
     /// so that the caller can report them.
     public static func parse(_ text: String) -> IPPrefix? {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        let addrText = String(parts[0])
+        var text = text
+        return text.withUTF8 { parse(bytes: $0) }
+    }
+
+    /// The parser proper, over the text's UTF-8 bytes: a policy holds 100,000s of prefixes, and
+    /// `Character`-level splitting dominated loading it.
+    static func parse(bytes: UnsafeBufferPointer<UInt8>) -> IPPrefix? {
+        let slash = bytes.firstIndex(of: UInt8(ascii: "/"))
+        let addr = UnsafeBufferPointer(rebasing: bytes[..<(slash ?? bytes.count)])
         let family: AddressFamily
         let address: UInt128
-        if let v4 = IPv4Text.parse(addrText) {
+        if let v4 = IPv4Text.parse(bytes: addr) {
             family = .ipv4
             address = UInt128(v4)
-        } else if let v6 = IPv6Format.parse(addrText) {
+        } else if let v6 = IPv6Format.parse(bytes: addr) {
             family = .ipv6
             address = v6
         } else {
             return nil
         }
         var length = family.bits
-        if parts.count == 2 {
-            guard let l = Int(parts[1]), parts[1].allSatisfy(\.isASCIIDigit), (0...family.bits).contains(l) else { return nil }
+        if let slash {
+            let digits = bytes[(slash + 1)...]
+            guard !digits.isEmpty else { return nil }
+            var l = 0
+            for b in digits {
+                guard b.isASCIIDigit else { return nil }
+                l = min(l * 10 + Int(b - UInt8(ascii: "0")), 1000)
+            }
+            guard l <= family.bits else { return nil }
             length = l
         }
         return IPPrefix(family: family, address: address, length: length)
+    }
+}
+
+extension UInt8 {
+    var isASCIIDigit: Bool { self >= UInt8(ascii: "0") && self <= UInt8(ascii: "9") }
+    /// The value of a hexadecimal digit, or nil.
+    var hexValue: UInt8? {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): self - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): self - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): self - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }
 
@@ -85,14 +112,31 @@ extension Character {
 /// Dotted-quad IPv4 text, strictly: four decimal octets, no leading zeros.
 enum IPv4Text {
     static func parse(_ s: String) -> UInt32? {
-        let octets = s.split(separator: ".", omittingEmptySubsequences: false)
-        guard octets.count == 4 else { return nil }
-        var v: UInt32 = 0
-        for o in octets {
-            guard !o.isEmpty, o.count <= 3, o.allSatisfy(\.isASCIIDigit),
-                  o.count == 1 || o.first != "0", let n = UInt32(o), n <= 255 else { return nil }
-            v = v << 8 | n
+        var s = s
+        return s.withUTF8 { parse(bytes: $0) }
+    }
+
+    static func parse(bytes: some Collection<UInt8>) -> UInt32? {
+        var v: UInt32 = 0, octets = 0
+        var digits = 0, octet: UInt32 = 0, leadingZero = false
+        func endOctet() -> Bool {
+            guard digits > 0, octet <= 255, !(leadingZero && digits > 1) else { return false }
+            v = v << 8 | octet
+            octets += 1
+            return true
         }
+        for b in bytes {
+            if b == UInt8(ascii: ".") {
+                guard octets < 3, endOctet() else { return nil }
+                digits = 0; octet = 0
+            } else {
+                guard b.isASCIIDigit, digits < 3 else { return nil }
+                if digits == 0 { leadingZero = b == UInt8(ascii: "0") }
+                octet = octet * 10 + UInt32(b - UInt8(ascii: "0"))
+                digits += 1
+            }
+        }
+        guard endOctet(), octets == 4 else { return nil }
         return v
     }
 
@@ -102,33 +146,60 @@ enum IPv4Text {
 /// IPv6 text: RFC 4291 input (with `::` and an embedded IPv4 tail), RFC 5952 output.
 enum IPv6Format {
     static func parse(_ s: String) -> UInt128? {
-        guard s.contains(":"), s.count <= 45 else { return nil }
-        let halves = s.components(separatedBy: "::")
-        guard halves.count <= 2 else { return nil }
-        // An embedded IPv4 tail may only end the whole address (`::ffff:192.0.2.1`, not `192.0.2.1::`).
-        func groups(_ part: String, endsAddress: Bool) -> [UInt16]? {
-            if part.isEmpty { return [] }
-            var out: [UInt16] = []
-            let items = part.split(separator: ":", omittingEmptySubsequences: false)
-            for (i, g) in items.enumerated() {
-                if endsAddress, i == items.count - 1, g.contains(".") {
-                    guard let v4 = IPv4Text.parse(String(g)) else { return nil }
+        var s = s
+        return s.withUTF8 { parse(bytes: $0) }
+    }
+
+    static func parse(bytes s: UnsafeBufferPointer<UInt8>) -> UInt128? {
+        let colon = UInt8(ascii: ":")
+        guard s.count <= 45, s.contains(colon) else { return nil }
+        // At most one `::`, splitting the address into the groups before and after it.
+        var gap: Int?
+        var i = 0
+        while i + 1 < s.count {
+            if s[i] == colon && s[i + 1] == colon {
+                guard gap == nil else { return nil }
+                gap = i
+                i += 2
+            } else {
+                i += 1
+            }
+        }
+        // The groups of one side, `a:b:c`; an embedded IPv4 tail may only end the whole address.
+        func groups(_ part: Slice<UnsafeBufferPointer<UInt8>>, endsAddress: Bool, into out: inout [UInt16]) -> Bool {
+            if part.isEmpty { return true }
+            var start = part.startIndex
+            while true {
+                let end = part[start...].firstIndex(of: colon) ?? part.endIndex
+                let g = part[start..<end]
+                if endsAddress, end == part.endIndex, g.contains(UInt8(ascii: ".")) {
+                    guard let v4 = IPv4Text.parse(bytes: g) else { return false }
                     out += [UInt16(v4 >> 16), UInt16(v4 & 0xffff)]
                 } else {
-                    guard (1...4).contains(g.count), g.allSatisfy(\.isASCIIHexDigit), let n = UInt16(g, radix: 16) else { return nil }
+                    guard (1...4).contains(g.count) else { return false }
+                    var n: UInt16 = 0
+                    for b in g {
+                        guard let h = b.hexValue else { return false }
+                        n = n << 4 | UInt16(h)
+                    }
                     out.append(n)
                 }
+                if end == part.endIndex { return true }
+                start = end + 1
             }
-            return out
         }
-        guard let head = groups(halves[0], endsAddress: halves.count == 1) else { return nil }
-        var all = head
-        if halves.count == 2 {
-            guard let tail = groups(halves[1], endsAddress: true), head.count + tail.count <= 7 else { return nil }
-            all += Array(repeating: 0, count: 8 - head.count - tail.count) + tail
+        var head: [UInt16] = [], tail: [UInt16] = []
+        head.reserveCapacity(8)
+        if let gap {
+            guard groups(s[..<gap], endsAddress: false, into: &head),
+                  groups(s[(gap + 2)...], endsAddress: true, into: &tail),
+                  head.count + tail.count <= 7 else { return nil }
+            head += Array(repeating: 0, count: 8 - head.count - tail.count) + tail
+        } else {
+            guard groups(s[...], endsAddress: true, into: &head) else { return nil }
         }
-        guard all.count == 8 else { return nil }
-        return all.reduce(UInt128(0)) { $0 << 16 | UInt128($1) }
+        guard head.count == 8 else { return nil }
+        return head.reduce(UInt128(0)) { $0 << 16 | UInt128($1) }
     }
 
     static func format(_ v: UInt128) -> String {

@@ -96,3 +96,25 @@ import Testing
         #expect(members.map(\.location.column) == [21, 28, 42, 62])
     }
 }
+
+/// The byte-level parser's grammar at its edges.
+@Suite struct IPPrefixGrammarTests {
+    static let refused = [":::", "1:::2", "::::", ":1:2:3:4:5:6:7", "1:2:3:4:5:6:7:", "::1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8::",
+                          "12345::", "g::", "1.2.3.4.", ".1.2.3.4", "1..2.3", "1.2.3.256", "1.2.3.4/+2", "1.2.3.4/2/3",
+                          "/24", "", "::ffff:1.2.3", "::1.2.3.4:5", "1.2.3.4::", "2001:db8::/", "::/-1", "é::1"]
+    static let accepted: [(String, String)] = [
+        ("::", "::/128"), ("::1", "::1/128"), ("1::", "1::/128"), ("1:2:3:4:5:6:7::", "1:2:3:4:5:6:7:0/128"),
+        ("::2:3:4:5:6:7:8", "0:2:3:4:5:6:7:8/128"), ("2001:DB8::AbCd", "2001:db8::abcd/128"),
+        ("::ffff:192.0.2.1/128", "::ffff:c000:201/128"), ("1:2:3:4:5:6:192.0.2.1", "1:2:3:4:5:6:c000:201/128"),
+        ("0.0.0.0/0", "0.0.0.0/0"), ("192.0.2.0/024", "192.0.2.0/24"), ("255.255.255.255", "255.255.255.255/32"),
+    ]
+
+    @Test(arguments: refused) func refusesMalformedText(_ text: String) {
+        #expect(IPPrefix.parse(text) == nil)
+    }
+
+    @Test(arguments: accepted) func acceptsEveryWellFormedShape(_ text: String, _ expected: String) throws {
+        let p = try #require(IPPrefix.parse(text))
+        #expect("\(p.description.contains("/") ? p.description : p.description + "/\(p.length)")" == expected)
+    }
+}
