@@ -81,12 +81,14 @@ public struct Transaction: Hashable, Sendable {
     /// When only set elements differ, it deletes and adds exactly the elements that changed;
     /// otherwise it replaces the table as a whole. An empty transaction means "in sync".
     public static func diff(from actual: Table?, to desired: Table) -> Transaction {
-        guard let actual, actual.normalizedSkeleton == desired.normalizedSkeleton else { return replace(with: desired) }
+        guard let actual, actual.hasSkeleton(of: desired) else { return replace(with: desired) }
         var tx = Transaction(family: desired.family, table: desired.name)
         var adds: [Change] = []
-        let old = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for new in desired.sets {
-            guard let before = old[new.name], before.elements != new.elements else { continue }
+        // Tables compiled from policies list their sets in the same order: pair them up directly.
+        let sameOrder = actual.sets.count == desired.sets.count && zip(actual.sets, desired.sets).allSatisfy { $0.name == $1.name }
+        let old = sameOrder ? [:] : Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (k, new) in desired.sets.enumerated() {
+            guard let before = sameOrder ? actual.sets[k] : old[new.name], before.elements != new.elements else { continue }
             let (removed, added) = Self.elementDiff(before.elements, new.elements)
             if !removed.isEmpty { tx.changes.append(.deleteElements(set: new.name, removed)) }
             if !added.isEmpty { adds.append(.addElements(set: new.name, added)) }
@@ -139,9 +141,21 @@ extension Table {
         return t
     }
 
+    /// Whether both tables have the same skeleton (everything but set elements), whatever the
+    /// listing order. Tables in the same order, as compiled ones are, are compared in place,
+    /// without copying or sorting 10,000s of chains and sets.
+    public func hasSkeleton(of other: Table) -> Bool {
+        if family == other.family, name == other.name, chains.count == other.chains.count, sets.count == other.sets.count,
+           chains == other.chains,
+           zip(sets, other.sets).allSatisfy({ $0.name == $1.name && $0.keyType == $1.keyType && $0.dataType == $1.dataType && $0.flags == $1.flags }) {
+            return true
+        }
+        return normalizedSkeleton == other.normalizedSkeleton
+    }
+
     /// True when both tables hold the same objects, whatever their listing order.
     public func isEquivalent(to other: Table) -> Bool {
-        guard normalizedSkeleton == other.normalizedSkeleton else { return false }
+        guard hasSkeleton(of: other) else { return false }
         let mine = Dictionary(sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
         return other.sets.allSatisfy { set in
             guard let elements = mine[set.name] else { return false }
