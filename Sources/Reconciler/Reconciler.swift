@@ -89,6 +89,7 @@ public actor Reconciler {
     /// there is no table to keep enforcing; with a table in place it keeps it and reports the error.
     @discardableResult
     public func start() throws -> ReconcileOutcome? {
+        defer { releaseScratch() }
         let snapshot = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)
         committed = (snapshot.table, snapshot.generation)
         switch loadPolicy() {
@@ -114,6 +115,7 @@ public actor Reconciler {
         switch loadPolicy() {
         case .success(let table):
             desired = table
+            defer { releaseScratch() }  // the previous table is gone now
             return try? converge(.policyChanged(why))
         case .failure:
             return nil
@@ -124,6 +126,7 @@ public actor Reconciler {
     @discardableResult
     public func resync(_ trigger: Trigger) -> ReconcileOutcome? {
         committed = nil
+        defer { releaseScratch() }
         return try? converge(trigger)
     }
 
@@ -262,13 +265,16 @@ public actor Reconciler {
         state.members = policy.zones.reduce(0) { $0 + $1.members.count }
         state.rules = policy.rules.count
         state.elements = table.elementCount
-        // Parsing and compiling a large policy leaves tens of MB of freed scratch in the heap;
-        // hand it back before the batch is built, so the daemon's resident size is what it keeps.
-        _ = glibcMallocTrim(0)
+        releaseScratch()
         return .success(table)
     }
 
     private func publish() { onStateChange(state) }
+
+    /// Parsing and compiling a large policy, or dumping a large table, leaves tens of MB of
+    /// freed scratch in the heap. Hand it back, so that the daemon's resident size is what it
+    /// keeps, and the next batch or dump does not stack on top of it.
+    private func releaseScratch() { _ = glibcMallocTrim(0) }
 }
 
 extension Transaction {
