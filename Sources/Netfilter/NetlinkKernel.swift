@@ -7,7 +7,8 @@ import Synchronization
 ///
 /// `apply` sends a transaction as one atomic batch, `check` sends the same batch without
 /// committing it (like `nft -c`), and `dump` reads a table back into the model, consistent
-/// with one ruleset generation. Calls are serialized on the socket.
+/// with one ruleset generation. Calls are serialized on the socket; `dump` reads the sets'
+/// elements on a few more sockets of its own in parallel (see `readElements`).
 public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     /// What `dump` does with a kernel rule zonewall cannot express (one someone else added).
     public enum UndecodableRules: Sendable {
@@ -18,14 +19,40 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         case throwError
     }
 
-    private final class Connection {
+    /// A socket and its sequence numbers.
+    ///
+    /// Unchecked `Sendable`: a connection is used by one thread at a time, either the holder
+    /// of the kernel's lock or one `readElements` thread, which the lock holder waits for.
+    private final class Connection: @unchecked Sendable {
         let socket: NetlinkSocket
         var seq: UInt32
+        /// Where the socket was opened (nil: this process's network namespace).
+        let namespace: String?
         /// Bytes of the last batch sent (applied or checked).
         var lastBatchBytes = 0
-        init(socket: NetlinkSocket) {
+        /// More connections in the same namespace, opened when `readElements` first needs them
+        /// and kept for later dumps.
+        private var elementReaders: [Connection] = []
+
+        private init(socket: NetlinkSocket, namespace: String?) {
             self.socket = socket
+            self.namespace = namespace
             self.seq = UInt32(truncatingIfNeeded: time(nil))
+        }
+
+        /// Opens a socket in this process's network namespace, or inside the named one.
+        static func open(namespace: String?) throws(NetfilterError) -> Connection {
+            let socket = if let namespace { try NetlinkSocket.open(inNamespace: namespace) } else { try NetlinkSocket.open() }
+            return Connection(socket: socket, namespace: namespace)
+        }
+
+        /// This connection followed by up to `count - 1` others in the same namespace: fewer
+        /// if no more can be opened (reading in parallel is only faster, never needed).
+        func withElementReaders(count: Int) -> [Connection] {
+            while elementReaders.count < count - 1, let c = try? Connection.open(namespace: namespace) {
+                elementReaders.append(c)
+            }
+            return [self] + elementReaders.prefix(max(count - 1, 0))
         }
 
         /// The sequence number for the next message; `count` numbers are used up.
@@ -46,11 +73,11 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     /// Opens a netfilter netlink socket in this process's network namespace, or with
     /// `namespace`, inside the named one (`/run/netns/NAME`, as `ip netns add` creates it).
     public init(namespace: String? = nil, undecodableRules: UndecodableRules = .markAsDrift) throws(NetfilterError) {
-        let socket = if let namespace { try NetlinkSocket.open(inNamespace: namespace) } else { try NetlinkSocket.open() }
-        connection = Mutex(Connection(socket: socket))
+        let c = try Connection.open(namespace: namespace)
+        portID = c.socket.portID
+        connection = Mutex(c)
         undecodable = undecodableRules
         self.namespace = namespace
-        portID = socket.portID
     }
 
     // MARK: KernelRuleset
@@ -70,6 +97,10 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
 
     /// Reads the table (chains, sets with elements, rules) consistent with one generation:
     /// `NFT_MSG_GETGEN` before and after, retried if a commit happened in between.
+    ///
+    /// The sets' elements are read on up to `maxElementReaders` sockets at once (one per
+    /// usable processor): the kernel's cost of dumping one set grows with the number of sets
+    /// in the table, so a table with thousands of sets is read mostly in the kernel.
     public func dump(family: Family, table name: String) throws(NetfilterError) -> KernelSnapshot {
         try connection.withLock { c throws(NetfilterError) in try Self.dump(c, family: family, table: name, undecodable: undecodable) }
     }
@@ -252,6 +283,9 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
 
     /// Sends one request and returns its reply messages (all parts of a dump).
     /// Throws the kernel's error, and `EINTR` if a dump was interrupted by a ruleset change.
+    ///
+    /// An interrupted dump is still read to its end, so the socket can start the next dump
+    /// (the kernel refuses a dump on a socket whose last one is unfinished).
     private static func request(_ c: Connection, _ msg: nf_tables_msg_types, family: Family, dump: Bool,
                                 _ attrs: (inout NetlinkWriter) -> Void) throws(NetfilterError) -> [NetlinkMessage] {
         var w = NetlinkWriter(capacity: 256)
@@ -262,19 +296,21 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         w.endMessage(m)
         try c.socket.send(w.bytes, what: "request")
         var replies: [NetlinkMessage] = []
+        var interrupted = false
         while true {
             guard let datagram = try c.socket.receive(wait: true) else { continue }
             for m in NetlinkMessage.split(datagram[...]) where m.seq == seq {
+                interrupted = interrupted || m.flags & UInt16(NLM_F_DUMP_INTR) != 0
                 if m.type == UInt16(NLMSG_DONE) {
-                    if m.flags & UInt16(NLM_F_DUMP_INTR) != 0 { throw NetfilterError(operation: "dumping", errno: EINTR) }
+                    if interrupted { throw NetfilterError(operation: "dumping", errno: EINTR) }
                     return replies
                 }
                 if let ack = NetlinkAck(m) {
                     if ack.errno != 0 { throw NetfilterError(operation: "request", errno: ack.errno, detail: ack.message) }
+                    if interrupted { throw NetfilterError(operation: "dumping", errno: EINTR) }
                     return replies
                 }
-                if m.flags & UInt16(NLM_F_DUMP_INTR) != 0 { throw NetfilterError(operation: "dumping", errno: EINTR) }
-                replies.append(m)
+                if !interrupted { replies.append(m) }
             }
         }
     }
@@ -317,26 +353,35 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
                              errno: lastError.errno, detail: lastError.detail)
     }
 
+    /// Names the table in the error of one of `readTable`'s dumps.
+    private static func failure(dumping what: String, family: Family, table: String, _ e: NetfilterError) -> NetfilterError {
+        NetfilterError(operation: "dumping \(what) of table \(family) \(table)", errno: e.errno, detail: e.detail)
+    }
+
+    /// The messages of a dump, if each was built at `generation`: nftables puts the low 16
+    /// bits of the generation a dump message was built at in its `res_id`. Throws `EINTR`
+    /// (the dump must be retried) otherwise.
+    private static func consistent(_ ms: [NetlinkMessage], generation: UInt32) throws(NetfilterError) -> [NetlinkMessage] {
+        if ms.contains(where: { $0.resourceID != UInt16(truncatingIfNeeded: generation) }) {
+            throw NetfilterError(operation: "dumping", errno: EINTR)
+        }
+        return ms
+    }
+
     private static func readTable(_ c: Connection, _ decoder: TableDecoder, family: Family, name: String,
                                   generation: UInt32) throws(NetfilterError) -> Table? {
         func fail(_ what: String, _ e: NetfilterError) -> NetfilterError {
-            NetfilterError(operation: "dumping \(what) of table \(family) \(name)", errno: e.errno, detail: e.detail)
+            failure(dumping: what, family: family, table: name, e)
         }
         do {
             _ = try request(c, NFT_MSG_GETTABLE, family: family, dump: false) { $0.put(NFTA_TABLE_NAME.u16, string: name) }
         } catch where error.errno == ENOENT {
             return nil
         }
-        /// Each dump message carries the low 16 bits of the generation it was built at.
-        func consistent(_ ms: [NetlinkMessage]) throws(NetfilterError) -> [NetlinkMessage] {
-            if ms.contains(where: { $0.resourceID != UInt16(truncatingIfNeeded: generation) }) {
-                throw NetfilterError(operation: "dumping", errno: EINTR)
-            }
-            return ms
-        }
         var table = Table(family: family, name: name)
         do {
-            let chainMsgs = try consistent(request(c, NFT_MSG_GETCHAIN, family: family, dump: true) { $0.put(NFTA_CHAIN_TABLE.u16, string: name) })
+            let chainMsgs = try consistent(request(c, NFT_MSG_GETCHAIN, family: family, dump: true) { $0.put(NFTA_CHAIN_TABLE.u16, string: name) },
+                                           generation: generation)
             table.chains = chainMsgs.compactMap { decoder.chain($0, table: name) }
         } catch where error.errno != EINTR { throw fail("chains", error) }
 
@@ -345,23 +390,12 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
             declarations = try sets(c, family: family, table: name)
         } catch where error.errno != EINTR { throw fail("sets", error) }
 
-        for (set, shape) in declarations {
-            var kernel: [KernelElement] = []
-            do {
-                let msgs = try consistent(request(c, NFT_MSG_GETSETELEM, family: family, dump: true) {
-                    $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: name)
-                    $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
-                })
-                for m in msgs { decoder.kernelElements(m, shape: shape, into: &kernel) }
-            } catch where error.errno != EINTR && error.errno != ENOENT { throw fail("elements of set \(set.name)", error) }
-            var s = set
-            s.elements = SetElementCodec.elements(from: kernel, shape: shape)
-            table.sets.append(s)
-        }
+        table.sets = try readElements(c, decoder, family: family, table: name, generation: generation, sets: declarations)
 
         let ruleMsgs: [NetlinkMessage]
         do {
-            ruleMsgs = try consistent(request(c, NFT_MSG_GETRULE, family: family, dump: true) { $0.put(NFTA_RULE_TABLE.u16, string: name) })
+            ruleMsgs = try consistent(request(c, NFT_MSG_GETRULE, family: family, dump: true) { $0.put(NFTA_RULE_TABLE.u16, string: name) },
+                                      generation: generation)
         } catch where error.errno != EINTR { throw fail("rules", error) }
         var index: [String: Int] = [:]
         for (i, ch) in table.chains.enumerated() { index[ch.name] = i }
@@ -370,5 +404,107 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
             table.chains[i].rules.append(rule)
         }
         return table
+    }
+
+    // MARK: Set elements
+
+    /// The most sockets `dump` reads set elements on at once.
+    static let maxElementReaders = 4
+
+    /// Reads and decodes the elements of each set of `declarations`, which come back in the
+    /// same order, every dump message checked against `generation` (`consistent`).
+    ///
+    /// Dumping one set costs the kernel time in proportion to the number of sets in the table
+    /// (it finds the set by name, and again for each part of the dump, walking the table's
+    /// list of sets), so reading all sets costs in proportion to their number squared. The
+    /// sets are therefore handed out one at a time (`ElementReads.claim`) to up to
+    /// `maxElementReaders` connections, `c` and more in its namespace, one per usable
+    /// processor, each reading and decoding on a thread of its own. The kernel dumps under
+    /// RCU and shares no lock between sockets, so the dumps really run in parallel.
+    ///
+    /// Errors are as when reading the sets one after another: `EINTR` and `ENOENT` (the
+    /// ruleset changed: `dump` reads again) as they are, any other naming the set. No set is
+    /// started after a failure; of several failed sets, the first in `declarations` is reported.
+    private static func readElements(_ c: Connection, _ decoder: TableDecoder, family: Family, table name: String,
+                                     generation: UInt32, sets declarations: [(NamedSet, SetShape)]) throws(NetfilterError) -> [NamedSet] {
+        @Sendable func read(_ i: Int, on c: Connection) throws(NetfilterError) -> NamedSet {
+            let (set, shape) = declarations[i]
+            var kernel: [KernelElement] = []
+            do {
+                let msgs = try consistent(request(c, NFT_MSG_GETSETELEM, family: family, dump: true) {
+                    $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: name)
+                    $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
+                }, generation: generation)
+                for m in msgs { decoder.kernelElements(m, shape: shape, into: &kernel) }
+            } catch where error.errno != EINTR && error.errno != ENOENT {
+                throw failure(dumping: "elements of set \(set.name)", family: family, table: name, error)
+            }
+            var s = set
+            s.elements = SetElementCodec.elements(from: kernel, shape: shape)
+            return s
+        }
+
+        let readers = min(maxElementReaders, usableProcessorCount, declarations.count)
+        guard readers > 1 else {  // no thread for one processor or one set
+            return try declarations.indices.map { i throws(NetfilterError) in try read(i, on: c) }
+        }
+        let connections = c.withElementReaders(count: readers)
+        let reads = ElementReads(count: declarations.count)
+        runConcurrently(connections.count) { k in
+            while let i = reads.claim() {
+                do throws(NetfilterError) {
+                    reads.finish(i, try read(i, on: connections[k]))
+                } catch {
+                    reads.fail(i, error)
+                }
+            }
+        }
+        return try reads.result()
+    }
+
+    /// The sets `readElements` has still to read and those it has read, shared by its threads.
+    private final class ElementReads: Sendable {
+        private struct Results {
+            var sets: [NamedSet?]
+            var failure: (index: Int, error: NetfilterError)?
+        }
+        private let count: Int
+        private let next = Atomic<Int>(0)
+        private let results: Mutex<Results>
+
+        init(count: Int) {
+            self.count = count
+            results = Mutex(Results(sets: Array(repeating: nil, count: count)))
+        }
+
+        /// The index of the next set to read; nil when every set is taken or one failed.
+        ///
+        /// Sets are handed out last first. The kernel's cost of a set grows with its place in
+        /// the table's list, so the costliest go first and the cheap ones even out the end
+        /// (and zonewall declares its largest maps last: the rules that use them come after).
+        func claim() -> Int? {
+            let k = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            return k < count ? count - 1 - k : nil
+        }
+
+        func finish(_ i: Int, _ set: NamedSet) {
+            results.withLock { $0.sets[i] = set }
+        }
+
+        /// Records the failure (the first set's, when several fail) and stops the claims.
+        func fail(_ i: Int, _ error: NetfilterError) {
+            results.withLock { r in
+                if r.failure.map({ i < $0.index }) ?? true { r.failure = (i, error) }
+            }
+            next.store(count, ordering: .relaxed)
+        }
+
+        /// The sets in order, or the failure; call once every reader has returned.
+        func result() throws(NetfilterError) -> [NamedSet] {
+            try results.withLock { r throws(NetfilterError) in
+                if let failure = r.failure { throw failure.error }
+                return r.sets.map { $0! }
+            }
+        }
     }
 }

@@ -73,8 +73,7 @@ struct TableDecoder {
                         k.data = .verdict(v)
                     } else if let raw = attr.nested[NFTA_DATA_VALUE.u16] {
                         let t = shape.dataType ?? .integer
-                        let b = Array(raw.payload.prefix(16))
-                        k.data = .value(Value(bytes: t.isBigEndian ? b : b.reversed()))
+                        k.data = .value(Self.value(raw.payload.prefix(16), bigEndian: t.isBigEndian))
                     }
                 default: break
                 }
@@ -87,19 +86,31 @@ struct TableDecoder {
         guard let raw = attr.nested[NFTA_DATA_VALUE.u16]?.payload else { return [] }
         guard shape.isConcatenation else {
             let t = shape.keyType.first ?? .integer
-            let b = raw.prefix(16)
-            return [Value(bytes: t.isBigEndian ? Array(b) : b.reversed())]
+            return [Self.value(raw.prefix(16), bigEndian: t.isBigEndian)]
         }
         var out: [Value] = []
         out.reserveCapacity(shape.keyType.count)
         var i = raw.startIndex
         for t in shape.keyType {
             guard i + t.width <= raw.endIndex else { return out }
-            let b = raw[i..<(i + t.width)]
-            out.append(Value(bytes: t.isBigEndian ? Array(b) : b.reversed()))
+            out.append(Self.value(raw[i..<(i + t.width)], bigEndian: t.isBigEndian))
             i += t.paddedWidth
         }
         return out
+    }
+
+    /// The value of 1 to 16 bytes as stored: in network order, or in host (little-endian)
+    /// order for the few types nft stores that way. `Value(bytes:)` without the copy.
+    static func value(_ bytes: ArraySlice<UInt8>, bigEndian: Bool) -> Value {
+        bytes.withUnsafeBufferPointer { b in
+            var v: UInt128 = 0
+            if bigEndian {
+                for byte in b { v = v << 8 | UInt128(byte) }
+            } else {
+                for byte in b.reversed() { v = v << 8 | UInt128(byte) }
+            }
+            return Value(v, width: b.count)
+        }
     }
 
     /// A rule and its chain; nil for another table. A rule zonewall cannot express becomes a

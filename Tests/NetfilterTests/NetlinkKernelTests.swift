@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 @testable import Netfilter
 import Ruleset
+import Synchronization
 import Testing
 
 /// These tests talk to real nftables, each in a network namespace of its own
@@ -174,6 +175,83 @@ struct NetlinkKernelTests {
         }
     }
 
+    /// Dumps while another socket keeps committing: each dump that succeeds is exactly the
+    /// table of the generation it reports, although its sets are read on several sockets at
+    /// once (set s0 takes many messages, so commits also land in the middle of its dump).
+    @Test func dumpsDuringCommitsAreConsistent() async throws {
+        if skipUnlessRoot() { return }
+        // Seconds of blocking work go to a thread of their own, not to one of the few threads
+        // that run every test's tasks (the event tests wait on those).
+        let r = try await onOwnThread(Self.dumpWhileCommitting)
+        print("dumps during \(r.commits) commits: \(r.consistent) consistent, \(r.gaveUp) gave up")
+        #expect(r.wrong == [])
+        #expect(r.last == .ok)
+    }
+
+    struct DumpsDuringCommits: Sendable {
+        enum Last: Sendable, Equatable { case ok, wrong(String) }
+        var commits = 60, consistent = 0, gaveUp = 0
+        /// Dumps that are not the table of the generation they report.
+        var wrong: [String] = []
+        /// The dump after the last commit.
+        var last = Last.ok
+    }
+
+    static func dumpWhileCommitting() throws -> DumpsDuringCommits {
+        // Generation g0 + m holds marker m (198.51.100.m) in every set.
+        @Sendable func table(marker m: Int) -> Table {
+            let sets = (0..<48).map { i in
+                let fixed = (0..<(i == 0 ? 5_000 : 100)).map { j in SetElement(key: [V.net("10.\(i).\(j / 256).\(j % 256)")]) }
+                return NamedSet(name: "s\(i)", keyType: [.ipv4Address], flags: .interval,
+                                elements: (fixed + [SetElement(key: [V.net("198.51.100.\(m)")])]).sorted())
+            }
+            return Table(family: .inet, name: "zonewall", sets: sets)
+        }
+        func problem(_ snap: KernelSnapshot, _ g0: UInt32, _ commits: Int) -> String? {
+            let m = Int(snap.generation &- g0)
+            guard (0...commits).contains(m) else { return "generation \(snap.generation) is not one of \(g0)…\(g0 &+ UInt32(commits))" }
+            guard snap.table != table(marker: m) else { return nil }
+            let differing = zip(snap.table?.sets ?? [], table(marker: m).sets).first { $0 != $1 }?.0.name
+            return "generation \(snap.generation): not marker \(m)'s table (set \(differing ?? "list") differs)"
+        }
+        var r = DumpsDuringCommits()
+        try withNamespace { ns in
+            let writer = try NetlinkKernel(namespace: ns)
+            let reader = try NetlinkKernel(namespace: ns)
+            try writer.apply(Transaction.replace(with: table(marker: 0)), expectingGeneration: nil)
+            let g0 = try writer.generation()
+            let commits = r.commits
+            let writerError = Mutex<(any Error)?>(nil)
+            let group = DispatchGroup()
+            DispatchQueue.global().async(group: group) {
+                do {
+                    for m in 1...commits {
+                        try writer.apply(Transaction.diff(from: table(marker: m - 1), to: table(marker: m)), expectingGeneration: nil)
+                        usleep(2_000)
+                    }
+                } catch {
+                    writerError.withLock { $0 = error }
+                }
+            }
+            while group.wait(timeout: .now()) == .timedOut {
+                do {
+                    let snap = try reader.dump(family: .inet, table: "zonewall")
+                    if let p = problem(snap, g0, commits) { r.wrong.append(p) } else { r.consistent += 1 }
+                } catch let e as NetfilterError where e.operation.contains("kept changing") {
+                    r.gaveUp += 1
+                }
+            }
+            if let e = writerError.withLock({ $0 }) { throw e }
+            let last = try reader.dump(family: .inet, table: "zonewall")
+            if last.generation != g0 &+ UInt32(commits) {
+                r.last = .wrong("generation \(last.generation) after the last commit, not \(g0 &+ UInt32(commits))")
+            } else if let p = problem(last, g0, commits) {
+                r.last = .wrong(p)
+            }
+        }
+        return r
+    }
+
     /// 100,000 ranges in one verdict map, applied as one batch and dumped back.
     @Test func hundredThousandElements() throws {
         if skipUnlessRoot() { return }
@@ -204,6 +282,13 @@ struct NetlinkKernelTests {
 }
 
 // MARK: - Helpers
+
+/// Runs `body` on a thread of its own and returns its result.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
 
 func expectEqualTables(_ got: Table?, _ expected: Table, sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(got == expected, sourceLocation: sourceLocation)

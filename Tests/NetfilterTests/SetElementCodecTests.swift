@@ -65,6 +65,18 @@ struct SetElementCodecTests {
         }
     }
 
+    /// The decoder's copy-free value reading agrees with `Value(bytes:)`, in both byte orders.
+    @Test func decoderValuesMatchValueFromBytes() {
+        let bytes: [UInt8] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0x99]
+        for width in 1...16 {
+            for start in [0, 1] {
+                let slice = bytes[start..<(start + width)]
+                #expect(TableDecoder.value(slice, bigEndian: true) == Value(bytes: slice))
+                #expect(TableDecoder.value(slice, bigEndian: false) == Value(bytes: slice.reversed()))
+            }
+        }
+    }
+
     @Test func orphanEndElementsAreIgnored() {
         let k = [KernelElement(key: [V.v4("0.0.0.0")], isIntervalEnd: true),
                  KernelElement(key: [V.v4("9.0.0.0")], isIntervalEnd: true),
