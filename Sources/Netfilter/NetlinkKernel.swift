@@ -429,18 +429,18 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
                                      generation: UInt32, sets declarations: [(NamedSet, SetShape)]) throws(NetfilterError) -> [NamedSet] {
         @Sendable func read(_ i: Int, on c: Connection) throws(NetfilterError) -> NamedSet {
             let (set, shape) = declarations[i]
-            var kernel: [KernelElement] = []
+            var collector = ElementCollector(shape: shape)
             do {
                 let msgs = try consistent(request(c, NFT_MSG_GETSETELEM, family: family, dump: true) {
                     $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: name)
                     $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
                 }, generation: generation)
-                for m in msgs { decoder.kernelElements(m, shape: shape, into: &kernel) }
+                for m in msgs { decoder.kernelElements(m, shape: shape) { collector.add($0) } }
             } catch where error.errno != EINTR && error.errno != ENOENT {
                 throw failure(dumping: "elements of set \(set.name)", family: family, table: name, error)
             }
             var s = set
-            s.elements = SetElementCodec.elements(from: kernel, shape: shape)
+            s.elements = collector.finish()
             return s
         }
 

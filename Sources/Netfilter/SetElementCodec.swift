@@ -105,36 +105,65 @@ enum SetElementCodec {
     /// The model's elements from the kernel's, sorted. Orphan end elements (nft's first
     /// segment, or leftovers of deleted ranges) are dropped; they match nothing.
     static func elements(from kernel: [KernelElement], shape: SetShape) -> ElementList {
-        guard shape.usesEndElements else {
-            return ElementList(kernel.lazy.map { k in
-                let ends = k.keyEnd ?? k.key
-                return SetElement(key: zip(k.key, ends).map { ValueRange(min($0, $1), max($0, $1)) }, data: k.data)
-            }).sortedByKey()
+        var collector = ElementCollector(shape: shape)
+        for k in kernel { collector.add(k) }
+        return collector.finish()
+    }
+}
+
+/// Turns a dump's kernel elements into model elements as they arrive, without keeping them
+/// all as `KernelElement`s (two arrays each): a 100,000-range map is 200,000 kernel elements.
+/// Whole elements go straight into an `ElementList`; the start and end elements of a
+/// single-field interval set are kept as inline edges until they can be paired.
+struct ElementCollector {
+    let shape: SetShape
+    private var list = ElementList()
+    private var edges: [Edge] = []
+
+    private struct Edge {
+        var key: Value
+        var isEnd: Bool
+        var data: ElementData?
+    }
+
+    init(shape: SetShape) { self.shape = shape }
+
+    mutating func add(_ k: KernelElement) {
+        guard let first = k.key.first else { return }
+        if shape.usesEndElements {
+            edges.append(Edge(key: first, isEnd: k.isIntervalEnd, data: k.data))
+        } else {
+            let ends = k.keyEnd ?? k.key
+            list.append(SetElement(key: zip(k.key, ends).map { ValueRange(min($0, $1), max($0, $1)) }, data: k.data))
         }
+    }
+
+    /// The elements in canonical order.
+    mutating func finish() -> ElementList {
+        guard shape.usesEndElements else { return list.sortedByKey() }
         // Ascending by key; at equal keys the end of one range comes before the start of the next.
-        let sorted = kernel.sorted { a, b in
-            a.key[0] != b.key[0] ? a.key[0] < b.key[0] : (a.isIntervalEnd && !b.isIntervalEnd)
-        }
+        edges.sort { a, b in a.key != b.key ? a.key < b.key : (a.isEnd && !b.isEnd) }
         var out = ElementList()
-        var open: KernelElement?
-        for k in sorted {
-            if k.isIntervalEnd {
+        var open: Edge?
+        for e in edges {
+            if e.isEnd {
                 guard let s = open else { continue }
-                if let hi = k.key[0].predecessor, hi >= s.key[0] {
-                    out.append(SetElement(key: [ValueRange(s.key[0], hi)], data: s.data))
+                if let hi = e.key.predecessor, hi >= s.key {
+                    out.append(SetElement(key: [ValueRange(s.key, hi)], data: s.data))
                 }
                 open = nil
             } else {
                 // Two starts in a row: the first range runs up to the second.
-                if let s = open, let hi = k.key[0].predecessor, hi >= s.key[0] {
-                    out.append(SetElement(key: [ValueRange(s.key[0], hi)], data: s.data))
+                if let s = open, let hi = e.key.predecessor, hi >= s.key {
+                    out.append(SetElement(key: [ValueRange(s.key, hi)], data: s.data))
                 }
-                open = k
+                open = e
             }
         }
         if let s = open {
-            out.append(SetElement(key: [ValueRange(s.key[0], .max(width: s.key[0].width))], data: s.data))
+            out.append(SetElement(key: [ValueRange(s.key, .max(width: s.key.width))], data: s.data))
         }
+        edges = []
         return out
     }
 }

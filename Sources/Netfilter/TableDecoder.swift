@@ -59,6 +59,11 @@ struct TableDecoder {
 
     /// The kernel elements of one `NFT_MSG_NEWSETELEM` dump message.
     func kernelElements(_ m: NetlinkMessage, shape: SetShape, into out: inout [KernelElement]) {
+        kernelElements(m, shape: shape) { out.append($0) }
+    }
+
+    /// Calls `body` with each kernel element of one `NFT_MSG_NEWSETELEM` dump message.
+    func kernelElements(_ m: NetlinkMessage, shape: SetShape, _ body: (KernelElement) -> Void) {
         guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return }
         for elem in list {
             let a = elem.nested
@@ -78,7 +83,7 @@ struct TableDecoder {
                 default: break
                 }
             }
-            if !k.key.isEmpty { out.append(k) }
+            if !k.key.isEmpty { body(k) }
         }
     }
 
