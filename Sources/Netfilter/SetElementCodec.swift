@@ -118,12 +118,27 @@ enum SetElementCodec {
 struct ElementCollector {
     let shape: SetShape
     private var list = ElementList()
+    /// Start and end elements of a single-field interval set: 24 bytes each.
     private var edges: [Edge] = []
+    private var width = 0
+    /// The distinct map data of the edges (a verdict map jumps to far fewer chains than it has
+    /// ranges), and each one's index.
+    private var data: [ElementData] = []
+    private var dataIndex: [ElementData: UInt32] = [:]
 
     private struct Edge {
-        var key: Value
-        var isEnd: Bool
-        var data: ElementData?
+        var high: UInt64
+        var low: UInt64
+        /// Index into `data` plus one, 0 for none; the top bit marks an end element.
+        var tag: UInt32
+
+        static let endBit: UInt32 = 1 << 31
+        var isEnd: Bool { tag & Self.endBit != 0 }
+        var dataSlot: UInt32 { tag & ~Self.endBit }
+        static func < (a: Edge, b: Edge) -> Bool {
+            // Ascending by key; at equal keys the end of one range comes before the start of the next.
+            a.high != b.high ? a.high < b.high : a.low != b.low ? a.low < b.low : (a.isEnd && !b.isEnd)
+        }
     }
 
     init(shape: SetShape) { self.shape = shape }
@@ -131,7 +146,18 @@ struct ElementCollector {
     mutating func add(_ k: KernelElement) {
         guard let first = k.key.first else { return }
         if shape.usesEndElements {
-            edges.append(Edge(key: first, isEnd: k.isIntervalEnd, data: k.data))
+            width = first.width
+            var slot: UInt32 = 0
+            if let d = k.data {
+                if let i = dataIndex[d] {
+                    slot = i
+                } else {
+                    data.append(d)
+                    slot = UInt32(data.count)
+                    dataIndex[d] = slot
+                }
+            }
+            edges.append(Edge(high: first.high, low: first.low, tag: slot | (k.isIntervalEnd ? Edge.endBit : 0)))
         } else {
             let ends = k.keyEnd ?? k.key
             list.append(SetElement(key: zip(k.key, ends).map { ValueRange(min($0, $1), max($0, $1)) }, data: k.data))
@@ -141,28 +167,26 @@ struct ElementCollector {
     /// The elements in canonical order.
     mutating func finish() -> ElementList {
         guard shape.usesEndElements else { return list.sortedByKey() }
-        // Ascending by key; at equal keys the end of one range comes before the start of the next.
-        edges.sort { a, b in a.key != b.key ? a.key < b.key : (a.isEnd && !b.isEnd) }
+        edges.sort(by: <)
         var out = ElementList()
+        func value(_ e: Edge) -> Value { Value(high: e.high, low: e.low, width: width) }
+        func append(_ start: Edge, upTo hi: Value) {
+            let slot = start.dataSlot
+            out.append(SetElement(key: [ValueRange(value(start), hi)], data: slot == 0 ? nil : data[Int(slot) - 1]))
+        }
         var open: Edge?
         for e in edges {
             if e.isEnd {
                 guard let s = open else { continue }
-                if let hi = e.key.predecessor, hi >= s.key {
-                    out.append(SetElement(key: [ValueRange(s.key, hi)], data: s.data))
-                }
+                if let hi = value(e).predecessor, hi >= value(s) { append(s, upTo: hi) }
                 open = nil
             } else {
                 // Two starts in a row: the first range runs up to the second.
-                if let s = open, let hi = e.key.predecessor, hi >= s.key {
-                    out.append(SetElement(key: [ValueRange(s.key, hi)], data: s.data))
-                }
+                if let s = open, let hi = value(e).predecessor, hi >= value(s) { append(s, upTo: hi) }
                 open = e
             }
         }
-        if let s = open {
-            out.append(SetElement(key: [ValueRange(s.key, .max(width: s.key.width))], data: s.data))
-        }
+        if let s = open { append(s, upTo: .max(width: width)) }
         edges = []
         return out
     }

@@ -90,9 +90,11 @@ public actor Reconciler {
     @discardableResult
     public func start() throws -> ReconcileOutcome? {
         defer { releaseScratch() }
+        // Compile first: its scratch is released before the dump, so the two never add up.
+        let loaded = loadPolicy()
         let snapshot = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)
         committed = (snapshot.table, snapshot.generation)
-        switch loadPolicy() {
+        switch loaded {
         case .success(let table):
             desired = table
             return try converge(.start)
@@ -155,8 +157,8 @@ public actor Reconciler {
     public func checkInSync() throws -> Bool {
         guard let desired else { return false }
         let snapshot = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)
-        committed = (snapshot.table, snapshot.generation)
         let inSync = snapshot.table.map { $0.isEquivalent(to: desired) } ?? false
+        committed = (inSync ? desired : snapshot.table, snapshot.generation)
         state.inSync = inSync
         publish()
         return inSync
@@ -179,6 +181,9 @@ public actor Reconciler {
                 let tx = Transaction.diff(from: base.table, to: desired)
                 let diffed = clock.now
                 if tx.isEmpty {
+                    // In sync: remember the desired table itself, so that a dumped or older copy
+                    // of the same content (tens of MB at scale) is not kept alongside it.
+                    committed = (desired, base.generation)
                     state.inSync = true
                     state.lastError = nil
                     state.lastErrorDiagnostics = []
