@@ -148,8 +148,8 @@ struct DocumentReader {
         case .alias: "an alias"
         case .scalar(let s):
             if Self.isNull(node) { "nothing (null)" }
-            else if node.tag.rawValue == Tag.Name.int.rawValue { "the number \(s.string)" }
-            else if node.tag.rawValue == Tag.Name.bool.rawValue { "the boolean \(s.string)" }
+            else if s.style == .plain && Resolver.default.resolveTag(of: node) == .int { "the number \(s.string)" }
+            else if s.style == .plain && Resolver.default.resolveTag(of: node) == .bool { "the boolean \(s.string)" }
             else { "'\(s.string)'" }
         }
     }

@@ -142,7 +142,10 @@ struct FileParser {
         }
         let root: Node?
         do {
-            let parser = try Parser(yaml: text)
+            // Tags are not resolved while parsing: the default resolver runs regular expressions
+            // on every scalar, even to hash mapping keys. Plain text is all the reader needs;
+            // `DocumentReader.kind` resolves tags only to word an error.
+            let parser = try Parser(yaml: text, resolver: .basic)
             root = try parser.singleRoot()
         } catch let e as YamlError {
             reader.diagnostics.append(Self.diagnostic(for: e, path: reader.path))
