@@ -215,3 +215,25 @@ struct ReconcilerTests {
         #expect(read.lastErrorDiagnostics == state.lastErrorDiagnostics)
     }
 }
+
+struct DigestTests {
+    @Test func digestIgnoresListingOrderAndSeesEveryElement() throws {
+        let dir = try PolicyDir(["a.yaml": basePolicy])
+        let table = try dir.compiled()
+        var shuffled = table
+        shuffled.sets.reverse()
+        shuffled.chains.reverse()
+        #expect(Digest.of(shuffled) == Digest.of(table))
+        #expect(Digest.of(table).count == 16)
+
+        // One element more, or one verdict changed, is another digest.
+        try dir.write("a.yaml", basePolicy.replacingOccurrences(of: "192.0.2.16/28", with: "192.0.2.16/28, 192.0.2.64"))
+        #expect(Digest.of(try dir.compiled()) != Digest.of(table))
+        var retargeted = table
+        let i = try #require(retargeted.sets.firstIndex { $0.name == "src_v4" })
+        retargeted.sets[i].elements = ElementList(retargeted.sets[i].elements.map {
+            SetElement(key: $0.key, data: .verdict(.jump("deny")))
+        })
+        #expect(Digest.of(retargeted) != Digest.of(table))
+    }
+}
