@@ -47,6 +47,7 @@ struct ApplyCommand: ParsableCommand {
                 }
             }
         }
+        let readBack = ContinuousClock.now
         let after = try withKernelErrors("reading back \(place)") {
             try kernel.dump(family: desired.family, table: desired.name).table
         }
@@ -65,7 +66,8 @@ struct ApplyCommand: ParsableCommand {
             what = "updated \(place): \(tx.changes.count) changes, \(tx.elementChanges) element(s) added or deleted"
         }
         print("zonewall: \(what); \(desired.elementCount) elements, \(desired.sets.count) sets, "
-              + "\(desired.chains.count) chains; verified in \(KernelSync.milliseconds(since: start))")
+              + "\(desired.chains.count) chains; done in \(KernelSync.milliseconds(since: start)), "
+              + "of which the read-back that verified it took \(KernelSync.milliseconds(since: readBack))")
     }
 }
 
