@@ -159,7 +159,13 @@ struct ElementCollector {
             }
             edges.append(Edge(high: first.high, low: first.low, tag: slot | (k.isIntervalEnd ? Edge.endBit : 0)))
         } else {
+            // An element that does not fit the set's declaration cannot come from the kernel,
+            // which checks lengths; should one appear, it is left out (the set then differs from
+            // the desired one, which a reconciler repairs) rather than trusted.
             let ends = k.keyEnd ?? k.key
+            guard k.key.count == shape.keyType.count, ends.count == k.key.count,
+                  zip(k.key, shape.keyType).allSatisfy({ $0.width == $1.width }),
+                  (k.data != nil) == (shape.dataType != nil) else { return }
             list.append(SetElement(key: zip(k.key, ends).map { ValueRange(min($0, $1), max($0, $1)) }, data: k.data))
         }
     }
