@@ -30,11 +30,14 @@ let package = Package(
         ),
         .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset"]),
 
+        // glibc's <malloc.h>: the long-running daemon returns freed heap to the system.
+        .systemLibrary(name: "CGlibc"),
+
         // Keeps the kernel equal to the policy; talks to the kernel only through `KernelRuleset`.
         .target(
             name: "Reconciler",
             dependencies: [
-                "Ruleset", "ZonePolicy", "ZoneCompiler",
+                "Ruleset", "ZonePolicy", "ZoneCompiler", "CGlibc",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -59,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "zonewall",
             dependencies: [
-                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon",
+                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -148,7 +148,10 @@ struct ElementCollector {
         if shape.usesEndElements {
             width = first.width
             var slot: UInt32 = 0
-            if let d = k.data {
+            // Map data belongs to starts; a start of a map always has some (the decoder keeps
+            // even a verdict it cannot name), and data on a plain set's element is ignored.
+            if !k.isIntervalEnd, shape.dataType != nil {
+                let d = k.data ?? .value(Value(0, width: 4))
                 if let i = dataIndex[d] {
                     slot = i
                 } else {

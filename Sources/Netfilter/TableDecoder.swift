@@ -39,7 +39,12 @@ struct TableDecoder {
         let set = NamedSet(name: name, keyType: keyType, dataType: dataType, flags: SetFlags(rawValue: flags))
         var shape = SetShape(set)
         if keyType.count == 1, keyType[0].width != keyLength {
-            shape.keyType = [keyType[0]]  // width is taken from the bytes when decoding
+            // Not a set zonewall makes (its types have fixed widths): give it a key type no
+            // zonewall set has, so that it differs from every desired set; values are read
+            // with the width of their bytes.
+            let foreign = NamedSet(name: name, keyType: [.unknownWidth], dataType: dataType, flags: SetFlags(rawValue: flags))
+            shape.keyType = [.unknownWidth]
+            return (foreign, shape)
         }
         return (set, shape)
     }
@@ -79,6 +84,11 @@ struct TableDecoder {
                     } else if let raw = attr.nested[NFTA_DATA_VALUE.u16] {
                         let t = shape.dataType ?? .integer
                         k.data = .value(Self.value(raw.payload.prefix(16), bigEndian: t.isBigEndian))
+                    } else if shape.dataType == .verdict {
+                        // A verdict zonewall never writes (queue, break, a jump without a chain):
+                        // keep its code as a value, so that it equals no desired element.
+                        let code = attr.nested[NFTA_DATA_VERDICT.u16]?.nested[NFTA_VERDICT_CODE.u16]?.u32 ?? 0
+                        k.data = .value(Value(UInt64(code), width: 4))
                     }
                 default: break
                 }

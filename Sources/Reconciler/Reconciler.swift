@@ -1,3 +1,4 @@
+import CGlibc
 import Foundation
 import Logging
 import Ruleset
@@ -279,7 +280,7 @@ public actor Reconciler {
     /// Parsing and compiling a large policy, or dumping a large table, leaves tens of MB of
     /// freed scratch in the heap. Hand it back, so that the daemon's resident size is what it
     /// keeps, and the next batch or dump does not stack on top of it.
-    private func releaseScratch() { _ = glibcMallocTrim(0) }
+    private func releaseScratch() { _ = malloc_trim(0) }
 }
 
 extension Transaction {
@@ -297,7 +298,3 @@ extension Transaction {
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
-
-/// glibc's `malloc_trim` (`<malloc.h>` is not part of Swift's Glibc module).
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32

@@ -82,16 +82,25 @@ public enum Digest {
     /// half a million elements is never rendered as text for it.
     public static func of(_ table: Table) -> String {
         var h = FNV1a64()
-        h.add(NftText.render(table.normalizedSkeleton).utf8)
+        let skeleton = NftText.render(table.normalizedSkeleton)
+        h.add(length: skeleton.utf8.count); h.add(skeleton.utf8)
         for set in table.sets.sorted(by: { $0.name < $1.name }) {
-            h.add(set.name.utf8)
+            // Every variable-length part is preceded by its length, so bytes cannot move from
+            // one part to the next without changing the digest.
+            h.add(length: set.name.utf8.count); h.add(set.name.utf8)
+            h.add(length: set.elements.count)
+            h.add(length: set.elements.componentWidths.count)
             h.add(set.elements.componentWidths.map { UInt8(truncatingIfNeeded: $0) })
             set.elements.sortedByKey().withStorage { keys, data in
                 h.add(keys)
+                h.add(length: data.count)
                 for d in data {
                     switch d {
-                    case .verdict(let v): h.add(NftText.render(v).utf8)
-                    case .value(let v): h.add(v.bytes)
+                    case .verdict(let v):
+                        let text = NftText.render(v)
+                        h.add(length: text.utf8.count); h.add(text.utf8)
+                    case .value(let v):
+                        h.add(length: v.width); h.add(v.bytes)
                     }
                 }
             }
@@ -103,6 +112,10 @@ public enum Digest {
 /// 64-bit FNV-1a: stable across runs and machines, unlike `Hasher`.
 struct FNV1a64 {
     private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func add(length: Int) {
+        withUnsafeBytes(of: UInt64(length).littleEndian) { add($0) }
+    }
 
     mutating func add(_ bytes: some Sequence<UInt8>) {
         for b in bytes {

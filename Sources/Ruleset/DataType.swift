@@ -6,6 +6,9 @@ public struct DataType: RawRepresentable, Hashable, Sendable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
+    /// Not an nftables type: what a kernel set whose key length does not match its type
+    /// decodes to, so that it equals no set zonewall declares.
+    public static let unknownWidth = DataType(rawValue: 0)
     public static let verdict = DataType(rawValue: 1)
     public static let integer = DataType(rawValue: 4)
     public static let ipv4Address = DataType(rawValue: 7)

@@ -32,6 +32,7 @@ public struct ElementList: Sendable {
 
     /// Appends `element`. Its key layout must match the elements already in the list.
     public mutating func append(_ element: SetElement) {
+        precondition(!element.key.isEmpty, "an element has at least one key component")
         if stride == 0 {
             componentWidths = element.key.map(\.lo.width)
             stride = componentWidths.reduce(0, +) * 2
@@ -69,9 +70,16 @@ public struct ElementList: Sendable {
 
     // MARK: Order
 
+    /// Whether both lists hold elements of the same shape (key widths, data or not); an empty
+    /// list fits any.
+    public func hasSameLayout(as other: ElementList) -> Bool {
+        isEmpty || other.isEmpty || (componentWidths == other.componentWidths && holdsData == other.holdsData)
+    }
+
     /// Compares element `i` of `a` with element `j` of `b` by key: negative, zero or positive.
     /// Both lists must have the same layout.
     public static func compareKeys(_ a: ElementList, _ i: Int, _ b: ElementList, _ j: Int) -> Int32 {
+        precondition(a.stride == b.stride, "comparing elements of different layouts")
         let n = a.stride
         return a.keys.withUnsafeBufferPointer { pa in
             b.keys.withUnsafeBufferPointer { pb in
@@ -82,7 +90,7 @@ public struct ElementList: Sendable {
 
     /// Whether element `i` of `a` and element `j` of `b` are the same element (key and data).
     public static func elementsEqual(_ a: ElementList, _ i: Int, _ b: ElementList, _ j: Int) -> Bool {
-        compareKeys(a, i, b, j) == 0 && (!a.holdsData || a.data[i] == b.data[j])
+        a.holdsData == b.holdsData && compareKeys(a, i, b, j) == 0 && (!a.holdsData || a.data[i] == b.data[j])
     }
 
     /// Whether the elements are in canonical (key) order.

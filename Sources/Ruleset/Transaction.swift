@@ -105,7 +105,8 @@ extension Transaction {
     /// bytes: one changed member in a 100,000-element set costs one linear scan and no
     /// allocation per element.
     static func elementDiff(_ old: ElementList, _ new: ElementList) -> (removed: ElementList, added: ElementList) {
-        if old.isEmpty || new.isEmpty { return (old, new) }
+        // Lists of different shapes share no element (a tampered set): all out, all in.
+        if old.isEmpty || new.isEmpty || !old.hasSameLayout(as: new) { return (old, new) }
         let a = old.sortedByKey(), b = new.sortedByKey()
         var removed = ElementList(), added = ElementList()
         var i = 0, j = 0
@@ -146,8 +147,7 @@ extension Table {
     /// without copying or sorting 10,000s of chains and sets.
     public func hasSkeleton(of other: Table) -> Bool {
         if family == other.family, name == other.name, chains.count == other.chains.count, sets.count == other.sets.count,
-           chains == other.chains,
-           zip(sets, other.sets).allSatisfy({ $0.name == $1.name && $0.keyType == $1.keyType && $0.dataType == $1.dataType && $0.flags == $1.flags }) {
+           chains == other.chains, zip(sets, other.sets).allSatisfy({ $0.declaration == $1.declaration }) {
             return true
         }
         return normalizedSkeleton == other.normalizedSkeleton

@@ -86,7 +86,7 @@ public enum PolicyLoader {
 }
 
 /// `items.map(body)`, with the calls spread over the CPUs; the order of the results is kept.
-func concurrentMap<T: Sendable, R>(_ items: [T], _ body: @Sendable (T) -> R) -> [R] {
+func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ body: @Sendable (T) -> R) -> [R] {
     guard items.count > 1 else { return items.map(body) }
     var results = [R?](repeating: nil, count: items.count)
     results.withUnsafeMutableBufferPointer { buffer in

@@ -52,9 +52,6 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // A long-running process with a few busy threads: two malloc arenas instead of glibc's
-        // eight per CPU, so that memory freed on one thread is reused rather than kept per arena.
-        _ = glibcMallopt(glibcMArenaMax, 2)
         let format = logFormat
         LoggingSystem.bootstrap { label in
             switch format {
@@ -91,8 +88,3 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 }
-
-/// glibc's `mallopt` and `M_ARENA_MAX` (`<malloc.h>` is not part of Swift's Glibc module).
-@_silgen_name("mallopt")
-private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-private let glibcMArenaMax: Int32 = -8

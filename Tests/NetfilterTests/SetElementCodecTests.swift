@@ -9,6 +9,22 @@ struct SetElementCodecTests {
     let map4 = SetShape(keyType: [.ipv4Address], dataType: .verdict, isInterval: true)
     let concat = SetShape(keyType: [.ipv4Address, .inetProtocol, .inetService], isInterval: true)
 
+    /// A verdict map where one range's verdict could not be named (data nil from the decoder)
+    /// still decodes, and that range differs from every desired element.
+    @Test func mapStartWithoutDataDecodesWithoutTrapping() {
+        let kernel = [
+            KernelElement(key: [V.v4("192.0.2.0")], data: .verdict(.jump("web"))),
+            KernelElement(key: [V.v4("192.0.2.16")], isIntervalEnd: true),
+            KernelElement(key: [V.v4("192.0.2.32")]),
+            KernelElement(key: [V.v4("192.0.2.48")], isIntervalEnd: true),
+        ]
+        let elements = Array(SetElementCodec.elements(from: kernel, shape: map4))
+        #expect(elements.count == 2)
+        #expect(elements[0] == SetElement(key: [V.net("192.0.2.0/28")], data: .verdict(.jump("web"))))
+        #expect(elements[1].key == [V.net("192.0.2.32/28")] && elements[1].data != nil)
+        #expect(elements[1].data != .verdict(.jump("web")))
+    }
+
     @Test func prefixBecomesStartAndEnd() {
         let k = SetElementCodec.kernelElements([SetElement(key: [V.net("10.0.0.0/24")])], shape: v4)
         #expect(k == [

@@ -129,3 +129,24 @@ struct ElementListTests {
         #expect(removed.isSortedByKey && added.isSortedByKey)
     }
 }
+
+/// Tampered kernel sets whose elements have another shape than the desired ones.
+struct ElementLayoutTests {
+    let v4 = SetElement(key: [ValueRange(Value(0xC000_0201, width: 4))], data: .verdict(.jump("z_a")))
+
+    @Test func listsOfDifferentShapesShareNoElement() {
+        let wide = ElementList([SetElement(key: [ValueRange(Value(0xC000_0201, width: 16))], data: .verdict(.jump("z_a")))])
+        let (removed, added) = Transaction.elementDiff(wide, [v4])
+        #expect(Array(removed) == Array(wide) && Array(added) == [v4])
+        #expect(!wide.hasSameLayout(as: [v4]))
+    }
+
+    @Test func aMapWithoutDataIsNotInSync() {
+        let bare: ElementList = [SetElement(key: v4.key)]
+        let desired = Table(family: .inet, name: "t", sets: [NamedSet(name: "m", keyType: [.ipv4Address], dataType: .verdict, elements: [v4])])
+        var kernel = desired
+        kernel.sets[0].elements = bare
+        #expect(!kernel.isEquivalent(to: desired))
+        #expect(Transaction.diff(from: kernel, to: desired).elementChanges == 2)
+    }
+}
