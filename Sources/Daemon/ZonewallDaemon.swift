@@ -56,13 +56,16 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }
-        // Subscribe before the first dump, so that no change between the two goes unseen.
-        let events = try kernel.events()
         let watcher = try PolicyWatcher(directory: config.policyDirectory)
         watcher.start()
         defer { watcher.stop() }
 
         try await reconciler.start()
+        // Subscribe only now: while anyone listens, the kernel announces every element of a
+        // commit, and a cold start commits the whole table (half a million elements at scale).
+        // A change between the start and the subscription shows as a moved generation.
+        let events = try kernel.events()
+        await reconciler.resyncIfMoved()
         let startState = await reconciler.state
         notifier.notify("READY=1", "STATUS=\(Self.summary(startState))")
         logger.info("zonewall running", metadata: ["policies": "\(config.policyDirectory)", "digest": "\(startState.policyDigest ?? "-")"])

@@ -125,6 +125,15 @@ public actor Reconciler {
         }
     }
 
+    /// Re-reads and repairs the kernel only if its ruleset moved since what we last committed or
+    /// read. The daemon subscribes to change events after `start`; this covers the moment in
+    /// between at the price of one generation read.
+    @discardableResult
+    public func resyncIfMoved() -> ReconcileOutcome? {
+        if let committed, let now = try? kernel.generation(), now == committed.generation { return nil }
+        return resync(.resync("the ruleset changed before events were subscribed"))
+    }
+
     /// Re-reads the kernel and repairs any difference: drift events, periodic resync, lost events.
     @discardableResult
     public func resync(_ trigger: Trigger) -> ReconcileOutcome? {

@@ -204,6 +204,22 @@ struct ReconcilerTests {
         #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
     }
 
+    @Test func aChangeBeforeSubscribingIsCaughtByTheGeneration() async throws {
+        let dir = try PolicyDir(["a.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        // Nothing moved: no dump, no transaction.
+        let applied = kernel.appliedTransactions.count
+        #expect(await r.resyncIfMoved() == nil)
+        #expect(kernel.appliedTransactions.count == applied)
+        // Someone deletes the table before the daemon listens: repaired.
+        kernel.tamper { $0 = nil }
+        let repaired = try #require(await r.resyncIfMoved())
+        #expect(repaired.replacedTable)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+    }
+
     @Test func stateFileRoundTripsAtomically() throws {
         let path = NSTemporaryDirectory() + "zw-state-\(UUID().uuidString)/state.json"
         var state = ReconcilerState(policyDirectory: "/etc/zonewall", pid: 7)
