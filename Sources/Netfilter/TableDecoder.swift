@@ -62,11 +62,6 @@ struct TableDecoder {
         return types
     }
 
-    /// The kernel elements of one `NFT_MSG_NEWSETELEM` dump message.
-    func kernelElements(_ m: NetlinkMessage, shape: SetShape, into out: inout [KernelElement]) {
-        kernelElements(m, shape: shape) { out.append($0) }
-    }
-
     /// Calls `body` with each kernel element of one `NFT_MSG_NEWSETELEM` dump message.
     func kernelElements(_ m: NetlinkMessage, shape: SetShape, _ body: (KernelElement) -> Void) {
         guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return }
@@ -115,17 +110,9 @@ struct TableDecoder {
     }
 
     /// The value of 1 to 16 bytes as stored: in network order, or in host (little-endian)
-    /// order for the few types nft stores that way. `Value(bytes:)` without the copy.
+    /// order for the few types nft stores that way. Reads the slice in place.
     static func value(_ bytes: ArraySlice<UInt8>, bigEndian: Bool) -> Value {
-        bytes.withUnsafeBufferPointer { b in
-            var v: UInt128 = 0
-            if bigEndian {
-                for byte in b { v = v << 8 | UInt128(byte) }
-            } else {
-                for byte in b.reversed() { v = v << 8 | UInt128(byte) }
-            }
-            return Value(v, width: b.count)
-        }
+        bigEndian ? Value(bytes: bytes) : Value(bytes: bytes.reversed())
     }
 
     /// A rule and its chain; nil for another table. A rule zonewall cannot express becomes a

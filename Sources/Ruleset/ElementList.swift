@@ -146,8 +146,8 @@ extension ElementList: RandomAccessCollection {
         key.reserveCapacity(componentWidths.count)
         keys.withUnsafeBufferPointer { p in
             for w in componentWidths {
-                let lo = Value(bigEndian: UnsafeBufferPointer(rebasing: p[offset ..< offset + w]))
-                let hi = Value(bigEndian: UnsafeBufferPointer(rebasing: p[offset + w ..< offset + 2 * w]))
+                let lo = Value(bytes: UnsafeBufferPointer(rebasing: p[offset ..< offset + w]))
+                let hi = Value(bytes: UnsafeBufferPointer(rebasing: p[offset + w ..< offset + 2 * w]))
                 key.append(ValueRange(lo, hi))
                 offset += 2 * w
             }
@@ -177,27 +177,4 @@ extension ElementList: Hashable {
 
 extension ElementList: CustomStringConvertible {
     public var description: String { "\(Array(self))" }
-}
-
-extension Value {
-    /// Appends the value's `width` big-endian bytes.
-    @inline(__always)
-    func appendBytes(to out: inout [UInt8]) {
-        if width <= 8 {
-            for k in stride(from: width - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: low >> (UInt64(k) * 8))) }
-        } else {
-            for k in stride(from: width - 9, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: high >> (UInt64(k) * 8))) }
-            for k in stride(from: 7, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: low >> (UInt64(k) * 8))) }
-        }
-    }
-
-    /// A value from big-endian bytes (at most 16), without going through an array.
-    init(bigEndian bytes: UnsafeBufferPointer<UInt8>) {
-        var high: UInt64 = 0, low: UInt64 = 0
-        for b in bytes {
-            high = (high << 8) | (low >> 56)
-            low = (low << 8) | UInt64(b)
-        }
-        self.init(high: high, low: low, width: bytes.count)
-    }
 }

@@ -44,13 +44,15 @@ public struct Value: Hashable, Sendable, Comparable {
 
     /// The big-endian bytes, exactly `width` of them.
     public var bytes: [UInt8] {
-        var out = [UInt8](repeating: 0, count: width)
-        let v = uint128
-        for i in 0..<width { out[width - 1 - i] = UInt8(truncatingIfNeeded: v >> (UInt128(i) * 8)) }
+        var out: [UInt8] = []
+        out.reserveCapacity(width)
+        appendBytes(to: &out)
         return out
     }
 
-    /// A value from big-endian bytes (at most 16).
+    /// A value from big-endian bytes (at most 16). Inlinable, so that decoders in other
+    /// modules read slices and buffers in place, without a generic call per byte.
+    @inlinable
     public init(bytes: some Collection<UInt8>) {
         var v: UInt128 = 0
         for b in bytes { v = (v << 8) | UInt128(b) }
@@ -101,5 +103,18 @@ public struct ValueRange: Hashable, Sendable, Comparable {
         guard size & (size &- 1) == 0, lo.uint128 & (size &- 1) == 0 else { return nil }
         let hostBits = size.trailingZeroBitCount
         return hostBits > bits ? nil : bits - hostBits
+    }
+}
+
+extension Value {
+    /// Appends the value's `width` big-endian bytes.
+    @inline(__always)
+    func appendBytes(to out: inout [UInt8]) {
+        if width <= 8 {
+            for k in stride(from: width - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: low >> (UInt64(k) * 8))) }
+        } else {
+            for k in stride(from: width - 9, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: high >> (UInt64(k) * 8))) }
+            for k in stride(from: 7, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: low >> (UInt64(k) * 8))) }
+        }
     }
 }

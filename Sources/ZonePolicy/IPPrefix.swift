@@ -106,7 +106,6 @@ extension UInt8 {
 
 extension Character {
     var isASCIIDigit: Bool { ("0"..."9").contains(self) }
-    var isASCIIHexDigit: Bool { isASCIIDigit || ("a"..."f").contains(self) || ("A"..."F").contains(self) }
 }
 
 /// Dotted-quad IPv4 text, strictly: four decimal octets, no leading zeros.
