@@ -105,6 +105,31 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         try connection.withLock { c throws(NetfilterError) in try Self.dump(c, family: family, table: name, undecodable: undecodable) }
     }
 
+    /// `dump` without reading any set's elements.
+    public func dumpSkeleton(family: Family, table name: String) throws(NetfilterError) -> KernelSnapshot {
+        try connection.withLock { c throws(NetfilterError) in
+            try Self.dump(c, family: family, table: name, undecodable: undecodable, elements: false)
+        }
+    }
+
+    /// Reads the elements of `sets` as they are now, decoded with the given declarations,
+    /// without tying the reads to one generation: a dump a commit cuts short is read again.
+    /// For sets no transaction in flight touches (`StageVerifier`). Uses up to `readers`
+    /// sockets at once.
+    public func elements(of sets: [NamedSet], family: Family, table: String, readers: Int) throws(NetfilterError) -> [NamedSet] {
+        try connection.withLock { c throws(NetfilterError) in
+            try Self.readElements(c, TableDecoder(family: family, strict: undecodable == .throwError), family: family, table: table,
+                                  generation: nil, sets: sets.map { ($0.declaration, SetShape($0)) }, readers: readers)
+        }
+    }
+
+    public func elements(of sets: [NamedSet], family: Family, table: String) throws(NetfilterError) -> [NamedSet] {
+        try elements(of: sets, family: family, table: table, readers: Self.maxElementReaders)
+    }
+
+    /// Processors this process may run on (its affinity mask), at least 1.
+    public static var usableProcessors: Int { usableProcessorCount }
+
     /// Bytes of the last batch this object sent to the kernel: what a change cost on the wire.
     public var lastBatchBytes: Int { connection.withLock { $0.lastBatchBytes } }
 
@@ -336,13 +361,13 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     // MARK: Dump
 
     private static func dump(_ c: Connection, family: Family, table name: String,
-                             undecodable: UndecodableRules) throws(NetfilterError) -> KernelSnapshot {
+                             undecodable: UndecodableRules, elements: Bool = true) throws(NetfilterError) -> KernelSnapshot {
         let decoder = TableDecoder(family: family, strict: undecodable == .throwError)
         var lastError = NetfilterError(operation: "dumping table \(family) \(name)", errno: EAGAIN)
         for _ in 0..<16 {
             let before = try generation(c)
             do {
-                let table = try readTable(c, decoder, family: family, name: name, generation: before)
+                let table = try readTable(c, decoder, family: family, name: name, generation: before, elements: elements)
                 // Consistent only if nothing committed while we read.
                 if try generation(c) == before { return KernelSnapshot(table: table, generation: before) }
             } catch where error.errno == EINTR || error.errno == ENOENT {
@@ -369,7 +394,7 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     }
 
     private static func readTable(_ c: Connection, _ decoder: TableDecoder, family: Family, name: String,
-                                  generation: UInt32) throws(NetfilterError) -> Table? {
+                                  generation: UInt32, elements: Bool) throws(NetfilterError) -> Table? {
         func fail(_ what: String, _ e: NetfilterError) -> NetfilterError {
             failure(dumping: what, family: family, table: name, e)
         }
@@ -390,7 +415,8 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
             declarations = try sets(c, family: family, table: name)
         } catch where error.errno != EINTR { throw fail("sets", error) }
 
-        table.sets = try readElements(c, decoder, family: family, table: name, generation: generation, sets: declarations)
+        table.sets = elements ? try readElements(c, decoder, family: family, table: name, generation: generation, sets: declarations)
+                              : declarations.map(\.0)
 
         let ruleMsgs: [NetlinkMessage]
         do {
@@ -426,25 +452,33 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     /// ruleset changed: `dump` reads again) as they are, any other naming the set. No set is
     /// started after a failure; of several failed sets, the first in `declarations` is reported.
     private static func readElements(_ c: Connection, _ decoder: TableDecoder, family: Family, table name: String,
-                                     generation: UInt32, sets declarations: [(NamedSet, SetShape)]) throws(NetfilterError) -> [NamedSet] {
+                                     generation: UInt32?, sets declarations: [(NamedSet, SetShape)],
+                                     readers maxReaders: Int = maxElementReaders) throws(NetfilterError) -> [NamedSet] {
         @Sendable func read(_ i: Int, on c: Connection) throws(NetfilterError) -> NamedSet {
             let (set, shape) = declarations[i]
-            var collector = ElementCollector(shape: shape)
-            do {
-                let msgs = try consistent(request(c, NFT_MSG_GETSETELEM, family: family, dump: true) {
-                    $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: name)
-                    $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
-                }, generation: generation)
-                for m in msgs { decoder.kernelElements(m, shape: shape) { collector.add($0) } }
-            } catch where error.errno != EINTR && error.errno != ENOENT {
-                throw failure(dumping: "elements of set \(set.name)", family: family, table: name, error)
+            var attempt = 0
+            while true {
+                var collector = ElementCollector(shape: shape)
+                do {
+                    var msgs = try request(c, NFT_MSG_GETSETELEM, family: family, dump: true) {
+                        $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: name)
+                        $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
+                    }
+                    if let generation { msgs = try consistent(msgs, generation: generation) }
+                    for m in msgs { decoder.kernelElements(m, shape: shape) { collector.add($0) } }
+                } catch where error.errno == EINTR && generation == nil && attempt < 16 {
+                    attempt += 1  // a commit elsewhere in the table cut the dump short: read the set again
+                    continue
+                } catch where generation == nil || (error.errno != EINTR && error.errno != ENOENT) {
+                    throw failure(dumping: "elements of set \(set.name)", family: family, table: name, error)
+                }
+                var s = set
+                s.elements = collector.finish()
+                return s
             }
-            var s = set
-            s.elements = collector.finish()
-            return s
         }
 
-        let readers = min(maxElementReaders, usableProcessorCount, declarations.count)
+        let readers = min(maxReaders, usableProcessorCount, declarations.count)
         guard readers > 1 else {  // no thread for one processor or one set
             return try declarations.indices.map { i throws(NetfilterError) in try read(i, on: c) }
         }

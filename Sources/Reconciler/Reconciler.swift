@@ -69,6 +69,8 @@ public actor Reconciler {
     public let policyDirectory: String
     private let logger: Logger
     private let maxAttempts = 5
+    /// Elements (and objects) per transaction when creating the table from nothing.
+    private let stageBudget: Int
 
     /// The last valid policy's compiled table: what must be in force.
     public private(set) var desired: Table?
@@ -77,9 +79,10 @@ public actor Reconciler {
     public private(set) var state: ReconcilerState
     private let onStateChange: @Sendable (ReconcilerState) -> Void
 
-    public init(kernel: any KernelRuleset, policyDirectory: String, logger: Logger,
+    public init(kernel: any KernelRuleset, policyDirectory: String, logger: Logger, stageBudget: Int = 50_000,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
+        self.stageBudget = stageBudget
         self.policyDirectory = policyDirectory
         self.logger = logger
         self.state = ReconcilerState(policyDirectory: policyDirectory, pid: getpid())
@@ -188,6 +191,7 @@ public actor Reconciler {
                     return (s.table, s.generation)
                 }()
                 committed = base
+                if base.table == nil { return try build(desired, at: base.generation, trigger: trigger, started: started) }
                 let tx = Transaction.diff(from: base.table, to: desired)
                 let diffed = clock.now
                 if tx.isEmpty {
@@ -231,7 +235,34 @@ public actor Reconciler {
         throw error
     }
 
+    /// Creates `desired` where no table exists, in stages of `stageBudget` elements
+    /// (`Transaction.stages(creating:budget:)`): the batch in memory at any time is one stage's,
+    /// not the whole table's, and the table filters nothing until its last stage hooks it in.
+    private func build(_ desired: Table, at generation: UInt32, trigger: Trigger,
+                       started: ContinuousClock.Instant) throws -> ReconcileOutcome {
+        let clock = ContinuousClock()
+        let stages = Transaction.stages(creating: desired, budget: stageBudget)
+        let planned = clock.now
+        var bytes: Int? = nil
+        let measuring = kernel as? any BatchMeasuring
+        let final = try kernel.build(stages, from: generation) { _, _ in
+            if let measuring { bytes = (bytes ?? 0) + measuring.lastBatchBytes }
+        }
+        let built = clock.now
+        committed = (desired, final)
+        var outcome = ReconcileOutcome(changes: stages.reduce(0) { $0 + $1.transaction.changeCount }, replacedTable: true,
+                                       duration: clock.now - started, bytes: bytes)
+        outcome.diffDuration = planned - started
+        outcome.kernelDuration = built - planned
+        record(success: outcome, trigger: trigger, what: "created table in \(stages.count) transactions")
+        return outcome
+    }
+
     private func record(success outcome: ReconcileOutcome, trigger: Trigger, tx: Transaction) {
+        record(success: outcome, trigger: trigger, what: tx.replacesTable ? "replaced table" : "\(tx.elementChanges) element changes")
+    }
+
+    private func record(success outcome: ReconcileOutcome, trigger: Trigger, what: String) {
         let now = Date()
         state.applies += 1
         if trigger.isRepair { state.driftRepairs += 1 }
@@ -244,7 +275,6 @@ public actor Reconciler {
         state.lastErrorDiagnostics = []
         state.lastErrorAt = nil
         state.inSync = true
-        let what = tx.replacesTable ? "replaced table" : "\(tx.elementChanges) element changes"
         let bytes: Logger.MetadataValue = outcome.bytes.map { "\($0)" } ?? "-"
         let split: Logger.MetadataValue = "\(String(format: "%.2f", outcome.diffDuration.seconds * 1000))/\(String(format: "%.2f", outcome.kernelDuration.seconds * 1000))"
         if trigger.isRepair {

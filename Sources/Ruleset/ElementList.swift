@@ -62,6 +62,20 @@ public struct ElementList: Sendable {
         if holdsData { data.append(other.data[i]) }
     }
 
+    /// Elements `range` of the list, in the same order, as a list of their own.
+    public func elements(_ range: Range<Int>) -> ElementList {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "element range out of bounds")
+        if range == 0..<count { return self }
+        var out = ElementList()
+        guard !range.isEmpty else { return out }
+        out.componentWidths = componentWidths
+        out.stride = stride
+        out.holdsData = holdsData
+        out.keys = Array(keys[range.lowerBound * stride ..< range.upperBound * stride])
+        if holdsData { out.data = Array(data[range]) }
+        return out
+    }
+
     /// Calls `body` with every element's key bytes (`count × stride`, in list order) and the
     /// map data (empty for a plain set): for hashing and encoding without rebuilding elements.
     public func withStorage<R>(_ body: (UnsafeBufferPointer<UInt8>, [ElementData]) throws -> R) rethrows -> R {

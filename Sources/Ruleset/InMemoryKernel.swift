@@ -122,6 +122,24 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
         }
     }
 
+    public func dumpSkeleton(family: Family, table name: String) throws -> KernelSnapshot {
+        var snapshot = try dump(family: family, table: name)
+        snapshot.table = snapshot.table?.skeleton
+        return snapshot
+    }
+
+    public func elements(of sets: [NamedSet], family: Family, table name: String) throws -> [NamedSet] {
+        try state.withLock { s in
+            guard let t = s.table, t.family == family, t.name == name else { throw Failure(errno: 2, operation: "reading table \(name)") }
+            return try sets.map { wanted in
+                guard let found = t.set(named: wanted.name) else { throw Failure(errno: 2, operation: "reading elements of set \(wanted.name)") }
+                var out = wanted.declaration
+                out.elements = found.elements
+                return out
+            }
+        }
+    }
+
     public func apply(_ tx: Transaction, expectingGeneration generation: UInt32?) throws {
         try state.withLock {
             if !$0.failNextApply.isEmpty { throw $0.failNextApply.removeFirst() }

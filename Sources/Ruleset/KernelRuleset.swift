@@ -19,6 +19,14 @@ public protocol KernelRuleset: Sendable {
     /// Reads `family`/`name` with all its chains, rules, sets and elements.
     func dump(family: Family, table name: String) throws -> KernelSnapshot
 
+    /// Like `dump`, but the sets come without their elements: the table's skeleton.
+    func dumpSkeleton(family: Family, table name: String) throws -> KernelSnapshot
+
+    /// Reads the elements of `sets` of `family`/`table` as they are now, decoded with the
+    /// given declarations, not tied to one generation. For sets that no transaction in flight
+    /// touches: a staged build verifies each stage's sets while the next stage is committed.
+    func elements(of sets: [NamedSet], family: Family, table: String) throws -> [NamedSet]
+
     /// Applies the transaction atomically: all of it, or (on error) none of it.
     ///
     /// With `generation`, the kernel refuses the batch (`ERESTART`) if the ruleset moved

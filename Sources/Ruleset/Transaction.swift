@@ -159,8 +159,15 @@ extension Table {
         let mine = Dictionary(sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
         return other.sets.allSatisfy { set in
             guard let elements = mine[set.name] else { return false }
-            return elements == set.elements || Transaction.elementDiff(elements, set.elements) == ([], [])
+            return elements.holdsSameElements(as: set.elements)
         }
+    }
+}
+
+extension ElementList {
+    /// Whether both lists hold the same elements, whatever their order.
+    public func holdsSameElements(as other: ElementList) -> Bool {
+        self == other || Transaction.elementDiff(self, other) == ([], [])
     }
 }
 

@@ -21,8 +21,27 @@ struct ApplyCommand: ParsableCommand {
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
 
+    @Option(name: .long, help: ArgumentHelp(
+        "When the table does not exist yet, create it in transactions of at most about N elements and objects each.",
+        discussion: "Its hooks come in the last one, so nothing is filtered until the whole table is in place. Smaller "
+            + "transactions need less memory; each one costs a commit.",
+        valueName: "N"))
+    var stageElements = 50_000
+
     /// Attempts when the ruleset generation moves under us (`ERESTART`).
     static let attempts = 5
+
+    /// A table created from nothing in stages, each stage's sets read back while the next
+    /// stage is committed.
+    private struct Build {
+        var stages: Int
+        var generation: UInt32
+        var verifier: StageVerifier
+    }
+
+    func validate() throws {
+        guard stageElements > 0 else { throw ValidationError("--stage-elements must be at least 1") }
+    }
 
     func run() throws {
         let (policy, _) = try options.loadOrExit()
@@ -32,22 +51,34 @@ struct ApplyCommand: ParsableCommand {
 
         let kernel = try withKernelErrors("opening nftables") { try kernelOptions.openKernel() }
         var applied: Transaction?
+        var build: Build?
         try withKernelErrors("applying to \(place)") {
             for attempt in 1...Self.attempts {
                 let snapshot = try kernel.dump(family: desired.family, table: desired.name)
-                var tx = KernelSync.transaction(from: snapshot.table, to: desired)
-                if tx.isEmpty { applied = tx; return }
-                FaultInjection.apply(to: &tx)
                 do {
+                    if snapshot.table == nil {
+                        build = try self.build(desired, on: kernel, from: snapshot.generation)
+                        return
+                    }
+                    var tx = KernelSync.transaction(from: snapshot.table, to: desired)
+                    if tx.isEmpty { applied = tx; return }
+                    FaultInjection.apply(to: &tx)
                     try kernel.apply(tx, expectingGeneration: snapshot.generation)
                     applied = tx
                     return
-                } catch let e as NetfilterError where e.isGenerationMismatch && attempt < Self.attempts {
+                } catch let e as any KernelFailure where e.isGenerationMismatch && attempt < Self.attempts {
                     continue  // someone else committed between our dump and our batch: diff again
                 }
             }
         }
         let readBack = ContinuousClock.now
+        if let build, try verify(build, of: desired, on: kernel) {
+            print("zonewall: created \(place) in \(build.stages) transaction(s), its hooks in the last; "
+                  + "\(desired.elementCount) elements, \(desired.sets.count) sets, \(desired.chains.count) chains; "
+                  + "done in \(KernelSync.milliseconds(since: start)), every set read back and verified while the next was sent, "
+                  + "the final check took \(KernelSync.milliseconds(since: readBack))")
+            return
+        }
         let after = try withKernelErrors("reading back \(place)") {
             try kernel.dump(family: desired.family, table: desired.name).table
         }
@@ -58,7 +89,9 @@ struct ApplyCommand: ParsableCommand {
         }
         let tx = applied ?? Transaction(family: desired.family, table: desired.name)
         let what: String
-        if tx.isEmpty {
+        if build != nil {
+            what = "created \(place) in \(build!.stages) transactions (verified by a full read-back: the rule set moved meanwhile)"
+        } else if tx.isEmpty {
             what = "already in sync, 0 changes"
         } else if tx.replacesTable {
             what = "replaced \(place): \(tx.changes.count) changes"
@@ -68,6 +101,51 @@ struct ApplyCommand: ParsableCommand {
         print("zonewall: \(what); \(desired.elementCount) elements, \(desired.sets.count) sets, "
               + "\(desired.chains.count) chains; done in \(KernelSync.milliseconds(since: start)), "
               + "of which the read-back that verified it took \(KernelSync.milliseconds(since: readBack))")
+    }
+
+    /// Creates the table where none exists, in stages (`Transaction.stages(creating:budget:)`):
+    /// no batch holds the whole table, and the table filters nothing until the last stage hooks
+    /// it in. A second socket reads back each stage's sets while the next stage is committed.
+    /// On failure nothing is left behind (`KernelRuleset.build`).
+    private func build(_ desired: Table, on kernel: NetlinkKernel, from generation: UInt32) throws -> Build {
+        var stages = Transaction.stages(creating: desired, budget: stageElements)
+        FaultInjection.apply(to: &stages[stages.count - 1].transaction)
+        let reader = try kernelOptions.openKernel()
+        // The batches keep one processor busy in the kernel; read on the others.
+        let readers = max(1, NetlinkKernel.usableProcessors - 1)
+        let (family, name) = (desired.family, desired.name)
+        let verifier = StageVerifier(desired: desired) { sets in
+            try reader.elements(of: sets, family: family, table: name, readers: readers)
+        }
+        do {
+            let final = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k].completedSets) }
+            return Build(stages: stages.count, generation: final, verifier: verifier)
+        } catch {
+            _ = try? verifier.finish()
+            throw error
+        }
+    }
+
+    /// Whether the staged build is verified: every set read back during the build equals the
+    /// compiled one, nobody committed since the last stage, and the table's skeleton (chains,
+    /// rules, set declarations) is the compiled one. False when the generation moved: the
+    /// caller then verifies with a full read-back. Exits 2 when the kernel differs.
+    private func verify(_ build: Build, of desired: Table, on kernel: NetlinkKernel) throws -> Bool {
+        let place = kernelOptions.place(KernelSync.tableName)
+        let differing = try withKernelErrors("reading back \(place)") { try build.verifier.finish() }
+        let after = try withKernelErrors("reading back \(place)") {
+            try kernel.dumpSkeleton(family: desired.family, table: desired.name)
+        }
+        guard after.generation == build.generation else { return false }
+        let sameSkeleton = after.table?.hasSkeleton(of: desired) ?? false
+        if sameSkeleton && differing.isEmpty { return true }
+        printError("zonewall: verification failed: \(place) differs from the compiled policy after apply:")
+        if !sameSkeleton {
+            let full = try? kernel.dump(family: desired.family, table: desired.name).table
+            for line in KernelSync.differences(full, desired) { printError("  \(line)") }
+        }
+        for name in differing { printError("  set \(name): elements differ from the compiled ones") }
+        throw ExitCode(2)
     }
 }
 

@@ -25,7 +25,7 @@ struct KernelOptions: ParsableArguments {
 func withKernelErrors<T>(_ what: String, _ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let e as NetfilterError {
+    } catch let e as any KernelFailure {
         printError("zonewall: \(what): \(e)")
         throw ExitCode(2)
     }

@@ -29,7 +29,7 @@ struct CommandTests {
 
             let apply = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
             #expect(apply.status == 0, "\(apply)")
-            #expect(apply.stdout.contains("replaced") && apply.stdout.contains("verified"), "\(apply.stdout)")
+            #expect(apply.stdout.contains("created") && apply.stdout.contains("verified"), "\(apply.stdout)")
             let dumped = try NetlinkKernel(namespace: ns).dump(family: .inet, table: "zonewall").table
             #expect(canonical(dumped) == canonical(try compiled(Self.policies)))
 
@@ -146,6 +146,42 @@ struct CommandTests {
                 #expect(try listing(ns) == before)
                 #expect(try zonewall(["status", "--policies", Self.policies, "--netns", ns]).status == 0)
             }
+        }
+    }
+
+    /// Where no table exists, apply builds it in several transactions, hooks last: the kernel
+    /// ends up exactly as with one transaction, and a refused last stage leaves no table.
+    @Test func stagedCreationEqualsOneTransaction() throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { one in
+            try withNamespace { staged in
+                let whole = try zonewall(["apply", "--policies", Self.policies, "--netns", one])
+                #expect(whole.status == 0 && whole.stdout.contains("in 1 transaction(s)"), "\(whole)")
+
+                let parts = try zonewall(["apply", "--stage-elements", "7", "--policies", Self.policies, "--netns", staged])
+                #expect(parts.status == 0, "\(parts)")
+                let count = parts.stdout.firstMatch(of: /in (\d+) transaction/).map { Int($0.1)! } ?? 0
+                #expect(count > 5, "\(parts.stdout)")
+                #expect(try NetlinkKernel(namespace: staged).generation() == UInt32(count) + 1)
+                #expect(try listing(staged) == listing(one))
+                #expect(try nft(staged, ["-j", "list", "table", "inet", "zonewall"]).replacing(/"handle": \d+/, with: "")
+                        == nft(one, ["-j", "list", "table", "inet", "zonewall"]).replacing(/"handle": \d+/, with: ""))
+                let status = try zonewall(["status", "--policies", Self.policies, "--netns", staged])
+                #expect(status.status == 0 && status.stdout.hasPrefix("in sync"), "\(status)")
+            }
+        }
+        try withNamespace { ns in
+            // The last stage is refused: the stages before it are removed again.
+            let o = try zonewall(["apply", "--stage-elements", "7", "--policies", Self.policies, "--netns", ns],
+                                 environment: ["ZONEWALL_FAULT": "reject"])
+            #expect(o.status == 2, "\(o)")
+            #expect(o.stderr.contains("adding rule") && o.stderr.contains("ENOENT"), "\(o.stderr)")
+            #expect(try listing(ns) == nil)
+            #expect(try nft(ns, ["list", "ruleset"]).isEmpty)
+            #expect(try NetlinkKernel(namespace: ns).generation() > 2, "stages were committed, then removed")
+
+            let bad = try zonewall(["apply", "--stage-elements", "0", "--policies", Self.policies, "--netns", ns])
+            #expect(bad.status != 0 && bad.stderr.contains("--stage-elements"), "\(bad)")
         }
     }
 

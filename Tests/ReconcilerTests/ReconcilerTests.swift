@@ -57,6 +57,45 @@ struct ReconcilerTests {
         #expect(await r.state.applies == 1)
     }
 
+    @Test func startBuildsAMissingTableInStagesHooksLast() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let desired = try dir.compiled()
+        let kernel = InMemoryKernel()
+        let r = Reconciler(kernel: kernel, policyDirectory: dir.path, logger: logger, stageBudget: 4)
+        let outcome = try await r.start()
+        #expect(outcome?.replacedTable == true)
+        #expect(kernel.table?.isEquivalent(to: desired) == true)
+        let applied = kernel.appliedTransactions
+        #expect(applied.count > 2)
+        func hooks(_ tx: Transaction) -> Bool {
+            tx.changes.contains { if case .addChain(let c) = $0 { return c.base != nil } else { return false } }
+        }
+        #expect(applied.dropLast().allSatisfy { !hooks($0) })
+        #expect(hooks(applied.last!))
+        #expect(await r.state.inSync)
+        #expect(await r.state.applies == 1)
+
+        // Edits after the build are element diffs against memory, as usual.
+        try dir.write("p.yaml", basePolicy.replacingOccurrences(of: "192.0.2.16/28", with: "192.0.2.32/28"))
+        let edit = await r.reload("edit")
+        #expect(edit?.replacedTable == false)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+    }
+
+    @Test func aStagedBuildThatFailsLeavesNoTable() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        // The second stage is refused: the first one is removed again, and start reports the error.
+        let refusing = RefuseSecondApply(kernel)
+        let r2 = Reconciler(kernel: refusing, policyDirectory: dir.path, logger: logger, stageBudget: 4)
+        await #expect(throws: InMemoryKernel.Failure.self) { try await r2.start() }
+        #expect(kernel.table == nil)
+        #expect(await r2.state.inSync == false)
+        #expect(await r2.state.lastError?.contains("apply failed") == true)
+        #expect(kernel.appliedTransactions.count == 2)  // the first stage, and the removal
+        #expect(kernel.appliedTransactions.last?.changes == [.addTable, .deleteTable])
+    }
+
     @Test func startAdoptsAMatchingTableWithoutChangingIt() async throws {
         let dir = try PolicyDir(["p.yaml": basePolicy])
         let kernel = InMemoryKernel(table: try dir.compiled())
@@ -252,4 +291,24 @@ struct DigestTests {
         })
         #expect(Digest.of(retargeted) != Digest.of(table))
     }
+}
+
+/// An `InMemoryKernel` whose second `apply` is refused (`EINVAL`), to fail a staged build midway.
+final class RefuseSecondApply: KernelRuleset, @unchecked Sendable {
+    let base: InMemoryKernel
+    private var applies = 0
+    init(_ base: InMemoryKernel) { self.base = base }
+    func dump(family: Family, table: String) throws -> KernelSnapshot { try base.dump(family: family, table: table) }
+    func dumpSkeleton(family: Family, table: String) throws -> KernelSnapshot { try base.dumpSkeleton(family: family, table: table) }
+    func elements(of sets: [NamedSet], family: Family, table: String) throws -> [NamedSet] {
+        try base.elements(of: sets, family: family, table: table)
+    }
+    func apply(_ tx: Transaction, expectingGeneration generation: UInt32?) throws {
+        applies += 1
+        if applies == 2 { throw failure(EINVAL, "adding rule") }
+        try base.apply(tx, expectingGeneration: generation)
+    }
+    func check(_ tx: Transaction) throws { try base.check(tx) }
+    func generation() throws -> UInt32 { base.generation() }
+    func events(family: Family, table: String) throws -> KernelEvents { base.events(family: family, table: table) }
 }

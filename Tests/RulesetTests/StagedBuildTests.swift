@@ -1,0 +1,144 @@
+import Testing
+@testable import Ruleset
+
+/// `Transaction.stages(creating:budget:)` and `KernelRuleset.build`: creating a table from
+/// nothing in several transactions, hooks last, removed again on failure.
+struct StagedBuildTests {
+    /// A table shaped like a compiled policy: plain sets of several sizes, a regular chain per
+    /// set, a verdict map jumping to those chains, and two base chains using both.
+    static func table(sizes: [Int]) -> Table {
+        var t = Table(family: .inet, name: "zonewall")
+        var next: UInt64 = 0xC000_0200  // 192.0.2.0 onwards, one address per element
+        var jumps: [SetElement] = []
+        for (k, n) in sizes.enumerated() {
+            let elements = (0..<n).map { _ -> SetElement in
+                defer { next += 1 }
+                return SetElement(key: [ValueRange(Value(next, width: 4)), ValueRange(Value(443, width: 2))])
+            }
+            t.sets.append(NamedSet(name: "z\(k)_v4", keyType: [.ipv4Address, .inetService], flags: .interval, elements: elements))
+            t.chains.append(Chain(name: "z\(k)", rules: [Rule([.lookup([.ipDaddr, .thDport], set: "z\(k)_v4", negated: false), .verdict(.accept)])]))
+            jumps.append(SetElement(key: [ValueRange(Value(0xCB00_7100 + UInt64(k), width: 4))], data: .verdict(.jump("z\(k)"))))
+        }
+        t.sets.append(NamedSet(name: "src_v4", keyType: [.ipv4Address], dataType: .verdict, flags: .interval, elements: jumps))
+        for hook in [Hook.forward, .input] {
+            t.chains.append(Chain(name: "\(hook)", base: BaseChain(type: .filter, hook: hook, priority: 0, policy: .accept),
+                                  rules: [Rule([.verdictMap([.ipSaddr], map: "src_v4")]), Rule([.verdict(.drop)])]))
+        }
+        return t
+    }
+
+    static let sizes = [0, 3, 250, 7, 1, 120, 0, 64]
+
+    @Test func stagesRebuildTheTableWithinBudgetAndHookLast() throws {
+        let desired = Self.table(sizes: Self.sizes)
+        for budget in [1, 7, 50, 100, 10_000] {
+            let stages = Transaction.stages(creating: desired, budget: budget)
+            // Applied one after the other from nothing, they give the table.
+            var table: Table? = nil
+            for stage in stages { table = try InMemoryKernel.run(stage.transaction, on: table) }
+            #expect(table.map { $0.isEquivalent(to: desired) } == true, "budget \(budget)")
+
+            for (k, stage) in stages.enumerated() {
+                // Objects plus elements stay within the budget; a chain travels with its rules
+                // (here one each), so it may exceed a budget of 1 alone.
+                let size = stage.transaction.changes.reduce(0) { n, c in
+                    switch c {
+                    case .addElements(_, let e): n + e.count
+                    case .addTable: n
+                    default: n + 1
+                    }
+                }
+                let hooks = stage.transaction.changes.filter {
+                    if case .addChain(let c) = $0 { return c.base != nil }
+                    if case .addRule(let chain, _) = $0 { return chain == "forward" || chain == "input" }
+                    return false
+                }.count
+                #expect(size - hooks <= max(budget, 2), "budget \(budget), stage \(k): \(size) objects and elements")
+                // Only the last stage adds base chains (and their rules): nothing filters before it.
+                #expect((hooks > 0) == (k == stages.count - 1), "budget \(budget), stage \(k)")
+                // A stage that adds elements to a set declared earlier carries its declaration.
+                var declared = Set<String>()
+                for c in stage.transaction.changes {
+                    if case .addSet(let s) = c { declared.insert(s.name) }
+                    if case .addElements(let name, _) = c, !declared.contains(name) {
+                        #expect(stage.transaction.setDeclarations[name] == desired.set(named: name)?.declaration)
+                    }
+                }
+            }
+            // Each set is completed exactly once, by the stage with its last elements.
+            let completed = stages.flatMap(\.completedSets)
+            #expect(completed.sorted() == desired.sets.map(\.name).sorted(), "budget \(budget)")
+            for (k, stage) in stages.enumerated() {
+                for name in stage.completedSets {
+                    let later = stages[(k + 1)...].contains { $0.transaction.changes.contains {
+                        if case .addElements(name, _) = $0 { return true }
+                        return false
+                    } }
+                    #expect(!later, "set \(name) completed in stage \(k) but filled later (budget \(budget))")
+                }
+            }
+        }
+        // A large budget gives one stage, the whole table.
+        #expect(Transaction.stages(creating: desired, budget: 1_000_000).count == 1)
+        #expect(Transaction.stages(creating: desired, budget: 50).count > 5)
+    }
+
+    @Test func buildCommitsEachStagePinnedToThePreviousGeneration() throws {
+        let desired = Self.table(sizes: Self.sizes)
+        let kernel = InMemoryKernel()
+        let start = kernel.generation()
+        let stages = Transaction.stages(creating: desired, budget: 60)
+        var seen: [UInt32] = []
+        let final = try kernel.build(stages, from: start) { k, generation in
+            #expect(k == seen.count)
+            seen.append(generation)
+        }
+        #expect(kernel.table.map { $0.isEquivalent(to: desired) } == true)
+        #expect(seen == (1...UInt32(stages.count)).map { start + $0 })
+        #expect(final == kernel.generation())
+        #expect(kernel.appliedTransactions == stages.map(\.transaction))
+    }
+
+    @Test func aFailedStageRemovesWhatTheEarlierOnesBuilt() throws {
+        let desired = Self.table(sizes: Self.sizes)
+        let stages = Transaction.stages(creating: desired, budget: 60)
+        try #require(stages.count >= 3)
+
+        // The kernel refuses the third stage.
+        let kernel = InMemoryKernel()
+        var calls = 0
+        let refused = InMemoryKernel.Failure(errno: 22, operation: "adding rule")
+        #expect(throws: refused) {
+            try kernel.build(stages, from: kernel.generation()) { k, _ in
+                calls += 1
+                if k == 1 { kernel.failNextApply(refused) }
+            }
+        }
+        #expect(calls == 2)
+        #expect(kernel.table == nil)
+
+        // Someone else commits between two stages: the next stage is refused (ERESTART).
+        let raced = InMemoryKernel()
+        let error = #expect(throws: InMemoryKernel.Failure.self) {
+            try raced.build(stages, from: raced.generation()) { k, _ in
+                if k == 0 { raced.commitElsewhere() }
+            }
+        }
+        #expect(error?.isGenerationMismatch == true)
+        #expect(raced.table == nil)
+
+        // A first stage that fails leaves nothing to remove: nothing else is sent.
+        let first = InMemoryKernel()
+        first.failNextApply(refused)
+        #expect(throws: refused) { try first.build(stages, from: first.generation()) }
+        #expect(first.appliedTransactions.isEmpty)
+        #expect(first.table == nil)
+    }
+
+    @Test func elementRangesCopyTheirSlice() {
+        let list = ElementList(Self.table(sizes: [10]).sets[0].elements)
+        #expect(Array(list.elements(2..<5)) == Array(list)[2..<5].map { $0 })
+        #expect(list.elements(0..<10) == list)
+        #expect(list.elements(4..<4).isEmpty)
+    }
+}
