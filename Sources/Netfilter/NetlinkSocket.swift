@@ -11,7 +11,9 @@ final class NetlinkSocket {
     let portID: UInt32
     private var sendBufferSize = 0
     private var receiveBufferSize = 0
-    private var receiveBuffer = [UInt8](repeating: 0, count: 1 << 20)
+    /// Left uninitialized: `recv` writes what it reads, so pages no datagram reached are never
+    /// resident (a daemon holds several sockets).
+    private var receiveBuffer = [UInt8](unsafeUninitializedCapacity: 1 << 20) { _, count in count = 1 << 20 }
 
     private init(handle: OpaquePointer) {
         self.handle = handle

@@ -53,6 +53,7 @@ enum IntervalFlattener {
     /// The union of intervals, adjacent runs merged.
     static func union(_ intervals: [LabeledInterval]) -> [ClosedRange<UInt128>] {
         var out: [ClosedRange<UInt128>] = []
+        out.reserveCapacity(intervals.count)
         for i in intervals {
             if let last = out.last, last.upperBound != .max, last.upperBound + 1 >= i.lo {
                 out[out.count - 1] = last.lowerBound...Swift.max(last.upperBound, i.hi)

@@ -27,6 +27,19 @@ public enum ZoneCompiler {
         var builder = TableBuilder(policy: policy)
         return builder.build()
     }
+
+    /// `compile(policy)`, sharing element storage with `previous` (the table compiled before)
+    /// wherever a set comes out with the same elements. The result is the same table; a
+    /// daemon reloading a large policy then holds one copy of the unchanged sets, not two,
+    /// and comparing such a set with its previous version is immediate.
+    public static func compile(_ policy: Policy, reusing previous: Table?) -> Table {
+        var builder = TableBuilder(policy: policy)
+        if let previous {
+            builder.previous = Dictionary(previous.sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
+            builder.previousRules = Dictionary(previous.chains.map { ($0.name, $0.rules) }, uniquingKeysWith: { a, _ in a })
+        }
+        return builder.build()
+    }
 }
 
 /// The three kinds of lookup a rule's port specs fall into.
@@ -149,6 +162,10 @@ enum Merge {
 struct TableBuilder {
     let policy: Policy
     let zoneIndex: [String: Int]
+    /// Element lists of the previously compiled table, by set name (`compile(_:reusing:)`).
+    var previous: [String: ElementList] = [:]
+    /// Rules of the previously compiled table, by chain name.
+    var previousRules: [String: [Rule]] = [:]
 
     init(policy: Policy) {
         self.policy = policy
@@ -218,7 +235,7 @@ struct TableBuilder {
                 let name = policy.zones[zone].name
                 for kind in LookupKind.allCases where !kinds.isEmpty(kind) {
                     let setName = "z_\(name)\(kind.suffix)_\(f.tag)"
-                    zoneSets.append(lookupSet(setName, kind: kind, f, elements: kinds.elements(kind, f)))
+                    zoneSets.append(reusing(lookupSet(setName, kind: kind, f, elements: kinds.elements(kind, f))))
                     chainRules[zone, default: []].append(lookupRule(kind, f, set: setName, keyedBySource: false))
                 }
             }
@@ -229,15 +246,15 @@ struct TableBuilder {
                 jumps[iv.zone] = jump
                 srcElements.append(SetElement(key: [f.range(iv.lo, iv.hi)], data: jump))
             }
-            srcMaps.append(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
-                                    flags: .interval, elements: srcElements))
+            srcMaps.append(reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
+                                            flags: .interval, elements: srcElements)))
             let union = IntervalFlattener.union(flat)
-            zonedSets.append(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval,
-                                      elements: ElementList(union.lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) })))
+            zonedSets.append(reusing(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval,
+                                              elements: ElementList(union.lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))))
             for site in EdgeSite.allCases {
                 let kinds = edges[site] ?? KindSets()
                 for kind in LookupKind.allCases {
-                    edgeSets.append(lookupSet("\(site.rawValue)\(kind.suffix)_\(f.tag)", kind: kind, f, elements: kinds.elements(kind, f)))
+                    edgeSets.append(reusing(lookupSet("\(site.rawValue)\(kind.suffix)_\(f.tag)", kind: kind, f, elements: kinds.elements(kind, f))))
                 }
             }
         }
@@ -249,7 +266,20 @@ struct TableBuilder {
 
         var chains = [denyChain()] + zoneChains
         chains += [Hook.input, .forward, .output].map(baseChain)
+        // Unchanged chains keep the previous rules' storage: comparing them is then immediate.
+        for i in chains.indices {
+            if let old = previousRules[chains[i].name], old == chains[i].rules { chains[i].rules = old }
+        }
         return Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
+    }
+
+    /// `set`, its elements replaced by the previous table's identical list when there is one,
+    /// so that the new list's storage is freed at once.
+    func reusing(_ set: NamedSet) -> NamedSet {
+        guard let old = previous[set.name], old == set.elements else { return set }
+        var s = set
+        s.elements = old
+        return s
     }
 
     func lookupSet(_ name: String, kind: LookupKind, _ f: FamilyInfo, elements: ElementList) -> NamedSet {

@@ -27,6 +27,12 @@ struct Zonewall: AsyncParsableCommand {
         // Before any other thread exists: two malloc arenas instead of glibc's eight per CPU, so
         // memory freed on one thread is reused by the others (the daemon runs for months).
         _ = mallopt(M_ARENA_MAX, 2)
+        // Blocks of 128 KiB and more get mappings of their own, returned to the system when freed.
+        // By default glibc raises this threshold to the largest block freed so far, and the
+        // multi-MB element buffers and scratch of a large policy then stay in the heap: a daemon
+        // with the 10,000-zone policy sat at 80 MB instead of 62, and peaked at 136 MB instead
+        // of 111 on a reload.
+        _ = mallopt(M_MMAP_THRESHOLD, 128 << 10)
         do {
             var command = try parseAsRoot()
             if var async = command as? AsyncParsableCommand {

@@ -129,6 +129,25 @@ import Testing
                          hint: "first listed at policy.yaml:2:19")
     }
 
+    @Test func everyRepeatOfAPrefixIsReportedAgainstItsFirstListing() {
+        let result = parse("""
+            zones:
+              web: {members: [192.0.2.16/28, 192.0.2.16/28, 192.0.2.32/28]}
+              api: {members: [192.0.2.16/28, 192.0.2.33/32]}
+              ops: {members: [192.0.2.16/28, 192.0.2.16/29]}
+
+            """)
+        expectDiagnostic(result, .warning, line: 2, column: 34, message: "192.0.2.16/28 is listed twice in zone 'web'",
+                         hint: "first listed at policy.yaml:2:19")
+        expectDiagnostic(result, line: 3, column: 19, message: "192.0.2.16/28 is in two zones, 'web' and 'api'",
+                         hint: "also listed at policy.yaml:2:19")
+        expectDiagnostic(result, line: 4, column: 19, message: "192.0.2.16/28 is in two zones, 'web' and 'ops'",
+                         hint: "also listed at policy.yaml:2:19")
+        // Nested prefixes are not duplicates (the longest prefix wins), nor is the same address with another length.
+        #expect(result.errors.count == 2, "\(dump(result))")
+        #expect(result.warnings.count == 1, "\(dump(result))")
+    }
+
     @Test func reservedNamesCannotNameAZone() {
         let result = parse("""
             zones:
