@@ -190,73 +190,18 @@ struct TableBuilder {
         // Per family: flatten members, then distribute each rule's specs into lookup sets.
         var chainRules: [Int: [Rule]] = [:]
         for f in FamilyInfo.all {
-            let members = policy.zones.enumerated().flatMap { i, z in
+            // Scratch is scoped so that it is freed as soon as it is used: at 100,000 members each
+            // of these arrays takes a few MB, and a daemon compiles while holding its previous table.
+            let flat = IntervalFlattener.flatten(policy.zones.enumerated().flatMap { i, z in
                 z.members.filter { $0.value.family == f.family }.map { (prefix: $0.value, zone: i) }
-            }
-            let flat = IntervalFlattener.flatten(members)
-            var intervalsOf: [Int: [ClosedRange<UInt128>]] = [:]
-            for iv in flat { intervalsOf[iv.zone, default: []].append(iv.lo...iv.hi) }
-
-            // Zone-to-zone rules grouped by source zone, so that each zone's sets are built,
-            // stored compactly and their scratch space freed before the next zone's.
-            var outgoing: [Int: [(to: Int, ports: [PortSpec])]] = [:]
-            var edges: [EdgeSite: KindSets] = [:]
-            for rule in policy.rules {
-                for from in rule.from {
-                    for to in rule.to {
-                        switch (from, to) {
-                        case (.zone(let a), .zone(let b)):
-                            outgoing[zoneIndex[a]!, default: []].append((zoneIndex[b]!, rule.ports))
-                        case (.zone(let a), .world), (.zone(let a), .host):
-                            let site: EdgeSite = to == .world ? .toWorld : .toHost
-                            let src = intervalsOf[zoneIndex[a]!] ?? []
-                            for spec in rule.ports { edges[site, default: KindSets()].add(spec, intervals: src) }
-                        case (.world, .zone(let b)), (.host, .zone(let b)):
-                            let site: EdgeSite = from == .world ? .fromWorld : .fromHost
-                            let dst = intervalsOf[zoneIndex[b]!] ?? []
-                            for spec in rule.ports { edges[site, default: KindSets()].add(spec, intervals: dst) }
-                        default:
-                            break  // world/host ↔ world/host is not governed
-                        }
-                    }
-                }
-            }
-
-            // Per-source zone chains and sets.
-            var hasChain = Set<Int>()
-            for (zone, targets) in outgoing.sorted(by: { $0.key < $1.key }) {
-                var kinds = KindSets()
-                for (b, ports) in targets {
-                    let dst = intervalsOf[b] ?? []
-                    for spec in ports { kinds.add(spec, intervals: dst) }
-                }
-                guard !kinds.isEmpty else { continue }
-                hasChain.insert(zone)
-                let name = policy.zones[zone].name
-                for kind in LookupKind.allCases where !kinds.isEmpty(kind) {
-                    let setName = "z_\(name)\(kind.suffix)_\(f.tag)"
-                    zoneSets.append(reusing(lookupSet(setName, kind: kind, f, elements: kinds.elements(kind, f))))
-                    chainRules[zone, default: []].append(lookupRule(kind, f, set: setName, keyedBySource: false))
-                }
-            }
-            var srcElements = ElementList()
-            var jumps: [Int: ElementData] = [:]
-            for iv in flat where hasChain.contains(iv.zone) {
-                let jump = jumps[iv.zone] ?? .verdict(.jump("z_\(policy.zones[iv.zone].name)"))
-                jumps[iv.zone] = jump
-                srcElements.append(SetElement(key: [f.range(iv.lo, iv.hi)], data: jump))
-            }
+            })
+            let hasChain = buildZoneAndEdgeSets(f, flat: flat, chainRules: &chainRules, zoneSets: &zoneSets, edgeSets: &edgeSets)
             srcMaps.append(reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
-                                            flags: .interval, elements: srcElements)))
-            let union = IntervalFlattener.union(flat)
+                                            flags: .interval, elements: sourceMap(f, flat: flat, hasChain: hasChain))))
             zonedSets.append(reusing(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval,
-                                              elements: ElementList(union.lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))))
-            for site in EdgeSite.allCases {
-                let kinds = edges[site] ?? KindSets()
-                for kind in LookupKind.allCases {
-                    edgeSets.append(reusing(lookupSet("\(site.rawValue)\(kind.suffix)_\(f.tag)", kind: kind, f, elements: kinds.elements(kind, f))))
-                }
-            }
+                                              elements: ElementList(IntervalFlattener.union(flat).lazy.map {
+                                                  SetElement(key: [f.range($0.lowerBound, $0.upperBound)])
+                                              }))))
         }
         for (zone, rules) in chainRules.sorted(by: { $0.key < $1.key }) {
             // v4 and v6 rules of one zone were appended family by family; keep that order.
@@ -271,6 +216,76 @@ struct TableBuilder {
             if let old = previousRules[chains[i].name], old == chains[i].rules { chains[i].rules = old }
         }
         return Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
+    }
+
+    /// The source map's elements: each flattened interval of a zone with a chain → `jump z_ZONE`.
+    func sourceMap(_ f: FamilyInfo, flat: [LabeledInterval], hasChain: Set<Int>) -> ElementList {
+        var elements = ElementList()
+        var jumps: [Int: ElementData] = [:]
+        for iv in flat where hasChain.contains(iv.zone) {
+            let jump = jumps[iv.zone] ?? .verdict(.jump("z_\(policy.zones[iv.zone].name)"))
+            jumps[iv.zone] = jump
+            elements.append(SetElement(key: [f.range(iv.lo, iv.hi)], data: jump))
+        }
+        return elements
+    }
+
+    /// The zones' chains' rules and sets, and the world and host sets, of one family. Returns
+    /// the zones that got a chain.
+    func buildZoneAndEdgeSets(_ f: FamilyInfo, flat: [LabeledInterval], chainRules: inout [Int: [Rule]],
+                              zoneSets: inout [NamedSet], edgeSets: inout [NamedSet]) -> Set<Int> {
+        var intervalsOf: [Int: [ClosedRange<UInt128>]] = [:]
+        for iv in flat { intervalsOf[iv.zone, default: []].append(iv.lo...iv.hi) }
+
+        // Zone-to-zone rules grouped by source zone, so that each zone's sets are built,
+        // stored compactly and their scratch space freed before the next zone's.
+        var outgoing: [Int: [(to: Int, ports: [PortSpec])]] = [:]
+        var edges: [EdgeSite: KindSets] = [:]
+        for rule in policy.rules {
+            for from in rule.from {
+                for to in rule.to {
+                    switch (from, to) {
+                    case (.zone(let a), .zone(let b)):
+                        outgoing[zoneIndex[a]!, default: []].append((zoneIndex[b]!, rule.ports))
+                    case (.zone(let a), .world), (.zone(let a), .host):
+                        let site: EdgeSite = to == .world ? .toWorld : .toHost
+                        let src = intervalsOf[zoneIndex[a]!] ?? []
+                        for spec in rule.ports { edges[site, default: KindSets()].add(spec, intervals: src) }
+                    case (.world, .zone(let b)), (.host, .zone(let b)):
+                        let site: EdgeSite = from == .world ? .fromWorld : .fromHost
+                        let dst = intervalsOf[zoneIndex[b]!] ?? []
+                        for spec in rule.ports { edges[site, default: KindSets()].add(spec, intervals: dst) }
+                    default:
+                        break  // world/host ↔ world/host is not governed
+                    }
+                }
+            }
+        }
+
+        // Per-source zone chains and sets.
+        var hasChain = Set<Int>()
+        for (zone, targets) in outgoing.sorted(by: { $0.key < $1.key }) {
+            var kinds = KindSets()
+            for (b, ports) in targets {
+                let dst = intervalsOf[b] ?? []
+                for spec in ports { kinds.add(spec, intervals: dst) }
+            }
+            guard !kinds.isEmpty else { continue }
+            hasChain.insert(zone)
+            let name = policy.zones[zone].name
+            for kind in LookupKind.allCases where !kinds.isEmpty(kind) {
+                let setName = "z_\(name)\(kind.suffix)_\(f.tag)"
+                zoneSets.append(reusing(lookupSet(setName, kind: kind, f, elements: kinds.elements(kind, f))))
+                chainRules[zone, default: []].append(lookupRule(kind, f, set: setName, keyedBySource: false))
+            }
+        }
+        for site in EdgeSite.allCases {
+            let kinds = edges[site] ?? KindSets()
+            for kind in LookupKind.allCases {
+                edgeSets.append(reusing(lookupSet("\(site.rawValue)\(kind.suffix)_\(f.tag)", kind: kind, f, elements: kinds.elements(kind, f))))
+            }
+        }
+        return hasChain
     }
 
     /// `set`, its elements replaced by the previous table's identical list when there is one,

@@ -12,10 +12,11 @@ public enum AddressFamily: String, Hashable, Sendable, Comparable, CaseIterable 
 
 /// An address or CIDR prefix, IPv4 or IPv6. An address is a prefix of full length.
 public struct IPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var family: AddressFamily
+    // Stored widest first: 32 bytes a prefix instead of 48 (a policy can list 100,000s).
     /// The network address; IPv4 lives in the low 32 bits.
     public var address: UInt128
     public var length: Int
+    public var family: AddressFamily
 
     public init(family: AddressFamily, address: UInt128, length: Int) {
         self.family = family

@@ -271,6 +271,7 @@ struct FileParser {
                 case "members":
                     if DocumentReader.isNull(v) { continue }
                     guard let items = reader.sequence(v, what: "members of zone '\(name)'") else { continue }
+                    zone.members.reserveCapacity(zone.members.count + items.count)  // no growth slack: 100,000s of members
                     for item in items {
                         guard let text = reader.string(item, what: "a member of zone '\(name)'") else { continue }
                         if let p = parsePrefix(text, item) { zone.members.append(Located(p, at: reader.location(item))) }
