@@ -11,6 +11,8 @@ struct Commit: Hashable {
     /// The port id of the netlink socket that sent the batch (the message's `nlmsg_pid`).
     var portID: UInt32
     var touchedTable: Bool
+    /// When the commit changed nothing in the table but set elements: the sets concerned.
+    var onlyElementsOf: Set<String>? = nil
 }
 
 /// Turns the messages of the `NFNLGRP_NFTABLES` multicast group into `Commit`s.
@@ -25,6 +27,9 @@ struct ChangeNotificationDecoder {
     let table: String
     /// Whether a message of the batch under way concerned the table.
     private var touched = false
+    /// Whether every such message was an element's, and the sets they named.
+    private var onlyElements = true
+    private var elementSets = Set<String>()
 
     init(family: Family, table: String) {
         self.family = family
@@ -37,23 +42,37 @@ struct ChangeNotificationDecoder {
         let type = m.type & 0xff
         if type == NFT_MSG_NEWGEN.u16 {
             let a = m.attributes
-            defer { touched = false }
+            defer {
+                touched = false
+                onlyElements = true
+                elementSets = []
+            }
             return Commit(generation: a[NFTA_GEN_ID.u16]?.u32 ?? 0,
                           threadID: a[NFTA_GEN_PROC_PID.u16]?.u32 ?? 0,
                           processName: a[NFTA_GEN_PROC_NAME.u16]?.string,
                           portID: m.portID,
-                          touchedTable: touched)
+                          touchedTable: touched,
+                          onlyElementsOf: touched && onlyElements ? elementSets : nil)
         }
-        guard !touched, let attribute = Self.tableAttribute(of: type),
-              m.payload.first == family.rawValue,
-              m.attributes[attribute]?.string == table else { return nil }
+        // Once something other than an element changed, the rest of the batch tells nothing more.
+        guard !(touched && !onlyElements), let attribute = Self.tableAttribute(of: type) else { return nil }
+        let a = m.attributes
+        guard m.payload.first == family.rawValue, a[attribute]?.string == table else { return nil }
         touched = true
+        if type == NFT_MSG_NEWSETELEM.u16 || type == NFT_MSG_DELSETELEM.u16, let set = a[NFTA_SET_ELEM_LIST_SET.u16]?.string {
+            elementSets.insert(set)
+        } else {
+            onlyElements = false
+        }
         return nil
     }
 
-    /// Notifications were lost: the batch under way may have touched the table, so its
-    /// event says it did rather than risk hiding a change.
-    mutating func lost() { touched = true }
+    /// Notifications were lost: the batch under way may have touched the table in any way, so
+    /// its event says so rather than risk hiding a change.
+    mutating func lost() {
+        touched = true
+        onlyElements = false
+    }
 
     /// The attribute naming the table in an object notification; nil for other messages.
     static func tableAttribute(of type: UInt16) -> UInt16? {

@@ -82,7 +82,8 @@ final class NetlinkEventReader: @unchecked Sendable {
                     for m in NetlinkMessage.split(datagram[...]) {
                         guard let c = decoder.consume(m) else { continue }
                         continuation.yield(.changed(generation: c.generation, pid: committer.pid(of: c),
-                                                    processName: c.processName, touchedTable: c.touchedTable))
+                                                    processName: c.processName, touchedTable: c.touchedTable,
+                                                    onlyElementsOf: c.onlyElementsOf))
                     }
                 }
             } catch where error.errno == ENOBUFS {

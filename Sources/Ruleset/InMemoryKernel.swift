@@ -29,6 +29,7 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
         var failNextApply: [Failure] = []
         var failNextDump: [Failure] = []
         var applied: [Transaction] = []
+        var dumps = 0
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriber: UInt64 = 0
     }
@@ -58,6 +59,8 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
     public var table: Table? { state.withLock { $0.table } }
     /// The current generation; never fails.
     public func generation() -> UInt32 { state.withLock { $0.generation } }
+    /// How many times the table was dumped (`dump`, `dumpSkeleton`).
+    public var dumpCount: Int { state.withLock { $0.dumps } }
     /// Every transaction that was committed, in order.
     public var appliedTransactions: [Transaction] { state.withLock { $0.applied } }
 
@@ -67,10 +70,13 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
 
     /// Simulates someone else changing the table (bumps the generation and announces it
     /// with `pid`, e.g. 0 for the kernel itself).
-    public func tamper(pid: UInt32 = InMemoryKernel.foreignPID, processName: String? = "nft", _ body: (inout Table?) -> Void) {
+    /// With `onlyElementsOf`, the event says the commit changed only elements of those sets,
+    /// as the real kernel's notifications show for `nft add/delete element`.
+    public func tamper(pid: UInt32 = InMemoryKernel.foreignPID, processName: String? = "nft",
+                       onlyElementsOf: Set<String>? = nil, _ body: (inout Table?) -> Void) {
         state.withLock {
             body(&$0.table)
-            Self.commit(&$0, pid: pid, processName: processName) { _ in true }
+            Self.commit(&$0, pid: pid, processName: processName, onlyElementsOf: onlyElementsOf) { _ in true }
         }
     }
 
@@ -107,15 +113,19 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
 
     /// Bumps the generation and announces the commit; `touches` says whether it concerned
     /// a subscriber's table.
-    private static func commit(_ s: inout State, pid: UInt32, processName: String?, touches: (Subscriber) -> Bool) {
+    private static func commit(_ s: inout State, pid: UInt32, processName: String?, onlyElementsOf: Set<String>? = nil,
+                               touches: (Subscriber) -> Bool) {
         s.generation &+= 1
         for sub in s.subscribers.values {
-            sub.continuation.yield(.changed(generation: s.generation, pid: pid, processName: processName, touchedTable: touches(sub)))
+            let touched = touches(sub)
+            sub.continuation.yield(.changed(generation: s.generation, pid: pid, processName: processName, touchedTable: touched,
+                                            onlyElementsOf: touched ? onlyElementsOf : nil))
         }
     }
 
     public func dump(family: Family, table name: String) throws -> KernelSnapshot {
         try state.withLock {
+            $0.dumps += 1
             if !$0.failNextDump.isEmpty { throw $0.failNextDump.removeFirst() }
             let t = $0.table.flatMap { $0.family == family && $0.name == name ? $0 : nil }
             return KernelSnapshot(table: t, generation: $0.generation)

@@ -56,7 +56,11 @@ public enum KernelEvent: Sendable, Hashable {
     /// One transaction was committed (the kernel's `NFT_MSG_NEWGEN` ends each batch's
     /// notifications): the new generation, the process that committed it (pid 0 for the
     /// kernel itself) and whether any of the batch's objects belong to the watched table.
-    case changed(generation: UInt32, pid: UInt32, processName: String?, touchedTable: Bool)
+    ///
+    /// `onlyElementsOf`, when the commit touched the table, names the sets whose elements it
+    /// added or deleted if that is all it did; nil when it did anything else to the table (a
+    /// chain, rule or set, the table itself) or when that is not known.
+    case changed(generation: UInt32, pid: UInt32, processName: String?, touchedTable: Bool, onlyElementsOf: Set<String>? = nil)
     /// Notifications were lost (`ENOBUFS`, or the consumer fell behind): the ruleset may have
     /// changed in any way since the previous event, so the caller must read it again.
     case overflow

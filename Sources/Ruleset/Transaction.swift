@@ -101,6 +101,22 @@ public struct Transaction: Hashable, Sendable {
 }
 
 extension Transaction {
+    /// The element additions and deletions that bring each set of `actual` to the set of
+    /// `desired` at the same position (the same set, read from a kernel): deletions first.
+    public static func elementChanges(from actual: [NamedSet], to desired: [NamedSet], family: Family, table: String) -> Transaction {
+        precondition(actual.count == desired.count, "one actual set per desired set")
+        var tx = Transaction(family: family, table: table)
+        var adds: [Change] = []
+        for (have, want) in zip(actual, desired) {
+            let (removed, added) = elementDiff(have.elements, want.elements)
+            if !removed.isEmpty { tx.changes.append(.deleteElements(set: want.name, removed)) }
+            if !added.isEmpty { adds.append(.addElements(set: want.name, added)) }
+            if !removed.isEmpty || !added.isEmpty { tx.setDeclarations[want.name] = want.declaration }
+        }
+        tx.changes += adds
+        return tx
+    }
+
     /// Elements only in `old` and only in `new`, by one merge of the two sorted lists on their
     /// bytes: one changed member in a 100,000-element set costs one linear scan and no
     /// allocation per element.

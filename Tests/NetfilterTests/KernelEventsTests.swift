@@ -78,12 +78,12 @@ let ourPID = UInt32(getpid())
 
 /// The fields of a `.changed`, or a recorded issue.
 func changed(_ e: KernelEvent?, _ what: String, sourceLocation: SourceLocation = #_sourceLocation)
-    -> (generation: UInt32, pid: UInt32, processName: String?, touchedTable: Bool)? {
-    guard case .changed(let g, let pid, let name, let touched)? = e else {
+    -> (generation: UInt32, pid: UInt32, processName: String?, touchedTable: Bool, onlyElementsOf: Set<String>?)? {
+    guard case .changed(let g, let pid, let name, let touched, let elements)? = e else {
         Issue.record("\(what): expected .changed, got \(e.map { "\($0)" } ?? "nothing within 2 s")", sourceLocation: sourceLocation)
         return nil
     }
-    return (g, pid, name, touched)
+    return (g, pid, name, touched, elements)
 }
 
 /// Change notifications from real nftables, each test in a namespace of its own.
@@ -125,15 +125,29 @@ struct KernelEventsTests {
             try nft(ns, ["add", "table", "ip", "zonewall"])
             #expect(changed(await recorder.next(), "nft add table ip zonewall")?.touchedTable == false)
 
-            // (c) Changes to our table, however small.
+            // (c) Changes to our table, however small; element-only ones name their sets.
             try nft(ns, ["delete", "element", "inet", "zonewall", "members_v4", "{ 192.0.2.5 }"])
-            #expect(changed(await recorder.next(), "nft delete element")?.touchedTable == true)
+            let deleted = changed(await recorder.next(), "nft delete element")
+            #expect(deleted?.touchedTable == true)
+            #expect(deleted?.onlyElementsOf == ["members_v4"])
             try nft(ns, ["add", "element", "inet", "zonewall", "members_v4", "{ 192.0.2.5 }"])
-            #expect(changed(await recorder.next(), "nft add element")?.touchedTable == true)
+            #expect(changed(await recorder.next(), "nft add element")?.onlyElementsOf == ["members_v4"])
+            try nft(ns, ["-f", "-"], input: """
+                add element inet zonewall members_v4 { 192.0.2.77 }
+                delete element inet zonewall src_v4 { 192.0.2.0/28 }
+                """)
+            #expect(changed(await recorder.next(), "elements of two sets")?.onlyElementsOf == ["members_v4", "src_v4"])
             try nft(ns, ["add", "rule", "inet", "zonewall", "output", "accept"])
-            #expect(changed(await recorder.next(), "nft add rule")?.touchedTable == true)
-            try nft(ns, ["flush", "chain", "inet", "zonewall", "output"])
-            #expect(changed(await recorder.next(), "nft flush chain")?.touchedTable == true)
+            let rule = changed(await recorder.next(), "nft add rule")
+            #expect(rule?.touchedTable == true)
+            #expect(rule != nil && rule?.onlyElementsOf == nil)
+            try nft(ns, ["-f", "-"], input: """
+                add element inet zonewall members_v4 { 192.0.2.78 }
+                flush chain inet zonewall output
+                """)
+            let mixed = changed(await recorder.next(), "an element and a chain flush")
+            #expect(mixed?.touchedTable == true)
+            #expect(mixed != nil && mixed?.onlyElementsOf == nil)
             try nft(ns, ["delete", "table", "inet", "zonewall"])
             #expect(changed(await recorder.next(), "nft delete table inet zonewall")?.touchedTable == true)
 
@@ -329,6 +343,37 @@ struct ChangeNotificationDecoderTests {
         #expect(d.consume(newgen(9, pid: 1, name: "x")) == commit(9, pid: 1, name: "x", touched: false))
         d.lost()
         #expect(d.consume(newgen(10, pid: 1, name: "x")) == commit(10, pid: 1, name: "x", touched: true))
+    }
+
+    @Test func elementOnlyBatchesNameTheirSets() {
+        var d = ChangeNotificationDecoder(family: .inet, table: "zonewall")
+        func element(_ type: nf_tables_msg_types, _ set: String, table: String = "zonewall") -> NetlinkMessage {
+            message(type) {
+                $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: table)
+                $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set)
+            }
+        }
+        let rule = message(NFT_MSG_DELRULE) { $0.put(NFTA_RULE_TABLE.u16, string: "zonewall") }
+
+        for m in [element(NFT_MSG_DELSETELEM, "a"), element(NFT_MSG_NEWSETELEM, "b"), element(NFT_MSG_DELSETELEM, "a"),
+                  element(NFT_MSG_NEWSETELEM, "c", table: "other")] {
+            #expect(d.consume(m) == nil)
+        }
+        #expect(d.consume(newgen(5, pid: 3, name: "nft"))?.onlyElementsOf == ["a", "b"])
+        // Anything else in the batch, before or after the elements, and the batch is not element-only.
+        for batch in [[element(NFT_MSG_NEWSETELEM, "a"), rule], [rule, element(NFT_MSG_NEWSETELEM, "a")]] {
+            for m in batch { _ = d.consume(m) }
+            let c = d.consume(newgen(6, pid: 3, name: "nft"))
+            #expect(c?.touchedTable == true)
+            #expect(c != nil && c?.onlyElementsOf == nil)
+        }
+        // Untouched: nothing to name. Lost messages: anything may have happened.
+        #expect(d.consume(newgen(7, pid: 3, name: "nft"))?.onlyElementsOf == nil)
+        _ = d.consume(element(NFT_MSG_NEWSETELEM, "a"))
+        d.lost()
+        let lost = d.consume(newgen(8, pid: 3, name: "nft"))
+        #expect(lost?.touchedTable == true)
+        #expect(lost != nil && lost?.onlyElementsOf == nil)
     }
 
     @Test func everyObjectKindNamesItsTable() {

@@ -213,6 +213,73 @@ struct ReconcilerTests {
         #expect(await r.state.driftRepairs == 2)
     }
 
+    /// A foreign commit that only changed elements is repaired by reading just those sets: no
+    /// dump of the table (a dump failure injected here would otherwise surface).
+    @Test func elementOnlyDriftReadsOnlyTheSetsConcerned() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        try await r.start()
+        let desired = try dir.compiled()
+        let victim = try #require(desired.sets.first { $0.elements.count > 0 }?.name)
+        let stranger = SetElement(key: [ValueRange(Value(0xCB00_71FE, width: 4))])
+
+        // An element deleted from one set and a foreign one added to zoned_v4.
+        kernel.tamper(onlyElementsOf: [victim, "zoned_v4"]) { t in
+            let i = t!.sets.firstIndex { $0.name == victim }!
+            t!.sets[i].elements = ElementList(t!.sets[i].elements.dropFirst())
+            let z = t!.sets.firstIndex { $0.name == "zoned_v4" }!
+            t!.sets[z].elements = ElementList(Array(t!.sets[z].elements) + [stranger])
+        }
+        kernel.failNextDump(failure(EPERM, "dumping"))
+        let event = KernelEvent.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: true,
+                                        onlyElementsOf: [victim, "zoned_v4"])
+        let repaired = try #require(await r.handle(event))
+        #expect(repaired.changes == 2)
+        #expect(kernel.table?.isEquivalent(to: desired) == true)
+        #expect(await r.state.driftRepairs == 1)
+        #expect(await r.state.inSync)
+        let tx = try #require(kernel.appliedTransactions.last)
+        #expect(tx.elementChanges == 2 && !tx.replacesTable)
+
+        // Our repair is reported back to us: not drift. An edit afterwards diffs against memory as usual.
+        #expect(await r.handle(.changed(generation: kernel.generation(), pid: UInt32(getpid()), processName: "zonewall",
+                                        touchedTable: true, onlyElementsOf: [victim])) == nil)
+        try dir.write("p.yaml", basePolicy.replacingOccurrences(of: "192.0.2.16/28", with: "192.0.2.32/28"))
+        #expect(await r.reload("edit")?.replacedTable == false)
+        #expect(try kernel.table?.isEquivalent(to: dir.compiled()) == true)
+        _ = try? kernel.dump(family: .inet, table: "zonewall")  // the injected failure, unused so far
+    }
+
+    /// When the targeted repair cannot be trusted, a full resync repairs instead: a set zonewall
+    /// does not have, a commit we did not hear in between, or one landing before the repair.
+    @Test func elementOnlyDriftFallsBackToAFullResync() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let desired = try dir.compiled()
+        let victim = try #require(desired.sets.first { $0.elements.count > 0 }?.name)
+        func damage(_ kernel: InMemoryKernel, reporting sets: Set<String>) {
+            kernel.tamper(onlyElementsOf: sets) { t in
+                let i = t!.sets.firstIndex { $0.name == victim }!
+                t!.sets[i].elements = ElementList()
+            }
+        }
+        for scenario in ["unknown set", "missed commit", "later commit"] {
+            let kernel = InMemoryKernel()
+            let r = make(kernel, dir)
+            try await r.start()
+            let dumps = kernel.dumpCount
+            if scenario == "missed commit" { kernel.commitElsewhere() }
+            damage(kernel, reporting: scenario == "unknown set" ? [victim, "not_ours"] : [victim])
+            let generation = kernel.generation()
+            if scenario == "later commit" { kernel.commitElsewhere() }
+            let outcome = await r.handle(.changed(generation: generation, pid: 4242, processName: "nft", touchedTable: true,
+                                                  onlyElementsOf: scenario == "unknown set" ? [victim, "not_ours"] : [victim]))
+            #expect(outcome != nil, "\(scenario)")
+            #expect(kernel.table?.isEquivalent(to: desired) == true, "\(scenario)")
+            #expect(kernel.dumpCount > dumps, "\(scenario): repaired by a full resync")
+        }
+    }
+
     @Test func lostEventsTriggerAFullResync() async throws {
         let dir = try PolicyDir(["p.yaml": basePolicy])
         let kernel = InMemoryKernel()

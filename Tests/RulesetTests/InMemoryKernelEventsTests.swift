@@ -43,7 +43,7 @@ struct InMemoryKernelEventsTests {
         let kernel = InMemoryKernel()
         let events = kernel.events()
         try kernel.apply(Transaction.replace(with: table([1])), expectingGeneration: nil)
-        guard case .changed(_, let pid, _, _)? = try await drain(events).first else {
+        guard case .changed(_, let pid, _, _, _)? = try await drain(events).first else {
             Issue.record("no event")
             return
         }
@@ -108,7 +108,7 @@ struct InMemoryKernelEventsTests {
 
 extension KernelEvent {
     var touchedTable: Bool? {
-        if case .changed(_, _, _, let t) = self { return t }
+        if case .changed(_, _, _, let t, _) = self { return t }
         return nil
     }
 }
