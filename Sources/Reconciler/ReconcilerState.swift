@@ -82,8 +82,11 @@ public enum Digest {
     /// half a million elements is never rendered as text for it.
     public static func of(_ table: Table) -> String {
         var h = FNV1a64()
-        let skeleton = NftText.render(table.normalizedSkeleton)
-        h.add(length: skeleton.utf8.count); h.add(skeleton.utf8)
+        // The skeleton's text piece by piece, each set and chain with its length.
+        NftText.forEachPiece(of: table.normalizedSkeleton) { piece in
+            h.add(length: piece.utf8.count); h.add(piece.utf8)
+        }
+        var verdicts: [Verdict: String] = [:]  // 100,000s of map elements share a few verdicts
         for set in table.sets.sorted(by: { $0.name < $1.name }) {
             // Every variable-length part is preceded by its length, so bytes cannot move from
             // one part to the next without changing the digest.
@@ -97,7 +100,8 @@ public enum Digest {
                 for d in data {
                     switch d {
                     case .verdict(let v):
-                        let text = NftText.render(v)
+                        let text = verdicts[v] ?? NftText.render(v)
+                        verdicts[v] = text
                         h.add(length: text.utf8.count); h.add(text.utf8)
                     case .value(let v):
                         h.add(length: v.width); h.add(v.bytes)

@@ -14,15 +14,22 @@ public enum NftText {
 
     /// The table as an nft block.
     public static func render(_ table: Table) -> String {
-        var out = "table \(table.family) \(table.name) {\n"
+        var out = ""
+        forEachPiece(of: table) { out += $0 }
+        return out
+    }
+
+    /// The pieces `render(table)` joins, in order (the opening line, each set and chain, the
+    /// closing brace): for hashing a large table's text without holding it whole.
+    public static func forEachPiece(of table: Table, _ body: (String) -> Void) {
+        body("table \(table.family) \(table.name) {\n")
         for item in table.declarationOrder {
             switch item {
-            case .set(let s): out += render(s)
-            case .chain(let c): out += render(c)
+            case .set(let s): body(render(s))
+            case .chain(let c): body(render(c))
             }
         }
-        out += "}\n"
-        return out
+        body("}\n")
     }
 
     static func render(_ set: NamedSet) -> String {
