@@ -89,8 +89,8 @@ struct ApplyCommand: ParsableCommand {
         }
         let tx = applied ?? Transaction(family: desired.family, table: desired.name)
         let what: String
-        if build != nil {
-            what = "created \(place) in \(build!.stages) transactions (verified by a full read-back: the rule set moved meanwhile)"
+        if let build {
+            what = "created \(place) in \(build.stages) transaction(s) (verified by a full read-back: the rule set moved meanwhile)"
         } else if tx.isEmpty {
             what = "already in sync, 0 changes"
         } else if tx.replacesTable {
