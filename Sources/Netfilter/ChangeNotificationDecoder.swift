@@ -84,10 +84,10 @@ struct ChangeNotificationDecoder {
         case NFT_MSG_NEWSETELEM.u16, NFT_MSG_DELSETELEM.u16: NFTA_SET_ELEM_LIST_TABLE.u16
         case NFT_MSG_NEWOBJ.u16, NFT_MSG_DELOBJ.u16: NFTA_OBJ_TABLE.u16
         case NFT_MSG_NEWFLOWTABLE.u16, NFT_MSG_DELFLOWTABLE.u16: NFTA_FLOWTABLE_TABLE.u16
-        // NFT_MSG_DESTROY* (Linux 6.3, newer than these headers). The kernel announces
-        // destroys as deletes today; these cover it if that ever changes. Each names its
-        // table in attribute 1, like the matching delete.
-        case 27...33: 1
+        // NFT_MSG_DESTROYTABLE (26) … NFT_MSG_DESTROYFLOWTABLE (32), Linux 6.3, newer than
+        // these headers. The kernel announces destroys as deletes today; these cover it if that
+        // ever changes. Each names its table in attribute 1, like the matching delete.
+        case 26...32: 1
         default: nil
         }
     }

@@ -459,18 +459,34 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
             var attempt = 0
             while true {
                 var collector = ElementCollector(shape: shape)
-                do {
+                var keyless = 0
+                do throws(NetfilterError) {
                     var msgs = try request(c, NFT_MSG_GETSETELEM, family: family, dump: true) {
                         $0.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: name)
                         $0.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
                     }
-                    if let generation { msgs = try consistent(msgs, generation: generation) }
-                    for m in msgs { decoder.kernelElements(m, shape: shape) { collector.add($0) } }
+                    if let generation {
+                        msgs = try consistent(msgs, generation: generation)
+                    } else if let first = msgs.first, msgs.contains(where: { $0.resourceID != first.resourceID }) {
+                        // The kernel does not flag a set dump that a commit cut in two
+                        // (NLM_F_DUMP_INTR); each part names the generation it was built at.
+                        throw NetfilterError(operation: "dumping", errno: EINTR)
+                    }
+                    for m in msgs { keyless += decoder.kernelElements(m, shape: shape) { collector.add($0) } }
                 } catch where error.errno == EINTR && generation == nil && attempt < 16 {
-                    attempt += 1  // a commit elsewhere in the table cut the dump short: read the set again
+                    attempt += 1  // a commit happened while the set was read: read it again
                     continue
                 } catch where generation == nil || (error.errno != EINTR && error.errno != ENOENT) {
                     throw failure(dumping: "elements of set \(set.name)", family: family, table: name, error)
+                }
+                if keyless > 0 {
+                    // A catch-all element (nft's `*`), which zonewall never writes.
+                    guard generation != nil else {
+                        throw NetfilterError(operation: "reading elements of set \(set.name) of table \(family) \(name)", errno: EPROTO,
+                                             detail: "it holds \(keyless) element(s) without a key (a catch-all), which zonewall does not write")
+                    }
+                    // In a full dump the set is then not zonewall's: it differs from every desired set.
+                    return NamedSet(name: set.name, keyType: [.unknownWidth], dataType: set.dataType, flags: set.flags)
                 }
                 var s = set
                 s.elements = collector.finish()

@@ -63,8 +63,14 @@ struct TableDecoder {
     }
 
     /// Calls `body` with each kernel element of one `NFT_MSG_NEWSETELEM` dump message.
-    func kernelElements(_ m: NetlinkMessage, shape: SetShape, _ body: (KernelElement) -> Void) {
-        guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return }
+    ///
+    /// Returns how many elements had no key: a catch-all (`NFT_SET_ELEM_CATCHALL`, nft's `*`),
+    /// which zonewall never writes, or something it cannot read. They are not passed to `body`;
+    /// the caller must treat the set as not zonewall's.
+    @discardableResult
+    func kernelElements(_ m: NetlinkMessage, shape: SetShape, _ body: (KernelElement) -> Void) -> Int {
+        var keyless = 0
+        guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return 0 }
         for elem in list {
             let a = elem.nested
             var k = KernelElement(key: [])
@@ -88,8 +94,9 @@ struct TableDecoder {
                 default: break
                 }
             }
-            if !k.key.isEmpty { body(k) }
+            if k.key.isEmpty { keyless += 1 } else { body(k) }
         }
+        return keyless
     }
 
     private func values(_ attr: NetlinkAttribute, _ shape: SetShape) -> [Value] {

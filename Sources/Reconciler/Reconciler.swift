@@ -280,11 +280,18 @@ public actor Reconciler {
         let planned = clock.now
         var bytes: Int? = nil
         let measuring = kernel as? any BatchMeasuring
-        let final = try kernel.build(stages, from: generation) { _, _ in
+        let result = try kernel.build(stages, from: generation) { _, _ in
             if let measuring { bytes = (bytes ?? 0) + measuring.lastBatchBytes }
         }
         let built = clock.now
-        committed = (desired, final)
+        if result.sawForeignCommits {
+            // Others committed during the build, and may have changed elements of the table in
+            // the making: read it all and repair, as after drift.
+            committed = nil
+            logger.warning("others committed while the table was being created; reading it back")
+            return try converge(trigger) ?? ReconcileOutcome(changes: 0, replacedTable: true, duration: clock.now - started)
+        }
+        committed = (desired, result.generation)
         var outcome = ReconcileOutcome(changes: stages.reduce(0) { $0 + $1.transaction.changeCount }, replacedTable: true,
                                        duration: clock.now - started, bytes: bytes)
         outcome.diffDuration = planned - started

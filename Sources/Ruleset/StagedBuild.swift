@@ -72,14 +72,45 @@ extension Transaction {
     }
 }
 
-/// A staged build stopped because someone else committed between two of its stages: like
+/// A staged build stopped because someone else changed the table it was building: like
 /// `ERESTART`, the caller reads the ruleset again and starts over.
 public struct BuildInterrupted: KernelFailure {
     public var errno: Int32 { 85 }  // ERESTART
-    public var expected: UInt32
-    public var found: UInt32
     public var description: String {
-        "building the table in stages: the ruleset generation is \(found), not \(expected): someone else committed in between"
+        "building the table in stages: someone else changed it in between"
+    }
+}
+
+/// What `KernelRuleset.build` did.
+public struct BuildResult: Sendable, Hashable {
+    /// The generation after the last stage.
+    public var generation: UInt32
+    /// Whether others committed during the build. The build went on because the table's
+    /// skeleton was still exactly what the stages so far had made, but a commit may have
+    /// changed elements in it: whatever was read back before it must be read again.
+    public var sawForeignCommits: Bool
+}
+
+extension Transaction {
+    /// The skeleton (declarations, chains and rules, no elements) that `stages` leave when
+    /// committed one after the other from nothing.
+    static func skeleton(after stages: some Sequence<Stage>, family: Family, table: String) -> Table {
+        var t = Table(family: family, name: table)
+        var chainIndex: [String: Int] = [:]
+        for stage in stages {
+            for change in stage.transaction.changes {
+                switch change {
+                case .addSet(let s): t.sets.append(s.declaration)
+                case .addChain(let c):
+                    chainIndex[c.name] = t.chains.count
+                    t.chains.append(c)
+                case .addRule(let chain, let rule):
+                    if let i = chainIndex[chain] { t.chains[i].rules.append(rule) }
+                case .addTable, .deleteTable, .addElements, .deleteElements: break
+                }
+            }
+        }
+        return t
     }
 }
 
@@ -88,36 +119,78 @@ extension KernelRuleset {
     /// no table existed at `generation`.
     ///
     /// Each stage is pinned to the generation the previous commit left, and that generation is
-    /// read back after each commit, so any other commit in between stops the build
-    /// (`BuildInterrupted` or the kernel's `ERESTART`, both generation mismatches). On any
-    /// failure the stages already committed are removed, so the kernel holds no table, as
-    /// before, and the error is rethrown. `afterStage` runs after each commit with the stage's
-    /// index and the new generation (an error it throws stops the build the same way).
+    /// read back after each commit. When someone else commits in between (on a busy host,
+    /// often in another table), the build reads the table's skeleton: if it is still exactly
+    /// what the stages so far made, the build goes on from the new generation and says so
+    /// (`BuildResult.sawForeignCommits`); otherwise it stops with `BuildInterrupted`.
     ///
-    /// - Returns: the generation after the last stage.
+    /// On any failure the stages already committed are removed, so the kernel holds no table,
+    /// as before, and the error is rethrown. The removal is pinned too: a table that someone
+    /// else completed meanwhile is left alone. `afterStage` runs after each commit with the
+    /// stage's index and the new generation (an error it throws stops the build the same way).
     @discardableResult
     public func build(_ stages: [Stage], from generation: UInt32,
-                      afterStage: (Int, UInt32) throws -> Void = { _, _ in }) throws -> UInt32 {
+                      afterStage: (Int, UInt32) throws -> Void = { _, _ in }) throws -> BuildResult {
+        guard let first = stages.first?.transaction else { return BuildResult(generation: generation, sawForeignCommits: false) }
+        let (family, table) = (first.family, first.table)
         var current = generation
-        var committed = false
+        var committed = 0
+        var foreign = 0
+        let maxForeign = 100  // commits by others to sit out before giving up
+
+        /// The generation at which the table is still what the first `committed` stages made.
+        func resume() throws -> UInt32 {
+            foreign += 1
+            guard foreign <= maxForeign else { throw BuildInterrupted() }
+            let snapshot = try dumpSkeleton(family: family, table: table)
+            let expected = committed == 0 ? nil : Transaction.skeleton(after: stages.prefix(committed), family: family, table: table)
+            switch (snapshot.table, expected) {
+            case (nil, nil): return snapshot.generation
+            case (let have?, let want?) where have.hasSkeleton(of: want): return snapshot.generation
+            default: throw BuildInterrupted()
+            }
+        }
+
         do {
-            for (k, stage) in stages.enumerated() {
-                try apply(stage.transaction, expectingGeneration: current)
-                committed = true
+            var k = 0
+            while k < stages.count {
+                do {
+                    try apply(stages[k].transaction, expectingGeneration: current)
+                } catch let e as any KernelFailure where e.isGenerationMismatch {
+                    current = try resume()
+                    continue  // the same stage again, pinned to the new generation
+                }
+                committed = k + 1
                 let now = try self.generation()
                 // Each commit moves the generation by one (the kernel skips 0 when it wraps).
-                let expected = current &+ 1 == 0 ? 1 : current &+ 1
-                guard now == expected else { throw BuildInterrupted(expected: expected, found: now) }
-                current = now
+                current = now == (current &+ 1 == 0 ? 1 : current &+ 1) ? now : try resume()
                 try afterStage(k, current)
+                k += 1
             }
-            return current
+            return BuildResult(generation: current, sawForeignCommits: foreign > 0)
         } catch {
-            if committed, let first = stages.first?.transaction {
-                try? apply(Transaction(family: first.family, table: first.table, changes: [.addTable, .deleteTable]),
-                           expectingGeneration: nil)
-            }
+            if committed > 0 { removePartialBuild(of: stages.prefix(committed), at: current, family: family, table: table) }
             throw error
+        }
+    }
+
+    /// Deletes the table the given stages built, pinned to `generation`; when the ruleset moved,
+    /// only if the table is still that partial build (no hooks, nothing else), not a table
+    /// someone else completed meanwhile.
+    private func removePartialBuild(of stages: ArraySlice<Stage>, at generation: UInt32, family: Family, table: String) {
+        let delete = Transaction(family: family, table: table, changes: [.addTable, .deleteTable])
+        var pin = generation
+        for _ in 0..<3 {
+            do {
+                try apply(delete, expectingGeneration: pin)
+                return
+            } catch let e as any KernelFailure where e.isGenerationMismatch {
+                guard let snapshot = try? dumpSkeleton(family: family, table: table), let have = snapshot.table,
+                      have.hasSkeleton(of: Transaction.skeleton(after: stages, family: family, table: table)) else { return }
+                pin = snapshot.generation
+            } catch {
+                return
+            }
         }
     }
 }

@@ -36,6 +36,8 @@ struct ApplyCommand: ParsableCommand {
     private struct Build {
         var stages: Int
         var generation: UInt32
+        /// Others committed during the build: what the verifier read before may be stale.
+        var sawForeignCommits: Bool
         var verifier: StageVerifier
     }
 
@@ -118,8 +120,9 @@ struct ApplyCommand: ParsableCommand {
             try reader.elements(of: sets, family: family, table: name, readers: readers)
         }
         do {
-            let final = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k].completedSets) }
-            return Build(stages: stages.count, generation: final, verifier: verifier)
+            let result = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k].completedSets) }
+            return Build(stages: stages.count, generation: result.generation, sawForeignCommits: result.sawForeignCommits,
+                         verifier: verifier)
         } catch {
             _ = try? verifier.finish()
             throw error
@@ -128,15 +131,16 @@ struct ApplyCommand: ParsableCommand {
 
     /// Whether the staged build is verified: every set read back during the build equals the
     /// compiled one, nobody committed since the last stage, and the table's skeleton (chains,
-    /// rules, set declarations) is the compiled one. False when the generation moved: the
-    /// caller then verifies with a full read-back. Exits 2 when the kernel differs.
+    /// rules, set declarations) is the compiled one. False when the generation moved, or others
+    /// committed during the build: the caller then verifies with a full read-back. Exits 2
+    /// when the kernel differs.
     private func verify(_ build: Build, of desired: Table, on kernel: NetlinkKernel) throws -> Bool {
         let place = kernelOptions.place(KernelSync.tableName)
         let differing = try withKernelErrors("reading back \(place)") { try build.verifier.finish() }
         let after = try withKernelErrors("reading back \(place)") {
             try kernel.dumpSkeleton(family: desired.family, table: desired.name)
         }
-        guard after.generation == build.generation else { return false }
+        guard after.generation == build.generation, !build.sawForeignCommits else { return false }
         let sameSkeleton = after.table?.hasSkeleton(of: desired) ?? false
         if sameSkeleton && differing.isEmpty { return true }
         printError("zonewall: verification failed: \(place) differs from the compiled policy after apply:")

@@ -1,3 +1,4 @@
+import CNetfilter
 @testable import Netfilter
 import Ruleset
 import Testing
@@ -23,6 +24,31 @@ struct SetElementCodecTests {
         #expect(elements[0] == SetElement(key: [V.net("192.0.2.0/28")], data: .verdict(.jump("web"))))
         #expect(elements[1].key == [V.net("192.0.2.32/28")] && elements[1].data != nil)
         #expect(elements[1].data != .verdict(.jump("web")))
+    }
+
+    /// A catch-all element (nft's `*`: a flag, no key) is counted, not passed on as an element,
+    /// so that callers can tell the set is not one zonewall wrote.
+    @Test func keylessElementsAreCounted() {
+        var w = NetlinkWriter(capacity: 256)
+        let m = w.beginMessage(type: UInt16(NFNL_SUBSYS_NFTABLES) << 8 | NFT_MSG_NEWSETELEM.u16, flags: 0, seq: 0, family: Family.inet.rawValue)
+        w.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: "zonewall")
+        w.put(NFTA_SET_ELEM_LIST_SET.u16, string: "members_v4")
+        let list = w.beginNest(NFTA_SET_ELEM_LIST_ELEMENTS.u16)
+        let keyed = w.beginNest(NFTA_LIST_ELEM.u16)
+        w.put(NFTA_SET_ELEM_KEY.u16) { $0.put(NFTA_DATA_VALUE.u16, bytes: [192, 0, 2, 5]) }
+        w.endNest(keyed)
+        let catchAll = w.beginNest(NFTA_LIST_ELEM.u16)
+        w.put(NFTA_SET_ELEM_FLAGS.u16, u32: NFT_SET_ELEM_CATCHALL.u32)
+        w.endNest(catchAll)
+        w.endNest(list)
+        w.endMessage(m)
+        let message = NetlinkMessage.split(w.bytes[...])[0]
+        var seen: [KernelElement] = []
+        let keyless = TableDecoder(family: .inet, strict: false).kernelElements(message, shape: SetShape(keyType: [.ipv4Address], isInterval: false)) {
+            seen.append($0)
+        }
+        #expect(keyless == 1)
+        #expect(seen.map(\.key) == [[V.v4("192.0.2.5")]])
     }
 
     @Test func prefixBecomesStartAndEnd() {

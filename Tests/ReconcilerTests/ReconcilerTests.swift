@@ -96,6 +96,29 @@ struct ReconcilerTests {
         #expect(kernel.appliedTransactions.last?.changes == [.addTable, .deleteTable])
     }
 
+    /// Someone changes elements of the table while it is being created: the build goes on
+    /// (its skeleton is intact), then the reconciler reads the whole table and repairs.
+    @Test func aStagedBuildDisturbedByOthersIsReadBackAndRepaired() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let desired = try dir.compiled()
+        let kernel = InMemoryKernel()
+        let emptied = Flag()
+        let disturbing = AfterApply(kernel, number: 2) {
+            kernel.tamper(onlyElementsOf: ["zoned_v4"]) { t in
+                guard let i = t?.sets.firstIndex(where: { $0.name == "zoned_v4" }), !t!.sets[i].elements.isEmpty else { return }
+                t!.sets[i].elements = ElementList()
+                emptied.value = true
+            }
+        }
+        let r = Reconciler(kernel: disturbing, policyDirectory: dir.path, logger: logger, stageBudget: 4)
+        let dumps = kernel.dumpCount
+        try await r.start()
+        #expect(kernel.table?.isEquivalent(to: desired) == true)
+        #expect(emptied.value, "the disturbance happened during the build")
+        #expect(kernel.dumpCount >= dumps + 2, "the start's dump, and the read-back after the build")
+        #expect(await r.state.inSync)
+    }
+
     @Test func startAdoptsAMatchingTableWithoutChangingIt() async throws {
         let dir = try PolicyDir(["p.yaml": basePolicy])
         let kernel = InMemoryKernel(table: try dir.compiled())
@@ -379,3 +402,31 @@ final class RefuseSecondApply: KernelRuleset, @unchecked Sendable {
     func generation() throws -> UInt32 { base.generation() }
     func events(family: Family, table: String) throws -> KernelEvents { base.events(family: family, table: table) }
 }
+
+/// An `InMemoryKernel` that runs `then` right after its `number`th `apply`.
+final class AfterApply: KernelRuleset, @unchecked Sendable {
+    let base: InMemoryKernel
+    let number: Int
+    let then: () -> Void
+    private var applies = 0
+    init(_ base: InMemoryKernel, number: Int, then: @escaping () -> Void) {
+        self.base = base
+        self.number = number
+        self.then = then
+    }
+    func dump(family: Family, table: String) throws -> KernelSnapshot { try base.dump(family: family, table: table) }
+    func dumpSkeleton(family: Family, table: String) throws -> KernelSnapshot { try base.dumpSkeleton(family: family, table: table) }
+    func elements(of sets: [NamedSet], family: Family, table: String) throws -> [NamedSet] {
+        try base.elements(of: sets, family: family, table: table)
+    }
+    func apply(_ tx: Transaction, expectingGeneration generation: UInt32?) throws {
+        try base.apply(tx, expectingGeneration: generation)
+        applies += 1
+        if applies == number { then() }
+    }
+    func check(_ tx: Transaction) throws { try base.check(tx) }
+    func generation() throws -> UInt32 { base.generation() }
+    func events(family: Family, table: String) throws -> KernelEvents { base.events(family: family, table: table) }
+}
+
+final class Flag: @unchecked Sendable { var value = false }

@@ -95,7 +95,8 @@ struct StagedBuildTests {
         }
         #expect(kernel.table.map { $0.isEquivalent(to: desired) } == true)
         #expect(seen == (1...UInt32(stages.count)).map { start + $0 })
-        #expect(final == kernel.generation())
+        #expect(final.generation == kernel.generation())
+        #expect(!final.sawForeignCommits)
         #expect(kernel.appliedTransactions == stages.map(\.transaction))
     }
 
@@ -117,15 +118,16 @@ struct StagedBuildTests {
         #expect(calls == 2)
         #expect(kernel.table == nil)
 
-        // Someone else commits between two stages: the next stage is refused (ERESTART).
+        // Someone else changes the table in the making (a chain added): the build stops, and the
+        // table, no longer only ours, is left for the caller to replace.
         let raced = InMemoryKernel()
-        let error = #expect(throws: InMemoryKernel.Failure.self) {
+        let error = #expect(throws: BuildInterrupted.self) {
             try raced.build(stages, from: raced.generation()) { k, _ in
-                if k == 0 { raced.commitElsewhere() }
+                if k == 0 { raced.tamper { $0!.chains.append(Chain(name: "theirs")) } }
             }
         }
         #expect(error?.isGenerationMismatch == true)
-        #expect(raced.table == nil)
+        #expect(raced.table?.chain(named: "theirs") != nil)
 
         // A first stage that fails leaves nothing to remove: nothing else is sent.
         let first = InMemoryKernel()
@@ -133,6 +135,44 @@ struct StagedBuildTests {
         #expect(throws: refused) { try first.build(stages, from: first.generation()) }
         #expect(first.appliedTransactions.isEmpty)
         #expect(first.table == nil)
+    }
+
+    /// On a busy host others commit all the time, mostly elsewhere: the build sits them out as
+    /// long as its own table is untouched, and says so.
+    @Test func commitsElsewhereDoNotStopTheBuild() throws {
+        let desired = Self.table(sizes: Self.sizes)
+        let stages = Transaction.stages(creating: desired, budget: 60)
+        let kernel = InMemoryKernel()
+        let result = try kernel.build(stages, from: kernel.generation()) { k, _ in
+            guard k < stages.count - 1 else { return }  // between stages only
+            kernel.commitElsewhere()
+            if k == 1 { kernel.commitElsewhere() }
+        }
+        #expect(result.sawForeignCommits)
+        #expect(result.generation == kernel.generation())
+        #expect(kernel.table?.isEquivalent(to: desired) == true)
+        #expect(kernel.appliedTransactions == stages.map(\.transaction))
+
+        // Elements changed in the table in the making do not stop it either (the skeleton is
+        // intact), but the result says that what was read before may be stale.
+        let tampered = InMemoryKernel()
+        let victim = try #require(desired.sets.first { $0.elements.count > 1 }?.name)
+        let r = try tampered.build(stages, from: tampered.generation()) { k, _ in
+            guard k == stages.count - 2 else { return }
+            tampered.tamper(onlyElementsOf: [victim]) { t in
+                let i = t!.sets.firstIndex { $0.name == victim }!
+                t!.sets[i].elements = ElementList(t!.sets[i].elements.dropFirst())
+            }
+        }
+        #expect(r.sawForeignCommits)
+        #expect(tampered.table?.isEquivalent(to: desired) == false)
+
+        // The skeleton of the stages so far is what the kernel must hold between stages.
+        var partial: Table? = nil
+        for (k, stage) in stages.enumerated() {
+            partial = try InMemoryKernel.run(stage.transaction, on: partial)
+            #expect(Transaction.skeleton(after: stages.prefix(k + 1), family: .inet, table: "zonewall").isEquivalent(to: partial!.skeleton))
+        }
     }
 
     @Test func elementRangesCopyTheirSlice() {
