@@ -29,6 +29,41 @@ struct NetlinkKernelTests {
         }
     }
 
+    /// A staged build over real netlink sits out others' commits while its table's skeleton is
+    /// intact (the kernel's skeleton of a partial build is compared with the stages'), and
+    /// stops when someone changes that skeleton, leaving their table alone.
+    @Test func stagedBuildAroundOthersCommits() throws {
+        if skipUnlessRoot() { return }
+        let table = Fixtures.table
+        let stages = Transaction.stages(creating: table, budget: 3)
+        try #require(stages.count > 3)
+        try withNamespace { ns in
+            let kernel = try NetlinkKernel(namespace: ns)
+            let other = try NetlinkKernel(namespace: ns)
+            var n = 0
+            let result = try kernel.build(stages, from: kernel.generation()) { k, _ in
+                guard k < stages.count - 1 else { return }
+                n += 1
+                try other.apply(Transaction(family: .inet, table: "other\(n)", changes: [.addTable]), expectingGeneration: nil)
+            }
+            #expect(result.sawForeignCommits)
+            #expect(result.generation == (try kernel.generation()))
+            expectEqualTables(try kernel.dump(family: .inet, table: "zonewall").table, inKernelOrder(table))
+        }
+        try withNamespace { ns in
+            let kernel = try NetlinkKernel(namespace: ns)
+            let other = try NetlinkKernel(namespace: ns)
+            #expect(throws: BuildInterrupted.self) {
+                try kernel.build(stages, from: kernel.generation()) { k, _ in
+                    guard k == 1 else { return }
+                    try other.apply(Transaction(family: .inet, table: "zonewall", changes: [.addChain(Chain(name: "theirs"))]),
+                                    expectingGeneration: nil)
+                }
+            }
+            #expect(try kernel.dumpSkeleton(family: .inet, table: "zonewall").table?.chain(named: "theirs") != nil)
+        }
+    }
+
     /// What zonewall stores must be what nft stores for the same text, down to the set user
     /// data and the element and expression encoding.
     @Test func sameAsNftForTheSameText() throws {
