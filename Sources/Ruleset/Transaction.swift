@@ -82,27 +82,23 @@ public struct Transaction: Hashable, Sendable {
     /// otherwise it replaces the table as a whole. An empty transaction means "in sync".
     public static func diff(from actual: Table?, to desired: Table) -> Transaction {
         guard let actual, actual.hasSkeleton(of: desired) else { return replace(with: desired) }
-        var tx = Transaction(family: desired.family, table: desired.name)
-        var adds: [Change] = []
         // Tables compiled from policies list their sets in the same order: pair them up directly.
         let sameOrder = actual.sets.count == desired.sets.count && zip(actual.sets, desired.sets).allSatisfy { $0.name == $1.name }
         let old = sameOrder ? [:] : Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var before: [NamedSet] = [], after: [NamedSet] = []
         for (k, new) in desired.sets.enumerated() {
-            guard let before = sameOrder ? actual.sets[k] : old[new.name], before.elements != new.elements else { continue }
-            let (removed, added) = Self.elementDiff(before.elements, new.elements)
-            if !removed.isEmpty { tx.changes.append(.deleteElements(set: new.name, removed)) }
-            if !added.isEmpty { adds.append(.addElements(set: new.name, added)) }
-            tx.setDeclarations[new.name] = new.declaration
+            guard let was = sameOrder ? actual.sets[k] : old[new.name], was.elements != new.elements else { continue }
+            before.append(was)
+            after.append(new)
         }
-        // Deletions first: an interval whose data changed is removed before its replacement lands.
-        tx.changes += adds
-        return tx
+        return elementChanges(from: before, to: after, family: desired.family, table: desired.name)
     }
 }
 
 extension Transaction {
     /// The element additions and deletions that bring each set of `actual` to the set of
-    /// `desired` at the same position (the same set, read from a kernel): deletions first.
+    /// `desired` at the same position (the same set, read from a kernel). Deletions come first:
+    /// an interval whose data changed is removed before its replacement lands.
     public static func elementChanges(from actual: [NamedSet], to desired: [NamedSet], family: Family, table: String) -> Transaction {
         precondition(actual.count == desired.count, "one actual set per desired set")
         var tx = Transaction(family: family, table: table)

@@ -86,7 +86,7 @@ struct ReconcilerTests {
         let dir = try PolicyDir(["p.yaml": basePolicy])
         let kernel = InMemoryKernel()
         // The second stage is refused: the first one is removed again, and start reports the error.
-        let refusing = RefuseSecondApply(kernel)
+        let refusing = HookedKernel(kernel, before: { n in if n == 2 { throw failure(EINVAL, "adding rule") } })
         let r2 = Reconciler(kernel: refusing, policyDirectory: dir.path, logger: logger, stageBudget: 4)
         await #expect(throws: InMemoryKernel.Failure.self) { try await r2.start() }
         #expect(kernel.table == nil)
@@ -103,13 +103,14 @@ struct ReconcilerTests {
         let desired = try dir.compiled()
         let kernel = InMemoryKernel()
         let emptied = Flag()
-        let disturbing = AfterApply(kernel, number: 2) {
+        let disturbing = HookedKernel(kernel, after: { n in
+            guard n == 2 else { return }
             kernel.tamper(onlyElementsOf: ["zoned_v4"]) { t in
                 guard let i = t?.sets.firstIndex(where: { $0.name == "zoned_v4" }), !t!.sets[i].elements.isEmpty else { return }
                 t!.sets[i].elements = ElementList()
                 emptied.value = true
             }
-        }
+        })
         let r = Reconciler(kernel: disturbing, policyDirectory: dir.path, logger: logger, stageBudget: 4)
         let dumps = kernel.dumpCount
         try await r.start()
@@ -383,36 +384,17 @@ struct DigestTests {
     }
 }
 
-/// An `InMemoryKernel` whose second `apply` is refused (`EINVAL`), to fail a staged build midway.
-final class RefuseSecondApply: KernelRuleset, @unchecked Sendable {
+/// An `InMemoryKernel` with hooks around its `apply` calls, numbered from 1: `before` may throw
+/// to refuse the call (nothing is applied), `after` runs once the call is applied.
+final class HookedKernel: KernelRuleset, @unchecked Sendable {
     let base: InMemoryKernel
+    private let before: (Int) throws -> Void
+    private let after: (Int) -> Void
     private var applies = 0
-    init(_ base: InMemoryKernel) { self.base = base }
-    func dump(family: Family, table: String) throws -> KernelSnapshot { try base.dump(family: family, table: table) }
-    func dumpSkeleton(family: Family, table: String) throws -> KernelSnapshot { try base.dumpSkeleton(family: family, table: table) }
-    func elements(of sets: [NamedSet], family: Family, table: String) throws -> [NamedSet] {
-        try base.elements(of: sets, family: family, table: table)
-    }
-    func apply(_ tx: Transaction, expectingGeneration generation: UInt32?) throws {
-        applies += 1
-        if applies == 2 { throw failure(EINVAL, "adding rule") }
-        try base.apply(tx, expectingGeneration: generation)
-    }
-    func check(_ tx: Transaction) throws { try base.check(tx) }
-    func generation() throws -> UInt32 { base.generation() }
-    func events(family: Family, table: String) throws -> KernelEvents { base.events(family: family, table: table) }
-}
-
-/// An `InMemoryKernel` that runs `then` right after its `number`th `apply`.
-final class AfterApply: KernelRuleset, @unchecked Sendable {
-    let base: InMemoryKernel
-    let number: Int
-    let then: () -> Void
-    private var applies = 0
-    init(_ base: InMemoryKernel, number: Int, then: @escaping () -> Void) {
+    init(_ base: InMemoryKernel, before: @escaping (Int) throws -> Void = { _ in }, after: @escaping (Int) -> Void = { _ in }) {
         self.base = base
-        self.number = number
-        self.then = then
+        self.before = before
+        self.after = after
     }
     func dump(family: Family, table: String) throws -> KernelSnapshot { try base.dump(family: family, table: table) }
     func dumpSkeleton(family: Family, table: String) throws -> KernelSnapshot { try base.dumpSkeleton(family: family, table: table) }
@@ -420,9 +402,10 @@ final class AfterApply: KernelRuleset, @unchecked Sendable {
         try base.elements(of: sets, family: family, table: table)
     }
     func apply(_ tx: Transaction, expectingGeneration generation: UInt32?) throws {
-        try base.apply(tx, expectingGeneration: generation)
         applies += 1
-        if applies == number { then() }
+        try before(applies)
+        try base.apply(tx, expectingGeneration: generation)
+        after(applies)
     }
     func check(_ tx: Transaction) throws { try base.check(tx) }
     func generation() throws -> UInt32 { base.generation() }
