@@ -136,11 +136,15 @@ struct ApplyCommand: ParsableCommand {
     /// when the kernel differs.
     private func verify(_ build: Build, of desired: Table, on kernel: NetlinkKernel) throws -> Bool {
         let place = kernelOptions.place(KernelSync.tableName)
+        guard !build.sawForeignCommits else {
+            _ = try? build.verifier.finish()  // its reads may predate the others' commits: read everything again
+            return false
+        }
         let differing = try withKernelErrors("reading back \(place)") { try build.verifier.finish() }
         let after = try withKernelErrors("reading back \(place)") {
             try kernel.dumpSkeleton(family: desired.family, table: desired.name)
         }
-        guard after.generation == build.generation, !build.sawForeignCommits else { return false }
+        guard after.generation == build.generation else { return false }
         let sameSkeleton = after.table?.hasSkeleton(of: desired) ?? false
         if sameSkeleton && differing.isEmpty { return true }
         printError("zonewall: verification failed: \(place) differs from the compiled policy after apply:")
