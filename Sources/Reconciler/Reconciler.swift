@@ -176,7 +176,7 @@ public actor Reconciler {
     /// and this returns nil, as it does for any failure. The caller then does a full resync.
     func repairElements(of names: Set<String>, changedAt generation: UInt32) -> ReconcileOutcome? {
         guard let desired, let committed, state.inSync, committed.table == desired,
-              generation == (committed.generation &+ 1 == 0 ? 1 : committed.generation &+ 1) else { return nil }
+              generation == Ruleset.generation(after: committed.generation) else { return nil }
         let wanted = names.sorted().compactMap { desired.set(named: $0) }
         guard wanted.count == names.count else { return nil }  // a set zonewall does not have
         let clock = ContinuousClock()

@@ -1,3 +1,9 @@
+/// The ruleset generation one commit after `generation`: the kernel counts up by one and
+/// skips 0 when it wraps.
+public func generation(after generation: UInt32) -> UInt32 {
+    generation &+ 1 == 0 ? 1 : generation &+ 1
+}
+
 /// A snapshot of one table as the kernel holds it, with the generation it was read at.
 public struct KernelSnapshot: Sendable {
     /// The table, or nil when it does not exist.

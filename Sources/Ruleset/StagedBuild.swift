@@ -162,8 +162,7 @@ extension KernelRuleset {
                 }
                 committed = k + 1
                 let now = try self.generation()
-                // Each commit moves the generation by one (the kernel skips 0 when it wraps).
-                current = now == (current &+ 1 == 0 ? 1 : current &+ 1) ? now : try resume()
+                current = now == Ruleset.generation(after: current) ? now : try resume()
                 try afterStage(k, current)
                 k += 1
             }
