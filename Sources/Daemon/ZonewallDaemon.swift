@@ -20,6 +20,8 @@ public struct DaemonConfiguration: Sendable {
     public var removeOnExit: Bool
     /// `127.0.0.1:9715`-style loopback address for Prometheus metrics; nil disables them.
     public var metricsAddress: (host: String, port: Int)?
+    /// The network namespace governed (`--netns`), recorded in the state; nil for the daemon's own.
+    public var namespace: String? = nil
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -52,7 +54,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let stateFile = config.stateFile.map(StateFile.init(path:))
         let metrics = self.metrics
         let logger = self.logger
-        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, logger: logger) { state in
+        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.namespace, logger: logger) { state in
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }

@@ -79,13 +79,13 @@ public actor Reconciler {
     public private(set) var state: ReconcilerState
     private let onStateChange: @Sendable (ReconcilerState) -> Void
 
-    public init(kernel: any KernelRuleset, policyDirectory: String, logger: Logger, stageBudget: Int = 50_000,
+    public init(kernel: any KernelRuleset, policyDirectory: String, namespace: String? = nil, logger: Logger, stageBudget: Int = 50_000,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
         self.stageBudget = stageBudget
         self.policyDirectory = policyDirectory
         self.logger = logger
-        self.state = ReconcilerState(policyDirectory: policyDirectory, pid: getpid())
+        self.state = ReconcilerState(policyDirectory: policyDirectory, namespace: namespace, pid: getpid())
         self.onStateChange = onStateChange
     }
 

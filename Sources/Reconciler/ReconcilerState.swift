@@ -7,6 +7,8 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     /// Digest of the rule set being enforced (FNV-1a 64 of its nft text), nil before the first apply.
     public var policyDigest: String?
     public var policyDirectory: String
+    /// The network namespace the daemon governs (`--netns`), nil for its own.
+    public var namespace: String?
     public var pid: Int32
     public var startedAt: Date
 
@@ -35,8 +37,9 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public var rules: Int
     public var elements: Int
 
-    public init(policyDirectory: String, pid: Int32, startedAt: Date = Date()) {
+    public init(policyDirectory: String, namespace: String? = nil, pid: Int32, startedAt: Date = Date()) {
         self.policyDirectory = policyDirectory
+        self.namespace = namespace
         self.pid = pid
         self.startedAt = startedAt
         self.lastErrorDiagnostics = []
@@ -57,6 +60,21 @@ public struct StateFile: Sendable {
     public let path: String
 
     public init(path: String) { self.path = path }
+
+    /// The state file of the daemon that governs `namespace` (nil: the current one) with the
+    /// policy in `policyDirectory`: state belongs to one namespace and one policy directory, so
+    /// `status --netns B` never shows the report of a daemon that managed namespace A.
+    public static func defaultPath(namespace: String?, policyDirectory: String, directory: String = "/run/zonewall") -> String {
+        let place = namespace.map { "netns-\($0)" } ?? "host"
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in canonicalDirectory(policyDirectory).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "\(directory)/state-\(place)-\(String(hash, radix: 16)).json"
+    }
+
+    /// `path` absolute, with symlinks resolved: one policy directory has one name.
+    public static func canonicalDirectory(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
 
     public func write(_ state: ReconcilerState) throws {
         let url = URL(fileURLWithPath: path)

@@ -54,6 +54,8 @@ enum ProtocolNames {
 /// IPv6 text in RFC 5952 form: lowercase, longest zero run compressed.
 public enum IPv6Text {
     public static func format(_ v: UInt128) -> String {
+        // RFC 5952 §5: an IPv4-mapped address keeps its dotted tail, as inet_ntop and nft write it.
+        if v >> 32 == 0xffff { return "::ffff:" + DataType.ipv4Address.format(Value(UInt64(UInt32(truncatingIfNeeded: v)), width: 4)) }
         let groups = (0..<8).map { UInt16(truncatingIfNeeded: v >> (UInt128(7 - $0) * 16)) }
         var bestStart = -1, bestLen = 0, i = 0
         while i < 8 {

@@ -203,6 +203,8 @@ enum IPv6Format {
     }
 
     static func format(_ v: UInt128) -> String {
+        // RFC 5952 §5: an IPv4-mapped address keeps its dotted tail, as inet_ntop and nft write it.
+        if v >> 32 == 0xffff { return "::ffff:" + IPv4Text.format(UInt32(truncatingIfNeeded: v)) }
         let groups = (0..<8).map { UInt16(truncatingIfNeeded: v >> (UInt128(7 - $0) * 16)) }
         var bestStart = -1, bestLen = 0, i = 0
         while i < 8 {

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Glibc
 import Netfilter
+import Reconciler
 import Ruleset
 
 /// Options every kernel-touching command shares.
@@ -15,11 +17,25 @@ struct KernelOptions: ParsableArguments {
         try NetlinkKernel(namespace: netns)
     }
 
+    /// The state file of the daemon for this namespace and policy directory: `explicit` when
+    /// given ("" for none), else `StateFile.defaultPath`.
+    func stateFile(_ explicit: String?, policies: String) -> String? {
+        if let explicit { return explicit.isEmpty ? nil : explicit }
+        return StateFile.defaultPath(namespace: netns, policyDirectory: policies)
+    }
+
     /// Where the commands act, for messages: `table inet zonewall in netns zw-1`.
     func place(_ table: String) -> String {
         netns.map { "\(table) in netns \($0)" } ?? table
     }
 }
+
+/// What to do about EPERM: nftables needs CAP_NET_ADMIN in the namespace it changes.
+let privilegeHint = """
+    note: nftables needs CAP_NET_ADMIN in the network namespace it works in; run as root, or, \
+    to only validate (check --kernel), inside a new user and network namespace of your own: \
+    unshare -rn zonewall check --kernel --policies DIR
+    """
 
 /// Runs `body`, turning a kernel failure into its description on stderr and exit 2.
 func withKernelErrors<T>(_ what: String, _ body: () throws -> T) throws -> T {
@@ -27,6 +43,7 @@ func withKernelErrors<T>(_ what: String, _ body: () throws -> T) throws -> T {
         return try body()
     } catch let e as any KernelFailure {
         printError("zonewall: \(what): \(e)")
+        if e.errno == EPERM || e.errno == EACCES { printError(privilegeHint) }
         throw ExitCode(2)
     }
 }

@@ -22,8 +22,10 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
 
-    @Option(help: "State file that `zonewall status` reads.")
-    var stateFile: String = "/run/zonewall/state.json"
+    @Option(help: ArgumentHelp(
+        "State file that `zonewall status` reads; \"\" writes none.",
+        discussion: "Default: /run/zonewall/state-NETNS-HASH.json, one per namespace and policy directory."))
+    var stateFile: String?
 
     @Option(help: "Seconds between full resyncs of the kernel table (the backstop to drift events).")
     var resyncInterval: Double = 60
@@ -61,17 +63,15 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "zonewall")
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
-        let daemon = ZonewallDaemon(
-            kernel: kernel,
-            configuration: DaemonConfiguration(
-                policyDirectory: options.policies,
-                stateFile: stateFile.isEmpty ? nil : stateFile,
-                resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
-                removeOnExit: removeOnExit,
-                metricsAddress: metricsAddress.flatMap(Self.parseAddress)
-            ),
-            logger: logger
+        var configuration = DaemonConfiguration(
+            policyDirectory: options.policies,
+            stateFile: kernelOptions.stateFile(stateFile, policies: options.policies),
+            resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
+            removeOnExit: removeOnExit,
+            metricsAddress: metricsAddress.flatMap(Self.parseAddress)
         )
+        configuration.namespace = kernelOptions.netns
+        let daemon = ZonewallDaemon(kernel: kernel, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -19,13 +19,21 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Most lines of the pending transaction to print.")
     var maxLines: Int = 40
 
-    @Option(help: "The daemon's state file; its report is shown when the file exists.")
-    var stateFile: String = "/run/zonewall/state.json"
+    @Option(help: ArgumentHelp(
+        "The daemon's state file; its report is shown when the file exists.",
+        discussion: "Default: the one `zonewall run` writes for the same --netns and --policies."))
+    var stateFile: String?
 
     func run() throws {
-        if FileManager.default.fileExists(atPath: stateFile) {
+        if let stateFile = kernelOptions.stateFile(stateFile, policies: options.policies),
+           FileManager.default.fileExists(atPath: stateFile) {
             do {
-                printDaemon(try StateFile(path: stateFile).read())
+                let state = try StateFile(path: stateFile).read()
+                if let other = Self.mismatch(state, netns: kernelOptions.netns, policies: options.policies) {
+                    print("daemon: \(stateFile) is the state of a daemon for \(other); not shown")
+                } else {
+                    printDaemon(state)
+                }
             } catch {
                 printError("zonewall: cannot read state file \(stateFile): \(error)")
             }
@@ -49,6 +57,14 @@ struct StatusCommand: ParsableCommand {
         for l in lines.prefix(maxLines) { print("  \(l)") }
         if lines.count > maxLines { print("  … \(lines.count - maxLines) more line(s)") }
         throw ExitCode(4)
+    }
+
+    /// What the state belongs to, when that is not this namespace and policy directory.
+    static func mismatch(_ state: ReconcilerState, netns: String?, policies: String) -> String? {
+        let here = StateFile.canonicalDirectory(policies)
+        let there = StateFile.canonicalDirectory(state.policyDirectory)
+        guard state.namespace != netns || here != there else { return nil }
+        return "\(state.namespace.map { "netns \($0)" } ?? "the host's namespace") with policies \(there)"
     }
 
     /// The daemon's own report: what it enforces, its last apply, its last error.

@@ -15,6 +15,7 @@ struct Zonewall: AsyncParsableCommand {
             Kernel commands (apply, status, remove, check --kernel, run) take --netns NAME to work \
             inside a named network namespace; scripts/demo, scripts/lab and the kernel tests always use it.
             """,
+        version: ZonewallVersion.current,
         subcommands: [
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
             ApplyCommand.self, StatusCommand.self, RemoveCommand.self,

@@ -98,4 +98,45 @@ struct DryRunCommandTests {
         let usage = try zonewall(["check", "--format", "xml"])
         #expect(usage.status == 1)
     }
+
+    @Test func versionIsPrinted() throws {
+        let version = try zonewall(["--version"])
+        #expect(version.status == 0, "\(version)")
+        #expect(version.stdout.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(version.stdout)")
+    }
+
+    /// Without CAP_NET_ADMIN, `check --kernel` says what to do, not only EPERM.
+    @Test func checkKernelWithoutPrivilegesSuggestsUnshare() throws {
+        if skipUnlessRoot() { return }   // needs root to drop to nobody
+        let binary = zonewallBinary
+        // A fresh network namespace owned by root: nobody has no CAP_NET_ADMIN there, and the
+        // host's own firewall is not even asked.
+        let out = try exec(["unshare", "-n", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary,
+                            "check", "--kernel", "--policies", "\(repoRoot)/Policies"])
+        #expect(out.status == 2, "\(out)")
+        #expect(out.stderr.contains("EPERM"), "\(out.stderr)")
+        #expect(out.stderr.contains("unshare -rn zonewall check --kernel"), "\(out.stderr)")
+    }
+
+    /// `status --netns B` never shows the report of a daemon that governed namespace A.
+    @Test func statusIgnoresTheStateOfAnotherNamespace() throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { ns in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zw-kt-state-\(UInt32.random(in: 0...UInt32.max))").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let state = dir + "/state.json"
+            let json = """
+                {"policyDirectory": "\(repoRoot)/Policies", "namespace": "zw-gone", "pid": 999999,
+                 "startedAt": "2026-01-01T00:00:00Z", "lastErrorDiagnostics": [], "applies": 1, "applyFailures": 0,
+                 "driftRepairs": 0, "policyLoadErrors": 0, "inSync": true, "zones": 7, "members": 14, "rules": 9, "elements": 82}
+                """
+            try json.write(toFile: state, atomically: true, encoding: .utf8)
+            let other = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns, "--state-file", state])
+            #expect(other.stdout.contains("is the state of a daemon for netns zw-gone"), "\(other)")
+            #expect(!other.stdout.contains("applies 1"), "\(other)")
+            let same = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", "zw-gone", "--state-file", state])
+            #expect(same.stdout.contains("daemon: pid 999999 (not running)"), "\(same)")
+        }
+    }
 }

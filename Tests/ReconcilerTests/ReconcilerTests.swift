@@ -360,6 +360,29 @@ struct ReconcilerTests {
         #expect(read.applies == 3)
         #expect(read.lastErrorDiagnostics == state.lastErrorDiagnostics)
     }
+
+    /// State belongs to one namespace and one policy directory: each pair has its own file,
+    /// and one directory spelled two ways (a trailing slash, `..`, a symlink) has one.
+    @Test func defaultStatePathIsPerNamespaceAndPolicyDirectory() throws {
+        let base = NSTemporaryDirectory() + "zw-statepath-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/p", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: base + "/link", withDestinationPath: base + "/p")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let host = StateFile.defaultPath(namespace: nil, policyDirectory: base + "/p")
+        let a = StateFile.defaultPath(namespace: "zw-a", policyDirectory: base + "/p")
+        let b = StateFile.defaultPath(namespace: "zw-b", policyDirectory: base + "/p")
+        #expect(Set([host, a, b]).count == 3)
+        #expect(a.hasPrefix("/run/zonewall/state-netns-zw-a-") && host.hasPrefix("/run/zonewall/state-host-"))
+        #expect(StateFile.defaultPath(namespace: "zw-a", policyDirectory: base + "/p/") == a)
+        #expect(StateFile.defaultPath(namespace: "zw-a", policyDirectory: base + "/p/../p") == a)
+        #expect(StateFile.defaultPath(namespace: "zw-a", policyDirectory: base + "/link") == a)
+        #expect(StateFile.defaultPath(namespace: "zw-a", policyDirectory: base) != a)
+
+        // The namespace is part of the state itself, so a file given by hand can be checked too.
+        let path = base + "/state.json"
+        try StateFile(path: path).write(ReconcilerState(policyDirectory: base + "/p", namespace: "zw-a", pid: 7))
+        #expect(try StateFile(path: path).read().namespace == "zw-a")
+    }
 }
 
 struct DigestTests {

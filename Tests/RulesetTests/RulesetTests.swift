@@ -2,6 +2,12 @@ import Testing
 @testable import Ruleset
 
 struct ValueTests {
+    @Test func ipv4MappedAddressesPrintWithADottedTail() {
+        let mapped = Value(UInt128(0xffff_c000_0201), width: 16)
+        #expect(DataType.ipv6Address.format(mapped) == "::ffff:192.0.2.1")
+        #expect(DataType.ipv6Address.format(Value(UInt128(0x2001_0db8) << 96 | 1, width: 16)) == "2001:db8::1")
+    }
+
     @Test func prefixLengthOfRanges() {
         let r = ValueRange(Value(0xC000_0200, width: 4), Value(0xC000_02FF, width: 4))
         #expect(r.prefixLength == 24)

@@ -77,6 +77,11 @@ import Testing
         #expect(IPPrefix.parse("2001:db8:10::/64")?.description == "2001:db8:10::/64")
         // RFC 5952: the longest zero run is compressed, a single zero group is not.
         #expect(IPPrefix.parse("2001:db8:0:1:0:0:0:1")?.description == "2001:db8:0:1::1")
+        // RFC 5952 §5: IPv4-mapped addresses keep their dotted tail, however they were written.
+        #expect(IPPrefix.parse("::ffff:192.0.2.1")?.description == "::ffff:192.0.2.1")
+        #expect(IPPrefix.parse("0:0:0:0:0:ffff:c000:201")?.description == "::ffff:192.0.2.1")
+        #expect(IPPrefix.parse("::ffff:c633:6400/120")?.description == "::ffff:198.51.100.0/120")
+        #expect(IPPrefix.parse("::fffe:c000:201")?.description == "::fffe:c000:201")
         #expect(IPPrefix.parse("192.0.2.0/24") == IPPrefix(family: .ipv4, address: 0xc000_0200, length: 24))
     }
 
@@ -105,7 +110,7 @@ import Testing
     static let accepted: [(String, String)] = [
         ("::", "::/128"), ("::1", "::1/128"), ("1::", "1::/128"), ("1:2:3:4:5:6:7::", "1:2:3:4:5:6:7:0/128"),
         ("::2:3:4:5:6:7:8", "0:2:3:4:5:6:7:8/128"), ("2001:DB8::AbCd", "2001:db8::abcd/128"),
-        ("::ffff:192.0.2.1/128", "::ffff:c000:201/128"), ("1:2:3:4:5:6:192.0.2.1", "1:2:3:4:5:6:c000:201/128"),
+        ("::ffff:192.0.2.1/128", "::ffff:192.0.2.1/128"), ("1:2:3:4:5:6:192.0.2.1", "1:2:3:4:5:6:c000:201/128"),
         ("0.0.0.0/0", "0.0.0.0/0"), ("192.0.2.0/024", "192.0.2.0/24"), ("255.255.255.255", "255.255.255.255/32"),
     ]
 
