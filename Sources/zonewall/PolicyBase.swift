@@ -46,7 +46,7 @@ enum PolicyBase {
             throw ExitCode(1)
         }
         let shown = policies.hasSuffix("/") ? String(policies.dropLast()) : policies
-        let list = run(git, ["-C", policies, "ls-tree", "--name-only", "\(revision):./"])
+        let list = run(git, ["-C", policies, "ls-tree", "--full-tree", "--name-only", "\(revision):./"])
         guard list.status == 0 else {
             printError("\(revision):\(shown): error: policy directory does not exist at this revision")
             throw ExitCode(1)
