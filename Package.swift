@@ -21,6 +21,8 @@ let package = Package(
         .target(name: "Ruleset"),
         .target(name: "ZonePolicy", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "ZoneCompiler", dependencies: ["ZonePolicy", "Ruleset"]),
+        // Policy review: semantic diff, pictures, HTML report, JSON Schema, least-privilege lint.
+        .target(name: "PolicyReview", dependencies: ["ZonePolicy"]),
 
         // The only code that touches C and the kernel.
         .systemLibrary(
@@ -62,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "zonewall",
             dependencies: [
-                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc",
+                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "PolicyReview",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -79,6 +81,7 @@ let package = Package(
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
+        .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(
             name: "ZoneCompilerTests",
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],

@@ -33,13 +33,20 @@ public struct Zone: Hashable, Sendable {
     public var members: [Located<IPPrefix>]
     /// Where the zone's name is written.
     public var location: SourceLocation
+    /// Lints silenced on this zone (`lint:`).
+    public var lint: LintIgnore?
 
-    public init(name: String, description: String? = nil, members: [Located<IPPrefix>], location: SourceLocation) {
+    public init(name: String, description: String? = nil, members: [Located<IPPrefix>], location: SourceLocation,
+                lint: LintIgnore? = nil) {
         self.name = name
         self.description = description
         self.members = members
         self.location = location
+        self.lint = lint
     }
+
+    /// Whether `kind` is silenced on this zone.
+    public func ignores(_ kind: LintKind) -> Bool { lint?.kinds.contains(kind) == true }
 }
 
 /// An allow rule: traffic from any of `from` to any of `to` matching any of `ports`.
@@ -50,14 +57,21 @@ public struct AllowRule: Hashable, Sendable {
     public var description: String?
     /// Where the rule's list item starts.
     public var location: SourceLocation
+    /// Lints silenced on this rule (`lint:`).
+    public var lint: LintIgnore?
 
-    public init(from: [Endpoint], to: [Endpoint], ports: [PortSpec], description: String? = nil, location: SourceLocation) {
+    public init(from: [Endpoint], to: [Endpoint], ports: [PortSpec], description: String? = nil, location: SourceLocation,
+                lint: LintIgnore? = nil) {
         self.from = from
         self.to = to
         self.ports = ports
         self.description = description
         self.location = location
+        self.lint = lint
     }
+
+    /// Whether `kind` is silenced on this rule.
+    public func ignores(_ kind: LintKind) -> Bool { lint?.kinds.contains(kind) == true }
 }
 
 /// What happens to denied packets.

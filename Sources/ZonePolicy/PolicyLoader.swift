@@ -123,6 +123,7 @@ struct FileFragment {
         var ports: [PortSpec]
         var description: String?
         var location: SourceLocation
+        var lint: LintIgnore?
     }
     struct RawExpectation {
         var from: PartyRef
@@ -144,8 +145,9 @@ struct FileParser {
     init(path: String) { reader = DocumentReader(path: path) }
 
     static let topKeys: Set = ["zones", "allow", "settings", "expect"]
-    static let zoneKeys: Set = ["description", "members"]
-    static let ruleKeys: Set = ["from", "to", "ports", "description"]
+    static let zoneKeys: Set = ["description", "members", "lint"]
+    static let ruleKeys: Set = ["from", "to", "ports", "description", "lint"]
+    static let lintKeys: Set = ["ignore", "reason"]
     static let settingsKeys: Set = ["denied", "log_denied"]
     static let expectKeys: Set = ["from", "to", "port", "verdict"]
 
@@ -276,6 +278,8 @@ struct FileParser {
                         guard let text = reader.string(item, what: "a member of zone '\(name)'") else { continue }
                         if let p = parsePrefix(text, item) { zone.members.append(Located(p, at: reader.location(item))) }
                     }
+                case "lint":
+                    zone.lint = parseLint(v, what: "zone '\(name)'")
                 default: break
                 }
             }
@@ -305,7 +309,7 @@ struct FileParser {
         for item in items {
             let location = reader.location(item)
             guard let fields = reader.entries(item, what: "an allow rule", allowed: Self.ruleKeys) else { continue }
-            var from: [NameRef]?, to: [NameRef]?, ports: [PortSpec]?, description: String?
+            var from: [NameRef]?, to: [NameRef]?, ports: [PortSpec]?, description: String?, lint: LintIgnore?
             var ok = true
             for (key, _, v) in fields {
                 switch key {
@@ -318,6 +322,8 @@ struct FileParser {
                     if ports == nil { ok = false }
                 case "description":
                     description = reader.string(v, what: "a rule's description")
+                case "lint":
+                    lint = parseLint(v, what: "an allow rule")
                 default: break
                 }
             }
@@ -331,10 +337,42 @@ struct FileParser {
                 ok = false
             }
             if ok, let from, let to, let ports {
-                rules.append(.init(from: from, to: to, ports: ports, description: description, location: location))
+                rules.append(.init(from: from, to: to, ports: ports, description: description, location: location, lint: lint))
             }
         }
         return rules
+    }
+
+    /// `lint: {ignore: [KIND, …], reason: "…"}`: both keys are required, so every silenced lint says why.
+    mutating func parseLint(_ node: Node, what: String) -> LintIgnore? {
+        guard let fields = reader.entries(node, what: "'lint' of \(what)", allowed: Self.lintKeys) else { return nil }
+        var kinds: Set<LintKind>?, reason: String?
+        for (key, _, v) in fields {
+            switch key {
+            case "ignore":
+                guard let items = reader.oneOrMany(v, what: "'ignore'") else { continue }
+                var set = Set<LintKind>()
+                for (name, item) in items {
+                    if let k = LintKind(rawValue: name) { set.insert(k); continue }
+                    let names = LintKind.allCases.map(\.rawValue)
+                    reader.error(item, "unknown lint '\(name)'",
+                                 hint: Spelling.closest(to: name, in: names).map { "did you mean '\($0)'?" }
+                                     ?? "lints: \(names.sorted().joined(separator: ", "))")
+                }
+                kinds = set
+            case "reason":
+                reason = reader.string(v, what: "'reason'")
+            default: break
+            }
+        }
+        if !fields.contains(where: { $0.key == "ignore" }) {
+            reader.error(node, "'lint' has no 'ignore'", hint: "name the lints to silence, e.g. ignore: [covered]")
+        }
+        if !fields.contains(where: { $0.key == "reason" }) {
+            reader.error(node, "'lint' has no 'reason'", hint: "say why the lint does not apply here, for the next reviewer")
+        }
+        guard let kinds, let reason else { return nil }
+        return LintIgnore(kinds: kinds, reason: reason)
     }
 
     mutating func parsePorts(_ node: Node) -> [PortSpec]? {

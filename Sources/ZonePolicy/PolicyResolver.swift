@@ -118,7 +118,8 @@ struct PolicyResolver {
         let from = raw.from.map { endpoint($0, zones: zones) }
         let to = raw.to.map { endpoint($0, zones: zones) }
         guard from.allSatisfy({ $0 != nil }), to.allSatisfy({ $0 != nil }) else { return nil }
-        return AllowRule(from: from.map { $0! }, to: to.map { $0! }, ports: raw.ports, description: raw.description, location: raw.location)
+        return AllowRule(from: from.map { $0! }, to: to.map { $0! }, ports: raw.ports, description: raw.description, location: raw.location,
+                         lint: raw.lint)
     }
 
     mutating func resolve(_ raw: FileFragment.RawExpectation, zones: [String: Zone]) -> Expectation? {
@@ -139,12 +140,13 @@ struct PolicyResolver {
             for case .zone(let z) in r.from + r.to { mentioned.insert(z) }
         }
         for z in policy.zones {
-            if z.members.isEmpty {
-                diagnostics.append(.warning(z.location, "zone '\(z.name)' has no members", hint: "it matches no traffic"))
+            if z.members.isEmpty && !z.ignores(.emptyZone) {
+                diagnostics.append(.warning(z.location, "zone '\(z.name)' has no members", hint: "it matches no traffic; " + LintKind.emptyZone.silenceHint))
             }
-            if !mentioned.contains(z.name) {
+            if !mentioned.contains(z.name) && !z.ignores(.unusedZone) {
                 diagnostics.append(.warning(z.location, "no allow rule mentions zone '\(z.name)'",
-                                            hint: "all its traffic to and from other zones, world and host is denied"))
+                                            hint: "all its traffic to and from other zones, world and host is denied; "
+                                                + LintKind.unusedZone.silenceHint))
             }
         }
         // Index rules by each (from, to) pair so that the coverage check stays near-linear.
@@ -152,7 +154,7 @@ struct PolicyResolver {
         for (i, r) in policy.rules.enumerated() {
             for f in r.from { for t in r.to { byPair[Pair(from: f, to: t), default: []].append(i) } }
         }
-        for (i, r) in policy.rules.enumerated() {
+        for (i, r) in policy.rules.enumerated() where !r.ignores(.covered) {
             guard let f = r.from.first, let t = r.to.first else { continue }
             for j in byPair[Pair(from: f, to: t)] ?? [] where j != i {
                 let other = policy.rules[j]
@@ -160,7 +162,7 @@ struct PolicyResolver {
                 // Two identical rules: only the later one is redundant.
                 if Self.covers(r, other) && j > i { continue }
                 diagnostics.append(.warning(r.location, "this allow rule is already covered by the rule at \(other.location)",
-                                            hint: "remove it, or narrow the other rule"))
+                                            hint: "remove it, or narrow the other rule; " + LintKind.covered.silenceHint))
                 break
             }
         }

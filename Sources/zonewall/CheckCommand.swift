@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import PolicyReview
 import Ruleset
 import ZoneCompiler
 import ZonePolicy
 
-/// `zonewall check`: validates a policy; exit 1 on errors.
+/// `zonewall check`: validates a policy and lints it for least privilege; exit 1 on errors
+/// (and on warnings with `--strict`).
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate the policy.")
 
@@ -23,12 +25,18 @@ struct CheckCommand: ParsableCommand {
         discussion: "Needs CAP_NET_ADMIN in the network namespace only, so `unshare -rn zonewall check --kernel` works without root."))
     var kernel = false
 
+    @Flag(help: "Fail (exit 1) on warnings too, lints included.")
+    var strict = false
+
     func validate() throws {
         if kernelOptions.netns != nil && !kernel { throw ValidationError("--netns needs --kernel") }
     }
 
     func run() throws {
-        let result = PolicyLoader.load(directory: options.policies)
+        var result = PolicyLoader.load(directory: options.policies)
+        if let policy = result.policy {
+            result.diagnostics = (result.diagnostics + Lint.check(policy)).sortedByLocation
+        }
         switch format {
         case .text:
             for d in result.diagnostics { printError(d.description) }
@@ -60,6 +68,10 @@ struct CheckCommand: ParsableCommand {
             }
         }
         guard let policy = result.policy else { throw ExitCode(1) }
+        if strict && !result.warnings.isEmpty {
+            if format == .text { printError("zonewall: --strict: \(result.warnings.count) warning(s) fail the check") }
+            throw ExitCode(1)
+        }
         if kernel { try checkInKernel(ZoneCompiler.compile(policy)) }
     }
 

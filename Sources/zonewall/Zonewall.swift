@@ -10,7 +10,8 @@ struct Zonewall: AsyncParsableCommand {
         abstract: "Isolation zones for the services on a host, compiled to nftables and kept in force.",
         discussion: """
             Exit codes: 0 success (explain: allowed), 1 invalid policy or usage, 2 kernel error, \
-            3 explain: denied, 4 status: out of sync.
+            3 explain: denied, 4 status: out of sync, \
+            5 diff: the policy's meaning changed.
 
             Kernel commands (apply, status, remove, check --kernel, run) take --netns NAME to work \
             inside a named network namespace; scripts/demo, scripts/lab and the kernel tests always use it.
@@ -20,6 +21,7 @@ struct Zonewall: AsyncParsableCommand {
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
             ApplyCommand.self, StatusCommand.self, RemoveCommand.self,
             RunCommand.self,
+            DiffCommand.self, GraphCommand.self, ReportCommand.self, SchemaCommand.self,
         ]
     )
 

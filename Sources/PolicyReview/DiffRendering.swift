@@ -1,0 +1,125 @@
+import ZonePolicy
+
+/// `file:line` of a rule, as review output names it.
+func place(_ r: AllowRule) -> String { "\(r.location.path):\(r.location.line)" }
+
+func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+
+extension PolicyDiff {
+    /// One line: "opens 2 flows, closes 5", then member and zone changes when there are any.
+    public var summary: String {
+        if isEmpty { return "no change in meaning" }
+        var parts = ["opens \(plural(opened.count, "flow"))", "closes \(closed.count)"]
+        let memberChanges = membersAdded.count + membersRemoved.count
+        if memberChanges > 0 { parts.append(plural(memberChanges, "member change")) }
+        if !zonesAdded.isEmpty { parts.append("adds \(plural(zonesAdded.count, "zone"))") }
+        if !zonesRemoved.isEmpty { parts.append("removes \(plural(zonesRemoved.count, "zone"))") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// The stable JSON form: every key always present, every list sorted.
+    public var json: JSONValue {
+        func flows(_ fs: [Flow]) -> JSONValue {
+            .array(fs.map { f -> JSONValue in
+                ["from": .string(f.from.description), "to": .string(f.to.description), "ports": .array(f.ports.map(JSONValue.string))]
+            })
+        }
+        func members(_ ms: [Member]) -> JSONValue {
+            .array(ms.map { m -> JSONValue in ["zone": .string(m.zone), "member": .string(m.member)] })
+        }
+        return [
+            "opened": flows(opened),
+            "closed": flows(closed),
+            "members": ["added": members(membersAdded), "removed": members(membersRemoved)],
+            "zones": ["added": .array(zonesAdded.map(JSONValue.string)), "removed": .array(zonesRemoved.map(JSONValue.string))],
+        ]
+    }
+
+    /// Plain text for a terminal.
+    public var text: String {
+        if isEmpty { return "no change in meaning\n" }
+        var out = summary + "\n"
+        func section(_ title: String, _ flows: [Flow], sign: String) {
+            guard !flows.isEmpty else { return }
+            out += "\n\(title):\n"
+            for f in flows {
+                out += "  \(sign) \(f.from) → \(f.to): \(f.ports.joined(separator: ", "))"
+                if !f.rules.isEmpty { out += "  (\(f.rules.map(place).joined(separator: ", ")))" }
+                out += "\n"
+            }
+        }
+        section("opened", opened, sign: "+")
+        section("closed", closed, sign: "-")
+        if !membersAdded.isEmpty || !membersRemoved.isEmpty {
+            out += "\nmembers:\n"
+            for m in membersAdded { out += "  + \(m.zone): \(m.member)\n" }
+            for m in membersRemoved { out += "  - \(m.zone): \(m.member)\n" }
+        }
+        if !zonesAdded.isEmpty || !zonesRemoved.isEmpty {
+            out += "\nzones:\n"
+            for z in zonesAdded { out += "  + \(z)\n" }
+            for z in zonesRemoved { out += "  - \(z)\n" }
+        }
+        return out
+    }
+
+    /// A pull-request comment body: summary, flow tables with the responsible rules, member
+    /// changes, and a mermaid graph of the changed edges.
+    public var markdown: String {
+        var out = "### zonewall: \(summary)\n"
+        if isEmpty {
+            return out + "\nThe policy change does not change what is allowed, the zones or their members.\n"
+        }
+        func table(_ title: String, _ flows: [Flow], ruleSide: String) {
+            guard !flows.isEmpty else { return }
+            out += "\n#### \(title)\n\n| from | to | ports | rule (\(ruleSide) policy) |\n|---|---|---|---|\n"
+            for f in flows {
+                let rules = f.rules.isEmpty ? "—" : f.rules.map { "`\(markdownCode(place($0)))`" }.joined(separator: "<br>")
+                out += "| \(f.from) | \(f.to) | \(f.ports.map { "`\($0)`" }.joined(separator: " ")) | \(rules) |\n"
+            }
+        }
+        table("Opened", opened, ruleSide: "new")
+        table("Closed", closed, ruleSide: "old")
+        if !membersAdded.isEmpty || !membersRemoved.isEmpty {
+            out += "\n#### Members\n\n| zone | change | member |\n|---|---|---|\n"
+            for m in membersAdded { out += "| \(m.zone) | added | `\(m.member)` |\n" }
+            for m in membersRemoved { out += "| \(m.zone) | removed | `\(m.member)` |\n" }
+        }
+        if !zonesAdded.isEmpty || !zonesRemoved.isEmpty {
+            out += "\n#### Zones\n\n"
+            if !zonesAdded.isEmpty { out += "- added: \(zonesAdded.map { "`\($0)`" }.joined(separator: ", "))\n" }
+            if !zonesRemoved.isEmpty { out += "- removed: \(zonesRemoved.map { "`\($0)`" }.joined(separator: ", "))\n" }
+        }
+        if !opened.isEmpty || !closed.isEmpty {
+            out += "\n```mermaid\n" + mermaid + "```\n"
+        }
+        return out
+    }
+
+    /// A mermaid graph of the changed edges: opened in green, closed in red (dashed).
+    public var mermaid: String {
+        let edges = opened.map { ($0, true) } + closed.map { ($0, false) }
+        var names: [Endpoint] = []
+        for (f, _) in edges { for e in [f.from, f.to] where !names.contains(e) { names.append(e) } }
+        names.sort { $0.description < $1.description }
+        var out = "graph LR\n"
+        for (i, e) in names.enumerated() { out += "  n\(i)\(mermaidNode(e))\n" }
+        for (f, isOpened) in edges {
+            let a = names.firstIndex(of: f.from)!, b = names.firstIndex(of: f.to)!
+            let label = (isOpened ? "+ " : "- ") + f.ports.joined(separator: ", ")
+            out += "  n\(a) \(isOpened ? "-->" : "-.->")|\"\(label)\"| n\(b)\n"
+        }
+        for (i, (_, isOpened)) in edges.enumerated() {
+            out += "  linkStyle \(i) stroke:\(isOpened ? "#2da44e" : "#cf222e"),stroke-width:2px,color:\(isOpened ? "#1a7f37" : "#cf222e")\n"
+        }
+        return out
+    }
+}
+
+/// A mermaid node shape and label: zones are boxes, `world` and `host` are rounded.
+func mermaidNode(_ e: Endpoint) -> String {
+    e.isZone ? "[\"\(e)\"]" : "([\"\(e)\"])"
+}
+
+/// Backticks cannot occur inside a markdown code span written with one backtick.
+func markdownCode(_ s: String) -> String { s.replacingOccurrences(of: "`", with: "'") }

@@ -1,0 +1,51 @@
+import ZonePolicy
+
+/// Least-privilege lints on a valid policy, beyond the warnings loading already gives
+/// (`empty-zone`, `unused-zone` and `covered` are reported by `PolicyLoader`).
+public enum Lint {
+    /// More ports of one protocol than this between two zones is a warning.
+    public static let widePortLimit = 1_024
+
+    /// The warnings for `world-open`, `wide-ports` and `every-zone`, skipping silenced ones.
+    public static func check(_ policy: Policy) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let allZones = Set(policy.zones.map(\.name))
+        for r in policy.rules {
+            if r.from.contains(.world) && !r.ignores(.worldOpen) {
+                for spec in r.ports {
+                    switch spec {
+                    case .any:
+                        out.append(.warning(r.location, "this rule lets the whole world send any traffic",
+                                            hint: "name the ports the service needs, e.g. tcp/443; " + LintKind.worldOpen.silenceHint))
+                    case .wholeProtocol(let p):
+                        out.append(.warning(r.location, "this rule lets the whole world reach every \(p) port",
+                                            hint: "name the ports the service needs, e.g. \(p)/443; " + LintKind.worldOpen.silenceHint))
+                    default: continue
+                    }
+                }
+            }
+            if !r.ignores(.widePorts) && r.from.contains(where: \.isZone) && r.to.contains(where: \.isZone) {
+                let access = Access(r.ports)
+                for p in TransportProtocol.allCases.sorted() {
+                    let n = access.ports(p).count
+                    guard n > widePortLimit else { continue }
+                    out.append(.warning(r.location, "this rule opens \(n) \(p) ports between zones (more than \(widePortLimit))",
+                                        hint: "open only the ports the services listen on; " + LintKind.widePorts.silenceHint))
+                }
+            }
+            if allZones.count >= 2 && !r.ignores(.everyZone) {
+                for (key, side) in [("from", r.from), ("to", r.to)] {
+                    let zones = Set(side.compactMap { e -> String? in
+                        if case .zone(let z) = e { return z }
+                        return nil
+                    })
+                    guard zones == allZones else { continue }
+                    out.append(.warning(r.location, "'\(key)' names every zone (\(allZones.count))",
+                                        hint: "a zone added later is included silently; list the zones that need it, or "
+                                            + LintKind.everyZone.silenceHint))
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,95 @@
+import ZonePolicy
+
+/// What a policy change means: flows opened and closed, members and zones added and removed.
+///
+/// Computed from the two policies' meaning, so reordering or splitting rules, respelling port
+/// ranges, relisting prefixes and renaming files change nothing.
+public struct PolicyDiff: Sendable {
+    /// Traffic between two endpoints that one side admits and the other does not.
+    public struct Flow: Sendable, Comparable {
+        public var pair: EndpointPair
+        /// What changed, in the policy language.
+        public var access: Access
+        /// The rules responsible: in the new policy for an opened flow, in the old for a closed one.
+        public var rules: [AllowRule]
+
+        public var from: Endpoint { pair.from }
+        public var to: Endpoint { pair.to }
+        public var ports: [String] { access.specs }
+
+        public static func < (a: Self, b: Self) -> Bool { a.pair < b.pair }
+        public static func == (a: Self, b: Self) -> Bool { a.pair == b.pair && a.access == b.access }
+    }
+
+    /// A member of a zone: an address or prefix (identities, once zones have them).
+    public struct Member: Hashable, Sendable, Comparable {
+        public var zone: String
+        public var member: String
+        /// Orders addresses numerically, not as text.
+        var order: IPPrefix?
+
+        public static func < (a: Self, b: Self) -> Bool {
+            if a.zone != b.zone { return a.zone < b.zone }
+            switch (a.order, b.order) {
+            case let (x?, y?): return x < y
+            case (_?, nil): return true
+            case (nil, _?): return false
+            default: return a.member < b.member
+            }
+        }
+    }
+
+    public var opened: [Flow] = []
+    public var closed: [Flow] = []
+    public var membersAdded: [Member] = []
+    public var membersRemoved: [Member] = []
+    public var zonesAdded: [String] = []
+    public var zonesRemoved: [String] = []
+
+    /// True when the meaning did not change.
+    public var isEmpty: Bool {
+        opened.isEmpty && closed.isEmpty && membersAdded.isEmpty && membersRemoved.isEmpty && zonesAdded.isEmpty && zonesRemoved.isEmpty
+    }
+
+    /// The difference from `old` to `new`.
+    public init(from old: Policy, to new: Policy) {
+        self.init(from: old, Reachability(old), to: new, Reachability(new))
+    }
+
+    /// The difference, with reachability models already built.
+    public init(from old: Policy, _ before: Reachability, to new: Policy, _ after: Reachability) {
+        var pairs = Set(before.accessByPair.keys)
+        pairs.formUnion(after.accessByPair.keys)
+        for pair in pairs {
+            let a = before.access(pair), b = after.access(pair)
+            if a == b { continue }
+            let gained = b.subtracting(a), lost = a.subtracting(b)
+            if !gained.isEmpty { opened.append(Flow(pair: pair, access: gained, rules: after.rules(for: pair, admitting: gained))) }
+            if !lost.isEmpty { closed.append(Flow(pair: pair, access: lost, rules: before.rules(for: pair, admitting: lost))) }
+        }
+        opened.sort()
+        closed.sort()
+
+        let oldNames = Set(old.zones.map(\.name)), newNames = Set(new.zones.map(\.name))
+        zonesAdded = newNames.subtracting(oldNames).sorted()
+        zonesRemoved = oldNames.subtracting(newNames).sorted()
+
+        let m0 = Membership(old), m1 = Membership(new)
+        for zone in oldNames.union(newNames) {
+            let r0 = m0.ranges[zone] ?? [], r1 = m1.ranges[zone] ?? []
+            if r0 == r1 { continue }
+            for r in Membership.subtract(r1, r0) { membersAdded += r.prefixes.map { Member(zone: zone, member: $0.description, order: $0) } }
+            for r in Membership.subtract(r0, r1) { membersRemoved += r.prefixes.map { Member(zone: zone, member: $0.description, order: $0) } }
+        }
+        // Identities are names, not address ranges: a plain set difference per zone.
+        let ids0 = Dictionary(uniqueKeysWithValues: old.zones.map { ($0.name, Set(Membership.identities(of: $0))) })
+        let ids1 = Dictionary(uniqueKeysWithValues: new.zones.map { ($0.name, Set(Membership.identities(of: $0))) })
+        for zone in oldNames.union(newNames) {
+            let i0 = ids0[zone] ?? [], i1 = ids1[zone] ?? []
+            membersAdded += i1.subtracting(i0).map { Member(zone: zone, member: $0) }
+            membersRemoved += i0.subtracting(i1).map { Member(zone: zone, member: $0) }
+        }
+        membersAdded.sort()
+        membersRemoved.sort()
+    }
+}

@@ -1,0 +1,242 @@
+import Testing
+import ZonePolicy
+@testable import PolicyReview
+
+/// `PolicyDiff` is computed from meaning: equal meaning gives no change, and every change is named.
+@Suite struct DiffSemanticsTests {
+    static let base = """
+          - from: [web, api]
+            to: db
+            ports: [tcp/5432]
+          - from: world
+            to: web
+            ports: [tcp/443, icmp]
+          - from: web
+            to: api
+            ports: [udp/5000-5010, tcp/8443]
+
+        """
+
+    /// Rewritings that keep the meaning: no change.
+    static let sameMeaning: [(String, String)] = [
+        ("rules reordered", """
+              - from: web
+                to: api
+                ports: [udp/5000-5010, tcp/8443]
+              - from: world
+                to: web
+                ports: [icmp, tcp/443]
+              - from: [api, web]
+                to: db
+                ports: [tcp/5432]
+
+            """),
+        ("from split into two rules, ranges split, single port as a range", """
+              - from: web
+                to: db
+                ports: [tcp/5432]
+              - from: api
+                to: db
+                ports: [tcp/5432-5432]
+              - from: world
+                to: [web]
+                ports: [tcp/443, icmp]
+              - from: web
+                to: api
+                ports: [udp/5000-5004, tcp/8443-8443]
+              - from: web
+                to: api
+                ports: [udp/5005-5010]
+
+            """),
+        ("overlapping ranges and a duplicated rule", """
+              - from: [web, api]
+                to: db
+                ports: [tcp/5432]
+              - from: [web, api]
+                to: db
+                ports: [tcp/5432]
+              - from: world
+                to: web
+                ports: [tcp/443, icmp]
+              - from: web
+                to: api
+                ports: [udp/5000-5008, udp/5003-5010, tcp/8443]
+
+            """),
+        ("a rule between world and host, which zonewall does not govern", base + """
+              - from: world
+                to: host
+                ports: [tcp/22]
+
+            """),
+    ]
+
+    @Test(arguments: 0..<sameMeaning.count)
+    func rewritingsThatKeepTheMeaningAreNoChange(_ i: Int) {
+        let (name, rules) = Self.sameMeaning[i]
+        let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: rules))
+        #expect(diff.isEmpty, "\(name): \(diff.text)")
+        #expect(diff.text == "no change in meaning\n")
+    }
+
+    @Test func renamingAndSplittingFilesIsNoChange() {
+        let a = load(["zones.yaml": zonesYAML, "rules.yaml": "allow:\n" + Self.base])
+        let b = load(["00-everything.yaml": zonesYAML + "allow:\n" + Self.base])
+        #expect(PolicyDiff(from: a, to: b).isEmpty)
+    }
+
+    @Test func relistingTheSameAddressesIsNoChange() {
+        let listed = zonesYAML.replacingOccurrences(of: "[192.0.2.16/28, \"2001:db8:10::/64\"]",
+                                                    with: "[192.0.2.16/29, 192.0.2.24/29, \"2001:db8:10::/65\", \"2001:db8:10:0:8000::/65\", 192.0.2.17]")
+        let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base, zones: listed))
+        #expect(diff.isEmpty, "\(diff.text)")
+    }
+
+    @Test func portRangeArithmeticNamesExactlyWhatChanged() {
+        let narrowed = Self.base.replacingOccurrences(of: "[udp/5000-5010, tcp/8443]", with: "[udp/5000-5003, udp/5008-5020, tcp]")
+        let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: narrowed))
+        #expect(diff.opened.map(\.ports) == [["tcp/1-8442", "tcp/8444-65535", "udp/5011-5020"]])
+        #expect(diff.closed.map(\.ports) == [["udp/5004-5007"]])
+        #expect(diff.opened.first?.pair == EndpointPair(from: .zone("web"), to: .zone("api")))
+        // The closing rule is named in the old policy, the opening one in the new.
+        #expect(diff.opened.first?.rules.map(\.location.line) == [8])
+        #expect(diff.closed.first?.rules.map(\.location.line) == [8])
+    }
+
+    @Test func wholeProtocolAnyAndIcmpAreWrittenInThePolicyLanguage() {
+        let before = policy(rules: "  - {from: api, to: db, ports: [any]}\n")
+        let after = policy(rules: "  - {from: api, to: db, ports: [tcp/1-65535, udp, sctp/1-100, icmp]}\n")
+        let diff = PolicyDiff(from: before, to: after)
+        #expect(diff.opened.isEmpty)
+        #expect(diff.closed.map(\.ports) == [["sctp/101-65535", "other"]])
+        let reverse = PolicyDiff(from: after, to: before)
+        #expect(reverse.opened.map(\.ports) == [["sctp/101-65535", "other"]])
+        let fresh = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base + "  - {from: api, to: cache, ports: [any]}\n"))
+        #expect(fresh.opened.map(\.ports) == [["any"]])
+        #expect(fresh.json.rendered.contains("\"ports\": [\"any\"]"))
+    }
+
+    @Test func worldAndHostAreEndpointsOfTheirOwn() {
+        let after = Self.base.replacingOccurrences(of: "ports: [tcp/443, icmp]", with: "ports: [tcp/443]")
+            + "  - {from: host, to: [web, api], ports: [tcp/9100]}\n  - {from: db, to: world, ports: [tcp/443]}\n"
+        let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: after))
+        #expect(diff.closed.map { "\($0.pair): \($0.ports)" } == ["world → web: [\"icmp\"]"])
+        #expect(diff.opened.map { "\($0.pair): \($0.ports)" }
+                == ["db → world: [\"tcp/443\"]", "host → api: [\"tcp/9100\"]", "host → web: [\"tcp/9100\"]"])
+    }
+
+    @Test func listsOnBothSidesOpenEveryPair() {
+        let diff = PolicyDiff(from: policy(rules: Self.base),
+                              to: policy(rules: Self.base + "  - {from: [web, api], to: [cache, backend], ports: [tcp/6379]}\n"))
+        #expect(diff.opened.map(\.pair.description) == ["api → backend", "api → cache", "web → backend", "web → cache"])
+        #expect(diff.summary == "opens 4 flows, closes 0")
+    }
+
+    @Test func aMemberMovedBetweenNestedZonesIsARemovalAndAnAddition() {
+        // 203.0.113.21 was cache's through its /29 (inside backend's /24); listing it in db moves it.
+        let moved = zonesYAML.replacingOccurrences(of: "[203.0.113.5, 203.0.113.6]", with: "[203.0.113.5, 203.0.113.6, 203.0.113.21]")
+        let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base, zones: moved))
+        #expect(diff.membersAdded.map { "\($0.zone) \($0.member)" } == ["db 203.0.113.21"])
+        #expect(diff.membersRemoved.map { "\($0.zone) \($0.member)" } == ["cache 203.0.113.21"])
+        #expect(diff.opened.isEmpty && diff.closed.isEmpty)
+    }
+
+    @Test func aPrefixRemovedFromAnOuterZoneGoesBackToWhatHoldsIt() {
+        // cache's /29 sits inside backend's /24: dropping it hands the addresses back to backend.
+        let dropped = zonesYAML.replacingOccurrences(of: "cache: {members: [203.0.113.16/29]}", with: "cache: {members: [203.0.113.16/30]}")
+        let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base, zones: dropped))
+        #expect(diff.membersAdded.map { "\($0.zone) \($0.member)" } == ["backend 203.0.113.20/30"])
+        #expect(diff.membersRemoved.map { "\($0.zone) \($0.member)" } == ["cache 203.0.113.20/30"])
+    }
+
+    @Test func zonesAddedAndRemovedWithTheirMembersAndFlows() {
+        let renamed = zonesYAML.replacingOccurrences(of: "cache:", with: "redis:")
+        let diff = PolicyDiff(from: policy(rules: Self.base + "  - {from: api, to: cache, ports: [tcp/6379]}\n"),
+                              to: policy(rules: Self.base + "  - {from: api, to: redis, ports: [tcp/6379]}\n", zones: renamed))
+        #expect(diff.zonesAdded == ["redis"])
+        #expect(diff.zonesRemoved == ["cache"])
+        #expect(diff.membersAdded.map(\.member) == ["203.0.113.16/29"])
+        #expect(diff.opened.map(\.pair.description) == ["api → redis"])
+        #expect(diff.closed.map(\.pair.description) == ["api → cache"])
+    }
+
+    @Test func identitiesHaveAHookAndNoneExistYet() {
+        // Zones have only addresses today; `Membership.identities` is where identities join the diff.
+        let p = policy(rules: Self.base)
+        #expect(p.zones.allSatisfy { Membership.identities(of: $0).isEmpty })
+    }
+
+    @Test func jsonIsStableWithEveryKeyPresent() {
+        let moved = zonesYAML.replacingOccurrences(of: "[203.0.113.5, 203.0.113.6]", with: "[203.0.113.5, 203.0.113.6, 203.0.113.21]")
+        let after = Self.base.replacingOccurrences(of: "ports: [tcp/443, icmp]", with: "ports: [tcp/443]")
+            + "  - {from: web, to: db, ports: [tcp/5432]}\n  - {from: cache, to: db, ports: [tcp/5432]}\n"
+        let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: after, zones: moved))
+        #expect(diff.json.rendered == """
+            {
+              "closed": [
+                {
+                  "from": "world",
+                  "ports": ["icmp"],
+                  "to": "web"
+                }
+              ],
+              "members": {
+                "added": [
+                  {
+                    "member": "203.0.113.21",
+                    "zone": "db"
+                  }
+                ],
+                "removed": [
+                  {
+                    "member": "203.0.113.21",
+                    "zone": "cache"
+                  }
+                ]
+              },
+              "opened": [
+                {
+                  "from": "cache",
+                  "ports": ["tcp/5432"],
+                  "to": "db"
+                }
+              ],
+              "zones": {
+                "added": [],
+                "removed": []
+              }
+            }
+
+            """)
+        let none = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base))
+        #expect(none.json.rendered == "{\n  \"closed\": [],\n  \"members\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"opened\": [],\n  \"zones\": {\n    \"added\": [],\n    \"removed\": []\n  }\n}\n")
+    }
+}
+
+/// The value types under the diff.
+@Suite struct AccessTests {
+    @Test func portSetsMergeIntoMaximalRanges() {
+        let s = PortSet([5005...5010, 5000...5004, 22...22, 20...21, 8000...8099, 8050...8200])
+        #expect(s.ranges == [20...22, 5000...5010, 8000...8200])
+        #expect(s.subtracting(PortSet([21...21, 5000...5010, 8100...9000])).ranges == [20...20, 22...22, 8000...8099])
+        #expect(PortSet.all.subtracting(PortSet([1...1, 65535...65535])).ranges == [2...65534])
+        #expect(s.count == 3 + 11 + 201)
+    }
+
+    @Test func accessSpecsAreSortedPolicyLanguage() {
+        let a = Access([.icmpEcho, .ports(.udp, 53...53), .ports(.tcp, 443...443), .ports(.tcp, 80...80), .wholeProtocol(.sctp)])
+        #expect(a.specs == ["tcp/80", "tcp/443", "udp/53", "sctp", "icmp"])
+        #expect(Access([.ports(.tcp, 1...65535)]).specs == ["tcp"])
+        #expect(Access([.any, .ports(.tcp, 1...2)]).specs == ["any"])
+    }
+
+    @Test func addressRangesBecomeTheFewestPrefixes() {
+        let r = AddressRange(family: .ipv4, first: 0xC000_0201, last: 0xC000_0206)
+        #expect(r.prefixes.map(\.description) == ["192.0.2.1", "192.0.2.2/31", "192.0.2.4/31", "192.0.2.6"])
+        let all = AddressRange(family: .ipv6, first: 0, last: .max)
+        #expect(all.prefixes.map(\.description) == ["::/0"])
+        let v4all = AddressRange(family: .ipv4, first: 0, last: 0xFFFF_FFFF)
+        #expect(v4all.prefixes.map(\.description) == ["0.0.0.0/0"])
+    }
+}

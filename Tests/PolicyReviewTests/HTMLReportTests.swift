@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+import ZonePolicy
+@testable import PolicyReview
+
+/// The HTML report's content, without a browser (Tests/Review/review.sh loads it in Chromium).
+@Suite struct HTMLReportTests {
+    func cell(_ html: String, from: String, to: String) -> String? {
+        let marker = "data-from=\"\(from)\" data-to=\"\(to)\""
+        guard let r = html.range(of: marker) else { return nil }
+        let start = html[..<r.lowerBound].range(of: "<td", options: .backwards)!.lowerBound
+        let end = html[r.upperBound...].range(of: "</td>")!.upperBound
+        return String(html[start..<end])
+    }
+
+    @Test func matrixCellsCarryStatePortsAndTheDecidingRule() throws {
+        let html = HTMLReport(policy: load(try bundledPolicyFiles())).html
+        let allowed = try #require(cell(html, from: "api", to: "db"))
+        #expect(allowed.contains("data-state=\"allow\""))
+        #expect(allowed.contains("data-rule=\"Policies/rules.yaml:11 (tcp/5432)\""), "\(allowed)")
+        #expect(allowed.contains(">tcp/5432</td>"))
+        let denied = try #require(cell(html, from: "web", to: "db"))
+        #expect(denied.contains("data-state=\"deny\""))
+        #expect(try #require(cell(html, from: "world", to: "host")).contains("data-state=\"ungoverned\""))
+    }
+
+    @Test func selfContainedWithNoFetches() throws {
+        let html = HTMLReport(policy: load(try bundledPolicyFiles())).html
+        for needle in ["src=", "href=", "@import", "url(", "http://", "fetch("] {
+            #expect(!html.contains(needle), "report references \(needle)")
+        }
+        #expect(html.contains("default-src 'none'"))
+    }
+
+    @Test func diffIsShownAndMarkedInTheMatrix() throws {
+        let files = try bundledPolicyFiles()
+        let new = load(ReviewGoldenTests.edited(files))
+        let html = HTMLReport(policy: new, diff: PolicyDiff(from: load(files), to: new), baseName: "origin/main").html
+        #expect(html.contains("Changes against origin/main: opens 3 flows, closes 2"))
+        #expect(try #require(cell(html, from: "metrics", to: "web")).contains("data-change=\"opened\""))
+        #expect(html.contains("<tr data-zone=\"metrics\">"))
+    }
+
+    @Test func textIsEscaped() {
+        let p = load("zones:\n  web: {description: \"<b>&'\\\"\", members: [192.0.2.1]}\nallow:\n  - {from: world, to: web, ports: [tcp/443]}\n")
+        let html = HTMLReport(policy: p).html
+        #expect(html.contains("&lt;b&gt;&amp;&#39;&quot;"))
+        #expect(!html.contains("<b>&"))
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+@testable import PolicyReview
+
+/// The schema is the one committed, and every key in it says what it is.
+@Suite struct SchemaTests {
+    static let committed = repositoryRoot.appendingPathComponent("packaging/schema/zonewall-policy.schema.json")
+
+    @Test func committedFileEqualsZonewallSchema() throws {
+        if ProcessInfo.processInfo.environment["ZONEWALL_UPDATE_GOLDEN"] == "1" {
+            try PolicySchema.text.write(to: Self.committed, atomically: true, encoding: .utf8)
+        }
+        let file = try String(contentsOf: Self.committed, encoding: .utf8)
+        #expect(file == PolicySchema.text, "packaging/schema/zonewall-policy.schema.json is stale; rerun with ZONEWALL_UPDATE_GOLDEN=1")
+    }
+
+    @Test func isValidJSONOfDraft2020() throws {
+        let object = try JSONSerialization.jsonObject(with: Data(PolicySchema.text.utf8)) as? [String: Any]
+        #expect(object?["$schema"] as? String == "https://json-schema.org/draft/2020-12/schema")
+    }
+
+    /// Walks every `properties` map and every `$defs` entry: each needs a description, and each
+    /// object schema must close itself with `additionalProperties: false` (strict).
+    @Test func everyKeyIsDescribedAndEveryMappingIsClosed() {
+        var undescribed: [String] = [], open: [String] = []
+        func walk(_ v: JSONValue, _ path: String) {
+            switch v {
+            case .object(let o):
+                if case .object(let props)? = o["properties"] {
+                    if o["additionalProperties"] != .bool(false) { open.append(path) }
+                    for (k, s) in props {
+                        if case .object(let so) = s, so["description"] == nil { undescribed.append("\(path).\(k)") }
+                    }
+                }
+                if case .object(let defs)? = o["$defs"] {
+                    for (k, s) in defs { if case .object(let so) = s, so["description"] == nil { undescribed.append("$defs.\(k)") } }
+                }
+                for (k, s) in o { walk(s, "\(path)/\(k)") }
+            case .array(let items): for (i, s) in items.enumerated() { walk(s, "\(path)[\(i)]") }
+            default: break
+            }
+        }
+        walk(PolicySchema.document, "#")
+        #expect(undescribed.isEmpty, "\(undescribed)")
+        #expect(open.isEmpty, "\(open)")
+    }
+
+    @Test func keysMatchWhatTheLoaderAccepts() {
+        // The loader's key sets are internal; the README's key table and these must agree. A key
+        // added to the loader without the schema fails the Python acceptance test on a fixture.
+        #expect(PolicySchema.ruleKeys.map(\.name).sorted() == ["description", "from", "lint", "ports", "to"])
+        #expect(PolicySchema.topKeys.map(\.name).sorted() == ["allow", "expect", "settings", "zones"])
+    }
+}
