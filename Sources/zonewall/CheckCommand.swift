@@ -28,7 +28,8 @@ struct CheckCommand: ParsableCommand {
     }
 
     func run() throws {
-        let result = PolicyLoader.load(directory: options.policies)
+        var result = PolicyLoader.load(directory: options.policies)
+        if let policy = result.policy { result.diagnostics += Lockout.warnings(policy) }
         switch format {
         case .text:
             for d in result.diagnostics { printError(d.description) }

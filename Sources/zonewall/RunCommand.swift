@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import Conntrack
 import Logging
 import Reconciler
 import ServiceLifecycle
@@ -61,8 +62,15 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "zonewall")
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
+        // Revocation needs ctnetlink; a kernel without it still gets its rule set enforced.
+        let conntrack: NetlinkConntrack?
+        do { conntrack = try NetlinkConntrack(namespace: kernelOptions.netns) } catch {
+            logger.error("cannot open ctnetlink; established flows will not be revoked", metadata: ["error": "\(error)"])
+            conntrack = nil
+        }
         let daemon = ZonewallDaemon(
             kernel: kernel,
+            conntrack: conntrack,
             configuration: DaemonConfiguration(
                 policyDirectory: options.policies,
                 stateFile: stateFile.isEmpty ? nil : stateFile,
