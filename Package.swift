@@ -32,6 +32,15 @@ let package = Package(
         ),
         .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset"]),
 
+        // Revocation of established flows: the conntrack seam (pure) and ctnetlink behind it.
+        .target(name: "Revocation", dependencies: ["ZonePolicy", "Ruleset"]),
+        .systemLibrary(
+            name: "CConntrack",
+            pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev"])]
+        ),
+        .target(name: "Conntrack", dependencies: ["CConntrack", "Revocation", "ZonePolicy"]),
+
         // glibc's <malloc.h>: the long-running daemon returns freed heap to the system.
         .systemLibrary(name: "CGlibc"),
 
@@ -39,7 +48,7 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "Ruleset", "ZonePolicy", "ZoneCompiler", "CGlibc",
+                "Ruleset", "ZonePolicy", "ZoneCompiler", "CGlibc", "Revocation",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -48,7 +57,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Reconciler", "Ruleset",
+                "Reconciler", "Ruleset", "Revocation",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -65,6 +74,7 @@ let package = Package(
             name: "zonewall",
             dependencies: [
                 "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "PolicyReview",
+                "Revocation", "Conntrack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,18 +86,19 @@ let package = Package(
         // Test tooling for the namespace lab (scripts/lab), kept out of the product binary.
         .executableTarget(
             name: "zonewall-lab",
-            dependencies: ["ZonePolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ZonePolicy", "Conntrack", "Revocation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
         .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
+        .testTarget(name: "RevocationTests", dependencies: ["Revocation", "ZonePolicy", "Ruleset", "ZoneCompiler"]),
         .testTarget(
             name: "ZoneCompilerTests",
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],
             resources: [.copy("Golden")]
         ),
-        .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler"]),
+        .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler", "Revocation"]),
         .testTarget(name: "NetfilterTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
         // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).
         .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),

@@ -18,9 +18,13 @@ public final class DaemonMetrics: @unchecked Sendable {
     private let lastSuccess: CoreMetrics.Gauge
     private let inSync: CoreMetrics.Gauge
     private var previous: ReconcilerState?
+    private let factory: PrometheusMetricsFactory
+    /// `zonewall_revoked_flows_total{from,to}`, one counter per zone pair seen.
+    private var revoked: [String: CoreMetrics.Counter] = [:]
 
     public init() {
         let factory = PrometheusMetricsFactory(registry: registry)
+        self.factory = factory
         applies = CoreMetrics.Counter(label: "zonewall_applies_total", factory: factory)
         failures = CoreMetrics.Counter(label: "zonewall_apply_failures_total", factory: factory)
         duration = CoreMetrics.Timer(label: "zonewall_apply_duration_seconds", factory: factory)
@@ -50,6 +54,16 @@ public final class DaemonMetrics: @unchecked Sendable {
         elements.record(s.elements)
         inSync.record(s.inSync ? 1 : 0)
         if let t = s.lastSuccessAt { lastSuccess.record(t.timeIntervalSince1970) }
+        for (pair, n) in s.revokedFlowsByPair ?? [:] {
+            let before = p?.revokedFlowsByPair?[pair] ?? 0
+            guard n > before else { continue }
+            let parts = pair.split(separator: " ", maxSplits: 1).map(String.init)
+            let counter = revoked[pair] ?? CoreMetrics.Counter(label: "zonewall_revoked_flows_total",
+                                                                dimensions: [("from", parts.first ?? ""), ("to", parts.last ?? "")],
+                                                                factory: factory)
+            revoked[pair] = counter
+            counter.increment(by: n - before)
+        }
         previous = s
     }
 

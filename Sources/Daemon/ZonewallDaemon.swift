@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Reconciler
+import Revocation
 import Ruleset
 import ServiceLifecycle
 import UnixSignals
@@ -43,9 +44,12 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
     let logger: Logger
     let notifier = SystemdNotifier()
     public let metrics = DaemonMetrics()
+    /// Where established flows that lose permission are revoked; nil: never.
+    let conntrack: (any ConntrackTable)?
 
-    public init(kernel: any KernelRuleset, configuration: DaemonConfiguration, logger: Logger) {
+    public init(kernel: any KernelRuleset, conntrack: (any ConntrackTable)? = nil, configuration: DaemonConfiguration, logger: Logger) {
         self.kernel = kernel
+        self.conntrack = conntrack
         self.config = configuration
         self.logger = logger
     }
@@ -54,7 +58,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let stateFile = config.stateFile.map(StateFile.init(path:))
         let metrics = self.metrics
         let logger = self.logger
-        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.namespace, logger: logger) { state in
+        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.namespace, logger: logger, conntrack: conntrack) { state in
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }

@@ -1,6 +1,7 @@
 import CGlibc
 import Foundation
 import Logging
+import Revocation
 import Ruleset
 import ZoneCompiler
 import ZonePolicy
@@ -78,10 +79,19 @@ public actor Reconciler {
     private var committed: (table: Table?, generation: UInt32)?
     public private(set) var state: ReconcilerState
     private let onStateChange: @Sendable (ReconcilerState) -> Void
+    /// Where established flows are revoked after a commit that removes permission; nil: never.
+    private let conntrack: (any ConntrackTable)?
+    /// The policy behind `desired`, kept only when revoking (its evaluator decides each entry).
+    private var desiredPolicy: Policy?
+    /// The policy the kernel enforced after the last commit that applied a policy: revocation
+    /// reports what the edit changed against it.
+    private var enforcedPolicy: Policy?
 
     public init(kernel: any KernelRuleset, policyDirectory: String, namespace: String? = nil, logger: Logger, stageBudget: Int = 50_000,
+                conntrack: (any ConntrackTable)? = nil,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
+        self.conntrack = conntrack
         self.stageBudget = stageBudget
         self.policyDirectory = policyDirectory
         self.logger = logger
@@ -101,7 +111,9 @@ public actor Reconciler {
         switch loaded {
         case .success(let table):
             desired = table
-            return try converge(.start)
+            let outcome = try converge(.start)
+            revokeIfTightened(outcome)
+            return outcome
         case .failure(let diagnostics):
             guard let inForce = snapshot.table else { throw StartupRefused(diagnostics: diagnostics) }
             logger.error("invalid policy at start; keeping the rule set already in force", metadata: ["errors": "\(diagnostics.filter { $0.severity == .error }.count)"])
@@ -122,7 +134,9 @@ public actor Reconciler {
         case .success(let table):
             desired = table
             defer { releaseScratch() }  // the previous table is gone now
-            return try? converge(.policyChanged(why))
+            let outcome = try? converge(.policyChanged(why))
+            revokeIfTightened(outcome)
+            return outcome
         case .failure:
             return nil
         }
@@ -329,6 +343,49 @@ public actor Reconciler {
         publish()
     }
 
+    /// After a commit that applied a policy: deletes the conntrack entries of established flows
+    /// the new policy denies (`Revocation`). A commit that changed nothing removed no permission,
+    /// so it costs no scan; nor does a policy that opts out (`revoke_established: false`).
+    /// Drift repair does not revoke: it restores what was already enforced.
+    private func revokeIfTightened(_ outcome: ReconcileOutcome?) {
+        guard let outcome, let policy = desiredPolicy else { return }
+        let previous = enforcedPolicy
+        enforcedPolicy = policy
+        guard let conntrack, outcome.changes > 0, policy.settings.revokeEstablished else { return }
+        revoke(in: conntrack, new: policy, old: previous)
+    }
+
+    private func revoke(in conntrack: any ConntrackTable, new policy: Policy, old previous: Policy?) {
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            let report = try Revocation.revoke(in: conntrack, new: policy, old: previous)
+            for r in report.revoked {
+                let (proto, port) = r.entry.protoAndPort
+                state.revokedFlows = (state.revokedFlows ?? 0) + 1
+                state.revokedFlowsByPair = (state.revokedFlowsByPair ?? [:]).merging(["\(r.from) \(r.to)": 1], uniquingKeysWith: +)
+                logger.warning("revoked established flow", metadata: [
+                    "from": "\(r.from)", "to": "\(r.to)", "proto": "\(proto)", "port": "\(port)",
+                    "src": "\(r.entry.sourceText)", "dst": "\(r.entry.destinationText)",
+                    "previously": "\(r.previouslyAllowed.map { $0 ? "allowed" : "denied" } ?? "unknown")",
+                    "reason": "\(r.reason)",
+                ])
+            }
+            if !report.revoked.isEmpty || report.scanned > 0 {
+                logger.info("revocation scan", metadata: [
+                    "scanned": "\(report.scanned)", "revoked": "\(report.revoked.count)", "deleted": "\(report.deleted)",
+                    "duration_ms": "\(String(format: "%.2f", (clock.now - started).seconds * 1000))",
+                ])
+            }
+            if !report.revoked.isEmpty { publish() }
+        } catch {
+            logger.error("revoking established flows failed; they keep running until they end", metadata: ["error": "\(error)"])
+            state.lastError = "revoking established flows failed: \(error)"
+            state.lastErrorAt = Date()
+            publish()
+        }
+    }
+
     private enum Loaded {
         case success(Table)
         case failure([Diagnostic])
@@ -350,6 +407,7 @@ public actor Reconciler {
                 return .failure(result.diagnostics)
             }
             table = ZoneCompiler.compile(policy, reusing: desired)
+            if conntrack != nil { desiredPolicy = policy }
             state.zones = policy.zones.count
             state.members = policy.zones.reduce(0) { $0 + $1.members.count }
             state.rules = policy.rules.count

@@ -37,6 +37,12 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public var rules: Int
     public var elements: Int
 
+    /// Established flows revoked since start (nil before the first): their conntrack entries
+    /// were deleted after a commit that removed their permission.
+    public var revokedFlows: Int?
+    /// The same, by `"FROM TO"` zone pair (the metric's labels).
+    public var revokedFlowsByPair: [String: Int]?
+
     public init(policyDirectory: String, namespace: String? = nil, pid: Int32, startedAt: Date = Date()) {
         self.policyDirectory = policyDirectory
         self.namespace = namespace

@@ -328,12 +328,25 @@ struct TableBuilder {
         return Chain(name: "deny", rules: rules)
     }
 
+    /// `settings.failsafe`: inbound ports to this host accepted before any zone is looked at,
+    /// so that no policy edit can lock the operator out of them.
+    func failsafeRules() -> [Rule] {
+        policy.settings.failsafe.compactMap { spec in
+            guard case .ports(let proto, let range) = spec else { return nil }
+            let port: Comparison = range.lowerBound == range.upperBound
+                ? .equal(Value(UInt64(range.lowerBound), width: 2))
+                : .inRange(Value(UInt64(range.lowerBound), width: 2), Value(UInt64(range.upperBound), width: 2))
+            return Rule([.match(.l4proto, .equal(Value(UInt64(proto.number), width: 1))), .match(.thDport, port), .verdict(.accept)])
+        }
+    }
+
     /// The same decision procedure on every hook; only the meaning of an unzoned address differs.
     func baseChain(_ hook: Hook) -> Chain {
         var rules: [Rule] = [
             Rule([.match(.ctState, .anyBit(of: Value(0x2 | 0x4, width: 4))), .verdict(.accept)]),
             Rule([.match(.icmpv6Type, .inRange(Value(133, width: 1), Value(136, width: 1))), .verdict(.accept)]),
         ]
+        if hook == .input { rules += failsafeRules() }
         for f in FamilyInfo.all {
             rules.append(Rule([.lookup([f.saddr], set: "zoned_\(f.tag)", negated: true),
                                .lookup([f.daddr], set: "zoned_\(f.tag)", negated: true), .verdict(.accept)]))

@@ -131,6 +131,15 @@ public struct Evaluator: Sendable {
         return Decision(verdict: .deny, from: from, to: to, rule: nil, reason: "no allow rule covers \(from) → \(to)")
     }
 
+    /// The decision for one concrete flow seen at `hook`: on the input hook, `settings.failsafe`
+    /// ports are open whatever the zones.
+    public func decide(from: Endpoint, to: Endpoint, flow: Flow, hook: HookContext) -> Decision {
+        if hook == .input, let spec = policy.settings.failsafe.first(where: { $0.admits(flow) }) {
+            return Decision(verdict: .allow, from: from, to: to, rule: nil, reason: "failsafe port \(spec) to this host")
+        }
+        return decide(from: from, to: to, flow: flow)
+    }
+
     /// The decision for a port spec: allowed when the rules for the pair admit all of it.
     public func decide(from: Endpoint, to: Endpoint, spec: PortSpec) -> Decision {
         if !from.isZone && !to.isZone {
@@ -168,6 +177,10 @@ public struct Evaluator: Sendable {
     public func decide(from: Party, to: Party, spec: PortSpec) -> Decision {
         let hook: HookContext = if case .endpoint(.host) = to { .input }
             else if case .endpoint(.host) = from { .output } else { .forward }
+        if hook == .input, let f = policy.settings.failsafe.first(where: { spec.isCovered(by: $0) }) {
+            return Decision(verdict: .allow, from: endpoint(from, isSource: true, hook: hook), to: .host, rule: nil,
+                            reason: "failsafe port \(f) to this host")
+        }
         return decide(from: endpoint(from, isSource: true, hook: hook), to: endpoint(to, isSource: false, hook: hook), spec: spec)
     }
 

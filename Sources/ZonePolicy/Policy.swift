@@ -87,11 +87,18 @@ public struct Settings: Hashable, Sendable {
     public var denied: DeniedAction = .drop
     /// Rate-limited kernel log of denied packets, prefix "zonewall ".
     public var logDenied: Bool = false
+    /// Delete the conntrack entries of established flows that a new policy denies (on by default).
+    public var revokeEstablished: Bool = true
+    /// Inbound ports to this host (input hook) that are accepted whatever the zones: `tcp/22`.
+    public var failsafe: [PortSpec] = []
     public var location: SourceLocation?
 
-    public init(denied: DeniedAction = .drop, logDenied: Bool = false, location: SourceLocation? = nil) {
+    public init(denied: DeniedAction = .drop, logDenied: Bool = false, revokeEstablished: Bool = true,
+                failsafe: [PortSpec] = [], location: SourceLocation? = nil) {
         self.denied = denied
         self.logDenied = logDenied
+        self.revokeEstablished = revokeEstablished
+        self.failsafe = failsafe
         self.location = location
     }
 }

@@ -148,7 +148,7 @@ struct FileParser {
     static let zoneKeys: Set = ["description", "members", "lint"]
     static let ruleKeys: Set = ["from", "to", "ports", "description", "lint"]
     static let lintKeys: Set = ["ignore", "reason"]
-    static let settingsKeys: Set = ["denied", "log_denied"]
+    static let settingsKeys: Set = ["denied", "log_denied", "revoke_established", "failsafe"]
     static let expectKeys: Set = ["from", "to", "port", "verdict"]
 
     mutating func parse(_ text: String) -> FileFragment {
@@ -412,10 +412,34 @@ struct FileParser {
                 }
             case "log_denied":
                 if let b = reader.bool(v, what: "'log_denied'") { settings.logDenied = b }
+            case "revoke_established":
+                if let b = reader.bool(v, what: "'revoke_established'") { settings.revokeEstablished = b }
+            case "failsafe":
+                settings.failsafe = parseFailsafe(v)
             default: break
             }
         }
         return settings
+    }
+
+    /// `failsafe: [tcp/22]`: single ports or ranges of TCP, UDP or SCTP; an empty list is fine.
+    mutating func parseFailsafe(_ node: Node) -> [PortSpec] {
+        if DocumentReader.isNull(node) { return [] }
+        guard let items = reader.sequence(node, what: "'failsafe'") else { return [] }
+        var specs: [PortSpec] = []
+        for item in items {
+            guard let text = reader.string(item, what: "a port spec") else { continue }
+            switch PortSpec.parse(text) {
+            case .success(let s):
+                if case .ports = s { specs.append(s) } else {
+                    reader.error(item, "'failsafe' lists ports such as tcp/22, not '\(text)'",
+                                 hint: "a failsafe opens this host's ports to every zone; name them one by one")
+                }
+            case .failure(let e):
+                reader.error(item, "bad port spec \(e.message)", hint: e.hint)
+            }
+        }
+        return specs.sorted()
     }
 
     mutating func parseExpectations(_ node: Node) -> [FileFragment.RawExpectation] {

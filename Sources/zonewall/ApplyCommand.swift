@@ -48,6 +48,13 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let (policy, _) = try options.loadOrExit()
         let desired = ZoneCompiler.compile(policy)
+        if try applyAndVerify(desired) {
+            try Revoking.afterCommit(of: policy, previous: nil, netns: kernelOptions.netns)
+        }
+    }
+
+    /// Applies and verifies; true when the kernel's table changed.
+    private func applyAndVerify(_ desired: Table) throws -> Bool {
         let start = ContinuousClock.now
         let place = kernelOptions.place(KernelSync.tableName)
 
@@ -79,7 +86,7 @@ struct ApplyCommand: ParsableCommand {
                   + "\(desired.elementCount) elements, \(desired.sets.count) sets, \(desired.chains.count) chains; "
                   + "done in \(KernelSync.milliseconds(since: start)), every set read back and verified while the next was sent, "
                   + "the final check took \(KernelSync.milliseconds(since: readBack))")
-            return
+            return true
         }
         let after = try withKernelErrors("reading back \(place)") {
             try kernel.dump(family: desired.family, table: desired.name).table
@@ -103,6 +110,7 @@ struct ApplyCommand: ParsableCommand {
         print("zonewall: \(what); \(desired.elementCount) elements, \(desired.sets.count) sets, "
               + "\(desired.chains.count) chains; done in \(KernelSync.milliseconds(since: start)), "
               + "of which the read-back that verified it took \(KernelSync.milliseconds(since: readBack))")
+        return build != nil || !tx.isEmpty
     }
 
     /// Creates the table where none exists, in stages (`Transaction.stages(creating:budget:)`):

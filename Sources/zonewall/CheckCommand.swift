@@ -35,7 +35,7 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         var result = PolicyLoader.load(directory: options.policies)
         if let policy = result.policy {
-            result.diagnostics = (result.diagnostics + Lint.check(policy)).sortedByLocation
+            result.diagnostics = (result.diagnostics + Lint.check(policy) + Lockout.warnings(policy)).sortedByLocation
         }
         switch format {
         case .text:

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import Conntrack
 import Logging
 import Reconciler
 import ServiceLifecycle
@@ -63,6 +64,12 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "zonewall")
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
+        // Revocation needs ctnetlink; a kernel without it still gets its rule set enforced.
+        let conntrack: NetlinkConntrack?
+        do { conntrack = try NetlinkConntrack(namespace: kernelOptions.netns) } catch {
+            logger.error("cannot open ctnetlink; established flows will not be revoked", metadata: ["error": "\(error)"])
+            conntrack = nil
+        }
         var configuration = DaemonConfiguration(
             policyDirectory: options.policies,
             stateFile: kernelOptions.stateFile(stateFile, policies: options.policies),
@@ -71,7 +78,7 @@ struct RunCommand: AsyncParsableCommand {
             metricsAddress: metricsAddress.flatMap(Self.parseAddress)
         )
         configuration.namespace = kernelOptions.netns
-        let daemon = ZonewallDaemon(kernel: kernel, configuration: configuration, logger: logger)
+        let daemon = ZonewallDaemon(kernel: kernel, conntrack: conntrack, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Reconciler
+import Revocation
 import Ruleset
 import Testing
 import ZoneCompiler
@@ -436,3 +437,51 @@ final class HookedKernel: KernelRuleset, @unchecked Sendable {
 }
 
 final class Flag: @unchecked Sendable { var value = false }
+
+/// Revocation hooked into the reconciler, against the in-memory conntrack table.
+struct ReconcilerRevocationTests {
+    let logger = Logger(label: "test")
+    let db5432 = ConntrackEntry(family: .ipv4, proto: 6, source: IPPrefix.parse("192.0.2.20")!.address,
+                                destination: IPPrefix.parse("203.0.113.5")!.address, sourcePort: 40000, destinationPort: 5432)
+    let db6000 = ConntrackEntry(family: .ipv4, proto: 6, source: IPPrefix.parse("192.0.2.20")!.address,
+                                destination: IPPrefix.parse("203.0.113.5")!.address, sourcePort: 40001, destinationPort: 6000)
+    let twoPorts = basePolicy.replacingOccurrences(of: "tcp/5432", with: "tcp/5432, tcp/6000")
+
+    @Test func anEditThatRemovesPermissionRevokesOnlyWhatItDenies() async throws {
+        let dir = try PolicyDir(["p.yaml": twoPorts])
+        let conntrack = InMemoryConntrack()
+        let r = Reconciler(kernel: InMemoryKernel(), policyDirectory: dir.path, logger: logger, conntrack: conntrack)
+        try await r.start()
+        conntrack.insert(db5432)
+        conntrack.insert(db6000)
+        let scansBefore = conntrack.scans
+
+        // An edit that changes nothing in the kernel removes no permission: no scan.
+        try dir.write("p.yaml", twoPorts + "\n# a comment\n")
+        await r.reload("comment")
+        #expect(conntrack.scans == scansBefore)
+
+        try dir.write("p.yaml", basePolicy)  // tcp/6000 loses its permission
+        await r.reload("edit")
+        #expect(conntrack.entries == [db5432])
+        #expect(await r.state.revokedFlows == 1)
+        #expect(await r.state.revokedFlowsByPair == ["web db": 1])
+
+        // Drift repair restores what was enforced: no revocation scan.
+        let scans = conntrack.scans
+        await r.resync(.drift)
+        #expect(conntrack.scans == scans)
+    }
+
+    @Test func optingOutKeepsEstablishedFlows() async throws {
+        let dir = try PolicyDir(["p.yaml": twoPorts])
+        let conntrack = InMemoryConntrack()
+        let r = Reconciler(kernel: InMemoryKernel(), policyDirectory: dir.path, logger: logger, conntrack: conntrack)
+        try await r.start()
+        conntrack.insert(db6000)
+        try dir.write("p.yaml", basePolicy + "\nsettings: {revoke_established: false}\n")
+        await r.reload("edit")
+        #expect(conntrack.entries == [db6000])
+        #expect(await r.state.revokedFlows == nil)
+    }
+}

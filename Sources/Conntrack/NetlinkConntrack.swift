@@ -1,0 +1,234 @@
+import CConntrack
+import Glibc
+import Revocation
+import Synchronization
+import ZonePolicy
+
+/// A failed ctnetlink call: the operation and the errno.
+public struct ConntrackError: Error, CustomStringConvertible {
+    public var operation: String
+    public var errno: Int32
+
+    public var description: String { "\(operation): \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+/// The kernel's conntrack table over ctnetlink (libnetfilter_conntrack), optionally inside a
+/// named network namespace.
+///
+/// The handle is opened inside the namespace (like `NetlinkSocket.open(inNamespace:)`): a
+/// netlink socket keeps the namespace it was created in.
+public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
+    /// The `nfct_open` handle; calls on it are serialised by `lock`.
+    private let handle: OpaquePointer
+    private let local: Set<LocalAddress>
+    private let lock = Mutex(())
+
+    /// Opens ctnetlink in the calling thread's namespace, or in `/run/netns/NAME` (`nfct_open`).
+    public init(namespace: String? = nil) throws(ConntrackError) {
+        let opened = try Self.inNamespace(namespace)
+        handle = opened.0
+        local = opened.1
+    }
+
+    deinit { nfct_close(handle) }
+
+    public func localAddresses() throws -> Set<LocalAddress> { local }
+
+    /// Dumps both families (`nfct_query(NFCT_Q_DUMP)` with `AF_UNSPEC`), decoding each entry
+    /// in the callback so that the table is never held whole.
+    public func scan(_ body: (ConntrackEntry) -> Void) throws {
+        try withoutActuallyEscaping(body) { body in
+            final class Box { let body: (ConntrackEntry) -> Void; init(_ b: @escaping (ConntrackEntry) -> Void) { body = b } }
+            let box = Box(body)
+            try lock.withLock { _ in
+                let context = Unmanaged.passUnretained(box).toOpaque()
+                nfct_callback_register(handle, NFCT_T_ALL, { _, ct, data in
+                    guard let ct, let data else { return Int32(NFCT_CB_CONTINUE) }
+                    if let e = NetlinkConntrack.decode(ct) { Unmanaged<Box>.fromOpaque(data).takeUnretainedValue().body(e) }
+                    return Int32(NFCT_CB_CONTINUE)
+                }, context)
+                defer { nfct_callback_unregister(handle) }
+                var family = UInt32(AF_UNSPEC)
+                guard nfct_query(handle, NFCT_Q_DUMP, &family) == 0 else {
+                    throw ConntrackError(operation: "dumping the conntrack table (nfct_query NFCT_Q_DUMP)", errno: errno)
+                }
+            }
+        }
+    }
+
+    /// Deletes each entry by its original tuple, zone and id (`nfct_query(NFCT_Q_DESTROY)`);
+    /// ENOENT (already gone, or the id now belongs to nobody) is not an error.
+    public func delete(_ entries: [ConntrackEntry]) throws -> Int {
+        try lock.withLock { _ in
+            var deleted = 0
+            for e in entries {
+                guard let ct = nfct_new() else { fatalError("nfct_new: out of memory") }
+                defer { nfct_destroy(ct) }
+                Self.setTuple(ct, e)
+                if e.id != 0 { nfct_set_attr_u32(ct, ATTR_ID, e.id) }
+                if nfct_query(handle, NFCT_Q_DESTROY, UnsafeRawPointer(ct)) == 0 {
+                    deleted += 1
+                } else if errno != ENOENT {
+                    throw ConntrackError(operation: "deleting conntrack entry \(e.sourceText) → \(e.destinationText) (nfct_query NFCT_Q_DESTROY)",
+                                         errno: errno)
+                }
+            }
+            return deleted
+        }
+    }
+
+    /// Creates an entry (`nfct_query(NFCT_Q_CREATE)`), established and lasting `timeout`
+    /// seconds: for tests and the benchmark, which need large tables without real flows.
+    public func create(_ e: ConntrackEntry, timeout: UInt32 = 600) throws {
+        try lock.withLock { _ in
+            guard let ct = nfct_new() else { fatalError("nfct_new: out of memory") }
+            defer { nfct_destroy(ct) }
+            Self.setTuple(ct, e)
+            // The reply tuple mirrors the original one (no NAT).
+            nfct_setobjopt(ct, UInt32(NFCT_SOPT_SETUP_REPLY))
+            nfct_set_attr_u32(ct, ATTR_TIMEOUT, timeout)
+            if e.proto == 6 { nfct_set_attr_u8(ct, ATTR_TCP_STATE, 3 /* TCP_CONNTRACK_ESTABLISHED */) }
+            guard nfct_query(handle, NFCT_Q_CREATE, UnsafeRawPointer(ct)) == 0 else {
+                throw ConntrackError(operation: "creating conntrack entry \(e.sourceText) → \(e.destinationText) (nfct_query NFCT_Q_CREATE)",
+                                     errno: errno)
+            }
+        }
+    }
+
+    private static func setTuple(_ ct: OpaquePointer, _ e: ConntrackEntry) {
+        nfct_set_attr_u8(ct, ATTR_L3PROTO, UInt8(e.family == .ipv4 ? AF_INET : AF_INET6))
+        if e.family == .ipv4 {
+            nfct_set_attr_u32(ct, ATTR_IPV4_SRC, UInt32(truncatingIfNeeded: e.source).bigEndian)
+            nfct_set_attr_u32(ct, ATTR_IPV4_DST, UInt32(truncatingIfNeeded: e.destination).bigEndian)
+        } else {
+            withUnsafeBytes(of: e.source.bigEndian) { nfct_set_attr(ct, ATTR_IPV6_SRC, $0.baseAddress) }
+            withUnsafeBytes(of: e.destination.bigEndian) { nfct_set_attr(ct, ATTR_IPV6_DST, $0.baseAddress) }
+        }
+        nfct_set_attr_u8(ct, ATTR_L4PROTO, e.proto)
+        if e.isICMP {
+            nfct_set_attr_u8(ct, ATTR_ICMP_TYPE, e.icmpType)
+            nfct_set_attr_u8(ct, ATTR_ICMP_CODE, e.icmpCode)
+            nfct_set_attr_u16(ct, ATTR_ICMP_ID, e.icmpID.bigEndian)
+        } else if e.hasPorts {
+            nfct_set_attr_u16(ct, ATTR_PORT_SRC, e.sourcePort.bigEndian)
+            nfct_set_attr_u16(ct, ATTR_PORT_DST, e.destinationPort.bigEndian)
+        }
+        if e.zone != 0 { nfct_set_attr_u16(ct, ATTR_ZONE, e.zone) }
+    }
+
+    /// The entry's tuples (`nfct_get_attr_*`); nil for a family other than IPv4/IPv6.
+    static func decode(_ ct: OpaquePointer) -> ConntrackEntry? {
+        let l3 = Int32(nfct_get_attr_u8(ct, ATTR_L3PROTO))
+        let family: AddressFamily
+        let src, dst, replySrc: UInt128
+        switch l3 {
+        case AF_INET:
+            family = .ipv4
+            src = UInt128(UInt32(bigEndian: nfct_get_attr_u32(ct, ATTR_IPV4_SRC)))
+            dst = UInt128(UInt32(bigEndian: nfct_get_attr_u32(ct, ATTR_IPV4_DST)))
+            replySrc = nfct_attr_is_set(ct, ATTR_REPL_IPV4_SRC) > 0 ? UInt128(UInt32(bigEndian: nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC))) : dst
+        case AF_INET6:
+            family = .ipv6
+            src = address6(ct, ATTR_IPV6_SRC)
+            dst = address6(ct, ATTR_IPV6_DST)
+            replySrc = nfct_attr_is_set(ct, ATTR_REPL_IPV6_SRC) > 0 ? address6(ct, ATTR_REPL_IPV6_SRC) : dst
+        default:
+            return nil
+        }
+        let proto = nfct_get_attr_u8(ct, ATTR_L4PROTO)
+        var e = ConntrackEntry(family: family, proto: proto, source: src, destination: dst, translatedDestination: replySrc)
+        if e.isICMP {
+            e.icmpType = nfct_get_attr_u8(ct, ATTR_ICMP_TYPE)
+            e.icmpCode = nfct_get_attr_u8(ct, ATTR_ICMP_CODE)
+            e.icmpID = UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_ICMP_ID))
+        } else if e.hasPorts {
+            e.sourcePort = UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_PORT_SRC))
+            e.destinationPort = UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_PORT_DST))
+            e.translatedDestinationPort = nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC) > 0
+                ? UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC)) : e.destinationPort
+        }
+        e.zone = nfct_attr_is_set(ct, ATTR_ZONE) > 0 ? nfct_get_attr_u16(ct, ATTR_ZONE) : 0
+        e.id = nfct_attr_is_set(ct, ATTR_ID) > 0 ? nfct_get_attr_u32(ct, ATTR_ID) : 0
+        return e
+    }
+
+    private static func address6(_ ct: OpaquePointer, _ attr: nf_conntrack_attr) -> UInt128 {
+        guard let p = nfct_get_attr(ct, attr) else { return 0 }
+        var v: UInt128 = 0
+        withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: 16)) }
+        return UInt128(bigEndian: v)
+    }
+
+    /// The addresses of this thread's namespace's interfaces (`getifaddrs`).
+    private static func readLocalAddresses() -> Set<LocalAddress> {
+        var out: Set<LocalAddress> = []
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return out }
+        defer { freeifaddrs(list) }
+        var p = list
+        while let ifa = p {
+            defer { p = ifa.pointee.ifa_next }
+            guard let sa = ifa.pointee.ifa_addr else { continue }
+            switch Int32(sa.pointee.sa_family) {
+            case AF_INET:
+                sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    out.insert(LocalAddress(family: .ipv4, address: UInt128(UInt32(bigEndian: $0.pointee.sin_addr.s_addr))))
+                }
+            case AF_INET6:
+                sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { s in
+                    var v: UInt128 = 0
+                    withUnsafeMutableBytes(of: &v) { dst in withUnsafeBytes(of: s.pointee.sin6_addr) { dst.copyMemory(from: $0) } }
+                    out.insert(LocalAddress(family: .ipv6, address: UInt128(bigEndian: v)))
+                }
+            default: break
+            }
+        }
+        return out
+    }
+
+    private static func openHere() throws(ConntrackError) -> Opened {
+        guard let h = nfct_open(UInt8(CONNTRACK), 0) else { throw ConntrackError(operation: "opening ctnetlink (nfct_open)", errno: errno) }
+        return Opened(handle: h, local: readLocalAddresses())
+    }
+
+    private struct Opened: @unchecked Sendable {
+        var handle: OpaquePointer
+        var local: Set<LocalAddress>
+        var tuple: (OpaquePointer, Set<LocalAddress>) { (handle, local) }
+    }
+
+    /// Opens the handle on a throwaway thread inside `/run/netns/NAME` (or here when nil): the
+    /// namespace is per thread, so no thread that runs other code ever changes namespace.
+    private static func inNamespace(_ name: String?) throws(ConntrackError) -> (OpaquePointer, Set<LocalAddress>) {
+        guard let name else { return try openHere().tuple }
+        final class Job: @unchecked Sendable {
+            let path: String
+            var result: Result<Opened, ConntrackError>?
+            init(path: String) { self.path = path }
+            func run() {
+                result = Result { () throws(ConntrackError) -> Opened in
+                    let nsfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+                    guard nsfd >= 0 else { throw ConntrackError(operation: "opening network namespace \(path)", errno: errno) }
+                    defer { close(nsfd) }
+                    guard setns(nsfd, ZW_CT_CLONE_NEWNET) == 0 else {
+                        throw ConntrackError(operation: "entering network namespace \(path)", errno: errno)
+                    }
+                    return try NetlinkConntrack.openHere()
+                }
+            }
+        }
+        let job = Job(path: name.contains("/") ? name : "/run/netns/\(name)")
+        let context = Unmanaged.passRetained(job).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { context in
+            Unmanaged<Job>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Job>.fromOpaque(context).release()
+            throw ConntrackError(operation: "starting a thread to enter network namespace \(name)", errno: rc)
+        }
+        pthread_join(thread, nil)
+        return try job.result!.get().tuple
+    }
+}

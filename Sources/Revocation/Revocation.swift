@@ -1,0 +1,131 @@
+import Ruleset
+import ZonePolicy
+
+/// A flow whose conntrack entry a new policy no longer allows.
+public struct RevokedFlow: Hashable, Sendable {
+    public var entry: ConntrackEntry
+    /// The zones (or world/host) the flow's ends classify into under the new policy; `-` when
+    /// revoking against a rule set rather than a policy.
+    public var from: String
+    public var to: String
+    /// Whether the previous policy allowed it; nil when the previous policy is not known
+    /// (`zonewall apply`, a daemon start).
+    public var previouslyAllowed: Bool?
+    /// Why the new policy denies it.
+    public var reason: String
+}
+
+/// What one revocation pass did.
+public struct RevocationReport: Sendable {
+    /// Entries looked at.
+    public var scanned = 0
+    /// The flows found denied, each with its zones.
+    public var revoked: [RevokedFlow] = []
+    /// Entries the kernel deleted (fewer than `revoked` when some ended meanwhile).
+    public var deleted = 0
+
+    public init() {}
+}
+
+/// Revocation: after a commit that removes permission, the conntrack entries of established
+/// flows the new policy denies are deleted, so that their next packet is a new flow again and
+/// meets the zone chains (denied; with `denied: reject`, a reset).
+///
+/// The decision is pure (`decide`, `plan`): each entry's tuple, as the filter hooks saw it, is
+/// evaluated with the new policy exactly as `zonewall explain` would. Entries of flows zonewall
+/// does not govern (neither end in a zone) and entries the new policy still allows are left alone.
+///
+/// Hooks for what is not built here:
+/// - audit zones: the commit that switches an audit zone to enforce must call `revoke` with the
+///   enforcing policy as `new` (the policy as the kernel now enforces it), like any tightening;
+/// - local identities (units, cgroups, users): an entry carries no socket owner, so a flow
+///   whose *local socket's* identity lost permission cannot be told from the tuple. Only the
+///   address-based zones are revoked; see the README.
+public enum Revocation {
+    /// The hooks a flow crossed on this machine, from its addresses: to one of ours is delivered
+    /// (input), from one of ours is sent (output), anything else is routed (forward).
+    public static func hooks(of e: ConntrackEntry, local: Set<LocalAddress>) -> [HookContext] {
+        var hooks: [HookContext] = []
+        if local.contains(LocalAddress(family: e.family, address: e.source)) { hooks.append(.output) }
+        if local.contains(LocalAddress(family: e.family, address: e.translatedDestination)) { hooks.append(.input) }
+        return hooks.isEmpty ? [.forward] : hooks
+    }
+
+    /// The new policy's decision for an entry: denied if any hook it crossed denies it.
+    public static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>) -> Decision {
+        var last: Decision?
+        for hook in hooks(of: e, local: local) {
+            let src = evaluator.classify(IPPrefix(family: e.family, address: e.source, length: e.family.bits), isSource: true, hook: hook)
+            let dst = evaluator.classify(IPPrefix(family: e.family, address: e.translatedDestination, length: e.family.bits),
+                                         isSource: false, hook: hook)
+            let d = evaluator.decide(from: src, to: dst, flow: e.flow, hook: hook)
+            if d.verdict == .deny { return d }
+            last = d
+        }
+        return last!
+    }
+
+    /// The entries to delete, from the new policy (and the old one, to say what changed).
+    public static func plan(_ e: ConntrackEntry, new: Evaluator, old: Evaluator?, local: Set<LocalAddress>) -> RevokedFlow? {
+        let d = decide(e, with: new, local: local)
+        guard d.verdict == .deny else { return nil }
+        let before = old.map { decide(e, with: $0, local: local).verdict == .allow }
+        return RevokedFlow(entry: e, from: d.from.description, to: d.to.description, previouslyAllowed: before, reason: d.reason)
+    }
+
+    /// The disposition the rule set gives the entry's first packet if it were new, at every hook
+    /// it crossed: revocation against a table when its policy is not known (a restore). The
+    /// interpreter searches sets linearly: meant for the tables one restores by hand, not for
+    /// 100,000s of elements.
+    public static func plan(_ e: ConntrackEntry, table: Interpreter, local: Set<LocalAddress>) -> RevokedFlow? {
+        let width = e.family == .ipv4 ? 4 : 16
+        let packet = Packet(family: e.family == .ipv4 ? .ipv4 : .ipv6, source: Value(e.source, width: width),
+                            destination: Value(e.translatedDestination, width: width), l4proto: e.proto,
+                            transportOffset2: e.hasPorts ? e.translatedDestinationPort : 0, icmpType: e.icmpType, ctState: 8)
+        for hook in hooks(of: e, local: local) {
+            let h: Hook = switch hook {
+            case .input: .input
+            case .forward: .forward
+            case .output: .output
+            }
+            let d = table.evaluate(packet, hook: h)
+            if d != .accept {
+                return RevokedFlow(entry: e, from: "-", to: "-", previouslyAllowed: nil,
+                                   reason: "the restored rule set \(d == .drop ? "drops" : "rejects") it on the \(hook) hook")
+            }
+        }
+        return nil
+    }
+
+    /// Scans `table`, deletes every entry `new` denies, and reports them. Does nothing (and
+    /// scans nothing) when `new.settings.revokeEstablished` is false.
+    public static func revoke(in table: any ConntrackTable, new: Policy, old: Policy?) throws -> RevocationReport {
+        guard new.settings.revokeEstablished else { return RevocationReport() }
+        let newEval = Evaluator(new)
+        let oldEval = old.map(Evaluator.init)
+        return try revoke(in: table) { plan($0, new: newEval, old: oldEval, local: $1) }
+    }
+
+    /// Scans `table` and deletes every entry `restored` would not admit as a new flow.
+    public static func revoke(in table: any ConntrackTable, restoring restored: Table) throws -> RevocationReport {
+        let interpreter = Interpreter(restored)
+        return try revoke(in: table) { plan($0, table: interpreter, local: $1) }
+    }
+
+    /// Scans `table`, asks `judge` about each entry, deletes the ones it returns.
+    public static func revoke(in table: any ConntrackTable,
+                              judge: (ConntrackEntry, Set<LocalAddress>) -> RevokedFlow?) throws -> RevocationReport {
+        var report = RevocationReport()
+        let local = try table.localAddresses()
+        var scanned = 0
+        var revoked: [RevokedFlow] = []
+        try table.scan { e in
+            scanned += 1
+            if let r = judge(e, local) { revoked.append(r) }
+        }
+        report.scanned = scanned
+        report.revoked = revoked
+        if !revoked.isEmpty { report.deleted = try table.delete(revoked.map(\.entry)) }
+        return report
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Revocation
+import Testing
+import ZonePolicy
+
+func v4(_ text: String) -> UInt128 { IPPrefix.parse(text)!.address }
+func v6(_ text: String) -> UInt128 { IPPrefix.parse(text)!.address }
+
+func policy(_ yaml: String) throws -> Policy {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zw-revocation-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try yaml.write(to: dir.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+    let result = PolicyLoader.load(directory: dir.path)
+    return try #require(result.policy, "\(result.diagnostics)")
+}
+
+let both = """
+    zones:
+      web: {members: [192.0.2.16/28, "2001:db8:10::/64"]}
+      db: {members: [203.0.113.5, "2001:db8::5"]}
+      cache: {members: [203.0.113.6]}
+    allow:
+      - {from: web, to: db, ports: [tcp/5432, udp/5353]}
+      - {from: web, to: cache, ports: [tcp/6379]}
+      - {from: web, to: world, ports: [icmp]}
+    """
+
+func tcp(_ s: String, _ d: String, _ port: UInt16, sport: UInt16 = 40000) -> ConntrackEntry {
+    let fam: AddressFamily = s.contains(":") ? .ipv6 : .ipv4
+    return ConntrackEntry(family: fam, proto: 6, source: v4(s), destination: v4(d), sourcePort: sport, destinationPort: port)
+}
+
+struct RevocationTests {
+    @Test func deniedFlowsAreRevokedAllowedAndUngovernedOnesAreNot() throws {
+        let old = try policy(both)
+        let new = try policy(both.replacingOccurrences(of: "tcp/5432, udp/5353", with: "udp/5353"))
+        let lost = tcp("192.0.2.20", "203.0.113.5", 5432)
+        let kept = tcp("192.0.2.20", "203.0.113.6", 6379)
+        let keptUDP = ConntrackEntry(family: .ipv4, proto: 17, source: v4("192.0.2.20"), destination: v4("203.0.113.5"),
+                                     sourcePort: 5000, destinationPort: 5353)
+        let ungoverned = tcp("198.51.100.7", "198.51.100.8", 5432)      // world → world
+        let lost6 = tcp("2001:db8:10::7", "2001:db8::5", 5432)
+        let ping = ConntrackEntry(family: .ipv4, proto: 1, source: v4("192.0.2.20"), destination: v4("198.51.100.9"), icmpType: 8, icmpID: 7)
+        let table = InMemoryConntrack([lost, kept, keptUDP, ungoverned, lost6, ping])
+        let report = try Revocation.revoke(in: table, new: new, old: old)
+        #expect(report.scanned == 6)
+        #expect(Set(report.revoked.map(\.entry)) == [lost, lost6])
+        #expect(report.deleted == 2)
+        #expect(Set(table.entries) == [kept, keptUDP, ungoverned, ping])
+        let r = try #require(report.revoked.first { $0.entry == lost })
+        #expect(r.from == "web" && r.to == "db")
+        #expect(r.previouslyAllowed == true)
+        #expect(r.entry.protoAndPort == ("tcp", "5432"))
+    }
+
+    @Test func aMemberMovedOutOrAZoneDeletedRevokes() throws {
+        let old = try policy(both)
+        // 192.0.2.20 leaves web: it is world now, and world may not reach db.
+        let moved = try policy(both.replacingOccurrences(of: "192.0.2.16/28", with: "192.0.2.32/28"))
+        let e = tcp("192.0.2.20", "203.0.113.5", 5432)
+        let other = tcp("192.0.2.33", "203.0.113.5", 5432)
+        let table = InMemoryConntrack([e, other])
+        let report = try Revocation.revoke(in: table, new: moved, old: old)
+        #expect(report.revoked.map(\.entry) == [e])
+        #expect(report.revoked.first?.from == "world")
+        #expect(table.entries == [other])
+
+        // cache deleted: its address is world, and web → world admits only icmp.
+        let deleted = try policy("""
+            zones:
+              web: {members: [192.0.2.16/28]}
+              db: {members: [203.0.113.5]}
+            allow:
+              - {from: web, to: db, ports: [tcp/5432]}
+            """)
+        let toCache = tcp("192.0.2.20", "203.0.113.6", 6379)
+        let t2 = InMemoryConntrack([toCache])
+        #expect(try Revocation.revoke(in: t2, new: deleted, old: old).revoked.first?.to == "world")
+        #expect(t2.entries.isEmpty)
+    }
+
+    @Test func optingOutScansNothing() throws {
+        let p = try policy(both + "\nsettings: {revoke_established: false}\n")
+        let table = InMemoryConntrack([tcp("192.0.2.20", "203.0.113.5", 22)])
+        let report = try Revocation.revoke(in: table, new: p, old: nil)
+        #expect(report.scanned == 0 && table.scans == 0 && table.entries.count == 1)
+    }
+
+    @Test func hooksComeFromTheLocalAddresses() throws {
+        let p = try policy(both)
+        let local: Set<LocalAddress> = [LocalAddress(family: .ipv4, address: v4("198.51.100.1"))]
+        // web → this host on tcp/22: no rule; denied on the input hook.
+        let ssh = tcp("192.0.2.20", "198.51.100.1", 22)
+        #expect(Revocation.hooks(of: ssh, local: local) == [.input])
+        let d = Revocation.decide(ssh, with: Evaluator(p), local: local)
+        #expect(d.verdict == .deny && d.to == .host)
+        // The same tuple, routed: web → world on tcp/22 is denied as well, but as world.
+        #expect(Revocation.decide(ssh, with: Evaluator(p), local: []).to == .world)
+        // With tcp/22 as a failsafe port the delivered flow stays.
+        let safe = try policy(both + "\nsettings: {failsafe: [tcp/22]}\n")
+        #expect(Revocation.decide(ssh, with: Evaluator(safe), local: local).verdict == .allow)
+        #expect(Revocation.decide(ssh, with: Evaluator(safe), local: []).verdict == .deny)  // failsafe is for this host only
+    }
+
+    @Test func theFilterSawTheTranslatedDestination() throws {
+        let p = try policy(both)
+        // DNAT 198.51.100.80:80 → db:5432: the forward hook saw db:5432, which web may reach.
+        var e = tcp("192.0.2.20", "198.51.100.80", 80)
+        e.translatedDestination = v4("203.0.113.5")
+        e.translatedDestinationPort = 5432
+        #expect(Revocation.decide(e, with: Evaluator(p), local: []).verdict == .allow)
+    }
+}
