@@ -27,7 +27,9 @@ public struct PortSet: Hashable, Sendable {
         }
     }
 
+    /// Whether the set holds no port.
     public var isEmpty: Bool { ranges.isEmpty }
+    /// Whether the set holds every port, as a whole protocol does.
     public var isAll: Bool { self == .all }
     /// How many ports the set holds.
     public var count: Int { ranges.reduce(0) { $0 + $1.count } }
@@ -91,6 +93,7 @@ public struct Access: Hashable, Sendable {
         return a
     }()
 
+    /// Nothing admitted.
     public init() {}
 
     /// What one port spec admits.
@@ -108,7 +111,9 @@ public struct Access: Hashable, Sendable {
         for s in specs { formUnion(Access(s)) }
     }
 
+    /// Whether nothing is admitted.
     public var isEmpty: Bool { !icmpEcho && !other && byProtocol.isEmpty }
+    /// Whether everything is admitted, as `any` does.
     public var isEverything: Bool { self == .everything }
 
     /// The ports of one protocol.

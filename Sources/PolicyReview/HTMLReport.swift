@@ -3,13 +3,16 @@ import ZonePolicy
 /// One self-contained HTML page (no network fetches): the zone × zone reachability matrix, the
 /// zone list, and the diff against a base when given.
 public struct HTMLReport: Sendable {
+    /// The policy the page shows.
     public var policy: Policy
+    /// The change against a base, shown above the matrix and outlined in it.
     public var diff: PolicyDiff?
     /// What the base was, for the diff heading (a directory or a git revision).
     public var baseName: String?
     /// The matrix shows at most this many endpoints, so the page stays usable on large policies.
     public var matrixLimit: Int
 
+    /// A report of `policy`, with `diff` against `baseName` when given.
     public init(policy: Policy, diff: PolicyDiff? = nil, baseName: String? = nil, matrixLimit: Int = 150) {
         self.policy = policy
         self.diff = diff

@@ -4,11 +4,17 @@
 /// platforms: the schema file in the repository must equal `zonewall schema` exactly.
 public indirect enum JSONValue: Hashable, Sendable, ExpressibleByStringLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    /// A string.
     case string(String)
+    /// A whole number.
     case int(Int)
+    /// true or false.
     case bool(Bool)
+    /// null.
     case null
+    /// A list.
     case array([JSONValue])
+    /// An object; rendered with its keys sorted.
     case object([String: JSONValue])
 
     public init(stringLiteral v: String) { self = .string(v) }

@@ -2,8 +2,11 @@ import ZonePolicy
 
 /// A range of addresses of one family, first to last inclusive.
 public struct AddressRange: Hashable, Sendable, Comparable {
+    /// IPv4 or IPv6.
     public var family: AddressFamily
+    /// The first address (IPv4 in the low 32 bits).
     public var first: UInt128
+    /// The last address, inclusive.
     public var last: UInt128
 
     public static func < (a: Self, b: Self) -> Bool { (a.family, a.first, a.last) < (b.family, b.first, b.last) }
@@ -39,6 +42,7 @@ public struct Membership: Sendable {
     /// Each zone's addresses as sorted, disjoint, merged ranges.
     public private(set) var ranges: [String: [AddressRange]] = [:]
 
+    /// Each zone's addresses in `policy`.
     public init(_ policy: Policy) {
         for family in AddressFamily.allCases {
             var members: [(prefix: IPPrefix, zone: String)] = []

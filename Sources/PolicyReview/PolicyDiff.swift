@@ -7,6 +7,7 @@ import ZonePolicy
 public struct PolicyDiff: Sendable {
     /// Traffic between two endpoints that one side admits and the other does not.
     public struct Flow: Sendable, Comparable {
+        /// From where to where.
         public var pair: EndpointPair
         /// What changed, in the policy language.
         public var access: Access
@@ -23,7 +24,9 @@ public struct PolicyDiff: Sendable {
 
     /// A member of a zone: an address or prefix (identities, once zones have them).
     public struct Member: Hashable, Sendable, Comparable {
+        /// The zone.
         public var zone: String
+        /// An address or prefix, as the policy language writes it.
         public var member: String
         /// Orders addresses numerically, not as text.
         var order: IPPrefix?
@@ -39,11 +42,17 @@ public struct PolicyDiff: Sendable {
         }
     }
 
+    /// Traffic allowed now and denied before, by pair, sorted.
     public var opened: [Flow] = []
+    /// Traffic allowed before and denied now, by pair, sorted.
     public var closed: [Flow] = []
+    /// Addresses a zone gained, sorted by zone then address.
     public var membersAdded: [Member] = []
+    /// Addresses a zone lost, sorted by zone then address.
     public var membersRemoved: [Member] = []
+    /// Zones the new policy adds, sorted.
     public var zonesAdded: [String] = []
+    /// Zones the new policy removes, sorted.
     public var zonesRemoved: [String] = []
 
     /// True when the meaning did not change.

@@ -14,6 +14,7 @@ public enum PolicySchema {
         public var schema: JSONValue
         public var required: Bool
 
+        /// A key named `name`, meaning `description`, whose value matches `schema`.
         public init(_ name: String, _ description: String, _ schema: JSONValue, required: Bool = false) {
             self.name = name
             self.description = description

@@ -5,6 +5,7 @@ public struct EndpointPair: Hashable, Sendable, Comparable, CustomStringConverti
     public var from: Endpoint
     public var to: Endpoint
 
+    /// Traffic from `from` to `to`.
     public init(from: Endpoint, to: Endpoint) {
         self.from = from
         self.to = to

@@ -8,7 +8,7 @@ import ZonePolicy
 /// `zonewall check`: validates a policy and lints it for least privilege; exit 1 on errors
 /// (and on warnings with `--strict`).
 struct CheckCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate the policy.")
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate the policy and lint it for least privilege (--strict: warnings fail).")
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case text, json, github

@@ -28,6 +28,7 @@ struct GraphCommand: ParsableCommand {
             printError("zonewall: --zone: no zone named '\(zone)'\(hint)")
             throw ExitCode(1)
         }
+        // Audit zones are drawn dashed once zones have an audit flag: pass `isAudit: { $0.audit }` here.
         let graph = PolicyGraph(policy, zone: zone)
         switch format {
         case .mermaid: print(graph.mermaid, terminator: "")
