@@ -23,6 +23,16 @@ struct StatusCommand: ParsableCommand {
     var stateFile: String = "/run/zonewall/state.json"
 
     func run() throws {
+        let confirmations = ConfirmationStore(netns: kernelOptions.netns, policyDirectory: options.policies)
+        if let p = confirmations.pending() {
+            let left = max(0, p.deadline.timeIntervalSinceNow)
+            let alive = kill(p.pid, 0) == 0
+            print("pending confirmation: run `zonewall confirm` before \(ISO8601DateFormatter().string(from: p.deadline)) "
+                  + "(\(String(format: "%.0f", left)) s left) or the previous rule set comes back; "
+                  + "\(p.owner == .apply ? "guard" : "daemon") pid \(p.pid)\(alive ? "" : " (NOT RUNNING: nothing will be undone)")")
+        } else if let outcome = confirmations.lastOutcome() {
+            print("last confirmation window: \(outcome)")
+        }
         if FileManager.default.fileExists(atPath: stateFile) {
             do {
                 printDaemon(try StateFile(path: stateFile).read())
