@@ -41,6 +41,11 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     /// The same, by `"FROM TO"` zone pair (the metric's labels).
     public var revokedFlowsByPair: [String: Int]?
 
+    /// `run --confirm-edits`: the deadline of the edit waiting for `zonewall confirm`.
+    public var pendingConfirmationDeadline: Date?
+    /// Set when an unconfirmed edit was reverted; cleared by the next edit.
+    public var revertedEdit: String?
+
     public init(policyDirectory: String, pid: Int32, startedAt: Date = Date()) {
         self.policyDirectory = policyDirectory
         self.pid = pid

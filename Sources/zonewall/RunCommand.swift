@@ -38,6 +38,14 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Delete table inet zonewall on SIGTERM/SIGINT instead of leaving it in force.")
     var removeOnExit = false
 
+    @Option(help: ArgumentHelp(
+        "Every policy edit the daemon applies must be confirmed with `zonewall confirm` within DURATION (e.g. 60s), "
+            + "or the daemon goes back to the last confirmed policy and keeps it.",
+        discussion: "The files are left as they are; status says the edit was reverted. The next edit starts a new "
+            + "window. Drift repair never needs confirmation.",
+        valueName: "DURATION"))
+    var confirmEdits: ConfirmDuration?
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
@@ -68,16 +76,19 @@ struct RunCommand: AsyncParsableCommand {
             logger.error("cannot open ctnetlink; established flows will not be revoked", metadata: ["error": "\(error)"])
             conntrack = nil
         }
+        var configuration = DaemonConfiguration(
+            policyDirectory: options.policies,
+            stateFile: stateFile.isEmpty ? nil : stateFile,
+            resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
+            removeOnExit: removeOnExit,
+            metricsAddress: metricsAddress.flatMap(Self.parseAddress)
+        )
+        configuration.confirmEdits = confirmEdits?.seconds
+        configuration.netns = kernelOptions.netns
         let daemon = ZonewallDaemon(
             kernel: kernel,
             conntrack: conntrack,
-            configuration: DaemonConfiguration(
-                policyDirectory: options.policies,
-                stateFile: stateFile.isEmpty ? nil : stateFile,
-                resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
-                removeOnExit: removeOnExit,
-                metricsAddress: metricsAddress.flatMap(Self.parseAddress)
-            ),
+            configuration: configuration,
             logger: logger
         )
         let group = ServiceGroup(configuration: .init(

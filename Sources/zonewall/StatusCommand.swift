@@ -73,6 +73,11 @@ struct StatusCommand: ParsableCommand {
         }
         print("  applies \(s.applies), failures \(s.applyFailures), drift repairs \(s.driftRepairs), policy load errors \(s.policyLoadErrors)")
         print("  kernel in sync (as the daemon last saw it): \(s.inSync ? "yes" : "no")")
+        if let d = s.pendingConfirmationDeadline {
+            print("  edit waiting for `zonewall confirm` until \(iso.string(from: d))")
+        }
+        if let r = s.revertedEdit { print("  \(r)") }
+        if let n = s.revokedFlows { print("  established flows revoked: \(n)") }
         if let e = s.lastError {
             print("  last error\(s.lastErrorAt.map { " at " + iso.string(from: $0) } ?? ""): \(e)")
             for d in s.lastErrorDiagnostics { print("    \(d)") }
