@@ -21,8 +21,11 @@ public struct DaemonConfiguration: Sendable {
     public var removeOnExit: Bool
     /// `127.0.0.1:9715`-style loopback address for Prometheus metrics; nil disables them.
     public var metricsAddress: (host: String, port: Int)?
-    /// The network namespace governed (`--netns`), recorded in the state; nil for the daemon's own.
-    public var namespace: String? = nil
+    /// `--confirm-edits`: seconds an applied edit waits for `zonewall confirm`; nil: no windows.
+    public var confirmEdits: TimeInterval?
+    /// The namespace governed (`--netns`), nil for the daemon's own: recorded in the state and,
+    /// with the policy directory, naming the pending-confirmation file `zonewall confirm` removes.
+    public var netns: String?
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -58,7 +61,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let stateFile = config.stateFile.map(StateFile.init(path:))
         let metrics = self.metrics
         let logger = self.logger
-        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.namespace, logger: logger, conntrack: conntrack) { state in
+        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.netns, logger: logger,
+                                    conntrack: conntrack, confirmEdits: config.confirmEdits) { state in
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }
@@ -118,6 +122,10 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     kick.yield()
                 }
             }
+            if config.confirmEdits != nil {
+                let store = ConfirmationStore(netns: config.netns, policyDirectory: config.policyDirectory)
+                group.addTask { await Self.watchConfirmations(reconciler, store: store, config: config) }
+            }
             // The backstop: a full read of the kernel every interval.
             group.addTask {
                 while !Task.isCancelled {
@@ -151,6 +159,36 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             }
         } else {
             logger.info("stopping; rules stay in force")
+        }
+    }
+
+    /// Publishes each new window as a pending-confirmation file; its removal (`zonewall
+    /// confirm`) confirms; at the deadline, claiming the file first, the edit is reverted.
+    static func watchConfirmations(_ reconciler: Reconciler, store: ConfirmationStore, config: DaemonConfiguration) async {
+        var published: Date?
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+            let deadline = await reconciler.confirmationDeadline
+            if deadline != published {
+                if let deadline {
+                    try? store.begin(PendingConfirmation(owner: .daemon, pid: getpid(), deadline: deadline, netns: config.netns,
+                                                         policyDirectory: config.policyDirectory))
+                } else {
+                    store.cancel()
+                }
+                published = deadline
+                continue
+            }
+            guard let deadline else { continue }
+            if store.pending() == nil {
+                await reconciler.confirmPending()
+                published = nil
+            } else if Date() >= deadline, store.claim() {
+                await reconciler.revertUnconfirmed()
+                store.record("reverted at \(ISO8601DateFormatter().string(from: Date())) by the daemon: the edit was not confirmed in time; "
+                             + "the last confirmed policy is in force, the policy files are unchanged")
+                published = nil
+            }
         }
     }
 

@@ -91,6 +91,10 @@ public enum PolicySchema {
         Key("denied", "What happens to denied packets: drop (silently) or reject (TCP reset, ICMP unreachable).",
             ["type": "string", "enum": ["drop", "reject"]]),
         Key("log_denied", "Log denied packets to the kernel log, rate-limited, with the prefix \"zonewall \".", ["type": "boolean"]),
+        Key("revoke_established", "Delete the conntrack entries of established flows a new policy denies (default true); false lets them run on.",
+            ["type": "boolean"]),
+        Key("failsafe", "Inbound ports to this host that are always accepted, whatever the zones (for example tcp/22); default none.",
+            ["type": ["array", "null"], "items": ref("portSpec")]),
     ]
 
     /// Keys of an `expect:` entry.

@@ -87,10 +87,18 @@ public actor Reconciler {
     /// reports what the edit changed against it.
     private var enforcedPolicy: Policy?
 
+    /// `run --confirm-edits`: how long an applied edit waits for `zonewall confirm`; nil: no windows.
+    private let confirmEdits: TimeInterval?
+    /// The last confirmed table and its policy: what an unconfirmed edit goes back to.
+    private var confirmed: (table: Table, policy: Policy?)?
+    /// When the pending edit must be confirmed by; nil when none is pending.
+    public private(set) var confirmationDeadline: Date?
+
     public init(kernel: any KernelRuleset, policyDirectory: String, namespace: String? = nil, logger: Logger, stageBudget: Int = 50_000,
-                conntrack: (any ConntrackTable)? = nil,
+                conntrack: (any ConntrackTable)? = nil, confirmEdits: TimeInterval? = nil,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
+        self.confirmEdits = confirmEdits
         self.conntrack = conntrack
         self.stageBudget = stageBudget
         self.policyDirectory = policyDirectory
@@ -113,12 +121,14 @@ public actor Reconciler {
             desired = table
             let outcome = try converge(.start)
             revokeIfTightened(outcome)
+            confirmed = (table, desiredPolicy)  // what the daemon starts with is the baseline, not an edit
             return outcome
         case .failure(let diagnostics):
             guard let inForce = snapshot.table else { throw StartupRefused(diagnostics: diagnostics) }
             logger.error("invalid policy at start; keeping the rule set already in force", metadata: ["errors": "\(diagnostics.filter { $0.severity == .error }.count)"])
             // What is in force is what we enforce until a valid policy arrives: drift is repaired back to it.
             desired = inForce
+            confirmed = (inForce, nil)
             state.policyDigest = Digest.of(inForce)
             state.elements = inForce.elementCount
             state.inSync = true
@@ -136,6 +146,7 @@ public actor Reconciler {
             defer { releaseScratch() }  // the previous table is gone now
             let outcome = try? converge(.policyChanged(why))
             revokeIfTightened(outcome)
+            if let outcome, let confirmEdits { openWindow(after: outcome, seconds: confirmEdits) }
             return outcome
         case .failure:
             return nil
@@ -341,6 +352,54 @@ public actor Reconciler {
                                               "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
         }
         publish()
+    }
+
+    /// `--confirm-edits`: an edit that changed the kernel starts a new window (a later edit
+    /// replaces the pending one's window, not its baseline); an edit back to the confirmed table
+    /// needs no confirmation.
+    private func openWindow(after outcome: ReconcileOutcome, seconds: TimeInterval) {
+        if let confirmed, desired == confirmed.table {
+            confirmationDeadline = nil
+        } else if outcome.changes > 0 {
+            confirmationDeadline = Date().addingTimeInterval(seconds)
+            state.revertedEdit = nil
+            logger.notice("edit applied; it must be confirmed with `zonewall confirm` in time",
+                          metadata: ["seconds": "\(seconds)"])
+        }
+        state.pendingConfirmationDeadline = confirmationDeadline
+        publish()
+    }
+
+    /// `zonewall confirm` arrived: the policy in force becomes the one to come back to.
+    public func confirmPending() {
+        guard confirmationDeadline != nil, let desired else { return }
+        confirmed = (desired, desiredPolicy)
+        confirmationDeadline = nil
+        state.pendingConfirmationDeadline = nil
+        logger.notice("edit confirmed")
+        publish()
+    }
+
+    /// The deadline passed without a confirmation: back to the last confirmed policy, in one
+    /// transaction, revoking what it denies. The files are left alone; the next edit (or
+    /// SIGHUP) is a new change with a new window.
+    @discardableResult
+    public func revertUnconfirmed() -> ReconcileOutcome? {
+        guard confirmationDeadline != nil, let confirmed else { return nil }
+        confirmationDeadline = nil
+        state.pendingConfirmationDeadline = nil
+        desired = confirmed.table
+        desiredPolicy = confirmed.policy
+        defer { releaseScratch() }
+        let outcome = try? converge(.policyChanged("edit not confirmed in time: back to the last confirmed policy"))
+        revokeIfTightened(outcome)
+        state.policyDigest = Digest.of(confirmed.table)
+        state.elements = confirmed.table.elementCount
+        state.revertedEdit = "an edit was reverted at \(ISO8601DateFormatter().string(from: Date())) for lack of confirmation; "
+            + "the last confirmed policy is in force, the policy files are left as they are"
+        logger.warning("edit not confirmed in time; the last confirmed policy is back in force (the files are unchanged)")
+        publish()
+        return outcome
     }
 
     /// After a commit that applied a policy: deletes the conntrack entries of established flows

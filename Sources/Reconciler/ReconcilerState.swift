@@ -43,6 +43,11 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     /// The same, by `"FROM TO"` zone pair (the metric's labels).
     public var revokedFlowsByPair: [String: Int]?
 
+    /// `run --confirm-edits`: the deadline of the edit waiting for `zonewall confirm`.
+    public var pendingConfirmationDeadline: Date?
+    /// Set when an unconfirmed edit was reverted; cleared by the next edit.
+    public var revertedEdit: String?
+
     public init(policyDirectory: String, namespace: String? = nil, pid: Int32, startedAt: Date = Date()) {
         self.policyDirectory = policyDirectory
         self.namespace = namespace

@@ -28,6 +28,13 @@ struct ApplyCommand: ParsableCommand {
         valueName: "N"))
     var stageElements = 50_000
 
+    @Option(name: .customLong("confirm"), help: ArgumentHelp(
+        "Undo the change unless `zonewall confirm` runs within DURATION (e.g. 60s, 2m).",
+        discussion: "A detached guard process keeps the previous table and restores it, in one transaction, at the "
+            + "deadline; it survives the terminal or SSH session closing. `zonewall status` shows the deadline.",
+        valueName: "DURATION"))
+    var confirmWithin: ConfirmDuration?
+
     /// Attempts when the ruleset generation moves under us (`ERESTART`).
     static let attempts = 5
 
@@ -48,9 +55,21 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let (policy, _) = try options.loadOrExit()
         let desired = ZoneCompiler.compile(policy)
-        if try applyAndVerify(desired) {
-            try Revoking.afterCommit(of: policy, previous: nil, netns: kernelOptions.netns)
+        let window = try confirmWithin.map {
+            try ConfirmWindow(netns: kernelOptions.netns, policies: options.policies, seconds: $0.seconds)
         }
+        let changed = try applyAndVerify(desired)
+        if let window, let within = confirmWithin {
+            if changed {
+                window.committed()
+                print("zonewall: run `zonewall confirm\(kernelOptions.netns.map { " --netns \($0)" } ?? "")` within \(within) "
+                      + "or the previous rule set comes back")
+            } else {
+                window.abort()
+                print("zonewall: nothing changed, so there is nothing to confirm")
+            }
+        }
+        if changed { try Revoking.afterCommit(of: policy, previous: nil, netns: kernelOptions.netns) }
     }
 
     /// Applies and verifies; true when the kernel's table changed.

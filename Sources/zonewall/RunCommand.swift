@@ -40,6 +40,14 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Delete table inet zonewall on SIGTERM/SIGINT instead of leaving it in force.")
     var removeOnExit = false
 
+    @Option(help: ArgumentHelp(
+        "Every policy edit the daemon applies must be confirmed with `zonewall confirm` within DURATION (e.g. 60s), "
+            + "or the daemon goes back to the last confirmed policy and keeps it.",
+        discussion: "The files are left as they are; status says the edit was reverted. The next edit starts a new "
+            + "window. Drift repair never needs confirmation.",
+        valueName: "DURATION"))
+    var confirmEdits: ConfirmDuration?
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
@@ -77,8 +85,14 @@ struct RunCommand: AsyncParsableCommand {
             removeOnExit: removeOnExit,
             metricsAddress: metricsAddress.flatMap(Self.parseAddress)
         )
-        configuration.namespace = kernelOptions.netns
-        let daemon = ZonewallDaemon(kernel: kernel, conntrack: conntrack, configuration: configuration, logger: logger)
+        configuration.confirmEdits = confirmEdits?.seconds
+        configuration.netns = kernelOptions.netns
+        let daemon = ZonewallDaemon(
+            kernel: kernel,
+            conntrack: conntrack,
+            configuration: configuration,
+            logger: logger
+        )
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -25,6 +25,16 @@ struct StatusCommand: ParsableCommand {
     var stateFile: String?
 
     func run() throws {
+        let confirmations = ConfirmationStore(netns: kernelOptions.netns, policyDirectory: options.policies)
+        if let p = confirmations.pending() {
+            let left = max(0, p.deadline.timeIntervalSinceNow)
+            let alive = kill(p.pid, 0) == 0
+            print("pending confirmation: run `zonewall confirm` before \(ISO8601DateFormatter().string(from: p.deadline)) "
+                  + "(\(String(format: "%.0f", left)) s left) or the previous rule set comes back; "
+                  + "\(p.owner == .apply ? "guard" : "daemon") pid \(p.pid)\(alive ? "" : " (NOT RUNNING: nothing will be undone)")")
+        } else if let outcome = confirmations.lastOutcome() {
+            print("last confirmation window: \(outcome)")
+        }
         if let stateFile = kernelOptions.stateFile(stateFile, policies: options.policies),
            FileManager.default.fileExists(atPath: stateFile) {
             do {
@@ -79,6 +89,11 @@ struct StatusCommand: ParsableCommand {
         }
         print("  applies \(s.applies), failures \(s.applyFailures), drift repairs \(s.driftRepairs), policy load errors \(s.policyLoadErrors)")
         print("  kernel in sync (as the daemon last saw it): \(s.inSync ? "yes" : "no")")
+        if let d = s.pendingConfirmationDeadline {
+            print("  edit waiting for `zonewall confirm` until \(iso.string(from: d))")
+        }
+        if let r = s.revertedEdit { print("  \(r)") }
+        if let n = s.revokedFlows { print("  established flows revoked: \(n)") }
         if let e = s.lastError {
             print("  last error\(s.lastErrorAt.map { " at " + iso.string(from: $0) } ?? ""): \(e)")
             for d in s.lastErrorDiagnostics { print("    \(d)") }

@@ -20,7 +20,7 @@ struct Zonewall: AsyncParsableCommand {
         subcommands: [
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
             ApplyCommand.self, StatusCommand.self, RemoveCommand.self,
-            RunCommand.self, RevokeCommand.self,
+            RunCommand.self, RevokeCommand.self, ConfirmCommand.self, ConfirmGuardCommand.self,
             DiffCommand.self, GraphCommand.self, ReportCommand.self, SchemaCommand.self,
         ]
     )

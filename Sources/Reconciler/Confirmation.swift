@@ -1,0 +1,104 @@
+import Foundation
+
+/// A change that must be confirmed with `zonewall confirm` before its deadline, or it is undone.
+public struct PendingConfirmation: Codable, Hashable, Sendable {
+    /// Who undoes the change when no confirmation comes.
+    public enum Owner: String, Codable, Sendable {
+        /// The guard process `zonewall apply --confirm` left behind.
+        case apply
+        /// `zonewall run --confirm-edits`.
+        case daemon
+    }
+
+    public var owner: Owner
+    /// The guard's or the daemon's pid.
+    public var pid: Int32
+    public var deadline: Date
+    public var netns: String?
+    public var policyDirectory: String
+    /// When the change was committed.
+    public var appliedAt: Date
+
+    public init(owner: Owner, pid: Int32, deadline: Date, netns: String?, policyDirectory: String, appliedAt: Date = Date()) {
+        self.owner = owner
+        self.pid = pid
+        self.deadline = deadline
+        self.netns = netns
+        self.policyDirectory = policyDirectory
+        self.appliedAt = appliedAt
+    }
+}
+
+/// Where a pending confirmation lives: one per network namespace and policy directory, under
+/// `/run/zonewall/confirm` (or `$ZONEWALL_CONFIRM_DIR`).
+///
+/// Confirming deletes the pending file; the owner claims an expired one by renaming it. Both
+/// are single system calls on the same name, so exactly one of them wins a race at the deadline.
+public struct ConfirmationStore: Sendable {
+    public let directory: String
+    /// `NETNS-HASH`, HASH being FNV-1a of the policy directory's absolute path.
+    public let key: String
+
+    public init(netns: String?, policyDirectory: String, directory: String? = nil) {
+        self.directory = directory ?? ProcessInfo.processInfo.environment["ZONEWALL_CONFIRM_DIR"] ?? "/run/zonewall/confirm"
+        let absolute = URL(fileURLWithPath: policyDirectory).standardizedFileURL.path
+        var h = FNV1a64()
+        h.add(absolute.utf8)
+        let ns = (netns ?? "host").map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
+        key = "\(String(ns))-\(String(h.value, radix: 16))"
+    }
+
+    public var pendingPath: String { "\(directory)/\(key).pending.json" }
+    var claimedPath: String { "\(directory)/\(key).claimed.json" }
+    /// The last outcome (confirmed, or reverted and why), one line of text.
+    public var outcomePath: String { "\(directory)/\(key).outcome" }
+    /// The guard's log.
+    public var logPath: String { "\(directory)/\(key).log" }
+
+    /// Writes the pending confirmation atomically.
+    public func begin(_ p: PendingConfirmation) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try encoder.encode(p).write(to: URL(fileURLWithPath: pendingPath), options: .atomic)
+    }
+
+    /// The pending confirmation, if any.
+    public func pending() -> PendingConfirmation? {
+        guard let data = FileManager.default.contents(atPath: pendingPath) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(PendingConfirmation.self, from: data)
+    }
+
+    /// Confirms: deletes the pending file. Returns what was confirmed, nil when nothing was pending
+    /// (or its owner already claimed it at the deadline).
+    public func confirm() -> PendingConfirmation? {
+        let p = pending()
+        guard unlink(pendingPath) == 0 else { return nil }
+        record("confirmed at \(ISO8601DateFormatter().string(from: Date()))")
+        return p
+    }
+
+    /// The owner claims an expired confirmation; false when `confirm` got there first.
+    public func claim() -> Bool {
+        guard rename(pendingPath, claimedPath) == 0 else { return false }
+        unlink(claimedPath)
+        return true
+    }
+
+    /// Gives up a window without undoing anything (the change failed, or a new window replaces it).
+    public func cancel() { unlink(pendingPath) }
+
+    /// Records the outcome of the last window.
+    public func record(_ outcome: String) {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try? (outcome + "\n").write(toFile: outcomePath, atomically: true, encoding: .utf8)
+    }
+
+    /// The outcome of the last window, if any.
+    public func lastOutcome() -> String? {
+        (try? String(contentsOfFile: outcomePath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Commit-confirmed, in a throwaway namespace: `zonewall apply --confirm` leaves a detached guard
+# that restores the previous table (the same `nft -j list`, handles aside) unless
+# `zonewall confirm` comes in time; the guard survives its parent shell being killed. And
+# `zonewall run --confirm-edits`: an unconfirmed edit is reverted (files untouched, status
+# says so), a confirmed one stays, a later edit opens a new window, drift repair needs none.
+#
+#   Tests/Daemon/confirm.sh        (root; scripts/test runs it)
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [[ $(id -u) -ne 0 ]]; then
+    echo "############################################################"
+    echo "# SKIPPED confirm tests: they need root (netns)."
+    echo "############################################################"
+    exit 0
+fi
+ZW=${ZONEWALL:-$(cd "$ROOT" && swift build --show-bin-path)/zonewall}
+R=zw-cf-$(printf '%04x' $((RANDOM)))
+WORK=$(mktemp -d /tmp/zw-confirm-XXXXXX)
+export ZONEWALL_CONFIRM_DIR=$WORK/confirm
+D=$WORK/policies
+mkdir -p "$D"
+passed=0 failed=0
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+DAEMON=""
+cleanup() {
+    [[ -n $DAEMON ]] && kill -KILL "$DAEMON" 2>/dev/null
+    # The guards this test started (their pids are in the log), then the namespace.
+    for p in $(grep -ho 'confirm-guard\[[0-9]*\]' "$ZONEWALL_CONFIRM_DIR"/*.log 2>/dev/null | tr -dc '0-9\n' | sort -u); do
+        kill -KILL "$p" 2>/dev/null
+    done
+    ip netns delete "$R" 2>/dev/null
+    [[ -n ${KEEP:-} ]] && cp -r "$WORK" /tmp/zw-confirm-kept; rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns add "$R" || exit 1
+
+policy() {  # policy PORTS
+    cat >"$D/.p.new" <<YAML
+zones:
+  web: {members: [192.0.2.16/28]}
+  db: {members: [203.0.113.5, 203.0.113.6]}
+allow:
+  - {from: web, to: db, ports: [$1]}
+YAML
+    mv "$D/.p.new" "$D/p.yaml"
+}
+# The listing with handles dropped and every list sorted: the kernel's order of hash-set
+# elements and the handles of re-created objects carry no meaning.
+listing() {
+    ip netns exec "$R" nft -j list table inet zonewall 2>/dev/null \
+        | jq -S 'walk(if type == "object" then del(.handle) else . end) | walk(if type == "array" then sort_by(tostring) else . end)'
+}
+apply() { "$ZW" apply --netns "$R" --policies "$D" "$@"; }
+status() { "$ZW" status --netns "$R" --policies "$D" --state-file "$WORK/none.json" 2>&1; }
+
+echo "== unconfirmed: restored, from a parent shell that is killed"
+policy "tcp/5432"; apply >/dev/null || exit 1
+before=$(listing)
+policy "tcp/5432, tcp/6379, udp/53"
+# The apply runs in a shell of its own session; that whole session is killed right after.
+setsid bash -c "'$ZW' apply --netns '$R' --policies '$D' --confirm 3s >'$WORK/apply.out' 2>&1; sleep 60" &
+shell=$!
+for _ in $(seq 100); do grep -q "within" "$WORK/apply.out" 2>/dev/null && break; sleep 0.05; done
+t0=$(date +%s.%N)
+check "apply --confirm prints the instruction" grep -q "run \`zonewall confirm --netns $R\` within 3 s or the previous rule set comes back" "$WORK/apply.out"
+kill -KILL -- -"$shell" 2>/dev/null; wait "$shell" 2>/dev/null
+changed=$(listing)
+check "the new rule set is in force meanwhile" test "$changed" != "$before"
+check "status shows the pending confirmation and its deadline" bash -c "grep -q 'pending confirmation: run .zonewall confirm. before 20[0-9-]*T[0-9:]*Z' <<<\"\$1\"" _ "$(status)"
+while [[ -n $(status | grep 'pending confirmation') ]] && (( $(echo "$(date +%s.%N) < $t0 + 6" | bc) )); do sleep 0.1; done
+sleep 0.3
+check "after the deadline: the previous table is back, identical listing" test "$(listing)" = "$before"
+check "status says it was reverted" bash -c "grep -q 'last confirmation window: reverted at .*not confirmed within 3 s' <<<\"\$1\"" _ "$(status)"
+check "zonewall confirm now has nothing to confirm (exit 1)" bash -c "! '$ZW' confirm --netns '$R' --policies '$D' 2>/dev/null"
+
+echo "== confirmed: kept"
+apply --confirm 3s >/dev/null
+kept=$(listing)
+check "zonewall confirm confirms (exit 0)" "$ZW" confirm --netns "$R" --policies "$D"
+sleep 3.5
+check "after the deadline: the confirmed rule set stays" test "$(listing)" = "$kept"
+check "… and it is not the previous one" test "$kept" != "$before"
+
+echo "== unconfirmed where no table existed: the table goes away again"
+ip netns exec "$R" nft delete table inet zonewall
+apply --confirm 2s >/dev/null
+check "the table exists during the window" test -n "$(listing)"
+sleep 3
+check "after the deadline: no table, as before" test -z "$(listing)"
+
+echo "== a second apply --confirm while one is pending is refused"
+apply --confirm 5s >/dev/null
+check "refused with exit 1" bash -c "! '$ZW' apply --netns '$R' --policies '$D' --confirm 5s 2>/dev/null"
+"$ZW" confirm --netns "$R" --policies "$D" >/dev/null
+
+echo "== zonewall run --confirm-edits 4s"
+ip netns exec "$R" nft delete table inet zonewall 2>/dev/null
+policy "tcp/5432"
+"$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" --confirm-edits 4s >"$WORK/daemon.log" 2>&1 &
+DAEMON=$!
+for _ in $(seq 100); do grep -q '"inSync" : true' "$WORK/state.json" 2>/dev/null && break; sleep 0.05; done
+base=$(listing)
+dstatus() { "$ZW" status --netns "$R" --policies "$D" --state-file "$WORK/state.json" 2>&1; }
+# pending_shown: status shows a pending confirmation within a second.
+pending_shown() {
+    for _ in $(seq 20); do grep -q 'pending confirmation: run .zonewall confirm. before' <<<"$(dstatus)" && return 0; sleep 0.05; done
+    return 1
+}
+check "start needs no confirmation" bash -c "! grep -q 'pending confirmation' <<<\"\$1\"" _ "$(dstatus)"
+policy "tcp/5432, tcp/6379"
+for _ in $(seq 40); do [[ $(listing) != "$base" ]] && break; sleep 0.05; done
+edited=$(listing)
+check "the edit is applied" test "$edited" != "$base"
+check "status shows the edit waiting for confirmation" pending_shown
+sleep 4.6
+check "unconfirmed: the last confirmed policy is back" test "$(listing)" = "$base"
+check "… the files are left as they are" grep -q "tcp/6379" "$D/p.yaml"
+check "… and status says the edit was reverted for lack of confirmation" bash -c "grep -q 'reverted .* for lack of confirmation' <<<\"\$1\"" _ "$(dstatus)"
+ip netns exec "$R" nft delete table inet zonewall
+for _ in $(seq 40); do [[ -n $(listing) ]] && break; sleep 0.05; done
+sleep 0.3
+check "drift repair restores the confirmed policy, with no window" test "$(listing)" = "$base"
+check "… and no pending confirmation" bash -c "! grep -q 'pending confirmation' <<<\"\$1\"" _ "$(dstatus)"
+policy "tcp/5432, udp/53"
+for _ in $(seq 40); do [[ $(listing) != "$base" ]] && break; sleep 0.05; done
+second=$(listing)
+check "a later edit starts a new window" pending_shown
+check "zonewall confirm confirms it" "$ZW" confirm --netns "$R" --policies "$D"
+sleep 4.6
+check "confirmed: the edit stays" test "$(listing)" = "$second"
+check "… and it is not the old one" test "$second" != "$base"
+kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null; DAEMON=""
+
+echo "== confirm: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
