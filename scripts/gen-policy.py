@@ -19,6 +19,12 @@ Layout:
 - 2001:db8:ffff::/48 and 192.0.2.0/30, 203.0.113.0/30 host the datapath lab; only the bench
   zones have members there.
 
+`--shape small-zones` writes the shape of issue 9 instead (a new user's policy): 10 members a zone
+(8 single addresses and 2 /124 prefixes, IPv6 /128s in the zone's home block, since the IPv4
+documentation ranges cannot hold 10 addresses for thousands of zones), every 4th zone also an
+IPv6 /64; 2 rules a zone to random other zones; every 7th rule `any`, the others two port specs
+plus `icmp`. --members and --rules are then implied by --zones.
+
 Python 3 standard library only. Same arguments → same bytes.
 """
 
@@ -62,8 +68,15 @@ def parse_args(argv):
                    help="also write DIR/linear-v4.nft and DIR/linear-v6.nft: the policy's zone-to-zone rules as a linear forward chain")
     p.add_argument("--linear-rules", type=int, default=10_000, help="rules in each linear chain before the measured flow's")
     p.add_argument("--lab-env", metavar="FILE", help="also write the datapath lab's addresses and port as shell assignments")
+    p.add_argument("--shape", choices=["default", "small-zones"], default="default",
+                   help="small-zones: 10 members and 2 rules a zone, most rules two port specs plus icmp, every 7th any")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    if a.shape == "small-zones":
+        n = a.zones - 2
+        a.members = n * 10 + (n + 3) // 4 + 4
+        a.rules = 2 * n + 1
+        a.ipv4 = 0
     if a.zones < 4:
         p.error("--zones must be at least 4")
     if a.zones > 0xfffe:
@@ -98,7 +111,40 @@ class Generator:
 
     # ---- members -------------------------------------------------------------------------
 
+    def build_small_zone_members(self):
+        """Issue 9's shape: addresses and a few prefixes in each zone's home block, not adjacent."""
+        for z in range(len(self.names)):
+            block = z + 1
+            for k in range(8):
+                self.add(z, f"2001:db8:{block:x}::{0x100 * k + 1:x}", "v6 /128")
+            for k in range(2):
+                self.add(z, f"2001:db8:{block:x}:0:1::{0x100 * k:x}/124", "v6 /124")
+            if z % 4 == 0:
+                self.add(z, f"2001:db8:{block:x}:1::/64", "v6 /64")
+
+    def build_small_zone_rules(self):
+        """2 rules a zone to random other zones; every 7th `any`, else two port specs and icmp."""
+        rng, n = self.rng, len(self.names)
+        rules, used = [], set()
+        for z in range(n):
+            for _ in range(2):
+                t = rng.randrange(n)
+                while t == z or (z, t) in used:
+                    t = rng.randrange(n)
+                used.add((z, t))
+                if (len(rules) + 1) % 7 == 0:
+                    ports = ["any"]
+                    self.count("rules: any")
+                else:
+                    ports = [f"tcp/{rng.choice(COMMON_TCP)}", f"udp/{rng.choice(COMMON_UDP)}", "icmp"]
+                    self.count("rules: two port specs and icmp")
+                rules.append(([self.names[z]], [self.names[t]], ports))
+                self.count("rules: zone → zone")
+        self.rules = rules
+
     def build_members(self):
+        if self.a.shape == "small-zones":
+            return self.build_small_zone_members()
         a, rng, n = self.a, self.rng, len(self.names)
         budget = a.members - 4
         # Every zone gets one member, the rest are spread at random (about members/zones each).
@@ -245,6 +291,8 @@ class Generator:
 
     def build_rules(self):
         """Every (from, to) pair is used once, so no rule covers another (no warnings)."""
+        if self.a.shape == "small-zones":
+            return self.build_small_zone_rules()
         a, rng, n = self.a, self.rng, len(self.names)
         total = a.rules - 1
         used = set()
@@ -394,6 +442,8 @@ class Generator:
                 spec = next((s for s in ports if s.startswith(("tcp/", "udp/"))), None)
                 if spec is None:
                     continue
+                if fam == "v4" and not pool4:
+                    break  # small-zones: no IPv4 members outside the bench zones
                 if fam == "v4":
                     # Few zones have IPv4 members: take theirs when they do, else one of the policy's IPv4 prefixes.
                     s = next((m for m in src if ":" not in m), None) or rng.choice(pool4)

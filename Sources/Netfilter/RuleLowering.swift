@@ -27,6 +27,7 @@ struct SelectorLoad: Hashable, Sendable {
         case .l4proto: return .init(source: .meta(NFT_META_L4PROTO.u32), width: 1, nfproto: nil, l4proto: nil, needsByteorderInConcat: true)
         case .nfproto: return .init(source: .meta(NFT_META_NFPROTO.u32), width: 1, nfproto: nil, l4proto: nil, needsByteorderInConcat: true)
         case .thDport: return .init(source: .payload(base: transport, offset: 2), width: 2, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
+        case .thSport: return .init(source: .payload(base: transport, offset: 0), width: 2, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
         case .icmpType: return .init(source: .payload(base: transport, offset: 0), width: 1, nfproto: 2, l4proto: 1, needsByteorderInConcat: false)
         case .icmpv6Type: return .init(source: .payload(base: transport, offset: 0), width: 1, nfproto: 10, l4proto: 58, needsByteorderInConcat: false)
         case .ctState: return .init(source: .ct(NFT_CT_STATE.u32), width: 4, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)

@@ -11,6 +11,9 @@ public enum Selector: String, Hashable, Sendable, CaseIterable {
     case l4proto = "meta l4proto"
     case nfproto = "meta nfproto"
     case thDport = "th dport"
+    /// The two bytes at transport offset 0: the source port for TCP, UDP and SCTP; for ICMP
+    /// the type and code, so one concatenated lookup can tell echo requests from ports.
+    case thSport = "th sport"
     case icmpType = "icmp type"
     case icmpv6Type = "icmpv6 type"
     case ctState = "ct state"
@@ -22,7 +25,7 @@ public enum Selector: String, Hashable, Sendable, CaseIterable {
         case .ip6Saddr, .ip6Daddr: .ipv6Address
         case .l4proto: .inetProtocol
         case .nfproto: .nfProto
-        case .thDport: .inetService
+        case .thDport, .thSport: .inetService
         case .icmpType: .icmpType
         case .icmpv6Type: .icmpv6Type
         case .ctState: .ctState

@@ -11,11 +11,17 @@ public struct Packet: Hashable, Sendable {
     public var transportOffset2: UInt16
     /// The first transport byte: the ICMP type.
     public var icmpType: UInt8
+    /// The two bytes at transport offset 0 (`th sport`) for protocols other than ICMP: the
+    /// source port. For ICMP and ICMPv6 `th sport` is `icmpType . icmpCode` instead.
+    public var sourcePort: UInt16
+    /// The second transport byte of an ICMP packet: the code.
+    public var icmpCode: UInt8
     /// Conntrack state bits (`ct state`): new 8, established 2, related 4, invalid 1.
     public var ctState: UInt32
 
     public init(family: Family, source: Value, destination: Value, l4proto: UInt8,
-                transportOffset2: UInt16 = 0, icmpType: UInt8 = 0, ctState: UInt32 = 8) {
+                transportOffset2: UInt16 = 0, icmpType: UInt8 = 0, ctState: UInt32 = 8,
+                sourcePort: UInt16 = 0, icmpCode: UInt8 = 0) {
         self.family = family
         self.source = source
         self.destination = destination
@@ -23,6 +29,13 @@ public struct Packet: Hashable, Sendable {
         self.transportOffset2 = transportOffset2
         self.icmpType = icmpType
         self.ctState = ctState
+        self.sourcePort = sourcePort
+        self.icmpCode = icmpCode
+    }
+
+    /// The two bytes `th sport` reads.
+    public var transportOffset0: UInt16 {
+        l4proto == 1 || l4proto == 58 ? UInt16(icmpType) << 8 | UInt16(icmpCode) : sourcePort
     }
 }
 
@@ -141,6 +154,7 @@ public struct Interpreter: Sendable {
         case .l4proto: return Value(UInt64(p.l4proto), width: 1)
         case .nfproto: return Value(UInt64(p.family.rawValue), width: 1)
         case .thDport: return Value(UInt64(p.transportOffset2), width: 2)
+        case .thSport: return Value(UInt64(p.transportOffset0), width: 2)
         case .icmpType: return v4 && p.l4proto == 1 ? Value(UInt64(p.icmpType), width: 1) : nil
         case .icmpv6Type: return !v4 && p.l4proto == 58 ? Value(UInt64(p.icmpType), width: 1) : nil
         case .ctState: return Value(UInt64(p.ctState), width: 4)

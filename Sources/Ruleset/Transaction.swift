@@ -79,9 +79,12 @@ public struct Transaction: Hashable, Sendable {
     /// The transaction from the table as it is (`actual`, nil when absent) to `desired`.
     ///
     /// When only set elements differ, it deletes and adds exactly the elements that changed;
-    /// otherwise it replaces the table as a whole. An empty transaction means "in sync".
+    /// when `desired` only adds sets, chains or trailing rules of regular chains, it makes those
+    /// additions (`additions(from:to:)`); otherwise it replaces the table as a whole. An empty
+    /// transaction means "in sync".
     public static func diff(from actual: Table?, to desired: Table) -> Transaction {
-        guard let actual, actual.hasSkeleton(of: desired) else { return replace(with: desired) }
+        guard let actual else { return replace(with: desired) }
+        guard actual.hasSkeleton(of: desired) else { return additions(from: actual, to: desired) ?? replace(with: desired) }
         // Tables compiled from policies list their sets in the same order: pair them up directly.
         let sameOrder = actual.sets.count == desired.sets.count && zip(actual.sets, desired.sets).allSatisfy { $0.name == $1.name }
         let old = sameOrder ? [:] : Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })

@@ -6,16 +6,21 @@ import ZonePolicy
 /// Shape (per address family; `_v6` twins of every `_v4` object):
 /// - `zoned_v4`: every member address; a packet with neither end in it is not governed.
 /// - `src_v4`: source interval map → `jump z_ZONE`, longest prefix wins (intervals are flattened).
-/// - `z_ZONE` chains, one per zone with zone-to-zone rules, each doing constant lookups in
-///   `z_ZONE_v4` (`daddr . l4proto . dport`), `z_ZONE_any_v4` (`daddr`), `z_ZONE_echo_v4` (`daddr`).
-/// - `to_world_*`, `to_host_*` (keyed by the zoned source) and `from_world_*`, `from_host_*`
-///   (keyed by the zoned destination) for traffic between a zone and the world or this host.
+/// - `z_ZONE` chains, one per zone with zone-to-zone rules, holding one rule per family: a
+///   lookup of `daddr . meta l4proto . th sport . th dport` in `z_ZONE_v4`. Ports, whole
+///   protocols, `any` (protocol 0-255, both ports 0-65535) and ICMP echo (`th sport` is the
+///   ICMP type and code) are all ranges of that one key, so a zone costs at most one set per
+///   family, and only for a family it has members of and sends to.
+/// - `to_world_v4`, `to_host_v4` (keyed by the zoned source) and `from_world_v4`, `from_host_v4`
+///   (keyed by the zoned destination), the same key, for traffic between a zone and the world
+///   or this host.
 /// - base chains `input`, `forward`, `output` with identical logic, differing only in what an
 ///   address outside every zone means there.
 ///
 /// No chain grows with the number of zones, members or rules: the per-packet cost is a fixed
-/// number of set lookups. Membership and rule edits become element changes, except when a
-/// zone gains or loses its first zone-to-zone rule of a kind (a new set or chain).
+/// number of set lookups. Membership and rule edits become element changes, or additions of
+/// sets, chains and rules (see `Transaction.diff`) when a zone gains its first rule or its
+/// first destination of a family.
 public enum ZoneCompiler {
     /// The table's family and name.
     public static let family = Family.inet
@@ -42,21 +47,52 @@ public enum ZoneCompiler {
     }
 }
 
-/// The three kinds of lookup a rule's port specs fall into.
-enum LookupKind: CaseIterable {
-    /// `tcp/443`, `udp/53-54`, `sctp` (whole protocol is the port range 0-65535).
-    case ports
-    /// `any`.
-    case any
+/// What port specs admit towards one address interval, as ranges of the lookup key's
+/// `meta l4proto . th sport . th dport`. Normalised so that no two of its keys overlap: the
+/// kernel refuses an element whose ends fall inside another element.
+struct Admits: Hashable {
+    /// `any`: every protocol and both ports; subsumes everything else.
+    var any = false
     /// `icmp`: echo request.
-    case echo
+    var echo = false
+    /// Destination port ranges by protocol number; a whole protocol is 0-65535.
+    var ports: [UInt8: [ClosedRange<UInt16>]] = [:]
 
-    var suffix: String {
-        switch self {
-        case .ports: ""
-        case .any: "_any"
-        case .echo: "_echo"
+    mutating func add(_ spec: PortSpec) {
+        switch spec {
+        case .any: any = true
+        case .icmpEcho: echo = true
+        case .wholeProtocol(let p): ports[p.number, default: []].append(0...65535)
+        case .ports(let p, let r): ports[p.number, default: []].append(r)
         }
+    }
+
+    /// The same admissions with overlapping port ranges joined and `any` alone when present.
+    var normalized: Admits {
+        if any { return Admits(any: true) }
+        var out = Admits(echo: echo)
+        for (p, rs) in ports { out.ports[p] = Merge.ranges(rs) }
+        return out
+    }
+
+    /// `(l4proto, th sport, th dport)` ranges of a normalised value, in key order.
+    func keys(_ f: FamilyInfo) -> [[ValueRange]] {
+        let allPorts = ValueRange(Value(0, width: 2), Value(65535, width: 2))
+        if any { return [[ValueRange(Value(0, width: 1), Value(255, width: 1)), allPorts, allPorts]] }
+        var out: [(UInt8, [ValueRange])] = []
+        if echo {
+            // `th sport` of an ICMP packet is its type (high byte) and code: any code of the echo type.
+            let t = UInt64(f.echoType) << 8
+            out.append((f.icmpProtocol, [ValueRange(Value(UInt64(f.icmpProtocol), width: 1)),
+                                          ValueRange(Value(t, width: 2), Value(t | 0xff, width: 2)), allPorts]))
+        }
+        for (p, rs) in ports {
+            for r in rs {
+                out.append((p, [ValueRange(Value(UInt64(p), width: 1)), allPorts,
+                                ValueRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2))]))
+            }
+        }
+        return out.map(\.1)
     }
 }
 
@@ -68,67 +104,46 @@ struct FamilyInfo {
     var width: Int { family == .ipv4 ? 4 : 16 }
     var saddr: Selector { family == .ipv4 ? .ipSaddr : .ip6Saddr }
     var daddr: Selector { family == .ipv4 ? .ipDaddr : .ip6Daddr }
-    var echo: Expression {
-        family == .ipv4 ? .match(.icmpType, .equal(Value(8, width: 1))) : .match(.icmpv6Type, .equal(Value(128, width: 1)))
-    }
+    var icmpProtocol: UInt8 { family == .ipv4 ? 1 : 58 }
+    var echoType: UInt8 { family == .ipv4 ? 8 : 128 }
     static let all = [FamilyInfo(family: .ipv4), FamilyInfo(family: .ipv6)]
 
     func value(_ a: UInt128) -> Value { Value(a, width: width) }
     func range(_ lo: UInt128, _ hi: UInt128) -> ValueRange { ValueRange(value(lo), value(hi)) }
 }
 
-/// A set that is filled per lookup kind: keys of zoned address ranges, with ports for `.ports`.
-struct KindSets {
-    /// (address interval index list, proto, port range) for `.ports`; merged when built.
-    var ports: [PortKey: [ClosedRange<UInt16>]] = [:]
-    var any: [ClosedRange<UInt128>] = []
-    var echo: [ClosedRange<UInt128>] = []
-
-    struct PortKey: Hashable {
+/// The elements of one lookup keyed `ADDR . meta l4proto . th sport . th dport`, gathered per
+/// flattened (hence disjoint) address interval.
+struct Lookup {
+    struct Interval: Hashable {
         var lo: UInt128
         var hi: UInt128
-        var proto: UInt8
     }
+    var admits: [Interval: Admits] = [:]
 
-    var isEmpty: Bool { ports.isEmpty && any.isEmpty && echo.isEmpty }
-
-    func isEmpty(_ kind: LookupKind) -> Bool {
-        switch kind {
-        case .ports: ports.isEmpty
-        case .any: any.isEmpty
-        case .echo: echo.isEmpty
-        }
-    }
+    var isEmpty: Bool { admits.isEmpty }
 
     mutating func add(_ spec: PortSpec, intervals: [ClosedRange<UInt128>]) {
-        for iv in intervals {
-            switch spec {
-            case .any: any.append(iv)
-            case .icmpEcho: echo.append(iv)
-            case .wholeProtocol(let p): ports[PortKey(lo: iv.lowerBound, hi: iv.upperBound, proto: p.number), default: []].append(0...65535)
-            case .ports(let p, let r): ports[PortKey(lo: iv.lowerBound, hi: iv.upperBound, proto: p.number), default: []].append(r)
-            }
-        }
+        for iv in intervals { admits[Interval(lo: iv.lowerBound, hi: iv.upperBound), default: Admits()].add(spec) }
     }
 
-    /// Elements for the kind, merged so that no two overlap (the kernel refuses overlaps).
-    func elements(_ kind: LookupKind, _ f: FamilyInfo) -> ElementList {
-        switch kind {
-        case .ports:
-            var out = ElementList()
-            for (key, ranges) in ports {
-                for r in Merge.ranges(ranges) {
-                    out.append(SetElement(key: [
-                        f.range(key.lo, key.hi),
-                        ValueRange(Value(UInt64(key.proto), width: 1)),
-                        ValueRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2)),
-                    ]))
-                }
+    /// The elements: adjacent intervals that admit the same are joined first.
+    func elements(_ f: FamilyInfo) -> ElementList {
+        var runs: [(lo: UInt128, hi: UInt128, admits: Admits)] = []
+        for (iv, a) in admits.sorted(by: { $0.key.lo < $1.key.lo }) {
+            let n = a.normalized
+            if let last = runs.last, last.hi != .max, last.hi + 1 == iv.lo, last.admits == n {
+                runs[runs.count - 1].hi = iv.hi
+            } else {
+                runs.append((iv.lo, iv.hi, n))
             }
-            return out
-        case .any, .echo:
-            return ElementList(Merge.intervals(kind == .any ? any : echo).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) })
         }
+        var out = ElementList()
+        for run in runs {
+            let addr = f.range(run.lo, run.hi)
+            for rest in run.admits.keys(f) { out.append(SetElement(key: [addr] + rest)) }
+        }
+        return out
     }
 }
 
@@ -138,18 +153,6 @@ enum Merge {
         var out: [ClosedRange<UInt16>] = []
         for r in rs.sorted(by: { $0.lowerBound < $1.lowerBound }) {
             if let last = out.last, last.upperBound == .max || Int(last.upperBound) + 1 >= Int(r.lowerBound) {
-                out[out.count - 1] = last.lowerBound...Swift.max(last.upperBound, r.upperBound)
-            } else {
-                out.append(r)
-            }
-        }
-        return out
-    }
-
-    static func intervals(_ rs: [ClosedRange<UInt128>]) -> [ClosedRange<UInt128>] {
-        var out: [ClosedRange<UInt128>] = []
-        for r in rs.sorted(by: { $0.lowerBound < $1.lowerBound }) {
-            if let last = out.last, last.upperBound == .max || last.upperBound + 1 >= r.lowerBound {
                 out[out.count - 1] = last.lowerBound...Swift.max(last.upperBound, r.upperBound)
             } else {
                 out.append(r)
@@ -179,15 +182,17 @@ struct TableBuilder {
         var keyedBySource: Bool { self == .toWorld || self == .toHost }
     }
 
+    /// The lookup key's selectors after the address.
+    static let flowSelectors: [Selector] = [.l4proto, .thSport, .thDport]
+
     mutating func build() -> Table {
-        var sets: [NamedSet] = []
         var zoneChains: [Chain] = []
         var zoneSets: [NamedSet] = []
         var srcMaps: [NamedSet] = []
         var zonedSets: [NamedSet] = []
         var edgeSets: [NamedSet] = []
 
-        // Per family: flatten members, then distribute each rule's specs into lookup sets.
+        // Per family: flatten members, then distribute each rule's specs into lookups.
         var chainRules: [Int: [Rule]] = [:]
         for f in FamilyInfo.all {
             // Scratch is scoped so that it is freed as soon as it is used: at 100,000 members each
@@ -207,7 +212,7 @@ struct TableBuilder {
             // v4 and v6 rules of one zone were appended family by family; keep that order.
             zoneChains.append(Chain(name: "z_\(policy.zones[zone].name)", rules: rules))
         }
-        sets = zonedSets + edgeSets + zoneSets + srcMaps
+        let sets = zonedSets + edgeSets + zoneSets + srcMaps
 
         var chains = [denyChain()] + zoneChains
         chains += [Hook.input, .forward, .output].map(baseChain)
@@ -231,16 +236,16 @@ struct TableBuilder {
     }
 
     /// The zones' chains' rules and sets, and the world and host sets, of one family. Returns
-    /// the zones that got a chain.
+    /// the zones that got a lookup in this family.
     func buildZoneAndEdgeSets(_ f: FamilyInfo, flat: [LabeledInterval], chainRules: inout [Int: [Rule]],
                               zoneSets: inout [NamedSet], edgeSets: inout [NamedSet]) -> Set<Int> {
         var intervalsOf: [Int: [ClosedRange<UInt128>]] = [:]
         for iv in flat { intervalsOf[iv.zone, default: []].append(iv.lo...iv.hi) }
 
-        // Zone-to-zone rules grouped by source zone, so that each zone's sets are built,
-        // stored compactly and their scratch space freed before the next zone's.
+        // Zone-to-zone rules grouped by source zone, so that each zone's set is built,
+        // stored compactly and its scratch space freed before the next zone's.
         var outgoing: [Int: [(to: Int, ports: [PortSpec])]] = [:]
-        var edges: [EdgeSite: KindSets] = [:]
+        var edges: [EdgeSite: Lookup] = [:]
         for rule in policy.rules {
             for from in rule.from {
                 for to in rule.to {
@@ -250,11 +255,11 @@ struct TableBuilder {
                     case (.zone(let a), .world), (.zone(let a), .host):
                         let site: EdgeSite = to == .world ? .toWorld : .toHost
                         let src = intervalsOf[zoneIndex[a]!] ?? []
-                        for spec in rule.ports { edges[site, default: KindSets()].add(spec, intervals: src) }
+                        for spec in rule.ports { edges[site, default: Lookup()].add(spec, intervals: src) }
                     case (.world, .zone(let b)), (.host, .zone(let b)):
                         let site: EdgeSite = from == .world ? .fromWorld : .fromHost
                         let dst = intervalsOf[zoneIndex[b]!] ?? []
-                        for spec in rule.ports { edges[site, default: KindSets()].add(spec, intervals: dst) }
+                        for spec in rule.ports { edges[site, default: Lookup()].add(spec, intervals: dst) }
                     default:
                         break  // world/host ↔ world/host is not governed
                     }
@@ -262,28 +267,23 @@ struct TableBuilder {
             }
         }
 
-        // Per-source zone chains and sets.
+        // One set per source zone, and only when the zone has members of this family: without
+        // them no packet of the family is ever sent to its chain.
         var hasChain = Set<Int>()
-        for (zone, targets) in outgoing.sorted(by: { $0.key < $1.key }) {
-            var kinds = KindSets()
+        for (zone, targets) in outgoing.sorted(by: { $0.key < $1.key }) where intervalsOf[zone] != nil {
+            var lookup = Lookup()
             for (b, ports) in targets {
                 let dst = intervalsOf[b] ?? []
-                for spec in ports { kinds.add(spec, intervals: dst) }
+                for spec in ports { lookup.add(spec, intervals: dst) }
             }
-            guard !kinds.isEmpty else { continue }
+            guard !lookup.isEmpty else { continue }
             hasChain.insert(zone)
-            let name = policy.zones[zone].name
-            for kind in LookupKind.allCases where !kinds.isEmpty(kind) {
-                let setName = "z_\(name)\(kind.suffix)_\(f.tag)"
-                zoneSets.append(reusing(lookupSet(setName, kind: kind, f, elements: kinds.elements(kind, f))))
-                chainRules[zone, default: []].append(lookupRule(kind, f, set: setName, keyedBySource: false))
-            }
+            let setName = "z_\(policy.zones[zone].name)_\(f.tag)"
+            zoneSets.append(reusing(lookupSet(setName, f, elements: lookup.elements(f))))
+            chainRules[zone, default: []].append(lookupRule(f, set: setName, keyedBySource: false))
         }
         for site in EdgeSite.allCases {
-            let kinds = edges[site] ?? KindSets()
-            for kind in LookupKind.allCases {
-                edgeSets.append(reusing(lookupSet("\(site.rawValue)\(kind.suffix)_\(f.tag)", kind: kind, f, elements: kinds.elements(kind, f))))
-            }
+            edgeSets.append(reusing(lookupSet("\(site.rawValue)_\(f.tag)", f, elements: (edges[site] ?? Lookup()).elements(f))))
         }
         return hasChain
     }
@@ -297,19 +297,14 @@ struct TableBuilder {
         return s
     }
 
-    func lookupSet(_ name: String, kind: LookupKind, _ f: FamilyInfo, elements: ElementList) -> NamedSet {
-        let keyType: [DataType] = kind == .ports ? [f.addressType, .inetProtocol, .inetService] : [f.addressType]
-        return NamedSet(name: name, keyType: keyType, flags: .interval, elements: elements)
+    func lookupSet(_ name: String, _ f: FamilyInfo, elements: ElementList) -> NamedSet {
+        NamedSet(name: name, keyType: [f.addressType, .inetProtocol, .inetService, .inetService], flags: .interval, elements: elements)
     }
 
-    /// `ADDR . meta l4proto . th dport @set accept`, `ADDR @set accept`, or `icmp type echo-request ADDR @set accept`.
-    func lookupRule(_ kind: LookupKind, _ f: FamilyInfo, set: String, keyedBySource: Bool, guardExpr: [Expression] = []) -> Rule {
+    /// `ADDR . meta l4proto . th sport . th dport @set accept`, after `guardExpr`.
+    func lookupRule(_ f: FamilyInfo, set: String, keyedBySource: Bool, guardExpr: [Expression] = []) -> Rule {
         let addr = keyedBySource ? f.saddr : f.daddr
-        switch kind {
-        case .ports: return Rule(guardExpr + [.lookup([addr, .l4proto, .thDport], set: set, negated: false), .verdict(.accept)])
-        case .any: return Rule(guardExpr + [.lookup([addr], set: set, negated: false), .verdict(.accept)])
-        case .echo: return Rule([f.echo] + guardExpr + [.lookup([addr], set: set, negated: false), .verdict(.accept)])
-        }
+        return Rule(guardExpr + [.lookup([addr] + Self.flowSelectors, set: set, negated: false), .verdict(.accept)])
     }
 
     /// Logs (rate-limited) and drops or rejects.
@@ -341,7 +336,15 @@ struct TableBuilder {
     }
 
     /// The same decision procedure on every hook; only the meaning of an unzoned address differs.
+    /// Built from sections so that hook-specific rules (before the zone dispatch, or in the
+    /// deny tail) slot in without reshaping it.
     func baseChain(_ hook: Hook) -> Chain {
+        let rules = prologue() + zoneDispatch() + edgeLookups(hook) + [Rule([.verdict(.goto("deny"))])]
+        return Chain(name: hook.description, base: BaseChain(type: .filter, hook: hook, priority: 0, policy: .accept), rules: rules)
+    }
+
+    /// Established flows, neighbour discovery and ungoverned traffic pass; invalid is denied.
+    func prologue() -> [Rule] {
         var rules: [Rule] = [
             Rule([.match(.ctState, .anyBit(of: Value(0x2 | 0x4, width: 4))), .verdict(.accept)]),
             Rule([.match(.icmpv6Type, .inRange(Value(133, width: 1), Value(136, width: 1))), .verdict(.accept)]),
@@ -352,23 +355,25 @@ struct TableBuilder {
                                .lookup([f.daddr], set: "zoned_\(f.tag)", negated: true), .verdict(.accept)]))
         }
         rules.append(Rule([.match(.ctState, .anyBit(of: Value(0x1, width: 4))), .verdict(.goto("deny"))]))
-        for f in FamilyInfo.all {
-            rules.append(Rule([.verdictMap([f.saddr], map: "src_\(f.tag)")]))
-        }
-        // The zoned end meets an unzoned one: world, or host on the local hooks.
+        return rules
+    }
+
+    /// A zoned source jumps to its zone's chain, which accepts or returns.
+    func zoneDispatch() -> [Rule] {
+        FamilyInfo.all.map { f in Rule([.verdictMap([f.saddr], map: "src_\(f.tag)")]) }
+    }
+
+    /// The zoned end meets an unzoned one: world, or host on the local hooks.
+    func edgeLookups(_ hook: Hook) -> [Rule] {
         let toSite: EdgeSite = hook == .input ? .toHost : .toWorld
         let fromSite: EdgeSite = hook == .output ? .fromHost : .fromWorld
+        var rules: [Rule] = []
         for f in FamilyInfo.all {
             let dstUnzoned = Expression.lookup([f.daddr], set: "zoned_\(f.tag)", negated: true)
             let srcUnzoned = Expression.lookup([f.saddr], set: "zoned_\(f.tag)", negated: true)
-            for kind in LookupKind.allCases {
-                rules.append(lookupRule(kind, f, set: "\(toSite.rawValue)\(kind.suffix)_\(f.tag)", keyedBySource: true, guardExpr: [dstUnzoned]))
-            }
-            for kind in LookupKind.allCases {
-                rules.append(lookupRule(kind, f, set: "\(fromSite.rawValue)\(kind.suffix)_\(f.tag)", keyedBySource: false, guardExpr: [srcUnzoned]))
-            }
+            rules.append(lookupRule(f, set: "\(toSite.rawValue)_\(f.tag)", keyedBySource: true, guardExpr: [dstUnzoned]))
+            rules.append(lookupRule(f, set: "\(fromSite.rawValue)_\(f.tag)", keyedBySource: false, guardExpr: [srcUnzoned]))
         }
-        rules.append(Rule([.verdict(.goto("deny"))]))
-        return Chain(name: hook.description, base: BaseChain(type: .filter, hook: hook, priority: 0, policy: .accept), rules: rules)
+        return rules
     }
 }

@@ -12,9 +12,12 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var options: PolicyOptions
 
+    /// Bench-only: the previous release's table shape, to measure the current one against.
+    @Flag(name: .customLong("release-shape"), help: .hidden) var releaseShape = false
+
     func run() throws {
         let (policy, _) = try options.loadOrExit()
-        let table = ZoneCompiler.compile(policy)
+        let table = releaseShape ? ZoneCompiler.compileReleaseShape(policy) : ZoneCompiler.compile(policy)
         let header = """
             zonewall plan: \(policy.zones.count) zones, \(policy.rules.count) allow rules, \(table.elementCount) set elements.
             Apply with `nft -f FILE`: it replaces table \(table.family) \(table.name) atomically and touches nothing else.

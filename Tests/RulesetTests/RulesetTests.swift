@@ -49,10 +49,31 @@ struct TransactionTests {
 
     @Test func skeletonChangeReplacesTable() {
         var changed = table([1])
-        changed.chains[0].rules.append(Rule([.verdict(.drop)]))
+        changed.chains[0].rules[0] = Rule([.verdict(.drop)])
         let tx = Transaction.diff(from: table([1]), to: changed)
         #expect(tx.replacesTable)
         #expect(Transaction.diff(from: nil, to: changed).changes.prefix(2) == [.addTable, .deleteTable])
+        // Removing a set is a new shape too.
+        var fewer = table([1])
+        fewer.sets.append(NamedSet(name: "u", keyType: [.ipv4Address]))
+        #expect(Transaction.diff(from: fewer, to: table([1])).replacesTable)
+    }
+
+    @Test func additionsAreMadeInPlace() {
+        var grown = table([1, 2])
+        grown.sets.append(NamedSet(name: "u", keyType: [.ipv4Address], elements: [SetElement(key: [ValueRange(Value(9, width: 4))])]))
+        grown.chains[0].rules.append(Rule([.lookup([.ipDaddr], set: "u", negated: false), .verdict(.accept)]))
+        grown.chains.append(Chain(name: "d", rules: [Rule([.verdict(.drop)])]))
+        let tx = Transaction.diff(from: table([1]), to: grown)
+        #expect(!tx.replacesTable)
+        #expect(tx.changes == [
+            .addSet(NamedSet(name: "u", keyType: [.ipv4Address])),
+            .addElements(set: "u", [SetElement(key: [ValueRange(Value(9, width: 4))])]),
+            .addChain(Chain(name: "d")),
+            .addRule(chain: "c", Rule([.lookup([.ipDaddr], set: "u", negated: false), .verdict(.accept)])),
+            .addRule(chain: "d", Rule([.verdict(.drop)])),
+            .addElements(set: "s", [SetElement(key: [ValueRange(Value(2, width: 4))])]),
+        ])
     }
 
     @Test func inMemoryKernelIsAtomic() throws {
