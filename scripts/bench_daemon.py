@@ -322,15 +322,19 @@ def bench_scale(zonewall, which, gen_args):
             t = time.monotonic()
             ns.nft("add", "element", "inet", "zonewall", "zoned_v6", "{ 2001:db8:fffe::2 }")
             nft_ms = (time.monotonic() - t) * 1000
+            save_ms = (t1 - t0) / 1e6
             print("incremental update at scale (one member added to the large policy):")
-            print("  save → kernel generation: %.1f ms (reload: parse, validate and compile the whole policy, then reconcile)" % ((t1 - t0) / 1e6))
+            # The headline compares like with like: from the file's save to the kernel's new
+            # generation (all the daemon does), against the wall time of a whole `nft add element`.
+            print("  save → kernel generation: %.1f ms;  nft add element inet zonewall zoned_v6 {…} (wall, whole process): %.0f ms;"
+                  "  ratio %.3f×  (target save → kernel ≤ 10 ms)" % (save_ms, nft_ms, save_ms / nft_ms))
             split = re.search(r"diff_kernel_ms=([\d.]+)/([\d.]+)", line)
-            print("  reconcile (diff against the committed state + one transaction): %.1f ms (diff %s ms, kernel %s ms); %d netlink bytes (%s)"
+            print("  detail: the save → kernel time includes the reload (parse, validate and compile the whole policy);")
+            print("          the reconcile alone (diff against the committed state + one transaction): %.1f ms (diff %s ms, kernel %s ms); %d netlink bytes (%s)"
                   % (inc_ms, split.group(1) if split else "?", split.group(2) if split else "?", inc_bytes,
                      line.split("what=")[1].split(" [")[0] if "what=" in line else "?"))
             print("  whole table (the cold start, created in stages): %.0f ms, %d bytes (cold start of the daemon took %.1f s)" % (full_ms, full_bytes, cold))
-            print("  nft add element inet zonewall zoned_v6 {…}: %.0f ms" % nft_ms)
-            print("  ratios: bytes %.6f× of the whole table; time %.4f× of the whole table; %.3f× of nft add element  (target ≤ 10 ms, bytes ∝ change)"
+            print("  detail ratios: bytes %.6f× of the whole table; reconcile time %.4f× of the whole table, %.3f× of nft add element"
                   % (inc_bytes / full_bytes, inc_ms / full_ms, inc_ms / nft_ms))
         if "memory" in which:
             print("memory (MiB), the large policy in force: peak over the cold start %.1f; steady %.1f%s  (target ≤ 100)"

@@ -20,6 +20,8 @@ public struct DaemonConfiguration: Sendable {
     public var removeOnExit: Bool
     /// `127.0.0.1:9715`-style loopback address for Prometheus metrics; nil disables them.
     public var metricsAddress: (host: String, port: Int)?
+    /// The table's flags: `[.owner, .persist]` for `--own-table`, none by default.
+    public var tableFlags: TableFlags = []
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -52,7 +54,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let stateFile = config.stateFile.map(StateFile.init(path:))
         let metrics = self.metrics
         let logger = self.logger
-        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, logger: logger) { state in
+        let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, logger: logger,
+                                    tableFlags: config.tableFlags) { state in
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }
@@ -121,8 +124,13 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             }
             if let interval = notifier.watchdogInterval {
                 group.addTask {
+                    // A ping per half period, each only once the reconciler has answered: a
+                    // reconciler stuck in a kernel call lets the period lapse, and systemd
+                    // restarts the daemon. (A timer alone would keep a hung daemon "alive".)
                     while !Task.isCancelled {
                         do { try await Task.sleep(for: interval / 2) } catch { return }
+                        await reconciler.probeLiveness()
+                        if Task.isCancelled { return }
                         notifier.notify("WATCHDOG=1")
                     }
                 }

@@ -2,7 +2,9 @@ import ArgumentParser
 import Daemon
 import Foundation
 import Logging
+import Netfilter
 import Reconciler
+import Ruleset
 import ServiceLifecycle
 
 /// `zonewall run`: the reconciling daemon.
@@ -37,6 +39,10 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Delete table inet zonewall on SIGTERM/SIGINT instead of leaving it in force.")
     var removeOnExit = false
 
+    @Flag(help: ArgumentHelp("Create the table owned by the daemon's netlink socket: other processes get EPERM changing it. With 'persist' on Linux 6.9+, it outlives the daemon, and a restarted daemon adopts it.",
+                             discussion: "Root can still delete the table through a new socket once the owner is gone."))
+    var ownTable = false
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
@@ -61,17 +67,15 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "zonewall")
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
-        let daemon = ZonewallDaemon(
-            kernel: kernel,
-            configuration: DaemonConfiguration(
-                policyDirectory: options.policies,
-                stateFile: stateFile.isEmpty ? nil : stateFile,
-                resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
-                removeOnExit: removeOnExit,
-                metricsAddress: metricsAddress.flatMap(Self.parseAddress)
-            ),
-            logger: logger
+        var configuration = DaemonConfiguration(
+            policyDirectory: options.policies,
+            stateFile: stateFile.isEmpty ? nil : stateFile,
+            resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
+            removeOnExit: removeOnExit,
+            metricsAddress: metricsAddress.flatMap(Self.parseAddress)
         )
+        if ownTable { configuration.tableFlags = NetlinkKernel.ownedTableFlags }
+        let daemon = ZonewallDaemon(kernel: kernel, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],
