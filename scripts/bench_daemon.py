@@ -259,14 +259,19 @@ def bench_edit_and_drift(zonewall, which, edits):
             print("edit → kernel, %d edits of Policies/ (save to new generation): p50 %.1f ms, p99 %.1f ms, max %.1f ms  (target p99 ≤ 50 ms)"
                   % (len(lat), pct(lat, 50), pct(lat, 99), max(lat)))
         if "drift" in which:
-            lat = []
+            lat, attr = [], []
             atomic_write(zones, original)
             time.sleep(0.3)
             for i in range(edits):
                 monitor.drain()
-                # A rotating choice of foreign deletions.
-                kind = i % 3
-                if kind == 0:
+                # A rotating choice of foreign deletions, and of attribute changes that a listing of
+                # rules and elements alone would not show (a dormant table filters nothing).
+                kind = i % 5
+                if kind == 3:
+                    ns.nft("add", "table", "inet", "zonewall", "{ flags dormant; }")
+                elif kind == 4:
+                    ns.nft("add", "chain", "inet", "zonewall", "forward", "{ policy drop; }")
+                elif kind == 0:
                     ns.nft("delete", "element", "inet", "zonewall", "zoned_v4", "{ 203.0.113.0/24 }")
                 elif kind == 1:
                     out = ns.nft("-a", "list", "chain", "inet", "zonewall", "forward").stdout
@@ -279,9 +284,13 @@ def bench_edit_and_drift(zonewall, which, edits):
                 if t0 is None or t1 is None:
                     raise SystemExit("drift %d: no deletion/repair generation seen" % i)
                 lat.append((t1 - t0) / 1e6)
+                if kind >= 3:
+                    attr.append((t1 - t0) / 1e6)
                 time.sleep(0.05)
-            print("drift repair, %d foreign deletions (element, rule, map element): p50 %.1f ms, p99 %.1f ms, max %.1f ms  (target p99 ≤ 50 ms)"
+            print("drift repair, %d foreign changes (element, rule, map element, dormant table, chain policy): p50 %.1f ms, p99 %.1f ms, max %.1f ms  (target p99 ≤ 50 ms)"
                   % (len(lat), pct(lat, 50), pct(lat, 99), max(lat)))
+            print("  of which %d attribute changes (dormant table, chain policy): p50 %.1f ms, p99 %.1f ms, max %.1f ms  (target ≤ 50 ms)"
+                  % (len(attr), pct(attr, 50), pct(attr, 99), max(attr)))
 
 
 def bench_scale(zonewall, which, gen_args):
@@ -322,15 +331,19 @@ def bench_scale(zonewall, which, gen_args):
             t = time.monotonic()
             ns.nft("add", "element", "inet", "zonewall", "zoned_v6", "{ 2001:db8:fffe::2 }")
             nft_ms = (time.monotonic() - t) * 1000
+            save_ms = (t1 - t0) / 1e6
             print("incremental update at scale (one member added to the large policy):")
-            print("  save → kernel generation: %.1f ms (reload: parse, validate and compile the whole policy, then reconcile)" % ((t1 - t0) / 1e6))
+            # The headline compares like with like: from the file's save to the kernel's new
+            # generation (all the daemon does), against the wall time of a whole `nft add element`.
+            print("  save → kernel generation: %.1f ms;  nft add element inet zonewall zoned_v6 {…} (wall, whole process): %.0f ms;"
+                  "  ratio %.3f×  (target save → kernel ≤ 10 ms)" % (save_ms, nft_ms, save_ms / nft_ms))
             split = re.search(r"diff_kernel_ms=([\d.]+)/([\d.]+)", line)
-            print("  reconcile (diff against the committed state + one transaction): %.1f ms (diff %s ms, kernel %s ms); %d netlink bytes (%s)"
+            print("  detail: the save → kernel time includes the reload (parse, validate and compile the whole policy);")
+            print("          the reconcile alone (diff against the committed state + one transaction): %.1f ms (diff %s ms, kernel %s ms); %d netlink bytes (%s)"
                   % (inc_ms, split.group(1) if split else "?", split.group(2) if split else "?", inc_bytes,
                      line.split("what=")[1].split(" [")[0] if "what=" in line else "?"))
             print("  whole table (the cold start, created in stages): %.0f ms, %d bytes (cold start of the daemon took %.1f s)" % (full_ms, full_bytes, cold))
-            print("  nft add element inet zonewall zoned_v6 {…}: %.0f ms" % nft_ms)
-            print("  ratios: bytes %.6f× of the whole table; time %.4f× of the whole table; %.3f× of nft add element  (target ≤ 10 ms, bytes ∝ change)"
+            print("  detail ratios: bytes %.6f× of the whole table; reconcile time %.4f× of the whole table, %.3f× of nft add element"
                   % (inc_bytes / full_bytes, inc_ms / full_ms, inc_ms / nft_ms))
         if "memory" in which:
             print("memory (MiB), the large policy in force: peak over the cold start %.1f; steady %.1f%s  (target ≤ 100)"

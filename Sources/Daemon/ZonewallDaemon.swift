@@ -26,6 +26,8 @@ public struct DaemonConfiguration: Sendable {
     /// The namespace governed (`--netns`), nil for the daemon's own: recorded in the state and,
     /// with the policy directory, naming the pending-confirmation file `zonewall confirm` removes.
     public var netns: String?
+    /// The table's flags: `[.owner, .persist]` for `--own-table`, none by default.
+    public var tableFlags: TableFlags = []
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -62,7 +64,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.netns, logger: logger,
-                                    conntrack: conntrack, confirmEdits: config.confirmEdits) { state in
+                                    conntrack: conntrack, confirmEdits: config.confirmEdits, tableFlags: config.tableFlags) { state in
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }
@@ -135,8 +137,13 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             }
             if let interval = notifier.watchdogInterval {
                 group.addTask {
+                    // A ping per half period, each only once the reconciler has answered: a
+                    // reconciler stuck in a kernel call lets the period lapse, and systemd
+                    // restarts the daemon. (A timer alone would keep a hung daemon "alive".)
                     while !Task.isCancelled {
                         do { try await Task.sleep(for: interval / 2) } catch { return }
+                        await reconciler.probeLiveness()
+                        if Task.isCancelled { return }
                         notifier.notify("WATCHDOG=1")
                     }
                 }

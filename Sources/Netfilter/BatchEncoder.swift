@@ -85,47 +85,44 @@ struct BatchEncoder {
         w.endMessage(m)
         seq &+= 1
 
-        for change in tx.changes {
+        /// Records a message libnftnl builds; returns its sequence number.
+        func record(_ op: BatchOperation) -> UInt32 {
+            ops.append(op)
+            offsets.append(w.count)
+            defer { seq &+= 1 }
+            return seq
+        }
+
+        for (index, change) in tx.changes.enumerated() {
             switch change {
             case .addTable:
-                m = begin(.addTable, NFT_MSG_NEWTABLE.u32, flags: NLM_F_CREATE)
-                w.put(NFTA_TABLE_NAME.u16, string: tx.table)
-                w.put(NFTA_TABLE_FLAGS.u16, u32: 0)
-                w.endMessage(m)
+                let ensureOnly = tx.onlyEnsuresTable(at: index)
+                NftnlTable.appendNew(to: &w, family: tx.family, name: tx.table, flags: ensureOnly ? nil : tx.tableFlags,
+                                     userData: ensureOnly ? nil : tx.tableUserData,
+                                     messageFlags: NLM_F_ACK | NLM_F_CREATE, seq: record(.addTable))
             case .deleteTable:
-                m = begin(.deleteTable, NFT_MSG_DELTABLE.u32, flags: 0)
-                w.put(NFTA_TABLE_NAME.u16, string: tx.table)
-                w.endMessage(m)
+                NftnlTable.appendDelete(to: &w, family: tx.family, name: tx.table, messageFlags: NLM_F_ACK, seq: record(.deleteTable))
                 declared = [:]
             case .addChain(let chain):
-                m = begin(.addChain(chain.name), NFT_MSG_NEWCHAIN.u32, flags: NLM_F_CREATE | NLM_F_EXCL)
-                Self.putChain(chain, table: tx.table, &w)
-                w.endMessage(m)
+                NftnlChain.appendNew(to: &w, family: tx.family, table: tx.table, chain: chain,
+                                     messageFlags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: record(.addChain(chain.name)))
             case .addSet(let set):
                 let id = UInt32(setIDs.count + 1)
                 setIDs[set.name] = id
                 declared[set.name] = set
-                m = begin(.addSet(set), NFT_MSG_NEWSET.u32, flags: NLM_F_CREATE | NLM_F_EXCL)
-                Self.putSet(set, table: tx.table, id: id, &w)
-                w.endMessage(m)
+                NftnlSet.appendNew(to: &w, family: tx.family, table: tx.table, set: set, id: id,
+                                   messageFlags: NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq: record(.addSet(set)))
             case .addRule(let chain, let rule):
                 let number = ruleNumbers[chain, default: 0] + 1
                 ruleNumbers[chain] = number
-                m = begin(.addRule(chain: chain, number: number, rule), NFT_MSG_NEWRULE.u32, flags: NLM_F_CREATE | NLM_F_APPEND)
-                w.put(NFTA_RULE_TABLE.u16, string: tx.table)
-                w.put(NFTA_RULE_CHAIN.u16, string: chain)
-                let exprs = w.beginNest(NFTA_RULE_EXPRESSIONS.u16)
-                for e in RuleLowering(family: tx.family, setIDs: setIDs).lower(rule.expressions) { e.encode(into: &w) }
-                w.endNest(exprs)
-                if let comment = rule.comment {
-                    // nftnl udata TLV: NFTNL_UDATA_RULE_COMMENT, length, NUL-terminated text.
-                    let text = Array(comment.utf8.prefix(Int(NFT_USERDATA_MAXLEN) - 3))
-                    w.put(NFTA_RULE_USERDATA.u16) {
-                        $0.bytes8(UInt8(NFTNL_UDATA_RULE_COMMENT.rawValue), UInt8(text.count + 1))
-                        $0.raw(text + [0])
-                    }
-                }
-                w.endMessage(m)
+                let r = NftnlRule(table: tx.table, chain: chain)
+                let lowered = RuleLowering(family: tx.family, setIDs: setIDs).lower(rule.expressions)
+                for e in lowered { r.add(NftnlExpr(e)) }
+                let userData = rule.userData ?? RuleUserData.encode(comment: rule.comment) ?? []
+                if !userData.isEmpty { r.setUserData(userData) }
+                r.append(to: &w, family: tx.family, messageFlags: NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+                         seq: record(.addRule(chain: chain, number: number, rule)),
+                         capacity: 1024 + tx.table.utf8.count + chain.utf8.count + lowered.count * 512 + userData.count)
             case .addElements(let name, let elements), .deleteElements(let name, let elements):
                 guard !elements.isEmpty else { continue }
                 let adding = if case .addElements = change { true } else { false }
@@ -196,46 +193,6 @@ struct BatchEncoder {
     }
 
     // MARK: Objects
-
-    static func putChain(_ chain: Chain, table: String, _ w: inout NetlinkWriter) {
-        w.put(NFTA_CHAIN_TABLE.u16, string: table)
-        w.put(NFTA_CHAIN_NAME.u16, string: chain.name)
-        guard let base = chain.base else { return }
-        w.put(NFTA_CHAIN_TYPE.u16, string: base.type.rawValue)
-        w.put(NFTA_CHAIN_POLICY.u16, u32: base.policy == .drop ? UInt32(NF_DROP) : UInt32(NF_ACCEPT))
-        let hook = w.beginNest(NFTA_CHAIN_HOOK.u16)
-        w.put(NFTA_HOOK_HOOKNUM.u16, u32: base.hook.rawValue)
-        w.put(NFTA_HOOK_PRIORITY.u16, u32: UInt32(bitPattern: base.priority))
-        w.endNest(hook)
-    }
-
-    static func putSet(_ set: NamedSet, table: String, id: UInt32, _ w: inout NetlinkWriter) {
-        let shape = SetShape(set)
-        var flags = set.flags.rawValue
-        if shape.usesKeyEnd { flags |= NFT_SET_CONCAT.u32 }
-        w.put(NFTA_SET_TABLE.u16, string: table)
-        w.put(NFTA_SET_NAME.u16, string: set.name)
-        w.put(NFTA_SET_FLAGS.u16, u32: flags)
-        w.put(NFTA_SET_KEY_TYPE.u16, u32: shape.isConcatenation ? DataType.concatenationID(set.keyType) : set.keyType.first?.rawValue ?? 0)
-        w.put(NFTA_SET_KEY_LEN.u16, u32: UInt32(shape.keyLength))
-        if let data = set.dataType {
-            w.put(NFTA_SET_DATA_TYPE.u16, u32: data == .verdict ? NFT_DATA_VERDICT.u32 : data.rawValue)
-            w.put(NFTA_SET_DATA_LEN.u16, u32: data == .verdict ? 0 : UInt32(data.width))
-        }
-        w.put(NFTA_SET_ID.u16, u32: id)
-        if shape.usesKeyEnd {
-            let desc = w.beginNest(NFTA_SET_DESC.u16)
-            let concat = w.beginNest(NFTA_SET_DESC_CONCAT.u16)
-            for t in set.keyType {
-                let field = w.beginNest(NFTA_LIST_ELEM.u16)
-                w.put(NFTA_SET_FIELD_LEN.u16, u32: UInt32(t.width))
-                w.endNest(field)
-            }
-            w.endNest(concat)
-            w.endNest(desc)
-        }
-        w.put(NFTA_SET_USERDATA.u16, bytes: SetUserData.encode(set))
-    }
 
     static func putElement(_ part: SetElementCodec.Part, shape: SetShape, adding: Bool, _ w: inout NetlinkWriter) {
         let e = part.element

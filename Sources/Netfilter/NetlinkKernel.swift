@@ -127,6 +127,17 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         try elements(of: sets, family: family, table: table, readers: Self.maxElementReaders)
     }
 
+    /// The flags of a table a daemon owns: `owner`, plus `persist` on Linux 6.9 and later
+    /// (earlier kernels refuse the flag), so the table outlives the daemon's socket.
+    public static var ownedTableFlags: TableFlags {
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        let persist = parts.count == 2 && (parts[0], parts[1]) >= (6, 9)
+        return persist ? [.owner, .persist] : [.owner]
+    }
+
     /// Processors this process may run on (its affinity mask), at least 1.
     public static var usableProcessors: Int { usableProcessorCount }
 
@@ -398,12 +409,18 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         func fail(_ what: String, _ e: NetfilterError) -> NetfilterError {
             failure(dumping: what, family: family, table: name, e)
         }
+        let tableMsgs: [NetlinkMessage]
         do {
-            _ = try request(c, NFT_MSG_GETTABLE, family: family, dump: false) { $0.put(NFTA_TABLE_NAME.u16, string: name) }
+            tableMsgs = try request(c, NFT_MSG_GETTABLE, family: family, dump: false) { $0.put(NFTA_TABLE_NAME.u16, string: name) }
         } catch where error.errno == ENOENT {
             return nil
         }
         var table = Table(family: family, name: name)
+        // The table's own attributes: a dormant table, say, is drift like any other.
+        guard let attributes = tableMsgs.lazy.compactMap({ decoder.tableAttributes($0, table: name) }).first else {
+            throw NetfilterError(operation: "reading table \(family) \(name)", errno: EPROTO, detail: "the kernel's reply names no such table")
+        }
+        (table.flags, table.userData) = attributes
         do {
             let chainMsgs = try consistent(request(c, NFT_MSG_GETCHAIN, family: family, dump: true) { $0.put(NFTA_CHAIN_TABLE.u16, string: name) },
                                            generation: generation)

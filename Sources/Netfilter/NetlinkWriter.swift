@@ -35,6 +35,12 @@ struct NetlinkWriter {
         patchHost(UInt32(bytes.count - start), at: start)
     }
 
+    /// Appends a whole message built elsewhere (by libnftnl), padded to 4 bytes.
+    mutating func appendMessage(_ message: ArraySlice<UInt8>) {
+        bytes.append(contentsOf: message)
+        while bytes.count % 4 != 0 { bytes.append(0) }
+    }
+
     /// Drops everything written since `offset` (a message that turned out not to be needed).
     mutating func truncate(to offset: Int) {
         bytes.removeSubrange(offset...)

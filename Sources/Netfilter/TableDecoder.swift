@@ -6,46 +6,72 @@ struct TableDecoder {
     var family: Family
     var strict: Bool
 
-    /// A chain without its rules; nil for a message of another table.
-    func chain(_ m: NetlinkMessage, table: String) -> Chain? {
-        let a = m.attributes
-        guard a[NFTA_CHAIN_TABLE.u16]?.string == table, let name = a[NFTA_CHAIN_NAME.u16]?.string else { return nil }
-        var chain = Chain(name: name)
-        if let hook = a[NFTA_CHAIN_HOOK.u16]?.nested, let num = hook[NFTA_HOOK_HOOKNUM.u16]?.u32 {
-            let prio = Int32(bitPattern: hook[NFTA_HOOK_PRIORITY.u16]?.u32 ?? 0)
-            let policy: Verdict = a[NFTA_CHAIN_POLICY.u16]?.u32 == UInt32(NF_DROP) ? .drop : .accept
-            let type = ChainType(rawValue: a[NFTA_CHAIN_TYPE.u16]?.string ?? "filter")
-            chain.base = BaseChain(type: type, hook: Hook(rawValue: num), priority: prio, policy: policy)
+    /// The table-level attributes of an `NFT_MSG_NEWTABLE` message (`nftnl_table_nlmsg_parse`):
+    /// its flags and user data; nil for another table.
+    func tableAttributes(_ m: NetlinkMessage, table: String) -> (flags: TableFlags, userData: [UInt8]?)? {
+        guard let t = NftnlTable.parse(m) else {
+            // Unparsable but ours: flags no compiled table has, so that it is drift.
+            guard m.attributes[NFTA_TABLE_NAME.u16]?.string == table else { return nil }
+            return (TableFlags(rawValue: .max), nil)
         }
-        return chain
+        guard t.name == table else { return nil }
+        return (TableFlags(rawValue: t.flags), t.userData)
     }
 
-    /// A set's declaration (no elements) and how its elements are stored.
+    /// A chain without its rules (`nftnl_chain_nlmsg_parse`); nil for a message of another table.
+    func chain(_ m: NetlinkMessage, table: String) -> Chain? {
+        guard let c = NftnlChain.parse(m) else {
+            // Unparsable but ours: flags no compiled chain has, so that it is drift.
+            let a = m.attributes
+            guard a[NFTA_CHAIN_TABLE.u16]?.string == table, let name = a[NFTA_CHAIN_NAME.u16]?.string else { return nil }
+            return Chain(name: name, flags: .max)
+        }
+        guard c.table == table else { return nil }
+        return c.model
+    }
+
+    /// A set's declaration (no elements) and how its elements are stored
+    /// (`nftnl_set_nlmsg_parse`); nil for another table.
     func set(_ m: NetlinkMessage, table: String) -> (NamedSet, SetShape)? {
-        let a = m.attributes
-        guard a[NFTA_SET_TABLE.u16]?.string == table, let name = a[NFTA_SET_NAME.u16]?.string else { return nil }
-        var flags = a[NFTA_SET_FLAGS.u16]?.u32 ?? 0
-        let keyID = a[NFTA_SET_KEY_TYPE.u16]?.u32 ?? 0
-        let keyLength = Int(a[NFTA_SET_KEY_LEN.u16]?.u32 ?? 0)
+        guard let s = NftnlSet.parse(m) else {
+            // Unparsable but ours (an element expression libnftnl does not know, say): a key
+            // type no zonewall set has, so that it differs from every desired set.
+            let a = m.attributes
+            guard a[NFTA_SET_TABLE.u16]?.string == table, let name = a[NFTA_SET_NAME.u16]?.string else { return nil }
+            let foreign = NamedSet(name: name, keyType: [DataType.unknownWidth])
+            return (foreign, SetShape(foreign))
+        }
+        guard s.str(NFTNL_SET_TABLE.u16) == table, let name = s.str(NFTNL_SET_NAME.u16) else { return nil }
+        var flags = s.u32(NFTNL_SET_FLAGS.u16) ?? 0
+        let keyID = s.u32(NFTNL_SET_KEY_TYPE.u16) ?? 0
+        let keyLength = Int(s.u32(NFTNL_SET_KEY_LEN.u16) ?? 0)
         var keyType = Self.splitConcatenation(keyID)
         if keyType.count > 1, keyType.reduce(0, { $0 + $1.paddedWidth }) != keyLength {
             keyType = [DataType(rawValue: keyID)]  // not a concatenation after all
         }
         var dataType: DataType?
-        if let d = a[NFTA_SET_DATA_TYPE.u16]?.u32 {
+        if let d = s.u32(NFTNL_SET_DATA_TYPE.u16) {
             dataType = d == NFT_DATA_VERDICT.u32 ? .verdict : DataType(rawValue: d)
         }
         if keyType.count > 1, flags & SetFlags.interval.rawValue != 0 { flags &= ~NFT_SET_CONCAT.u32 }
-        let set = NamedSet(name: name, keyType: keyType, dataType: dataType, flags: SetFlags(rawValue: flags))
+        var set = NamedSet(name: name, keyType: keyType, dataType: dataType, flags: SetFlags(rawValue: flags))
+        set.timeout = s.u64(NFTNL_SET_TIMEOUT.u16)
+        set.gcInterval = s.u32(NFTNL_SET_GC_INTERVAL.u16)
+        set.size = s.u32(NFTNL_SET_DESC_SIZE.u16)
+        set.policy = SetPolicy(rawValue: s.u32(NFTNL_SET_POLICY.u16) ?? SetPolicy.performance.rawValue)
+        // libnftnl parses element expressions into objects; compare their bytes as the kernel sent them.
+        let a = m.attributes
+        if let e = a[NFTA_SET_EXPR.u16] ?? a[NFTA_SET_EXPRESSIONS.u16] { set.elementExpressions = Array(e.payload) }
         var shape = SetShape(set)
         if keyType.count == 1, keyType[0].width != keyLength {
             // Not a set zonewall makes (its types have fixed widths): give it a key type no
             // zonewall set has, so that it differs from every desired set; values are read
             // with the width of their bytes.
-            let foreign = NamedSet(name: name, keyType: [.unknownWidth], dataType: dataType, flags: SetFlags(rawValue: flags))
+            set.keyType = [.unknownWidth]
             shape.keyType = [.unknownWidth]
-            return (foreign, shape)
         }
+        let userData = s.data(NFTNL_SET_USERDATA.u16) ?? []
+        set.userData = userData == SetUserData.encode(set) ? nil : userData
         return (set, shape)
     }
 
@@ -128,21 +154,10 @@ struct TableDecoder {
         let a = m.attributes
         guard a[NFTA_RULE_TABLE.u16]?.string == table, let chain = a[NFTA_RULE_CHAIN.u16]?.string else { return nil }
         let kernel = (a[NFTA_RULE_EXPRESSIONS.u16]?.nested).map { $0.map(KernelExpression.decode) } ?? []
-        var comment: String?
-        if let udata = a[NFTA_RULE_USERDATA.u16]?.payload {
-            var i = udata.startIndex
-            while i + 2 <= udata.endIndex {
-                let type = udata[i], len = Int(udata[i + 1])
-                guard i + 2 + len <= udata.endIndex else { break }
-                if type == UInt8(NFTNL_UDATA_RULE_COMMENT.rawValue) {
-                    let text = udata[(i + 2)..<(i + 2 + len)]
-                    comment = String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                i += 2 + len
-            }
-        }
+        var comment: String?, userData: [UInt8]?
+        if let udata = a[NFTA_RULE_USERDATA.u16]?.payload { (comment, userData) = RuleUserData.decode(udata) }
         if let exprs = RuleLifting(family: family).lift(kernel) {
-            return (chain, Rule(exprs, comment: comment))
+            return (chain, Rule(exprs, comment: comment, userData: userData))
         }
         let handle = a[NFTA_RULE_HANDLE.u16]?.u64 ?? 0
         let summary = kernel.map(Self.summary).joined(separator: " ")

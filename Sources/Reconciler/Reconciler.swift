@@ -78,6 +78,9 @@ public actor Reconciler {
     /// What we believe the kernel holds, and at which generation; nil means "dump first".
     private var committed: (table: Table?, generation: UInt32)?
     public private(set) var state: ReconcilerState
+    /// The flags the table is created with (`--own-table`: owner, and persist where supported);
+    /// part of the desired table, so a table without them is drift.
+    private let tableFlags: TableFlags
     private let onStateChange: @Sendable (ReconcilerState) -> Void
     /// Where established flows are revoked after a commit that removes permission; nil: never.
     private let conntrack: (any ConntrackTable)?
@@ -95,11 +98,12 @@ public actor Reconciler {
     public private(set) var confirmationDeadline: Date?
 
     public init(kernel: any KernelRuleset, policyDirectory: String, namespace: String? = nil, logger: Logger, stageBudget: Int = 50_000,
-                conntrack: (any ConntrackTable)? = nil, confirmEdits: TimeInterval? = nil,
+                conntrack: (any ConntrackTable)? = nil, confirmEdits: TimeInterval? = nil, tableFlags: TableFlags = [],
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
         self.confirmEdits = confirmEdits
         self.conntrack = conntrack
+        self.tableFlags = tableFlags
         self.stageBudget = stageBudget
         self.policyDirectory = policyDirectory
         self.logger = logger
@@ -124,9 +128,10 @@ public actor Reconciler {
             confirmed = (table, desiredPolicy)  // what the daemon starts with is the baseline, not an edit
             return outcome
         case .failure(let diagnostics):
-            guard let inForce = snapshot.table else { throw StartupRefused(diagnostics: diagnostics) }
+            guard var inForce = snapshot.table else { throw StartupRefused(diagnostics: diagnostics) }
             logger.error("invalid policy at start; keeping the rule set already in force", metadata: ["errors": "\(diagnostics.filter { $0.severity == .error }.count)"])
             // What is in force is what we enforce until a valid policy arrives: drift is repaired back to it.
+            inForce.flags = tableFlags
             desired = inForce
             confirmed = (inForce, nil)
             state.policyDigest = Digest.of(inForce)
@@ -451,7 +456,7 @@ public actor Reconciler {
     }
 
     private func loadPolicy() -> Loaded {
-        let table: Table
+        var table: Table
         do {  // the policy is released at the end of this block, before the digest
             // One file at a time: a daemon's peak memory matters more than a few hundred ms of reload at 10,000 zones.
             let result = PolicyLoader.load(directory: policyDirectory, concurrently: false)
@@ -467,6 +472,7 @@ public actor Reconciler {
             }
             table = ZoneCompiler.compile(policy, reusing: desired)
             if conntrack != nil { desiredPolicy = policy }
+            table.flags = tableFlags
             state.zones = policy.zones.count
             state.members = policy.zones.reduce(0) { $0 + $1.members.count }
             state.rules = policy.rules.count
@@ -483,6 +489,11 @@ public actor Reconciler {
     /// freed scratch in the heap. Hand it back, so that the daemon's resident size is what it
     /// keeps, and the next batch or dump does not stack on top of it.
     private func releaseScratch() { _ = malloc_trim(0) }
+
+    /// Returns as soon as the reconciler is between jobs: the watchdog's liveness probe. The
+    /// reconciler's kernel calls are synchronous inside the actor, so while one hangs this
+    /// call does not return, and the daemon stops telling systemd it is alive.
+    public func probeLiveness() {}
 }
 
 extension Transaction {

@@ -91,9 +91,13 @@ public struct Rule: Hashable, Sendable {
     public var expressions: [Expression]
     /// Shown by `nft list` after the rule; stored as rule user data.
     public var comment: String?
+    /// `NFTA_RULE_USERDATA` when it is not what `comment` encodes to (`nil`: exactly that;
+    /// `[]`: none although there is a comment): another tool's annotations are drift too.
+    public var userData: [UInt8]?
 
-    public init(_ expressions: [Expression], comment: String? = nil) {
+    public init(_ expressions: [Expression], comment: String? = nil, userData: [UInt8]? = nil) {
         self.expressions = expressions
         self.comment = comment
+        self.userData = userData
     }
 }

@@ -179,7 +179,7 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
         for c in tx.changes {
             switch c {
             case .addTable:
-                if table == nil { table = Table(family: tx.family, name: tx.table) }
+                if table == nil { table = Table(family: tx.family, name: tx.table, flags: tx.tableFlags, userData: tx.tableUserData) }
             case .deleteTable:
                 guard table != nil else { throw fail(2, "deleting table \(tx.table)") }
                 table = nil

@@ -5,6 +5,18 @@ public struct SetFlags: OptionSet, Hashable, Sendable {
     public static let constant = SetFlags(rawValue: 0x2)
     public static let interval = SetFlags(rawValue: 0x4)
     public static let map = SetFlags(rawValue: 0x8)
+    /// Elements expire (`NFT_SET_TIMEOUT`); nft sets it with a `timeout`.
+    public static let timeout = SetFlags(rawValue: 0x10)
+    /// Updated from the packet path (`NFT_SET_EVAL`, nft's `dynamic`).
+    public static let dynamic = SetFlags(rawValue: 0x20)
+}
+
+/// `NFT_SET_POL_*`: what the kernel optimises a set's backend for.
+public struct SetPolicy: RawRepresentable, Hashable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let performance = SetPolicy(rawValue: 0)
+    public static let memory = SetPolicy(rawValue: 1)
 }
 
 /// The data half of a map element.
@@ -39,14 +51,36 @@ public struct NamedSet: Hashable, Sendable {
     public var flags: SetFlags
     /// Elements in canonical order (sorted by key).
     public var elements: ElementList
+    /// Default element lifetime in milliseconds (`NFTA_SET_TIMEOUT`); nil for none.
+    public var timeout: UInt64?
+    /// Garbage collection interval in milliseconds (`NFTA_SET_GC_INTERVAL`); nil for none.
+    public var gcInterval: UInt32?
+    /// Maximum number of elements (`NFTA_SET_DESC_SIZE`); nil for no limit.
+    public var size: UInt32?
+    /// Backend policy; `performance` is the kernel's default.
+    public var policy: SetPolicy
+    /// `NFTA_SET_USERDATA` when it is not what zonewall writes for this declaration
+    /// (`nil`: zonewall's own; `[]`: none at all).
+    public var userData: [UInt8]?
+    /// Raw `NFTA_SET_EXPR`/`NFTA_SET_EXPRESSIONS` (per-element statements such as counters);
+    /// nil when absent. zonewall writes none.
+    public var elementExpressions: [UInt8]?
 
     public init(name: String, keyType: [DataType], dataType: DataType? = nil,
-                flags: SetFlags = [], elements: ElementList = []) {
+                flags: SetFlags = [], elements: ElementList = [],
+                timeout: UInt64? = nil, gcInterval: UInt32? = nil, size: UInt32? = nil,
+                policy: SetPolicy = .performance, userData: [UInt8]? = nil, elementExpressions: [UInt8]? = nil) {
         self.name = name
         self.keyType = keyType
         self.dataType = dataType
         self.flags = dataType == nil ? flags : flags.union(.map)
         self.elements = elements.sortedByKey()
+        self.timeout = timeout
+        self.gcInterval = gcInterval
+        self.size = size
+        self.policy = policy
+        self.userData = userData
+        self.elementExpressions = elementExpressions
     }
 
     public init(name: String, keyType: [DataType], dataType: DataType? = nil,

@@ -23,6 +23,7 @@ public enum NftText {
     /// closing brace): for hashing a large table's text without holding it whole.
     public static func forEachPiece(of table: Table, _ body: (String) -> Void) {
         body("table \(table.family) \(table.name) {\n")
+        if !table.flags.isEmpty { body("\tflags \(table.flags)\n") }
         for item in table.declarationOrder {
             switch item {
             case .set(let s): body(render(s))
@@ -41,7 +42,13 @@ public enum NftText {
         var flags: [String] = []
         if set.flags.contains(.constant) { flags.append("constant") }
         if set.flags.contains(.interval) { flags.append("interval") }
+        if set.flags.contains(.timeout) && set.timeout == nil { flags.append("timeout") }
+        if set.flags.contains(.dynamic) { flags.append("dynamic") }
         if !flags.isEmpty { out += "\t\tflags \(flags.joined(separator: ","))\n" }
+        if let t = set.timeout { out += "\t\ttimeout \(t)ms\n" }
+        if let g = set.gcInterval { out += "\t\tgc-interval \(g)ms\n" }
+        if let n = set.size { out += "\t\tsize \(n)\n" }
+        if set.policy == .memory { out += "\t\tpolicy memory\n" }
         if !set.elements.isEmpty {
             out += "\t\telements = {"
             var first = true
@@ -70,7 +77,8 @@ public enum NftText {
     static func render(_ chain: Chain) -> String {
         var out = "\tchain \(chain.name) {\n"
         if let b = chain.base {
-            out += "\t\ttype \(b.type.rawValue) hook \(b.hook) priority \(b.priority); policy \(render(b.policy));\n"
+            let device = b.device.map { " device \"\($0)\"" } ?? ""
+            out += "\t\ttype \(b.type.rawValue) hook \(b.hook)\(device) priority \(b.priority); policy \(render(b.policy));\n"
         }
         for r in chain.rules { out += "\t\t" + render(r) + "\n" }
         out += "\t}\n"

@@ -24,7 +24,8 @@ extension Transaction {
     public static func stages(creating desired: Table, budget: Int) -> [Stage] {
         precondition(budget > 0, "a stage holds at least one object")
         var stages: [Stage] = []
-        var current = Transaction(family: desired.family, table: desired.name, changes: [.addTable])
+        var current = Transaction(family: desired.family, table: desired.name, changes: [.addTable],
+                                  tableFlags: desired.flags, tableUserData: desired.userData)
         var completed: [String] = []
         var declaredHere = Set<String>()
         var used = 0
@@ -98,6 +99,10 @@ extension Transaction {
         var t = Table(family: family, name: table)
         var chainIndex: [String: Int] = [:]
         for stage in stages {
+            if stage.transaction.changes.first == .addTable {
+                t.flags = stage.transaction.tableFlags
+                t.userData = stage.transaction.tableUserData
+            }
             for change in stage.transaction.changes {
                 switch change {
                 case .addSet(let s): t.sets.append(s.declaration)

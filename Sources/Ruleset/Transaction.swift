@@ -27,12 +27,27 @@ public struct Transaction: Hashable, Sendable {
     /// transaction itself: the encoder needs their key types, and should not have to ask the
     /// kernel for them.
     public var setDeclarations: [String: NamedSet]
+    /// The flags an `addTable` that creates the table gives it. An `addTable` straight before
+    /// a `deleteTable` only makes sure the table exists and changes nothing of one that does
+    /// (the kernel refuses to change an owned table's `owner` flag).
+    public var tableFlags: TableFlags
+    /// The user data an `addTable` that creates the table gives it.
+    public var tableUserData: [UInt8]?
 
-    public init(family: Family, table: String, changes: [Change] = [], setDeclarations: [String: NamedSet] = [:]) {
+    public init(family: Family, table: String, changes: [Change] = [], setDeclarations: [String: NamedSet] = [:],
+                tableFlags: TableFlags = [], tableUserData: [UInt8]? = nil) {
         self.family = family
         self.table = table
         self.changes = changes
         self.setDeclarations = setDeclarations
+        self.tableFlags = tableFlags
+        self.tableUserData = tableUserData
+    }
+
+    /// Whether the `addTable` at `index` of `changes` only makes sure the table exists (the
+    /// knftables idiom `add table; delete table`), rather than creating it with its attributes.
+    public func onlyEnsuresTable(at index: Int) -> Bool {
+        index + 1 < changes.count && changes[index + 1] == .deleteTable
     }
 
     public var isEmpty: Bool { changes.isEmpty }
@@ -53,8 +68,8 @@ public struct Transaction: Hashable, Sendable {
     /// The transaction that replaces the table with `desired` whether or not it exists:
     /// `add table; delete table;` then everything, in dependency order.
     public static func replace(with desired: Table) -> Transaction {
-        var tx = Transaction(family: desired.family, table: desired.name, changes: [.addTable, .deleteTable])
-        tx.changes += create(desired).changes
+        var tx = create(desired)
+        tx.changes = [.addTable, .deleteTable] + tx.changes
         return tx
     }
 
@@ -73,7 +88,8 @@ public struct Transaction: Hashable, Sendable {
                 changes += c.rules.map { .addRule(chain: c.name, $0) }
             }
         }
-        return Transaction(family: desired.family, table: desired.name, changes: changes)
+        return Transaction(family: desired.family, table: desired.name, changes: changes,
+                           tableFlags: desired.flags, tableUserData: desired.userData)
     }
 
     /// The transaction from the table as it is (`actual`, nil when absent) to `desired`.
@@ -161,8 +177,8 @@ extension Table {
     /// listing order. Tables in the same order, as compiled ones are, are compared in place,
     /// without copying or sorting 10,000s of chains and sets.
     public func hasSkeleton(of other: Table) -> Bool {
-        if family == other.family, name == other.name, chains.count == other.chains.count, sets.count == other.sets.count,
-           chains == other.chains, zip(sets, other.sets).allSatisfy({ $0.declaration == $1.declaration }) {
+        if family == other.family, name == other.name, flags == other.flags, userData == other.userData,
+           chains.count == other.chains.count, sets.count == other.sets.count, chains == other.chains, zip(sets, other.sets).allSatisfy({ $0.declaration == $1.declaration }) {
             return true
         }
         return normalizedSkeleton == other.normalizedSkeleton
@@ -194,7 +210,9 @@ extension Transaction {
         var sets: [String: NamedSet] = [:]
         for c in changes {
             switch c {
-            case .addTable: lines.append("add table \(t)")
+            case .addTable:
+                let attrs = lines.isEmpty && changes.count > 1 && changes[1] == .deleteTable ? [] : tableFlags.isEmpty ? [] : ["flags \(tableFlags);"]
+                lines.append("add table \(t)" + (attrs.isEmpty ? "" : " { \(attrs.joined(separator: " ")) }"))
             case .deleteTable: lines.append("delete table \(t)")
             case .addSet(let s):
                 sets[s.name] = s

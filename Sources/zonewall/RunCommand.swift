@@ -3,7 +3,9 @@ import Daemon
 import Foundation
 import Conntrack
 import Logging
+import Netfilter
 import Reconciler
+import Ruleset
 import ServiceLifecycle
 
 /// `zonewall run`: the reconciling daemon.
@@ -48,6 +50,10 @@ struct RunCommand: AsyncParsableCommand {
         valueName: "DURATION"))
     var confirmEdits: ConfirmDuration?
 
+    @Flag(help: ArgumentHelp("Create the table owned by the daemon's netlink socket: other processes get EPERM changing it. With 'persist' on Linux 6.9+, it outlives the daemon, and a restarted daemon adopts it.",
+                             discussion: "Root can still delete the table through a new socket once the owner is gone."))
+    var ownTable = false
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
@@ -87,12 +93,8 @@ struct RunCommand: AsyncParsableCommand {
         )
         configuration.confirmEdits = confirmEdits?.seconds
         configuration.netns = kernelOptions.netns
-        let daemon = ZonewallDaemon(
-            kernel: kernel,
-            conntrack: conntrack,
-            configuration: configuration,
-            logger: logger
-        )
+        if ownTable { configuration.tableFlags = NetlinkKernel.ownedTableFlags }
+        let daemon = ZonewallDaemon(kernel: kernel, conntrack: conntrack, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -19,6 +19,9 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Most lines of the pending transaction to print.")
     var maxLines: Int = 40
 
+    @Flag(help: "The daemon runs with --own-table: the table must carry the owner (and persist) flags.")
+    var ownTable = false
+
     @Option(help: ArgumentHelp(
         "The daemon's state file; its report is shown when the file exists.",
         discussion: "Default: the one `zonewall run` writes for the same --netns and --policies."))
@@ -49,7 +52,8 @@ struct StatusCommand: ParsableCommand {
             }
         }
         let (policy, _) = try options.loadOrExit(printWarnings: false)
-        let desired = ZoneCompiler.compile(policy)
+        var desired = ZoneCompiler.compile(policy)
+        if ownTable { desired.flags = NetlinkKernel.ownedTableFlags }
         let place = kernelOptions.place(KernelSync.tableName)
         let snapshot = try withKernelErrors("reading \(place)") {
             let kernel = try kernelOptions.openKernel()

@@ -125,25 +125,54 @@ status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)
 check "bad edit: status shows the error with its place" grep -q "20-bad.yaml:2:[0-9]*: error: unknown zone 'serverr'" <<<"$status"
 rm "$D/20-bad.yaml"
 sleep 0.5
-check "bad edit fixed: status clean again" bash -c "! grep -q 'last error' <<<\"\$($ZW status --netns $R --policies $D --state-file $STATE 2>&1)\""
+status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1); rc=$?
+check "bad edit fixed: status exits 0 ($rc)" test "$rc" -eq 0
+check "bad edit fixed: status says in sync" grep -q '^in sync' <<<"$status"
+check "bad edit fixed: status shows no error" bash -c '! grep -q "last error" <<<"$1"' _ "$status"
 
 echo "== drift is repaired"
 before=$(table_text)
+# Every comparison below is against this listing: it must hold the table, or they prove nothing.
+check "the table listing is not empty" grep -q 'vmap @src_v4' <<<"$before"
+# tamper WHAT COMMAND…: runs an nft command in the namespace (it must succeed), then waits until
+# the listing is back to $before, for up to 1 s; prints how long the repair took.
+tamper() {
+    local what=$1; shift
+    if ! ip netns exec "$R" "$@"; then fail "$what: the tampering command failed: $*"; return; fi
+    local start; start=$(date +%s%N)
+    local deadline=$((start + 1000000000)) now
+    while :; do
+        [[ "$(table_text)" == "$before" ]] && { now=$(date +%s%N); pass "$what: repaired in $(((now - start) / 1000000)) ms"; return; }
+        (($(date +%s%N) > deadline)) && { fail "$what: not repaired within 1 s"; diff <(echo "$before") <(table_text) | head -5; return; }
+        sleep 0.01
+    done
+}
 h=$(ip netns exec "$R" nft -a list chain inet zonewall forward | awk '/vmap @src_v4/ {print $NF}')
-ip netns exec "$R" nft delete rule inet zonewall forward handle "$h"
-sleep 0.3; check "nft delete rule: repaired" test "$(table_text)" = "$before"
-ip netns exec "$R" nft delete element inet zonewall zoned_v4 "{ $SERVER4 }"
-sleep 0.3; check "nft delete element: repaired" test "$(table_text)" = "$before"
-ip netns exec "$R" nft delete chain inet zonewall input
-sleep 0.3; check "nft delete chain: repaired" test "$(table_text)" = "$before"
-ip netns exec "$R" nft delete table inet zonewall
-sleep 0.3; check "nft delete table: repaired" test "$(table_text)" = "$before"
-ip netns exec "$R" nft flush ruleset
-sleep 0.3; check "nft flush ruleset: repaired" test "$(table_text)" = "$before"
+check "the rule to delete has a handle ($h)" test -n "$h"
+tamper "nft delete rule" nft delete rule inet zonewall forward handle "$h"
+tamper "nft delete element" nft delete element inet zonewall zoned_v4 "{ $SERVER4 }"
+tamper "nft delete chain" nft delete chain inet zonewall input
+tamper "nft delete table" nft delete table inet zonewall
+tamper "nft flush ruleset" nft flush ruleset
+# Attributes that a listing of the rules alone would not show as different.
+tamper "dormant table" nft add table inet zonewall '{ flags dormant; }'
+tamper "chain policy drop" nft add chain inet zonewall forward '{ policy drop; }'
+h=$(ip netns exec "$R" nft -a list chain inet zonewall forward | awk '/vmap @src_v4/ {print $NF}')
+rule=$(ip netns exec "$R" nft list chain inet zonewall forward | grep -m1 'vmap @src_v4' | sed 's/^[[:space:]]*//')
+tamper "rule user data (a comment)" nft replace rule inet zonewall forward handle "$h" "$rule" comment '"tampered"'
+# A chain's priority and a set's flags and timeout cannot be changed in place: replace the table
+# with the same one but for that attribute.
+ip netns exec "$R" nft list table inet zonewall >"$WORK/table.nft"
+{ echo "delete table inet zonewall"; sed 's/hook forward priority filter;/hook forward priority filter + 5;/' "$WORK/table.nft"; } >"$WORK/prio.nft"
+check "the priority edit changes the table text" bash -c '! cmp -s <(tail -n +2 "$1") "$2"' _ "$WORK/prio.nft" "$WORK/table.nft"
+tamper "chain priority" nft -f "$WORK/prio.nft"
+{ echo "delete table inet zonewall"; sed '0,/^\t\tflags interval$/s//\t\tflags interval\n\t\ttimeout 1h/' "$WORK/table.nft"; } >"$WORK/timeout.nft"
+check "the set edit changes the table text" bash -c '! cmp -s <(tail -n +2 "$1") "$2"' _ "$WORK/timeout.nft" "$WORK/table.nft"
+tamper "set flags and timeout" nft -f "$WORK/timeout.nft"
 check "after drift: traffic as declared (allowed)" until_probe "$CLIENT" 4 8080 ok
 check "after drift: traffic as declared (denied)" until_probe "$CLIENT" 4 9090 refused
 repairs=$(jq .driftRepairs "$STATE")
-check "drift repairs counted ($repairs ≥ 5)" test "$repairs" -ge 5
+check "drift repairs counted ($repairs ≥ 10)" test "$repairs" -ge 10
 
 echo "== no gap: SIGKILL + restart, and 200 reloads, under a continuous probe"
 # Each prober hammers one pair; a line per attempt: ok | refused | timeout.
@@ -161,6 +190,8 @@ check "SIGKILL leaves the table in force" test "$(table_text)" = "$before"
 applies_before=$(grep -c ' applied' "$WORK/daemon.log")
 start_daemon || exit 1
 check "restart adopts the table without a change" test "$(grep -c ' applied' "$WORK/daemon.log")" -eq "$applies_before"
+# The log is appended across restarts: count only what this daemon logs from here on.
+log_mark=$(wc -l <"$WORK/daemon.log")
 for i in $(seq 200); do
     if ((i % 2)); then
         sed -i 's|other:  {members: \[203.0.113.30,|other:  {members: [203.0.113.31, 203.0.113.30,|' "$D/zones.yaml"
@@ -172,7 +203,9 @@ done
 sleep 0.5
 rm "$WORK/probing"; wait "${PROBERS[@]}"
 cat "$WORK"/allowed.*.log >"$WORK/allowed.log"; cat "$WORK"/denied.*.log >"$WORK/denied.log"
-reloads=$(grep -c 'reason=policy change' "$WORK/daemon.log")
+# Successful applies only ("applied"; a failed one logs "apply failed" with the same reason).
+reloads=$(tail -n +$((log_mark + 1)) "$WORK/daemon.log" | grep 'reason=policy change' | grep -c ' applied$')
+failed_applies=$(tail -n +$((log_mark + 1)) "$WORK/daemon.log" | grep -c 'apply failed')
 n1=$(wc -l <"$WORK/allowed.log") n2=$(wc -l <"$WORK/denied.log")
 bad1=$(grep -vc '^ok$' "$WORK/allowed.log") bad2=$(grep -c '^ok$' "$WORK/denied.log")
 echo "  $reloads reloads applied; $n1 allowed probes, $n2 forbidden probes"
@@ -180,6 +213,7 @@ check "no allowed connection failed ($bad1 of $n1)" test "$bad1" -eq 0
 check "no forbidden connection succeeded ($bad2 of $n2)" test "$bad2" -eq 0
 check "probes were continuous (≥ 100 each)" test "$n1" -ge 100 -a "$n2" -ge 100
 check "reloads happened (≥ 100 applied)" test "$reloads" -ge 100
+check "no reload failed ($failed_applies)" test "$failed_applies" -eq 0
 check "in sync after the reloads" in_sync
 
 echo "== ConfigMap-style symlink swap, and the directory itself replaced"

@@ -20,7 +20,7 @@ struct CommandTests {
     }
 
     /// After `zonewall apply` the kernel holds exactly the compiled model; a second apply is a no-op.
-    @Test func roundTripAndStatus() throws {
+    @Test(needsRoot) func roundTripAndStatus() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             let missing = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
@@ -57,9 +57,79 @@ struct CommandTests {
         }
     }
 
+    /// One change `nft` makes to an attribute that a listing of rules and elements alone would
+    /// not catch, and what `status` must say about it.
+    struct AttributeTamper: Sendable, CustomStringConvertible {
+        var description: String
+        /// nft arguments, or a transformation of the table's listing fed back to `nft -f`.
+        var command: [String]?
+        var edit: (@Sendable (String) -> String)?
+        var expected: String
+    }
+
+    static let attributeTampers: [AttributeTamper] = [
+        AttributeTamper(description: "dormant table", command: ["add", "table", "inet", "zonewall", "{ flags dormant; }"],
+                        expected: "table flags are dormant, the policy wants none (dormant: it filters nothing)"),
+        AttributeTamper(description: "chain policy", command: ["add", "chain", "inet", "zonewall", "forward", "{ policy drop; }"],
+                        expected: "chain forward has a different policy (drop in the kernel, accept compiled)"),
+        AttributeTamper(description: "chain priority",
+                        edit: { $0.replacingOccurrences(of: "hook input priority filter;", with: "hook input priority filter + 5;") },
+                        expected: "chain input has a different priority (5 in the kernel, 0 compiled)"),
+        AttributeTamper(description: "set flags and timeout",
+                        edit: { text in
+                            guard let r = text.range(of: "set zoned_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n") else { return text }
+                            return text.replacingCharacters(in: r, with: "set zoned_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\ttimeout 1h\n")
+                        },
+                        expected: "set zoned_v4 is declared differently: flags (0x14 in the kernel, 0x4 compiled), timeout (3600000 ms in the kernel)"),
+    ]
+
+    /// Each attribute changed by `nft` is drift: `status` names it and exits 4, `apply` repairs it.
+    @Test(needsRoot, arguments: attributeTampers)
+    func attributeDriftIsSeenAndRepaired(_ tamper: AttributeTamper) throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { ns in
+            let apply = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
+            #expect(apply.status == 0, "\(apply)")
+            let before = try #require(try listing(ns))
+            if let command = tamper.command {
+                try nft(ns, command)
+            } else if let edit = tamper.edit {
+                let edited = edit(before)
+                try #require(edited != before, "the edit must change the table")
+                try nft(ns, ["-f", "-"], input: "delete table inet zonewall\n" + edited)
+            }
+            let after = try #require(try listing(ns))
+            try #require(after != before, "the tampering must show in the listing")
+            let status = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
+            #expect(status.status == 4, "\(status)")
+            #expect(status.stdout.contains(tamper.expected), "\(status.stdout)")
+            let repair = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
+            #expect(repair.status == 0 && repair.stdout.contains("replaced"), "\(repair)")
+            #expect(try listing(ns) == before)
+            let clean = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
+            #expect(clean.status == 0, "\(clean)")
+        }
+    }
+
+    /// A rule's user data changed by `nft replace rule … comment`: status exits 4 naming the rule.
+    @Test(needsRoot) func ruleUserDataIsDrift() throws {
+        try withNamespace { ns in
+            #expect(try zonewall(["apply", "--policies", Self.policies, "--netns", ns]).status == 0)
+            let chain = try nft(ns, ["-a", "list", "chain", "inet", "zonewall", "forward"])
+            let line = try #require(chain.split(separator: "\n").first { $0.contains("vmap @") })
+            let handle = try #require(line.split(separator: " ").last.map(String.init))
+            let rule = line.trimmingCharacters(in: .whitespaces).components(separatedBy: " # handle").first!
+            try nft(ns, ["replace", "rule", "inet", "zonewall", "forward", "handle", handle, rule, "comment", "\"tampered\""])
+            let status = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
+            #expect(status.status == 4 && status.stdout.contains("chain forward: rule"), "\(status)")
+            #expect(try zonewall(["apply", "--policies", Self.policies, "--netns", ns]).status == 0)
+            #expect(try zonewall(["status", "--policies", Self.policies, "--netns", ns]).status == 0)
+        }
+    }
+
     /// `nft -j list` after `zonewall apply` in one namespace equals it after `nft -f <(zonewall plan)`
     /// in another, for the example policy and generated ones.
-    @Test(arguments: [nil] + (1...6).map { UInt64($0) })
+    @Test(needsRoot, arguments: [nil] + (1...6).map { UInt64($0) })
     func sameAsNftF(seed: UInt64?) throws {
         if skipUnlessRoot() { return }
         let files = try seed.map(generatedPolicy) ?? examplePolicyFiles()
@@ -89,7 +159,7 @@ struct CommandTests {
     }
 
     /// An invalid policy exits 1 and leaves the kernel byte-for-byte as it was, table or no table.
-    @Test func invalidPolicyLeavesKernelUntouched() throws {
+    @Test(needsRoot) func invalidPolicyLeavesKernelUntouched() throws {
         if skipUnlessRoot() { return }
         var files = try examplePolicyFiles()
         files["rules.yaml"] = files["rules.yaml"]!.replacingOccurrences(of: "to: db\n", with: "to: dbb\n")
@@ -114,7 +184,7 @@ struct CommandTests {
 
     /// A batch the kernel refuses changes nothing: through the CLI (a fault injected in debug
     /// builds) with exit 2 and the kernel's reason, and through the library.
-    @Test func rejectedBatchLeavesTableByteForByte() throws {
+    @Test(needsRoot) func rejectedBatchLeavesTableByteForByte() throws {
         if skipUnlessRoot() { return }
         var files = try examplePolicyFiles()
         files["zones.yaml"] = files["zones.yaml"]!.replacingOccurrences(of: "198.51.100.11,", with: "198.51.100.11, 198.51.100.12,")
@@ -151,7 +221,7 @@ struct CommandTests {
 
     /// Where no table exists, apply builds it in several transactions, hooks last: the kernel
     /// ends up exactly as with one transaction, and a refused last stage leaves no table.
-    @Test func stagedCreationEqualsOneTransaction() throws {
+    @Test(needsRoot) func stagedCreationEqualsOneTransaction() throws {
         if skipUnlessRoot() { return }
         try withNamespace { one in
             try withNamespace { staged in
@@ -186,7 +256,7 @@ struct CommandTests {
     }
 
     /// `remove` deletes table inet zonewall and nothing else; an absent table is fine.
-    @Test func removeOnlyOurTable() throws {
+    @Test(needsRoot) func removeOnlyOurTable() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             try nft(ns, ["add", "table", "inet", "other"])
@@ -203,7 +273,7 @@ struct CommandTests {
     }
 
     /// Kernel errors exit 2 with a message naming what failed.
-    @Test func kernelErrorsExit2() throws {
+    @Test(needsRoot) func kernelErrorsExit2() throws {
         if skipUnlessRoot() { return }
         let o = try zonewall(["apply", "--policies", Self.policies, "--netns", "zw-kt-does-not-exist"])
         #expect(o.status == 2, "\(o)")
@@ -215,7 +285,7 @@ struct CommandTests {
 
     /// `check --kernel` validates in the kernel and changes nothing; it needs no host root:
     /// an unprivileged user in `unshare -rn` (its own user and network namespace) can run it.
-    @Test func checkKernelValidatesWithoutChanging() throws {
+    @Test(needsRoot) func checkKernelValidatesWithoutChanging() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             let o = try zonewall(["check", "--kernel", "--policies", Self.policies, "--netns", ns])

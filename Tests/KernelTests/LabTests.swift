@@ -55,7 +55,7 @@ struct LabTests {
         return o
     }
 
-    @Test func examplePolicy() throws {
+    @Test(needsRoot) func examplePolicy() throws {
         if skipUnlessRoot() { return }
         let o = try matrix("\(repoRoot)/Policies")
         #expect(o.status == 0, "\(o)")
@@ -63,7 +63,7 @@ struct LabTests {
         #expect(o.stdout.contains("(mode reject)"))
     }
 
-    @Test func dropModeNestedPrefixesIPv6() throws {
+    @Test(needsRoot) func dropModeNestedPrefixesIPv6() throws {
         if skipUnlessRoot() { return }
         try withPolicy(["policy.yaml": Self.dropPolicy]) { dir in
             let o = try matrix(dir)
@@ -75,7 +75,7 @@ struct LabTests {
 
     /// A policy that does not load, and a batch the kernel refuses, leave the table byte for
     /// byte as it was, and every connection behaves exactly as before.
-    @Test func failedAppliesKeepTrafficFlowing() throws {
+    @Test(needsRoot) func failedAppliesKeepTrafficFlowing() throws {
         if skipUnlessRoot() { return }
         let id = String(format: "t%05x", UInt32.random(in: 0...0xfffff))
         defer { _ = try? exec([Self.lab, "down", id], environment: Self.env) }

@@ -90,7 +90,7 @@ func changed(_ e: KernelEvent?, _ what: String, sourceLocation: SourceLocation =
 /// `.serialized`: the tests count live reader threads.
 @Suite("Kernel events in network namespaces", .serialized)
 struct KernelEventsTests {
-    @Test func ourApplyAndForeignChanges() async throws {
+    @Test(needsRoot) func ourApplyAndForeignChanges() async throws {
         if skipUnlessRoot() { return }
         try await withEventNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)
@@ -171,7 +171,7 @@ struct KernelEventsTests {
     }
 
     /// A check (`nft -c`) and a failed batch commit nothing, so they announce nothing.
-    @Test func uncommittedBatchesAreSilent() async throws {
+    @Test(needsRoot) func uncommittedBatchesAreSilent() async throws {
         if skipUnlessRoot() { return }
         try await withEventNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)
@@ -186,7 +186,7 @@ struct KernelEventsTests {
     }
 
     /// Events from other namespaces never arrive: the subscription lives in the kernel's.
-    @Test func otherNamespacesAreNotHeard() async throws {
+    @Test(needsRoot) func otherNamespacesAreNotHeard() async throws {
         if skipUnlessRoot() { return }
         try await withEventNamespace { ns in
             try await withEventNamespace { other in
@@ -202,7 +202,7 @@ struct KernelEventsTests {
 
     /// A receive buffer too small for a burst: `ENOBUFS` becomes `.overflow`, and the reader
     /// keeps going.
-    @Test func overflowIsReportedAndReadingGoesOn() async throws {
+    @Test(needsRoot) func overflowIsReportedAndReadingGoesOn() async throws {
         if skipUnlessRoot() { return }
         try await withEventNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)
@@ -234,7 +234,7 @@ struct KernelEventsTests {
 
     /// Cancelling, dropping, or cancelling the reading task ends the reader thread and closes
     /// its socket.
-    @Test func subscriptionsStop() async throws {
+    @Test(needsRoot) func subscriptionsStop() async throws {
         if skipUnlessRoot() { return }
         try await withEventNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)

@@ -10,7 +10,7 @@ import Testing
 /// (`zw-nf-<random>`, deleted afterwards). They skip loudly when not run as root.
 @Suite("NetlinkKernel in network namespaces")
 struct NetlinkKernelTests {
-    @Test func roundTripEveryConstruct() throws {
+    @Test(needsRoot) func roundTripEveryConstruct() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)
@@ -32,7 +32,7 @@ struct NetlinkKernelTests {
     /// A staged build over real netlink sits out others' commits while its table's skeleton is
     /// intact (the kernel's skeleton of a partial build is compared with the stages'), and
     /// stops when someone changes that skeleton, leaving their table alone.
-    @Test func stagedBuildAroundOthersCommits() throws {
+    @Test(needsRoot) func stagedBuildAroundOthersCommits() throws {
         if skipUnlessRoot() { return }
         let table = Fixtures.table
         let stages = Transaction.stages(creating: table, budget: 3)
@@ -66,7 +66,7 @@ struct NetlinkKernelTests {
 
     /// What zonewall stores must be what nft stores for the same text, down to the set user
     /// data and the element and expression encoding.
-    @Test func sameAsNftForTheSameText() throws {
+    @Test(needsRoot) func sameAsNftForTheSameText() throws {
         if skipUnlessRoot() { return }
         let table = Fixtures.table
         try withNamespace { ours in
@@ -96,7 +96,7 @@ struct NetlinkKernelTests {
         }
     }
 
-    @Test func incrementalElementChanges() throws {
+    @Test(needsRoot) func incrementalElementChanges() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)
@@ -136,7 +136,7 @@ struct NetlinkKernelTests {
         }
     }
 
-    @Test func rejectedBatchesChangeNothingAndNameTheObject() throws {
+    @Test(needsRoot) func rejectedBatchesChangeNothingAndNameTheObject() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)
@@ -191,7 +191,50 @@ struct NetlinkKernelTests {
         }
     }
 
-    @Test func foreignRulesShowAsDrift() throws {
+    /// An owned table (`--own-table`): another process's `nft delete rule` gets EPERM; with
+    /// `persist` the table outlives the owner's socket, ownerless, and a new owner adopts it by
+    /// the ordinary drift repair (the flags differ, so the table is replaced).
+    @Test(needsRoot) func ownedTableRefusesOthers() throws {
+        try withNamespace { ns in
+            var table = inKernelOrder(Fixtures.table)
+            table.flags = NetlinkKernel.ownedTableFlags
+            do {
+                let owner = try NetlinkKernel(namespace: ns)
+                try owner.apply(Transaction.create(table), expectingGeneration: nil)
+                let dumped = try #require(try owner.dump(family: .inet, table: "zonewall").table)
+                #expect(dumped.flags == table.flags)
+                #expect(dumped.isEquivalent(to: table))
+                let handle = try #require(try nft(ns, ["-a", "list", "chain", "inet", "zonewall", "input"])
+                    .split(separator: "\n").compactMap { $0.components(separatedBy: "# handle ").last.flatMap { Int($0) } }.first)
+                #expect(throws: CommandError.self) {
+                    try nft(ns, ["delete", "rule", "inet", "zonewall", "input", "handle", "\(handle)"])
+                }
+                do {
+                    try nft(ns, ["delete", "rule", "inet", "zonewall", "input", "handle", "\(handle)"])
+                } catch let e as CommandError {
+                    #expect(e.stderr.contains("Operation not permitted"), "\(e)")
+                }
+                #expect(throws: CommandError.self) { try nft(ns, ["add", "table", "inet", "zonewall", "{ flags dormant; }"]) }
+                #expect(try owner.dump(family: .inet, table: "zonewall").table == dumped, "the refused commands changed nothing")
+            }
+            // The owner's socket is closed now.
+            let next = try NetlinkKernel(namespace: ns)
+            let left = try next.dump(family: .inet, table: "zonewall").table
+            guard table.flags.contains(.persist) else {
+                #expect(left == nil, "an owned table goes away with its owner")
+                return
+            }
+            let orphan = try #require(left)
+            #expect(orphan.flags == [.persist], "the table stays, without an owner")
+            let tx = Transaction.diff(from: orphan, to: table)
+            #expect(tx.replacesTable)
+            try next.apply(tx, expectingGeneration: nil)
+            #expect(try next.dump(family: .inet, table: "zonewall").table?.flags == table.flags)
+            #expect(throws: CommandError.self) { try nft(ns, ["flush", "chain", "inet", "zonewall", "input"]) }
+        }
+    }
+
+    @Test(needsRoot) func foreignRulesShowAsDrift() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)
@@ -213,7 +256,7 @@ struct NetlinkKernelTests {
     /// Dumps while another socket keeps committing: each dump that succeeds is exactly the
     /// table of the generation it reports, although its sets are read on several sockets at
     /// once (set s0 takes many messages, so commits also land in the middle of its dump).
-    @Test func dumpsDuringCommitsAreConsistent() async throws {
+    @Test(needsRoot) func dumpsDuringCommitsAreConsistent() async throws {
         if skipUnlessRoot() { return }
         // Seconds of blocking work go to a thread of their own, not to one of the few threads
         // that run every test's tasks (the event tests wait on those).
@@ -288,7 +331,7 @@ struct NetlinkKernelTests {
     }
 
     /// 100,000 ranges in one verdict map, applied as one batch and dumped back.
-    @Test func hundredThousandElements() throws {
+    @Test(needsRoot) func hundredThousandElements() throws {
         if skipUnlessRoot() { return }
         try withNamespace { ns in
             let kernel = try NetlinkKernel(namespace: ns)

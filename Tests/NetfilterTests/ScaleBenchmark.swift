@@ -39,7 +39,7 @@ struct ScaleBenchmark {
         return Table(family: .inet, name: "zonewall", chains: regular + [forward], sets: sets)
     }
 
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["ZW_BENCH"] != nil))
+    @Test(needsRoot, .enabled(if: ProcessInfo.processInfo.environment["ZW_BENCH"] != nil))
     func largeRuleset() throws {
         if skipUnlessRoot() { return }
         let t = Self.table()

@@ -47,6 +47,9 @@ enum V {
 /// Whether the process may create network namespaces and talk to nftables.
 let isRoot = geteuid() == 0
 
+/// Kernel tests carry this trait, so that without root they are reported as skipped, not passed.
+let needsRoot = ConditionTrait.enabled(if: isRoot, "needs root (network namespaces + nftables)")
+
 func skipUnlessRoot(_ test: String = #function) -> Bool {
     if !isRoot {
         print("""

@@ -147,6 +147,30 @@ struct ReconcilerTests {
         #expect(kernel.table == good)
     }
 
+    /// Attributes beyond rules and elements are drift too: a dormant table (it filters nothing),
+    /// a chain's policy, a set's timeout, a rule's user data; each is repaired on its event.
+    @Test(arguments: ["dormant", "policy", "timeout", "userdata"])
+    func attributeDriftIsRepaired(_ what: String) async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let good = try dir.compiled()
+        let kernel = InMemoryKernel(table: good)
+        let r = make(kernel, dir)
+        _ = try await r.start()
+        #expect(kernel.table == good)
+        kernel.tamper { t in
+            switch what {
+            case "dormant": t!.flags = .dormant
+            case "policy": t!.chains[t!.chains.firstIndex { $0.base != nil }!].base!.policy = .drop
+            case "timeout": t!.sets[0].timeout = 1000
+            default: t!.chains[t!.chains.firstIndex { !$0.rules.isEmpty }!].rules[0].userData = [1, 2]
+            }
+        }
+        #expect(kernel.table != good)
+        let outcome = await r.handle(.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: true))
+        #expect(outcome?.replacedTable == true)
+        #expect(kernel.table == good)
+    }
+
     @Test func invalidPolicyAndNoTableRefusesToStart() async throws {
         let dir = try PolicyDir(["p.yaml": "zones: [oops]\n"])
         let kernel = InMemoryKernel()
