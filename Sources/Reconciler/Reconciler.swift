@@ -79,9 +79,14 @@ public actor Reconciler {
     public private(set) var state: ReconcilerState
     private let onStateChange: @Sendable (ReconcilerState) -> Void
 
+    /// When set, every load first checks the policy's permissions (`zonewall run`).
+    private let strictModes: StrictModes?
+
     public init(kernel: any KernelRuleset, policyDirectory: String, logger: Logger, stageBudget: Int = 50_000,
+                strictModes: StrictModes? = nil,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
+        self.strictModes = strictModes
         self.stageBudget = stageBudget
         self.policyDirectory = policyDirectory
         self.logger = logger
@@ -338,7 +343,7 @@ public actor Reconciler {
         let table: Table
         do {  // the policy is released at the end of this block, before the digest
             // One file at a time: a daemon's peak memory matters more than a few hundred ms of reload at 10,000 zones.
-            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false)
+            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes)
             guard let policy = result.policy else {
                 state.policyLoadErrors += 1
                 let errors = result.diagnostics.filter { $0.severity == .error }

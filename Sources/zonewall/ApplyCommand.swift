@@ -20,6 +20,7 @@ struct ApplyCommand: ParsableCommand {
 
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var permissions: PermissionOptions
 
     @Option(name: .long, help: ArgumentHelp(
         "When the table does not exist yet, create it in transactions of at most about N elements and objects each.",
@@ -46,7 +47,7 @@ struct ApplyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (policy, _) = try options.loadOrExit()
+        let (policy, _) = try options.loadOrExit(strictModes: permissions.strictModes)
         let desired = ZoneCompiler.compile(policy)
         let start = ContinuousClock.now
         let place = kernelOptions.place(KernelSync.tableName)

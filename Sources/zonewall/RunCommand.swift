@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Reconciler
 import ServiceLifecycle
+import ZonePolicy
 
 /// `zonewall run`: the reconciling daemon.
 struct RunCommand: AsyncParsableCommand {
@@ -21,6 +22,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var permissions: PermissionOptions
 
     @Option(help: "State file that `zonewall status` reads.")
     var stateFile: String = "/run/zonewall/state.json"
@@ -60,16 +62,29 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "zonewall")
+        if let strict = permissions.strictModes {
+            // Refused before the kernel is opened: an insecure policy never touches it, even
+            // when a table is in force (the reconciler would keep that one).
+            let insecure = strict.check(policyDirectory: options.policies)
+            if !insecure.isEmpty {
+                for d in insecure { printError(d.description) }
+                printError("zonewall: the policy can be changed by users other than root; refusing to start")
+                throw ExitCode(1)
+            }
+        }
+        var configuration = DaemonConfiguration(
+            policyDirectory: options.policies,
+            stateFile: stateFile.isEmpty ? nil : stateFile,
+            resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
+            removeOnExit: removeOnExit,
+            metricsAddress: metricsAddress.flatMap(Self.parseAddress)
+        )
+        configuration.insecurePermissions = permissions.insecurePermissions
+        configuration.dropCapabilities = true
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
         let daemon = ZonewallDaemon(
             kernel: kernel,
-            configuration: DaemonConfiguration(
-                policyDirectory: options.policies,
-                stateFile: stateFile.isEmpty ? nil : stateFile,
-                resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
-                removeOnExit: removeOnExit,
-                metricsAddress: metricsAddress.flatMap(Self.parseAddress)
-            ),
+            configuration: configuration,
             logger: logger
         )
         let group = ServiceGroup(configuration: .init(
