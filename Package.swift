@@ -44,6 +44,9 @@ let package = Package(
         // glibc's <malloc.h>: the long-running daemon returns freed heap to the system.
         .systemLibrary(name: "CGlibc"),
 
+        // capset(2) on every thread: the daemon keeps only CAP_NET_ADMIN once started.
+        .target(name: "CPrivileges"),
+
         // Keeps the kernel equal to the policy; talks to the kernel only through `KernelRuleset`.
         .target(
             name: "Reconciler",
@@ -57,7 +60,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Reconciler", "Ruleset", "Revocation",
+                "Reconciler", "Ruleset", "Revocation", "ZonePolicy", "CPrivileges",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -104,3 +107,14 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
     ]
 )
+
+// libFuzzer targets, built only by scripts/fuzz (ZONEWALL_FUZZ=1, with -sanitize=fuzzer,address):
+// libFuzzer provides their `main`, so an ordinary build could not link them.
+if Context.environment["ZONEWALL_FUZZ"] == "1" {
+    package.targets.append(.target(name: "CFuzzDriver", path: "Tests/Fuzz/CFuzzDriver"))
+    for (name, dependency) in [("FuzzPolicyLoader", "ZonePolicy"), ("FuzzSpecs", "ZonePolicy"),
+                               ("FuzzTableDump", "Netfilter"), ("FuzzNotifications", "Netfilter")] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["CFuzzDriver", .target(name: dependency)],
+                                                 path: "Tests/Fuzz/\(name)"))
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Reconciler
 import Revocation
+import ZonePolicy
 import Ruleset
 import ServiceLifecycle
 import UnixSignals
@@ -28,6 +29,11 @@ public struct DaemonConfiguration: Sendable {
     public var netns: String?
     /// The table's flags: `[.owner, .persist]` for `--own-table`, none by default.
     public var tableFlags: TableFlags = []
+    /// Skip the StrictModes check of the policy's permissions (tests only).
+    public var insecurePermissions = false
+    /// Once started, keep only `CAP_NET_ADMIN` (`zonewall run`; off for in-process tests,
+    /// which must not strip the test runner).
+    public var dropCapabilities = false
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -64,7 +70,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.netns, logger: logger,
-                                    conntrack: conntrack, confirmEdits: config.confirmEdits, tableFlags: config.tableFlags) { state in
+                                    conntrack: conntrack, confirmEdits: config.confirmEdits, tableFlags: config.tableFlags,
+                                    strictModes: config.insecurePermissions ? nil : .system) { state in
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }
@@ -78,15 +85,23 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         // A change between the start and the subscription shows as a moved generation.
         let events = try kernel.events()
         await reconciler.resyncIfMoved()
-        let startState = await reconciler.state
-        notifier.notify("READY=1", "STATUS=\(Self.summary(startState))")
-        logger.info("zonewall running", metadata: ["policies": "\(config.policyDirectory)", "digest": "\(startState.policyDigest ?? "-")"])
 
         var server: MetricsServer?
         if let address = config.metricsAddress {
             server = try await MetricsServer(host: address.host, port: address.port) { metrics.render() }
             logger.info("metrics on http://\(address.host):\(address.port)/metrics")
         }
+        if config.dropCapabilities {
+            // Every socket that needed more is open now (setns into --netns needs CAP_SYS_ADMIN).
+            try Privileges.keepOnlyNetAdmin()
+            let caps = Privileges.capabilities()
+            logger.info("capabilities dropped to CAP_NET_ADMIN", metadata: [
+                "effective": "\(String(caps?.effective ?? 0, radix: 16))", "permitted": "\(String(caps?.permitted ?? 0, radix: 16))"])
+        }
+        // Ready only once the metrics are served and the capabilities dropped.
+        let startState = await reconciler.state
+        notifier.notify("READY=1", "STATUS=\(Self.summary(startState))")
+        logger.info("zonewall running", metadata: ["policies": "\(config.policyDirectory)", "digest": "\(startState.policyDigest ?? "-")"])
 
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let pending = PendingReload()

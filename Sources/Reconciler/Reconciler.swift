@@ -96,14 +96,18 @@ public actor Reconciler {
     private var confirmed: (table: Table, policy: Policy?)?
     /// When the pending edit must be confirmed by; nil when none is pending.
     public private(set) var confirmationDeadline: Date?
+    /// When set, every load first checks the policy's permissions (`zonewall run`).
+    private let strictModes: StrictModes?
 
     public init(kernel: any KernelRuleset, policyDirectory: String, namespace: String? = nil, logger: Logger, stageBudget: Int = 50_000,
                 conntrack: (any ConntrackTable)? = nil, confirmEdits: TimeInterval? = nil, tableFlags: TableFlags = [],
+                strictModes: StrictModes? = nil,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
         self.confirmEdits = confirmEdits
         self.conntrack = conntrack
         self.tableFlags = tableFlags
+        self.strictModes = strictModes
         self.stageBudget = stageBudget
         self.policyDirectory = policyDirectory
         self.logger = logger
@@ -459,7 +463,7 @@ public actor Reconciler {
         var table: Table
         do {  // the policy is released at the end of this block, before the digest
             // One file at a time: a daemon's peak memory matters more than a few hundred ms of reload at 10,000 zones.
-            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false)
+            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes)
             guard let policy = result.policy else {
                 state.policyLoadErrors += 1
                 let errors = result.diagnostics.filter { $0.severity == .error }

@@ -28,10 +28,13 @@ struct DocumentReader {
         diagnostics.append(.error(location(node), message, hint: hint))
     }
 
-    /// Counts the expanded size of `node`; false (with a diagnostic) when over budget.
-    mutating func checkExpansion(_ root: Node) -> Bool {
-        var stack = [root]
-        while let n = stack.popLast() {
+    /// Counts the expanded size of `node` and its nesting; false (with a diagnostic) when over
+    /// budget or deeper than `maxDepth` collections.
+    ///
+    /// Iterative: the later passes recurse, and must only ever see shallow trees.
+    mutating func checkExpansion(_ root: Node, maxDepth: Int = PolicyLimits.standard.depth) -> Bool {
+        var stack = [(root, 0)]
+        while let (n, depth) = stack.popLast() {
             budget -= 1
             if budget < 0 {
                 exhausted = true
@@ -40,8 +43,17 @@ struct DocumentReader {
                 return false
             }
             switch n {
-            case .mapping(let m): for (k, v) in m { stack.append(k); stack.append(v) }
-            case .sequence(let s): stack.append(contentsOf: s)
+            case .mapping, .sequence:
+                if depth >= maxDepth {
+                    error(n, "collections nested more than \(maxDepth) deep, the limit",
+                          hint: "a policy needs about 5 levels; this looks like generated or hostile input")
+                    return false
+                }
+            default: break
+            }
+            switch n {
+            case .mapping(let m): for (k, v) in m { stack.append((k, depth + 1)); stack.append((v, depth + 1)) }
+            case .sequence(let s): stack.append(contentsOf: s.map { ($0, depth + 1) })
             case .alias(let a): _ = a
             case .scalar: break
             }

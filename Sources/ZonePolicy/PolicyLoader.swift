@@ -28,7 +28,12 @@ public enum PolicyLoader {
     /// With `concurrently`, files are parsed on every CPU at once: faster, but each parse in
     /// flight holds its file's YAML tree. The daemon parses one file at a time, to keep its
     /// peak memory low.
-    public static func load(directory: String, concurrently: Bool = true) -> LoadResult {
+    ///
+    /// With `strictModes`, the directory, the files and the directories above them are checked
+    /// first (`zonewall run` and `apply`); an insecure one fails the load before anything is read.
+    /// Files over `limits` are refused before they are read.
+    public static func load(directory: String, concurrently: Bool = true, strictModes: StrictModes? = nil,
+                            limits: PolicyLimits = .standard) -> LoadResult {
         let dirLocation = SourceLocation(path: directory, line: 0, column: 0)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
@@ -43,19 +48,37 @@ public enum PolicyLoader {
         } catch {
             return LoadResult(diagnostics: [.error(dirLocation, "cannot read policy directory: \(error.localizedDescription)")])
         }
-        let policyNames = names.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+        let policyNames = names.filter(isPolicyFileName).sorted()
         guard !policyNames.isEmpty else {
             return LoadResult(diagnostics: [.error(dirLocation, "policy directory has no *.yaml or *.yml files")])
         }
+        guard policyNames.count <= limits.files else {
+            return LoadResult(diagnostics: [.error(dirLocation, "policy directory has \(policyNames.count) policy files, more than the limit of \(limits.files)",
+                                                   hint: "merge files; zonewall refuses more so that a runaway generator cannot exhaust the host")])
+        }
+        let base = directory.hasSuffix("/") ? directory : directory + "/"
+        if let strictModes {
+            let insecure = strictModes.check(directory: directory, files: policyNames.map { base + $0 })
+            if !insecure.isEmpty { return LoadResult(diagnostics: insecure) }
+        }
         var files: [PolicyFile] = []
         var diagnostics: [Diagnostic] = []
-        let base = directory.hasSuffix("/") ? directory : directory + "/"
+        var totalBytes = 0
         for name in policyNames {
             let path = base + name
             let fileLocation = SourceLocation(path: path, line: 0, column: 0)
-            guard let data = FileManager.default.contents(atPath: path) else {
-                diagnostics.append(.error(fileLocation, "cannot read file (permission denied, or not a regular file)"))
+            let data: Data
+            switch readBounded(path, limit: limits.bytesPerFile) {
+            case .success(let d): data = d
+            case .failure(let e):
+                diagnostics.append(.error(fileLocation, e.message, hint: e.hint))
                 continue
+            }
+            totalBytes += data.count
+            guard totalBytes <= limits.totalBytes else {
+                diagnostics.append(.error(fileLocation, "policy files add up to more than the limit of \(limits.totalBytes.byteCount) with this one",
+                                          hint: "the limit bounds the memory a policy can take"))
+                break
             }
             guard let text = String(data: data, encoding: .utf8) else {
                 diagnostics.append(.error(fileLocation, "file is not valid UTF-8"))
@@ -63,24 +86,58 @@ public enum PolicyLoader {
             }
             files.append(PolicyFile(path: path, contents: text))
         }
-        var result = parse(files, concurrently: concurrently)
+        var result = parse(files, concurrently: concurrently, limits: limits)
         result.diagnostics = (diagnostics + result.diagnostics).sortedByLocation
         if result.diagnostics.hasErrors { result.policy = nil }
         return result
     }
 
+    /// Whether a directory entry is a policy file: `*.yaml` or `*.yml`, not hidden.
+    static func isPolicyFileName(_ name: String) -> Bool {
+        (name.hasSuffix(".yaml") || name.hasSuffix(".yml")) && !name.hasPrefix(".")
+    }
+
+    /// Why a policy file was not read.
+    struct ReadFailure: Error {
+        var message: String
+        var hint: String?
+    }
+
+    /// Reads a regular file of at most `limit` bytes, without reading more than that of a larger one.
+    static func readBounded(_ path: String, limit: Int) -> Result<Data, ReadFailure> {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            return .failure(ReadFailure(message: "cannot read file (permission denied, or not a regular file)"))
+        }
+        let tooLarge = ReadFailure(message: "file is larger than the limit of \(limit.byteCount) per policy file",
+                                     hint: "split it; the limit bounds the memory a policy can take")
+        guard st.st_size <= limit else { return .failure(tooLarge) }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            return .failure(ReadFailure(message: "cannot read file (permission denied, or not a regular file)"))
+        }
+        defer { try? handle.close() }
+        // The size can grow between stat and read: never take more than the limit.
+        guard let data = try? handle.read(upToCount: limit + 1) else { return .success(Data()) }
+        return data.count > limit ? .failure(tooLarge) : .success(data)
+    }
+
     /// Parses and validates policy files given as text (tests use this directly).
-    public static func parse(_ files: [PolicyFile], concurrently: Bool = true) -> LoadResult {
+    public static func parse(_ files: [PolicyFile], concurrently: Bool = true, limits: PolicyLimits = .standard) -> LoadResult {
         // Files are independent until they are resolved together: parse them on every CPU.
         let sorted = files.sorted(by: { $0.path < $1.path })
         let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic]) = { file in
-            var parser = FileParser(path: file.path)
+            var parser = FileParser(path: file.path, maxDepth: limits.depth)
             let fragment = parser.parse(file.contents)
             return (fragment, parser.reader.diagnostics)
         }
         let parsed = concurrently ? concurrentMap(sorted, parseOne) : sorted.map(parseOne)
         let fragments = parsed.map(\.0)
         var diagnostics = parsed.flatMap(\.1)
+        let overLimits = limits.violations(in: fragments)
+        if !overLimits.isEmpty {
+            // Resolving a policy this large is the cost the limits exist to refuse.
+            return LoadResult(policy: nil, diagnostics: (diagnostics + overLimits).sortedByLocation)
+        }
         var resolver = PolicyResolver(fragments: fragments)
         // Warnings about an invalid policy mislead ("zone has no members" when its member was
         // rejected): they are given only once the errors are fixed.
@@ -142,7 +199,13 @@ struct FileFragment {
 struct FileParser {
     var reader: DocumentReader
 
-    init(path: String) { reader = DocumentReader(path: path) }
+    /// Deepest nesting of collections accepted (`PolicyLimits.depth`).
+    let maxDepth: Int
+
+    init(path: String, maxDepth: Int = PolicyLimits.standard.depth) {
+        reader = DocumentReader(path: path)
+        self.maxDepth = maxDepth
+    }
 
     static let topKeys: Set = ["zones", "allow", "settings", "expect"]
     static let zoneKeys: Set = ["description", "members", "lint"]
@@ -176,7 +239,7 @@ struct FileParser {
             return fragment
         }
         guard let root, !DocumentReader.isNull(root) else { return fragment }  // an empty file adds nothing
-        guard reader.checkExpansion(root) else { return fragment }
+        guard reader.checkExpansion(root, maxDepth: maxDepth) else { return fragment }
         guard let entries = reader.entries(root, what: "the top level", allowed: Self.topKeys) else { return fragment }
         for (key, keyNode, value) in entries {
             switch key {

@@ -20,6 +20,7 @@ struct ApplyCommand: ParsableCommand {
 
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var permissions: PermissionOptions
 
     @Option(name: .long, help: ArgumentHelp(
         "When the table does not exist yet, create it in transactions of at most about N elements and objects each.",
@@ -53,7 +54,7 @@ struct ApplyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (policy, _) = try options.loadOrExit()
+        let (policy, _) = try options.loadOrExit(strictModes: permissions.strictModes)
         let desired = ZoneCompiler.compile(policy)
         let window = try confirmWithin.map {
             try ConfirmWindow(netns: kernelOptions.netns, policies: options.policies, seconds: $0.seconds)

@@ -3,8 +3,9 @@ import ZonePolicy
 
 extension PolicyOptions {
     /// Loads the policy; prints diagnostics to stderr and exits 1 when it has errors.
-    func loadOrExit(printWarnings: Bool = true) throws -> (Policy, [Diagnostic]) {
-        let result = PolicyLoader.load(directory: policies)
+    /// With `strictModes`, an insecure policy is refused before it is read (`run`, `apply`).
+    func loadOrExit(printWarnings: Bool = true, strictModes: StrictModes? = nil) throws -> (Policy, [Diagnostic]) {
+        let result = PolicyLoader.load(directory: policies, strictModes: strictModes)
         for d in result.diagnostics where d.severity == .error || printWarnings {
             printError(d.description)
         }
@@ -14,4 +15,17 @@ extension PolicyOptions {
         }
         return (policy, result.diagnostics)
     }
+}
+
+/// `--insecure-permissions`, for the commands that enforce a policy as root (`run`, `apply`).
+struct PermissionOptions: ParsableArguments {
+    @Flag(help: ArgumentHelp(
+        "Do not refuse a policy that users other than root can change (for tests only).",
+        discussion: "Without it, run and apply refuse a policy directory, policy file or any directory above them that "
+            + "is writable by a group or others, or owned by a user other than root, as sshd's StrictModes does. "
+            + "Do not use it in production: whoever can write the policy can open the firewall of a root daemon."))
+    var insecurePermissions = false
+
+    /// The check to run, or nil when overridden.
+    var strictModes: StrictModes? { insecurePermissions ? nil : .system }
 }

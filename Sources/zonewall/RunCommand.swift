@@ -7,6 +7,7 @@ import Netfilter
 import Reconciler
 import Ruleset
 import ServiceLifecycle
+import ZonePolicy
 
 /// `zonewall run`: the reconciling daemon.
 struct RunCommand: AsyncParsableCommand {
@@ -24,6 +25,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var permissions: PermissionOptions
 
     @Option(help: ArgumentHelp(
         "State file that `zonewall status` reads; \"\" writes none.",
@@ -77,12 +79,15 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "zonewall")
-        let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
-        // Revocation needs ctnetlink; a kernel without it still gets its rule set enforced.
-        let conntrack: NetlinkConntrack?
-        do { conntrack = try NetlinkConntrack(namespace: kernelOptions.netns) } catch {
-            logger.error("cannot open ctnetlink; established flows will not be revoked", metadata: ["error": "\(error)"])
-            conntrack = nil
+        if let strict = permissions.strictModes {
+            // Refused before the kernel is opened: an insecure policy never touches it, even
+            // when a table is in force (the reconciler would keep that one).
+            let insecure = strict.check(policyDirectory: options.policies)
+            if !insecure.isEmpty {
+                for d in insecure { printError(d.description) }
+                printError("zonewall: the policy can be changed by users other than root; refusing to start")
+                throw ExitCode(1)
+            }
         }
         var configuration = DaemonConfiguration(
             policyDirectory: options.policies,
@@ -91,6 +96,15 @@ struct RunCommand: AsyncParsableCommand {
             removeOnExit: removeOnExit,
             metricsAddress: metricsAddress.flatMap(Self.parseAddress)
         )
+        configuration.insecurePermissions = permissions.insecurePermissions
+        configuration.dropCapabilities = true
+        let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
+        // Revocation needs ctnetlink; a kernel without it still gets its rule set enforced.
+        let conntrack: NetlinkConntrack?
+        do { conntrack = try NetlinkConntrack(namespace: kernelOptions.netns) } catch {
+            logger.error("cannot open ctnetlink; established flows will not be revoked", metadata: ["error": "\(error)"])
+            conntrack = nil
+        }
         configuration.confirmEdits = confirmEdits?.seconds
         configuration.netns = kernelOptions.netns
         if ownTable { configuration.tableFlags = NetlinkKernel.ownedTableFlags }
