@@ -339,12 +339,13 @@ struct TableBuilder {
     /// Built from sections so that hook-specific rules (before the zone dispatch, or in the
     /// deny tail) slot in without reshaping it.
     func baseChain(_ hook: Hook) -> Chain {
-        let rules = prologue() + zoneDispatch() + edgeLookups(hook) + [Rule([.verdict(.goto("deny"))])]
+        let rules = prologue(hook) + zoneDispatch() + edgeLookups(hook) + [Rule([.verdict(.goto("deny"))])]
         return Chain(name: hook.description, base: BaseChain(type: .filter, hook: hook, priority: 0, policy: .accept), rules: rules)
     }
 
-    /// Established flows, neighbour discovery and ungoverned traffic pass; invalid is denied.
-    func prologue() -> [Rule] {
+    /// Established flows, neighbour discovery, failsafe ports (input) and ungoverned traffic
+    /// pass; invalid is denied.
+    func prologue(_ hook: Hook) -> [Rule] {
         var rules: [Rule] = [
             Rule([.match(.ctState, .anyBit(of: Value(0x2 | 0x4, width: 4))), .verdict(.accept)]),
             Rule([.match(.icmpv6Type, .inRange(Value(133, width: 1), Value(136, width: 1))), .verdict(.accept)]),
