@@ -84,10 +84,11 @@ public actor Reconciler {
     private let onStateChange: @Sendable (ReconcilerState) -> Void
     /// Where established flows are revoked after a commit that removes permission; nil: never.
     private let conntrack: (any ConntrackTable)?
-    /// The policy behind `desired`, kept only when revoking (its evaluator decides each entry).
+    /// The policy behind `desired`, while revoking after its commit (its evaluator decides each
+    /// entry); kept afterwards only with `confirmEdits`.
     private var desiredPolicy: Policy?
-    /// The policy the kernel enforced after the last commit that applied a policy: revocation
-    /// reports what the edit changed against it.
+    /// The policy the kernel enforced after the last commit that applied a policy (only with
+    /// `confirmEdits`): revocation then reports whether a revoked flow was allowed before.
     private var enforcedPolicy: Policy?
 
     /// `run --confirm-edits`: how long an applied edit waits for `zonewall confirm`; nil: no windows.
@@ -416,6 +417,9 @@ public actor Reconciler {
     /// so it costs no scan; nor does a policy that opts out (`revoke_established: false`).
     /// Drift repair does not revoke: it restores what was already enforced.
     private func revokeIfTightened(_ outcome: ReconcileOutcome?) {
+        // Policies are kept between edits only for --confirm-edits (its revert needs the
+        // confirmed one): at 100,000 members a policy is about 10 MB the daemon need not hold.
+        defer { if confirmEdits == nil { desiredPolicy = nil; enforcedPolicy = nil } }
         guard let outcome, let policy = desiredPolicy else { return }
         let previous = enforcedPolicy
         enforcedPolicy = policy

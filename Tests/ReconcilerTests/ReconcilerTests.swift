@@ -509,3 +509,40 @@ struct ReconcilerRevocationTests {
         #expect(await r.state.revokedFlows == nil)
     }
 }
+
+/// `run --confirm-edits` windows, against the fake kernel.
+struct ReconcilerConfirmTests {
+    let logger = Logger(label: "test")
+    let wider = basePolicy.replacingOccurrences(of: "tcp/5432", with: "tcp/5432, tcp/6000")
+
+    @Test func anUnconfirmedEditGoesBackAndAConfirmedOneStays() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let base = try dir.compiled()
+        let kernel = InMemoryKernel()
+        let r = Reconciler(kernel: kernel, policyDirectory: dir.path, logger: logger, confirmEdits: 60)
+        try await r.start()
+        #expect(await r.confirmationDeadline == nil)  // the start is the baseline
+
+        try dir.write("p.yaml", wider)
+        await r.reload("edit")
+        #expect(await r.confirmationDeadline != nil)
+        #expect(kernel.table?.isEquivalent(to: try dir.compiled()) == true)
+        await r.revertUnconfirmed()
+        #expect(kernel.table?.isEquivalent(to: base) == true)
+        #expect(await r.state.revertedEdit?.contains("for lack of confirmation") == true)
+        #expect(await r.confirmationDeadline == nil)
+        // Drift repair goes back to the confirmed policy too, with no window.
+        await r.resync(.drift)
+        #expect(kernel.table?.isEquivalent(to: base) == true)
+        #expect(await r.confirmationDeadline == nil)
+
+        // A later edit opens a new window; confirmed, it stays and becomes the baseline.
+        try dir.write("p.yaml", wider + "\n# again\n")
+        await r.reload("edit again")
+        #expect(await r.confirmationDeadline != nil)
+        await r.confirmPending()
+        #expect(await r.revertUnconfirmed() == nil)  // nothing pending: nothing to undo
+        #expect(kernel.table?.isEquivalent(to: try dir.compiled()) == true)
+        #expect(await r.state.revertedEdit == nil)
+    }
+}

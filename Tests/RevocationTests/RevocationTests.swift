@@ -112,3 +112,23 @@ struct RevocationTests {
         #expect(Revocation.decide(e, with: Evaluator(p), local: []).verdict == .allow)
     }
 }
+
+import Ruleset
+import ZoneCompiler
+
+/// Revocation against a compiled table (a restore, where no policy is known) agrees with the policy's.
+struct RestoreRevocationTests {
+    @Test func theTableJudgesLikeThePolicy() throws {
+        let p = try policy(both)
+        let table = ZoneCompiler.compile(p)
+        let entries = [
+            tcp("192.0.2.20", "203.0.113.5", 5432), tcp("192.0.2.20", "203.0.113.5", 5433),
+            tcp("192.0.2.20", "203.0.113.6", 6379), tcp("198.51.100.7", "198.51.100.8", 22),
+            tcp("203.0.113.5", "192.0.2.20", 5432),
+        ]
+        let byPolicy = Set(entries.filter { Revocation.plan($0, new: Evaluator(p), old: nil, local: []) != nil })
+        let byTable = Set(entries.filter { Revocation.plan($0, table: Interpreter(table), local: []) != nil })
+        #expect(byPolicy == byTable)
+        #expect(byPolicy == [entries[1], entries[4]])
+    }
+}
