@@ -30,6 +30,14 @@ let package = Package(
         ),
         .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset"]),
 
+        // The flow log: NFLOG over libnetfilter_log, decoding, classification, suggestions.
+        .systemLibrary(
+            name: "CNetfilterLog",
+            pkgConfig: "libnetfilter_log",
+            providers: [.apt(["libnetfilter-log-dev"])]
+        ),
+        .target(name: "FlowLog", dependencies: ["CNetfilterLog", "ZonePolicy"]),
+
         // glibc's <malloc.h>: the long-running daemon returns freed heap to the system.
         .systemLibrary(name: "CGlibc"),
 
@@ -46,7 +54,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Reconciler", "Ruleset",
+                "Reconciler", "Ruleset", "FlowLog", "ZonePolicy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -62,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "zonewall",
             dependencies: [
-                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc",
+                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "FlowLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -84,6 +92,7 @@ let package = Package(
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],
             resources: [.copy("Golden")]
         ),
+        .testTarget(name: "FlowLogTests", dependencies: ["FlowLog", "ZonePolicy"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler"]),
         .testTarget(name: "NetfilterTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
         // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).

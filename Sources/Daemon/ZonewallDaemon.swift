@@ -20,6 +20,8 @@ public struct DaemonConfiguration: Sendable {
     public var removeOnExit: Bool
     /// `127.0.0.1:9715`-style loopback address for Prometheus metrics; nil disables them.
     public var metricsAddress: (host: String, port: Int)?
+    /// The flow log of denied and audited packets (NFLOG); nil disables it.
+    public var flowLog: FlowLogConfiguration? = nil
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -76,6 +78,18 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             logger.info("metrics on http://\(address.host):\(address.port)/metrics")
         }
 
+        var flowLog: FlowLogService?
+        if let flowConfig = config.flowLog {
+            do {
+                flowLog = try FlowLogService(configuration: flowConfig, policyDirectory: config.policyDirectory,
+                                             registry: metrics.registry, logger: logger)
+                logger.info("flow log: NFLOG group \(flowLog!.group), stream on \(flowConfig.socketPath)")
+            } catch {
+                logger.warning("flow log disabled", metadata: ["error": "\(error)"])
+            }
+        }
+        let flows = flowLog
+
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let pending = PendingReload()
         let config = self.config
@@ -103,6 +117,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     guard !reasons.isEmpty else { continue }
                     notifier.notify("RELOADING=1")
                     await reconciler.reload(reasons.joined(separator: ", "))
+                    flows?.policyChanged()
                     notifier.notify("READY=1", "STATUS=\(Self.summary(await reconciler.state))")
                 }
             }
@@ -119,6 +134,9 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     await reconciler.resync(.resync("periodic"))
                 }
             }
+            if let flows {
+                group.addTask { await flows.run() }
+            }
             if let interval = notifier.watchdogInterval {
                 group.addTask {
                     while !Task.isCancelled {
@@ -130,6 +148,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             try? await gracefulShutdown()
             notifier.notify("STOPPING=1")
             events.cancel()
+            flows?.stop()
             watcher.stop()
             kick.finish()
             group.cancelAll()

@@ -12,6 +12,10 @@ import ZonePolicy
 ///   (keyed by the zoned destination) for traffic between a zone and the world or this host.
 /// - base chains `input`, `forward`, `output` with identical logic, differing only in what an
 ///   address outside every zone means there.
+/// - `audit_v4`: the flattened member intervals of the zones in audit mode. The base chains'
+///   deny tail looks a packet's source and destination up in it and sends a hit to the `audit`
+///   chain (log, accept) instead of `deny`: turning audit on or off for a zone is an element
+///   change, and a packet pays the lookups only when it is about to be denied.
 ///
 /// No chain grows with the number of zones, members or rules: the per-packet cost is a fixed
 /// number of set lookups. Membership and rule edits become element changes, except when a
@@ -20,8 +24,12 @@ public enum ZoneCompiler {
     /// The table's family and name.
     public static let family = Family.inet
     public static let tableName = "zonewall"
-    /// Log prefix for denied packets.
+    /// Start of the prefix in the kernel log (`log_to: kernel`): "zonewall denied ", "zonewall audit ".
     public static let logPrefix = "zonewall "
+    /// NFLOG prefix of denied packets.
+    public static let deniedPrefix = "denied"
+    /// NFLOG prefix of audited packets (denied by the policy, passed because of audit mode).
+    public static let auditPrefix = "audit"
 
     public static func compile(_ policy: Policy) -> Table {
         var builder = TableBuilder(policy: policy)
@@ -186,6 +194,7 @@ struct TableBuilder {
         var srcMaps: [NamedSet] = []
         var zonedSets: [NamedSet] = []
         var edgeSets: [NamedSet] = []
+        var auditSets: [NamedSet] = []
 
         // Per family: flatten members, then distribute each rule's specs into lookup sets.
         var chainRules: [Int: [Rule]] = [:]
@@ -202,14 +211,15 @@ struct TableBuilder {
                                               elements: ElementList(IntervalFlattener.union(flat).lazy.map {
                                                   SetElement(key: [f.range($0.lowerBound, $0.upperBound)])
                                               }))))
+            auditSets.append(reusing(auditSet(f, flat: flat)))
         }
         for (zone, rules) in chainRules.sorted(by: { $0.key < $1.key }) {
             // v4 and v6 rules of one zone were appended family by family; keep that order.
             zoneChains.append(Chain(name: "z_\(policy.zones[zone].name)", rules: rules))
         }
-        sets = zonedSets + edgeSets + zoneSets + srcMaps
+        sets = zonedSets + edgeSets + zoneSets + srcMaps + auditSets
 
-        var chains = [denyChain()] + zoneChains
+        var chains = [denyChain(), auditChain()] + zoneChains
         chains += [Hook.input, .forward, .output].map(baseChain)
         // Unchanged chains keep the previous rules' storage: comparing them is then immediate.
         for i in chains.indices {
@@ -312,11 +322,38 @@ struct TableBuilder {
         }
     }
 
+    /// `audit_v4`: the member intervals of the zones in audit mode, longest prefix deciding, so
+    /// that an enforced zone nested inside an audit zone stays enforced.
+    func auditSet(_ f: FamilyInfo, flat: [LabeledInterval]) -> NamedSet {
+        let audited = Set(policy.zones.indices.filter { policy.settings.audit || policy.zones[$0].audit })
+        let intervals = flat.filter { audited.contains($0.zone) }.map { $0.lo...$0.hi }
+        return NamedSet(name: "audit_\(f.tag)", keyType: [f.addressType], flags: .interval,
+                        elements: ElementList(Merge.intervals(intervals).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))
+    }
+
+    /// The rate-limited log statement of a verdict: NFLOG by default, or the kernel log.
+    func logRule(_ nflogPrefix: String) -> Rule {
+        let s = policy.settings
+        // A burst of a tenth of a second's worth (at least 5) absorbs the first packets of a
+        // connection attempt without letting a flood through.
+        let limit = Expression.limit(perSecond: UInt64(s.logRate), burst: max(5, s.logRate / 10))
+        switch s.logTo {
+        case .nflog: return Rule([limit, .nflog(group: s.logGroup, prefix: nflogPrefix)])
+        case .kernel:
+            return Rule([limit, .log(prefix: ZoneCompiler.logPrefix + nflogPrefix + " ")])
+        }
+    }
+
+    /// Audited packets: always logged (rate-limited), then accepted.
+    func auditChain() -> Chain {
+        Chain(name: "audit", rules: [logRule(ZoneCompiler.auditPrefix), Rule([.verdict(.accept)])])
+    }
+
     /// Logs (rate-limited) and drops or rejects.
     func denyChain() -> Chain {
         var rules: [Rule] = []
         if policy.settings.logDenied {
-            rules.append(Rule([.limit(perSecond: 10, burst: 5), .log(prefix: ZoneCompiler.logPrefix)]))
+            rules.append(logRule(ZoneCompiler.deniedPrefix))
         }
         switch policy.settings.denied {
         case .drop:
@@ -354,6 +391,11 @@ struct TableBuilder {
             for kind in LookupKind.allCases {
                 rules.append(lookupRule(kind, f, set: "\(fromSite.rawValue)\(kind.suffix)_\(f.tag)", keyedBySource: false, guardExpr: [srcUnzoned]))
             }
+        }
+        // The deny tail: a packet about to be denied with an end in an audit zone is audited.
+        for f in FamilyInfo.all {
+            rules.append(Rule([.lookup([f.saddr], set: "audit_\(f.tag)", negated: false), .verdict(.goto("audit"))]))
+            rules.append(Rule([.lookup([f.daddr], set: "audit_\(f.tag)", negated: false), .verdict(.goto("audit"))]))
         }
         rules.append(Rule([.verdict(.goto("deny"))]))
         return Chain(name: hook.description, base: BaseChain(type: .filter, hook: hook, priority: 0, policy: .accept), rules: rules)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Daemon
+import FlowLog
 import Foundation
 import Logging
 import Reconciler
@@ -37,6 +38,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Delete table inet zonewall on SIGTERM/SIGINT instead of leaving it in force.")
     var removeOnExit = false
 
+    @Option(help: ArgumentHelp("The flow log socket that `zonewall log` reads (default: /run/zonewall/flowlog.sock, flowlog-NAME.sock with --netns NAME); empty disables the flow log.", valueName: "PATH"))
+    var flowLogSocket: String?
+
+    @Option(help: ArgumentHelp("Where the top denied pairs of the last hour are written for `zonewall status` (default: /run/zonewall/flows.json, flows-NAME.json with --netns NAME).", valueName: "PATH"))
+    var flowSummaryFile: String?
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
@@ -61,17 +68,20 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "zonewall")
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
-        let daemon = ZonewallDaemon(
-            kernel: kernel,
-            configuration: DaemonConfiguration(
-                policyDirectory: options.policies,
-                stateFile: stateFile.isEmpty ? nil : stateFile,
-                resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
-                removeOnExit: removeOnExit,
-                metricsAddress: metricsAddress.flatMap(Self.parseAddress)
-            ),
-            logger: logger
+        var configuration = DaemonConfiguration(
+            policyDirectory: options.policies,
+            stateFile: stateFile.isEmpty ? nil : stateFile,
+            resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
+            removeOnExit: removeOnExit,
+            metricsAddress: metricsAddress.flatMap(Self.parseAddress)
         )
+        let socket = flowLogSocket ?? FlowStreamServer.defaultPath(netns: kernelOptions.netns)
+        if !socket.isEmpty {
+            let summary = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns)
+            configuration.flowLog = FlowLogConfiguration(namespace: kernelOptions.netns, socketPath: socket,
+                                                         summaryFile: summary.isEmpty ? nil : summary)
+        }
+        let daemon = ZonewallDaemon(kernel: kernel, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],

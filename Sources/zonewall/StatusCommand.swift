@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import Foundation
 import Netfilter
 import Reconciler
@@ -22,7 +23,14 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "The daemon's state file; its report is shown when the file exists.")
     var stateFile: String = "/run/zonewall/state.json"
 
+    @Option(help: "The daemon's flow summary; the top denied pairs of the last hour are shown when it exists (default: /run/zonewall/flows.json, flows-NAME.json with --netns NAME).")
+    var flowSummaryFile: String?
+
     func run() throws {
+        let flows = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns)
+        if FileManager.default.fileExists(atPath: flows), let s = try? FlowSummary.read(flows) {
+            printFlows(s)
+        }
         if FileManager.default.fileExists(atPath: stateFile) {
             do {
                 printDaemon(try StateFile(path: stateFile).read())
@@ -49,6 +57,15 @@ struct StatusCommand: ParsableCommand {
         for l in lines.prefix(maxLines) { print("  \(l)") }
         if lines.count > maxLines { print("  … \(lines.count - maxLines) more line(s)") }
         throw ExitCode(4)
+    }
+
+    /// The top denied and audited zone pairs of the last hour, as the daemon counted them.
+    func printFlows(_ s: FlowSummary) {
+        print("flow log: NFLOG group \(s.group), \(s.records) packets read, \(s.lost) lost before reading (as of \(ISO8601DateFormatter().string(from: s.at)))")
+        if s.top.isEmpty { print("  no denied or audited packets in the last hour") }
+        for p in s.top {
+            print("  \(p.verdict.padding(toLength: 6, withPad: " ", startingAt: 0)) \(p.from) → \(p.to): \(p.packets) packets in the last hour")
+        }
     }
 
     /// The daemon's own report: what it enforces, its last apply, its last error.

@@ -18,7 +18,7 @@ struct Zonewall: AsyncParsableCommand {
         subcommands: [
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
             ApplyCommand.self, StatusCommand.self, RemoveCommand.self,
-            RunCommand.self,
+            RunCommand.self, LogCommand.self, SuggestCommand.self,
         ]
     )
 

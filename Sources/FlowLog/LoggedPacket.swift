@@ -1,0 +1,177 @@
+import Foundation
+import ZonePolicy
+
+/// Why the kernel logged a packet: the `log` statement's prefix.
+public enum LogVerdict: String, Hashable, Sendable, Codable, CaseIterable {
+    /// Denied by the policy (logged when `log_denied: true`).
+    case denied
+    /// Denied by the policy but passed: an end is in an audit zone.
+    case audit
+}
+
+/// The netfilter hook a packet was logged at, in the policy's vocabulary.
+public enum LogHook: String, Hashable, Sendable, Codable {
+    case prerouting, input, forward, output, postrouting
+
+    /// The hook for the kernel's `NF_INET_*` number, nil for anything else.
+    public init?(kernelNumber: UInt8) {
+        switch kernelNumber {
+        case 0: self = .prerouting
+        case 1: self = .input
+        case 2: self = .forward
+        case 3: self = .output
+        case 4: self = .postrouting
+        default: return nil
+        }
+    }
+
+    /// What an address outside every zone means at this hook (see `Evaluator.classify`).
+    public var context: HookContext {
+        switch self {
+        case .input: .input
+        case .output: .output
+        case .prerouting, .forward, .postrouting: .forward
+        }
+    }
+}
+
+/// One packet as the kernel logged it: decoded, not yet classified into zones.
+public struct LoggedPacket: Hashable, Sendable, Codable {
+    public var time: Date
+    public var verdict: LogVerdict
+    public var hook: LogHook
+    public var src: IPPrefix
+    public var dst: IPPrefix
+    /// IP protocol number (after IPv6 extension headers).
+    public var proto: UInt8
+    /// Destination port for TCP, UDP, SCTP and UDP-Lite; the ICMP type for ICMP and ICMPv6.
+    public var port: UInt16?
+
+    public init(time: Date, verdict: LogVerdict, hook: LogHook, src: IPPrefix, dst: IPPrefix, proto: UInt8, port: UInt16?) {
+        self.time = time
+        self.verdict = verdict
+        self.hook = hook
+        self.src = src
+        self.dst = dst
+        self.proto = proto
+        self.port = port
+    }
+
+    /// Whether `port` holds an ICMP type rather than a port.
+    public var isICMP: Bool { proto == 1 || proto == 58 }
+
+    /// The flow as the evaluator sees it.
+    public var flow: Flow {
+        isICMP ? Flow(proto: proto, icmpType: port.map { UInt8(truncatingIfNeeded: $0) }) : Flow(proto: proto, port: port)
+    }
+
+    enum CodingKeys: String, CodingKey { case time, verdict, hook, src, dst, proto, port }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        time = try FlowTime.parse(c.decode(String.self, forKey: .time))
+        verdict = try c.decode(LogVerdict.self, forKey: .verdict)
+        hook = try c.decode(LogHook.self, forKey: .hook)
+        src = try FlowRecord.address(c.decode(String.self, forKey: .src), key: "src")
+        dst = try FlowRecord.address(c.decode(String.self, forKey: .dst), key: "dst")
+        proto = try ProtocolName.number(c.decode(String.self, forKey: .proto))
+        port = try c.decodeIfPresent(UInt16.self, forKey: .port)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(FlowTime.format(time), forKey: .time)
+        try c.encode(verdict, forKey: .verdict)
+        try c.encode(hook, forKey: .hook)
+        try c.encode(src.description, forKey: .src)
+        try c.encode(dst.description, forKey: .dst)
+        try c.encode(ProtocolName.name(proto), forKey: .proto)
+        try c.encode(port, forKey: .port)
+    }
+}
+
+/// A logged flow classified with the policy: what `zonewall log` prints, one per line with `--json`.
+public struct FlowRecord: Hashable, Sendable, Codable {
+    public var packet: LoggedPacket
+    /// Zone name, `world` or `host`.
+    public var from: String
+    public var to: String
+    /// Packets of this flow this record stands for: the first of a second alone, then its repeats.
+    public var count: Int
+
+    public init(packet: LoggedPacket, from: String, to: String, count: Int) {
+        self.packet = packet
+        self.from = from
+        self.to = to
+        self.count = count
+    }
+
+    enum CodingKeys: String, CodingKey { case time, verdict, hook, src, dst, proto, port, from, to, count }
+
+    public init(from decoder: any Decoder) throws {
+        packet = try LoggedPacket(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        from = try c.decode(String.self, forKey: .from)
+        to = try c.decode(String.self, forKey: .to)
+        count = try c.decode(Int.self, forKey: .count)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try packet.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(from, forKey: .from)
+        try c.encode(to, forKey: .to)
+        try c.encode(count, forKey: .count)
+    }
+
+    /// One JSON object, keys in a fixed order, no newline.
+    public var jsonLine: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: e.encode(self), as: UTF8.self)) ?? "{}"
+    }
+
+    static func address(_ text: String, key: String) throws -> IPPrefix {
+        guard let p = IPPrefix.parse(text), p.length == p.family.bits else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "'\(key)' is not an address: \(text)"))
+        }
+        return p
+    }
+}
+
+/// IP protocol names as nft writes them.
+public enum ProtocolName {
+    static let names: [UInt8: String] = [1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 136: "udplite", 47: "gre", 50: "esp", 51: "ah"]
+
+    /// `tcp`, `icmpv6`, or the number for an unnamed protocol.
+    public static func name(_ p: UInt8) -> String { names[p] ?? String(p) }
+
+    /// The number for a name or a decimal number.
+    public static func number(_ s: String) throws -> UInt8 {
+        if let n = UInt8(s) { return n }
+        if let (n, _) = names.first(where: { $0.value == s }) { return n }
+        throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unknown protocol '\(s)'"))
+    }
+}
+
+/// RFC 3339 UTC timestamps with milliseconds.
+public enum FlowTime {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static let formatter: ISO8601DateFormatter = {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }()
+    nonisolated(unsafe) private static let plain = ISO8601DateFormatter()
+
+    /// `2026-11-30T06:40:01.123Z`.
+    public static func format(_ d: Date) -> String {
+        lock.withLock { formatter.string(from: d) }
+    }
+
+    /// Parses `format`'s output, with or without fractional seconds.
+    public static func parse(_ s: String) throws -> Date {
+        if let d = lock.withLock({ formatter.date(from: s) ?? plain.date(from: s) }) { return d }
+        throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "'time' is not an RFC 3339 time: \(s)"))
+    }
+}
