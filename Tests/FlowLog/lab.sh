@@ -121,8 +121,9 @@ after=$(awk '{print $14 + $15}' "/proc/$DAEMON/stat")
 ticks=$(getconf CLK_TCK)
 cpu=$(( (after - before) * 100 / ticks * 100 / 450 ))   # percent of one core over 4.5 s
 logged=$(tail -n +$((lines_before + 1)) "$WORK/log.jsonl" | jq -s 'map(select(.proto == "udp")) | map(.count) | add // 0')
-echo "  sent $sent, logged $logged (limit 200/s + burst 20 over ~3 s), daemon CPU ${cpu}% of a core"
-check "the kernel's rate limit holds (logged ≤ 200/s × 3 s + burst + slack)" test "$logged" -le 700
+echo "  sent $sent, logged $logged, not logged (the kernel's rate limit) $((sent - logged)); daemon CPU ${cpu}% of a core"
+# The kernel's bucket starts full with a second's worth plus the burst, then refills at the rate.
+check "the kernel's rate limit holds (logged ≤ 200/s × 3 s + 200 + burst 20 + slack)" test "$logged" -le 900
 check "the log is not starved (logged ≥ 200/s × 2.5 s)" test "$logged" -ge 500
 check "daemon CPU stays low (< 20% of a core)" test "$cpu" -lt 20
 "$ZW" status --netns "$R" --policies "$D" --state-file "$WORK/state.json" >"$WORK/status.txt" 2>&1
