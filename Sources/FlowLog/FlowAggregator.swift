@@ -24,6 +24,10 @@ public struct FlowAggregator {
 
     public var evaluator: Evaluator
     private var windows: [Key: Window] = [:]
+    /// Open windows in the order they opened, so that closing them costs only what closes:
+    /// a flood of distinct flows must not make each packet scan every open window.
+    private var order: [(key: Key, opened: Date)] = []
+    private var head = 0
     /// The window a repeat is folded into.
     public let window: TimeInterval
 
@@ -50,6 +54,7 @@ public struct FlowAggregator {
             windows[key] = w
         } else {
             windows[key] = Window(opened: p.time, last: p, repeats: 0)
+            order.append((key, p.time))
             out.append(classify(p))
         }
         return out
@@ -58,9 +63,18 @@ public struct FlowAggregator {
     /// Records of the windows that closed by `now` (repeats only; windows without repeats end silently).
     public mutating func flush(before now: Date) -> [FlowRecord] {
         var out: [FlowRecord] = []
-        for (key, w) in windows where now.timeIntervalSince(w.opened) >= window {
+        // Kernel timestamps are close to monotonic; a window that opened out of order closes
+        // at most one window's length late.
+        while head < order.count, now.timeIntervalSince(order[head].opened) >= window {
+            let (key, opened) = order[head]
+            head += 1
+            guard let w = windows[key], w.opened == opened else { continue }
             windows[key] = nil
             if w.repeats > 0 { out.append(classify(w.last, count: w.repeats)) }
+        }
+        if head > 4096 && head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
         }
         return out.sorted { $0.packet.time < $1.packet.time }
     }

@@ -24,7 +24,55 @@ public final class FlowStreamServer: @unchecked Sendable {
     let capacity: Int
     private let listenFD: Int32
     private let lock = NSLock()
-    private var clients: [Int32] = []
+    private var clients: [Client] = []
+
+    /// One reader: its own serial queue does the (blocking) sends, so a slow reader never
+    /// slows the daemon; one that falls 100,000 lines behind is disconnected.
+    final class Client: @unchecked Sendable {
+        let fd: Int32
+        let queue: DispatchQueue
+        private let lock = NSLock()
+        private var backlog = 0
+        private var dead = false
+
+        init(fd: Int32) {
+            self.fd = fd
+            queue = DispatchQueue(label: "zonewall-flowlog-client-\(fd)")
+        }
+
+        /// Queues a line; false when the client is gone or too far behind.
+        func send(_ line: [UInt8]) -> Bool {
+            let ok: Bool = lock.withLock {
+                if dead || backlog >= 100_000 { dead = true; return false }
+                backlog += 1
+                return true
+            }
+            guard ok else { return false }
+            queue.async { [self] in
+                let sent = line.withUnsafeBytes { buf -> Bool in
+                    var off = 0
+                    while off < buf.count {
+                        let n = Glibc.send(fd, buf.baseAddress! + off, buf.count - off, Int32(MSG_NOSIGNAL))
+                        if n < 0 && errno == EINTR { continue }
+                        if n <= 0 { return false }
+                        off += n
+                    }
+                    return true
+                }
+                lock.withLock {
+                    backlog -= 1
+                    if !sent { dead = true }
+                }
+            }
+            return true
+        }
+
+        func close() {
+            lock.withLock { dead = true }
+            shutdown(fd, Int32(SHUT_RDWR))
+            queue.async { [fd] in _ = Glibc.close(fd) }
+        }
+    }
     private var recent: [LoggedPacket] = []
     private var recentStart = 0
     private var closed = false
@@ -64,7 +112,7 @@ public final class FlowStreamServer: @unchecked Sendable {
         lock.withLock {
             guard !closed else { return }
             closed = true
-            for c in clients { Glibc.close(c) }
+            for c in clients { c.close() }
             clients = []
         }
         shutdown(listenFD, Int32(SHUT_RDWR))
@@ -81,10 +129,9 @@ public final class FlowStreamServer: @unchecked Sendable {
                 recent[recentStart] = p
                 recentStart = (recentStart + 1) % capacity
             }
-            clients.removeAll { fd in
-                let n = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
-                if n == line.count { return false }
-                Glibc.close(fd)
+            clients.removeAll { c in
+                if c.send(line) { return false }
+                c.close()
                 return true
             }
         }
@@ -121,7 +168,7 @@ public final class FlowStreamServer: @unchecked Sendable {
                         if line.withUnsafeBytes({ send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) != line.count { ok = false; break }
                     }
                 }
-                if ok { clients.append(c) } else { Glibc.close(c) }
+                if ok { clients.append(Client(fd: c)) } else { Glibc.close(c) }
             }
         }
     }
@@ -155,6 +202,8 @@ public final class FlowStreamServer: @unchecked Sendable {
 public final class FlowStreamClient: PacketSource, @unchecked Sendable {
     private let fd: Int32
     private let stream: AsyncThrowingStream<LoggedPacket, any Error>
+    private let stopped = NSLock()
+    nonisolated(unsafe) private var stopRequested = false
     public var lost: Int { 0 }
 
     /// Connects; throws when no daemon listens (or the caller may not open the socket).
@@ -186,7 +235,8 @@ public final class FlowStreamClient: PacketSource, @unchecked Sendable {
                     pending.removeSubrange(...nl)
                 }
             }
-            c.finish()
+            let byUs = self.stopped.withLock { self.stopRequested }
+            c.finish(throwing: byUs ? nil : FlowLogError("the daemon closed the flow log stream"))
         }
         t.name = "zonewall-flowlog-client"
         t.start()
@@ -194,7 +244,10 @@ public final class FlowStreamClient: PacketSource, @unchecked Sendable {
 
     public func packets() -> AsyncThrowingStream<LoggedPacket, any Error> { stream }
 
-    public func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+    public func stop() {
+        stopped.withLock { stopRequested = true }
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
 
     deinit { Glibc.close(fd) }
 }

@@ -66,6 +66,20 @@ struct FlowRecordTests {
         #expect(gre.jsonLine.contains("\"port\":null"))
     }
 
+    @Test func timesFormatAndParseByHand() throws {
+        for t in [0, 951_782_400.5, 1_790_000_000.25, 4_102_444_799.999, 1_709_164_800.007] as [Double] {
+            let d = Date(timeIntervalSince1970: t)
+            let text = FlowTime.format(d)
+            #expect(text == ISO8601DateFormatter.string(from: d, timeZone: TimeZone(identifier: "UTC")!,
+                                                          formatOptions: [.withInternetDateTime, .withFractionalSeconds]))
+            #expect(abs(try FlowTime.parse(text).timeIntervalSince1970 - (t * 1000).rounded(.down) / 1000) < 1e-6, "\(text)")
+        }
+        #expect(try FlowTime.parse("2026-11-30T06:40:01Z").timeIntervalSince1970 == 1_796_020_801)
+        #expect(try FlowTime.parse("2026-11-30T07:40:01+01:00").timeIntervalSince1970 == 1_796_020_801)
+        #expect(throws: (any Error).self) { try FlowTime.parse("2026-13-30T06:40:01Z") }
+        #expect(throws: (any Error).self) { try FlowTime.parse("yesterday") }
+    }
+
     @Test func countersAreBoundedAndRankTheLastHour() {
         var c = DeniedCounters(maxSeries: 10)
         let a = FlowAggregator(policy: Self.policy)
