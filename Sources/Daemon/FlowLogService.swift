@@ -14,6 +14,7 @@ public struct FlowLogConfiguration: Sendable {
     /// Top denied pairs of the last hour, for `zonewall status`; nil disables it.
     public var summaryFile: String?
 
+    /// A configuration.
     public init(namespace: String?, socketPath: String = FlowStreamServer.defaultPath, summaryFile: String? = "/run/zonewall/flows.json") {
         self.namespace = namespace
         self.socketPath = socketPath
@@ -67,6 +68,7 @@ public final class FlowLogService: @unchecked Sendable {
     private var records = 0
     private let listener: NFLogListener
     private let server: FlowStreamServer
+    /// The NFLOG group the daemon owns.
     public let group: UInt16
 
     /// Binds the policy's NFLOG group and opens the socket.
@@ -110,6 +112,7 @@ public final class FlowLogService: @unchecked Sendable {
         writeSummary()
     }
 
+    /// Unbinds the group and closes the socket; `run()` then returns.
     public func stop() {
         listener.stop()
         server.close()

@@ -5,16 +5,21 @@ import Foundation
 public struct DeniedCounters: Sendable {
     /// A series' labels.
     public struct Series: Hashable, Sendable, Codable, Comparable {
+        /// The source zone, `world`, `host` or `other`.
         public var from: String
+        /// The destination zone, `world`, `host` or `other`.
         public var to: String
+        /// `denied` or `audit`.
         public var verdict: LogVerdict
 
+        /// A series for these labels.
         public init(from: String, to: String, verdict: LogVerdict) {
             self.from = from
             self.to = to
             self.verdict = verdict
         }
 
+        /// By labels, for stable output.
         public static func < (a: Series, b: Series) -> Bool {
             (a.from, a.to, a.verdict.rawValue) < (b.from, b.to, b.verdict.rawValue)
         }
@@ -22,10 +27,12 @@ public struct DeniedCounters: Sendable {
 
     /// At most this many series; packets of any further pair count under from="other", to="other".
     public let maxSeries: Int
+    /// Packets per series since start: the Prometheus counters.
     public private(set) var totals: [Series: Int] = [:]
     /// Per minute (since 1970) → series → packets, for the last hour.
     private var minutes: [Int: [Series: Int]] = [:]
 
+    /// Empty counters with a series cap.
     public init(maxSeries: Int = 1000) { self.maxSeries = maxSeries }
 
     /// Counts `count` packets of a record; returns the series they were counted under.

@@ -22,6 +22,7 @@ public struct FlowAggregator {
         var repeats: Int
     }
 
+    /// Classifies addresses as `explain` does.
     public var evaluator: Evaluator
     private var windows: [Key: Window] = [:]
     /// Open windows in the order they opened, so that closing them costs only what closes:
@@ -31,6 +32,7 @@ public struct FlowAggregator {
     /// The window a repeat is folded into.
     public let window: TimeInterval
 
+    /// An aggregator for the policy in force.
     public init(policy: Policy, window: TimeInterval = 1) {
         self.evaluator = Evaluator(policy)
         self.window = window

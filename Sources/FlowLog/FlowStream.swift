@@ -20,6 +20,7 @@ public final class FlowStreamServer: @unchecked Sendable {
         return "/run/zonewall/flowlog-\(String(safe)).sock"
     }
 
+    /// The socket file.
     public let path: String
     let capacity: Int
     private let listenFD: Int32
@@ -204,6 +205,7 @@ public final class FlowStreamClient: PacketSource, @unchecked Sendable {
     private let stream: AsyncThrowingStream<LoggedPacket, any Error>
     private let stopped = NSLock()
     nonisolated(unsafe) private var stopRequested = false
+    /// The daemon counts losses; its stream itself loses nothing.
     public var lost: Int { 0 }
 
     /// Connects; throws when no daemon listens (or the caller may not open the socket).
@@ -242,8 +244,10 @@ public final class FlowStreamClient: PacketSource, @unchecked Sendable {
         t.start()
     }
 
+    /// The packets as the daemon sends them.
     public func packets() -> AsyncThrowingStream<LoggedPacket, any Error> { stream }
 
+    /// Ends the stream (the reader sees its end without an error).
     public func stop() {
         stopped.withLock { stopRequested = true }
         shutdown(fd, Int32(SHUT_RDWR))

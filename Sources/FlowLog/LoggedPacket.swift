@@ -37,16 +37,22 @@ public enum LogHook: String, Hashable, Sendable, Codable {
 
 /// One packet as the kernel logged it: decoded, not yet classified into zones.
 public struct LoggedPacket: Hashable, Sendable, Codable {
+    /// When the kernel logged it (receive time when the kernel gives none).
     public var time: Date
+    /// `denied` or `audit`, from the log prefix.
     public var verdict: LogVerdict
+    /// Where it was logged.
     public var hook: LogHook
+    /// Source address (full length).
     public var src: IPPrefix
+    /// Destination address (full length).
     public var dst: IPPrefix
     /// IP protocol number (after IPv6 extension headers).
     public var proto: UInt8
     /// Destination port for TCP, UDP, SCTP and UDP-Lite; the ICMP type for ICMP and ICMPv6.
     public var port: UInt16?
 
+    /// A packet from its fields.
     public init(time: Date, verdict: LogVerdict, hook: LogHook, src: IPPrefix, dst: IPPrefix, proto: UInt8, port: UInt16?) {
         self.time = time
         self.verdict = verdict
@@ -92,13 +98,16 @@ public struct LoggedPacket: Hashable, Sendable, Codable {
 
 /// A logged flow classified with the policy: what `zonewall log` prints, one per line with `--json`.
 public struct FlowRecord: Hashable, Sendable, Codable {
+    /// The (last) packet of the flow.
     public var packet: LoggedPacket
     /// Zone name, `world` or `host`.
     public var from: String
+    /// Zone name, `world` or `host`.
     public var to: String
     /// Packets of this flow this record stands for: the first of a second alone, then its repeats.
     public var count: Int
 
+    /// A record from its fields.
     public init(packet: LoggedPacket, from: String, to: String, count: Int) {
         self.packet = packet
         self.from = from

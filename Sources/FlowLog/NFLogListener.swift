@@ -4,8 +4,10 @@ import Glibc
 
 /// A failure of the flow log's kernel side, naming what failed.
 public struct FlowLogError: Error, CustomStringConvertible, Sendable {
+    /// What failed, and the system's reason.
     public var description: String
 
+    /// An error with this text.
     public init(_ description: String) { self.description = description }
 
     static func system(_ what: String, _ code: Int32 = errno) -> FlowLogError {
@@ -19,7 +21,9 @@ public struct FlowLogError: Error, CustomStringConvertible, Sendable {
 /// One dedicated thread enters the namespace, binds, and reads until `stop()`: the namespace
 /// is per thread, so no thread that runs other code ever changes namespace.
 public final class NFLogListener: PacketSource, @unchecked Sendable {
+    /// The NFLOG group bound.
     public let group: UInt16
+    /// The network namespace it was bound in, nil for the current one.
     public let namespace: String?
     private let lock = NSLock()
     private var lostCount = 0
@@ -56,10 +60,13 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
         close(stopPipe.write)
     }
 
+    /// Packets lost between the kernel and the stream: sequence gaps and a full buffer.
     public var lost: Int { lock.withLock { lostCount } }
 
+    /// The decoded packets, as they arrive.
     public func packets() -> AsyncThrowingStream<LoggedPacket, any Error> { stream! }
 
+    /// Ends the read loop, unbinds the group and finishes the stream.
     public func stop() {
         var one: UInt8 = 1
         _ = write(stopPipe.write, &one, 1)  // the pipe is non-blocking: a second stop is harmless

@@ -14,12 +14,15 @@ public protocol PacketSource: Sendable {
 public final class InMemoryPacketSource: PacketSource, @unchecked Sendable {
     private let stream: AsyncThrowingStream<LoggedPacket, any Error>
     private let continuation: AsyncThrowingStream<LoggedPacket, any Error>.Continuation
+    /// Losses a test wants the source to report.
     public var lost: Int = 0
 
+    /// An empty source.
     public init() {
         (stream, continuation) = AsyncThrowingStream.makeStream()
     }
 
+    /// What `send` delivered.
     public func packets() -> AsyncThrowingStream<LoggedPacket, any Error> { stream }
 
     /// Delivers one packet.
@@ -28,5 +31,6 @@ public final class InMemoryPacketSource: PacketSource, @unchecked Sendable {
     /// Ends the stream, with an error if given.
     public func finish(throwing error: (any Error)? = nil) { continuation.finish(throwing: error) }
 
+    /// Ends the stream.
     public func stop() { continuation.finish() }
 }

@@ -7,7 +7,9 @@ import ZonePolicy
 /// contiguous, `icmp` only for echo requests, and protocols a port spec cannot name exactly
 /// (other ICMP types, GRE, …) are reported as not suggested rather than widened to `any`.
 public struct Suggester {
+    /// The policy in force, to classify and to leave out what it allows.
     public let evaluator: Evaluator
+    /// Also suggest rules with `world` at an end.
     public var includeWorld: Bool
 
     /// One suggested rule.
@@ -29,6 +31,7 @@ public struct Suggester {
         public var reason: String
     }
 
+    /// A suggester for the policy in force.
     public init(policy: Policy, includeWorld: Bool = false) {
         self.evaluator = Evaluator(policy)
         self.includeWorld = includeWorld

@@ -139,6 +139,13 @@ rc=0; wait "$LOGGER" || rc=$?
 LOGGER=""
 check "zonewall log exits 0 on SIGINT" test "$rc" -eq 0
 
+echo "== text mode, replaying what the daemon kept (--since)"
+"$ZW" log --netns "$R" --policies "$D" --since 5m --duration 1 >"$WORK/text.txt" 2>&1
+sed -n '1,4p' "$WORK/text.txt"
+check "text mode: an aligned header" grep -qE "^TIME +VERDICT +HOOK +FROM +TO +SRC +DST +PROTO +PORT +COUNT$" "$WORK/text.txt"
+check "text mode: the replayed audit flow and the rule that would admit it" \
+    grep -qE "^  allow: \{from: legacy, to: db, ports: \[tcp/5432\]\}" "$WORK/text.txt"
+
 echo "== suggest round trip"
 "$ZW" suggest --from-log "$WORK/log.jsonl" --policies "$D" >"$WORK/suggested.yaml"
 cat "$WORK/suggested.yaml" | sed -n '1,12p'
