@@ -40,6 +40,13 @@ let package = Package(
             providers: [.apt(["libnetfilter-conntrack-dev"])]
         ),
         .target(name: "Conntrack", dependencies: ["CConntrack", "Revocation", "ZonePolicy"]),
+        // The flow log: NFLOG over libnetfilter_log, decoding, classification, suggestions.
+        .systemLibrary(
+            name: "CNetfilterLog",
+            pkgConfig: "libnetfilter_log",
+            providers: [.apt(["libnetfilter-log-dev"])]
+        ),
+        .target(name: "FlowLog", dependencies: ["CNetfilterLog", "ZonePolicy"]),
 
         // glibc's <malloc.h>: the long-running daemon returns freed heap to the system.
         .systemLibrary(name: "CGlibc"),
@@ -60,7 +67,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Reconciler", "Ruleset", "Revocation", "ZonePolicy", "CPrivileges",
+                "Reconciler", "Ruleset", "Revocation", "ZonePolicy", "CPrivileges", "FlowLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -77,7 +84,7 @@ let package = Package(
             name: "zonewall",
             dependencies: [
                 "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "PolicyReview",
-                "Revocation", "Conntrack",
+                "Revocation", "Conntrack", "FlowLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -101,6 +108,7 @@ let package = Package(
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],
             resources: [.copy("Golden")]
         ),
+        .testTarget(name: "FlowLogTests", dependencies: ["FlowLog", "ZonePolicy"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler", "Revocation"]),
         .testTarget(name: "NetfilterTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
         // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).

@@ -34,6 +34,8 @@ public struct DaemonConfiguration: Sendable {
     /// Once started, keep only `CAP_NET_ADMIN` (`zonewall run`; off for in-process tests,
     /// which must not strip the test runner).
     public var dropCapabilities = false
+    /// The flow log of denied and audited packets (NFLOG); nil disables it.
+    public var flowLog: FlowLogConfiguration? = nil
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -103,6 +105,18 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         notifier.notify("READY=1", "STATUS=\(Self.summary(startState))")
         logger.info("zonewall running", metadata: ["policies": "\(config.policyDirectory)", "digest": "\(startState.policyDigest ?? "-")"])
 
+        var flowLog: FlowLogService?
+        if let flowConfig = config.flowLog {
+            do {
+                flowLog = try FlowLogService(configuration: flowConfig, policyDirectory: config.policyDirectory,
+                                             registry: metrics.registry, logger: logger)
+                logger.info("flow log: NFLOG group \(flowLog!.group), stream on \(flowConfig.socketPath)")
+            } catch {
+                logger.warning("flow log disabled", metadata: ["error": "\(error)"])
+            }
+        }
+        let flows = flowLog
+
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let pending = PendingReload()
         let config = self.config
@@ -130,6 +144,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     guard !reasons.isEmpty else { continue }
                     notifier.notify("RELOADING=1")
                     await reconciler.reload(reasons.joined(separator: ", "))
+                    flows?.policyChanged()
                     notifier.notify("READY=1", "STATUS=\(Self.summary(await reconciler.state))")
                 }
             }
@@ -150,6 +165,9 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     await reconciler.resync(.resync("periodic"))
                 }
             }
+            if let flows {
+                group.addTask { await flows.run() }
+            }
             if let interval = notifier.watchdogInterval {
                 group.addTask {
                     // A ping per half period, each only once the reconciler has answered: a
@@ -166,6 +184,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             try? await gracefulShutdown()
             notifier.notify("STOPPING=1")
             events.cancel()
+            flows?.stop()
             watcher.stop()
             kick.finish()
             group.cancelAll()

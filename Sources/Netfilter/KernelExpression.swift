@@ -21,6 +21,8 @@ enum KernelExpression: Hashable, Sendable {
     case counter
     case limit(rate: UInt64, unit: UInt64, burst: UInt32, type: UInt32, flags: UInt32)
     case log(prefix: String)
+    /// `log` with `NFTA_LOG_GROUP`: NFLOG instead of the kernel log.
+    case nflog(group: UInt16, prefix: String)
     case reject(type: UInt32, code: UInt8)
     /// Anything zonewall does not generate, described for the drift report.
     case unknown(String)
@@ -111,6 +113,11 @@ extension KernelExpression {
             }
         case .log(let prefix):
             body("log") { $0.put(NFTA_LOG_PREFIX.u16, string: prefix) }
+        case .nflog(let group, let prefix):
+            body("log") {
+                $0.put(NFTA_LOG_PREFIX.u16, string: prefix)
+                $0.put(NFTA_LOG_GROUP.u16, bytes: [UInt8(group >> 8), UInt8(group & 0xff)])
+            }
         case .reject(let type, let code):
             body("reject") {
                 $0.put(NFTA_REJECT_TYPE.u16, u32: type)
@@ -220,6 +227,10 @@ extension KernelExpression {
                   let r = seen[NFTA_LIMIT_RATE.u16]?.u64, let u = seen[NFTA_LIMIT_UNIT.u16]?.u64 else { return unknown }
             return .limit(rate: r, unit: u, burst: u32(NFTA_LIMIT_BURST) ?? 0, type: u32(NFTA_LIMIT_TYPE) ?? 0,
                           flags: u32(NFTA_LIMIT_FLAGS) ?? 0)
+        case "log" where seen[NFTA_LOG_GROUP.u16] != nil:
+            guard only(NFTA_LOG_PREFIX, NFTA_LOG_GROUP), let g = seen[NFTA_LOG_GROUP.u16]?.payload, g.count == 2,
+                  let p = str(NFTA_LOG_PREFIX) else { return unknown }
+            return .nflog(group: UInt16(g[g.startIndex]) << 8 | UInt16(g[g.startIndex + 1]), prefix: p)
         case "log":
             // The kernel reports the default syslog level (warning) that nft leaves unset.
             guard only(NFTA_LOG_PREFIX, NFTA_LOG_LEVEL, NFTA_LOG_FLAGS),

@@ -100,6 +100,7 @@ struct RuleLifting {
             case .counter: out.append(.counter)
             case .limit(let rate, 1, let burst, NFT_LIMIT_PKTS.u32, 0): out.append(.limit(perSecond: rate, burst: burst))
             case .log(let prefix): out.append(.log(prefix: prefix))
+            case .nflog(let group, let prefix): out.append(.nflog(group: group, prefix: prefix))
             case .reject(NFT_REJECT_TCP_RST.u32, 0): out.append(.reject(.tcpReset))
             case .reject(NFT_REJECT_ICMPX_UNREACH.u32, UInt8(NFT_REJECT_ICMPX_PORT_UNREACH.rawValue)):
                 out.append(.reject(.icmpxPortUnreachable))

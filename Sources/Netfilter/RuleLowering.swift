@@ -132,6 +132,8 @@ struct RuleLowering {
                 out.append(.limit(rate: rate, unit: 1, burst: burst, type: NFT_LIMIT_PKTS.u32, flags: 0))
             case .log(let prefix):
                 out.append(.log(prefix: prefix))
+            case .nflog(let group, let prefix):
+                out.append(.nflog(group: group, prefix: prefix))
             case .reject(.tcpReset):
                 out.append(.reject(type: NFT_REJECT_TCP_RST.u32, code: 0))
             case .reject(.icmpxPortUnreachable):

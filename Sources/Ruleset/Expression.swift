@@ -80,6 +80,8 @@ public enum Expression: Hashable, Sendable {
     case limit(perSecond: UInt64, burst: UInt32)
     /// `log prefix "…"`
     case log(prefix: String)
+    /// `log prefix "…" group N`: the packet goes to NFLOG group N, for a userspace listener.
+    case nflog(group: UInt16, prefix: String)
     /// `reject with …`
     case reject(RejectKind)
     /// A verdict statement.

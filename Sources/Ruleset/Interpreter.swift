@@ -98,7 +98,7 @@ public struct Interpreter: Sendable {
                     case .some(let o): return o
                     case .none: break ruleLoop  // returned from a jump: next rule
                     }
-                case .counter, .limit, .log:
+                case .counter, .limit, .log, .nflog:
                     continue
                 case .reject(let kind):
                     return .terminal(.reject(kind))

@@ -112,6 +112,8 @@ public enum NftText {
             return "limit rate \(rate)/second burst \(burst) packets"
         case .log(let prefix):
             return "log prefix \"\(prefix)\""
+        case .nflog(let group, let prefix):
+            return "log prefix \"\(prefix)\" group \(group)"
         case .reject(.tcpReset):
             return "reject with tcp reset"
         case .reject(.icmpxPortUnreachable):

@@ -16,6 +16,10 @@ import ZonePolicy
 ///   or this host.
 /// - base chains `input`, `forward`, `output` with identical logic, differing only in what an
 ///   address outside every zone means there.
+/// - `audit_v4`: the flattened member intervals of the zones in audit mode. The base chains'
+///   deny tail looks a packet's source and destination up in it and sends a hit to the `audit`
+///   chain (log, accept) instead of `deny`: turning audit on or off for a zone is an element
+///   change, and a packet pays the lookups only when it is about to be denied.
 ///
 /// No chain grows with the number of zones, members or rules: the per-packet cost is a fixed
 /// number of set lookups. Membership and rule edits become element changes, or additions of
@@ -25,8 +29,12 @@ public enum ZoneCompiler {
     /// The table's family and name.
     public static let family = Family.inet
     public static let tableName = "zonewall"
-    /// Log prefix for denied packets.
+    /// Start of the prefix in the kernel log (`log_to: kernel`): "zonewall denied ", "zonewall audit ".
     public static let logPrefix = "zonewall "
+    /// NFLOG prefix of denied packets.
+    public static let deniedPrefix = "denied"
+    /// NFLOG prefix of audited packets (denied by the policy, passed because of audit mode).
+    public static let auditPrefix = "audit"
 
     public static func compile(_ policy: Policy) -> Table {
         var builder = TableBuilder(policy: policy)
@@ -191,6 +199,7 @@ struct TableBuilder {
         var srcMaps: [NamedSet] = []
         var zonedSets: [NamedSet] = []
         var edgeSets: [NamedSet] = []
+        var auditSets: [NamedSet] = []
 
         // Per family: flatten members, then distribute each rule's specs into lookups.
         var chainRules: [Int: [Rule]] = [:]
@@ -207,14 +216,15 @@ struct TableBuilder {
                                               elements: ElementList(IntervalFlattener.union(flat).lazy.map {
                                                   SetElement(key: [f.range($0.lowerBound, $0.upperBound)])
                                               }))))
+            auditSets.append(reusing(auditSet(f, flat: flat)))
         }
         for (zone, rules) in chainRules.sorted(by: { $0.key < $1.key }) {
             // v4 and v6 rules of one zone were appended family by family; keep that order.
             zoneChains.append(Chain(name: "z_\(policy.zones[zone].name)", rules: rules))
         }
-        let sets = zonedSets + edgeSets + zoneSets + srcMaps
+        let sets = zonedSets + edgeSets + zoneSets + srcMaps + auditSets
 
-        var chains = [denyChain()] + zoneChains
+        var chains = [denyChain(), auditChain()] + zoneChains
         chains += [Hook.input, .forward, .output].map(baseChain)
         // Unchanged chains keep the previous rules' storage: comparing them is then immediate.
         for i in chains.indices {
@@ -307,11 +317,38 @@ struct TableBuilder {
         return Rule(guardExpr + [.lookup([addr] + Self.flowSelectors, set: set, negated: false), .verdict(.accept)])
     }
 
+    /// `audit_v4`: the member intervals of the zones in audit mode, longest prefix deciding, so
+    /// that an enforced zone nested inside an audit zone stays enforced.
+    func auditSet(_ f: FamilyInfo, flat: [LabeledInterval]) -> NamedSet {
+        let audited = Set(policy.zones.indices.filter { policy.settings.audit || policy.zones[$0].audit })
+        let intervals = flat.filter { audited.contains($0.zone) }.map { $0.lo...$0.hi }
+        return NamedSet(name: "audit_\(f.tag)", keyType: [f.addressType], flags: .interval,
+                        elements: ElementList(Merge.intervals(intervals).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))
+    }
+
+    /// The rate-limited log statement of a verdict: NFLOG by default, or the kernel log.
+    func logRule(_ nflogPrefix: String) -> Rule {
+        let s = policy.settings
+        // A burst of a tenth of a second's worth (at least 5) absorbs the first packets of a
+        // connection attempt without letting a flood through.
+        let limit = Expression.limit(perSecond: UInt64(s.logRate), burst: max(5, s.logRate / 10))
+        switch s.logTo {
+        case .nflog: return Rule([limit, .nflog(group: s.logGroup, prefix: nflogPrefix)])
+        case .kernel:
+            return Rule([limit, .log(prefix: ZoneCompiler.logPrefix + nflogPrefix + " ")])
+        }
+    }
+
+    /// Audited packets: always logged (rate-limited), then accepted.
+    func auditChain() -> Chain {
+        Chain(name: "audit", rules: [logRule(ZoneCompiler.auditPrefix), Rule([.verdict(.accept)])])
+    }
+
     /// Logs (rate-limited) and drops or rejects.
     func denyChain() -> Chain {
         var rules: [Rule] = []
         if policy.settings.logDenied {
-            rules.append(Rule([.limit(perSecond: 10, burst: 5), .log(prefix: ZoneCompiler.logPrefix)]))
+            rules.append(logRule(ZoneCompiler.deniedPrefix))
         }
         switch policy.settings.denied {
         case .drop:
@@ -339,7 +376,7 @@ struct TableBuilder {
     /// Built from sections so that hook-specific rules (before the zone dispatch, or in the
     /// deny tail) slot in without reshaping it.
     func baseChain(_ hook: Hook) -> Chain {
-        let rules = prologue(hook) + zoneDispatch() + edgeLookups(hook) + [Rule([.verdict(.goto("deny"))])]
+        let rules = prologue(hook) + zoneDispatch() + edgeLookups(hook) + auditTail() + [Rule([.verdict(.goto("deny"))])]
         return Chain(name: hook.description, base: BaseChain(type: .filter, hook: hook, priority: 0, policy: .accept), rules: rules)
     }
 
@@ -376,5 +413,13 @@ struct TableBuilder {
             rules.append(lookupRule(f, set: "\(fromSite.rawValue)_\(f.tag)", keyedBySource: false, guardExpr: [srcUnzoned]))
         }
         return rules
+    }
+
+    /// The deny tail: a packet about to be denied with an end in an audit zone is audited.
+    func auditTail() -> [Rule] {
+        FamilyInfo.all.flatMap { f in [
+            Rule([.lookup([f.saddr], set: "audit_\(f.tag)", negated: false), .verdict(.goto("audit"))]),
+            Rule([.lookup([f.daddr], set: "audit_\(f.tag)", negated: false), .verdict(.goto("audit"))]),
+        ] }
     }
 }

@@ -48,6 +48,14 @@ public struct Decision: Hashable, Sendable {
     public var rule: AllowRule?
     /// Why, in words.
     public var reason: String
+    /// A deny with an end in an audit zone: the packet passes and is reported as `audit`.
+    public var audited: Bool = false
+
+    /// Whether the packet gets through: allowed, or denied but audited.
+    public var passes: Bool { verdict == .allow || audited }
+
+    /// `allow`, `deny`, or `deny (audited: passes)`.
+    public var verdictText: String { audited ? "deny (audited: passes)" : verdict.rawValue }
 }
 
 /// Longest-prefix classification of addresses into zones.
@@ -83,6 +91,7 @@ public struct Evaluator: Sendable {
     public let policy: Policy
     public let classifier: Classifier
     private let rulesByPair: [Pair: [Int]]
+    private let auditedZones: Set<String>
 
     struct Pair: Hashable {
         var from: Endpoint
@@ -97,6 +106,7 @@ public struct Evaluator: Sendable {
             for f in r.from { for t in r.to { index[Pair(from: f, to: t), default: []].append(i) } }
         }
         rulesByPair = index
+        auditedZones = Set(policy.zones.filter { policy.settings.audit || $0.audit }.map(\.name))
     }
 
     /// The endpoint an address classifies into, at a hook, on the given side.
@@ -118,6 +128,32 @@ public struct Evaluator: Sendable {
 
     /// The decision for one concrete flow between two endpoints.
     public func decide(from: Endpoint, to: Endpoint, flow: Flow) -> Decision {
+        markAudit(enforcedDecision(from: from, to: to, flow: flow))
+    }
+
+    /// The decision for a port spec: allowed when the rules for the pair admit all of it.
+    public func decide(from: Endpoint, to: Endpoint, spec: PortSpec) -> Decision {
+        markAudit(enforcedDecision(from: from, to: to, spec: spec))
+    }
+
+    /// Whether the endpoint is a zone in audit mode.
+    public func isAudited(_ e: Endpoint) -> Bool {
+        if case .zone(let z) = e { return auditedZones.contains(z) }
+        return false
+    }
+
+    /// A deny with an end in an audit zone becomes an audited deny: it passes, and is reported.
+    func markAudit(_ d: Decision) -> Decision {
+        guard d.verdict == .deny, isAudited(d.from) || isAudited(d.to) else { return d }
+        var out = d
+        out.audited = true
+        let zone = isAudited(d.from) ? d.from : d.to
+        out.reason += "; zone '\(zone)' is in audit mode, so the packet passes and is reported"
+        return out
+    }
+
+    /// The decision as if no zone were in audit mode.
+    public func enforcedDecision(from: Endpoint, to: Endpoint, flow: Flow) -> Decision {
         if !from.isZone && !to.isZone {
             return Decision(verdict: .allow, from: from, to: to, rule: nil,
                             reason: "neither end is in a zone; zonewall does not govern \(from) → \(to)")
@@ -140,8 +176,8 @@ public struct Evaluator: Sendable {
         return decide(from: from, to: to, flow: flow)
     }
 
-    /// The decision for a port spec: allowed when the rules for the pair admit all of it.
-    public func decide(from: Endpoint, to: Endpoint, spec: PortSpec) -> Decision {
+    /// The decision for a port spec as if no zone were in audit mode.
+    func enforcedDecision(from: Endpoint, to: Endpoint, spec: PortSpec) -> Decision {
         if !from.isZone && !to.isZone {
             return Decision(verdict: .allow, from: from, to: to, rule: nil,
                             reason: "neither end is in a zone; zonewall does not govern \(from) → \(to)")

@@ -35,14 +35,17 @@ public struct Zone: Hashable, Sendable {
     public var location: SourceLocation
     /// Lints silenced on this zone (`lint:`).
     public var lint: LintIgnore?
+    /// Audit mode: what the policy would deny to or from this zone passes and is reported.
+    public var audit: Bool = false
 
     public init(name: String, description: String? = nil, members: [Located<IPPrefix>], location: SourceLocation,
-                lint: LintIgnore? = nil) {
+                lint: LintIgnore? = nil, audit: Bool = false) {
         self.name = name
         self.description = description
         self.members = members
         self.location = location
         self.lint = lint
+        self.audit = audit
     }
 
     /// Whether `kind` is silenced on this zone.
@@ -82,24 +85,51 @@ public enum DeniedAction: String, Hashable, Sendable {
     case reject
 }
 
+/// Where logged packets go.
+public enum LogTarget: String, Hashable, Sendable {
+    /// An NFLOG group, read by `zonewall log` and the daemon.
+    case nflog
+    /// The kernel log (dmesg), prefix "zonewall denied " / "zonewall audit ".
+    case kernel
+}
+
 /// Policy-wide settings.
 public struct Settings: Hashable, Sendable {
     public var denied: DeniedAction = .drop
-    /// Rate-limited kernel log of denied packets, prefix "zonewall ".
+    /// Rate-limited log of denied packets.
     public var logDenied: Bool = false
     /// Delete the conntrack entries of established flows that a new policy denies (on by default).
     public var revokeEstablished: Bool = true
     /// Inbound ports to this host (input hook) that are accepted whatever the zones: `tcp/22`.
     public var failsafe: [PortSpec] = []
     public var location: SourceLocation?
+    /// Every zone in audit mode.
+    public var audit: Bool = false
+    /// The NFLOG group that denied and audited packets are sent to.
+    public var logGroup: UInt16 = Settings.defaultLogGroup
+    /// Logged packets per second, per verdict, enforced by the kernel.
+    public var logRate: UInt32 = Settings.defaultLogRate
+    /// NFLOG (default) or the kernel log.
+    public var logTo: LogTarget = .nflog
+
+    /// The default NFLOG group.
+    public static let defaultLogGroup: UInt16 = 100
+    /// The default kernel rate limit of logged packets per second, per verdict.
+    public static let defaultLogRate: UInt32 = 100
 
     public init(denied: DeniedAction = .drop, logDenied: Bool = false, revokeEstablished: Bool = true,
-                failsafe: [PortSpec] = [], location: SourceLocation? = nil) {
+                failsafe: [PortSpec] = [], location: SourceLocation? = nil,
+                audit: Bool = false, logGroup: UInt16 = Settings.defaultLogGroup,
+                logRate: UInt32 = Settings.defaultLogRate, logTo: LogTarget = .nflog) {
         self.denied = denied
         self.logDenied = logDenied
         self.revokeEstablished = revokeEstablished
         self.failsafe = failsafe
         self.location = location
+        self.audit = audit
+        self.logGroup = logGroup
+        self.logRate = logRate
+        self.logTo = logTo
     }
 }
 
@@ -147,4 +177,9 @@ public struct Policy: Hashable, Sendable {
     }
 
     public func zone(named name: String) -> Zone? { zones.first { $0.name == name } }
+
+    /// Whether the zone is in audit mode, on its own or through `settings: audit: true`.
+    public func isAudited(_ zone: String) -> Bool {
+        settings.audit || zones.first { $0.name == zone }?.audit == true
+    }
 }

@@ -208,10 +208,10 @@ struct FileParser {
     }
 
     static let topKeys: Set = ["zones", "allow", "settings", "expect"]
-    static let zoneKeys: Set = ["description", "members", "lint"]
+    static let zoneKeys: Set = ["description", "members", "lint", "audit"]
     static let ruleKeys: Set = ["from", "to", "ports", "description", "lint"]
     static let lintKeys: Set = ["ignore", "reason"]
-    static let settingsKeys: Set = ["denied", "log_denied", "revoke_established", "failsafe"]
+    static let settingsKeys: Set = ["denied", "log_denied", "revoke_established", "failsafe", "audit", "log_group", "log_rate", "log_to"]
     static let expectKeys: Set = ["from", "to", "port", "verdict"]
 
     mutating func parse(_ text: String) -> FileFragment {
@@ -333,6 +333,8 @@ struct FileParser {
                 switch key {
                 case "description":
                     zone.description = reader.string(v, what: "a zone's description")
+                case "audit":
+                    if let b = reader.bool(v, what: "'audit'") { zone.audit = b }
                 case "members":
                     if DocumentReader.isNull(v) { continue }
                     guard let items = reader.sequence(v, what: "members of zone '\(name)'") else { continue }
@@ -479,6 +481,23 @@ struct FileParser {
                 if let b = reader.bool(v, what: "'revoke_established'") { settings.revokeEstablished = b }
             case "failsafe":
                 settings.failsafe = parseFailsafe(v)
+            case "audit":
+                if let b = reader.bool(v, what: "'audit'") { settings.audit = b }
+            case "log_group":
+                guard let s = reader.string(v, what: "'log_group'") else { continue }
+                if let g = UInt16(s) { settings.logGroup = g } else {
+                    reader.error(v, "'log_group' must be an NFLOG group number 0..65535, found '\(s)'")
+                }
+            case "log_rate":
+                guard let s = reader.string(v, what: "'log_rate'") else { continue }
+                if let r = UInt32(s), r > 0 { settings.logRate = r } else {
+                    reader.error(v, "'log_rate' must be a number of packets per second ≥ 1, found '\(s)'")
+                }
+            case "log_to":
+                guard let s = reader.string(v, what: "'log_to'") else { continue }
+                if let t = LogTarget(rawValue: s) { settings.logTo = t } else {
+                    reader.error(v, "'log_to' must be nflog or kernel, found '\(s)'")
+                }
             default: break
             }
         }

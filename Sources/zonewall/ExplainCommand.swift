@@ -9,7 +9,7 @@ struct ExplainCommand: ParsableCommand {
         abstract: "Explain whether FROM may reach TO on PORTSPEC (exit 0 allow, 3 deny).",
         discussion: """
             With --batch, reads one `FROM TO PORTSPEC` query per line from standard input and prints
-            `allow|deny FROM TO PORTSPEC` per line (exit 0, or 1 if a line is malformed): one process
+            `allow|deny|audit FROM TO PORTSPEC` per line (audit: denied, but the zone is in audit mode) (exit 0, or 1 if a line is malformed): one process
             for thousands of queries, as the namespace lab uses it.
             """
     )
@@ -39,7 +39,7 @@ struct ExplainCommand: ParsableCommand {
         let src = try party(from!, policy)
         let dst = try party(to!, policy)
         let d = evaluator.decide(from: src, to: dst, spec: spec)
-        print("\(d.verdict.rawValue): \(from!) → \(to!) \(spec)")
+        print("\(d.verdictText): \(from!) → \(to!) \(spec)")
         if case .address = src { print("  from \(from!) is in \(d.from)") }
         if case .address = dst { print("  to \(to!) is in \(d.to)") }
         if let r = d.rule {
@@ -62,7 +62,7 @@ struct ExplainCommand: ParsableCommand {
                 continue
             }
             let d = evaluator.decide(from: src, to: dst, spec: spec)
-            out += "\(d.verdict.rawValue) \(words[0]) \(words[1]) \(words[2])\n"
+            out += "\(d.audited ? "audit" : d.verdict.rawValue) \(words[0]) \(words[1]) \(words[2])\n"
         }
         print(out, terminator: "")
         if bad > 0 { throw ExitCode(1) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Daemon
+import FlowLog
 import Foundation
 import Conntrack
 import Logging
@@ -56,6 +57,12 @@ struct RunCommand: AsyncParsableCommand {
                              discussion: "Root can still delete the table through a new socket once the owner is gone."))
     var ownTable = false
 
+    @Option(help: ArgumentHelp("The flow log socket that `zonewall log` reads (default: /run/zonewall/flowlog.sock, flowlog-NAME.sock with --netns NAME); empty disables the flow log.", valueName: "PATH"))
+    var flowLogSocket: String?
+
+    @Option(help: ArgumentHelp("Where the top denied pairs of the last hour are written for `zonewall status` (default: /run/zonewall/flows.json, flows-NAME.json with --netns NAME).", valueName: "PATH"))
+    var flowSummaryFile: String?
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
@@ -108,6 +115,12 @@ struct RunCommand: AsyncParsableCommand {
         configuration.confirmEdits = confirmEdits?.seconds
         configuration.netns = kernelOptions.netns
         if ownTable { configuration.tableFlags = NetlinkKernel.ownedTableFlags }
+        let socket = flowLogSocket ?? FlowStreamServer.defaultPath(netns: kernelOptions.netns)
+        if !socket.isEmpty {
+            let summary = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns)
+            configuration.flowLog = FlowLogConfiguration(namespace: kernelOptions.netns, socketPath: socket,
+                                                         summaryFile: summary.isEmpty ? nil : summary)
+        }
         let daemon = ZonewallDaemon(kernel: kernel, conntrack: conntrack, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import Foundation
 import Netfilter
 import Reconciler
@@ -27,6 +28,9 @@ struct StatusCommand: ParsableCommand {
         discussion: "Default: the one `zonewall run` writes for the same --netns and --policies."))
     var stateFile: String?
 
+    @Option(help: "The daemon's flow summary; the top denied pairs of the last hour are shown when it exists (default: /run/zonewall/flows.json, flows-NAME.json with --netns NAME).")
+    var flowSummaryFile: String?
+
     func run() throws {
         let confirmations = ConfirmationStore(netns: kernelOptions.netns, policyDirectory: options.policies)
         if let p = confirmations.pending() {
@@ -37,6 +41,10 @@ struct StatusCommand: ParsableCommand {
                   + "\(p.owner == .apply ? "guard" : "daemon") pid \(p.pid)\(alive ? "" : " (NOT RUNNING: nothing will be undone)")")
         } else if let outcome = confirmations.lastOutcome() {
             print("last confirmation window: \(outcome)")
+        }
+        let flows = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns)
+        if FileManager.default.fileExists(atPath: flows), let s = try? FlowSummary.read(flows) {
+            printFlows(s)
         }
         if let stateFile = kernelOptions.stateFile(stateFile, policies: options.policies),
            FileManager.default.fileExists(atPath: stateFile) {
@@ -79,6 +87,15 @@ struct StatusCommand: ParsableCommand {
         let there = StateFile.canonicalDirectory(state.policyDirectory)
         guard state.namespace != netns || here != there else { return nil }
         return "\(state.namespace.map { "netns \($0)" } ?? "the host's namespace") with policies \(there)"
+    }
+
+    /// The top denied and audited zone pairs of the last hour, as the daemon counted them.
+    func printFlows(_ s: FlowSummary) {
+        print("flow log: NFLOG group \(s.group), \(s.records) packets read, \(s.lost) lost before reading (as of \(ISO8601DateFormatter().string(from: s.at)))")
+        if s.top.isEmpty { print("  no denied or audited packets in the last hour") }
+        for p in s.top {
+            print("  \(p.verdict.padding(toLength: 6, withPad: " ", startingAt: 0)) \(p.from) → \(p.to): \(p.packets) packets in the last hour")
+        }
     }
 
     /// The daemon's own report: what it enforces, its last apply, its last error.

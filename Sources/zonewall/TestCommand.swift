@@ -17,7 +17,10 @@ struct TestCommand: ParsableCommand {
                 failed += 1
                 var why = d.reason
                 if let r = d.rule { why = "allowed by \(r.location.path):\(r.location.line)" }
-                print("\(e.location.path):\(e.location.line): FAIL: \(e.from) → \(e.to) \(e.port): expected \(e.verdict.rawValue), got \(d.verdict.rawValue) (\(d.from) → \(d.to); \(why))")
+                print("\(e.location.path):\(e.location.line): FAIL: \(e.from) → \(e.to) \(e.port): expected \(e.verdict.rawValue), got \(d.verdictText) (\(d.from) → \(d.to); \(why))")
+            } else if d.audited {
+                // Enforcement would deny it; until the zone leaves audit mode it passes.
+                print("\(e.location.path):\(e.location.line): ok: \(e.from) → \(e.to) \(e.port): deny (audited: passes)")
             }
         }
         let passed = policy.expectations.count - failed

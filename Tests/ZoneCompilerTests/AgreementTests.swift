@@ -65,7 +65,7 @@ struct AgreementTests {
                         let from = evaluator.classify(IPPrefix(family: family, address: s, length: family.bits), isSource: true, hook: hook)
                         let to = evaluator.classify(IPPrefix(family: family, address: d, length: family.bits), isSource: false, hook: hook)
                         for f in flows {
-                            let expected = evaluator.decide(from: from, to: to, flow: f.flow).verdict
+                            let expected: FlowVerdict = evaluator.decide(from: from, to: to, flow: f.flow).passes ? .allow : .deny
                             let packet = Packet(family: family == .ipv4 ? .ipv4 : .ipv6,
                                                 source: Value(s, width: family == .ipv4 ? 4 : 16),
                                                 destination: Value(d, width: family == .ipv4 ? 4 : 16),
@@ -91,6 +91,19 @@ struct AgreementTests {
     @Test(arguments: 1...16 as ClosedRange<UInt64>)
     func generatedPoliciesAgree(seed: UInt64) {
         check(RandomPolicy.make(seed: seed, zones: 5, rules: 8))
+    }
+
+    /// Random policies with some zones (or all, through settings) in audit mode: a packet the
+    /// policy denies passes in the rule set exactly when the evaluator says it is audited.
+    @Test(arguments: 1...4 as ClosedRange<UInt64>)
+    func auditedPoliciesAgree(seed: UInt64) {
+        var policy = RandomPolicy.make(seed: seed, zones: 5, rules: 8)
+        if seed == 4 {
+            policy.settings.audit = true
+        } else {
+            for i in policy.zones.indices where (UInt64(i) + seed) % 3 == 0 { policy.zones[i].audit = true }
+        }
+        check(policy)
     }
 
     @Test func conntrackAndNeighbourDiscovery() throws {
@@ -129,7 +142,11 @@ struct AgreementTests {
         policy.settings.denied = .drop
         policy.settings.logDenied = true
         let deny2 = try #require(ZoneCompiler.compile(policy).chain(named: "deny"))
-        #expect(deny2.rules.first?.expressions == [.limit(perSecond: 10, burst: 5), .log(prefix: "zonewall ")])
+        #expect(deny2.rules.first?.expressions == [.limit(perSecond: 100, burst: 10), .nflog(group: 100, prefix: "denied")])
+        policy.settings.logTo = .kernel
+        policy.settings.logRate = 10
+        let deny3 = try #require(ZoneCompiler.compile(policy).chain(named: "deny"))
+        #expect(deny3.rules.first?.expressions == [.limit(perSecond: 10, burst: 5), .log(prefix: "zonewall denied ")])
         #expect(deny2.rules.last?.expressions == [.verdict(.drop)])
     }
 }

@@ -1,0 +1,155 @@
+import CoreMetrics
+import FlowLog
+import Foundation
+import Logging
+import Prometheus
+import ZonePolicy
+
+/// Where the daemon's flow log listens and reports.
+public struct FlowLogConfiguration: Sendable {
+    /// Bind the NFLOG group inside this network namespace (the one the daemon enforces).
+    public var namespace: String?
+    /// The root-only socket `zonewall log` reads.
+    public var socketPath: String
+    /// Top denied pairs of the last hour, for `zonewall status`; nil disables it.
+    public var summaryFile: String?
+
+    /// A configuration.
+    public init(namespace: String?, socketPath: String = FlowStreamServer.defaultPath, summaryFile: String? = "/run/zonewall/flows.json") {
+        self.namespace = namespace
+        self.socketPath = socketPath
+        self.summaryFile = summaryFile
+    }
+}
+
+extension FlowLogConfiguration {
+    /// `/run/zonewall/flows.json`, or `flows-NAME.json` for a daemon enforcing in a namespace.
+    public static func defaultSummaryFile(netns: String?) -> String {
+        FlowStreamServer.defaultPath(netns: netns).replacingOccurrences(of: "flowlog", with: "flows").replacingOccurrences(of: ".sock", with: ".json")
+    }
+}
+
+/// What `zonewall status` shows of the flow log.
+public struct FlowSummary: Codable, Sendable {
+    /// One zone pair's packets in the last hour.
+    public struct Pair: Codable, Sendable {
+        public var from: String
+        public var to: String
+        public var verdict: String
+        public var packets: Int
+    }
+    public var at: Date
+    public var group: UInt16
+    public var top: [Pair]
+    /// Logged packets lost before zonewall read them (socket overruns); the kernel's rate limit is not counted here.
+    public var lost: Int
+    public var records: Int
+
+    /// Reads the file the daemon writes.
+    public static func read(_ path: String) throws -> FlowSummary {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return try d.decode(FlowSummary.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+/// The daemon's side of the flow log: owns the NFLOG group, counts denied and audited packets
+/// per zone pair (`zonewall_denied_packets_total{from,to,verdict}`, at most 1,000 series), and
+/// shares the stream with `zonewall log` over a root-only unix socket.
+public final class FlowLogService: @unchecked Sendable {
+    let config: FlowLogConfiguration
+    let policyDirectory: String
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+    private let lock = NSLock()
+    private var aggregator: FlowAggregator
+    private var counters = DeniedCounters(maxSeries: 1000)
+    private var metricCounters: [DeniedCounters.Series: CoreMetrics.Counter] = [:]
+    private var records = 0
+    private let listener: NFLogListener
+    private let server: FlowStreamServer
+    /// The NFLOG group the daemon owns.
+    public let group: UInt16
+
+    /// Binds the policy's NFLOG group and opens the socket.
+    public init(configuration: FlowLogConfiguration, policyDirectory: String, registry: PrometheusCollectorRegistry, logger: Logger) throws {
+        config = configuration
+        self.policyDirectory = policyDirectory
+        self.registry = registry
+        self.logger = logger
+        let policy = PolicyLoader.load(directory: policyDirectory).policy ?? Policy(zones: [], rules: [])
+        aggregator = FlowAggregator(policy: policy)
+        group = policy.settings.logGroup
+        listener = try NFLogListener(group: group, namespace: configuration.namespace)
+        do {
+            server = try FlowStreamServer(path: configuration.socketPath)
+        } catch {
+            listener.stop()
+            throw error
+        }
+    }
+
+    /// Re-reads the policy so that records are classified with the zones in force.
+    public func policyChanged() {
+        guard let policy = PolicyLoader.load(directory: policyDirectory).policy else { return }
+        lock.withLock { aggregator = FlowAggregator(policy: policy) }
+    }
+
+    /// Reads the group until `stop()`; writes the status summary every few seconds.
+    public func run() async {
+        let summaryTask = Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                writeSummary()
+            }
+        }
+        do {
+            for try await p in listener.packets() { handle(p) }
+        } catch {
+            logger.error("flow log stopped", metadata: ["error": "\(error)"])
+        }
+        summaryTask.cancel()
+        writeSummary()
+    }
+
+    /// Unbinds the group and closes the socket; `run()` then returns.
+    public func stop() {
+        listener.stop()
+        server.close()
+    }
+
+    func handle(_ p: LoggedPacket) {
+        server.publish(p)
+        let (series, counter): (DeniedCounters.Series, CoreMetrics.Counter?) = lock.withLock {
+            let r = aggregator.classify(p)
+            records += 1
+            let s = counters.add(r)
+            if let c = metricCounters[s] { return (s, c) }
+            let c = CoreMetrics.Counter(label: "zonewall_denied_packets_total",
+                                        dimensions: [("from", s.from), ("to", s.to), ("verdict", s.verdict.rawValue)],
+                                        factory: PrometheusMetricsFactory(registry: registry))
+            metricCounters[s] = c
+            return (s, c)
+        }
+        _ = series
+        counter?.increment()
+    }
+
+    func writeSummary() {
+        guard let path = config.summaryFile else { return }
+        let summary: FlowSummary = lock.withLock {
+            FlowSummary(at: Date(), group: group,
+                        top: counters.top(10, hourBefore: Date()).map { .init(from: $0.series.from, to: $0.series.to, verdict: $0.series.verdict.rawValue, packets: $0.packets) },
+                        lost: listener.lost, records: records)
+        }
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601
+        e.outputFormatting = [.sortedKeys]
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try e.encode(summary).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            logger.warning("cannot write flow summary", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import CNetfilterLog
+import Foundation
+import Glibc
+
+/// A failure of the flow log's kernel side, naming what failed.
+public struct FlowLogError: Error, CustomStringConvertible, Sendable {
+    /// What failed, and the system's reason.
+    public var description: String
+
+    /// An error with this text.
+    public init(_ description: String) { self.description = description }
+
+    static func system(_ what: String, _ code: Int32 = errno) -> FlowLogError {
+        FlowLogError("\(what): \(String(cString: strerror(code)))")
+    }
+}
+
+/// Reads one NFLOG group over netlink with libnetfilter_log (`nflog_open`, `nflog_bind_group`),
+/// optionally inside a named network namespace. Only one listener can bind a group.
+///
+/// One dedicated thread enters the namespace, binds, and reads until `stop()`: the namespace
+/// is per thread, so no thread that runs other code ever changes namespace.
+public final class NFLogListener: PacketSource, @unchecked Sendable {
+    /// The NFLOG group bound.
+    public let group: UInt16
+    /// The network namespace it was bound in, nil for the current one.
+    public let namespace: String?
+    private let lock = NSLock()
+    private var lostCount = 0
+    private var lastSeq: UInt32?
+    private var stopPipe: (read: Int32, write: Int32) = (-1, -1)
+    private var continuation: AsyncThrowingStream<LoggedPacket, any Error>.Continuation?
+    private var stream: AsyncThrowingStream<LoggedPacket, any Error>?
+    private var thread: Thread?
+
+    /// Binds `group` (in `/run/netns/NAME` when a namespace is given); throws if that fails.
+    public init(group: UInt16, namespace: String? = nil) throws {
+        self.group = group
+        self.namespace = namespace
+        var fds: [Int32] = [0, 0]
+        guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { throw FlowLogError.system("creating a pipe") }
+        stopPipe = (fds[0], fds[1])
+        let (s, c) = AsyncThrowingStream<LoggedPacket, any Error>.makeStream(bufferingPolicy: .bufferingNewest(65536))
+        stream = s
+        continuation = c
+        let ready = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var startError: FlowLogError?
+        let t = Thread { [self] in
+            self.serve { startError = $0; ready.signal() }
+        }
+        t.name = "zonewall-nflog"
+        thread = t
+        t.start()
+        ready.wait()
+        if let startError { throw startError }
+    }
+
+    deinit {
+        close(stopPipe.read)
+        close(stopPipe.write)
+    }
+
+    /// Packets lost between the kernel and the stream: sequence gaps and a full buffer.
+    public var lost: Int { lock.withLock { lostCount } }
+
+    /// The decoded packets, as they arrive.
+    public func packets() -> AsyncThrowingStream<LoggedPacket, any Error> { stream! }
+
+    /// Ends the read loop, unbinds the group and finishes the stream.
+    public func stop() {
+        var one: UInt8 = 1
+        _ = write(stopPipe.write, &one, 1)  // the pipe is non-blocking: a second stop is harmless
+    }
+
+    /// The listener thread: setup (reported through `started`), then the read loop.
+    private func serve(started: (FlowLogError?) -> Void) {
+        if let ns = namespace {
+            let path = ns.contains("/") ? ns : "/run/netns/\(ns)"
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return started(.system("opening network namespace \(path)")) }
+            let rc = setns(fd, ZWLOG_CLONE_NEWNET)
+            close(fd)
+            guard rc == 0 else { return started(.system("entering network namespace \(path)")) }
+        }
+        guard let h = nflog_open() else { return started(.system("opening an NFLOG netlink socket (nflog_open)")) }
+        defer { nflog_close(h) }
+        // Needed only by kernels before 3.8; harmless after.
+        _ = nflog_bind_pf(h, UInt16(AF_INET))
+        _ = nflog_bind_pf(h, UInt16(AF_INET6))
+        guard let gh = nflog_bind_group(h, group) else {
+            let e = errno
+            return started(.system("binding NFLOG group \(group) (nflog_bind_group)" + (e == EBUSY ? "; another listener (the daemon?) holds it" : ""), e))
+        }
+        defer { nflog_unbind_group(gh) }
+        // Headers are all we decode: 128 bytes hold IPv4/IPv6 and the transport ports.
+        guard nflog_set_mode(gh, UInt8(NFULNL_COPY_PACKET), 128) == 0 else { return started(.system("setting NFLOG copy mode")) }
+        _ = nflog_set_flags(gh, UInt16(NFULNL_CFG_F_SEQ))
+        // Batch a little (16 packets or 50 ms) so a flood costs few wakeups, yet a record is never late.
+        _ = nflog_set_qthresh(gh, 16)
+        _ = nflog_set_timeout(gh, 5)
+        let fd = nflog_fd(h)
+        var size: Int32 = 8 << 20
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        nflog_callback_register(gh, { _, _, nfad, data in
+            guard let nfad, let data else { return 0 }
+            Unmanaged<NFLogListener>.fromOpaque(data).takeUnretainedValue().handle(nfad)
+            return 0
+        }, context)
+        started(nil)
+
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
+        loop: while true {
+            let n = poll(&fds, 2, -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                continuation?.finish(throwing: FlowLogError.system("waiting for NFLOG messages"))
+                break
+            }
+            if fds[1].revents != 0 { break }
+            while true {
+                let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if got < 0 {
+                    if errno == EAGAIN || errno == EINTR { break }
+                    if errno == ENOBUFS {
+                        // The socket overran: the sequence gap of the next message says how much.
+                        continue
+                    }
+                    continuation?.finish(throwing: FlowLogError.system("reading NFLOG messages"))
+                    break loop
+                }
+                buffer.withUnsafeMutableBytes { raw in
+                    _ = nflog_handle_packet(h, raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(got))
+                }
+            }
+        }
+        continuation?.finish()
+    }
+
+    /// One logged packet: sequence check, then decoding.
+    private func handle(_ nfad: OpaquePointer) {
+        var seq: UInt32 = 0
+        if nflog_get_seq(nfad, &seq) == 0 {
+            lock.withLock {
+                if let last = lastSeq, seq &- last > 1 { lostCount += Int(seq &- last &- 1) }
+                lastSeq = seq
+            }
+        }
+        var hw: UInt16 = 0, hook: UInt8 = 0
+        guard zwlog_packet_hdr(nfad, &hw, &hook) == 0 else { return }
+        let prefix = nflog_get_prefix(nfad).map { String(cString: $0) } ?? ""
+        var tv = timeval()
+        let time = nflog_get_timestamp(nfad, &tv) == 0
+            ? Date(timeIntervalSince1970: TimeInterval(tv.tv_sec) + TimeInterval(tv.tv_usec) / 1e6) : Date()
+        var data: UnsafeMutablePointer<CChar>?
+        let len = nflog_get_payload(nfad, &data)
+        guard len > 0, let data else { return }
+        let bytes = UnsafeRawBufferPointer(start: data, count: Int(len)).bindMemory(to: UInt8.self)
+        if let p = PacketDecoder.decode(prefix: prefix, hook: hook, payload: bytes, time: time) {
+            if case .dropped = continuation?.yield(p) { lock.withLock { lostCount += 1 } }
+        }
+    }
+}

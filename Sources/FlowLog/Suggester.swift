@@ -1,0 +1,152 @@
+import Foundation
+import ZonePolicy
+
+/// The least allow rules that admit what the flow log saw: `zonewall suggest`.
+///
+/// Pure. A rule is never wider than the observations: ports are merged only where they are
+/// contiguous, `icmp` only for echo requests, and protocols a port spec cannot name exactly
+/// (other ICMP types, GRE, …) are reported as not suggested rather than widened to `any`.
+public struct Suggester {
+    /// The policy in force, to classify and to leave out what it allows.
+    public let evaluator: Evaluator
+    /// Also suggest rules with `world` at an end.
+    public var includeWorld: Bool
+
+    /// One suggested rule.
+    public struct Suggestion: Hashable, Sendable {
+        public var from: [String]
+        public var to: String
+        public var ports: [PortSpec]
+        public var packets: Int
+        /// Packets per port spec, in `ports` order.
+        public var packetsPerSpec: [Int]
+    }
+
+    /// What the suggestion leaves out, and why.
+    public struct Skipped: Hashable, Sendable {
+        public var from: String
+        public var to: String
+        public var what: String
+        public var packets: Int
+        public var reason: String
+    }
+
+    /// A suggester for the policy in force.
+    public init(policy: Policy, includeWorld: Bool = false) {
+        self.evaluator = Evaluator(policy)
+        self.includeWorld = includeWorld
+    }
+
+    struct Pair: Hashable, Comparable {
+        var from: String
+        var to: String
+        static func < (a: Pair, b: Pair) -> Bool { (a.from, a.to) < (b.from, b.to) }
+    }
+
+    /// The suggestions for these records, classified afresh with the policy (the log's own
+    /// `from`/`to` may come from an older policy), and what was left out.
+    public func suggest(_ records: [FlowRecord]) -> (rules: [Suggestion], skipped: [Skipped]) {
+        // pair → proto → port → packets; echo requests under the key (icmp, nil).
+        var seen: [Pair: [UInt8: [UInt16?: Int]]] = [:]
+        var skipped: [String: Skipped] = [:]
+        func skip(_ pair: Pair, _ what: String, _ n: Int, _ reason: String) {
+            let key = "\(pair.from)|\(pair.to)|\(what)|\(reason)"
+            skipped[key, default: Skipped(from: pair.from, to: pair.to, what: what, packets: 0, reason: reason)].packets += n
+        }
+        for r in records {
+            let p = r.packet
+            let from = evaluator.classify(p.src, isSource: true, hook: p.hook.context)
+            let to = evaluator.classify(p.dst, isSource: false, hook: p.hook.context)
+            let pair = Pair(from: from.description, to: to.description)
+            let flow = p.flow
+            guard evaluator.enforcedDecision(from: from, to: to, flow: flow).verdict == .deny else { continue }
+            if (from == .world || to == .world) && !includeWorld {
+                skip(pair, ProtocolName.name(p.proto), r.count, "a world rule (use --include-world)")
+                continue
+            }
+            switch p.proto {
+            case 6, 17, 132:
+                guard let port = p.port, port > 0 else {
+                    skip(pair, ProtocolName.name(p.proto), r.count, "no destination port was logged")
+                    continue
+                }
+                seen[pair, default: [:]][p.proto, default: [:]][port, default: 0] += r.count
+            case 1, 58:
+                guard flow.isEchoRequest else {
+                    skip(pair, "\(ProtocolName.name(p.proto)) type \(p.port.map(String.init) ?? "?")", r.count,
+                         "only echo requests can be allowed by a port spec")
+                    continue
+                }
+                seen[pair, default: [:]][1, default: [:]][nil, default: 0] += r.count
+            default:
+                skip(pair, ProtocolName.name(p.proto), r.count, "only 'any' would admit it, which is wider than what was seen")
+            }
+        }
+
+        // Per pair: the port specs and their packet counts.
+        var perPair: [(pair: Pair, specs: [PortSpec], counts: [Int])] = []
+        for (pair, protos) in seen.sorted(by: { $0.key < $1.key }) {
+            var specs: [PortSpec] = [], counts: [Int] = []
+            for (proto, ports) in protos.sorted(by: { $0.key < $1.key }) {
+                if proto == 1 {
+                    specs.append(.icmpEcho)
+                    counts.append(ports.values.reduce(0, +))
+                    continue
+                }
+                guard let tp = TransportProtocol.allCases.first(where: { $0.number == proto }) else { continue }
+                for run in Self.runs(ports.keys.compactMap { $0 }) {
+                    specs.append(.ports(tp, run))
+                    counts.append(run.reduce(0) { $0 + (ports[$1] ?? 0) })
+                }
+            }
+            perPair.append((pair, specs, counts))
+        }
+        // Sources with the same destination and the same specs share one rule.
+        var rules: [Suggestion] = []
+        for item in perPair {
+            if let i = rules.firstIndex(where: { $0.to == item.pair.to && $0.ports == item.specs }) {
+                rules[i].from.append(item.pair.from)
+                rules[i].packets += item.counts.reduce(0, +)
+                rules[i].packetsPerSpec = zip(rules[i].packetsPerSpec, item.counts).map(+)
+            } else {
+                rules.append(Suggestion(from: [item.pair.from], to: item.pair.to, ports: item.specs,
+                                        packets: item.counts.reduce(0, +), packetsPerSpec: item.counts))
+            }
+        }
+        let skippedList = skipped.values.sorted { ($0.from, $0.to, $0.what) < ($1.from, $1.to, $1.what) }
+        return (rules, skippedList)
+    }
+
+    /// Sorted ports joined into contiguous runs.
+    static func runs(_ ports: [UInt16]) -> [ClosedRange<UInt16>] {
+        var out: [ClosedRange<UInt16>] = []
+        for p in Set(ports).sorted() {
+            if let last = out.last, last.upperBound < .max, last.upperBound + 1 == p {
+                out[out.count - 1] = last.lowerBound...p
+            } else {
+                out.append(p...p)
+            }
+        }
+        return out
+    }
+
+    /// The suggestions as a policy file: `allow:` rules ready to drop into the policy directory,
+    /// with what was left out as comments.
+    public static func yaml(_ rules: [Suggestion], skipped: [Skipped], source: String) -> String {
+        var out = "# Suggested by `zonewall suggest` from \(source): the least rules that admit what was seen.\n"
+        for s in skipped {
+            out += "# not suggested: \(s.from) → \(s.to) \(s.what), \(s.packets) packet(s): \(s.reason)\n"
+        }
+        if rules.isEmpty { return out + "allow: []\n" }
+        out += "allow:\n"
+        for r in rules {
+            let from = r.from.count == 1 ? r.from[0] : "[" + r.from.joined(separator: ", ") + "]"
+            let detail = zip(r.ports, r.packetsPerSpec).map { "\($0): \($1)" }.joined(separator: ", ")
+            out += "  - from: \(from)\n"
+            out += "    to: \(r.to)\n"
+            out += "    ports: [" + r.ports.map(\.description).joined(separator: ", ") + "]\n"
+            out += "    description: \"suggested from \(r.packets) observed packet\(r.packets == 1 ? "" : "s") (\(detail))\"\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import FlowLog
+import Foundation
+import ZonePolicy
+
+/// `zonewall suggest`: the least allow rules that admit what the flow log saw.
+struct SuggestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suggest",
+        abstract: "Print the least allow rules (YAML) that admit the denied and audited flows seen.",
+        discussion: """
+            Reads `zonewall log --json` output (--from-log FILE, '-' for standard input), or the live
+            log for --follow SECONDS. Ports are merged into ranges only where contiguous; no rule is
+            wider than what was seen. Flows the policy already allows are left out, and so are rules
+            with world at either end unless --include-world is given.
+            """
+    )
+
+    @OptionGroup var options: PolicyOptions
+    @OptionGroup var flowOptions: FlowSourceOptions
+
+    @Option(help: ArgumentHelp("`zonewall log --json` output to read; - for standard input.", valueName: "FILE"))
+    var fromLog: String?
+
+    @Option(help: ArgumentHelp("Read the live log for this many seconds instead.", valueName: "SECONDS"))
+    var follow: Double?
+
+    @Flag(help: "Also suggest rules between a zone and world.")
+    var includeWorld = false
+
+    func validate() throws {
+        guard (fromLog == nil) != (follow == nil) else { throw ValidationError("give exactly one of --from-log FILE and --follow SECONDS") }
+        if let follow, follow <= 0 { throw ValidationError("--follow must be a positive number of seconds") }
+    }
+
+    func run() async throws {
+        let (policy, _) = try options.loadOrExit(printWarnings: false)
+        let records: [FlowRecord]
+        let source: String
+        if let fromLog {
+            records = try Self.read(fromLog)
+            source = fromLog == "-" ? "standard input" : fromLog
+        } else {
+            var live = flowOptions
+            live.duration = follow
+            let packets = try live.open(policy: policy, since: nil)
+            let collector = Collector(policy: policy)
+            try await live.consume(packets) { await collector.add($0) } tick: {}
+            records = await collector.records
+            source = "\(follow!) s of the live log"
+        }
+        let (rules, skipped) = Suggester(policy: policy, includeWorld: includeWorld).suggest(records)
+        print(Suggester.yaml(rules, skipped: skipped, source: source), terminator: "")
+    }
+
+    /// Every record of a `zonewall log --json` file; a malformed line is a `path:line:col` error, exit 1.
+    static func read(_ path: String) throws -> [FlowRecord] {
+        let data: Data
+        do {
+            data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            printError("\(path): error: cannot read: \(error.localizedDescription)")
+            throw ExitCode(1)
+        }
+        var out: [FlowRecord] = []
+        var bad = 0
+        let decoder = JSONDecoder()
+        for (i, line) in data.split(separator: 10, omittingEmptySubsequences: false).enumerated() {
+            if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
+            do {
+                out.append(try decoder.decode(FlowRecord.self, from: Data(line)))
+            } catch {
+                bad += 1
+                if bad <= 20 { printError("\(path):\(i + 1):1: error: not a `zonewall log --json` record: \(Self.why(error))") }
+            }
+        }
+        if bad > 0 { throw ExitCode(1) }
+        return out
+    }
+
+    static func why(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): "missing key '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
+            "bad value for '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.dataCorrupted(let c): c.debugDescription.isEmpty ? "malformed JSON" : c.debugDescription
+        default: "\(error)"
+        }
+    }
+}
+
+/// Gathers live packets as records for `suggest --follow`.
+actor Collector {
+    let aggregator: FlowAggregator
+    var records: [FlowRecord] = []
+
+    init(policy: Policy) { aggregator = FlowAggregator(policy: policy) }
+
+    func add(_ p: LoggedPacket) { records.append(aggregator.classify(p)) }
+}

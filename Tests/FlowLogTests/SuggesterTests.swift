@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import ZonePolicy
+@testable import FlowLog
+
+/// `zonewall suggest`: least rules, never wider than what was seen, and the round trip.
+struct SuggesterTests {
+    static let base = """
+        zones:
+          legacy: {members: [192.0.2.0/24], audit: true}
+          db: {members: [203.0.113.5]}
+          web: {members: [198.51.100.0/24]}
+          api: {members: [198.51.100.200]}
+        allow:
+          - {from: web, to: db, ports: [tcp/5432]}
+
+        """
+
+    static func policy(_ files: [(String, String)]) throws -> Policy {
+        let r = PolicyLoader.parse(files.map { PolicyFile(path: $0.0, contents: $0.1) })
+        #expect(r.errors.isEmpty, "\(r.diagnostics)")
+        return try #require(r.policy)
+    }
+
+    static func records(_ policy: Policy) -> [FlowRecord] {
+        let a = FlowAggregator(policy: policy)
+        func r(_ s: String, _ d: String, _ proto: UInt8, _ port: UInt16?, count: Int = 1, verdict: LogVerdict = .audit) -> FlowRecord {
+            a.classify(LoggedPacket(time: Date(), verdict: verdict, hook: .forward, src: IPPrefix.parse(s)!, dst: IPPrefix.parse(d)!,
+                                    proto: proto, port: port), count: count)
+        }
+        return [
+            r("192.0.2.7", "203.0.113.5", 6, 5432, count: 3),        // legacy → db
+            r("192.0.2.8", "203.0.113.5", 6, 8000, count: 2),
+            r("192.0.2.8", "203.0.113.5", 6, 8001),
+            r("192.0.2.8", "203.0.113.5", 6, 8002),
+            r("192.0.2.8", "203.0.113.5", 6, 8004),                   // not contiguous with 8002
+            r("192.0.2.8", "203.0.113.5", 17, 53, count: 4),
+            r("192.0.2.8", "203.0.113.5", 1, 8),                      // ping
+            r("192.0.2.8", "203.0.113.5", 1, 13),                     // timestamp: no port spec for it
+            r("192.0.2.8", "203.0.113.5", 47, nil),                   // GRE: only `any`
+            r("198.51.100.4", "203.0.113.5", 6, 5432, count: 9, verdict: .denied),  // already allowed
+            r("198.51.100.200", "192.0.2.1", 6, 22, count: 2),        // api → legacy
+            r("10.1.2.3", "192.0.2.1", 6, 443, count: 5),             // world → legacy
+        ]
+    }
+
+    @Test func suggestsTheLeastRulesWithMergedContiguousPorts() throws {
+        let policy = try Self.policy([("zones.yaml", Self.base)])
+        let (rules, skipped) = Suggester(policy: policy).suggest(Self.records(policy))
+        #expect(rules.count == 2)
+        let legacyDB = try #require(rules.first { $0.from == ["legacy"] && $0.to == "db" })
+        #expect(legacyDB.ports.map(\.description) == ["icmp", "tcp/5432", "tcp/8000-8002", "tcp/8004", "udp/53"])
+        #expect(legacyDB.packetsPerSpec == [1, 3, 4, 1, 4])
+        #expect(legacyDB.packets == 13)
+        #expect(rules.contains { $0.from == ["api"] && $0.to == "legacy" && $0.ports.map(\.description) == ["tcp/22"] })
+        // Never suggested: the allowed flow, the world, and what no port spec names exactly.
+        #expect(!rules.contains { $0.from.contains("web") || $0.from.contains("world") || $0.to == "world" })
+        #expect(!rules.flatMap(\.ports).contains(.any))
+        #expect(skipped.contains { $0.from == "world" && $0.packets == 5 })
+        #expect(skipped.contains { $0.what == "gre" })
+        #expect(skipped.contains { $0.what == "icmp type 13" })
+        let withWorld = Suggester(policy: policy, includeWorld: true).suggest(Self.records(policy)).rules
+        #expect(withWorld.contains { $0.from == ["world"] && $0.to == "legacy" && $0.ports == [.ports(.tcp, 443...443)] })
+    }
+
+    @Test func roundTripAdmitsWhatWasSeenAndNothingNext() throws {
+        let policy = try Self.policy([("zones.yaml", Self.base)])
+        let records = Self.records(policy)
+        let (rules, skipped) = Suggester(policy: policy).suggest(records)
+        let yaml = Suggester.yaml(rules, skipped: skipped, source: "flows.jsonl")
+        // Enforce: take the zone out of audit mode, drop the suggestion into the directory.
+        let enforced = Self.base.replacingOccurrences(of: ", audit: true", with: "")
+        let after = try Self.policy([("zones.yaml", enforced), ("suggested.yaml", yaml)])
+        #expect(after.rules.count == 1 + rules.count)
+        #expect(after.rules.contains { $0.description?.contains("observed packet") == true })
+        let e = Evaluator(after)
+        let a = FlowAggregator(policy: after)
+        for r in records where !(r.from == "world" || r.to == "world") {
+            let c = a.classify(r.packet)
+            let d = e.decide(from: .zone(c.from), to: .zone(c.to), flow: r.packet.flow)
+            let expressible = [6, 17].contains(r.packet.proto) || r.packet.flow.isEchoRequest
+            #expect(d.verdict == (expressible ? .allow : .deny), "\(c.from) → \(c.to) \(r.packet.proto)/\(r.packet.port ?? 0)")
+        }
+        // Unobserved neighbours stay denied.
+        for port: UInt16 in [5431, 5433, 7999, 8003, 8005] {
+            #expect(e.decide(from: .zone("legacy"), to: .zone("db"), flow: Flow(proto: 6, port: port)).verdict == .deny, "tcp/\(port)")
+        }
+        #expect(e.decide(from: .zone("legacy"), to: .zone("db"), flow: Flow(proto: 17, port: 54)).verdict == .deny)
+        #expect(e.decide(from: .world, to: .zone("legacy"), flow: Flow(proto: 6, port: 443)).verdict == .deny)
+    }
+
+    @Test func runsMergeOnlyContiguousPorts() {
+        #expect(Suggester.runs([5, 3, 4, 9, 65535, 65534, 1]) == [1...1, 3...5, 9...9, 65534...65535])
+        #expect(Suggester.runs([]) == [])
+    }
+}
