@@ -7,13 +7,12 @@ public struct PolicyGraph: Sendable {
     public var nodes: [Endpoint]
     /// Edges with what they admit, sorted.
     public var edges: [(pair: EndpointPair, access: Access)]
-    /// Zones drawn dashed: audit zones. Zones have no audit flag yet; once they do, pass
-    /// `{ $0.audit }` as `isAudit` to `init` and every renderer draws them dashed.
+    /// Zones drawn dashed: audit zones (a zone's `audit:` or `settings: audit: true`).
     public var dashed: Set<String>
 
     /// The whole policy, or only `zone` and its neighbours (so a large policy stays readable).
     public init(_ policy: Policy, reachability: Reachability? = nil, zone: String? = nil,
-                isAudit: (Zone) -> Bool = { _ in false }) {
+                isAudit: ((Zone) -> Bool)? = nil) {
         let model = reachability ?? Reachability(policy)
         var edges = model.pairs.map { (pair: $0, access: model.access($0)) }
         var nodes: [Endpoint]
@@ -29,7 +28,8 @@ public struct PolicyGraph: Sendable {
         nodes.sort { Self.rank($0) < Self.rank($1) }
         self.nodes = nodes
         self.edges = edges
-        self.dashed = Set(policy.zones.filter(isAudit).map(\.name))
+        let audited = isAudit ?? { policy.settings.audit || $0.audit }
+        self.dashed = Set(policy.zones.filter(audited).map(\.name))
     }
 
     static func rank(_ e: Endpoint) -> (Int, String) {

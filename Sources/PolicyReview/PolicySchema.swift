@@ -73,6 +73,8 @@ public enum PolicySchema {
         Key("members", "Addresses and prefixes in the zone (IPv4 or IPv6); the longest prefix containing an address decides its zone.",
             ["type": ["array", "null"], "items": ref("address")]),
         Key("lint", "Lints silenced on this zone, with the reason.", ref("lint")),
+        Key("audit", "Audit mode: what the policy would deny to or from this zone passes and is reported to the flow log as audit.",
+            ["type": "boolean"]),
     ]
 
     /// Keys of an allow rule.
@@ -95,6 +97,13 @@ public enum PolicySchema {
             ["type": "boolean"]),
         Key("failsafe", "Inbound ports to this host that are always accepted, whatever the zones (for example tcp/22); default none.",
             ["type": ["array", "null"], "items": ref("portSpec")]),
+        Key("audit", "Audit mode for every zone: denied packets pass and are reported as audit.", ["type": "boolean"]),
+        Key("log_group", "The NFLOG group that denied and audited packets are sent to (default 100).",
+            ["type": "integer", "minimum": 0, "maximum": 65535]),
+        Key("log_rate", "The kernel's rate limit of logged packets per second, per verdict (default 100).",
+            ["type": "integer", "minimum": 1, "maximum": 4294967295]),
+        Key("log_to", "Where logged packets go: nflog (default; read by zonewall log) or kernel (the kernel log).",
+            ["type": "string", "enum": ["nflog", "kernel"]]),
     ]
 
     /// Keys of an `expect:` entry.
