@@ -33,6 +33,9 @@ let package = Package(
         // glibc's <malloc.h>: the long-running daemon returns freed heap to the system.
         .systemLibrary(name: "CGlibc"),
 
+        // Local services on the host: the cgroup2 hierarchy (scan + inotify) and the user database.
+        .target(name: "HostIdentity", dependencies: ["ZonePolicy"]),
+
         // Keeps the kernel equal to the policy; talks to the kernel only through `KernelRuleset`.
         .target(
             name: "Reconciler",
@@ -79,6 +82,7 @@ let package = Package(
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
+        .testTarget(name: "HostIdentityTests", dependencies: ["HostIdentity", "ZonePolicy"]),
         .testTarget(
             name: "ZoneCompilerTests",
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],
