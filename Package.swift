@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "zonewall",
             dependencies: [
-                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc",
+                "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "HostIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
