@@ -101,5 +101,31 @@ expect_ok "loopback host → host tcp/2222 (not governed)" in_host 127.0.0.1 222
 expect_ok "uid 4242 → db tcp/443 (rule ops → db)" in_host setpriv --reuid=4242 --regid=4242 --clear-groups 192.0.2.2 443
 expect_no "root → db tcp/443 (host → db has no rule)" in_host 192.0.2.2 443
 
+# The daemon: resolves at start, then follows a unit restart (cgroup removed and recreated with a
+# new id) with element changes only.
+"$ZW" run --netns "$H" --policies "$WORK/p" --state-file "$WORK/state.json" --resync-interval 600 >"$WORK/daemon.log" 2>&1 &
+DPID=$!; PIDS+=($DPID)
+BILLING=$CG/$T/system.slice/$U-billing.service
+for _ in $(seq 100); do grep -q "cgroup id $(stat -c %i "$BILLING")" "$WORK/state.json" 2>/dev/null && break; sleep 0.05; done
+if grep -q "billing: /$T/system.slice/$U-billing.service (cgroup id $(stat -c %i "$BILLING"), level 3)" "$WORK/state.json" 2>/dev/null; then
+    pass "zonewall run resolved the billing unit at start (state shows path, id, level)"
+else
+    fail "zonewall run did not show the billing cgroup in its state"; cat "$WORK/daemon.log"
+fi
+expect_ok "daemon: billing unit → db tcp/5432" in_unit billing 192.0.2.2 5432
+lines=$(wc -l <"$WORK/daemon.log")
+start=$(date +%s%N)
+rmdir "$BILLING" && mkdir "$BILLING"
+NEW=$(stat -c %i "$BILLING")
+for _ in $(seq 400); do grep -q "cgroup id $NEW," "$WORK/state.json" 2>/dev/null && break; sleep 0.005; done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+if grep -q "cgroup id $NEW," "$WORK/state.json"; then pass "restart followed: new cgroup id $NEW enforced after $ms ms (≤ 1000)"; else fail "restart not followed within 2 s"; fi
+tail -n +$((lines + 1)) "$WORK/daemon.log" | grep -E "appeared|vanished|applied" | sed 's/^/  daemon: /'
+expect_ok "no gap for other zones during the restart: db → pg tcp/5432" ip netns exec "$R" 192.0.2.1 5432
+expect_ok "after the restart: billing unit → db tcp/5432" in_unit billing 192.0.2.2 5432
+expect_no "after the restart: reports unit → db tcp/5432" in_unit reports 192.0.2.2 5432
+if tail -n +$((lines + 1)) "$WORK/daemon.log" | grep -q "replaced table\|full resync"; then fail "the restart replaced the table"; else pass "the restart changed elements only (no table replacement in the log)"; fi
+kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
+
 echo "identity packet tests: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
