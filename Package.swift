@@ -83,6 +83,9 @@ let package = Package(
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
         .testTarget(name: "HostIdentityTests", dependencies: ["HostIdentity", "ZonePolicy"]),
+        .testTarget(name: "DaemonTests", dependencies: [
+            "Daemon", "HostIdentity", "Reconciler", "Ruleset", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(
             name: "ZoneCompilerTests",
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],
