@@ -21,7 +21,7 @@ CG=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2"
 [[ -n $CG ]] || { echo "# SKIPPED identity packet tests: no cgroup2 mount"; exit 0; }
 
 T=zw-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
-H=$T-h R=$T-r
+H=$T-h R=$T-r C=$T-c
 WORK=$(mktemp -d /tmp/zw-identity-XXXXXX)
 PIDS=()
 passed=0 failed=0
@@ -38,6 +38,7 @@ cleanup() {
     for d in $(find "$CG/$T" -depth -type d 2>/dev/null); do rmdir "$d" 2>/dev/null; done
     ip netns del "$H" 2>/dev/null
     ip netns del "$R" 2>/dev/null
+    ip netns del "$C" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -49,6 +50,14 @@ HI=$(ip -n "$H" -o link | awk -F': ' '$2 !~ /^lo/ {print $2}' | cut -d@ -f1)
 RI=$(ip -n "$R" -o link | awk -F': ' '$2 !~ /^lo/ {print $2}' | cut -d@ -f1)
 ip -n "$H" addr add 192.0.2.1/24 dev "$HI"; ip -n "$H" link set "$HI" up; ip -n "$H" link set lo up
 ip -n "$R" addr add 192.0.2.2/24 dev "$RI"; ip -n "$R" link set "$RI" up; ip -n "$R" link set lo up
+# A partner network routed through $H, arriving on interface zwpart0 (the interface zone).
+ip netns add "$C" || exit 1
+ip link add zwpart0 netns "$H" type veth peer name eth0 netns "$C" || exit 1
+ip -n "$H" addr add 198.51.100.1/24 dev zwpart0; ip -n "$H" link set zwpart0 up
+ip -n "$C" addr add 198.51.100.2/24 dev eth0; ip -n "$C" link set eth0 up; ip -n "$C" link set lo up
+ip -n "$C" route add default via 198.51.100.1
+ip -n "$R" route add 198.51.100.0/24 via 192.0.2.1
+ip netns exec "$H" sysctl -qw net.ipv4.ip_forward=1
 
 U=zwt-${T#zw-}
 mkdir -p "$CG/$T/system.slice/$U-billing.service" "$CG/$T/system.slice/$U-reports.service" "$CG/$T/system.slice/$U-pg.service"
@@ -61,12 +70,14 @@ zones:
   pg: {units: [$U-pg.service]}
   ops: {users: ["4242"]}
   db: {members: [192.0.2.2]}
+  partner: {interfaces: ["zwpart*"]}
 allow:
   - {from: billing, to: db, ports: [tcp/5432]}
   - {from: billing, to: pg, ports: [tcp/5432]}
   - {from: db, to: pg, ports: [tcp/5432]}
   - {from: db, to: host, ports: [tcp/2222]}
   - {from: ops, to: db, ports: [tcp/443]}
+  - {from: partner, to: db, ports: [tcp/5432]}
 YAML
 
 # Runs a command in unit cgroup $1 (moved there first, so every socket it opens is the unit's) inside $H.
@@ -100,6 +111,8 @@ expect_no "loopback host → pg tcp/5432 (host → unit needs a rule)" in_host 1
 expect_ok "loopback host → host tcp/2222 (not governed)" in_host 127.0.0.1 2222
 expect_ok "uid 4242 → db tcp/443 (rule ops → db)" in_host setpriv --reuid=4242 --regid=4242 --clear-groups 192.0.2.2 443
 expect_no "root → db tcp/443 (host → db has no rule)" in_host 192.0.2.2 443
+expect_ok "interface zone: partner (arriving on zwpart0) → db tcp/5432, forwarded" ip netns exec "$C" 192.0.2.2 5432
+expect_no "interface zone: partner → db tcp/443 (no rule)" ip netns exec "$C" 192.0.2.2 443
 
 # The daemon: resolves at start, then follows a unit restart (cgroup removed and recreated with a
 # new id) with element changes only.
