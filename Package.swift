@@ -53,6 +53,8 @@ let package = Package(
 
         // capset(2) on every thread: the daemon keeps only CAP_NET_ADMIN once started.
         .target(name: "CPrivileges"),
+        // Local services on the host: the cgroup2 hierarchy (scan + inotify) and the user database.
+        .target(name: "HostIdentity", dependencies: ["ZonePolicy"]),
 
         // Keeps the kernel equal to the policy; talks to the kernel only through `KernelRuleset`.
         .target(
@@ -67,7 +69,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Reconciler", "Ruleset", "Revocation", "ZonePolicy", "CPrivileges", "FlowLog",
+                "Reconciler", "Ruleset", "Revocation", "ZonePolicy", "CPrivileges", "FlowLog", "HostIdentity", "ZoneCompiler",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -84,7 +86,7 @@ let package = Package(
             name: "zonewall",
             dependencies: [
                 "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "PolicyReview",
-                "Revocation", "Conntrack", "FlowLog",
+                "Revocation", "Conntrack", "FlowLog", "HostIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,6 +105,10 @@ let package = Package(
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
         .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "RevocationTests", dependencies: ["Revocation", "ZonePolicy", "Ruleset", "ZoneCompiler"]),
+        .testTarget(name: "HostIdentityTests", dependencies: ["HostIdentity", "ZonePolicy"]),
+        .testTarget(name: "DaemonTests", dependencies: [
+            "Daemon", "HostIdentity", "Reconciler", "Ruleset", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(
             name: "ZoneCompilerTests",
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],

@@ -1,3 +1,4 @@
+import HostIdentity
 import Foundation
 import Logging
 import Reconciler
@@ -81,7 +82,13 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         watcher.start()
         defer { watcher.stop() }
 
+        let cgroups = CgroupWatcher.current()
+        if let cgroups { await reconciler.setHostResolver { IdentityFollower.facts(for: $0, source: cgroups) } }
         try await reconciler.start()
+        // Units and cgroups are resolved now and followed as they come and go (element changes
+        // only); users are resolved again whenever the policy is reloaded, SIGHUP included.
+        let follower = cgroups.map { IdentityFollower(source: $0, reconciler: reconciler, logger: logger) }
+        await follower?.follow()
         // Subscribe only now: while anyone listens, the kernel announces every element of a
         // commit, and a cold start commits the whole table (half a million elements at scale).
         // A change between the start and the subscription shows as a moved generation.
@@ -145,6 +152,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     notifier.notify("RELOADING=1")
                     await reconciler.reload(reasons.joined(separator: ", "))
                     flows?.policyChanged()
+                    await follower?.follow()
                     notifier.notify("READY=1", "STATUS=\(Self.summary(await reconciler.state))")
                 }
             }
@@ -186,6 +194,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             events.cancel()
             flows?.stop()
             watcher.stop()
+            await follower?.stop()
             kick.finish()
             group.cancelAll()
         }

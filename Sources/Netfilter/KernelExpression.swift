@@ -10,6 +10,10 @@ enum KernelExpression: Hashable, Sendable {
     case meta(key: UInt32, dreg: UInt32)
     case payload(base: UInt32, offset: UInt32, length: UInt32, dreg: UInt32)
     case ct(key: UInt32, dreg: UInt32)
+    /// `ct KEY set` from a register (`nft_ct` with `NFTA_CT_SREG`).
+    case ctSet(key: UInt32, sreg: UInt32)
+    /// A local socket's property into a register (`nft_socket`); `level` only for cgroupv2.
+    case socket(key: UInt32, level: UInt32, dreg: UInt32)
     case cmp(op: UInt32, sreg: UInt32, data: [UInt8])
     case bitwise(sreg: UInt32, dreg: UInt32, length: UInt32, mask: [UInt8], xor: [UInt8])
     case byteorder(sreg: UInt32, dreg: UInt32, op: UInt32, length: UInt32, size: UInt32)
@@ -63,6 +67,17 @@ extension KernelExpression {
             body("ct") {
                 $0.put(NFTA_CT_KEY.u16, u32: key)
                 $0.put(NFTA_CT_DREG.u16, u32: dreg)
+            }
+        case .ctSet(let key, let sreg):
+            body("ct") {
+                $0.put(NFTA_CT_KEY.u16, u32: key)
+                $0.put(NFTA_CT_SREG.u16, u32: sreg)
+            }
+        case .socket(let key, let level, let dreg):
+            body("socket") {
+                $0.put(NFTA_SOCKET_KEY.u16, u32: key)
+                $0.put(NFTA_SOCKET_DREG.u16, u32: dreg)
+                if key == NFT_SOCKET_CGROUPV2.u32 { $0.put(NFTA_SOCKET_LEVEL.u16, u32: level) }
             }
         case .cmp(let op, let sreg, let data):
             body("cmp") {
@@ -191,8 +206,13 @@ extension KernelExpression {
                   let o = u32(NFTA_PAYLOAD_OFFSET), let l = u32(NFTA_PAYLOAD_LEN) else { return unknown }
             return .payload(base: b, offset: o, length: l, dreg: d)
         case "ct":
+            if only(NFTA_CT_KEY, NFTA_CT_SREG), let k = u32(NFTA_CT_KEY), let r = u32(NFTA_CT_SREG) { return .ctSet(key: k, sreg: r) }
             guard only(NFTA_CT_KEY, NFTA_CT_DREG), let k = u32(NFTA_CT_KEY), let d = u32(NFTA_CT_DREG) else { return unknown }
             return .ct(key: k, dreg: d)
+        case "socket":
+            guard only(NFTA_SOCKET_KEY, NFTA_SOCKET_DREG, NFTA_SOCKET_LEVEL), let k = u32(NFTA_SOCKET_KEY),
+                  let d = u32(NFTA_SOCKET_DREG) else { return unknown }
+            return .socket(key: k, level: u32(NFTA_SOCKET_LEVEL) ?? 0, dreg: d)
         case "cmp":
             guard only(NFTA_CMP_SREG, NFTA_CMP_OP, NFTA_CMP_DATA), let s = u32(NFTA_CMP_SREG),
                   let op = u32(NFTA_CMP_OP), let v = value(NFTA_CMP_DATA) else { return unknown }

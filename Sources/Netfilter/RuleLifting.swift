@@ -34,6 +34,11 @@ struct RuleLifting {
             case .meta(NFT_META_L4PROTO.u32, _): return .l4proto
             case .meta(NFT_META_NFPROTO.u32, _): return .nfproto
             case .ct(NFT_CT_STATE.u32, _): return .ctState
+            case .ct(NFT_CT_MARK.u32, _): return .ctMark
+            case .meta(NFT_META_SKUID.u32, _): return .metaSkuid
+            case .meta(NFT_META_IIFNAME.u32, _): return .iifname
+            case .meta(NFT_META_OIFNAME.u32, _): return .oifname
+            case .socket(NFT_SOCKET_CGROUPV2.u32, let level, _): return Selector.cgroup(level: Int(level))
             case .payload(let base, let offset, let length, _):
                 return Selector.allCases.first { s in
                     let l = SelectorLoad.of(s)
@@ -45,7 +50,7 @@ struct RuleLifting {
         }
         func dreg(_ e: KernelExpression) -> UInt32? {
             switch e {
-            case .meta(_, let r), .ct(_, let r), .payload(_, _, _, let r): r
+            case .meta(_, let r), .ct(_, let r), .payload(_, _, _, let r), .socket(_, _, let r): r
             default: nil
             }
         }
@@ -60,7 +65,16 @@ struct RuleLifting {
             if let sel = selector(e), let r = dreg(e) {
                 let next = i + 1 < k.count ? k[i + 1] : nil
                 let after = i + 2 < k.count ? k[i + 2] : nil
-                if r == reg1, case .bitwise(reg1, reg1, _, let mask, let xor)? = next,
+                if sel == .ctMark, r == reg1, case .bitwise(reg1, reg1, 4, let mask, let xor)? = next,
+                   case .ctSet(NFT_CT_MARK.u32, reg1)? = after, let m = value(mask, sel), let x = value(xor, sel) {
+                    out.append(.setCtMarkField(mask: ~UInt32(truncatingIfNeeded: m.low), value: UInt32(truncatingIfNeeded: x.low)))
+                    i += 3
+                } else if r == reg1, case .bitwise(reg1, reg1, _, let mask, let xor)? = next,
+                   case .cmp(NFT_CMP_EQ.u32, reg1, let data)? = after, sel != .ctState,
+                   xor.allSatisfy({ $0 == 0 }), let m = value(mask, sel), let v = value(data, sel) {
+                    out.append(.match(sel, .masked(m, equals: v)))
+                    i += 3
+                } else if r == reg1, case .bitwise(reg1, reg1, _, let mask, let xor)? = next,
                    case .cmp(NFT_CMP_NEQ.u32, reg1, let zero)? = after,
                    xor.allSatisfy({ $0 == 0 }), zero.allSatisfy({ $0 == 0 }), let m = value(mask, sel) {
                     out.append(.match(sel, .anyBit(of: m)))

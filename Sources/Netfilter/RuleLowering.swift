@@ -7,6 +7,7 @@ struct SelectorLoad: Hashable, Sendable {
         case meta(UInt32)
         case payload(base: UInt32, offset: UInt32)
         case ct(UInt32)
+        case socket(key: UInt32, level: UInt32)
     }
     var source: Source
     var width: Int
@@ -31,6 +32,14 @@ struct SelectorLoad: Hashable, Sendable {
         case .icmpType: return .init(source: .payload(base: transport, offset: 0), width: 1, nfproto: 2, l4proto: 1, needsByteorderInConcat: false)
         case .icmpv6Type: return .init(source: .payload(base: transport, offset: 0), width: 1, nfproto: 10, l4proto: 58, needsByteorderInConcat: false)
         case .ctState: return .init(source: .ct(NFT_CT_STATE.u32), width: 4, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
+        case .metaSkuid: return .init(source: .meta(NFT_META_SKUID.u32), width: 4, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
+        case .iifname: return .init(source: .meta(NFT_META_IIFNAME.u32), width: 16, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
+        case .oifname: return .init(source: .meta(NFT_META_OIFNAME.u32), width: 16, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
+        case .ctMark: return .init(source: .ct(NFT_CT_MARK.u32), width: 4, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
+        case .cgroupLevel1, .cgroupLevel2, .cgroupLevel3, .cgroupLevel4,
+             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8:
+            return .init(source: .socket(key: NFT_SOCKET_CGROUPV2.u32, level: UInt32(s.cgroupLevel!)), width: 8,
+                         nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
         }
     }
 
@@ -39,6 +48,7 @@ struct SelectorLoad: Hashable, Sendable {
         case .meta(let key): .meta(key: key, dreg: reg)
         case .payload(let base, let offset): .payload(base: base, offset: offset, length: UInt32(width), dreg: reg)
         case .ct(let key): .ct(key: key, dreg: reg)
+        case .socket(let key, let level): .socket(key: key, level: level, dreg: reg)
         }
     }
 }
@@ -116,6 +126,10 @@ struct RuleLowering {
                     if sel == .l4proto { l4proto = UInt8(truncatingIfNeeded: v.low) }
                 case .notEqual(let v):
                     out.append(.cmp(op: NFT_CMP_NEQ.u32, sreg: reg1, data: Self.bytes(v, type)))
+                case .masked(let mask, let v):
+                    let zero = [UInt8](repeating: 0, count: load.width)
+                    out.append(.bitwise(sreg: reg1, dreg: reg1, length: UInt32(load.width), mask: Self.bytes(mask, type), xor: zero))
+                    out.append(.cmp(op: NFT_CMP_EQ.u32, sreg: reg1, data: Self.bytes(v, type)))
                 case .inRange(let lo, let hi):
                     out.append(.cmp(op: NFT_CMP_GTE.u32, sreg: reg1, data: Self.bytes(lo, type)))
                     out.append(.cmp(op: NFT_CMP_LTE.u32, sreg: reg1, data: Self.bytes(hi, type)))
@@ -138,6 +152,12 @@ struct RuleLowering {
                 out.append(.reject(type: NFT_REJECT_TCP_RST.u32, code: 0))
             case .reject(.icmpxPortUnreachable):
                 out.append(.reject(type: NFT_REJECT_ICMPX_UNREACH.u32, code: UInt8(NFT_REJECT_ICMPX_PORT_UNREACH.rawValue)))
+            case .setCtMarkField(let mask, let value):
+                // nft's `ct mark set ct mark and ~MASK or VALUE`: load, mask-and-xor, store.
+                out.append(.ct(key: NFT_CT_MARK.u32, dreg: reg1))
+                out.append(.bitwise(sreg: reg1, dreg: reg1, length: 4, mask: Self.bytes(Value(UInt64(~mask), width: 4), .mark),
+                                    xor: Self.bytes(Value(UInt64(value), width: 4), .mark)))
+                out.append(.ctSet(key: NFT_CT_MARK.u32, sreg: reg1))
             case .verdict(let v):
                 out.append(.immediate(v))
             }

@@ -75,6 +75,14 @@ public enum PolicySchema {
         Key("lint", "Lints silenced on this zone, with the reason.", ref("lint")),
         Key("audit", "Audit mode: what the policy would deny to or from this zone passes and is reported to the flow log as audit.",
             ["type": "boolean"]),
+        Key("units", "systemd units on this host, by name or glob (billing.service, \"worker@*.service\"): processes in their cgroups belong to the zone.",
+            ["type": ["array", "null"], "items": ["type": "string", "minLength": 1]]),
+        Key("cgroups", "cgroup v2 paths from the cgroup2 root (/machine.slice/libpod-3f2a.scope): processes in them and below belong to the zone.",
+            ["type": ["array", "null"], "items": ["type": "string", "pattern": "^/"]]),
+        Key("users", "Local users, by name or uid: what they send belongs to the zone (a user is only a sender).",
+            ["type": ["array", "null"], "items": ["type": ["string", "integer"]]]),
+        Key("interfaces", "Network interfaces (a trailing * is a wildcard): packets arriving on or leaving by them, when no address matched a zone.",
+            ["type": ["array", "null"], "items": ["type": "string", "minLength": 1, "maxLength": 16]]),
     ]
 
     /// Keys of an allow rule.
@@ -104,6 +112,8 @@ public enum PolicySchema {
             ["type": "integer", "minimum": 1, "maximum": 4294967295]),
         Key("log_to", "Where logged packets go: nflog (default; read by zonewall log) or kernel (the kernel log).",
             ["type": "string", "enum": ["nflog", "kernel"]]),
+        Key("ct_mark_bits", "The conntrack mark bits zonewall may use to carry a local sender's zone to the input hook (default \"0x000000ff\").",
+            ["type": ["string", "integer"]]),
     ]
 
     /// Keys of an `expect:` entry.

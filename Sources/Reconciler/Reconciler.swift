@@ -75,6 +75,15 @@ public actor Reconciler {
 
     /// The last valid policy's compiled table: what must be in force.
     public private(set) var desired: Table?
+    /// What the identity zones resolve to on this host (`hostChanged`).
+    public private(set) var host = HostFacts()
+    /// The last valid policy, kept only when it has identity zones: their elements follow the host.
+    public private(set) var identityPolicy: Policy?
+    /// Resolves a freshly loaded policy's identities, so that it is compiled with them from the start.
+    private var hostResolver: (@Sendable (Policy) -> HostFacts)?
+
+    /// Sets how a loaded policy's units, cgroups and users are resolved (before `start`).
+    public func setHostResolver(_ resolver: @escaping @Sendable (Policy) -> HostFacts) { hostResolver = resolver }
     /// What we believe the kernel holds, and at which generation; nil means "dump first".
     private var committed: (table: Table?, generation: UInt32)?
     public private(set) var state: ReconcilerState
@@ -161,6 +170,27 @@ public actor Reconciler {
         case .failure:
             return nil
         }
+    }
+
+    /// New host facts (a cgroup came or went, users re-resolved): recompiles the last valid policy
+    /// against them and applies the difference, which is element changes only.
+    @discardableResult
+    public func hostChanged(_ facts: HostFacts, _ why: String) -> ReconcileOutcome? {
+        guard facts != host else { return nil }
+        host = facts
+        guard let policy = identityPolicy else { return nil }
+        let table = ZoneCompiler.compile(policy, reusing: desired, host: facts)
+        desired = table
+        state.policyDigest = Digest.of(table)
+        state.elements = table.elementCount
+        state.identities = Self.describe(facts)
+        return try? converge(.policyChanged(why))
+    }
+
+    /// One line per resolved cgroup and uid, for status.
+    static func describe(_ facts: HostFacts) -> [String] {
+        facts.cgroups.flatMap { zone, cgs in cgs.map { "\(zone): \($0.path) (cgroup id \($0.id), level \($0.level))" } }.sorted()
+            + facts.uids.flatMap { zone, uids in uids.map { "\(zone): uid \($0)" } }.sorted()
     }
 
     /// Re-reads and repairs the kernel only if its ruleset moved since what we last committed or
@@ -478,7 +508,12 @@ public actor Reconciler {
                 publish()
                 return .failure(result.diagnostics)
             }
-            table = ZoneCompiler.compile(policy, reusing: desired)
+            if let hostResolver, policy.zones.contains(where: { $0.isLocal }) {
+                host = hostResolver(policy)
+                state.identities = Self.describe(host)
+            }
+            table = ZoneCompiler.compile(policy, reusing: desired, host: host)
+            identityPolicy = policy.zones.contains { $0.isLocal || !$0.interfaces.isEmpty } ? policy : nil
             if conntrack != nil { desiredPolicy = policy }
             table.flags = tableFlags
             state.zones = policy.zones.count

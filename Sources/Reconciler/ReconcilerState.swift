@@ -36,6 +36,8 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public var members: Int
     public var rules: Int
     public var elements: Int
+    /// Each identity zone's resolved cgroups (path, id, level) and uids, one line each; nil before any.
+    public var identities: [String]?
 
     /// Established flows revoked since start (nil before the first): their conntrack entries
     /// were deleted after a commit that removed their permission.

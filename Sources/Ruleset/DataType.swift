@@ -20,6 +20,12 @@ public struct DataType: RawRepresentable, Hashable, Sendable {
     public static let nfProto = DataType(rawValue: 21)
     public static let icmpv6Type = DataType(rawValue: 29)
     public static let ctState = DataType(rawValue: 31)
+    /// nft's `uid` (TYPE_UID).
+    public static let uid = DataType(rawValue: 24)
+    /// nft's `ifname` (TYPE_IFNAME): 16 bytes, NUL padded.
+    public static let ifname = DataType(rawValue: 41)
+    /// nft's `cgroupsv2` (TYPE_CGROUPV2): a cgroup's 64-bit id, its directory's inode number.
+    public static let cgroupv2 = DataType(rawValue: 46)
 
     /// nft's name, as written after `type` in a set declaration.
     public var name: String {
@@ -35,6 +41,9 @@ public struct DataType: RawRepresentable, Hashable, Sendable {
         case .nfProto: "nf_proto"
         case .icmpv6Type: "icmpv6_type"
         case .ctState: "ct_state"
+        case .uid: "uid"
+        case .ifname: "ifname"
+        case .cgroupv2: "cgroupsv2"
         default: "type(\(rawValue))"
         }
     }
@@ -42,8 +51,9 @@ public struct DataType: RawRepresentable, Hashable, Sendable {
     /// Width of a value in bytes.
     public var width: Int {
         switch self {
-        case .ipv4Address, .mark, .ctState, .integer: 4
-        case .ipv6Address: 16
+        case .ipv4Address, .mark, .ctState, .integer, .uid: 4
+        case .ipv6Address, .ifname: 16
+        case .cgroupv2: 8
         case .inetProtocol, .icmpType, .icmpv6Type, .nfProto: 1
         case .inetService: 2
         default: 4
@@ -53,7 +63,7 @@ public struct DataType: RawRepresentable, Hashable, Sendable {
     /// Whether values are stored in network byte order (big endian) in the kernel.
     public var isBigEndian: Bool {
         switch self {
-        case .mark, .ctState, .integer, .verdict: false
+        case .mark, .ctState, .integer, .verdict, .uid, .cgroupv2: false
         default: true
         }
     }

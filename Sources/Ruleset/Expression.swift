@@ -17,6 +17,35 @@ public enum Selector: String, Hashable, Sendable, CaseIterable {
     case icmpType = "icmp type"
     case icmpv6Type = "icmpv6 type"
     case ctState = "ct state"
+    /// The owning user of the packet's local socket (output only).
+    case metaSkuid = "meta skuid"
+    /// The interface a packet arrived on.
+    case iifname = "iifname"
+    /// The interface a packet leaves by.
+    case oifname = "oifname"
+    /// The conntrack mark.
+    case ctMark = "ct mark"
+    /// The id of the local socket's ancestor cgroup at depth N (`socket cgroupv2 level N`).
+    case cgroupLevel1 = "socket cgroupv2 level 1"
+    case cgroupLevel2 = "socket cgroupv2 level 2"
+    case cgroupLevel3 = "socket cgroupv2 level 3"
+    case cgroupLevel4 = "socket cgroupv2 level 4"
+    case cgroupLevel5 = "socket cgroupv2 level 5"
+    case cgroupLevel6 = "socket cgroupv2 level 6"
+    case cgroupLevel7 = "socket cgroupv2 level 7"
+    case cgroupLevel8 = "socket cgroupv2 level 8"
+
+    /// The deepest cgroup level a selector reads: a cgroup below it is matched through its ancestor there.
+    public static let maxCgroupLevel = 8
+
+    /// `socket cgroupv2 level N`, for 1 ≤ N ≤ `maxCgroupLevel`.
+    public static func cgroup(level: Int) -> Selector? { Selector(rawValue: "socket cgroupv2 level \(level)") }
+
+    /// The N of `socket cgroupv2 level N`, or nil for other selectors.
+    public var cgroupLevel: Int? {
+        guard rawValue.hasPrefix("socket cgroupv2 level ") else { return nil }
+        return Int(rawValue.dropFirst("socket cgroupv2 level ".count))
+    }
 
     /// The data type the selector yields.
     public var dataType: DataType {
@@ -29,6 +58,11 @@ public enum Selector: String, Hashable, Sendable, CaseIterable {
         case .icmpType: .icmpType
         case .icmpv6Type: .icmpv6Type
         case .ctState: .ctState
+        case .metaSkuid: .uid
+        case .iifname, .oifname: .ifname
+        case .ctMark: .mark
+        case .cgroupLevel1, .cgroupLevel2, .cgroupLevel3, .cgroupLevel4,
+             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8: .cgroupv2
         }
     }
 }
@@ -43,6 +77,8 @@ public enum Comparison: Hashable, Sendable {
     case inRange(Value, Value)
     /// `(field & mask) != 0`: nft's notation for flag sets such as `ct state established,related`.
     case anyBit(of: Value)
+    /// `& mask == value`: one bit field of a word, e.g. `ct mark & 0x000000ff == 0x00000003`.
+    case masked(Value, equals: Value)
 }
 
 /// A terminal or control-flow verdict.
@@ -86,6 +122,8 @@ public enum Expression: Hashable, Sendable {
     case reject(RejectKind)
     /// A verdict statement.
     case verdict(Verdict)
+    /// `ct mark set ct mark & ~MASK | VALUE`: writes one bit field of the conntrack mark, keeping the rest.
+    case setCtMarkField(mask: UInt32, value: UInt32)
 }
 
 /// A rule: statements evaluated left to right.

@@ -18,6 +18,16 @@ public struct Packet: Hashable, Sendable {
     public var icmpCode: UInt8
     /// Conntrack state bits (`ct state`): new 8, established 2, related 4, invalid 1.
     public var ctState: UInt32
+    /// The ids of the local socket's cgroup and its ancestors, by level (index 0 is level 1); empty without a socket.
+    public var socketCgroups: [UInt64] = []
+    /// The local socket's owner (`meta skuid`), on output.
+    public var skuid: UInt32?
+    /// The arrival interface (`iifname`), where there is one.
+    public var iifname: String?
+    /// The departure interface (`oifname`), where there is one.
+    public var oifname: String?
+    /// The conntrack mark; rules may write it (`ct mark set`).
+    public var ctMark: UInt32 = 0
 
     public init(family: Family, source: Value, destination: Value, l4proto: UInt8,
                 transportOffset2: UInt16 = 0, icmpType: UInt8 = 0, ctState: UInt32 = 8,
@@ -62,9 +72,15 @@ public struct Interpreter: Sendable {
 
     /// The packet's fate at `hook`: every base chain on the hook, in priority order.
     public func evaluate(_ p: Packet, hook: Hook) -> Disposition {
+        var p = p
+        return evaluate(&p, hook: hook)
+    }
+
+    /// `evaluate(_:hook:)`, keeping what the rules wrote into the packet's conntrack entry (`ct mark`).
+    public func evaluate(_ p: inout Packet, hook: Hook) -> Disposition {
         let bases = table.chains.filter { $0.base?.hook == hook }.sorted { $0.base!.priority < $1.base!.priority }
         for chain in bases {
-            switch run(chain, p, depth: 0) {
+            switch run(chain, &p, depth: 0) {
             case .terminal(let d): if d != .accept { return d }
             case .endOfChain:
                 if chain.base?.policy == .drop { return .drop }
@@ -75,7 +91,7 @@ public struct Interpreter: Sendable {
 
     private enum Outcome { case terminal(Disposition), endOfChain }
 
-    private func run(_ chain: Chain, _ p: Packet, depth: Int) -> Outcome {
+    private func run(_ chain: Chain, _ p: inout Packet, depth: Int) -> Outcome {
         precondition(depth < 16, "jump depth exceeded in \(chain.name)")
         for rule in chain.rules {
             ruleLoop: for e in rule.expressions {
@@ -87,6 +103,7 @@ public struct Interpreter: Sendable {
                     case .notEqual(let x): v != x
                     case .inRange(let lo, let hi): lo <= v && v <= hi
                     case .anyBit(let mask): (v.low & mask.low) != 0
+                    case .masked(let mask, let x): (v.low & mask.low) == x.low
                     }
                     if !ok { break ruleLoop }
                 case .lookup(let sels, let name, let negated):
@@ -94,7 +111,7 @@ public struct Interpreter: Sendable {
                     if (find(key, in: name) != nil) == negated { break ruleLoop }
                 case .verdictMap(let sels, let name):
                     guard let key = key(sels, p), case .verdict(let v)? = find(key, in: name)?.data else { break ruleLoop }
-                    switch apply(v, p, depth: depth) {
+                    switch apply(v, &p, depth: depth) {
                     case .some(let o): return o
                     case .none: break ruleLoop  // returned from a jump: next rule
                     }
@@ -102,8 +119,10 @@ public struct Interpreter: Sendable {
                     continue
                 case .reject(let kind):
                     return .terminal(.reject(kind))
+                case .setCtMarkField(let mask, let value):
+                    p.ctMark = (p.ctMark & ~mask) | value
                 case .verdict(let v):
-                    switch apply(v, p, depth: depth) {
+                    switch apply(v, &p, depth: depth) {
                     case .some(let o): return o
                     case .none: break ruleLoop
                     }
@@ -114,7 +133,7 @@ public struct Interpreter: Sendable {
     }
 
     /// nil means "carry on with the next rule of the calling chain".
-    private func apply(_ v: Verdict, _ p: Packet, depth: Int) -> Outcome? {
+    private func apply(_ v: Verdict, _ p: inout Packet, depth: Int) -> Outcome? {
         switch v {
         case .accept: return .terminal(.accept)
         case .drop: return .terminal(.drop)
@@ -122,11 +141,11 @@ public struct Interpreter: Sendable {
         case .return: return .endOfChain
         case .jump(let c):
             guard let chain = chains[c] else { preconditionFailure("jump to missing chain \(c)") }
-            if case .terminal(let d) = run(chain, p, depth: depth + 1) { return .terminal(d) }
+            if case .terminal(let d) = run(chain, &p, depth: depth + 1) { return .terminal(d) }
             return nil
         case .goto(let c):
             guard let chain = chains[c] else { preconditionFailure("goto missing chain \(c)") }
-            return run(chain, p, depth: depth + 1)
+            return run(chain, &p, depth: depth + 1)
         }
     }
 
@@ -158,6 +177,15 @@ public struct Interpreter: Sendable {
         case .icmpType: return v4 && p.l4proto == 1 ? Value(UInt64(p.icmpType), width: 1) : nil
         case .icmpv6Type: return !v4 && p.l4proto == 58 ? Value(UInt64(p.icmpType), width: 1) : nil
         case .ctState: return Value(UInt64(p.ctState), width: 4)
+        case .metaSkuid: return p.skuid.map { Value(UInt64($0), width: 4) }
+        case .iifname: return p.iifname.map(InterfaceName.value)
+        case .oifname: return p.oifname.map(InterfaceName.value)
+        case .ctMark: return Value(UInt64(p.ctMark), width: 4)
+        case .cgroupLevel1, .cgroupLevel2, .cgroupLevel3, .cgroupLevel4,
+             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8:
+            // No socket, or a socket above that level: neither == nor != matches, as in the kernel.
+            let level = s.cgroupLevel!
+            return level <= p.socketCgroups.count ? Value(p.socketCgroups[level - 1], width: 8) : nil
         }
     }
 }

@@ -36,9 +36,14 @@ public enum NftText {
     static func render(_ set: NamedSet) -> String {
         let keyword = set.isMap ? "map" : "set"
         var out = "\t\(keyword) \(set.name) {\n"
-        var type = set.keyType.map(\.name).joined(separator: " . ")
-        if let d = set.dataType { type += " : \(d.name)" }
-        out += "\t\ttype \(type)\n"
+        if set.keyType == [.cgroupv2] {
+            // No `type` names a cgroup id: nft declares such sets by `typeof` (and prints level 0).
+            out += "\t\ttypeof socket cgroupv2 level 0" + (set.dataType.map { " : \($0.name)" } ?? "") + "\n"
+        } else {
+            var type = set.keyType.map(\.name).joined(separator: " . ")
+            if let d = set.dataType { type += " : \(d.name)" }
+            out += "\t\ttype \(type)\n"
+        }
         var flags: [String] = []
         if set.flags.contains(.constant) { flags.append("constant") }
         if set.flags.contains(.interval) { flags.append("interval") }
@@ -101,6 +106,7 @@ public enum NftText {
             case .notEqual(let v): return "\(sel.rawValue) != \(t.format(v))"
             case .inRange(let lo, let hi): return "\(sel.rawValue) \(t.format(lo))-\(t.format(hi))"
             case .anyBit(let mask): return "\(sel.rawValue) \(t.format(mask))"
+            case .masked(let mask, let v): return "\(sel.rawValue) & \(t.format(mask)) == \(t.format(v))"
             }
         case .lookup(let sels, let set, let negated):
             return sels.map(\.rawValue).joined(separator: " . ") + (negated ? " != @" : " @") + set
@@ -118,6 +124,9 @@ public enum NftText {
             return "reject with tcp reset"
         case .reject(.icmpxPortUnreachable):
             return "reject with icmpx port-unreachable"
+        case .setCtMarkField(let mask, let value):
+            let m = DataType.mark
+            return "ct mark set ct mark & \(m.format(Value(UInt64(~mask), width: 4))) | \(m.format(Value(UInt64(value), width: 4)))"
         case .verdict(let v):
             return render(v)
         }

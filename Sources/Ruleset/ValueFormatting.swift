@@ -22,6 +22,8 @@ extension DataType {
             return parts.isEmpty ? "0x0" : parts.joined(separator: ",")
         case .mark:
             return "0x" + String(v.low, radix: 16).leftPadded(to: 8)
+        case .ifname:
+            return "\"" + InterfaceName.text(v) + "\""
         default:
             return "\(v.low)"
         }
@@ -30,6 +32,7 @@ extension DataType {
     /// Text for a range of this type: a CIDR prefix for address ranges that are one, else `lo-hi`.
     public func format(_ r: ValueRange) -> String {
         if r.isSingle { return format(r.lo) }
+        if self == .ifname, let prefix = InterfaceName.wildcardPrefix(r) { return "\"" + prefix + "*\"" }
         if self == .ipv4Address || self == .ipv6Address, let len = r.prefixLength {
             return "\(format(r.lo))/\(len)"
         }
@@ -74,4 +77,41 @@ public enum IPv6Text {
 
 extension String {
     func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
+
+/// Interface names as nft stores them: 16 bytes, NUL padded; `prefix*` is the range of every name with that prefix.
+public enum InterfaceName {
+    /// The value of an exact interface name (at most 15 bytes).
+    public static func value(_ name: String) -> Value {
+        var bytes = Array(name.utf8.prefix(15))
+        bytes += [UInt8](repeating: 0, count: 16 - bytes.count)
+        return Value(bytes: bytes)
+    }
+
+    /// `prefix*`: from the prefix padded with 0x00 to the prefix padded with 0xff.
+    public static func wildcard(_ prefix: String) -> ValueRange {
+        let p = Array(prefix.utf8.prefix(15))
+        return ValueRange(Value(bytes: p + [UInt8](repeating: 0, count: 16 - p.count)),
+                          Value(bytes: p + [UInt8](repeating: 0xff, count: 16 - p.count)))
+    }
+
+    /// The range for a pattern as zones write it: a name, or a prefix with a trailing `*`.
+    public static func range(_ pattern: String) -> ValueRange {
+        pattern.hasSuffix("*") ? wildcard(String(pattern.dropLast())) : ValueRange(value(pattern))
+    }
+
+    /// The name in a value, up to its first NUL.
+    public static func text(_ v: Value) -> String {
+        String(decoding: v.bytes.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    /// The prefix of a wildcard range, or nil if the range is not one.
+    static func wildcardPrefix(_ r: ValueRange) -> String? {
+        let lo = r.lo.bytes, hi = r.hi.bytes
+        guard lo.count == 16, hi.count == 16 else { return nil }
+        var n = 0
+        while n < 16, lo[n] == hi[n], lo[n] != 0 { n += 1 }
+        guard lo[n...].allSatisfy({ $0 == 0 }), hi[n...].allSatisfy({ $0 == 0xff }) else { return nil }
+        return String(decoding: lo[..<n], as: UTF8.self)
+    }
 }

@@ -16,7 +16,12 @@ enum IntervalFlattener {
     /// Prefixes form a laminar family (two prefixes are nested or disjoint), so one sweep with a
     /// stack of open prefixes gives each address the innermost prefix that contains it.
     static func flatten(_ members: [(prefix: IPPrefix, zone: Int)]) -> [LabeledInterval] {
-        var items = members.map { (first: $0.prefix.first, last: $0.prefix.last, zone: $0.zone) }
+        flatten(ranges: members.map { (first: $0.prefix.first, last: $0.prefix.last, zone: $0.zone) })
+    }
+
+    /// `flatten` for any laminar family of ranges (interface wildcards are one too).
+    static func flatten(ranges: [(first: UInt128, last: UInt128, zone: Int)]) -> [LabeledInterval] {
+        var items = ranges
         // Outer prefixes first when two start at the same address.
         items.sort { $0.first != $1.first ? $0.first < $1.first : $0.last > $1.last }
 

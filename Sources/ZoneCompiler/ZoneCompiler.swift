@@ -41,12 +41,20 @@ public enum ZoneCompiler {
         return builder.build()
     }
 
+    /// `compile(policy)` with the identity zones' units, cgroups and users resolved as in `host`.
+    public static func compile(_ policy: Policy, host: HostFacts) -> Table {
+        var builder = TableBuilder(policy: policy)
+        builder.host = host
+        return builder.build()
+    }
+
     /// `compile(policy)`, sharing element storage with `previous` (the table compiled before)
     /// wherever a set comes out with the same elements. The result is the same table; a
     /// daemon reloading a large policy then holds one copy of the unchanged sets, not two,
     /// and comparing such a set with its previous version is immediate.
-    public static func compile(_ policy: Policy, reusing previous: Table?) -> Table {
+    public static func compile(_ policy: Policy, reusing previous: Table?, host: HostFacts = HostFacts()) -> Table {
         var builder = TableBuilder(policy: policy)
+        builder.host = host
         if let previous {
             builder.previous = Dictionary(previous.sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
             builder.previousRules = Dictionary(previous.chains.map { ($0.name, $0.rules) }, uniquingKeysWith: { a, _ in a })
@@ -177,6 +185,8 @@ struct TableBuilder {
     var previous: [String: ElementList] = [:]
     /// Rules of the previously compiled table, by chain name.
     var previousRules: [String: [Rule]] = [:]
+    /// What identity zones resolve to on this host.
+    var host = HostFacts()
 
     init(policy: Policy) {
         self.policy = policy
@@ -227,10 +237,17 @@ struct TableBuilder {
         var chains = [denyChain(), auditChain()] + zoneChains
         chains += [Hook.input, .forward, .output].map(baseChain)
         // Unchanged chains keep the previous rules' storage: comparing them is then immediate.
-        for i in chains.indices {
-            if let old = previousRules[chains[i].name], old == chains[i].rules { chains[i].rules = old }
+        var table = Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
+        let policy = self.policy
+        IdentityCompiler(policy: policy, host: host, zoneChains: Set(zoneChains.map(\.name))).extend(&table) { f in
+            IntervalFlattener.flatten(policy.zones.enumerated().flatMap { i, z in
+                z.members.filter { $0.value.family == f.family }.map { (prefix: $0.value, zone: i) }
+            })
         }
-        return Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
+        for i in table.chains.indices {
+            if let old = previousRules[table.chains[i].name], old == table.chains[i].rules { table.chains[i].rules = old }
+        }
+        return table
     }
 
     /// The source map's elements: each flattened interval of a zone with a chain → `jump z_ZONE`.

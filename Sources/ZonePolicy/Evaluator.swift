@@ -90,6 +90,8 @@ public struct Classifier: Sendable {
 public struct Evaluator: Sendable {
     public let policy: Policy
     public let classifier: Classifier
+    /// Units, cgroups, users and interfaces → zones.
+    public let identities: IdentityClassifier
     private let rulesByPair: [Pair: [Int]]
     private let auditedZones: Set<String>
 
@@ -101,6 +103,7 @@ public struct Evaluator: Sendable {
     public init(_ policy: Policy) {
         self.policy = policy
         self.classifier = Classifier(policy)
+        self.identities = IdentityClassifier(policy)
         var index: [Pair: [Int]] = [:]
         for (i, r) in policy.rules.enumerated() {
             for f in r.from { for t in r.to { index[Pair(from: f, to: t), default: []].append(i) } }
@@ -118,11 +121,17 @@ public struct Evaluator: Sendable {
         }
     }
 
-    /// Resolves a party to an endpoint.
+    /// Resolves a party to an endpoint, in the order the kernel does: socket cgroup (deepest
+    /// wins), user (senders only), address (longest prefix), interface, then host or world.
     public func endpoint(_ party: Party, isSource: Bool, hook: HookContext) -> Endpoint {
         switch party {
         case .endpoint(let e): e
         case .address(let a): classify(a, isSource: isSource, hook: hook)
+        case .unit(let u): identities.zone(ofUnit: u).map(Endpoint.zone) ?? .host
+        case .cgroup(let c): identities.zone(ofCgroup: c).map(Endpoint.zone) ?? .host
+        // A user is only a sender: the receiving end has a socket, so no user decides it.
+        case .user(let u): (isSource ? identities.zone(ofUser: u).map(Endpoint.zone) : nil) ?? .host
+        case .interface(let i): identities.zone(ofInterface: i).map(Endpoint.zone) ?? .world
         }
     }
 
@@ -210,14 +219,19 @@ public struct Evaluator: Sendable {
 
     /// The decision for an `explain` query or an expectation, seen on the forward hook unless a
     /// side names `host` (then the matching local hook applies).
+    ///
+    /// A local process (`unit:`, `cgroup:`, `user:`) as the sender means output, as the receiver
+    /// input; both at once is local-to-local traffic, governed as the pair of their zones.
     public func decide(from: Party, to: Party, spec: PortSpec) -> Decision {
-        let hook: HookContext = if case .endpoint(.host) = to { .input }
-            else if case .endpoint(.host) = from { .output } else { .forward }
-        if hook == .input, let f = policy.settings.failsafe.first(where: { spec.isCovered(by: $0) }) {
-            return Decision(verdict: .allow, from: endpoint(from, isSource: true, hook: hook), to: .host, rule: nil,
+        let toHost = to == .endpoint(.host) || to.isLocalProcess
+        let fromHost = from == .endpoint(.host) || from.isLocalProcess
+        let hook: HookContext = toHost && !fromHost ? .input : fromHost && !toHost ? .output : toHost ? .input : .forward
+        let source = endpoint(from, isSource: true, hook: fromHost ? .output : hook)
+        if toHost, let f = policy.settings.failsafe.first(where: { spec.isCovered(by: $0) }) {
+            return Decision(verdict: .allow, from: source, to: endpoint(to, isSource: false, hook: .input), rule: nil,
                             reason: "failsafe port \(f) to this host")
         }
-        return decide(from: endpoint(from, isSource: true, hook: hook), to: endpoint(to, isSource: false, hook: hook), spec: spec)
+        return decide(from: source, to: endpoint(to, isSource: false, hook: toHost ? .input : hook), spec: spec)
     }
 
     static func subtract(_ s: ClosedRange<UInt16>, from r: ClosedRange<UInt16>) -> [ClosedRange<UInt16>] {
@@ -237,5 +251,53 @@ public struct Evaluator: Sendable {
              (.wholeProtocol(let p), .wholeProtocol(let q)): p == q
         default: false
         }
+    }
+}
+
+/// Which zone a unit, cgroup, user or interface belongs to, as the kernel would classify it.
+public struct IdentityClassifier: Sendable {
+    private var exactUnits: [String: String] = [:]
+    private var unitGlobs: [(pattern: String, zone: String)] = []
+    private var cgroups: [String: String] = [:]
+    private var users: [String: String] = [:]
+    private var interfaces: [(pattern: String, zone: String)] = []
+
+    public init(_ policy: Policy) {
+        for z in policy.zones {
+            for u in z.units {
+                if Glob.isGlob(u.value) { unitGlobs.append((u.value, z.name)) } else { exactUnits[u.value] = z.name }
+            }
+            for c in z.cgroups { cgroups[c.value] = z.name }
+            for u in z.users { users[u.value] = z.name }
+            for i in z.interfaces { interfaces.append((i.value, z.name)) }
+        }
+        // The most specific wildcard first: `veth-b*` decides before `veth*`, as the longest
+        // interval would in the kernel.
+        interfaces.sort { ($0.pattern.hasSuffix("*") ? 0 : 1, $0.pattern.count) > ($1.pattern.hasSuffix("*") ? 0 : 1, $1.pattern.count) }
+    }
+
+    /// The zone of a cgroup directory named `name` (a unit), or nil.
+    public func zone(ofUnit name: String) -> String? {
+        if let z = exactUnits[name] { return z }
+        return unitGlobs.first { Glob.matches($0.pattern, name) }?.zone
+    }
+
+    /// The zone of a process in the cgroup at `path`: the deepest ancestor-or-self named by a zone.
+    public func zone(ofCgroup path: String) -> String? {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        while !parts.isEmpty {
+            if let z = cgroups["/" + parts.joined(separator: "/")] { return z }
+            if let z = zone(ofUnit: parts.last!) { return z }
+            parts.removeLast()
+        }
+        return nil
+    }
+
+    /// The zone of a local user, as written (a name or a uid).
+    public func zone(ofUser user: String) -> String? { users[user] }
+
+    /// The zone of an interface name.
+    public func zone(ofInterface name: String) -> String? {
+        interfaces.first { IdentityNames.interface($0.pattern, matches: name) }?.zone
     }
 }

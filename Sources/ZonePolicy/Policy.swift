@@ -26,7 +26,7 @@ public enum Endpoint: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var isZone: Bool { if case .zone = self { true } else { false } }
 }
 
-/// An isolation zone: a named group of addresses.
+/// An isolation zone: a named group of addresses, local services, users and interfaces.
 public struct Zone: Hashable, Sendable {
     public var name: String
     public var description: String?
@@ -37,19 +37,45 @@ public struct Zone: Hashable, Sendable {
     public var lint: LintIgnore?
     /// Audit mode: what the policy would deny to or from this zone passes and is reported.
     public var audit: Bool = false
+    /// systemd unit names or globs, matched against cgroup directory names anywhere in the hierarchy.
+    public var units: [Located<String>] = []
+    /// cgroup v2 paths from the cgroup2 root, normalized (`/a/b`).
+    public var cgroups: [Located<String>] = []
+    /// Local users, by name or decimal uid, as written.
+    public var users: [Located<String>] = []
+    /// Interface names; a trailing `*` matches every name with that prefix.
+    public var interfaces: [Located<String>] = []
 
     public init(name: String, description: String? = nil, members: [Located<IPPrefix>], location: SourceLocation,
-                lint: LintIgnore? = nil, audit: Bool = false) {
+                lint: LintIgnore? = nil, audit: Bool = false,
+                units: [Located<String>] = [], cgroups: [Located<String>] = [],
+                users: [Located<String>] = [], interfaces: [Located<String>] = []) {
         self.name = name
         self.description = description
         self.members = members
         self.location = location
         self.lint = lint
         self.audit = audit
+        self.units = units
+        self.cgroups = cgroups
+        self.users = users
+        self.interfaces = interfaces
     }
 
     /// Whether `kind` is silenced on this zone.
     public func ignores(_ kind: LintKind) -> Bool { lint?.kinds.contains(kind) == true }
+
+    /// Whether the zone names local processes (units, cgroups or users): loopback between them is governed.
+    public var isLocal: Bool { !units.isEmpty || !cgroups.isEmpty || !users.isEmpty }
+
+    /// Whether the zone names units or cgroups.
+    public var hasCgroups: Bool { !units.isEmpty || !cgroups.isEmpty }
+
+    /// Whether the zone has nothing but users: it can only send.
+    public var isUsersOnly: Bool { !users.isEmpty && members.isEmpty && units.isEmpty && cgroups.isEmpty && interfaces.isEmpty }
+
+    /// Whether the zone has any member of any kind.
+    public var isEmpty: Bool { members.isEmpty && units.isEmpty && cgroups.isEmpty && users.isEmpty && interfaces.isEmpty }
 }
 
 /// An allow rule: traffic from any of `from` to any of `to` matching any of `ports`.
@@ -111,6 +137,13 @@ public struct Settings: Hashable, Sendable {
     public var logRate: UInt32 = Settings.defaultLogRate
     /// NFLOG (default) or the kernel log.
     public var logTo: LogTarget = .nflog
+    /// The conntrack mark bits zonewall may use to carry a local sender's zone to the input hook.
+    public var ctMarkBits: UInt32 = Settings.defaultCtMarkBits
+    /// Where `ct_mark_bits` is written, if it is.
+    public var ctMarkBitsLocation: SourceLocation?
+
+    /// 0x000000ff: clear of kube-proxy (0x4000, 0x8000), Calico (0xffff0000) and Cilium (0x0f00).
+    public static let defaultCtMarkBits: UInt32 = 0x0000_00ff
 
     /// The default NFLOG group.
     public static let defaultLogGroup: UInt16 = 100
@@ -131,17 +164,54 @@ public struct Settings: Hashable, Sendable {
         self.logRate = logRate
         self.logTo = logTo
     }
+
+    /// How many local zones fit in the mark field (value 0 means "no zone").
+    public var ctMarkCapacity: Int { ctMarkBits.nonzeroBitCount >= 31 ? Int(Int32.max) : (1 << ctMarkBits.nonzeroBitCount) - 1 }
 }
 
 /// One side of an expectation or an `explain` query: a named zone/world/host, or an address to classify.
 public enum Party: Hashable, Sendable, CustomStringConvertible {
     case endpoint(Endpoint)
     case address(IPPrefix)
+    /// `unit:NAME`: a process of that systemd unit on this host.
+    case unit(String)
+    /// `cgroup:/PATH`: a process in that cgroup on this host.
+    case cgroup(String)
+    /// `user:NAME|UID`: a process of that local user (only ever a sender).
+    case user(String)
+    /// `iface:NAME`: a packet arriving on (source) or leaving by (destination) that interface.
+    case interface(String)
 
     public var description: String {
         switch self {
         case .endpoint(let e): e.description
         case .address(let a): a.description
+        case .unit(let u): "unit:\(u)"
+        case .cgroup(let c): "cgroup:\(c)"
+        case .user(let u): "user:\(u)"
+        case .interface(let i): "iface:\(i)"
+        }
+    }
+
+    /// Whether the party is a local process (unit, cgroup or user).
+    public var isLocalProcess: Bool {
+        switch self {
+        case .unit, .cgroup, .user: true
+        default: false
+        }
+    }
+
+    /// Parses `unit:…`, `cgroup:…`, `user:…` and `iface:…`; nil for anything else (a zone name or address).
+    public static func identity(_ text: String) -> Party? {
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let value = String(text[text.index(after: colon)...])
+        guard !value.isEmpty else { return nil }
+        switch text[..<colon] {
+        case "unit": return .unit(value)
+        case "cgroup": return .cgroup(value)
+        case "user": return .user(value)
+        case "iface": return .interface(value)
+        default: return nil
         }
     }
 }

@@ -170,6 +170,8 @@ struct NameRef: Hashable {
 enum PartyRef {
     case name(NameRef)
     case address(IPPrefix, SourceLocation)
+    /// `unit:…`, `cgroup:…`, `user:…`, `iface:…`.
+    case identity(Party, SourceLocation)
 }
 
 /// What one file contributes, before cross-file checks.
@@ -208,10 +210,11 @@ struct FileParser {
     }
 
     static let topKeys: Set = ["zones", "allow", "settings", "expect"]
-    static let zoneKeys: Set = ["description", "members", "lint", "audit"]
+    static let zoneKeys: Set = ["description", "members", "lint", "audit", "units", "cgroups", "users", "interfaces"]
     static let ruleKeys: Set = ["from", "to", "ports", "description", "lint"]
     static let lintKeys: Set = ["ignore", "reason"]
-    static let settingsKeys: Set = ["denied", "log_denied", "revoke_established", "failsafe", "audit", "log_group", "log_rate", "log_to"]
+    static let settingsKeys: Set = ["denied", "log_denied", "revoke_established", "failsafe", "audit", "log_group", "log_rate", "log_to",
+                                    "ct_mark_bits"]
     static let expectKeys: Set = ["from", "to", "port", "verdict"]
 
     mutating func parse(_ text: String) -> FileFragment {
@@ -345,6 +348,29 @@ struct FileParser {
                     }
                 case "lint":
                     zone.lint = parseLint(v, what: "zone '\(name)'")
+                case "units", "cgroups", "users", "interfaces":
+                    if DocumentReader.isNull(v) { continue }
+                    guard let items = reader.sequence(v, what: "\(key) of zone '\(name)'") else { continue }
+                    for item in items {
+                        guard let text = reader.string(item, what: "an item of \(key) of zone '\(name)'") else { continue }
+                        let problem: (message: String, hint: String)? = switch key {
+                        case "units": IdentityNames.unitProblem(text)
+                        case "cgroups": IdentityNames.cgroupProblem(text)
+                        case "users": IdentityNames.userProblem(text)
+                        default: IdentityNames.interfaceProblem(text)
+                        }
+                        if let problem {
+                            reader.error(item, problem.message, hint: problem.hint)
+                            continue
+                        }
+                        let located = Located(key == "cgroups" ? IdentityNames.normalizedCgroup(text) : text, at: reader.location(item))
+                        switch key {
+                        case "units": zone.units.append(located)
+                        case "cgroups": zone.cgroups.append(located)
+                        case "users": zone.users.append(located)
+                        default: zone.interfaces.append(located)
+                        }
+                    }
                 default: break
                 }
             }
@@ -498,6 +524,17 @@ struct FileParser {
                 if let t = LogTarget(rawValue: s) { settings.logTo = t } else {
                     reader.error(v, "'log_to' must be nflog or kernel, found '\(s)'")
                 }
+            case "ct_mark_bits":
+                guard let s = reader.string(v, what: "'ct_mark_bits'") else { continue }
+                let digits = s.lowercased().hasPrefix("0x") ? String(s.dropFirst(2)) : s
+                guard let bits = UInt32(digits.replacingOccurrences(of: "_", with: ""), radix: s.lowercased().hasPrefix("0x") ? 16 : 10),
+                      bits != 0 else {
+                    reader.error(v, "'ct_mark_bits' must be a non-zero 32-bit mask, found '\(s)'",
+                                 hint: "e.g. \"0x000000ff\"; keep clear of kube-proxy (0x4000, 0x8000), Calico (0xffff0000), Cilium (0x0f00)")
+                    continue
+                }
+                settings.ctMarkBits = bits
+                settings.ctMarkBitsLocation = reader.location(v)
             default: break
             }
         }
@@ -537,7 +574,9 @@ struct FileParser {
                 case "from", "to":
                     guard let s = reader.string(v, what: "'\(key)'") else { complete = false; continue }
                     let ref: PartyRef
-                    if let p = IPPrefix.parse(s) {
+                    if let identity = Party.identity(s) {
+                        ref = .identity(identity, reader.location(v))
+                    } else if let p = IPPrefix.parse(s) {
                         guard p.length == p.family.bits else {
                             reader.error(v, "'\(s)': an expectation names a zone or a single address, not a prefix")
                             complete = false

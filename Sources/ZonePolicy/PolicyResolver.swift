@@ -35,6 +35,7 @@ struct PolicyResolver {
         }
 
         checkMembers(zones)
+        checkIdentities(zones)
 
         var settings: Settings?
         for s in fragments.compactMap(\.settings) {
@@ -48,8 +49,59 @@ struct PolicyResolver {
         let rules = fragments.flatMap(\.rules).compactMap { resolve($0, zones: zones) }
         let expectations = fragments.flatMap(\.expectations).compactMap { resolve($0, zones: zones) }
         let policy = Policy(zones: Array(zones.values), rules: rules, settings: settings ?? Settings(), expectations: expectations)
-        if warnings && !diagnostics.hasErrors { warn(policy) }
+        checkMarkField(policy)
+        if warnings && !diagnostics.hasErrors {
+            warn(policy)
+            warnUsersOnlyDestinations(zones)
+        }
         return policy
+    }
+
+    /// The same unit, cgroup, user or interface in two zones (an error) or twice in one (a warning).
+    mutating func checkIdentities(_ zones: [String: Zone]) {
+        let ordered = zones.values.sorted(by: { $0.location < $1.location })
+        let kinds: [(String, KeyPath<Zone, [Located<String>]>)] = [
+            ("unit", \.units), ("cgroup", \.cgroups), ("user", \.users), ("interface", \.interfaces),
+        ]
+        for (kind, path) in kinds {
+            var first: [String: (zone: String, location: SourceLocation)] = [:]
+            for zone in ordered {
+                for item in zone[keyPath: path] {
+                    guard let owner = first[item.value] else {
+                        first[item.value] = (zone.name, item.location)
+                        continue
+                    }
+                    if owner.zone == zone.name {
+                        diagnostics.append(.warning(item.location, "\(kind) '\(item.value)' is listed twice in zone '\(zone.name)'",
+                                                    hint: "first listed at \(owner.location)"))
+                    } else {
+                        diagnostics.append(.error(item.location, "\(kind) '\(item.value)' is in two zones, '\(owner.zone)' and '\(zone.name)'",
+                                                  hint: "it is also listed at \(owner.location) (zone '\(owner.zone)'); a \(kind) belongs to one zone"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Local zones are carried from output to input in a conntrack mark field: it must hold them all.
+    mutating func checkMarkField(_ policy: Policy) {
+        let local = policy.zones.filter(\.isLocal).count
+        let settings = policy.settings
+        guard local > settings.ctMarkCapacity else { return }
+        let place = settings.ctMarkBitsLocation ?? settings.location ?? policy.zones.first(where: \.isLocal)!.location
+        diagnostics.append(.error(place, "ct_mark_bits 0x\(String(settings.ctMarkBits, radix: 16)) holds \(settings.ctMarkCapacity) local zones, but the policy has \(local)",
+                                  hint: "widen the field (each bit doubles it); keep clear of kube-proxy (0x4000, 0x8000), Calico (0xffff0000), Cilium (0x0f00)"))
+    }
+
+    /// A zone of only users as a rule's `to`: a user is only ever a sender, so the rule admits nothing there.
+    mutating func warnUsersOnlyDestinations(_ zones: [String: Zone]) {
+        for raw in fragments.flatMap(\.rules) {
+            for ref in raw.to {
+                guard let zone = zones[ref.name], zone.isUsersOnly else { continue }
+                diagnostics.append(.warning(ref.location, "zone '\(zone.name)' has only users, and a user is only a sender",
+                                            hint: "as 'to' it matches no packet; give the zone units, cgroups or addresses, or move it to 'from'"))
+            }
+        }
     }
 
     /// Duplicate members inside a zone and the same prefix in two zones.
@@ -127,6 +179,21 @@ struct PolicyResolver {
             switch p {
             case .address(let a, _): return .address(a)
             case .name(let n): return endpoint(n, zones: zones).map(Party.endpoint)
+            case .identity(let party, let location):
+                let problem: (message: String, hint: String)?
+                switch party {
+                case .unit(let u): problem = Glob.isGlob(u) ? ("'\(party)': an expectation names one unit, not a glob", "write the unit's name") : IdentityNames.unitProblem(u)
+                case .cgroup(let c): problem = IdentityNames.cgroupProblem(c)
+                case .user(let u): problem = IdentityNames.userProblem(u)
+                case .interface(let i): problem = i.hasSuffix("*") ? ("'\(party)': an expectation names one interface, not a wildcard", "write the interface's name") : IdentityNames.interfaceProblem(i)
+                default: problem = nil
+                }
+                if let problem {
+                    diagnostics.append(.error(location, problem.message, hint: problem.hint))
+                    return nil
+                }
+                if case .cgroup(let c) = party { return .cgroup(IdentityNames.normalizedCgroup(c)) }
+                return party
             }
         }
         guard let from = party(raw.from), let to = party(raw.to) else { return nil }
@@ -140,7 +207,7 @@ struct PolicyResolver {
             for case .zone(let z) in r.from + r.to { mentioned.insert(z) }
         }
         for z in policy.zones {
-            if z.members.isEmpty && !z.ignores(.emptyZone) {
+            if z.isEmpty && !z.ignores(.emptyZone) {
                 diagnostics.append(.warning(z.location, "zone '\(z.name)' has no members", hint: "it matches no traffic; " + LintKind.emptyZone.silenceHint))
             }
             if !mentioned.contains(z.name) && !z.ignores(.unusedZone) {

@@ -55,7 +55,10 @@ struct ApplyCommand: ParsableCommand {
 
     func run() throws {
         let (policy, _) = try options.loadOrExit(strictModes: permissions.strictModes)
-        let desired = ZoneCompiler.compile(policy)
+        // Units, cgroups and users as they are now; ones not found are named, and match nothing.
+        let host = GatheredHostFacts.gather(policy)
+        for line in host.missing { printError("warning: \(line)") }
+        let desired = ZoneCompiler.compile(policy, host: host.facts)
         let window = try confirmWithin.map {
             try ConfirmWindow(netns: kernelOptions.netns, policies: options.policies, seconds: $0.seconds)
         }

@@ -16,8 +16,8 @@ struct ExplainCommand: ParsableCommand {
 
     @OptionGroup var options: PolicyOptions
 
-    @Argument(help: "A zone, 'world', 'host', or an address.") var from: String?
-    @Argument(help: "A zone, 'world', 'host', or an address.") var to: String?
+    @Argument(help: "A zone, 'world', 'host', an address, unit:NAME, cgroup:/PATH, user:NAME|UID or iface:NAME.") var from: String?
+    @Argument(help: "A zone, 'world', 'host', an address, unit:NAME, cgroup:/PATH or iface:NAME.") var to: String?
     @Argument(help: "tcp/443, udp/53, tcp/8000-8099, tcp, icmp or any.") var portSpec: String?
 
     @Flag(help: "Read queries from standard input, one `FROM TO PORTSPEC` per line.")
@@ -40,8 +40,8 @@ struct ExplainCommand: ParsableCommand {
         let dst = try party(to!, policy)
         let d = evaluator.decide(from: src, to: dst, spec: spec)
         print("\(d.verdictText): \(from!) → \(to!) \(spec)")
-        if case .address = src { print("  from \(from!) is in \(d.from)") }
-        if case .address = dst { print("  to \(to!) is in \(d.to)") }
+        if case .endpoint = src {} else { print("  from \(from!) is in \(d.from)") }
+        if case .endpoint = dst {} else { print("  to \(to!) is in \(d.to)") }
         if let r = d.rule {
             print("  rule: \(r.location.path):\(r.location.line)" + (r.description.map { " (\($0))" } ?? ""))
         }
@@ -83,9 +83,19 @@ struct ExplainCommand: ParsableCommand {
         case "host": return .endpoint(.host)
         default:
             if policy.zone(named: text) != nil { return .endpoint(.zone(text)) }
+            if let identity = Party.identity(text) {
+                if case .cgroup(let c) = identity {
+                    guard c.hasPrefix("/") else {
+                        printError("error: '\(text)': a cgroup path is absolute, from the cgroup2 root (cgroup:/system.slice/x.service)")
+                        throw ExitCode(1)
+                    }
+                    return .cgroup(IdentityNames.normalizedCgroup(c))
+                }
+                return identity
+            }
             if let p = IPPrefix.parse(text), p.length == p.family.bits { return .address(p) }
             let hint = Spelling.closest(to: text, in: policy.zones.map(\.name) + ["world", "host"]).map { "\nnote: did you mean '\($0)'?" } ?? ""
-            printError("error: '\(text)' is neither a zone nor an address" + hint)
+            printError("error: '\(text)' is neither a zone, an address, nor unit:/cgroup:/user:/iface:" + hint)
             throw ExitCode(1)
         }
     }

@@ -17,11 +17,15 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let (policy, _) = try options.loadOrExit()
-        let table = releaseShape ? ZoneCompiler.compileReleaseShape(policy) : ZoneCompiler.compile(policy)
-        let header = """
+        let host = GatheredHostFacts.gather(policy)
+        let table = releaseShape ? ZoneCompiler.compileReleaseShape(policy) : ZoneCompiler.compile(policy, host: host.facts)
+        var header = """
             zonewall plan: \(policy.zones.count) zones, \(policy.rules.count) allow rules, \(table.elementCount) set elements.
             Apply with `nft -f FILE`: it replaces table \(table.family) \(table.name) atomically and touches nothing else.
             """
+        // Cgroup ids are inode numbers, valid only while the cgroup exists: say which path each one is.
+        for line in host.resolved { header += "\n\(line)" }
+        for line in host.missing { header += "\nNOT FOUND (matches nothing until it appears): \(line)" }
         print(NftText.replaceScript(table, header: header), terminator: "")
     }
 }

@@ -104,6 +104,7 @@ struct StatusCommand: ParsableCommand {
         let iso = ISO8601DateFormatter()
         print("daemon: pid \(s.pid) (\(alive ? "running" : "not running")), policies \(s.policyDirectory), since \(iso.string(from: s.startedAt))")
         print("  enforcing: digest \(s.policyDigest ?? "-"), \(s.zones) zones, \(s.members) members, \(s.rules) rules, \(s.elements) elements")
+        for line in s.identities ?? [] { print("  identity: \(line)") }
         if let at = s.lastApplyAt {
             let ms = (s.lastApplyDurationSeconds ?? 0) * 1000
             print("  last apply: \(iso.string(from: at)) (\(s.lastApplyReason ?? "?")), \(String(format: "%.2f", ms)) ms, \(s.lastApplyChanges ?? 0) changes")

@@ -1,0 +1,303 @@
+import Ruleset
+import ZonePolicy
+
+/// What the host's identities resolve to: gathered first (HostIdentity, getpwnam), then compiled.
+public struct HostFacts: Hashable, Sendable {
+    /// A resolved cgroup: its path from the cgroup2 root, id (inode number) and depth.
+    public struct Cgroup: Hashable, Sendable, Comparable {
+        public var path: String
+        public var id: UInt64
+        public var level: Int
+
+        public init(path: String, id: UInt64, level: Int) {
+            self.path = path
+            self.id = id
+            self.level = level
+        }
+
+        public static func < (a: Self, b: Self) -> Bool { (a.level, a.id, a.path) < (b.level, b.id, b.path) }
+    }
+
+    /// Zone name → the cgroups its units and cgroups resolve to now.
+    public var cgroups: [String: [Cgroup]]
+    /// Zone name → the uids its users resolve to.
+    public var uids: [String: [UInt32]]
+
+    public init(cgroups: [String: [Cgroup]] = [:], uids: [String: [UInt32]] = [:]) {
+        self.cgroups = cgroups
+        self.uids = uids
+    }
+}
+
+/// The identity part of the table: classification by socket cgroup, socket owner and interface,
+/// consulted on each hook before the address maps. Added only when the policy has identity zones,
+/// so address-only policies compile exactly as before.
+///
+/// - `cg_out_lN` / `cg_in_lN`: `socket cgroupv2 level N` → `jump o_ZONE` / `jump i_ZONE`, one map
+///   per level in use, the deepest first (the deepest named cgroup wins).
+/// - `uid_out`: `meta skuid` → `jump o_ZONE`.
+/// - `o_ZONE`: a local sender. Over loopback it writes the zone's value into the `ct_mark_bits`
+///   field and accepts: the input hook decides, as it knows the receiver. Otherwise the zone's
+///   address chain `z_ZONE`, then world and interface destinations, then `deny`.
+/// - `i_ZONE`: a local receiver: senders by mark (local zones, or `host` for an empty field),
+///   by address, by interface, or `world`; then `deny`.
+/// - `l_ZONE`: a local sender of ZONE to a receiver in no zone (`host`).
+/// - `ifz_*` maps and `fi_`/`fo_`/`ii_`/`od_` chains: interface zones, consulted only when the
+///   address is in no zone.
+/// The maps hold ids, so a unit restart changes two elements per level and nothing else.
+struct IdentityCompiler {
+    let policy: Policy
+    let host: HostFacts
+    let zoneChains: Set<String>
+    let mask: UInt32
+    /// Local zone → its value in the mark field (1…).
+    let markValue: [String: UInt32]
+
+    static let loopback = "lo"
+
+    init(policy: Policy, host: HostFacts, zoneChains: Set<String>) {
+        self.policy = policy
+        self.host = host
+        self.zoneChains = zoneChains
+        self.mask = policy.settings.ctMarkBits
+        var values: [String: UInt32] = [:]
+        for (i, z) in policy.zones.filter(\.isLocal).enumerated() {
+            values[z.name] = Self.deposit(UInt32(i + 1), into: policy.settings.ctMarkBits)
+        }
+        markValue = values
+    }
+
+    var hasIdentities: Bool { policy.zones.contains { $0.isLocal || !$0.interfaces.isEmpty } }
+
+    /// Spreads the low bits of `v` over the set bits of `mask` (the field need not be contiguous).
+    static func deposit(_ v: UInt32, into mask: UInt32) -> UInt32 {
+        var out: UInt32 = 0, bit: UInt32 = 1, m = mask
+        while m != 0 && bit != 0 {
+            let lowest = m & (~m &+ 1)
+            if v & bit != 0 { out |= lowest }
+            bit <<= 1
+            m &= m - 1
+        }
+        return out
+    }
+
+    /// The cgroup levels with maps: those resolved now, those of `cgroups:` paths, and 2 (`*.slice/UNIT`) for units.
+    var levels: [Int] {
+        var out = Set<Int>()
+        for z in policy.zones {
+            for c in z.cgroups { out.insert(c.value.split(separator: "/").count) }
+            if !z.units.isEmpty { out.insert(2) }
+            for c in host.cgroups[z.name] ?? [] { out.insert(c.level) }
+        }
+        return out.filter { $0 >= 1 && $0 <= Selector.maxCgroupLevel }.sorted(by: >)
+    }
+
+    func extend(_ table: inout Table, flatten: (FamilyInfo) -> [LabeledInterval]) {
+        guard hasIdentities else { return }
+        var sets: [NamedSet] = []
+        var chains: [Chain] = []
+        let zones = policy.zones
+        let local = zones.filter(\.isLocal)
+        let ifaceZones = zones.filter { !$0.interfaces.isEmpty }
+        let anyIface = !ifaceZones.isEmpty
+
+        // Member sets for address zones that identity chains name (longest prefix already decided).
+        var memberSetNeeded = Set<String>()
+        func members(_ zone: String) -> Bool {
+            guard let z = policy.zone(named: zone), !z.members.isEmpty else { return false }
+            memberSetNeeded.insert(zone)
+            return true
+        }
+
+        func portExprs(_ spec: PortSpec, _ f: FamilyInfo?) -> [[Expression]] {
+            switch spec {
+            case .any: return [[]]
+            case .ports(let p, let r):
+                let port: Expression = r.count == 1 ? .match(.thDport, .equal(Value(UInt64(r.lowerBound), width: 2)))
+                    : .match(.thDport, .inRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2)))
+                return [[.match(.l4proto, .equal(Value(UInt64(p.number), width: 1))), port]]
+            case .wholeProtocol(let p): return [[.match(.l4proto, .equal(Value(UInt64(p.number), width: 1)))]]
+            case .icmpEcho: return f.map { [[$0.echo]] } ?? FamilyInfo.all.map { [$0.echo] }
+            }
+        }
+        /// Rules `conds + ports accept`; per family when the conditions depend on it.
+        func allow(_ specs: [PortSpec], perFamily: ((FamilyInfo) -> [Expression])?, _ conds: [Expression] = []) -> [Rule] {
+            var out: [Rule] = []
+            if let perFamily {
+                for f in FamilyInfo.all {
+                    for spec in specs { for p in portExprs(spec, f) { out.append(Rule(conds + perFamily(f) + p + [.verdict(.accept)])) } }
+                }
+            } else {
+                for spec in specs { for p in portExprs(spec, nil) { out.append(Rule(conds + p + [.verdict(.accept)])) } }
+            }
+            return out
+        }
+        /// Rules whose `from` includes `from` and `to` includes `to`.
+        func rules(from: Endpoint? = nil, to: Endpoint? = nil) -> [AllowRule] {
+            policy.rules.filter { r in (from.map(r.from.contains) ?? true) && (to.map(r.to.contains) ?? true) }
+        }
+        let lo = InterfaceName.value(Self.loopback)
+        let iifLo = Expression.match(.iifname, .equal(lo)), iifNotLo = Expression.match(.iifname, .notEqual(lo))
+        let oifLo = Expression.match(.oifname, .equal(lo))
+        func unzoned(_ f: FamilyInfo, source: Bool) -> Expression { .lookup([source ? f.saddr : f.daddr], set: "zoned_\(f.tag)", negated: true) }
+        func markIs(_ v: UInt32) -> Expression { .match(.ctMark, .masked(Value(UInt64(mask), width: 4), equals: Value(UInt64(v), width: 4))) }
+        let notAnyIface: (Selector) -> [Expression] = { sel in anyIface ? [.lookup([sel], set: "if_all", negated: true)] : [] }
+
+        /// Rules admitting senders of every kind (local by mark, address, interface, world) into `to`.
+        func fromAnySender(to: Endpoint, remoteOnly: Bool) -> [Rule] {
+            var out: [Rule] = []
+            for r in rules(to: to) {
+                for from in r.from {
+                    switch from {
+                    case .host:
+                        if !remoteOnly { out += allow(r.ports, perFamily: nil, [iifLo, markIs(0)]) }
+                    case .world:
+                        out += allow(r.ports, perFamily: { f in [iifNotLo, unzoned(f, source: true)] + notAnyIface(.iifname) })
+                    case .zone(let name):
+                        let z = policy.zone(named: name)!
+                        if !remoteOnly, let v = markValue[name] { out += allow(r.ports, perFamily: nil, [iifLo, markIs(v)]) }
+                        if members(name) { out += allow(r.ports, perFamily: { f in [.lookup([f.saddr], set: "m_\(name)_\(f.tag)", negated: false)] }) }
+                        if !z.interfaces.isEmpty {
+                            out += allow(r.ports, perFamily: { f in [iifNotLo, unzoned(f, source: true), .lookup([.iifname], set: "if_\(name)", negated: false)] })
+                        }
+                    }
+                }
+            }
+            return out
+        }
+        /// Rules admitting remote destinations of every kind (address, interface, world) from `from`.
+        func toAnyRemote(from: Endpoint) -> [Rule] {
+            var out: [Rule] = []
+            for r in rules(from: from) {
+                for to in r.to {
+                    switch to {
+                    case .host: break
+                    case .world:
+                        out += allow(r.ports, perFamily: { f in [unzoned(f, source: false)] + notAnyIface(.oifname) })
+                    case .zone(let name):
+                        let z = policy.zone(named: name)!
+                        // With an address chain `z_FROM`, the caller jumps to it for address destinations.
+                        if !zoneChains.contains("z_\(from)"), members(name) {
+                            out += allow(r.ports, perFamily: { f in [.lookup([f.daddr], set: "m_\(name)_\(f.tag)", negated: false)] })
+                        }
+                        if !z.interfaces.isEmpty {
+                            out += allow(r.ports, perFamily: { f in [unzoned(f, source: false), .lookup([.oifname], set: "if_\(name)", negated: false)] })
+                        }
+                    }
+                }
+            }
+            return out
+        }
+
+        // Local senders and receivers.
+        for z in local {
+            var o: [Rule] = [Rule([oifLo, .setCtMarkField(mask: mask, value: markValue[z.name]!), .verdict(.accept)])]
+            // Address destinations of this zone's rules are in its address chain, when it has one.
+            if zoneChains.contains("z_\(z.name)") { o.append(Rule([.verdict(.jump("z_\(z.name)"))])) }
+            o += toAnyRemote(from: .zone(z.name))
+            o.append(Rule([.verdict(.goto("deny"))]))
+            chains.append(Chain(name: "o_\(z.name)", rules: o))
+            if z.hasCgroups {
+                chains.append(Chain(name: "i_\(z.name)", rules: fromAnySender(to: .zone(z.name), remoteOnly: false) + [Rule([.verdict(.goto("deny"))])]))
+            }
+            let toHost = rules(from: .zone(z.name), to: .host).flatMap { allow($0.ports, perFamily: nil) }
+            if !toHost.isEmpty { chains.append(Chain(name: "l_\(z.name)", rules: toHost + [Rule([.verdict(.goto("deny"))])])) }
+        }
+        // Interface zones.
+        for z in ifaceZones {
+            let e = Endpoint.zone(z.name)
+            let jump = zoneChains.contains("z_\(z.name)") ? [Rule([.verdict(.jump("z_\(z.name)"))])] : []
+            chains.append(Chain(name: "fi_\(z.name)", rules: jump + toAnyRemote(from: e) + [Rule([.verdict(.goto("deny"))])]))
+            chains.append(Chain(name: "fo_\(z.name)", rules: fromAnySender(to: e, remoteOnly: true) + [Rule([.verdict(.goto("deny"))])]))
+            chains.append(Chain(name: "ii_\(z.name)", rules: rules(from: e, to: .host).flatMap { allow($0.ports, perFamily: nil) } + [Rule([.verdict(.goto("deny"))])]))
+            chains.append(Chain(name: "od_\(z.name)", rules: rules(from: .host, to: e).flatMap { allow($0.ports, perFamily: nil) } + [Rule([.verdict(.goto("deny"))])]))
+            sets.append(NamedSet(name: "if_\(z.name)", keyType: [.ifname], flags: .interval,
+                                 elements: Self.interfaceIntervals(z.interfaces.map { ($0.value, 0) }).map { SetElement(key: [$0.range]) }))
+        }
+
+        // Maps: cgroup ids per level and direction, uids, interfaces.
+        let levels = self.levels
+        var byLevel: [Int: [(UInt64, String)]] = [:]
+        for z in local where z.hasCgroups {
+            for c in host.cgroups[z.name] ?? [] where c.level <= Selector.maxCgroupLevel { byLevel[c.level, default: []].append((c.id, z.name)) }
+        }
+        for level in levels {
+            // One id in two zones (a glob and a path naming one directory): the first zone by name keeps it.
+            var seen = Set<UInt64>()
+            let entries = (byLevel[level] ?? []).sorted { ($0.1, $0.0) < ($1.1, $1.0) }.filter { seen.insert($0.0).inserted }
+            for (dir, prefix) in [("out", "o_"), ("in", "i_")] {
+                sets.append(NamedSet(name: "cg_\(dir)_l\(level)", keyType: [.cgroupv2], dataType: .verdict, elements: entries.map {
+                    SetElement(key: [ValueRange(Value(UInt64($0.0), width: 8))], data: .verdict(.jump(prefix + $0.1)))
+                }))
+            }
+        }
+        let hasUsers = local.contains { !$0.users.isEmpty }
+        if hasUsers {
+            var seen = Set<UInt32>()
+            var elements: [SetElement] = []
+            for z in local where !z.users.isEmpty {
+                for uid in (host.uids[z.name] ?? []).sorted() where seen.insert(uid).inserted {
+                    elements.append(SetElement(key: [ValueRange(Value(UInt64(uid), width: 4))], data: .verdict(.jump("o_\(z.name)"))))
+                }
+            }
+            sets.append(NamedSet(name: "uid_out", keyType: [.uid], dataType: .verdict, elements: elements))
+        }
+        if anyIface {
+            let labeled = ifaceZones.flatMap { z in z.interfaces.map { ($0.value, policy.zones.firstIndex(of: z)!) } }
+            let flat = Self.interfaceIntervals(labeled)
+            sets.append(NamedSet(name: "if_all", keyType: [.ifname], flags: .interval, elements: flat.map { SetElement(key: [$0.range]) }))
+            for (name, prefix) in [("ifz_src", "fi_"), ("ifz_dst", "fo_"), ("ifz_in", "ii_"), ("ifz_out", "od_")] {
+                sets.append(NamedSet(name: name, keyType: [.ifname], dataType: .verdict, flags: .interval, elements: flat.map {
+                    SetElement(key: [$0.range], data: .verdict(.jump(prefix + policy.zones[$0.zone].name)))
+                }))
+            }
+        }
+        for name in memberSetNeeded.sorted() {
+            let index = policy.zones.firstIndex { $0.name == name }!
+            for f in FamilyInfo.all {
+                let flat = flatten(f).filter { $0.zone == index }
+                sets.append(NamedSet(name: "m_\(name)_\(f.tag)", keyType: [f.addressType], flags: .interval,
+                                     elements: ElementList(IntervalFlattener.union(flat).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) })))
+            }
+        }
+
+        // Base chains: identity classification right after conntrack and neighbour discovery.
+        var input: [Rule] = [], output: [Rule] = [], forward: [Rule] = []
+        for level in levels {
+            let sel = Selector.cgroup(level: level)!
+            output.append(Rule([.verdictMap([sel], map: "cg_out_l\(level)")]))
+            input.append(Rule([.verdictMap([sel], map: "cg_in_l\(level)")]))
+        }
+        if hasUsers { output.append(Rule([.verdictMap([.metaSkuid], map: "uid_out")])) }
+        for z in local {
+            let target = chains.contains { $0.name == "l_\(z.name)" } ? "l_\(z.name)" : "deny"
+            input.append(Rule([iifLo, markIs(markValue[z.name]!), .verdict(.goto(target))]))
+        }
+        if anyIface {
+            for f in FamilyInfo.all {
+                forward.append(Rule([unzoned(f, source: true), .verdictMap([.iifname], map: "ifz_src")]))
+                forward.append(Rule([unzoned(f, source: false), .verdictMap([.oifname], map: "ifz_dst")]))
+                input.append(Rule([unzoned(f, source: true), .verdictMap([.iifname], map: "ifz_in")]))
+                output.append(Rule([unzoned(f, source: false), .verdictMap([.oifname], map: "ifz_out")]))
+            }
+        }
+        for i in table.chains.indices {
+            guard let hook = table.chains[i].base?.hook else { continue }
+            let extra = hook == .input ? input : hook == .output ? output : forward
+            // After `ct state established,related accept` and the neighbour-discovery accept.
+            table.chains[i].rules.insert(contentsOf: extra, at: min(2, table.chains[i].rules.count))
+        }
+        let firstBase = table.chains.firstIndex { $0.base != nil } ?? table.chains.count
+        table.chains.insert(contentsOf: chains, at: firstBase)
+        table.sets += sets
+    }
+
+    /// Interface patterns as disjoint 16-byte intervals, the longest prefix winning (as addresses do).
+    static func interfaceIntervals(_ patterns: [(String, Int)]) -> [(range: ValueRange, zone: Int)] {
+        let items = patterns.map { p, z -> (first: UInt128, last: UInt128, zone: Int) in
+            let r = InterfaceName.range(p)
+            return (r.lo.uint128, r.hi.uint128, z)
+        }
+        return IntervalFlattener.flatten(ranges: items).map { (ValueRange(Value($0.lo, width: 16), Value($0.hi, width: 16)), $0.zone) }
+    }
+}
