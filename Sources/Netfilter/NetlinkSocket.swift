@@ -116,24 +116,26 @@ final class NetlinkSocket {
         }
     }
 
-    /// Sends `bytes` as one datagram: the kernel processes a batch only within one `sendmsg`.
+    /// Sends `bytes` as one datagram to the kernel (`mnl_socket_sendto`): the kernel processes
+    /// a batch only within one `sendmsg`.
     func send(_ bytes: [UInt8], what: String) throws(NetfilterError) {
-        var addr = sockaddr_nl()
-        addr.nl_family = sa_family_t(AF_NETLINK)
-        let n = bytes.withUnsafeBytes { buf in
-            withUnsafePointer(to: &addr) { a in
-                a.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                }
-            }
-        }
+        let n = bytes.withUnsafeBytes { mnl_socket_sendto(handle, $0.baseAddress, $0.count) }
         guard n == bytes.count else { throw .system("sending \(what) (\(bytes.count) bytes)") }
     }
 
-    /// Receives one datagram; nil when `wait` is false and nothing is queued.
+    /// Receives one datagram (`mnl_socket_recvfrom`, which also refuses a truncated one with
+    /// `ENOSPC`); nil when `wait` is false and nothing is queued.
     func receive(wait: Bool) throws(NetfilterError) -> [UInt8]? {
         while true {
-            let n = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, wait ? 0 : Int32(MSG_DONTWAIT)) }
+            if !wait {
+                // mnl_socket_recvfrom always blocks: ask first whether anything (or an error
+                // such as ENOBUFS) is queued.
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&p, 1, 0)
+                if ready < 0 && errno == EINTR { continue }
+                if ready == 0 { return nil }
+            }
+            let n = receiveBuffer.withUnsafeMutableBytes { mnl_socket_recvfrom(handle, $0.baseAddress, $0.count) }
             if n >= 0 { return Array(receiveBuffer[0..<n]) }
             if errno == EINTR { continue }
             if errno == EAGAIN && !wait { return nil }

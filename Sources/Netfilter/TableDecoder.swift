@@ -108,7 +108,7 @@ struct TableDecoder {
                 case NFTA_SET_ELEM_DATA.u16:
                     if let v = KernelExpression.decodeVerdict(attr) {
                         k.data = .verdict(v)
-                    } else if let raw = attr.nested[NFTA_DATA_VALUE.u16] {
+                    } else if let raw = attr.nested[NFTA_DATA_VALUE.u16], !raw.payload.isEmpty {
                         let t = shape.dataType ?? .integer
                         k.data = .value(Self.value(raw.payload.prefix(16), bigEndian: t.isBigEndian))
                     } else if shape.dataType == .verdict {
@@ -126,7 +126,8 @@ struct TableDecoder {
     }
 
     private func values(_ attr: NetlinkAttribute, _ shape: SetShape) -> [Value] {
-        guard let raw = attr.nested[NFTA_DATA_VALUE.u16]?.payload else { return [] }
+        // An empty value cannot come from the kernel; in a damaged message it is no key at all.
+        guard let raw = attr.nested[NFTA_DATA_VALUE.u16]?.payload, !raw.isEmpty else { return [] }
         guard shape.isConcatenation else {
             let t = shape.keyType.first ?? .integer
             return [Self.value(raw.prefix(16), bigEndian: t.isBigEndian)]
@@ -135,7 +136,7 @@ struct TableDecoder {
         out.reserveCapacity(shape.keyType.count)
         var i = raw.startIndex
         for t in shape.keyType {
-            guard i + t.width <= raw.endIndex else { return out }
+            guard t.width > 0, t.width <= 16, i + t.width <= raw.endIndex else { return out }
             out.append(Self.value(raw[i..<(i + t.width)], bigEndian: t.isBigEndian))
             i += t.paddedWidth
         }
