@@ -363,6 +363,7 @@ struct NftnlExpr: ~Copyable {
     mutating func set(_ attr: UInt16, u32 value: UInt32) { nftnl_expr_set_u32(pointer, attr, value) }
     mutating func set(_ attr: UInt16, u64 value: UInt64) { nftnl_expr_set_u64(pointer, attr, value) }
     mutating func set(_ attr: UInt16, u8 value: UInt8) { nftnl_expr_set_u8(pointer, attr, value) }
+    mutating func set(_ attr: UInt16, u16 value: UInt16) { nftnl_expr_set_u16(pointer, attr, value) }
     mutating func set(_ attr: UInt16, string: String) { _ = nftnl_expr_set_str(pointer, attr, string) }
     mutating func set(_ attr: UInt16, bytes: [UInt8]) {
         bytes.withUnsafeBytes { _ = nftnl_expr_set(pointer, attr, $0.baseAddress, UInt32($0.count)) }
@@ -385,6 +386,15 @@ struct NftnlExpr: ~Copyable {
             self.init("ct")
             set(UInt16(NFTNL_EXPR_CT_KEY), u32: key)
             set(UInt16(NFTNL_EXPR_CT_DREG), u32: dreg)
+        case .ctSet(let key, let sreg):
+            self.init("ct")
+            set(UInt16(NFTNL_EXPR_CT_KEY), u32: key)
+            set(UInt16(NFTNL_EXPR_CT_SREG), u32: sreg)
+        case .socket(let key, let level, let dreg):
+            self.init("socket")
+            set(UInt16(NFTNL_EXPR_SOCKET_KEY), u32: key)
+            set(UInt16(NFTNL_EXPR_SOCKET_DREG), u32: dreg)
+            if key == NFT_SOCKET_CGROUPV2.u32 { set(UInt16(NFTNL_EXPR_SOCKET_LEVEL), u32: level) }
         case .cmp(let op, let sreg, let data):
             self.init("cmp")
             set(UInt16(NFTNL_EXPR_CMP_SREG), u32: sreg)
@@ -431,6 +441,10 @@ struct NftnlExpr: ~Copyable {
         case .log(let prefix):
             self.init("log")
             set(UInt16(NFTNL_EXPR_LOG_PREFIX), string: prefix)
+        case .nflog(let group, let prefix):
+            self.init("log")
+            set(UInt16(NFTNL_EXPR_LOG_PREFIX), string: prefix)
+            set(UInt16(NFTNL_EXPR_LOG_GROUP), u16: group)
         case .reject(let type, let code):
             self.init("reject")
             set(UInt16(NFTNL_EXPR_REJECT_TYPE), u32: type)

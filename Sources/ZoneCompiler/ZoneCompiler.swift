@@ -122,6 +122,10 @@ struct FamilyInfo {
     var daddr: Selector { family == .ipv4 ? .ipDaddr : .ip6Daddr }
     var icmpProtocol: UInt8 { family == .ipv4 ? 1 : 58 }
     var echoType: UInt8 { family == .ipv4 ? 8 : 128 }
+    /// `icmp type echo-request` (or its ICMPv6 twin), for rules written out inline.
+    var echo: Expression {
+        family == .ipv4 ? .match(.icmpType, .equal(Value(8, width: 1))) : .match(.icmpv6Type, .equal(Value(128, width: 1)))
+    }
     static let all = [FamilyInfo(family: .ipv4), FamilyInfo(family: .ipv6)]
 
     func value(_ a: UInt128) -> Value { Value(a, width: width) }
@@ -164,11 +168,11 @@ struct Lookup {
 }
 
 enum Merge {
-    /// Sorted, overlapping or adjacent ranges joined.
-    static func ranges(_ rs: [ClosedRange<UInt16>]) -> [ClosedRange<UInt16>] {
-        var out: [ClosedRange<UInt16>] = []
+    /// Sorted, overlapping or adjacent ranges joined (ports, addresses).
+    static func ranges<T: FixedWidthInteger & UnsignedInteger>(_ rs: [ClosedRange<T>]) -> [ClosedRange<T>] {
+        var out: [ClosedRange<T>] = []
         for r in rs.sorted(by: { $0.lowerBound < $1.lowerBound }) {
-            if let last = out.last, last.upperBound == .max || Int(last.upperBound) + 1 >= Int(r.lowerBound) {
+            if let last = out.last, last.upperBound == .max || last.upperBound + 1 >= r.lowerBound {
                 out[out.count - 1] = last.lowerBound...Swift.max(last.upperBound, r.upperBound)
             } else {
                 out.append(r)
@@ -340,7 +344,7 @@ struct TableBuilder {
         let audited = Set(policy.zones.indices.filter { policy.settings.audit || policy.zones[$0].audit })
         let intervals = flat.filter { audited.contains($0.zone) }.map { $0.lo...$0.hi }
         return NamedSet(name: "audit_\(f.tag)", keyType: [f.addressType], flags: .interval,
-                        elements: ElementList(Merge.intervals(intervals).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))
+                        elements: ElementList(Merge.ranges(intervals).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))
     }
 
     /// The rate-limited log statement of a verdict: NFLOG by default, or the kernel log.
