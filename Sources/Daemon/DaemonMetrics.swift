@@ -18,6 +18,8 @@ public final class DaemonMetrics: @unchecked Sendable {
     private let lastSuccess: CoreMetrics.Gauge
     private let inSync: CoreMetrics.Gauge
     private var previous: ReconcilerState?
+    /// Created on the first state that has a member source, so a daemon without etcd shows none.
+    private var etcd: (connected: CoreMetrics.Gauge, instances: CoreMetrics.Gauge, rejected: CoreMetrics.Counter)?
 
     public init() {
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -50,6 +52,17 @@ public final class DaemonMetrics: @unchecked Sendable {
         elements.record(s.elements)
         inSync.record(s.inSync ? 1 : 0)
         if let t = s.lastSuccessAt { lastSuccess.record(t.timeIntervalSince1970) }
+        if let m = s.memberSource {
+            let factory = PrometheusMetricsFactory(registry: registry)
+            let g = etcd ?? (CoreMetrics.Gauge(label: "zonewall_etcd_connected", factory: factory),
+                             CoreMetrics.Gauge(label: "zonewall_etcd_instances", factory: factory),
+                             CoreMetrics.Counter(label: "zonewall_etcd_rejected_keys_total", factory: factory))
+            etcd = g
+            g.connected.record(m.connected ? 1 : 0)
+            g.instances.record(m.instances)
+            let before = p?.memberSource?.rejectionsTotal ?? 0
+            if m.rejectionsTotal > before { g.rejected.increment(by: m.rejectionsTotal - before) }
+        }
         previous = s
     }
 

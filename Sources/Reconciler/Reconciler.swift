@@ -78,6 +78,13 @@ public actor Reconciler {
     private var committed: (table: Table?, generation: UInt32)?
     public private(set) var state: ReconcilerState
     private let onStateChange: @Sendable (ReconcilerState) -> Void
+    /// Applied to every loaded policy before it is compiled: members from etcd, the host's scope.
+    private var adjustment: @Sendable (Policy) -> Policy = { $0 }
+    /// Applied to every compiled table: `--scope local` drops the forward chain.
+    private var tableAdjustment: @Sendable (Table) -> Table = { $0 }
+    /// Files parsed at the last load, when enabled: a reload parses only the changed ones, at
+    /// the price of holding every file's parse (the daemon enables it with etcd, whose events reload often).
+    private var parseCache: ParseCache?
 
     public init(kernel: any KernelRuleset, policyDirectory: String, logger: Logger, stageBudget: Int = 50_000,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
@@ -113,6 +120,23 @@ public actor Reconciler {
             publish()
             return nil
         }
+    }
+
+    /// Keeps each file's parse between loads (or stops, with nil).
+    public func setParseCache(_ cache: ParseCache?) { parseCache = cache }
+
+    /// Sets what is done to each loaded policy before compiling (takes effect at the next load).
+    public func setAdjustment(_ adjust: @escaping @Sendable (Policy) -> Policy,
+                              table: @escaping @Sendable (Table) -> Table = { $0 }) {
+        adjustment = adjust
+        tableAdjustment = table
+    }
+
+    /// Reports an outside member source's health (etcd) in the state and metrics.
+    public func setMemberSource(_ status: MemberSourceStatus?) {
+        guard state.memberSource != status else { return }
+        state.memberSource = status
+        publish()
     }
 
     /// Reloads the policy directory. An invalid policy keeps the last good one in force.
@@ -338,8 +362,8 @@ public actor Reconciler {
         let table: Table
         do {  // the policy is released at the end of this block, before the digest
             // One file at a time: a daemon's peak memory matters more than a few hundred ms of reload at 10,000 zones.
-            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false)
-            guard let policy = result.policy else {
+            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, cache: parseCache)
+            guard let policy = result.policy.map(adjustment) else {
                 state.policyLoadErrors += 1
                 let errors = result.diagnostics.filter { $0.severity == .error }
                 state.lastError = "invalid policy: \(errors.count) error(s); keeping the last good rule set"
@@ -349,7 +373,7 @@ public actor Reconciler {
                 publish()
                 return .failure(result.diagnostics)
             }
-            table = ZoneCompiler.compile(policy, reusing: desired)
+            table = tableAdjustment(ZoneCompiler.compile(policy, reusing: desired))
             state.zones = policy.zones.count
             state.members = policy.zones.reduce(0) { $0 + $1.members.count }
             state.rules = policy.rules.count

@@ -34,6 +34,8 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public var members: Int
     public var rules: Int
     public var elements: Int
+    /// The outside member source (etcd), when one is configured.
+    public var memberSource: MemberSourceStatus? = nil
 
     public init(policyDirectory: String, pid: Int32, startedAt: Date = Date()) {
         self.policyDirectory = policyDirectory
@@ -49,6 +51,39 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
         self.members = 0
         self.rules = 0
         self.elements = 0
+    }
+}
+
+/// How an outside source of zone members (etcd) is doing, as the state file and metrics show it.
+public struct MemberSourceStatus: Codable, Hashable, Sendable {
+    /// `etcd`.
+    public var kind: String
+    /// Reachable and followed; false means the last known members stay in force (fail-static).
+    public var connected: Bool
+    /// Why it is not connected, while it is not.
+    public var lostReason: String?
+    /// When it was last lost, or last came back.
+    public var since: Date
+    /// Registered instances and the addresses they bring.
+    public var instances: Int
+    public var addresses: Int
+    /// Keys ignored right now (malformed, unknown zone, address taken), and how many were ever reported.
+    public var rejectedKeys: Int
+    public var rejectionsTotal: Int
+    /// The revision of the last full list.
+    public var revision: Int64?
+
+    public init(kind: String, connected: Bool, lostReason: String?, since: Date, instances: Int, addresses: Int,
+                rejectedKeys: Int, rejectionsTotal: Int, revision: Int64?) {
+        self.kind = kind
+        self.connected = connected
+        self.lostReason = lostReason
+        self.since = since
+        self.instances = instances
+        self.addresses = addresses
+        self.rejectedKeys = rejectedKeys
+        self.rejectionsTotal = rejectionsTotal
+        self.revision = revision
     }
 }
 

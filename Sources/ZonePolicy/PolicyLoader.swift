@@ -28,7 +28,7 @@ public enum PolicyLoader {
     /// With `concurrently`, files are parsed on every CPU at once: faster, but each parse in
     /// flight holds its file's YAML tree. The daemon parses one file at a time, to keep its
     /// peak memory low.
-    public static func load(directory: String, concurrently: Bool = true) -> LoadResult {
+    public static func load(directory: String, concurrently: Bool = true, cache: ParseCache? = nil) -> LoadResult {
         let dirLocation = SourceLocation(path: directory, line: 0, column: 0)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
@@ -63,21 +63,25 @@ public enum PolicyLoader {
             }
             files.append(PolicyFile(path: path, contents: text))
         }
-        var result = parse(files, concurrently: concurrently)
+        var result = parse(files, concurrently: concurrently, cache: cache)
         result.diagnostics = (diagnostics + result.diagnostics).sortedByLocation
         if result.diagnostics.hasErrors { result.policy = nil }
         return result
     }
 
     /// Parses and validates policy files given as text (tests use this directly).
-    public static func parse(_ files: [PolicyFile], concurrently: Bool = true) -> LoadResult {
+    public static func parse(_ files: [PolicyFile], concurrently: Bool = true, cache: ParseCache? = nil) -> LoadResult {
         // Files are independent until they are resolved together: parse them on every CPU.
         let sorted = files.sorted(by: { $0.path < $1.path })
         let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic]) = { file in
+            let hash = cache.map { _ in ParseCache.hash(file.contents) } ?? 0
+            if let hit = cache?.lookup(file, hash: hash) { return hit }
             var parser = FileParser(path: file.path)
             let fragment = parser.parse(file.contents)
+            cache?.store(file, hash: hash, (fragment, parser.reader.diagnostics))
             return (fragment, parser.reader.diagnostics)
         }
+        cache?.keep(only: Set(files.map(\.path)))
         let parsed = concurrently ? concurrentMap(sorted, parseOne) : sorted.map(parseOne)
         let fragments = parsed.map(\.0)
         var diagnostics = parsed.flatMap(\.1)

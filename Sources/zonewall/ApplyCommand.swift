@@ -19,6 +19,7 @@ struct ApplyCommand: ParsableCommand {
     )
 
     @OptionGroup var options: PolicyOptions
+    @OptionGroup var scopeOptions: ScopeOptions
     @OptionGroup var kernelOptions: KernelOptions
 
     @Option(name: .long, help: ArgumentHelp(
@@ -47,7 +48,7 @@ struct ApplyCommand: ParsableCommand {
 
     func run() throws {
         let (policy, _) = try options.loadOrExit()
-        let desired = ZoneCompiler.compile(policy)
+        let desired = try withExit2 { try scopeOptions.compile(policy, netns: kernelOptions.netns) }
         let start = ContinuousClock.now
         let place = kernelOptions.place(KernelSync.tableName)
 

@@ -11,10 +11,11 @@ struct PlanCommand: ParsableCommand {
     )
 
     @OptionGroup var options: PolicyOptions
+    @OptionGroup var scopeOptions: ScopeOptions
 
     func run() throws {
         let (policy, _) = try options.loadOrExit()
-        let table = ZoneCompiler.compile(policy)
+        let table = try withExit2 { try scopeOptions.compile(policy, netns: nil) }
         let header = """
             zonewall plan: \(policy.zones.count) zones, \(policy.rules.count) allow rules, \(table.elementCount) set elements.
             Apply with `nft -f FILE`: it replaces table \(table.family) \(table.name) atomically and touches nothing else.

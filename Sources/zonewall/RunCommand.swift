@@ -2,7 +2,10 @@ import ArgumentParser
 import Daemon
 import Foundation
 import Logging
+import HostScope
+import Membership
 import Reconciler
+import ZonePolicy
 import ServiceLifecycle
 
 /// `zonewall run`: the reconciling daemon.
@@ -37,11 +40,18 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Delete table inet zonewall on SIGTERM/SIGINT instead of leaving it in force.")
     var removeOnExit = false
 
+    @OptionGroup(title: "Members from etcd") var etcd: EtcdOptions
+    @OptionGroup var scopeOptions: ScopeOptions
+
+    @Option(help: ArgumentHelp("Directory for state that survives restarts: the last known etcd members (env ZONEWALL_STATE_DIRECTORY).", valueName: "DIR"))
+    var stateDirectory: String = ProcessInfo.processInfo.environment["ZONEWALL_STATE_DIRECTORY"] ?? "/var/lib/zonewall"
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
             throw ValidationError("--metrics-address must be HOST:PORT, e.g. 127.0.0.1:9715 or [::1]:9715")
         }
+        _ = try etcd.configuration()
     }
 
     static func parseAddress(_ text: String) -> (host: String, port: Int)? {
@@ -61,17 +71,27 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "zonewall")
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
-        let daemon = ZonewallDaemon(
-            kernel: kernel,
-            configuration: DaemonConfiguration(
-                policyDirectory: options.policies,
-                stateFile: stateFile.isEmpty ? nil : stateFile,
-                resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
-                removeOnExit: removeOnExit,
-                metricsAddress: metricsAddress.flatMap(Self.parseAddress)
-            ),
-            logger: logger
+        var configuration = DaemonConfiguration(
+            policyDirectory: options.policies,
+            stateFile: stateFile.isEmpty ? nil : stateFile,
+            resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
+            removeOnExit: removeOnExit,
+            metricsAddress: metricsAddress.flatMap(Self.parseAddress)
         )
+        var etcdClient: EtcdClient?
+        if let etcdConfig = try etcd.configuration() {
+            let client = try EtcdClient(etcdConfig)
+            etcdClient = client
+            configuration.memberSource = EtcdMemberSource(client: client, logger: logger)
+            configuration.memberPrefix = etcdConfig.prefix
+            configuration.memberCache = stateDirectory.isEmpty ? nil : stateDirectory + "/etcd-members.json"
+        }
+        if scopeOptions.scope == .local {
+            configuration.hostAddresses = scopeOptions.hostAddresses.isEmpty
+                ? RtnetlinkAddresses(namespace: kernelOptions.netns) as any HostAddressSource
+                : InMemoryHostAddresses(scopeOptions.hostAddresses.compactMap(IPPrefix.parse))
+        }
+        let daemon = ZonewallDaemon(kernel: kernel, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -79,6 +99,7 @@ struct RunCommand: AsyncParsableCommand {
         ))
         do {
             try await group.run()
+            await etcdClient?.shutdown()
         } catch let refused as StartupRefused {
             printError(refused.description)
             throw ExitCode(1)

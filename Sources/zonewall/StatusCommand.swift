@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Membership
 import Netfilter
 import Reconciler
 import Ruleset
@@ -15,6 +16,10 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var scopeOptions: ScopeOptions
+
+    @Option(help: ArgumentHelp("The daemon's state directory: its last known etcd members count as policy here (env ZONEWALL_STATE_DIRECTORY).", valueName: "DIR"))
+    var stateDirectory: String = ProcessInfo.processInfo.environment["ZONEWALL_STATE_DIRECTORY"] ?? "/var/lib/zonewall"
 
     @Option(help: "Most lines of the pending transaction to print.")
     var maxLines: Int = 40
@@ -23,15 +28,21 @@ struct StatusCommand: ParsableCommand {
     var stateFile: String = "/run/zonewall/state.json"
 
     func run() throws {
+        var daemonState: ReconcilerState?
         if FileManager.default.fileExists(atPath: stateFile) {
             do {
-                printDaemon(try StateFile(path: stateFile).read())
+                daemonState = try StateFile(path: stateFile).read()
+                printDaemon(daemonState!)
             } catch {
                 printError("zonewall: cannot read state file \(stateFile): \(error)")
             }
         }
-        let (policy, _) = try options.loadOrExit(printWarnings: false)
-        let desired = ZoneCompiler.compile(policy)
+        var (policy, _) = try options.loadOrExit(printWarnings: false)
+        // The daemon enforces its etcd members too: the last known ones are in its cache.
+        if daemonState?.memberSource != nil, let members = try? MemberCache(path: stateDirectory + "/etcd-members.json").readTable() {
+            policy = members.merged(into: policy).policy
+        }
+        let desired = try withExit2 { try scopeOptions.compile(policy, netns: kernelOptions.netns) }
         let place = kernelOptions.place(KernelSync.tableName)
         let snapshot = try withKernelErrors("reading \(place)") {
             let kernel = try kernelOptions.openKernel()
@@ -63,6 +74,10 @@ struct StatusCommand: ParsableCommand {
         }
         print("  applies \(s.applies), failures \(s.applyFailures), drift repairs \(s.driftRepairs), policy load errors \(s.policyLoadErrors)")
         print("  kernel in sync (as the daemon last saw it): \(s.inSync ? "yes" : "no")")
+        if let m = s.memberSource {
+            let health = m.connected ? "connected" : "NOT CONNECTED, last known members kept (\(m.lostReason ?? "?"))"
+            print("  \(m.kind): \(health) since \(iso.string(from: m.since)); \(m.instances) instances, \(m.addresses) addresses, revision \(m.revision.map(String.init) ?? "-"), \(m.rejectedKeys) keys ignored")
+        }
         if let e = s.lastError {
             print("  last error\(s.lastErrorAt.map { " at " + iso.string(from: $0) } ?? ""): \(e)")
             for d in s.lastErrorDiagnostics { print("    \(d)") }

@@ -19,6 +19,7 @@ struct Zonewall: AsyncParsableCommand {
             CheckCommand.self, PlanCommand.self, ExplainCommand.self, TestCommand.self,
             ApplyCommand.self, StatusCommand.self, RemoveCommand.self,
             RunCommand.self,
+            MemberCommand.self,
         ]
     )
 
