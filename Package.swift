@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Pure layers: no C, no kernel. Unit-tested anywhere.
@@ -65,11 +67,28 @@ let package = Package(
             ]
         ),
 
+        // Zone members from etcd (JSON gRPC gateway over async-http-client), behind `MemberSource`.
+        .target(
+            name: "Membership",
+            dependencies: [
+                "ZonePolicy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+
+        // `--scope local`: the policy cut to this host's traffic, and the host's addresses over rtnetlink.
+        .target(name: "HostScope", dependencies: ["ZonePolicy", "Ruleset"]),
+
         // The long-running parts: policy watching, signals, systemd, metrics.
         .target(
             name: "Daemon",
             dependencies: [
                 "Reconciler", "Ruleset", "Revocation", "ZonePolicy", "CPrivileges", "FlowLog", "HostIdentity", "ZoneCompiler",
+                "Membership", "HostScope",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -86,7 +105,7 @@ let package = Package(
             name: "zonewall",
             dependencies: [
                 "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "PolicyReview",
-                "Revocation", "Conntrack", "FlowLog", "HostIdentity",
+                "Revocation", "Conntrack", "FlowLog", "HostIdentity", "Membership", "HostScope",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -117,6 +136,13 @@ let package = Package(
         .testTarget(name: "FlowLogTests", dependencies: ["FlowLog", "ZonePolicy"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler", "Revocation"]),
         .testTarget(name: "NetfilterTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
+        .testTarget(name: "MembershipTests", dependencies: [
+            "Membership", "Daemon", "Reconciler", "Ruleset", "ZonePolicy", "HostScope",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .testTarget(name: "HostScopeTests", dependencies: ["TestSupport", "HostScope", "ZoneCompiler", "ZonePolicy", "Ruleset"]),
+        // Membership against a real etcd server started by the tests (Debian's etcd-server).
+        .testTarget(name: "EtcdTests", dependencies: ["Membership", "ZonePolicy"]),
         // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).
         .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
     ]

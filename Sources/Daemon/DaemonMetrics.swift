@@ -21,6 +21,8 @@ public final class DaemonMetrics: @unchecked Sendable {
     private let factory: PrometheusMetricsFactory
     /// `zonewall_revoked_flows_total{from,to}`, one counter per zone pair seen.
     private var revoked: [String: CoreMetrics.Counter] = [:]
+    /// Created on the first state that has a member source, so a daemon without etcd shows none.
+    private var etcd: (connected: CoreMetrics.Gauge, instances: CoreMetrics.Gauge, rejected: CoreMetrics.Counter)?
 
     public init() {
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -63,6 +65,16 @@ public final class DaemonMetrics: @unchecked Sendable {
                                                                 factory: factory)
             revoked[pair] = counter
             counter.increment(by: n - before)
+        }
+        if let m = s.memberSource {
+            let g = etcd ?? (CoreMetrics.Gauge(label: "zonewall_etcd_connected", factory: factory),
+                             CoreMetrics.Gauge(label: "zonewall_etcd_instances", factory: factory),
+                             CoreMetrics.Counter(label: "zonewall_etcd_rejected_keys_total", factory: factory))
+            etcd = g
+            g.connected.record(m.connected ? 1 : 0)
+            g.instances.record(m.instances)
+            let before = p?.memberSource?.rejectionsTotal ?? 0
+            if m.rejectionsTotal > before { g.rejected.increment(by: m.rejectionsTotal - before) }
         }
         previous = s
     }

@@ -1,6 +1,10 @@
 import HostIdentity
 import Foundation
+import HostScope
 import Logging
+import Membership
+import Synchronization
+import ZonePolicy
 import Reconciler
 import Revocation
 import ZonePolicy
@@ -37,6 +41,14 @@ public struct DaemonConfiguration: Sendable {
     public var dropCapabilities = false
     /// The flow log of denied and audited packets (NFLOG); nil disables it.
     public var flowLog: FlowLogConfiguration? = nil
+    /// Zone members from outside the policy files (etcd); nil: files only.
+    public var memberSource: (any MemberSource)? = nil
+    /// The key prefix of `memberSource`, for naming keys.
+    public var memberPrefix: String = "/zonewall/members/"
+    /// Where the last known members are kept, so a restart while the source is down starts with them.
+    public var memberCache: String? = nil
+    /// `--scope local`: this host's addresses, followed; nil is `--scope all`.
+    public var hostAddresses: (any HostAddressSource)? = nil
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -84,6 +96,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
 
         let cgroups = CgroupWatcher.current()
         if let cgroups { await reconciler.setHostResolver { IdentityFollower.facts(for: $0, source: cgroups) } }
+        let members = try await startMembers(reconciler)
+        let scope = try await startScope(reconciler, members: members?.0)
         try await reconciler.start()
         // Units and cgroups are resolved now and followed as they come and go (element changes
         // only); users are resolved again whenever the policy is reloaded, SIGHUP included.
@@ -153,6 +167,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     await reconciler.reload(reasons.joined(separator: ", "))
                     flows?.policyChanged()
                     await follower?.follow()
+                    // The merge may have found keys to ignore (unknown zone, address taken).
+                    if let feed = members?.0 { await reconciler.setMemberSource(feed.status) }
                     notifier.notify("READY=1", "STATUS=\(Self.summary(await reconciler.state))")
                 }
             }
@@ -165,6 +181,33 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             if config.confirmEdits != nil {
                 let store = ConfirmationStore(netns: config.netns, policyDirectory: config.policyDirectory)
                 group.addTask { await Self.watchConfirmations(reconciler, store: store, config: config) }
+            }
+            // Members from etcd: each change is one reload, debounced with the file edits.
+            if case let (feed, source)? = members {
+                let cache = config.memberCache.map(MemberCache.init(path:))
+                group.addTask {
+                    for await event in source.events() {
+                        let changed = feed.apply(event)
+                        await reconciler.setMemberSource(feed.status)
+                        guard changed else { continue }
+                        do { try cache?.write(feed.table) } catch {
+                            logger.warning("cannot write the member cache", metadata: ["error": "\(error)"])
+                        }
+                        await pending.note("etcd")
+                        kick.yield()
+                    }
+                }
+            }
+            // --scope local: the host's addresses decide which zones are local.
+            if case let (addresses, source)? = scope {
+                group.addTask {
+                    for await event in source.events() {
+                        guard addresses.apply(event) else { continue }
+                        logger.info("host addresses changed; recompiling the scope", metadata: ["event": "\(event)"])
+                        await pending.note("host addresses")
+                        kick.yield()
+                    }
+                }
             }
             // The backstop: a full read of the kernel every interval.
             group.addTask {
@@ -242,8 +285,39 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         }
     }
 
+    /// Sets up `--scope local`: reads the host's addresses before the first compile, and makes
+    /// every compile keep only what involves them (after the members are merged).
+    private func startScope(_ reconciler: Reconciler, members: MemberFeed?) async throws -> (AddressBox, any HostAddressSource)? {
+        guard let source = config.hostAddresses else { return nil }
+        let box = AddressBox(HostAddresses(try source.current()))
+        await reconciler.setAdjustment({ policy in
+            let merged = members?.merge(into: policy) ?? policy
+            return ScopeFilter.restrict(merged, toHostWith: box.sorted)
+        }, table: { ScopeFilter.withoutForward($0) })
+        logger.info("scope local", metadata: ["host_addresses": "\(box.sorted.map(\.description).joined(separator: " "))"])
+        return (box, source)
+    }
+
+    /// Sets up the member source: the cached members are in force from the first compile.
+    private func startMembers(_ reconciler: Reconciler) async throws -> (MemberFeed, any MemberSource)? {
+        guard let source = config.memberSource else { return nil }
+        var cached: [Member] = []
+        if let path = config.memberCache {
+            do { cached = try MemberCache(path: path).read(prefix: config.memberPrefix) } catch {
+                logger.warning("cannot read the member cache; starting without it", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+        }
+        let feed = MemberFeed(prefix: config.memberPrefix, cached: cached, logger: logger)
+        if !cached.isEmpty { logger.info("starting with the last known members", metadata: ["instances": "\(cached.count)"]) }
+        await reconciler.setAdjustment { feed.merge(into: $0) }
+        await reconciler.setParseCache(ParseCache())  // an etcd event re-reads unchanged files
+        await reconciler.setMemberSource(feed.status)
+        return (feed, source)
+    }
+
     static func summary(_ s: ReconcilerState) -> String {
         var text = "enforcing \(s.zones) zones, \(s.rules) rules, digest \(s.policyDigest ?? "-")"
+        if let m = s.memberSource { text += "; \(m.kind) \(m.connected ? "connected" : "LOST (last members kept)"), \(m.instances) instances" }
         if let e = s.lastError { text += "; last error: \(e)" }
         return text
     }
@@ -272,4 +346,13 @@ actor PendingReload {
         defer { reasons = []; first = nil; last = nil }
         return reasons
     }
+}
+
+/// The host's addresses, shared by the task that follows them and the compile step.
+final class AddressBox: Sendable {
+    private let mutex: Mutex<HostAddresses>
+    init(_ a: HostAddresses) { mutex = Mutex(a) }
+    /// Applies an event; true when the addresses changed.
+    func apply(_ e: HostAddressEvent) -> Bool { mutex.withLock { $0.apply(e) } }
+    var sorted: [IPPrefix] { mutex.withLock { $0.sorted } }
 }

@@ -99,6 +99,13 @@ public actor Reconciler {
     /// The policy the kernel enforced after the last commit that applied a policy (only with
     /// `confirmEdits`): revocation then reports whether a revoked flow was allowed before.
     private var enforcedPolicy: Policy?
+    /// Applied to every loaded policy before it is compiled: members from etcd, the host's scope.
+    private var adjustment: @Sendable (Policy) -> Policy = { $0 }
+    /// Applied to every compiled table: `--scope local` drops the forward chain.
+    private var tableAdjustment: @Sendable (Table) -> Table = { $0 }
+    /// Files parsed at the last load, when enabled: a reload parses only the changed ones, at
+    /// the price of holding every file's parse (the daemon enables it with etcd, whose events reload often).
+    private var parseCache: ParseCache?
 
     /// `run --confirm-edits`: how long an applied edit waits for `zonewall confirm`; nil: no windows.
     private let confirmEdits: TimeInterval?
@@ -154,6 +161,23 @@ public actor Reconciler {
             publish()
             return nil
         }
+    }
+
+    /// Keeps each file's parse between loads (or stops, with nil).
+    public func setParseCache(_ cache: ParseCache?) { parseCache = cache }
+
+    /// Sets what is done to each loaded policy before compiling (takes effect at the next load).
+    public func setAdjustment(_ adjust: @escaping @Sendable (Policy) -> Policy,
+                              table: @escaping @Sendable (Table) -> Table = { $0 }) {
+        adjustment = adjust
+        tableAdjustment = table
+    }
+
+    /// Reports an outside member source's health (etcd) in the state and metrics.
+    public func setMemberSource(_ status: MemberSourceStatus?) {
+        guard state.memberSource != status else { return }
+        state.memberSource = status
+        publish()
     }
 
     /// Reloads the policy directory. An invalid policy keeps the last good one in force.
@@ -497,8 +521,8 @@ public actor Reconciler {
         var table: Table
         do {  // the policy is released at the end of this block, before the digest
             // One file at a time: a daemon's peak memory matters more than a few hundred ms of reload at 10,000 zones.
-            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes)
-            guard let policy = result.policy else {
+            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes, cache: parseCache)
+            guard let policy = result.policy.map(adjustment) else {
                 state.policyLoadErrors += 1
                 let errors = result.diagnostics.filter { $0.severity == .error }
                 state.lastError = "invalid policy: \(errors.count) error(s); keeping the last good rule set"
@@ -512,7 +536,7 @@ public actor Reconciler {
                 host = hostResolver(policy)
                 state.identities = Self.describe(host)
             }
-            table = ZoneCompiler.compile(policy, reusing: desired, host: host)
+            table = tableAdjustment(ZoneCompiler.compile(policy, reusing: desired, host: host))
             identityPolicy = policy.zones.contains { $0.isLocal || !$0.interfaces.isEmpty } ? policy : nil
             if conntrack != nil { desiredPolicy = policy }
             table.flags = tableFlags

@@ -38,6 +38,8 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public var elements: Int
     /// Each identity zone's resolved cgroups (path, id, level) and uids, one line each; nil before any.
     public var identities: [String]?
+    /// The outside member source (etcd), when one is configured.
+    public var memberSource: MemberSourceStatus? = nil
 
     /// Established flows revoked since start (nil before the first): their conntrack entries
     /// were deleted after a commit that removed their permission.
@@ -65,6 +67,39 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
         self.members = 0
         self.rules = 0
         self.elements = 0
+    }
+}
+
+/// How an outside source of zone members (etcd) is doing, as the state file and metrics show it.
+public struct MemberSourceStatus: Codable, Hashable, Sendable {
+    /// `etcd`.
+    public var kind: String
+    /// Reachable and followed; false means the last known members stay in force (fail-static).
+    public var connected: Bool
+    /// Why it is not connected, while it is not.
+    public var lostReason: String?
+    /// When it was last lost, or last came back.
+    public var since: Date
+    /// Registered instances and the addresses they bring.
+    public var instances: Int
+    public var addresses: Int
+    /// Keys ignored right now (malformed, unknown zone, address taken), and how many were ever reported.
+    public var rejectedKeys: Int
+    public var rejectionsTotal: Int
+    /// The revision of the last full list.
+    public var revision: Int64?
+
+    public init(kind: String, connected: Bool, lostReason: String?, since: Date, instances: Int, addresses: Int,
+                rejectedKeys: Int, rejectionsTotal: Int, revision: Int64?) {
+        self.kind = kind
+        self.connected = connected
+        self.lostReason = lostReason
+        self.since = since
+        self.instances = instances
+        self.addresses = addresses
+        self.rejectedKeys = rejectedKeys
+        self.rejectionsTotal = rejectionsTotal
+        self.revision = revision
     }
 }
 

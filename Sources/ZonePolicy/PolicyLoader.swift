@@ -31,9 +31,10 @@ public enum PolicyLoader {
     ///
     /// With `strictModes`, the directory, the files and the directories above them are checked
     /// first (`zonewall run` and `apply`); an insecure one fails the load before anything is read.
-    /// Files over `limits` are refused before they are read.
+    /// Files over `limits` are refused before they are read. With `cache`, a file whose contents
+    /// are unchanged since the last load is not parsed again.
     public static func load(directory: String, concurrently: Bool = true, strictModes: StrictModes? = nil,
-                            limits: PolicyLimits = .standard) -> LoadResult {
+                            limits: PolicyLimits = .standard, cache: ParseCache? = nil) -> LoadResult {
         let dirLocation = SourceLocation(path: directory, line: 0, column: 0)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
@@ -86,7 +87,7 @@ public enum PolicyLoader {
             }
             files.append(PolicyFile(path: path, contents: text))
         }
-        var result = parse(files, concurrently: concurrently, limits: limits)
+        var result = parse(files, concurrently: concurrently, limits: limits, cache: cache)
         result.diagnostics = (diagnostics + result.diagnostics).sortedByLocation
         if result.diagnostics.hasErrors { result.policy = nil }
         return result
@@ -122,14 +123,19 @@ public enum PolicyLoader {
     }
 
     /// Parses and validates policy files given as text (tests use this directly).
-    public static func parse(_ files: [PolicyFile], concurrently: Bool = true, limits: PolicyLimits = .standard) -> LoadResult {
+    public static func parse(_ files: [PolicyFile], concurrently: Bool = true, limits: PolicyLimits = .standard,
+                             cache: ParseCache? = nil) -> LoadResult {
         // Files are independent until they are resolved together: parse them on every CPU.
         let sorted = files.sorted(by: { $0.path < $1.path })
         let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic]) = { file in
+            let hash = cache.map { _ in ParseCache.hash(file.contents) } ?? 0
+            if let hit = cache?.lookup(file, hash: hash) { return hit }
             var parser = FileParser(path: file.path, maxDepth: limits.depth)
             let fragment = parser.parse(file.contents)
+            cache?.store(file, hash: hash, (fragment, parser.reader.diagnostics))
             return (fragment, parser.reader.diagnostics)
         }
+        cache?.keep(only: Set(files.map(\.path)))
         let parsed = concurrently ? concurrentMap(sorted, parseOne) : sorted.map(parseOne)
         let fragments = parsed.map(\.0)
         var diagnostics = parsed.flatMap(\.1)

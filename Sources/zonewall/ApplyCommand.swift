@@ -19,6 +19,7 @@ struct ApplyCommand: ParsableCommand {
     )
 
     @OptionGroup var options: PolicyOptions
+    @OptionGroup var scopeOptions: ScopeOptions
     @OptionGroup var kernelOptions: KernelOptions
     @OptionGroup var permissions: PermissionOptions
 
@@ -58,7 +59,7 @@ struct ApplyCommand: ParsableCommand {
         // Units, cgroups and users as they are now; ones not found are named, and match nothing.
         let host = GatheredHostFacts.gather(policy)
         for line in host.missing { printError("warning: \(line)") }
-        let desired = ZoneCompiler.compile(policy, host: host.facts)
+        let desired = try withExit2 { try scopeOptions.compile(policy, netns: kernelOptions.netns, host: host.facts) }
         let window = try confirmWithin.map {
             try ConfirmWindow(netns: kernelOptions.netns, policies: options.policies, seconds: $0.seconds)
         }

@@ -11,6 +11,7 @@ struct PlanCommand: ParsableCommand {
     )
 
     @OptionGroup var options: PolicyOptions
+    @OptionGroup var scopeOptions: ScopeOptions
 
     /// Bench-only: the previous release's table shape, to measure the current one against.
     @Flag(name: .customLong("release-shape"), help: .hidden) var releaseShape = false
@@ -18,7 +19,8 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let (policy, _) = try options.loadOrExit()
         let host = GatheredHostFacts.gather(policy)
-        let table = releaseShape ? ZoneCompiler.compileReleaseShape(policy) : ZoneCompiler.compile(policy, host: host.facts)
+        let table = releaseShape ? ZoneCompiler.compileReleaseShape(policy)
+            : try withExit2 { try scopeOptions.compile(policy, netns: nil, host: host.facts) }
         var header = """
             zonewall plan: \(policy.zones.count) zones, \(policy.rules.count) allow rules, \(table.elementCount) set elements.
             Apply with `nft -f FILE`: it replaces table \(table.family) \(table.name) atomically and touches nothing else.

@@ -1,9 +1,11 @@
 import ArgumentParser
+import Conntrack
 import Daemon
 import FlowLog
 import Foundation
-import Conntrack
+import HostScope
 import Logging
+import Membership
 import Netfilter
 import Reconciler
 import Ruleset
@@ -63,11 +65,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where the top denied pairs of the last hour are written for `zonewall status` (default: /run/zonewall/flows.json, flows-NAME.json with --netns NAME).", valueName: "PATH"))
     var flowSummaryFile: String?
 
+    @OptionGroup(title: "Members from etcd") var etcd: EtcdOptions
+    @OptionGroup var scopeOptions: ScopeOptions
+
+    @Option(help: ArgumentHelp("Directory for state that survives restarts: the last known etcd members (env ZONEWALL_STATE_DIRECTORY).", valueName: "DIR"))
+    var stateDirectory: String = ProcessInfo.processInfo.environment["ZONEWALL_STATE_DIRECTORY"] ?? "/var/lib/zonewall"
+
     func validate() throws {
         guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
         if let m = metricsAddress, Self.parseAddress(m) == nil {
             throw ValidationError("--metrics-address must be HOST:PORT, e.g. 127.0.0.1:9715 or [::1]:9715")
         }
+        _ = try etcd.configuration()
     }
 
     static func parseAddress(_ text: String) -> (host: String, port: Int)? {
@@ -121,6 +130,19 @@ struct RunCommand: AsyncParsableCommand {
             configuration.flowLog = FlowLogConfiguration(namespace: kernelOptions.netns, socketPath: socket,
                                                          summaryFile: summary.isEmpty ? nil : summary)
         }
+        var etcdClient: EtcdClient?
+        if let etcdConfig = try etcd.configuration() {
+            let client = try EtcdClient(etcdConfig)
+            etcdClient = client
+            configuration.memberSource = EtcdMemberSource(client: client, logger: logger)
+            configuration.memberPrefix = etcdConfig.prefix
+            configuration.memberCache = stateDirectory.isEmpty ? nil : stateDirectory + "/etcd-members.json"
+        }
+        if scopeOptions.scope == .local {
+            configuration.hostAddresses = scopeOptions.hostAddresses.isEmpty
+                ? RtnetlinkAddresses(namespace: kernelOptions.netns) as any HostAddressSource
+                : InMemoryHostAddresses(scopeOptions.hostAddresses.compactMap(IPPrefix.parse))
+        }
         let daemon = ZonewallDaemon(kernel: kernel, conntrack: conntrack, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
@@ -129,6 +151,7 @@ struct RunCommand: AsyncParsableCommand {
         ))
         do {
             try await group.run()
+            await etcdClient?.shutdown()
         } catch let refused as StartupRefused {
             printError(refused.description)
             throw ExitCode(1)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import Membership
 import Netfilter
 import Reconciler
 import Ruleset
@@ -16,6 +17,10 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var options: PolicyOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var scopeOptions: ScopeOptions
+
+    @Option(help: ArgumentHelp("The daemon's state directory: its last known etcd members count as policy here (env ZONEWALL_STATE_DIRECTORY).", valueName: "DIR"))
+    var stateDirectory: String = ProcessInfo.processInfo.environment["ZONEWALL_STATE_DIRECTORY"] ?? "/var/lib/zonewall"
 
     @Option(help: "Most lines of the pending transaction to print.")
     var maxLines: Int = 40
@@ -46,6 +51,7 @@ struct StatusCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: flows), let s = try? FlowSummary.read(flows) {
             printFlows(s)
         }
+        var daemonState: ReconcilerState?
         if let stateFile = kernelOptions.stateFile(stateFile, policies: options.policies),
            FileManager.default.fileExists(atPath: stateFile) {
             do {
@@ -53,14 +59,20 @@ struct StatusCommand: ParsableCommand {
                 if let other = Self.mismatch(state, netns: kernelOptions.netns, policies: options.policies) {
                     print("daemon: \(stateFile) is the state of a daemon for \(other); not shown")
                 } else {
+                    daemonState = state
                     printDaemon(state)
                 }
             } catch {
                 printError("zonewall: cannot read state file \(stateFile): \(error)")
             }
         }
-        let (policy, _) = try options.loadOrExit(printWarnings: false)
-        var desired = ZoneCompiler.compile(policy)
+        var (policy, _) = try options.loadOrExit(printWarnings: false)
+        // The daemon enforces its etcd members too: the last known ones are in its cache.
+        if daemonState?.memberSource != nil, let members = try? MemberCache(path: stateDirectory + "/etcd-members.json").readTable() {
+            policy = members.merged(into: policy).policy
+        }
+        let host = GatheredHostFacts.gather(policy)
+        var desired = try withExit2 { try scopeOptions.compile(policy, netns: kernelOptions.netns, host: host.facts) }
         if ownTable { desired.flags = NetlinkKernel.ownedTableFlags }
         let place = kernelOptions.place(KernelSync.tableName)
         let snapshot = try withKernelErrors("reading \(place)") {
@@ -116,6 +128,10 @@ struct StatusCommand: ParsableCommand {
         }
         if let r = s.revertedEdit { print("  \(r)") }
         if let n = s.revokedFlows { print("  established flows revoked: \(n)") }
+        if let m = s.memberSource {
+            let health = m.connected ? "connected" : "NOT CONNECTED, last known members kept (\(m.lostReason ?? "?"))"
+            print("  \(m.kind): \(health) since \(iso.string(from: m.since)); \(m.instances) instances, \(m.addresses) addresses, revision \(m.revision.map(String.init) ?? "-"), \(m.rejectedKeys) keys ignored")
+        }
         if let e = s.lastError {
             print("  last error\(s.lastErrorAt.map { " at " + iso.string(from: $0) } ?? ""): \(e)")
             for d in s.lastErrorDiagnostics { print("    \(d)") }

@@ -22,7 +22,7 @@ struct Zonewall: AsyncParsableCommand {
             ApplyCommand.self, StatusCommand.self, RemoveCommand.self,
             RunCommand.self, RevokeCommand.self, ConfirmCommand.self, ConfirmGuardCommand.self,
             DiffCommand.self, GraphCommand.self, ReportCommand.self, SchemaCommand.self,
-            LogCommand.self, SuggestCommand.self,
+            LogCommand.self, SuggestCommand.self, MemberCommand.self,
         ]
     )
 

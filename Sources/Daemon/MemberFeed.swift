@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import Membership
+import Reconciler
+import Synchronization
+import ZonePolicy
+
+/// The daemon's side of a member source: the members known so far, merged into each loaded
+/// policy, and the source's health for the state file and metrics.
+///
+/// Ignored keys are logged once per key and reason, and counted; none ever stops the daemon.
+public final class MemberFeed: Sendable {
+    private struct State {
+        var table: MemberTable
+        /// Rejections already logged, by key.
+        var reported: [String: String] = [:]
+        var rejectionsTotal = 0
+        var since = Date()
+        var connectedBefore = false
+    }
+    private let state: Mutex<State>
+    private let logger: Logger
+    let kind: String
+
+    public init(prefix: String, cached: [Member], kind: String = "etcd", logger: Logger) {
+        state = Mutex(State(table: MemberTable(prefix: prefix, members: cached)))
+        self.logger = logger
+        self.kind = kind
+    }
+
+    /// The members now.
+    public var table: MemberTable { state.withLock { $0.table } }
+
+    /// Applies an event; true when the members changed (the policy must be recompiled).
+    public func apply(_ event: MemberEvent) -> Bool {
+        state.withLock { s in
+            let changed = s.table.apply(event)
+            if s.table.connected != s.connectedBefore { s.since = Date(); s.connectedBefore = s.table.connected }
+            if case .rejected(let r) = event { note([r], &s) }
+            if case .resynced(_, let rejected, _) = event { note(rejected, &s) }
+            return changed
+        }
+    }
+
+    /// The policy with the members added; logs and counts keys ignored for the first time.
+    public func merge(into policy: Policy) -> Policy {
+        state.withLock { s in
+            let (merged, rejected) = s.table.merged(into: policy)
+            note(rejected, &s, forget: true)
+            return merged
+        }
+    }
+
+    private func note(_ rejected: [MemberRejection], _ s: inout State, forget: Bool = false) {
+        if forget {  // a key no longer rejected may be reported again if it goes bad again
+            let now = Set(rejected.map(\.key))
+            s.reported = s.reported.filter { now.contains($0.key) }
+        }
+        for r in rejected where s.reported[r.key] != r.reason {
+            s.reported[r.key] = r.reason
+            s.rejectionsTotal += 1
+            logger.error("\(kind) key ignored", metadata: ["key": "\(r.key)", "reason": "\(r.reason)"])
+        }
+    }
+
+    /// The health and counts for the state file.
+    public var status: MemberSourceStatus {
+        state.withLock { s in
+            MemberSourceStatus(kind: kind, connected: s.table.connected, lostReason: s.table.lostReason, since: s.since,
+                               instances: s.table.members.count, addresses: s.table.members.values.reduce(0) { $0 + $1.count },
+                               rejectedKeys: s.reported.count, rejectionsTotal: s.rejectionsTotal, revision: s.table.revision)
+        }
+    }
+}

@@ -1,0 +1,317 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOSSL
+import Synchronization
+
+/// Where etcd is and how to reach it.
+public struct EtcdConfiguration: Sendable {
+    /// `HOST:PORT` or `http(s)://HOST:PORT`; tried in order, the next one when one fails.
+    public var endpoints: [String]
+    /// Keys live under it: `<prefix><zone>/<instance-id>`.
+    public var prefix: String
+    /// CA bundle (PEM) that signs the servers' certificates; enables TLS.
+    public var caCertificate: String?
+    /// Client certificate (PEM) for mTLS; enables TLS.
+    public var certificate: String?
+    /// The client certificate's private key (PEM).
+    public var key: String?
+    /// How long one unary request (range, put, lease call) may take.
+    public var requestTimeout: Duration = .seconds(3)
+
+    public init(endpoints: [String], prefix: String = "/zonewall/members/", caCertificate: String? = nil,
+                certificate: String? = nil, key: String? = nil) {
+        self.endpoints = endpoints
+        self.prefix = prefix
+        self.caCertificate = caCertificate
+        self.certificate = certificate
+        self.key = key
+    }
+
+    /// Whether the endpoints are spoken to over TLS.
+    public var usesTLS: Bool { caCertificate != nil || certificate != nil || endpoints.contains { $0.hasPrefix("https://") } }
+
+    /// The base URLs of the endpoints.
+    var baseURLs: [String] {
+        endpoints.map { e in
+            if e.hasPrefix("http://") || e.hasPrefix("https://") { return e.hasSuffix("/") ? String(e.dropLast()) : e }
+            return (usesTLS ? "https://" : "http://") + e
+        }
+    }
+}
+
+/// A failure talking to etcd, with what was asked and what came back.
+public enum EtcdError: Error, CustomStringConvertible, Sendable {
+    /// No endpoint answered.
+    case unreachable(String)
+    /// etcd answered with an error (the gateway's gRPC status code and message).
+    case server(path: String, status: Int, message: String)
+    /// An answer that does not parse.
+    case malformed(path: String, String)
+    /// The watch was cancelled by etcd because its start revision was compacted away.
+    case compacted(Int64)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let why): "etcd unreachable: \(why)"
+        case .server(let path, let status, let message): "etcd \(path): HTTP \(status): \(message)"
+        case .malformed(let path, let why): "etcd \(path): malformed answer: \(why)"
+        case .compacted(let rev): "etcd watch: revision compacted (compact revision \(rev))"
+        }
+    }
+}
+
+/// One key-value pair as etcd holds it.
+public struct EtcdKeyValue: Sendable, Hashable {
+    public var key: String
+    public var value: [UInt8]
+    public var modRevision: Int64
+    public var lease: Int64
+}
+
+/// One change a watch reports.
+public struct EtcdWatchEvent: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable { case put, delete }
+    public var kind: Kind
+    public var kv: EtcdKeyValue
+}
+
+/// etcd's v3 API through its JSON gRPC gateway (`/v3/kv/range`, `/v3/watch`, `/v3/lease/…`),
+/// over async-http-client: keys and values are base64, 64-bit numbers are JSON strings.
+///
+/// The gateway is part of every etcd server (3.4 and later), needs no generated code, and
+/// streams a watch as one JSON object per line.
+public final class EtcdClient: Sendable {
+    private let http: HTTPClient
+    private let urls: [String]
+    /// The endpoint that last answered: requests start there.
+    private let current = Mutex(0)
+    public let configuration: EtcdConfiguration
+
+    public init(_ configuration: EtcdConfiguration) throws {
+        precondition(!configuration.endpoints.isEmpty, "no etcd endpoints")
+        self.configuration = configuration
+        self.urls = configuration.baseURLs
+        var config = HTTPClient.Configuration()
+        config.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(2), read: nil)
+        config.httpVersion = .http1Only
+        if configuration.usesTLS {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            if let ca = configuration.caCertificate { tls.trustRoots = .file(ca) }
+            if let cert = configuration.certificate {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+            }
+            if let key = configuration.key { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
+            config.tlsConfiguration = tls
+        }
+        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
+    }
+
+    /// Closes the connections. Call once, before the client goes away.
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    // MARK: Unary calls
+
+    /// Every key under `prefix`, and the store's revision at that moment.
+    public func range(prefix: String) async throws -> (kvs: [EtcdKeyValue], revision: Int64) {
+        let r: RangeResponse = try await call("/v3/kv/range", RangeRequest(key: b64(prefix), range_end: b64(Self.rangeEnd(prefix))))
+        return (try (r.kvs ?? []).map { try $0.decoded() }, r.header?.revision?.value ?? 0)
+    }
+
+    /// Stores `value` at `key`, attached to `lease` (0: none). Returns the new revision.
+    @discardableResult
+    public func put(_ key: String, _ value: [UInt8], lease: Int64 = 0) async throws -> Int64 {
+        let r: HeaderOnly = try await call("/v3/kv/put", PutRequest(key: b64(key), value: Data(value).base64EncodedString(), lease: lease == 0 ? nil : String(lease)))
+        return r.header?.revision?.value ?? 0
+    }
+
+    /// Deletes `key`, or every key under it with `prefix: true`. Returns how many went.
+    @discardableResult
+    public func delete(_ key: String, prefix: Bool = false) async throws -> Int64 {
+        let r: DeleteResponse = try await call("/v3/kv/deleterange", RangeRequest(key: b64(key), range_end: prefix ? b64(Self.rangeEnd(key)) : nil))
+        return r.deleted?.value ?? 0
+    }
+
+    /// Compacts the history up to `revision` (tests use it to force `ErrCompacted`).
+    public func compact(_ revision: Int64) async throws {
+        let _: HeaderOnly = try await call("/v3/kv/compaction", CompactRequest(revision: String(revision), physical: true))
+    }
+
+    /// A new lease of `ttl` seconds; returns its id and the TTL granted.
+    public func grant(ttl: Int64) async throws -> (id: Int64, ttl: Int64) {
+        let r: LeaseGrantResponse = try await call("/v3/lease/grant", LeaseGrantRequest(TTL: String(ttl)))
+        guard let id = r.ID?.value, id != 0 else { throw EtcdError.malformed(path: "/v3/lease/grant", r.error ?? "no lease id") }
+        return (id, r.TTL?.value ?? ttl)
+    }
+
+    /// Renews a lease once; returns its remaining TTL, 0 when etcd no longer knows it.
+    public func keepAlive(_ id: Int64) async throws -> Int64 {
+        // The gateway maps the bidirectional stream to one request, one answer.
+        let r: Wrapped<LeaseKeepAliveResponse> = try await call("/v3/lease/keepalive", LeaseID(ID: String(id)))
+        if let e = r.error { throw EtcdError.server(path: "/v3/lease/keepalive", status: 200, message: e.message ?? "error") }
+        return r.result?.TTL?.value ?? 0
+    }
+
+    /// Revokes a lease: every key attached to it is deleted at once.
+    public func revoke(_ id: Int64) async throws {
+        let _: HeaderOnly = try await call("/v3/lease/revoke", LeaseID(ID: String(id)))
+    }
+
+    /// Sends one request, starting at the endpoint that last answered and moving on when one
+    /// cannot be reached. An error etcd itself returns is not retried elsewhere.
+    private func call<Request: Encodable, Response: Decodable>(_ path: String, _ body: Request) async throws -> Response {
+        let payload = try JSONEncoder().encode(body)
+        let start = current.withLock { $0 }
+        var failures: [String] = []
+        for i in 0..<urls.count {
+            let n = (start + i) % urls.count
+            var request = HTTPClientRequest(url: urls[n] + path)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: payload))
+            let response: HTTPClientResponse
+            let bytes: ByteBuffer
+            do {
+                response = try await http.execute(request, timeout: .nanoseconds(configuration.requestTimeout.nanoseconds))
+                bytes = try await response.body.collect(upTo: 64 << 20)
+            } catch {
+                failures.append("\(urls[n]): \(error)")
+                continue
+            }
+            current.withLock { $0 = n }
+            let data = Data(buffer: bytes)
+            guard response.status == .ok else {
+                let message = (try? JSONDecoder().decode(GatewayError.self, from: data)).flatMap { $0.message ?? $0.error } ?? String(decoding: data, as: UTF8.self)
+                throw EtcdError.server(path: path, status: Int(response.status.code), message: message)
+            }
+            do {
+                return try JSONDecoder().decode(Response.self, from: data)
+            } catch {
+                throw EtcdError.malformed(path: path, "\(error)")
+            }
+        }
+        throw EtcdError.unreachable(failures.joined(separator: "; "))
+    }
+
+    // MARK: Watch
+
+    /// Watches every key under `prefix` from `revision` on. Yields each batch of events as it
+    /// arrives; ends by throwing: `EtcdError.compacted` when etcd cancelled the watch because
+    /// `revision` is gone, anything else when the stream broke.
+    public func watch(prefix: String, from revision: Int64) -> AsyncThrowingStream<[EtcdWatchEvent], Error> {
+        let (stream, continuation) = AsyncThrowingStream<[EtcdWatchEvent], Error>.makeStream()
+        let task = Task {
+            do {
+                try await self.runWatch(prefix: prefix, from: revision, into: continuation)
+                continuation.finish(throwing: EtcdError.unreachable("watch stream ended"))
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    private func runWatch(prefix: String, from revision: Int64,
+                          into continuation: AsyncThrowingStream<[EtcdWatchEvent], Error>.Continuation) async throws {
+        let body = try JSONEncoder().encode(WatchRequest(create_request: .init(key: b64(prefix), range_end: b64(Self.rangeEnd(prefix)),
+                                                                               start_revision: String(revision))))
+        let n = current.withLock { $0 }
+        var request = HTTPClientRequest(url: urls[n] + "/v3/watch")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(data: body))
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .nanoseconds(configuration.requestTimeout.nanoseconds))
+        } catch {
+            current.withLock { $0 = (n + 1) % urls.count }  // the next attempt tries the next endpoint
+            throw EtcdError.unreachable("\(urls[n]): \(error)")
+        }
+        guard response.status == .ok else { throw EtcdError.server(path: "/v3/watch", status: Int(response.status.code), message: "watch refused") }
+        var pending: [UInt8] = []
+        for try await chunk in response.body {
+            pending.append(contentsOf: chunk.readableBytesView)
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(pending[..<newline])
+                pending.removeSubrange(...newline)
+                if line.isEmpty { continue }
+                let message: Wrapped<WatchResponse>
+                do { message = try JSONDecoder().decode(Wrapped<WatchResponse>.self, from: Data(line)) } catch {
+                    throw EtcdError.malformed(path: "/v3/watch", "\(error)")
+                }
+                if let e = message.error { throw EtcdError.server(path: "/v3/watch", status: 200, message: e.message ?? "error") }
+                guard let r = message.result else { continue }
+                if let compact = r.compact_revision?.value, compact != 0 { throw EtcdError.compacted(compact) }
+                if r.canceled == true { throw EtcdError.server(path: "/v3/watch", status: 200, message: "watch cancelled: \(r.cancel_reason ?? "?")") }
+                let events = try (r.events ?? []).map { e in
+                    EtcdWatchEvent(kind: e.type == "DELETE" ? .delete : .put, kv: try (e.kv ?? RawKV()).decoded())
+                }
+                if !events.isEmpty { continuation.yield(events) }
+            }
+        }
+    }
+
+    // MARK: Wire types
+
+    /// The range end that covers every key starting with `prefix`: the prefix with its last byte incremented.
+    static func rangeEnd(_ prefix: String) -> [UInt8] {
+        var bytes = Array(prefix.utf8)
+        while let last = bytes.last {
+            if last < 0xff { bytes[bytes.count - 1] = last + 1; return bytes }
+            bytes.removeLast()
+        }
+        return [0]  // every key
+    }
+
+    private func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
+    private func b64(_ b: [UInt8]) -> String { Data(b).base64EncodedString() }
+}
+
+/// A 64-bit number the gateway writes as a JSON string (or, leniently, a number).
+struct Int64Text: Decodable, Hashable {
+    var value: Int64
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self), let v = Int64(s) { value = v; return }
+        value = try c.decode(Int64.self)
+    }
+}
+
+struct Header: Decodable { var revision: Int64Text? }
+struct HeaderOnly: Decodable { var header: Header? }
+struct GatewayError: Decodable { var error: String?; var message: String?; var code: Int? }
+struct Wrapped<T: Decodable>: Decodable { var result: T?; var error: GatewayError? }
+
+struct RangeRequest: Encodable { var key: String; var range_end: String? }
+struct RawKV: Decodable {
+    var key: String?; var value: String?; var mod_revision: Int64Text?; var lease: Int64Text?
+    func decoded() throws -> EtcdKeyValue {
+        guard let k = key.flatMap({ Data(base64Encoded: $0) }) else { throw EtcdError.malformed(path: "kv", "key is not base64") }
+        let v = value.flatMap { Data(base64Encoded: $0) } ?? Data()
+        return EtcdKeyValue(key: String(decoding: k, as: UTF8.self), value: Array(v), modRevision: mod_revision?.value ?? 0, lease: lease?.value ?? 0)
+    }
+}
+struct RangeResponse: Decodable { var header: Header?; var kvs: [RawKV]? }
+struct PutRequest: Encodable { var key: String; var value: String; var lease: String? }
+struct DeleteResponse: Decodable { var header: Header?; var deleted: Int64Text? }
+struct CompactRequest: Encodable { var revision: String; var physical: Bool }
+struct LeaseGrantRequest: Encodable { var TTL: String }
+struct LeaseGrantResponse: Decodable { var ID: Int64Text?; var TTL: Int64Text?; var error: String? }
+struct LeaseID: Encodable { var ID: String }
+struct LeaseKeepAliveResponse: Decodable { var ID: Int64Text?; var TTL: Int64Text? }
+struct WatchRequest: Encodable {
+    struct Create: Encodable { var key: String; var range_end: String; var start_revision: String }
+    var create_request: Create
+}
+struct WatchResponse: Decodable {
+    struct Event: Decodable { var type: String?; var kv: RawKV? }
+    var header: Header?; var created: Bool?; var canceled: Bool?; var compact_revision: Int64Text?; var cancel_reason: String?; var events: [Event]?
+}
+
+extension Duration {
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+
+/// Zone members from etcd: list the prefix, then watch from that list's revision + 1, so that
+/// nothing is missed and nothing is applied twice.
+///
+/// On compaction or a broken watch it lists again (a `.resynced` replaces everything). When
+/// etcd cannot be reached it yields `.lost` once and retries with exponential backoff; the
+/// consumer keeps the last members in force meanwhile (fail-static). While watching, a cheap
+/// request every `probeInterval` makes a silent loss of the server visible.
+public final class EtcdMemberSource: MemberSource {
+    let client: EtcdClient
+    let prefix: String
+    let logger: Logger
+    /// Backoff between reconnection attempts: from `minBackoff`, doubling, at most `maxBackoff`.
+    let minBackoff: Duration
+    let maxBackoff: Duration
+    /// How often a watching source checks that etcd still answers.
+    let probeInterval: Duration
+    /// A pause between a list and its watch; only tests widen it, to let a compaction in between.
+    let watchDelay: Duration
+
+    public init(client: EtcdClient, logger: Logger, minBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(5),
+                probeInterval: Duration = .seconds(2), watchDelay: Duration = .zero) {
+        self.client = client
+        self.prefix = client.configuration.prefix
+        self.logger = logger
+        self.minBackoff = minBackoff
+        self.maxBackoff = maxBackoff
+        self.probeInterval = probeInterval
+        self.watchDelay = watchDelay
+    }
+
+    public func events() -> AsyncStream<MemberEvent> {
+        let (stream, continuation) = AsyncStream<MemberEvent>.makeStream()
+        let task = Task { await self.run(continuation) }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    private func run(_ out: AsyncStream<MemberEvent>.Continuation) async {
+        var backoff = minBackoff
+        var lost = false
+        while !Task.isCancelled {
+            do {
+                let (kvs, revision) = try await client.range(prefix: prefix)
+                var members: [Member] = []
+                var rejected: [MemberRejection] = []
+                for kv in kvs {
+                    switch MemberValue.event(key: kv.key, value: kv.value, prefix: prefix) {
+                    case .success(let m): members.append(m)
+                    case .failure(let r): rejected.append(r)
+                    }
+                }
+                out.yield(.resynced(members, rejected: rejected, revision: revision))
+                if lost { logger.info("etcd reachable again", metadata: ["revision": "\(revision)", "members": "\(members.count)"]) }
+                lost = false
+                backoff = minBackoff
+                if watchDelay > .zero { try await Task.sleep(for: watchDelay) }
+                try await watch(from: revision + 1, out)
+            } catch is CancellationError {
+                break
+            } catch EtcdError.compacted(let compact) {
+                logger.warning("etcd watch fell behind a compaction; listing again", metadata: ["compact_revision": "\(compact)"])
+            } catch {
+                if Task.isCancelled { break }
+                if !lost {
+                    logger.error("etcd lost; keeping the last known members", metadata: ["error": "\(error)"])
+                    out.yield(.lost("\(error)"))
+                    lost = true
+                }
+                let jitter = Double.random(in: 0.8...1.2)
+                try? await Task.sleep(for: backoff * jitter)
+                backoff = min(backoff * 2, maxBackoff)
+            }
+        }
+        out.finish()
+    }
+
+    /// Follows the watch until it breaks (throws) or etcd stops answering the probe.
+    private func watch(from revision: Int64, _ out: AsyncStream<MemberEvent>.Continuation) async throws {
+        let prefix = self.prefix
+        let client = self.client
+        let probe = probeInterval
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for try await batch in client.watch(prefix: prefix, from: revision) {
+                    for e in batch {
+                        switch e.kind {
+                        case .delete:
+                            if case .success(let k) = MemberValue.key(e.kv.key, prefix: prefix) { out.yield(.removed(k)) }
+                        case .put:
+                            switch MemberValue.event(key: e.kv.key, value: e.kv.value, prefix: prefix) {
+                            case .success(let m): out.yield(.added(m))
+                            case .failure(let r):
+                                if case .success(let k) = MemberValue.key(e.kv.key, prefix: prefix) { out.yield(.removed(k)) }
+                                out.yield(.rejected(r))
+                            }
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: probe)
+                    _ = try await client.range(prefix: "\u{0}zonewall-probe")
+                }
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import ZonePolicy
+
+/// Why a member value is unusable.
+public struct MemberValueError: Error, Hashable, Sendable {
+    public var reason: String
+}
+
+/// The etcd value of a member key, `{"addresses": ["198.51.100.7", "2001:db8::7"]}`, read strictly:
+/// more member kinds may come later, so an unknown field is an error, not something skipped.
+public enum MemberValue {
+    /// The zone-name rule of the policy language, `[a-z][a-z0-9_-]{0,31}`.
+    static func isZoneName(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard (1...32).contains(b.count), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b[0]) else { return false }
+        return b.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+            || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    /// Splits `<prefix><zone>/<instance>`; nil (with the reason) when the key has another shape.
+    public static func key(_ key: String, prefix: String) -> Result<MemberKey, MemberRejection> {
+        guard key.hasPrefix(prefix) else { return .failure(MemberRejection(key: key, reason: "not under prefix \(prefix)")) }
+        let rest = key.dropFirst(prefix.count)
+        let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[1].isEmpty else {
+            return .failure(MemberRejection(key: key, reason: "key is not <prefix><zone>/<instance-id>"))
+        }
+        guard isZoneName(String(parts[0])) else {
+            return .failure(MemberRejection(key: key, reason: "'\(parts[0])' is not a zone name ([a-z][a-z0-9_-]{0,31})"))
+        }
+        return .success(MemberKey(zone: String(parts[0]), instance: String(parts[1])))
+    }
+
+    /// Parses a value; the addresses are normalized and deduplicated, in order.
+    public static func parse(_ bytes: [UInt8]) -> Result<[IPPrefix], MemberValueError> {
+        switch parseOrReason(bytes) {
+        case .success(let a): .success(a)
+        case .failure(let e): .failure(e)
+        }
+    }
+
+    private static func parseOrReason(_ bytes: [UInt8]) -> Result<[IPPrefix], MemberValueError> {
+        func fail(_ r: String) -> Result<[IPPrefix], MemberValueError> { .failure(MemberValueError(reason: r)) }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+        } catch {
+            return fail("value is not JSON")
+        }
+        guard let dict = object as? [String: Any] else { return fail("value is not a JSON object") }
+        let unknown = dict.keys.filter { $0 != "addresses" }.sorted()
+        guard unknown.isEmpty else { return fail("unknown field(s) \(unknown.map { "'\($0)'" }.joined(separator: ", ")); only 'addresses' is known") }
+        guard let list = dict["addresses"] else { return fail("missing field 'addresses'") }
+        guard let texts = list as? [Any] else { return fail("'addresses' is not a list") }
+        var out: [IPPrefix] = []
+        for item in texts {
+            guard let text = item as? String else { return fail("'addresses' holds a non-string") }
+            guard let prefix = IPPrefix.parse(text) else { return fail("'\(text)' is not an IPv4/IPv6 address or prefix") }
+            guard !prefix.hasHostBits else { return fail("'\(text)' has host bits set (did you mean \(prefix.normalized)?)") }
+            if !out.contains(prefix) { out.append(prefix) }
+        }
+        return .success(out)
+    }
+
+    /// The value `member add` writes.
+    public static func encode(_ addresses: [IPPrefix]) -> [UInt8] {
+        let list = addresses.map { "\"\($0)\"" }.joined(separator: ",")
+        return Array("{\"addresses\":[\(list)]}".utf8)
+    }
+
+    /// Turns one etcd key/value into an event: a member, or a rejection.
+    public static func event(key: String, value: [UInt8], prefix: String) -> Result<Member, MemberRejection> {
+        switch Self.key(key, prefix: prefix) {
+        case .failure(let r): return .failure(r)
+        case .success(let k):
+            switch parse(value) {
+            case .success(let a): return .success(Member(key: k, addresses: a))
+            case .failure(let why): return .failure(MemberRejection(key: key, reason: why.reason))
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import ZonePolicy
+
+/// One instance registered in etcd under a lease, kept alive until it is stopped (`zonewall member add`).
+///
+/// The key disappears when the lease is revoked (a clean stop) or expires (the process died).
+/// If etcd forgets the lease (expired during an outage), the registration grants a new one and
+/// writes the key again.
+public struct Registration: Sendable {
+    public let client: EtcdClient
+    public let member: Member
+    public let ttl: Int64
+    /// Receives one line per thing that happened, as it happens.
+    public let report: @Sendable (String) -> Void
+
+    public init(client: EtcdClient, member: Member, ttl: Int64, report: @escaping @Sendable (String) -> Void) {
+        self.client = client
+        self.member = member
+        self.ttl = ttl
+        self.report = report
+    }
+
+    /// The etcd key written.
+    public var key: String { client.configuration.prefix + member.key.description }
+
+    /// Registers and keeps the lease alive until the task is cancelled; then revokes the lease
+    /// (best effort, a few seconds at most) and returns.
+    public func run() async {
+        var lease: Int64?
+        var backoff: Duration = .milliseconds(200)
+        while !Task.isCancelled {
+            do {
+                if lease == nil {
+                    let granted = try await client.grant(ttl: ttl)
+                    try await client.put(key, MemberValue.encode(member.addresses), lease: granted.id)
+                    lease = granted.id
+                    report("registered \(key) \(member.addresses.map(\.description).joined(separator: ",")) lease \(String(granted.id, radix: 16)) ttl \(granted.ttl)s")
+                }
+                try await Task.sleep(for: .milliseconds(max(ttl * 1000 / 3, 200)))
+                if let id = lease, try await client.keepAlive(id) <= 0 {
+                    report("lease \(String(id, radix: 16)) expired; registering again")
+                    lease = nil
+                }
+                backoff = .milliseconds(200)
+            } catch is CancellationError {
+                break
+            } catch {
+                if Task.isCancelled { break }
+                report("etcd: \(error); retrying in \(backoff)")
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(Int64(max(1, ttl / 3))))
+            }
+        }
+        guard let id = lease else { return }
+        // The task is cancelled: revoke from an unstructured task so the request is not cancelled with it.
+        let client = self.client
+        let revoked = await Task { () -> Error? in
+            do { try await client.revoke(id); return nil } catch { return error }
+        }.value
+        if let revoked { report("could not revoke lease \(String(id, radix: 16)): \(revoked); \(key) expires with its TTL") }
+        else { report("revoked lease \(String(id, radix: 16)); \(key) removed") }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import Membership
+import Synchronization
+import Testing
+import ZonePolicy
+
+/// The etcd member source and `member add`'s registration against a real etcd server.
+@Suite(.serialized)
+struct EtcdMemberSourceTests {
+    let prefix = "/zonewall/members/"
+
+    func client(_ server: EtcdServer) throws -> EtcdClient {
+        try EtcdClient(EtcdConfiguration(endpoints: [server.endpoint], prefix: prefix))
+    }
+
+    func value(_ addresses: String...) -> [UInt8] { MemberValue.encode(addresses.map { IPPrefix.parse($0)! }) }
+
+    func isAdded(_ id: String) -> (MemberEvent) -> Bool { { if case .added(let m) = $0 { m.key.instance == id } else { false } } }
+    func isRemoved(_ id: String) -> (MemberEvent) -> Bool { { if case .removed(let k) = $0 { k.instance == id } else { false } } }
+    func isResynced(_ e: MemberEvent) -> Bool { if case .resynced = e { true } else { false } }
+    func isLost(_ e: MemberEvent) -> Bool { if case .lost = e { true } else { false } }
+
+    @Test func listsThenWatchesPutsDeletesAndLeaseExpiry() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        try await c.put(prefix + "web/before", value("198.51.100.1"))
+        try await c.put(prefix + "nosuch-shape", value("198.51.100.9"))
+        try await c.put(prefix + "web/broken", Array(#"{"addresses": [], "units": []}"#.utf8))
+        let log = EventLog(EtcdMemberSource(client: c, logger: Logger(label: "t")))
+        guard case .resynced(let members, let rejected, let revision) = try await log.next("first list", where: isResynced) else { return }
+        #expect(members == [member("web", "before", "198.51.100.1")])
+        #expect(rejected.map(\.key).sorted() == [prefix + "nosuch-shape", prefix + "web/broken"])
+        #expect(revision == 4)
+
+        try await c.put(prefix + "web/a", value("198.51.100.2", "2001:db8::2"))
+        #expect(try await log.next("put", where: isAdded("a")) == .added(member("web", "a", "198.51.100.2", "2001:db8::2")))
+        try await c.delete(prefix + "web/a")
+        #expect(try await log.next("delete", where: isRemoved("a")) == .removed(MemberKey(zone: "web", instance: "a")))
+
+        // An invalid update withdraws the previous value and is reported.
+        try await c.put(prefix + "web/before", Array("nope".utf8))
+        #expect(try await log.next("invalid update", where: isRemoved("before")) == .removed(MemberKey(zone: "web", instance: "before")))
+        #expect(try await log.next("rejection") { if case .rejected(let r) = $0 { r.key == prefix + "web/before" } else { false } }
+                == .rejected(MemberRejection(key: prefix + "web/before", reason: "value is not JSON")))
+
+        let lease = try await c.grant(ttl: 2)
+        try await c.put(prefix + "web/leased", value("198.51.100.3"), lease: lease.id)
+        _ = try await log.next("leased put", where: isAdded("leased"))
+        let started = Date()
+        _ = try await log.next(within: 6, "lease expiry", where: isRemoved("leased"))
+        #expect(Date().timeIntervalSince(started) > 1, "removed by the expiry, not before")
+        log.stop()
+        await c.shutdown()
+    }
+
+    @Test func lostWhileEtcdIsDownThenFollowsAgain() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        try await c.put(prefix + "web/a", value("198.51.100.2"))
+        let log = EventLog(EtcdMemberSource(client: c, logger: Logger(label: "t"), maxBackoff: .milliseconds(400), probeInterval: .milliseconds(300)))
+        _ = try await log.next("first list", where: isResynced)
+        server.kill()
+        _ = try await log.next("lost", where: isLost)
+        try server.start()
+        guard case .resynced(let members, _, _) = try await log.next(within: 10, "list after restart", where: isResynced) else { return }
+        #expect(members == [member("web", "a", "198.51.100.2")])
+        try await c.put(prefix + "web/b", value("198.51.100.3"))
+        _ = try await log.next("put after restart", where: isAdded("b"))
+        log.stop()
+        await c.shutdown()
+    }
+
+    @Test func recoversFromACompactionBetweenListAndWatch() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        try await c.put(prefix + "web/a", value("198.51.100.2"))
+        // The watch starts 1.5 s after the list; the compaction in between removes its start revision.
+        let log = EventLog(EtcdMemberSource(client: c, logger: Logger(label: "t"), watchDelay: .milliseconds(1500)))
+        _ = try await log.next("first list", where: isResynced)
+        try await c.put(prefix + "web/b", value("198.51.100.3"))
+        try await c.delete(prefix + "web/a")
+        let rev = try await c.put(prefix + "web/c", value("198.51.100.4"))
+        try await c.compact(rev)
+        guard case .resynced(let members, _, _) = try await log.next(within: 8, "list after the compaction", where: isResynced) else { return }
+        #expect(members == [member("web", "b", "198.51.100.3"), member("web", "c", "198.51.100.4")])
+        log.stop()
+        await c.shutdown()
+    }
+
+    @Test func watchReportsCompactedRevisions() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        try await c.put(prefix + "web/a", value("198.51.100.2"))
+        let rev = try await c.put(prefix + "web/a", value("198.51.100.3"))
+        try await c.compact(rev)
+        await #expect(throws: EtcdError.self) {
+            for try await _ in c.watch(prefix: prefix, from: 1) {}
+        }
+        await c.shutdown()
+    }
+
+    @Test func registrationKeepsTheLeaseAliveAndRevokesOnStop() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        let lines = LineLog()
+        let registration = Registration(client: c, member: member("web", "r1", "198.51.100.5"), ttl: 2) { lines.add($0) }
+        let task = Task { await registration.run() }
+        try await Task.sleep(for: .seconds(5))  // more than twice the TTL: only keep-alives keep it
+        let held = try await c.range(prefix: prefix).kvs
+        #expect(held.map(\.key) == [prefix + "web/r1"])
+        #expect(held.first?.lease ?? 0 != 0)
+        task.cancel()
+        await task.value
+        #expect(try await c.range(prefix: prefix).kvs.isEmpty, "revoked at once")
+        #expect(lines.all.last?.hasPrefix("revoked lease") == true)
+        await c.shutdown()
+    }
+}
+
+func member(_ zone: String, _ id: String, _ addresses: String...) -> Member {
+    Member(key: MemberKey(zone: zone, instance: id), addresses: addresses.map { IPPrefix.parse($0)! })
+}
+
+/// Lines a registration reports.
+final class LineLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    func add(_ l: String) { lines.withLock { $0.append(l) } }
+    var all: [String] { lines.withLock { $0 } }
+}

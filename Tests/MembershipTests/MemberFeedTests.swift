@@ -1,0 +1,64 @@
+import Daemon
+import Foundation
+import Logging
+import Membership
+import Reconciler
+import Ruleset
+import Testing
+import ZonePolicy
+
+/// The daemon's merge of a member source into the reconciler, against the in-memory kernel and source.
+struct MemberFeedTests {
+    func policyDirectory() throws -> String {
+        let dir = NSTemporaryDirectory() + "zw-feed-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try policyText.write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    /// Whether the kernel's table mentions `address` (the policy files do not).
+    func zoned(_ kernel: InMemoryKernel, _ address: String) throws -> Bool {
+        NftText.render(try #require(kernel.table)).contains(address)
+    }
+
+    @Test func putsAndDeletesBecomeElementChanges() async throws {
+        let dir = try policyDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let kernel = InMemoryKernel()
+        let reconciler = Reconciler(kernel: kernel, policyDirectory: dir, logger: Logger(label: "t"))
+        let source = InMemoryMemberSource([member("api", "one", "192.0.2.7")])
+        let feed = MemberFeed(prefix: "/zonewall/members/", cached: [], logger: Logger(label: "t"))
+        await reconciler.setAdjustment { feed.merge(into: $0) }
+        var events = source.events().makeAsyncIterator()
+        #expect(feed.apply(try #require(await events.next())))
+        try await reconciler.start()
+        #expect(try zoned(kernel, "192.0.2.7"))
+
+        source.put("api", "two", prefixes("192.0.2.8"))
+        #expect(feed.apply(try #require(await events.next())))
+        let added = try #require(await reconciler.reload("etcd"))
+        #expect(!added.replacedTable && added.changes > 0, "a new member is element changes, not a new table")
+        #expect(try zoned(kernel, "192.0.2.8"))
+
+        source.disconnect()
+        #expect(!feed.apply(try #require(await events.next())))
+        #expect(feed.status.connected == false && feed.status.instances == 2, "lost: the members stay")
+        source.delete("api", "one")  // unseen while disconnected
+        source.reconnect()
+        #expect(feed.apply(try #require(await events.next())))
+        #expect(feed.status.connected)
+        _ = try #require(await reconciler.reload("etcd"))
+        #expect(try !zoned(kernel, "192.0.2.7"))
+        #expect(try zoned(kernel, "192.0.2.8"))
+    }
+
+    @Test func ignoredKeysAreCountedOnce() async throws {
+        let feed = MemberFeed(prefix: "/zonewall/members/", cached: [member("nosuch", "x", "192.0.2.1")], logger: Logger(label: "t"))
+        let policy = try loadPolicy()
+        _ = feed.merge(into: policy)
+        _ = feed.merge(into: policy)
+        _ = feed.apply(.rejected(MemberRejection(key: "/zonewall/members/web/bad", reason: "value is not JSON")))
+        #expect(feed.status.rejectionsTotal == 2)
+        #expect(feed.status.rejectedKeys == 2)
+    }
+}
