@@ -114,6 +114,20 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             server = try await MetricsServer(host: address.host, port: address.port) { metrics.render() }
             logger.info("metrics on http://\(address.host):\(address.port)/metrics")
         }
+        // Opened before the capabilities are dropped: binding inside --netns needs CAP_SYS_ADMIN.
+        var flowLog: FlowLogService?
+        if let flowConfig = config.flowLog {
+            do {
+                flowLog = try FlowLogService(configuration: flowConfig, policyDirectory: config.policyDirectory,
+                                             registry: metrics.registry, logger: logger)
+                logger.info("flow log: NFLOG group \(flowLog!.group), stream on \(flowConfig.socketPath)")
+            } catch {
+                logger.warning("flow log disabled", metadata: ["error": "\(error)"])
+            }
+        }
+        let flows = flowLog
+        // The host's addresses are followed from here on (the subscription opens its sockets now).
+        let addressEvents = scope.map { $0.1.events() }
         if config.dropCapabilities {
             // Every socket that needed more is open now (setns into --netns needs CAP_SYS_ADMIN).
             try Privileges.keepOnlyNetAdmin()
@@ -126,17 +140,6 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         notifier.notify("READY=1", "STATUS=\(Self.summary(startState))")
         logger.info("zonewall running", metadata: ["policies": "\(config.policyDirectory)", "digest": "\(startState.policyDigest ?? "-")"])
 
-        var flowLog: FlowLogService?
-        if let flowConfig = config.flowLog {
-            do {
-                flowLog = try FlowLogService(configuration: flowConfig, policyDirectory: config.policyDirectory,
-                                             registry: metrics.registry, logger: logger)
-                logger.info("flow log: NFLOG group \(flowLog!.group), stream on \(flowConfig.socketPath)")
-            } catch {
-                logger.warning("flow log disabled", metadata: ["error": "\(error)"])
-            }
-        }
-        let flows = flowLog
 
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let pending = PendingReload()
@@ -199,9 +202,9 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                 }
             }
             // --scope local: the host's addresses decide which zones are local.
-            if case let (addresses, source)? = scope {
+            if let addresses = scope?.0, let addressEvents {
                 group.addTask {
-                    for await event in source.events() {
+                    for await event in addressEvents {
                         guard addresses.apply(event) else { continue }
                         logger.info("host addresses changed; recompiling the scope", metadata: ["event": "\(event)"])
                         await pending.note("host addresses")

@@ -45,20 +45,25 @@ public final class RtnetlinkAddresses: HostAddressSource {
         let (stream, continuation) = AsyncStream<HostAddressEvent>.makeStream()
         let stop = StopFlag()
         continuation.onTermination = { _ in stop.set() }
+        // Both sockets are opened here, on the caller's thread and time: entering the namespace
+        // needs CAP_SYS_ADMIN, which the daemon drops once its sources are started.
+        // Subscribe first, then dump: a change in between arrives after the snapshot, in order.
+        guard let fd = try? open(groups: Self.RTMGRP_IPV4_IFADDR | Self.RTMGRP_IPV6_IFADDR) else {
+            continuation.finish(); return stream
+        }
+        guard let dumpFD = try? open(groups: 0) else {
+            close(fd); continuation.finish(); return stream
+        }
         let thread = Thread { [self] in
-            // Subscribe first, then dump: a change in between arrives after the snapshot, in order.
-            guard let fd = try? open(groups: Self.RTMGRP_IPV4_IFADDR | Self.RTMGRP_IPV6_IFADDR) else {
-                continuation.finish(); return
-            }
-            defer { close(fd) }
-            if let all = try? current() { continuation.yield(.resynced(all)) }
+            defer { close(fd); close(dumpFD) }
+            if let all = try? dump(dumpFD) { continuation.yield(.resynced(all)) }
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while !stop.isSet {
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 guard poll(&p, 1, 200) > 0 else { continue }
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n < 0 {
-                    if errno == ENOBUFS, let all = try? current() { continuation.yield(.resynced(all)) }
+                    if errno == ENOBUFS, let all = try? dump(dumpFD) { continuation.yield(.resynced(all)) }
                     if errno == EINTR || errno == ENOBUFS || errno == EAGAIN { continue }
                     break
                 }

@@ -24,6 +24,16 @@ private func messages(_ bytes: [UInt8], what: String) throws(NetfilterError) -> 
 /// markers, as in `NetlinkKernel.dump`.
 public func decodeTableDump(_ bytes: [UInt8]) throws -> Table? {
     let all = try messages(bytes, what: "a table dump")
+    // A kernel error reply (NLMSG_ERROR with a non-zero code) is a failed dump, not an empty one.
+    for m in all where m.type == UInt16(NLMSG_ERROR) {
+        let p = m.payload
+        let code = p.count >= 4 ? Int32(bitPattern: UInt32(p[p.startIndex]) | UInt32(p[p.startIndex + 1]) << 8
+                                                   | UInt32(p[p.startIndex + 2]) << 16 | UInt32(p[p.startIndex + 3]) << 24) : 0
+        if code != 0 {
+            throw NetfilterError(operation: "decoding a table dump", errno: code < 0 && code != Int32.min ? -code : EBADMSG,
+                                 detail: "the dump holds a netlink error reply")
+        }
+    }
     let nftables = all.filter { $0.type >> 8 == UInt16(NFNL_SUBSYS_NFTABLES) && $0.payload.count >= 4 }
     guard let tableMessage = nftables.first(where: { $0.type & 0xff == NFT_MSG_NEWTABLE.u16 }),
           let name = NftnlTable.parse(tableMessage)?.name ?? tableMessage.attributes[NFTA_TABLE_NAME.u16]?.string else { return nil }

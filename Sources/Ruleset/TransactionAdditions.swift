@@ -10,7 +10,9 @@ extension Transaction {
     /// rule in its chain), or a first rule (a new chain and a new source-map element), is then an
     /// edit of that zone's objects, not a replacement of the table.
     public static func additions(from actual: Table, to desired: Table) -> Transaction? {
-        guard actual.family == desired.family, actual.name == desired.name else { return nil }
+        // The table's own attributes (dormant, owner, userdata) are no addition: a replacement sets them.
+        guard actual.family == desired.family, actual.name == desired.name,
+              actual.flags == desired.flags, actual.userData == desired.userData else { return nil }
         let oldSets = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let oldChains = Dictionary(actual.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         guard oldSets.count == actual.sets.count, oldChains.count == actual.chains.count else { return nil }
@@ -31,7 +33,10 @@ extension Transaction {
         }
         for c in desired.chains {
             if let was = oldChains[c.name] {
-                guard was.base == c.base, was.rules.count <= c.rules.count,
+                var wasDeclaration = was, declaration = c
+                wasDeclaration.rules = []
+                declaration.rules = []
+                guard wasDeclaration == declaration, was.rules.count <= c.rules.count,
                       c.base == nil || was.rules == c.rules,
                       c.rules.prefix(was.rules.count).elementsEqual(was.rules) else { return nil }
                 newRules += c.rules.dropFirst(was.rules.count).map { .addRule(chain: c.name, $0) }
