@@ -114,7 +114,10 @@ public struct Membership: Sendable {
         return out
     }
 
-    /// The identities a zone admits. Zones have no identities yet; when they do, return them
-    /// here and the diff, the report and the lint pick them up.
-    public static func identities(of zone: Zone) -> [String] { [] }
+    /// The identities a zone admits, written as `explain` endpoints (`unit:NAME`,
+    /// `cgroup:/PATH`, `user:NAME`, `iface:NAME`): the diff, the report and the lint use them.
+    public static func identities(of zone: Zone) -> [String] {
+        zone.units.map { "unit:\($0.value)" } + zone.cgroups.map { "cgroup:\($0.value)" }
+            + zone.users.map { "user:\($0.value)" } + zone.interfaces.map { "iface:\($0.value)" }
+    }
 }

@@ -161,10 +161,19 @@ import ZonePolicy
         #expect(diff.closed.map(\.pair.description) == ["api → cache"])
     }
 
-    @Test func identitiesHaveAHookAndNoneExistYet() {
-        // Zones have only addresses today; `Membership.identities` is where identities join the diff.
-        let p = policy(rules: Self.base)
-        #expect(p.zones.allSatisfy { Membership.identities(of: $0).isEmpty })
+    /// Units, cgroups, users and interfaces are members too: a unit moved between zones is a
+    /// removal from one and an addition to the other, written as `explain` endpoints.
+    @Test func identitiesMovedShowAsRemovalAndAddition() {
+        let before = zonesYAML.replacingOccurrences(of: "db: {members: [203.0.113.5, 203.0.113.6]}",
+                                                    with: "db: {members: [203.0.113.5, 203.0.113.6], units: [pg.service], users: [postgres]}")
+        let after = zonesYAML.replacingOccurrences(of: "cache: {members: [203.0.113.16/29]}",
+                                                   with: "cache: {members: [203.0.113.16/29], units: [pg.service], interfaces: [\"veth-c*\"]}")
+            .replacingOccurrences(of: "db: {members: [203.0.113.5, 203.0.113.6]}",
+                                  with: "db: {members: [203.0.113.5, 203.0.113.6], users: [postgres]}")
+        let diff = PolicyDiff(from: policy(rules: Self.base, zones: before), to: policy(rules: Self.base, zones: after))
+        #expect(diff.membersRemoved.map { "\($0.zone) \($0.member)" } == ["db unit:pg.service"])
+        #expect(diff.membersAdded.map { "\($0.zone) \($0.member)" }.sorted() == ["cache iface:veth-c*", "cache unit:pg.service"])
+        #expect(diff.opened.isEmpty && diff.closed.isEmpty)
     }
 
     @Test func jsonIsStableWithEveryKeyPresent() {
