@@ -57,6 +57,16 @@ struct BatchEncoder {
     var table: String
     /// Declarations of sets the transaction adds elements to without declaring them.
     var knownSets: [String: NamedSet]
+    /// How set elements are encoded: by libnftnl (the default), or by the hand-written fast
+    /// path, which writes the same bytes (`SetElementCodecTests` checks both against each other).
+    var elementPath: ElementPath = .libnftnl
+
+    enum ElementPath: String, Sendable, CaseIterable {
+        /// `nftnl_set_elem` objects, built with `nftnl_set_elem_nlmsg_build`.
+        case libnftnl
+        /// `putElement`: written straight into the batch, no allocation per element.
+        case direct
+    }
 
     func encode(_ tx: Transaction, generation: UInt32?, commit: Bool, firstSeq: UInt32) -> EncodedBatch {
         var w = NetlinkWriter(capacity: Self.estimatedSize(tx))
@@ -66,6 +76,7 @@ struct BatchEncoder {
         var setIDs: [String: UInt32] = [:]
         var declared = knownSets
         var ruleNumbers: [String: Int] = [:]
+        var scratch: [UInt8] = []
         let fam = tx.family.rawValue
 
         func begin(_ op: BatchOperation, _ msg: UInt32, flags: Int32) -> Int {
@@ -79,11 +90,9 @@ struct BatchEncoder {
         // Batch begin: addressed to the nftables subsystem, optionally pinned to a generation.
         ops.append(.begin(generation: generation))
         offsets.append(w.count)
-        var m = w.beginMessage(type: UInt16(NFNL_MSG_BATCH_BEGIN), flags: UInt16(NLM_F_REQUEST), seq: seq,
-                               family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES))
-        if let generation { w.put(NFNL_BATCH_GENID.u16, u32: generation) }
-        w.endMessage(m)
+        appendBatchBegin(to: &w, seq: seq, generation: generation)
         seq &+= 1
+        var m = 0
 
         /// Records a message libnftnl builds; returns its sequence number.
         func record(_ op: BatchOperation) -> UInt32 {
@@ -168,9 +177,15 @@ struct BatchEncoder {
                         open()
                     }
                     // nft numbers the element nests 1, 2, 3… within each message.
-                    let e = w.beginNest(UInt16(truncatingIfNeeded: partIndex - chunkStart + 1) & 0x3fff)
-                    Self.putElement(part, shape: shape, adding: adding, &w)
-                    w.endNest(e)
+                    let number = partIndex - chunkStart + 1
+                    switch elementPath {
+                    case .libnftnl:
+                        Self.appendElement(part, shape: shape, adding: adding, number: number, toMessageAt: m, &w, scratch: &scratch)
+                    case .direct:
+                        let e = w.beginNest(UInt16(truncatingIfNeeded: number) & 0x3fff)
+                        Self.putElement(part, shape: shape, adding: adding, &w)
+                        w.endNest(e)
+                    }
                     partIndex += 1
                 }
                 close()
@@ -180,9 +195,7 @@ struct BatchEncoder {
         if commit {
             ops.append(.end)
             offsets.append(w.count)
-            m = w.beginMessage(type: UInt16(NFNL_MSG_BATCH_END), flags: UInt16(NLM_F_REQUEST), seq: seq,
-                               family: UInt8(AF_UNSPEC), resourceID: UInt16(NFNL_SUBSYS_NFTABLES))
-            w.endMessage(m)
+            appendBatchEnd(to: &w, seq: seq)
         } else {
             // `nft -c`: without a batch end the kernel validates every message, then aborts.
             ops.append(.end)
@@ -193,6 +206,55 @@ struct BatchEncoder {
     }
 
     // MARK: Objects
+
+    /// The element as libnftnl builds it: an `nftnl_set_elem` with the same attributes
+    /// `putElement` writes, appended to the message at `m` by `nftnl_set_elem_nlmsg_build`.
+    static func appendElement(_ part: SetElementCodec.Part, shape: SetShape, adding: Bool, number: Int,
+                              toMessageAt m: Int, _ w: inout NetlinkWriter, scratch: inout [UInt8]) {
+        let e = part.element
+        let elem = NftnlSetElem()
+        func key(_ attr: UInt16, _ value: (Int) -> Value) {
+            scratch.removeAll(keepingCapacity: true)
+            for (i, t) in shape.keyType.enumerated() {
+                SetElementCodec.appendBytes(Value(value(i).uint128, width: t.width), bigEndian: t.isBigEndian, to: &scratch)
+                if shape.isConcatenation { scratch.append(contentsOf: repeatElement(0, count: t.paddedWidth - t.width)) }
+            }
+            scratch.withUnsafeBytes { elem.set(attr, bytes: $0) }
+        }
+        var chainLength = 0
+        switch part.kind {
+        case .zeroEnd:
+            elem.set(UInt16(NFTNL_SET_ELEM_FLAGS), u32: NFT_SET_ELEM_INTERVAL_END.u32)
+            key(UInt16(NFTNL_SET_ELEM_KEY)) { _ in Value(high: 0, low: 0, width: e.key[0].lo.width) }
+        case .end:
+            elem.set(UInt16(NFTNL_SET_ELEM_FLAGS), u32: NFT_SET_ELEM_INTERVAL_END.u32)
+            key(UInt16(NFTNL_SET_ELEM_KEY)) { _ in e.key[0].hi.successor! }
+        case .start, .whole:
+            key(UInt16(NFTNL_SET_ELEM_KEY)) { e.key[$0].lo }
+            if shape.usesKeyEnd { key(UInt16(NFTNL_SET_ELEM_KEY_END)) { e.key[$0].hi } }
+            if adding, let data = e.data {
+                switch data {
+                case .verdict(let v):
+                    elem.set(UInt16(NFTNL_SET_ELEM_VERDICT), u32: UInt32(bitPattern: KernelExpression.verdictCode(v)))
+                    switch v {
+                    case .jump(let c), .goto(let c):
+                        elem.set(UInt16(NFTNL_SET_ELEM_CHAIN), string: c)
+                        chainLength = c.utf8.count
+                    default: break
+                    }
+                case .value(let v):
+                    let t = shape.dataType ?? .integer
+                    scratch.removeAll(keepingCapacity: true)
+                    SetElementCodec.appendBytes(Value(v.uint128, width: t.width), bigEndian: t.isBigEndian, to: &scratch)
+                    scratch.withUnsafeBytes { elem.set(UInt16(NFTNL_SET_ELEM_DATA), bytes: $0) }
+                }
+            }
+            if adding, part.kind == .start, e.key[0].hi == .max(width: e.key[0].hi.width) { elem.setOpenIntervalFlag() }
+        }
+        // Nest, flags, key and key end, data or verdict with its chain, user data.
+        let room = 96 + 2 * shape.keyLength + 32 + chainLength
+        w.appendInPlace(toMessageAt: m, room: room) { elem.build(into: $0, index: number) }
+    }
 
     static func putElement(_ part: SetElementCodec.Part, shape: SetShape, adding: Bool, _ w: inout NetlinkWriter) {
         let e = part.element

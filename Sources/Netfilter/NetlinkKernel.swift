@@ -252,9 +252,14 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
                 }
                 break
             }
-            for m in NetlinkMessage.split(datagram[...]) {
-                guard let ack = NetlinkAck(m), let i = batch.index(of: ack.seq) else { continue }
-                if ack.errno == 0 { acked += 1 } else { errors.append((i, ack)) }
+            let result = MessageLoop.run(datagram[...], seq: 0, portID: c.socket.portID, onData: { _ in }) { ack in
+                if let i = batch.index(of: ack.seq) {
+                    if ack.errno == 0 { acked += 1 } else { errors.append((i, ack)) }
+                }
+                return true  // read every ack of the batch
+            }
+            if case .failed(let e) = result {
+                throw NetfilterError(operation: "reading the acks of a batch of \(batch.operations.count) messages", errno: e)
             }
         }
         if let first = errors.min(by: { $0.index < $1.index }) {
@@ -335,18 +340,29 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         var interrupted = false
         while true {
             guard let datagram = try c.socket.receive(wait: true) else { continue }
-            for m in NetlinkMessage.split(datagram[...]) where m.seq == seq {
-                interrupted = interrupted || m.flags & UInt16(NLM_F_DUMP_INTR) != 0
-                if m.type == UInt16(NLMSG_DONE) {
-                    if interrupted { throw NetfilterError(operation: "dumping", errno: EINTR) }
-                    return replies
+            if interrupted {
+                // libmnl reports an interrupted dump as EINTR at each message: read to the end.
+                if NetlinkMessage.split(datagram[...]).contains(where: { $0.seq == seq && $0.type == UInt16(NLMSG_DONE) }) {
+                    throw NetfilterError(operation: "dumping", errno: EINTR)
                 }
-                if let ack = NetlinkAck(m) {
-                    if ack.errno != 0 { throw NetfilterError(operation: "request", errno: ack.errno, detail: ack.message) }
-                    if interrupted { throw NetfilterError(operation: "dumping", errno: EINTR) }
-                    return replies
+                continue
+            }
+            var failure: NetlinkAck?
+            let result = MessageLoop.run(datagram[...], seq: seq, portID: c.socket.portID, onData: { replies.append($0) }) { ack in
+                if ack.errno != 0 { failure = ack }
+                return false  // the ack ends the request
+            }
+            switch result {
+            case .more: continue
+            case .done: return replies
+            case .failed(EINTR) where failure == nil:
+                interrupted = true
+                if !dump { throw NetfilterError(operation: "request", errno: EINTR) }
+                if NetlinkMessage.split(datagram[...]).contains(where: { $0.seq == seq && $0.type == UInt16(NLMSG_DONE) }) {
+                    throw NetfilterError(operation: "dumping", errno: EINTR)
                 }
-                if !interrupted { replies.append(m) }
+            case .failed(let e):
+                throw NetfilterError(operation: "request", errno: failure?.errno ?? e, detail: failure?.message)
             }
         }
     }

@@ -9,24 +9,6 @@ struct NetlinkMessage {
     var portID: UInt32 = 0
     var payload: ArraySlice<UInt8>
 
-    /// Splits a datagram into its messages; stops at a truncated one.
-    static func split(_ datagram: ArraySlice<UInt8>) -> [NetlinkMessage] {
-        var out: [NetlinkMessage] = []
-        var i = datagram.startIndex
-        while datagram.endIndex - i >= 16 {
-            let len = Int(readHost(UInt32.self, datagram, i))
-            guard len >= 16, i + len <= datagram.endIndex else { break }
-            out.append(NetlinkMessage(
-                type: readHost(UInt16.self, datagram, i + 4),
-                flags: readHost(UInt16.self, datagram, i + 6),
-                seq: readHost(UInt32.self, datagram, i + 8),
-                portID: readHost(UInt32.self, datagram, i + 12),
-                payload: datagram[(i + 16)..<(i + len)]))
-            i += (len + 3) & ~3
-        }
-        return out
-    }
-
     /// For nftables messages: the attributes after the 4-byte `nfgenmsg`.
     var attributes: NetlinkAttributes { NetlinkAttributes(payload.dropFirst(4)) }
 
@@ -45,26 +27,7 @@ struct NetlinkAck {
     var message: String?
     /// Offset of the bad attribute from the start of the original `nlmsghdr`.
     var attributeOffset: Int?
-
-    init?(_ m: NetlinkMessage) {
-        let p = m.payload
-        guard m.type == UInt16(NLMSG_ERROR), p.count >= 20 else { return nil }
-        errno = -readHost(Int32.self, p, p.startIndex)
-        seq = readHost(UInt32.self, p, p.startIndex + 4 + 8)
-        // With NETLINK_CAP_ACK the original message is not echoed, only its header.
-        let origLen = Int(readHost(UInt32.self, p, p.startIndex + 4))
-        var tlvStart = p.startIndex + 4 + 16
-        if m.flags & UInt16(NLM_F_CAPPED) == 0 { tlvStart = p.startIndex + 4 + ((origLen + 3) & ~3) }
-        if m.flags & UInt16(NLM_F_ACK_TLVS) != 0, tlvStart <= p.endIndex {
-            for a in NetlinkAttributes(p[tlvStart...]) {
-                switch a.type {
-                case NLMSGERR_ATTR_MSG.u16: message = a.string
-                case NLMSGERR_ATTR_OFFS.u16: attributeOffset = Int(a.hostU32)
-                default: break
-                }
-            }
-        }
-    }
+    // Read from an `NLMSG_ERROR` with libmnl: `init?(_ nlh:)` in MessageLoop.swift.
 }
 
 /// The attributes (TLVs) of a message or nest, iterated in place without copying.

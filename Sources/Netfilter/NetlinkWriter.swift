@@ -46,6 +46,22 @@ struct NetlinkWriter {
         bytes.removeSubrange(offset...)
     }
 
+    /// Lets C code (libnftnl, libmnl) append to the message that starts at `start`: `body`
+    /// gets its `nlmsghdr`, whose `nlmsg_len` covers what is written so far, with `room` zero
+    /// bytes after it, and appends by advancing `nlmsg_len` (as `mnl_attr_put` does).
+    mutating func appendInPlace(toMessageAt start: Int, room: Int, _ body: (UnsafeMutablePointer<nlmsghdr>) -> Void) {
+        patchHost(UInt32(bytes.count - start), at: start)
+        let limit = bytes.count + room
+        bytes.append(contentsOf: repeatElement(0, count: room))
+        let length = bytes.withUnsafeMutableBytes { raw -> Int in
+            let nlh = (raw.baseAddress! + start).assumingMemoryBound(to: nlmsghdr.self)
+            body(nlh)
+            return Int(nlh.pointee.nlmsg_len)
+        }
+        precondition(start + length <= limit, "C code wrote past the room it was given")
+        bytes.removeLast(limit - (start + length))
+    }
+
     // MARK: Attributes
 
     mutating func beginNest(_ type: UInt16) -> Int {

@@ -122,6 +122,31 @@ private func appendBuilt(to w: inout NetlinkWriter, command: nf_tables_msg_types
     w.appendMessage(buffer[0..<length])
 }
 
+/// Appends a batch begin (`nftnl_batch_begin`) to `w`, pinned to `generation` if given
+/// (`NFNL_BATCH_GENID`, with `mnl_attr_put_u32`: the kernel then refuses the batch with
+/// `ERESTART` if the ruleset moved on).
+func appendBatchBegin(to w: inout NetlinkWriter, seq: UInt32, generation: UInt32?) {
+    appendFramed(to: &w) { buffer in
+        let nlh = nftnl_batch_begin(buffer, seq)!
+        if let generation { mnl_attr_put_u32(nlh, NFNL_BATCH_GENID.u16, generation.bigEndian) }
+        return nlh
+    }
+}
+
+/// Appends a batch end (`nftnl_batch_end`) to `w`: the kernel commits when it reads it.
+func appendBatchEnd(to w: inout NetlinkWriter, seq: UInt32) {
+    appendFramed(to: &w) { nftnl_batch_end($0, seq)! }
+}
+
+private func appendFramed(to w: inout NetlinkWriter, _ build: (UnsafeMutablePointer<CChar>) -> UnsafeMutablePointer<nlmsghdr>) {
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let length = buffer.withUnsafeMutableBytes { raw in
+        Int(build(raw.baseAddress!.assumingMemoryBound(to: CChar.self)).pointee.nlmsg_len)
+    }
+    precondition(length <= buffer.count, "libnftnl wrote past its buffer")
+    w.appendMessage(buffer[0..<length])
+}
+
 /// Reads a libnftnl object's binary attribute (`nftnl_*_get_data`).
 private func bytes(_ pointer: UnsafeRawPointer?, _ length: UInt32) -> [UInt8]? {
     guard let pointer else { return nil }
@@ -490,5 +515,42 @@ struct NftnlRule: ~Copyable {
     func append(to w: inout NetlinkWriter, family: Family, messageFlags: Int32, seq: UInt32, capacity: Int) {
         appendBuilt(to: &w, command: NFT_MSG_NEWRULE, family: family.rawValue, flags: messageFlags, seq: seq,
                     capacity: capacity) { nftnl_rule_nlmsg_build_payload($0, pointer) }
+    }
+}
+
+// MARK: Set elements
+
+/// Owns one `nftnl_set_elem` (`nftnl_set_elem_alloc` / `nftnl_set_elem_free`).
+struct NftnlSetElem: ~Copyable {
+    private let pointer: OpaquePointer
+
+    init() {
+        guard let p = nftnl_set_elem_alloc() else { fatalError("nftnl_set_elem_alloc: out of memory") }
+        pointer = p
+    }
+
+    deinit { nftnl_set_elem_free(pointer) }
+
+    func set(_ attr: UInt16, bytes: UnsafeRawBufferPointer) {
+        _ = nftnl_set_elem_set(pointer, attr, bytes.baseAddress, UInt32(bytes.count))
+    }
+
+    func set(_ attr: UInt16, u32 value: UInt32) { nftnl_set_elem_set_u32(pointer, attr, value) }
+    func set(_ attr: UInt16, string: String) { _ = nftnl_set_elem_set_str(pointer, attr, string) }
+
+    /// The element as libnftnl builds it (`nftnl_set_elem_nlmsg_build`): one
+    /// `NFTA_LIST_ELEM`-style nest numbered `index`, appended to the message `nlh`.
+    func build(into nlh: UnsafeMutablePointer<nlmsghdr>, index: Int) {
+        _ = nftnl_set_elem_nlmsg_build(nlh, pointer, Int32(index))
+    }
+
+    /// nft's element user data for an interval that runs to the largest value
+    /// (`NFTNL_UDATA_SET_ELEM_FLAGS` = `NFTNL_SET_ELEM_F_INTERVAL_OPEN`), built with `nftnl_udata`.
+    func setOpenIntervalFlag() {
+        guard let buf = nftnl_udata_buf_alloc(16) else { fatalError("nftnl_udata_buf_alloc: out of memory") }
+        defer { nftnl_udata_buf_free(buf) }
+        _ = nftnl_udata_put_u32(buf, UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue), UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue))
+        set(UInt16(NFTNL_SET_ELEM_USERDATA),
+            bytes: UnsafeRawBufferPointer(start: nftnl_udata_buf_data(buf), count: Int(nftnl_udata_buf_len(buf))))
     }
 }

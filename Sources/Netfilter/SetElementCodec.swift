@@ -200,3 +200,18 @@ struct ElementCollector {
         return out
     }
 }
+
+extension SetElementCodec {
+    /// Appends a value's `width` bytes, in network order or (for host-order types such as
+    /// `ct state`) little endian, as `NetlinkWriter.append(_:bigEndian:)` writes them.
+    static func appendBytes(_ v: Value, bigEndian: Bool, to out: inout [UInt8]) {
+        func byte(_ i: Int) -> UInt8 {
+            i < 8 ? UInt8(truncatingIfNeeded: v.low >> UInt64(i * 8)) : UInt8(truncatingIfNeeded: v.high >> UInt64((i - 8) * 8))
+        }
+        if bigEndian {
+            for i in stride(from: v.width - 1, through: 0, by: -1) { out.append(byte(i)) }
+        } else {
+            for i in 0..<v.width { out.append(byte(i)) }
+        }
+    }
+}
