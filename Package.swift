@@ -117,7 +117,7 @@ let package = Package(
         // Test tooling for the namespace lab (scripts/lab), kept out of the product binary.
         .executableTarget(
             name: "zonewall-lab",
-            dependencies: ["ZonePolicy", "Conntrack", "Revocation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Conntrack", "Revocation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset"]),

@@ -23,7 +23,9 @@ extension NetlinkMessage {
             var out: [NetlinkMessage] = []
             var length = Int32(clamping: raw.count)
             var nlh: UnsafePointer<nlmsghdr>? = base.assumingMemoryBound(to: nlmsghdr.self)
-            while let h = nlh, mnl_nlmsg_ok(h, length) {
+            // libmnl compares `nlmsg_len` as a signed int: a length of 2 GiB or more passes
+            // `mnl_nlmsg_ok`, so the length is also checked against what is left.
+            while let h = nlh, mnl_nlmsg_ok(h, length), Int(h.pointee.nlmsg_len) <= Int(length) {
                 out.append(NetlinkMessage(h, base: base, datagram: datagram))
                 nlh = UnsafePointer(mnl_nlmsg_next(h, &length))
             }
@@ -95,6 +97,15 @@ enum MessageLoop {
                     onData: (NetlinkMessage) -> Void, onAck: (NetlinkAck) -> Bool) -> LoopResult {
         datagram.withUnsafeBytes { raw -> LoopResult in
             guard let base = raw.baseAddress else { return .more }
+            // mnl_cb_run2 walks with mnl_nlmsg_ok, which takes a length of 2 GiB or more as valid.
+            var length = raw.count, at = 0
+            while length >= 16 {
+                let len = Int(raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+                guard len >= 16, len <= length else { return .failed(errno: EPROTO) }
+                let step = min((len + 3) & ~3, length)
+                at += step
+                length -= step
+            }
             return withoutActuallyEscaping(onData) { onData in
                 withoutActuallyEscaping(onAck) { onAck in
                     let context = Context(base: base, datagram: datagram, onData: onData, onAck: onAck)

@@ -170,6 +170,22 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
 
     // MARK: Extras
 
+    /// How set elements are encoded: by libnftnl unless `ZONEWALL_ELEMENT_PATH=direct` selects
+    /// the hand-written fast path (`scripts/bench` compares the two; they write the same bytes).
+    static let elementPath: BatchEncoder.ElementPath = {
+        guard let name = getenv("ZONEWALL_ELEMENT_PATH") else { return .libnftnl }
+        return BatchEncoder.ElementPath(rawValue: String(cString: name)) ?? .libnftnl
+    }()
+
+    /// Encodes `transaction` as a batch with the named element path (`libnftnl` or `direct`)
+    /// and returns its size in bytes: a pure function, for `zonewall-lab encode`'s benchmark.
+    public static func encodedBatchBytes(of transaction: Transaction, elementPath: String) -> Int? {
+        guard let path = BatchEncoder.ElementPath(rawValue: elementPath) else { return nil }
+        var encoder = BatchEncoder(family: transaction.family, table: transaction.table, knownSets: transaction.setDeclarations)
+        encoder.elementPath = path
+        return encoder.encode(transaction, generation: nil, commit: true, firstSeq: 0).bytes.count
+    }
+
     /// The bytes `apply` would send for `transaction`: the whole batch, headers included.
     public func batchSize(of transaction: Transaction) throws(NetfilterError) -> Int {
         try connection.withLock { c throws(NetfilterError) in
@@ -226,7 +242,8 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         if needsKernelSets {
             for (set, _) in try sets(c, family: tx.family, table: tx.table) { known[set.name] = set }
         }
-        let encoder = BatchEncoder(family: tx.family, table: tx.table, knownSets: known)
+        var encoder = BatchEncoder(family: tx.family, table: tx.table, knownSets: known)
+        encoder.elementPath = Self.elementPath
         let batch = encoder.encode(tx, generation: generation, commit: commit, firstSeq: c.seq)
         _ = c.nextSeq(count: batch.operations.count)
         return batch

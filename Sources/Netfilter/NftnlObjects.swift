@@ -16,7 +16,19 @@ func nftablesMessageType(_ command: nf_tables_msg_types) -> UInt16 {
 /// writes a set's concatenation field lengths without a bound. So a message is checked against
 /// these rules first, and only what passes is handed to libnftnl.
 indirect enum AttributePolicy: Sendable {
-    case u32, u64, string, binary
+    case u8, u16, u32, u64, string, binary
+    /// A string that ends in a NUL byte (`MNL_TYPE_NUL_STRING`).
+    case nulString
+    /// 1 to `max` bytes: a value libnftnl copies into a fixed-size register.
+    case bytes(max: Int)
+    /// A nest with only these members: another makes the whole message not zonewall's.
+    case exactly([UInt16: AttributePolicy])
+    /// One `NFTA_LIST_ELEM` of a rule's expressions: its name, and its data checked with
+    /// that kind's policy (`RuleDecoding.expressionPolicies`). A kind zonewall does not know
+    /// is not handed to libnftnl at all.
+    case expression
+    /// `NFTA_DATA_VERDICT`: a code, and a chain for jump and goto, both required.
+    case verdict
     /// A nest whose known members are checked; others are ignored, as libnftnl ignores them.
     case nested([UInt16: AttributePolicy])
     /// A nest of list elements, each checked with the policy.
@@ -28,6 +40,29 @@ indirect enum AttributePolicy: Sendable {
     func admits(_ a: NetlinkAttribute) -> Bool {
         let n = a.payload.count
         switch self {
+        case .verdict:
+            // libnftnl 1.2.4 parses a verdict into an uninitialised attribute table, then reads
+            // the code, and for jump and goto the chain, without knowing whether they were there.
+            let members = a.nested
+            guard let code = members[NFTA_VERDICT_CODE.u16],
+                  AttributePolicy.exactly([NFTA_VERDICT_CODE.u16: .u32, NFTA_VERDICT_CHAIN.u16: .nulString]).admits(a) else { return false }
+            let jumps = [NFT_JUMP.rawValue, NFT_GOTO.rawValue].contains(Int32(bitPattern: code.u32))
+            return !jumps || members[NFTA_VERDICT_CHAIN.u16] != nil
+        case .u8: return n == 1
+        case .u16: return n == 2
+        case .nulString: return n > 0 && a.payload.last == 0
+        case .bytes(let max): return n > 0 && n <= max
+        case .exactly(let members):
+            guard n == 0 || n >= 4 else { return false }
+            return a.nested.allSatisfy { members[$0.type]?.admits($0) ?? false }
+        case .expression:
+            guard n >= 4, a.type == NFTA_LIST_ELEM.u16 else { return false }
+            let members = a.nested
+            guard let name = members[NFTA_EXPR_NAME.u16], AttributePolicy.nulString.admits(name),
+                  let data = RuleDecoding.expressionPolicies[name.string] else { return false }
+            guard members.allSatisfy({ $0.type == NFTA_EXPR_NAME.u16 || $0.type == NFTA_EXPR_DATA.u16 }) else { return false }
+            guard let body = members[NFTA_EXPR_DATA.u16] else { return true }
+            return AttributePolicy.exactly(data).admits(body)
         case .u32: return n == 4
         case .u64: return n == 8
         case .string: return n > 0

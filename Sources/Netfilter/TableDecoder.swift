@@ -5,6 +5,9 @@ import Ruleset
 struct TableDecoder {
     var family: Family
     var strict: Bool
+    /// Who reads set elements: libnftnl, or the hand-written fast path (they agree:
+    /// `ElementPathTests`).
+    var elementPath: BatchEncoder.ElementPath = NetlinkKernel.elementPath
 
     /// The table-level attributes of an `NFT_MSG_NEWTABLE` message (`nftnl_table_nlmsg_parse`):
     /// its flags and user data; nil for another table.
@@ -95,6 +98,15 @@ struct TableDecoder {
     /// the caller must treat the set as not zonewall's.
     @discardableResult
     func kernelElements(_ m: NetlinkMessage, shape: SetShape, _ body: (KernelElement) -> Void) -> Int {
+        switch elementPath {
+        case .libnftnl: ElementDecoding.kernelElements(m, shape: shape, body)
+        case .direct: kernelElementsDirectly(m, shape: shape, body)
+        }
+    }
+
+    /// The hand-written fast path of `kernelElements`: reads the attributes in place.
+    @discardableResult
+    func kernelElementsDirectly(_ m: NetlinkMessage, shape: SetShape, _ body: (KernelElement) -> Void) -> Int {
         var keyless = 0
         guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return 0 }
         for elem in list {
@@ -154,14 +166,16 @@ struct TableDecoder {
     func rule(_ m: NetlinkMessage, table: String) throws(NetfilterError) -> (chain: String, rule: Rule)? {
         let a = m.attributes
         guard a[NFTA_RULE_TABLE.u16]?.string == table, let chain = a[NFTA_RULE_CHAIN.u16]?.string else { return nil }
-        let kernel = (a[NFTA_RULE_EXPRESSIONS.u16]?.nested).map { $0.map(KernelExpression.decode) } ?? []
-        var comment: String?, userData: [UInt8]?
-        if let udata = a[NFTA_RULE_USERDATA.u16]?.payload { (comment, userData) = RuleUserData.decode(udata) }
-        if let exprs = RuleLifting(family: family).lift(kernel) {
-            return (chain, Rule(exprs, comment: comment, userData: userData))
+        let decoded = RuleDecoding.decode(m)
+        if let decoded, decoded.table == table, decoded.chain == chain {
+            var comment: String?, userData: [UInt8]?
+            if let udata = decoded.userData { (comment, userData) = RuleUserData.decode(udata[...]) }
+            if let exprs = RuleLifting(family: family).lift(decoded.expressions) {
+                return (chain, Rule(exprs, comment: comment, userData: userData))
+            }
         }
-        let handle = a[NFTA_RULE_HANDLE.u16]?.u64 ?? 0
-        let summary = kernel.map(Self.summary).joined(separator: " ")
+        let handle = decoded?.handle ?? a[NFTA_RULE_HANDLE.u16]?.u64 ?? 0
+        let summary = decoded.map { $0.expressions.map(Self.summary).joined(separator: " ") } ?? RuleDecoding.summary(m)
         if strict {
             throw NetfilterError(operation: "decoding rule (handle \(handle)) of chain \(chain)", errno: 0,
                                  detail: "not a rule zonewall generates: \(summary)")

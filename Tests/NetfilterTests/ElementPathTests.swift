@@ -72,5 +72,31 @@ struct ElementPathTests {
             edit.changes.append(.addElements(set: s.name, ElementList(s.elements.suffix(700))))
         }
         Self.expectSameBytes(edit, known: known)
+
+        // Decoding: libnftnl (`nftnl_set_elems_nlmsg_parse`) and the fast path read the same
+        // kernel elements from every element message, and those are what was encoded.
+        let shapes = Dictionary(uniqueKeysWithValues: sets.map { ($0.name, SetShape($0)) })
+        for (index, op) in batch.operations.enumerated() {
+            guard case .elements(let chunk) = op else { continue }
+            let bytes = dumpForm(Array(batch.bytes[batch.offsets[index]..<batch.offsets[index + 1]]))
+            let message = NetlinkMessage.split(bytes[...])[0]
+            let shape = shapes[chunk.set]!
+            var viaLibrary: [KernelElement] = [], direct: [KernelElement] = []
+            var decoder = TableDecoder(family: .inet, strict: false)
+            decoder.elementPath = .libnftnl
+            #expect(decoder.kernelElements(message, shape: shape) { viaLibrary.append($0) } == 0)
+            decoder.elementPath = .direct
+            #expect(decoder.kernelElements(message, shape: shape) { direct.append($0) } == 0)
+            #expect(viaLibrary == direct, "\(chunk.set)")
+            var expected: [KernelElement] = []
+            var k = 0
+            SetElementCodec.forEachPart(of: chunk.elements, shape: shape, adding: true, firstSegment: chunk.firstSegment) { part in
+                if chunk.parts.contains(k) { expected.append(SetElementCodec.kernelElement(part, shape: shape)) }
+                k += 1
+            }
+            // The open-interval flag travels as user data, which neither decoder reads back.
+            #expect(viaLibrary.map { var e = $0; e.isOpenInterval = false; return e } ==
+                    expected.map { var e = $0; e.isOpenInterval = false; return e }, "\(chunk.set)")
+        }
     }
 }

@@ -24,7 +24,7 @@ struct FuzzEntryPointTests {
             // Without the batch begin and end messages.
             out += batch.bytes[batch.offsets[1]..<batch.offsets[batch.offsets.count - 1]]
         }
-        return out
+        return dumpForm(out)
     }
 
     @Test func decodesWhatTheEncoderWrites() throws {

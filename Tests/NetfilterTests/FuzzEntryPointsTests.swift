@@ -29,7 +29,7 @@ struct FuzzEntryPointsTests {
             boundaries.formUnion(batch.offsets[1...].map { $0 - start + bytes.count })
             bytes += batch.bytes[start..<end]
         }
-        return (bytes, boundaries)
+        return (dumpForm(bytes), boundaries)
     }
 
     static func writeSeed(_ bytes: [UInt8], _ target: String, _ name: String) {

@@ -1,3 +1,5 @@
+import CNetfilter
+@testable import Netfilter
 import Foundation
 import Glibc
 import Ruleset
@@ -119,6 +121,22 @@ func inKernelOrder(_ t: Table) -> Table {
         switch item {
         case .set(let s): out.sets.append(s)
         case .chain(let c): out.chains.append(c)
+        }
+    }
+    return out
+}
+
+/// Encoded messages as a dump returns them: the encoder numbers element nests 1, 2, 3… as
+/// nft does (the kernel ignores the numbers), while a dump types every element
+/// `NFTA_LIST_ELEM`, which is what libnftnl's `nftnl_set_elems_nlmsg_parse` accepts.
+func dumpForm(_ bytes: [UInt8]) -> [UInt8] {
+    var out = bytes
+    for m in NetlinkMessage.split(bytes[...]) where m.type & 0xff == NFT_MSG_NEWSETELEM.u16 {
+        guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { continue }
+        for element in list {
+            let type = UInt16(NFTA_LIST_ELEM.u16) | UInt16(NLA_F_NESTED)
+            out[element.offset + 2] = UInt8(type & 0xff)
+            out[element.offset + 3] = UInt8(type >> 8)
         }
     }
     return out
