@@ -127,6 +127,7 @@ let package = Package(
         .testTarget(name: "HostIdentityTests", dependencies: ["HostIdentity", "ZonePolicy"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "HostIdentity", "Reconciler", "Ruleset", .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .testTarget(
             name: "ZoneCompilerTests",

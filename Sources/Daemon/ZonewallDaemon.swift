@@ -49,6 +49,8 @@ public struct DaemonConfiguration: Sendable {
     public var memberCache: String? = nil
     /// `--scope local`: this host's addresses, followed; nil is `--scope all`.
     public var hostAddresses: (any HostAddressSource)? = nil
+    /// Where READY, STATUS and WATCHDOG go: systemd's `$NOTIFY_SOCKET` by default.
+    public var notifier = SystemdNotifier()
 
     public init(policyDirectory: String, stateFile: String?, resyncInterval: Duration, removeOnExit: Bool,
                 metricsAddress: (host: String, port: Int)?) {
@@ -68,7 +70,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
     let kernel: any KernelRuleset
     let config: DaemonConfiguration
     let logger: Logger
-    let notifier = SystemdNotifier()
+    var notifier: SystemdNotifier { config.notifier }
     public let metrics = DaemonMetrics()
     /// Where established flows that lose permission are revoked; nil: never.
     let conntrack: (any ConntrackTable)?

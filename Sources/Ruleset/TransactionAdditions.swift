@@ -10,9 +10,12 @@ extension Transaction {
     /// rule in its chain), or a first rule (a new chain and a new source-map element), is then an
     /// edit of that zone's objects, not a replacement of the table.
     public static func additions(from actual: Table, to desired: Table) -> Transaction? {
-        // The table's own attributes (dormant, owner, userdata) are no addition: a replacement sets them.
+        // A table switched dormant (or awake) is set back by one `add table` with the desired
+        // flags, which the kernel applies to the existing table; other table attributes (owner,
+        // persist, user data) cannot be changed in place, so a replacement sets them.
+        let flagChange = actual.flags.symmetricDifference(desired.flags)
         guard actual.family == desired.family, actual.name == desired.name,
-              actual.flags == desired.flags, actual.userData == desired.userData else { return nil }
+              flagChange.isSubset(of: .dormant), actual.userData == desired.userData else { return nil }
         let oldSets = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let oldChains = Dictionary(actual.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         guard oldSets.count == actual.sets.count, oldChains.count == actual.chains.count else { return nil }
@@ -50,8 +53,10 @@ extension Transaction {
         }
         // Sets and chains exist before the rules and map elements that name them.
         let elements = elementChanges(from: before, to: after, family: desired.family, table: desired.name)
-        tx.changes = newSets + newChains + newRules + elements.changes
+        let wake: [Change] = flagChange.isEmpty ? [] : [.addTable]
+        tx.changes = wake + newSets + newChains + newRules + elements.changes
         tx.setDeclarations = elements.setDeclarations
+        tx.tableFlags = desired.flags
         return tx
     }
 }

@@ -29,7 +29,7 @@ final class EventRecorder: Sendable {
     deinit { task.cancel() }
 
     /// The next event not yet returned, waiting up to `timeout`; nil if none came.
-    func next(timeout: Duration = .seconds(10)) async -> KernelEvent? {
+    func next(timeout: Duration = .seconds(30)) async -> KernelEvent? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let e: KernelEvent? = log.state.withLock { s in

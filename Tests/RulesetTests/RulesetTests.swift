@@ -59,6 +59,23 @@ struct TransactionTests {
         #expect(Transaction.diff(from: fewer, to: table([1])).replacesTable)
     }
 
+    /// A dormant table (every hook unregistered) is woken by one `add table` with the desired
+    /// flags, with the element changes in the same transaction, not by replacing the table;
+    /// an owner flag cannot be changed in place, so it still replaces.
+    @Test func dormantTableIsWokenInPlace() {
+        var dormant = table([1, 2])
+        dormant.flags = [.dormant]
+        let tx = Transaction.diff(from: dormant, to: table([1, 3]))
+        #expect(!tx.replacesTable)
+        #expect(tx.changes.first == .addTable)
+        #expect(tx.tableFlags == [])
+        #expect(tx.elementChanges == 2)
+        #expect(!tx.onlyEnsuresTable(at: 0))
+        var owned = table([1])
+        owned.flags = [.owner]
+        #expect(Transaction.diff(from: owned, to: table([1])).replacesTable)
+    }
+
     @Test func additionsAreMadeInPlace() {
         var grown = table([1, 2])
         grown.sets.append(NamedSet(name: "u", keyType: [.ipv4Address], elements: [SetElement(key: [ValueRange(Value(9, width: 4))])]))
