@@ -108,9 +108,18 @@ public final class EtcdClient: Sendable {
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
     }
 
+    private let isShutDown = Mutex(false)
+
     /// Closes the connections. Call once, before the client goes away.
     public func shutdown() async {
+        guard !isShutDown.withLock({ let was = $0; $0 = true; return was }) else { return }
         try? await http.shutdown()
+    }
+
+    /// A client dropped without `shutdown()` (its owner's task cancelled or failed) still closes
+    /// its connections, rather than leaking them (async-http-client traps on that in debug builds).
+    deinit {
+        if !isShutDown.withLock({ $0 }) { http.shutdown { _ in } }
     }
 
     // MARK: Unary calls

@@ -176,10 +176,15 @@ public final class InMemoryKernel: KernelRuleset, @unchecked Sendable {
     static func run(_ tx: Transaction, on start: Table?) throws -> Table? {
         var table = start
         func fail(_ errno: Int32, _ what: String) -> Failure { Failure(errno: errno, operation: what) }
-        for c in tx.changes {
+        for (index, c) in tx.changes.enumerated() {
             switch c {
             case .addTable:
-                if table == nil { table = Table(family: tx.family, name: tx.table, flags: tx.tableFlags, userData: tx.tableUserData) }
+                if table == nil {
+                    table = Table(family: tx.family, name: tx.table, flags: tx.tableFlags, userData: tx.tableUserData)
+                } else if !tx.onlyEnsuresTable(at: index) {
+                    // As the kernel does: an existing table takes the dormant flag it is sent.
+                    table!.flags = table!.flags.subtracting(.dormant).union(tx.tableFlags.intersection(.dormant))
+                }
             case .deleteTable:
                 guard table != nil else { throw fail(2, "deleting table \(tx.table)") }
                 table = nil

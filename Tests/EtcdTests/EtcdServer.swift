@@ -109,7 +109,7 @@ final class EventLog: @unchecked Sendable {
     }
 
     /// The next event after the last one waited for that `accept` takes; fails the test after `seconds`.
-    func next(within seconds: Double = 5, _ what: String, where accept: (MemberEvent) -> Bool = { _ in true }) async throws -> MemberEvent {
+    func next(within seconds: Double = 15, _ what: String, where accept: (MemberEvent) -> Bool = { _ in true }) async throws -> MemberEvent {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             let seen = events.withLock { $0 }

@@ -121,3 +121,13 @@ struct MemberTableTests {
         #expect(try MemberCache(path: path + ".missing").read(prefix: "/zw/").isEmpty)
     }
 }
+
+/// A client whose owner never called `shutdown()` (a task that failed or was cancelled) closes
+/// its connections when it goes away, instead of trapping in async-http-client's deinit.
+@Test func anEtcdClientDroppedWithoutShutdownDoesNotTrap() async throws {
+    do {
+        let client = try EtcdClient(EtcdConfiguration(endpoints: ["127.0.0.1:9"]))
+        _ = try? await client.range(prefix: "/zonewall/members/")
+    }
+    try await Task.sleep(for: .milliseconds(200))
+}
