@@ -135,6 +135,7 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "FlowLogTests", dependencies: ["FlowLog", "ZonePolicy"]),
+        .testTarget(name: "ConntrackTests", dependencies: ["Conntrack", "Revocation", "ZonePolicy"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler", "Revocation"]),
         .testTarget(name: "NetfilterTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
         .testTarget(name: "MembershipTests", dependencies: [
@@ -154,7 +155,8 @@ let package = Package(
 if Context.environment["ZONEWALL_FUZZ"] == "1" {
     package.targets.append(.target(name: "CFuzzDriver", path: "Tests/Fuzz/CFuzzDriver"))
     for (name, dependency) in [("FuzzPolicyLoader", "ZonePolicy"), ("FuzzSpecs", "ZonePolicy"),
-                               ("FuzzTableDump", "Netfilter"), ("FuzzNotifications", "Netfilter")] {
+                               ("FuzzTableDump", "Netfilter"), ("FuzzNotifications", "Netfilter"),
+                               ("FuzzNFLog", "FlowLog"), ("FuzzConntrack", "Conntrack")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["CFuzzDriver", .target(name: dependency)],
                                                  path: "Tests/Fuzz/\(name)"))
     }
