@@ -111,7 +111,10 @@ final class EventLog: @unchecked Sendable {
     /// The next event after the last one waited for that `accept` takes; fails the test after `seconds`.
     func next(within seconds: Double = 15, _ what: String, where accept: (MemberEvent) -> Bool = { _ in true }) async throws -> MemberEvent {
         let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
+        // One look after the deadline too: a starved test task may wake only after it.
+        var last = false
+        while !last {
+            last = Date() >= deadline
             let seen = events.withLock { $0 }
             var found: MemberEvent?
             while found == nil && cursor < seen.count {

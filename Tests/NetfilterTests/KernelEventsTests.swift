@@ -31,7 +31,10 @@ final class EventRecorder: Sendable {
     /// The next event not yet returned, waiting up to `timeout`; nil if none came.
     func next(timeout: Duration = .seconds(30)) async -> KernelEvent? {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        // One look after the deadline too: a starved test task may wake only after it.
+        var last = false
+        while !last {
+            last = ContinuousClock.now >= deadline
             let e: KernelEvent? = log.state.withLock { s in
                 guard s.cursor < s.events.count else { return nil }
                 defer { s.cursor += 1 }
