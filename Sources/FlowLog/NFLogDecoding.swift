@@ -57,7 +57,7 @@ enum NFLogWire {
     static let prefix: UInt16 = 10       // NFULA_PREFIX
     static let sequence: UInt16 = 12     // NFULA_SEQ
 
-    /// Netlink's greatest message: `nlmsg_len` is 32 bits, but a socket read never returns more.
+    /// Longest message taken (1 MiB): `nlmsg_len` is 32 bits, but the listener reads 64 KiB at a time.
     static let maximumMessage = 1 << 20
     /// Latest timestamp taken, 9999-12-31T23:59:59Z: later ones are nonsense, and would
     /// overflow the millisecond arithmetic of `FlowTime.format`.
@@ -85,8 +85,11 @@ enum NFLogWire {
         guard length >= headerSize else {
             throw NFLogDecodeError(offset: at, what: "netlink message header", problem: "length \(length) is shorter than the header")
         }
-        guard length <= remaining, length <= maximumMessage else {
+        guard length <= remaining else {
             throw NFLogDecodeError(offset: at, what: "netlink message header", problem: "length \(length), but \(remaining) bytes remain")
+        }
+        guard length <= maximumMessage else {
+            throw NFLogDecodeError(offset: at, what: "netlink message header", problem: "length \(length), more than a socket read returns")
         }
         return Message(type: le16(b, at + 4), body: (at + headerSize)..<(at + length), next: min(b.count, (at + length + 3) & ~3))
     }
