@@ -110,20 +110,23 @@ final class IteratorBox: @unchecked Sendable {
         guard let cg = TestCgroup() else { return }
         defer { cg.remove() }
         cg.mkdir("/system.slice")
-        let unit = CgroupIdentity.unit("zwt-db.service")
+        // A unit name of this run only: a unit is found anywhere in the hierarchy, and a test
+        // process that crashed before cleaning up may have left a cgroup of that name behind.
+        let name = "zwt-db-\(String(UInt32.random(in: 0...UInt32.max), radix: 36)).service"
+        let unit = CgroupIdentity.unit(name)
         let nested = CgroupIdentity.cgroup(cg.path + "/machine.slice/ctr.scope/inner")
         var events = cg.watcher.events(for: [unit, nested]).makeAsyncIterator()
         guard case .resynced(let snap) = await next(&events) else { Issue.record("no resync first"); return }
         #expect(snap[unit] == [])
 
-        let p = cg.mkdir("/system.slice/zwt-db.service")
+        let p = cg.mkdir("/system.slice/" + name)
         let first = try #require(cg.watcher.resolve(path: p))
         #expect(await next(&events) == .appeared(unit, first))
 
         // A restart: systemd removes the cgroup and makes a new one, with a new id.
-        cg.rmdir("/system.slice/zwt-db.service")
+        cg.rmdir("/system.slice/" + name)
         #expect(await next(&events) == .vanished(unit, first))
-        cg.mkdir("/system.slice/zwt-db.service")
+        cg.mkdir("/system.slice/" + name)
         let second = try #require(cg.watcher.resolve(path: p))
         #expect(second.id != first.id)
         #expect(await next(&events) == .appeared(unit, second))
