@@ -309,9 +309,11 @@ struct FileParser {
 
     /// The next sibling of the block-mapping key at `first` that repeats it, or nil (e.g. in flow style).
     static func repeatedBlockKey(_ key: String, after first: SourceLocation, in text: String) -> SourceLocation? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = yamlLines(text)
         let indent = first.column - 1
-        guard first.line >= 1, indent >= 0 else { return nil }
+        // The mark comes from libyaml; a line past the text's end must never trap (it did, when
+        // lines were split at LF only: found by the policy-loader fuzz target).
+        guard first.line >= 1, first.line <= lines.count, indent >= 0 else { return nil }
         for index in first.line..<lines.count {
             let line = lines[index].unicodeScalars
             let rest = line.drop { $0 == " " }
@@ -326,6 +328,28 @@ struct FileParser {
             }
         }
         return nil
+    }
+
+    /// The lines of `text` as libyaml numbers them in its marks: LF, CR, CR LF, NEL, LS and PS
+    /// each end one. (Splitting at "\n" alone gave fewer lines for CR or CR LF files, and Swift
+    /// reads CR LF as one `Character`, so it was not split there at all.)
+    static func yamlLines(_ text: String) -> [Substring] {
+        let scalars = text.unicodeScalars
+        var lines: [Substring] = []
+        var start = scalars.startIndex, i = start
+        while i < scalars.endIndex {
+            let c = scalars[i]
+            guard c == "\n" || c == "\r" || c == "\u{85}" || c == "\u{2028}" || c == "\u{2029}" else {
+                i = scalars.index(after: i)
+                continue
+            }
+            lines.append(Substring(scalars[start..<i]))
+            i = scalars.index(after: i)
+            if c == "\r", i < scalars.endIndex, scalars[i] == "\n" { i = scalars.index(after: i) }
+            start = i
+        }
+        lines.append(Substring(scalars[start...]))
+        return lines
     }
 
     mutating func parseZones(_ node: Node) -> [Zone] {
