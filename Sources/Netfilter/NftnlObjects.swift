@@ -53,10 +53,11 @@ indirect enum AttributePolicy: Sendable {
         case .nulString: return n > 0 && a.payload.last == 0
         case .bytes(let max): return n > 0 && n <= max
         case .exactly(let members):
-            guard n == 0 || n >= 4 else { return false }
+            // No member twice: libnftnl keeps the last of a type, a check of the first would miss it.
+            guard n == 0 || n >= 4, Self.noDuplicates(a.nested) else { return false }
             return a.nested.allSatisfy { members[$0.type]?.admits($0) ?? false }
         case .expression:
-            guard n >= 4, a.type == NFTA_LIST_ELEM.u16 else { return false }
+            guard n >= 4, a.type == NFTA_LIST_ELEM.u16, Self.noDuplicates(a.nested) else { return false }
             let members = a.nested
             guard let name = members[NFTA_EXPR_NAME.u16], AttributePolicy.nulString.admits(name),
                   let data = RuleDecoding.expressionPolicies[name.string] else { return false }
@@ -85,6 +86,12 @@ indirect enum AttributePolicy: Sendable {
             }
             return fields <= 16
         }
+    }
+
+    /// Whether each attribute type occurs at most once.
+    static func noDuplicates(_ attributes: NetlinkAttributes) -> Bool {
+        var seen = Set<UInt16>()
+        return attributes.allSatisfy { seen.insert($0.type).inserted }
     }
 
     static let table: [UInt16: AttributePolicy] = [
