@@ -42,12 +42,12 @@ enum ElementDecoding {
                 guard let p = nftnl_set_elem_get(e, UInt16(a), &len), len > 0 else { return nil }
                 return Array(UnsafeRawBufferPointer(start: p, count: Int(len)))[...]
             }
-            guard let key = bytes(NFTNL_SET_ELEM_KEY).map({ values($0, shape) }), !key.isEmpty else {
+            guard let key = bytes(NFTNL_SET_ELEM_KEY).map({ TableDecoder.keyValues($0, shape) }), !key.isEmpty else {
                 keyless += 1
                 continue
             }
             var k = KernelElement(key: key)
-            k.keyEnd = bytes(NFTNL_SET_ELEM_KEY_END).map { values($0, shape) }
+            k.keyEnd = bytes(NFTNL_SET_ELEM_KEY_END).map { TableDecoder.keyValues($0, shape) }
             if has(NFTNL_SET_ELEM_FLAGS) {
                 k.isIntervalEnd = nftnl_set_elem_get_u32(e, UInt16(NFTNL_SET_ELEM_FLAGS)) & NFT_SET_ELEM_INTERVAL_END.u32 != 0
             }
@@ -67,21 +67,5 @@ enum ElementDecoding {
             body(k)
         }
         return keyless
-    }
-
-    /// A key's values, one per component of the set's key type (as the fast path reads them).
-    private static func values(_ raw: ArraySlice<UInt8>, _ shape: SetShape) -> [Value] {
-        guard shape.isConcatenation else {
-            let t = shape.keyType.first ?? .integer
-            return [TableDecoder.value(raw.prefix(16), bigEndian: t.isBigEndian)]
-        }
-        var out: [Value] = []
-        var i = raw.startIndex
-        for t in shape.keyType {
-            guard t.width > 0, t.width <= 16, i + t.width <= raw.endIndex else { return out }
-            out.append(TableDecoder.value(raw[i..<(i + t.width)], bigEndian: t.isBigEndian))
-            i += t.paddedWidth
-        }
-        return out
     }
 }

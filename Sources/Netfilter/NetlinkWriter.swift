@@ -124,12 +124,7 @@ struct NetlinkWriter {
     /// Appends a value's `width` bytes, in network order or (for host-order types such as
     /// `ct state`) little endian, the host order of every platform zonewall runs on.
     mutating func append(_ v: Value, bigEndian: Bool) {
-        let w = v.width
-        if bigEndian {
-            for i in stride(from: w - 1, through: 0, by: -1) { bytes.append(byte(v, i)) }
-        } else {
-            for i in 0..<w { bytes.append(byte(v, i)) }
-        }
+        SetElementCodec.appendBytes(v, bigEndian: bigEndian, to: &bytes)
     }
 
     /// Appends `n` zero bytes.
@@ -143,10 +138,6 @@ struct NetlinkWriter {
 
     mutating func appendBig<T: FixedWidthInteger>(_ v: T) {
         withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    private func byte(_ v: Value, _ i: Int) -> UInt8 {
-        i < 8 ? UInt8(truncatingIfNeeded: v.low >> UInt64(i * 8)) : UInt8(truncatingIfNeeded: v.high >> UInt64((i - 8) * 8))
     }
 
     private mutating func putHeader(_ type: UInt16, payload: Int) {

@@ -203,7 +203,7 @@ struct ElementCollector {
 
 extension SetElementCodec {
     /// Appends a value's `width` bytes, in network order or (for host-order types such as
-    /// `ct state`) little endian, as `NetlinkWriter.append(_:bigEndian:)` writes them.
+    /// `ct state`) little endian: how keys, key ends and map data are stored.
     static func appendBytes(_ v: Value, bigEndian: Bool, to out: inout [UInt8]) {
         func byte(_ i: Int) -> UInt8 {
             i < 8 ? UInt8(truncatingIfNeeded: v.low >> UInt64(i * 8)) : UInt8(truncatingIfNeeded: v.high >> UInt64((i - 8) * 8))

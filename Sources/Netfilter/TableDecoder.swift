@@ -140,16 +140,22 @@ struct TableDecoder {
     private func values(_ attr: NetlinkAttribute, _ shape: SetShape) -> [Value] {
         // An empty value cannot come from the kernel; in a damaged message it is no key at all.
         guard let raw = attr.nested[NFTA_DATA_VALUE.u16]?.payload, !raw.isEmpty else { return [] }
+        return Self.keyValues(raw, shape)
+    }
+
+    /// A key's values as stored, one per component of the set's key type (each component of a
+    /// concatenation padded to 4 bytes); fewer when the bytes run out.
+    static func keyValues(_ raw: ArraySlice<UInt8>, _ shape: SetShape) -> [Value] {
         guard shape.isConcatenation else {
             let t = shape.keyType.first ?? .integer
-            return [Self.value(raw.prefix(16), bigEndian: t.isBigEndian)]
+            return [value(raw.prefix(16), bigEndian: t.isBigEndian)]
         }
         var out: [Value] = []
         out.reserveCapacity(shape.keyType.count)
         var i = raw.startIndex
         for t in shape.keyType {
             guard t.width > 0, t.width <= 16, i + t.width <= raw.endIndex else { return out }
-            out.append(Self.value(raw[i..<(i + t.width)], bigEndian: t.isBigEndian))
+            out.append(value(raw[i..<(i + t.width)], bigEndian: t.isBigEndian))
             i += t.paddedWidth
         }
         return out
