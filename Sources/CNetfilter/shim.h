@@ -6,6 +6,7 @@
 /* glibc first, so the uapi headers (linux/libc-compat.h) do not redefine in_addr & co. */
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>

@@ -26,7 +26,8 @@ struct ElementChunk: Sendable {
 
 /// A transaction encoded as one nfnetlink batch (`NFNL_MSG_BATCH_BEGIN` … `END`).
 struct EncodedBatch: Sendable {
-    var bytes: [UInt8]
+    /// The messages, in libmnl batch pages.
+    var pages: BatchPages
     var firstSeq: UInt32
     /// Indexed by `seq - firstSeq`.
     var operations: [BatchOperation]
@@ -34,6 +35,12 @@ struct EncodedBatch: Sendable {
     var offsets: [Int]
     var family: Family
     var table: String
+
+    /// The batch's bytes, pages joined: what the kernel receives (for tests and error reports).
+    var bytes: [UInt8] { pages.bytes }
+
+    /// The batch's size in bytes.
+    var byteCount: Int { pages.byteCount }
 
     /// Messages the kernel acknowledges: all but batch begin and end.
     var acknowledgedCount: Int { operations.count - 2 }
@@ -60,6 +67,8 @@ struct BatchEncoder {
     /// How set elements are encoded: by libnftnl (the default), or by the hand-written fast
     /// path, which writes the same bytes (`SetElementCodecTests` checks both against each other).
     var elementPath: ElementPath = .libnftnl
+    /// The size of the batch's pages (`BatchPages`); tests make it small to split a batch.
+    var pageSize = BatchPages.defaultPageSize
 
     enum ElementPath: String, Sendable, CaseIterable {
         /// `nftnl_set_elem` objects, built with `nftnl_set_elem_nlmsg_build`.
@@ -69,7 +78,14 @@ struct BatchEncoder {
     }
 
     func encode(_ tx: Transaction, generation: UInt32?, commit: Bool, firstSeq: UInt32) -> EncodedBatch {
-        var w = NetlinkWriter(capacity: Self.estimatedSize(tx))
+        // Each message is written to `w`, then moved to the pages when the next one starts.
+        let pages = BatchPages(pageSize: pageSize, expectedBytes: Self.estimatedSize(tx))
+        var w = NetlinkWriter(capacity: BatchPages.largestMessage)
+        func flush() {
+            guard w.count > 0 else { return }
+            w.bytes.withUnsafeBytes { pages.append($0) }
+            w.reset()
+        }
         var ops: [BatchOperation] = []
         var offsets: [Int] = []
         var seq = firstSeq
@@ -80,8 +96,9 @@ struct BatchEncoder {
         let fam = tx.family.rawValue
 
         func begin(_ op: BatchOperation, _ msg: UInt32, flags: Int32) -> Int {
+            flush()
             ops.append(op)
-            offsets.append(w.count)
+            offsets.append(pages.byteCount)
             defer { seq &+= 1 }
             let type = UInt16(NFNL_SUBSYS_NFTABLES) << 8 | UInt16(msg)
             return w.beginMessage(type: type, flags: UInt16(NLM_F_REQUEST | NLM_F_ACK | flags), seq: seq, family: fam)
@@ -89,15 +106,16 @@ struct BatchEncoder {
 
         // Batch begin: addressed to the nftables subsystem, optionally pinned to a generation.
         ops.append(.begin(generation: generation))
-        offsets.append(w.count)
+        offsets.append(pages.byteCount)
         appendBatchBegin(to: &w, seq: seq, generation: generation)
         seq &+= 1
         var m = 0
 
         /// Records a message libnftnl builds; returns its sequence number.
         func record(_ op: BatchOperation) -> UInt32 {
+            flush()
             ops.append(op)
-            offsets.append(w.count)
+            offsets.append(pages.byteCount)
             defer { seq &+= 1 }
             return seq
         }
@@ -192,16 +210,15 @@ struct BatchEncoder {
             }
         }
 
+        flush()
+        ops.append(.end)
+        offsets.append(pages.byteCount)
+        // Without a batch end (`nft -c`) the kernel validates every message, then aborts.
         if commit {
-            ops.append(.end)
-            offsets.append(w.count)
             appendBatchEnd(to: &w, seq: seq)
-        } else {
-            // `nft -c`: without a batch end the kernel validates every message, then aborts.
-            ops.append(.end)
-            offsets.append(w.count)
+            flush()
         }
-        return EncodedBatch(bytes: w.bytes, firstSeq: firstSeq, operations: ops, offsets: offsets,
+        return EncodedBatch(pages: pages, firstSeq: firstSeq, operations: ops, offsets: offsets,
                             family: tx.family, table: tx.table)
     }
 

@@ -47,7 +47,9 @@ struct ChangeNotificationDecoder {
                 onlyElements = true
                 elementSets = []
             }
-            return Commit(generation: a[NFTA_GEN_ID.u16]?.u32 ?? 0,
+            // The generation with libnftnl; the committing thread and process, which
+            // libnftnl's `nftnl_gen` does not keep, from the attributes.
+            return Commit(generation: NftnlGen.generation(of: m) ?? 0,
                           threadID: a[NFTA_GEN_PROC_PID.u16]?.u32 ?? 0,
                           processName: a[NFTA_GEN_PROC_NAME.u16]?.string,
                           portID: m.portID,

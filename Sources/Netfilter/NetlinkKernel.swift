@@ -183,13 +183,13 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         guard let path = BatchEncoder.ElementPath(rawValue: elementPath) else { return nil }
         var encoder = BatchEncoder(family: transaction.family, table: transaction.table, knownSets: transaction.setDeclarations)
         encoder.elementPath = path
-        return encoder.encode(transaction, generation: nil, commit: true, firstSeq: 0).bytes.count
+        return encoder.encode(transaction, generation: nil, commit: true, firstSeq: 0).byteCount
     }
 
     /// The bytes `apply` would send for `transaction`: the whole batch, headers included.
     public func batchSize(of transaction: Transaction) throws(NetfilterError) -> Int {
         try connection.withLock { c throws(NetfilterError) in
-            try Self.encode(c, transaction, generation: nil, commit: true).bytes.count
+            try Self.encode(c, transaction, generation: nil, commit: true).byteCount
         }
     }
 
@@ -198,7 +198,7 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     public static func batchSize(of transaction: Transaction, knownSets: [NamedSet] = []) -> Int {
         let known = Dictionary(knownSets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         return BatchEncoder(family: transaction.family, table: transaction.table, knownSets: known)
-            .encode(transaction, generation: nil, commit: true, firstSeq: 0).bytes.count
+            .encode(transaction, generation: nil, commit: true, firstSeq: 0).byteCount
     }
 
     /// Every attribute of every set of a table as the kernel reports it, but the handle:
@@ -220,7 +220,7 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     private func send(_ tx: Transaction, generation: UInt32?, commit: Bool) throws(NetfilterError) {
         try connection.withLock { c throws(NetfilterError) in
             let batch = try Self.encode(c, tx, generation: generation, commit: commit)
-            c.lastBatchBytes = batch.bytes.count
+            c.lastBatchBytes = batch.byteCount
             try Self.exchange(c, batch)
         }
     }
@@ -249,11 +249,11 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         return batch
     }
 
-    /// Sends the batch in one datagram and reads every ack; throws the first error in batch order.
+    /// Sends the batch in one `sendmsg` and reads every ack; throws the first error in batch order.
     private static func exchange(_ c: Connection, _ batch: EncodedBatch) throws(NetfilterError) {
         // Each queued ack costs about 1 KiB of receive buffer (skb overhead included).
-        c.socket.ensureBuffers(send: batch.bytes.count + (64 << 10), receive: max(4 << 20, batch.operations.count * 1536))
-        try c.socket.send(batch.bytes, what: "batch of \(batch.operations.count) messages")
+        c.socket.ensureBuffers(send: batch.byteCount + (64 << 10), receive: max(4 << 20, batch.operations.count * 1536))
+        try c.socket.send(batch.pages, what: "batch of \(batch.operations.count) messages")
 
         var acked = 0
         var errors: [(index: Int, ack: NetlinkAck)] = []

@@ -30,7 +30,8 @@ struct NetlinkAck {
     // Read from an `NLMSG_ERROR` with libmnl: `init?(_ nlh:)` in MessageLoop.swift.
 }
 
-/// The attributes (TLVs) of a message or nest, iterated in place without copying.
+/// The attributes (TLVs) of a message or nest, iterated in place without copying, with libmnl:
+/// `mnl_attr_ok` checks each header against the bytes left, `mnl_attr_next` steps over it.
 struct NetlinkAttributes: Sequence {
     let bytes: ArraySlice<UInt8>
     init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
@@ -39,13 +40,20 @@ struct NetlinkAttributes: Sequence {
         let bytes: ArraySlice<UInt8>
         var i: Int
         mutating func next() -> NetlinkAttribute? {
-            guard bytes.endIndex - i >= 4 else { return nil }
-            let len = Int(readHost(UInt16.self, bytes, i))
-            let type = readHost(UInt16.self, bytes, i + 2)
-            guard len >= 4, i + len <= bytes.endIndex else { return nil }
-            let a = NetlinkAttribute(rawType: type, offset: i, payload: bytes[(i + 4)..<(i + len)])
-            i += (len + 3) & ~3
-            return a
+            let left = bytes.endIndex - i
+            guard left >= MemoryLayout<nlattr>.size else { return nil }
+            let start = i
+            let step: (type: UInt16, rawType: UInt16, length: Int, next: Int)? = bytes.withUnsafeBytes { raw in
+                // Attributes start on 4 bytes within a message, and messages within a datagram.
+                let attr = UnsafeRawPointer(raw.baseAddress! + (start - bytes.startIndex)).assumingMemoryBound(to: nlattr.self)
+                guard mnl_attr_ok(attr, Int32(clamping: left)) else { return nil }
+                let next = UnsafeRawPointer(mnl_attr_next(attr)) - UnsafeRawPointer(attr)
+                return (mnl_attr_get_type(attr), attr.pointee.nla_type, Int(mnl_attr_get_len(attr)), next)
+            }
+            guard let step else { return nil }
+            i = Swift.min(start + step.next, bytes.endIndex)
+            return NetlinkAttribute(rawType: step.rawType, offset: start,
+                                    payload: bytes[(start + MemoryLayout<nlattr>.size)..<(start + step.length)])
         }
     }
 
@@ -64,8 +72,8 @@ struct NetlinkAttribute {
     var offset: Int
     var payload: ArraySlice<UInt8>
 
-    /// The type without the nested / byte-order flag bits.
-    var type: UInt16 { rawType & 0x3fff }  // NLA_TYPE_MASK
+    /// The type without the nested / byte-order flag bits (`mnl_attr_get_type`).
+    var type: UInt16 { rawType & 0x3fff }  // NLA_TYPE_MASK, a macro Swift cannot import
 
     var u8: UInt8 { payload.first ?? 0 }
     var u32: UInt32 { payload.count >= 4 ? readBig(UInt32.self, payload, payload.startIndex) : 0 }

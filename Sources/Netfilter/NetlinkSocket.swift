@@ -123,6 +123,28 @@ final class NetlinkSocket {
         guard n == bytes.count else { throw .system("sending \(what) (\(bytes.count) bytes)") }
     }
 
+    /// Sends a batch's pages as one datagram: one `sendmsg` with an iovec per page, as nft does
+    /// (`mnl_socket_sendto` sends one buffer). Pages beyond `IOV_MAX` are joined into one buffer.
+    func send(_ pages: BatchPages, what: String) throws(NetfilterError) {
+        guard pages.pageCount <= BatchPages.maximumPages else {
+            try send(pages.bytes, what: what)
+            return
+        }
+        let sent = try pages.withIOVecs { (iov) throws(NetfilterError) -> Int in
+            var kernel = sockaddr_nl()
+            kernel.nl_family = sa_family_t(AF_NETLINK)
+            return withUnsafeMutablePointer(to: &kernel) { address in
+                var message = msghdr()
+                message.msg_name = UnsafeMutableRawPointer(address)
+                message.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
+                message.msg_iov = UnsafeMutablePointer(mutating: iov.baseAddress)
+                message.msg_iovlen = iov.count
+                return sendmsg(mnl_socket_get_fd(handle), &message, 0)
+            }
+        }
+        guard sent == pages.byteCount else { throw .system("sending \(what) (\(pages.byteCount) bytes in \(pages.pageCount) pages)") }
+    }
+
     /// Receives one datagram (`mnl_socket_recvfrom`, which also refuses a truncated one with
     /// `ENOSPC`); nil when `wait` is false and nothing is queued.
     func receive(wait: Bool) throws(NetfilterError) -> [UInt8]? {

@@ -3,8 +3,8 @@ import Ruleset
 
 /// Appends netlink messages and attributes (TLVs) to one growing byte buffer.
 ///
-/// The whole batch is built in place, so encoding a hundred thousand set elements costs no
-/// per-element allocation: integers and values are written byte by byte.
+/// A batch's messages are built here one at a time, in place, so encoding a hundred thousand
+/// set elements costs no per-element allocation, then moved to the batch's pages (`BatchPages`).
 struct NetlinkWriter {
     private(set) var bytes: [UInt8]
 
@@ -41,9 +41,9 @@ struct NetlinkWriter {
         while bytes.count % 4 != 0 { bytes.append(0) }
     }
 
-    /// Drops everything written since `offset` (a message that turned out not to be needed).
-    mutating func truncate(to offset: Int) {
-        bytes.removeSubrange(offset...)
+    /// Drops everything written, keeping the capacity.
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
     }
 
     /// Lets C code (libnftnl, libmnl) append to the message that starts at `start`: `body`

@@ -199,6 +199,34 @@ private func cString(_ pointer: UnsafePointer<CChar>?) -> String? {
     pointer.map { String(cString: $0) }
 }
 
+// MARK: Generations
+
+/// Owns one `nftnl_gen` (`nftnl_gen_alloc` / `nftnl_gen_free`): the generation an
+/// `NFT_MSG_NEWGEN` announces.
+struct NftnlGen: ~Copyable {
+    private let pointer: OpaquePointer
+
+    static let policy: [UInt16: AttributePolicy] = [
+        NFTA_GEN_ID.u16: .u32, NFTA_GEN_PROC_PID.u16: .u32, NFTA_GEN_PROC_NAME.u16: .nulString,
+    ]
+
+    private init() {
+        guard let p = nftnl_gen_alloc() else { fatalError("nftnl_gen_alloc: out of memory") }
+        pointer = p
+    }
+
+    deinit { nftnl_gen_free(pointer) }
+
+    /// The generation of an `NFT_MSG_NEWGEN` message (`nftnl_gen_nlmsg_parse`); nil if it has
+    /// none, or libnftnl cannot parse it.
+    static func generation(of m: NetlinkMessage) -> UInt32? {
+        let g = NftnlGen()
+        let ok = withParsableHeader(m, policy: policy) { nftnl_gen_nlmsg_parse($0, g.pointer) >= 0 } ?? false
+        guard ok, nftnl_gen_is_set(g.pointer, UInt16(NFTNL_GEN_ID)) else { return nil }
+        return nftnl_gen_get_u32(g.pointer, UInt16(NFTNL_GEN_ID))
+    }
+}
+
 // MARK: Tables
 
 /// Owns one `nftnl_table` (`nftnl_table_alloc` / `nftnl_table_free`).

@@ -349,6 +349,10 @@ struct NetlinkKernelTests {
                               sets: [NamedSet(name: "src_v4", keyType: [.ipv4Address], dataType: .verdict,
                                               flags: .interval, elements: elements)])
             let tx = Transaction.replace(with: table)
+            // Sent as many libmnl batch pages in one sendmsg.
+            let pages = BatchEncoder(family: .inet, table: "zonewall", knownSets: [:])
+                .encode(tx, generation: nil, commit: true, firstSeq: 0).pages.pageCount
+            #expect(pages > 10)
             let clock = ContinuousClock()
             let applyTime = try clock.measure { try kernel.apply(tx, expectingGeneration: nil) }
             var snap: KernelSnapshot?
