@@ -37,6 +37,19 @@ struct ApplyCommand: ParsableCommand {
         valueName: "DURATION"))
     var confirmWithin: ConfirmDuration?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "How a new table's creation is verified: elements (default) or skeleton.",
+        discussion: "elements: every set is read back (while the next stage is sent) and compared with the compiled one, "
+            + "then the table's skeleton. skeleton: the table, its chains, rules and set declarations are read back and "
+            + "compared, and the generation proves nobody committed since; the elements are trusted from the kernel's "
+            + "acknowledgement of each message, not read back. An existing table is always verified by a full read-back.",
+        valueName: "MODE"))
+    var verify: VerifyMode = .elements
+
+    enum VerifyMode: String, ExpressibleByArgument, CaseIterable {
+        case elements, skeleton
+    }
+
     /// Attempts when the ruleset generation moves under us (`ERESTART`).
     static let attempts = 5
 
@@ -108,7 +121,9 @@ struct ApplyCommand: ParsableCommand {
         if let build, try verify(build, of: desired, on: kernel) {
             print("zonewall: created \(place) in \(build.stages) transaction(s), its hooks in the last; "
                   + "\(desired.elementCount) elements, \(desired.sets.count) sets, \(desired.chains.count) chains; "
-                  + "done in \(KernelSync.milliseconds(since: start)), every set read back and verified while the next was sent, "
+                  + "done in \(KernelSync.milliseconds(since: start)), "
+                  + (verify == .elements ? "every set read back and verified while the next was sent, "
+                                         : "elements acknowledged by the kernel and not read back (--verify skeleton), ")
                   + "the final check took \(KernelSync.milliseconds(since: readBack))")
             return true
         }
@@ -148,8 +163,9 @@ struct ApplyCommand: ParsableCommand {
         // The batches keep one processor busy in the kernel; read on the others.
         let readers = max(1, NetlinkKernel.usableProcessors - 1)
         let (family, name) = (desired.family, desired.name)
+        let readsElements = verify == .elements
         let verifier = StageVerifier(desired: desired) { sets in
-            try reader.elements(of: sets, family: family, table: name, readers: readers)
+            readsElements ? try reader.elements(of: sets, family: family, table: name, readers: readers) : []
         }
         do {
             let result = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k].completedSets) }

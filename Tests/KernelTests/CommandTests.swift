@@ -242,6 +242,16 @@ struct CommandTests {
                 let status = try zonewall(["status", "--policies", Self.policies, "--netns", staged])
                 #expect(status.status == 0 && status.stdout.hasPrefix("in sync"), "\(status)")
             }
+            // Verified by skeleton and generation only: the same table, and it says what it checked.
+            try withNamespace { skeleton in
+                let o = try zonewall(["apply", "--verify", "skeleton", "--stage-elements", "7", "--policies", Self.policies,
+                                      "--netns", skeleton])
+                #expect(o.status == 0 && o.stdout.contains("not read back (--verify skeleton)"), "\(o)")
+                #expect(try listing(skeleton) == listing(one))
+                #expect(try zonewall(["status", "--policies", Self.policies, "--netns", skeleton]).status == 0)
+                let bad = try zonewall(["apply", "--verify", "none", "--policies", Self.policies, "--netns", skeleton])
+                #expect(bad.status != 0 && bad.stderr.contains("--verify"), "\(bad)")
+            }
         }
         try withNamespace { ns in
             // The last stage is refused: the stages before it are removed again.
