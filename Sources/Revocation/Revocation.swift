@@ -39,8 +39,9 @@ public struct RevocationReport: Sendable {
 /// - audit zones: the commit that switches an audit zone to enforce must call `revoke` with the
 ///   enforcing policy as `new` (the policy as the kernel now enforces it), like any tightening;
 /// - local identities (units, cgroups, users): an entry carries no socket owner, so a flow
-///   whose *local socket's* identity lost permission cannot be told from the tuple. Only the
-///   address-based zones are revoked; see the README.
+///   whose *local socket's* identity lost permission cannot be told from the tuple; such a flow
+///   is revoked only when every zone its socket could belong to is denied (`decide`). Finding
+///   the owner needs the socket table (`sock_diag`, `INET_DIAG_CGROUP_ID`); see the README.
 public enum Revocation {
     /// The hooks a flow crossed on this machine, from its addresses: to one of ours is delivered
     /// (input), from one of ours is sent (output), anything else is routed (forward).
@@ -52,17 +53,40 @@ public enum Revocation {
     }
 
     /// The new policy's decision for an entry: denied if any hook it crossed denies it.
+    ///
+    /// A conntrack entry does not say which local socket owns it, so where the policy has zones
+    /// of units, cgroups or users, the local end of a flow sent from (output) or delivered to
+    /// (input) this host may belong to any of them rather than to its address's zone. Such a
+    /// flow counts as denied only if the policy denies it whichever of them owns the socket:
+    /// a flow an identity zone may still make is never cut, at the price of keeping some that
+    /// only the socket's owner would tell apart (see the README).
     public static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>) -> Decision {
         var last: Decision?
+        let senders = socketZones(evaluator.policy, sending: true)
+        let receivers = socketZones(evaluator.policy, sending: false)
         for hook in hooks(of: e, local: local) {
             let src = evaluator.classify(IPPrefix(family: e.family, address: e.source, length: e.family.bits), isSource: true, hook: hook)
             let dst = evaluator.classify(IPPrefix(family: e.family, address: e.translatedDestination, length: e.family.bits),
                                          isSource: false, hook: hook)
-            let d = evaluator.decide(from: src, to: dst, flow: e.flow, hook: hook)
-            if d.verdict == .deny { return d }
-            last = d
+            let sources = hook == .output ? [src] + senders : [src]
+            let destinations = hook == .input ? [dst] + receivers : [dst]
+            var denied: Decision?
+            var allowed: Decision?
+            for s in sources {
+                for d in destinations {
+                    let decision = evaluator.decide(from: s, to: d, flow: e.flow, hook: hook)
+                    if decision.verdict == .deny { denied = denied ?? decision } else { allowed = allowed ?? decision }
+                }
+            }
+            if let allowed { last = allowed } else if let denied { return denied }
         }
         return last!
+    }
+
+    /// The zones a local socket can belong to through its cgroup (units, cgroups) or, when it
+    /// sends, its user.
+    static func socketZones(_ policy: Policy, sending: Bool) -> [Endpoint] {
+        policy.zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty || (sending && !$0.users.isEmpty) }.map { .zone($0.name) }
     }
 
     /// The entries to delete, from the new policy (and the old one, to say what changed).

@@ -32,6 +32,40 @@ func tcp(_ s: String, _ d: String, _ port: UInt16, sport: UInt16 = 40000) -> Con
 }
 
 struct RevocationTests {
+    /// A local socket may belong to a unit zone rather than to its address's zone: a flow sent
+    /// from this host is revoked only when the policy denies it whichever zone owns the socket.
+    @Test func localFlowsOfIdentityZonesAreRevokedOnlyWhenEveryOwnerIsDenied() throws {
+        let text = """
+            zones:
+              billing: {units: [billing.service]}
+              reports: {units: [reports.service]}
+              db: {members: [203.0.113.5]}
+              cache: {members: [203.0.113.6]}
+            allow:
+              - {from: billing, to: db, ports: [tcp/5432]}
+              - {from: host, to: cache, ports: [tcp/6379]}
+            """
+        let p = try policy(text)
+        let local: Set<LocalAddress> = [LocalAddress(family: .ipv4, address: v4("192.0.2.1"))]
+        // host → db is denied by address, but billing.service may own the socket: kept.
+        let toDB = tcp("192.0.2.1", "203.0.113.5", 5432)
+        #expect(Revocation.decide(toDB, with: Evaluator(p), local: local).verdict == .allow)
+        // Nobody on this host may reach db on tcp/22: revoked.
+        let ssh = tcp("192.0.2.1", "203.0.113.5", 22)
+        #expect(Revocation.decide(ssh, with: Evaluator(p), local: local).verdict == .deny)
+        // billing loses db: now every possible owner is denied, so the flow is revoked.
+        let tightened = try policy(text.replacingOccurrences(of: "  - {from: billing, to: db, ports: [tcp/5432]}\n", with: ""))
+        #expect(Revocation.decide(toDB, with: Evaluator(tightened), local: local).verdict == .deny)
+        // Without identity zones the address decides alone, as before.
+        let addressOnly = try policy("""
+            zones:
+              db: {members: [203.0.113.5]}
+            allow:
+              - {from: world, to: db, ports: [tcp/80]}
+            """)
+        #expect(Revocation.decide(toDB, with: Evaluator(addressOnly), local: local).verdict == .deny)
+    }
+
     @Test func deniedFlowsAreRevokedAllowedAndUngovernedOnesAreNot() throws {
         let old = try policy(both)
         let new = try policy(both.replacingOccurrences(of: "tcp/5432, udp/5353", with: "udp/5353"))
