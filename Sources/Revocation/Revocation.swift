@@ -61,9 +61,25 @@ public enum Revocation {
     /// a flow an identity zone may still make is never cut, at the price of keeping some that
     /// only the socket's owner would tell apart (see the README).
     public static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>) -> Decision {
+        decide(e, with: evaluator, local: local, sockets: SocketZones(evaluator.policy))
+    }
+
+    /// The zones a local socket can belong to through its cgroup (units, cgroups) or, when it
+    /// sends, its user: computed once per policy, not per entry.
+    public struct SocketZones: Sendable {
+        var senders: [Endpoint]
+        var receivers: [Endpoint]
+
+        public init(_ policy: Policy) {
+            let zones = policy.zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty || !$0.users.isEmpty }
+            senders = zones.map { .zone($0.name) }
+            receivers = zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty }.map { .zone($0.name) }
+        }
+    }
+
+    static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>, sockets: SocketZones) -> Decision {
         var last: Decision?
-        let senders = socketZones(evaluator.policy, sending: true)
-        let receivers = socketZones(evaluator.policy, sending: false)
+        let (senders, receivers) = (sockets.senders, sockets.receivers)
         for hook in hooks(of: e, local: local) {
             let src = evaluator.classify(IPPrefix(family: e.family, address: e.source, length: e.family.bits), isSource: true, hook: hook)
             let dst = evaluator.classify(IPPrefix(family: e.family, address: e.translatedDestination, length: e.family.bits),
@@ -83,17 +99,17 @@ public enum Revocation {
         return last!
     }
 
-    /// The zones a local socket can belong to through its cgroup (units, cgroups) or, when it
-    /// sends, its user.
-    static func socketZones(_ policy: Policy, sending: Bool) -> [Endpoint] {
-        policy.zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty || (sending && !$0.users.isEmpty) }.map { .zone($0.name) }
-    }
 
     /// The entries to delete, from the new policy (and the old one, to say what changed).
     public static func plan(_ e: ConntrackEntry, new: Evaluator, old: Evaluator?, local: Set<LocalAddress>) -> RevokedFlow? {
-        let d = decide(e, with: new, local: local)
+        plan(e, new: (new, SocketZones(new.policy)), old: old.map { ($0, SocketZones($0.policy)) }, local: local)
+    }
+
+    static func plan(_ e: ConntrackEntry, new: (Evaluator, SocketZones), old: (Evaluator, SocketZones)?,
+                     local: Set<LocalAddress>) -> RevokedFlow? {
+        let d = decide(e, with: new.0, local: local, sockets: new.1)
         guard d.verdict == .deny else { return nil }
-        let before = old.map { decide(e, with: $0, local: local).verdict == .allow }
+        let before = old.map { decide(e, with: $0.0, local: local, sockets: $0.1).verdict == .allow }
         return RevokedFlow(entry: e, from: d.from.description, to: d.to.description, previouslyAllowed: before, reason: d.reason)
     }
 
@@ -125,8 +141,8 @@ public enum Revocation {
     /// scans nothing) when `new.settings.revokeEstablished` is false.
     public static func revoke(in table: any ConntrackTable, new: Policy, old: Policy?) throws -> RevocationReport {
         guard new.settings.revokeEstablished else { return RevocationReport() }
-        let newEval = Evaluator(new)
-        let oldEval = old.map(Evaluator.init)
+        let newEval = (Evaluator(new), SocketZones(new))
+        let oldEval = old.map { (Evaluator($0), SocketZones($0)) }
         return try revoke(in: table) { plan($0, new: newEval, old: oldEval, local: $1) }
     }
 
