@@ -5,6 +5,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 
 /* glibc declares setns() only under _GNU_SOURCE, which Swift's Glibc module does not set. */

@@ -20,17 +20,25 @@ public struct ConntrackError: Error, CustomStringConvertible {
 public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
     /// The `nfct_open` handle; calls on it are serialised by `lock`.
     private let handle: OpaquePointer
+    /// A libmnl socket of its own for batched deletes: raw reads on the `nfct` handle's socket
+    /// would raise the kernel's dump message size past the buffer libnetfilter_conntrack reads
+    /// dumps with, and truncate them.
+    private let deleter: OpaquePointer
     private let local: Set<LocalAddress>
     private let lock = Mutex(())
 
     /// Opens ctnetlink in the calling thread's namespace, or in `/run/netns/NAME` (`nfct_open`).
     public init(namespace: String? = nil) throws(ConntrackError) {
         let opened = try Self.inNamespace(namespace)
-        handle = opened.0
-        local = opened.1
+        handle = opened.handle
+        deleter = opened.deleter
+        local = opened.local
     }
 
-    deinit { nfct_close(handle) }
+    deinit {
+        nfct_close(handle)
+        mnl_socket_close(deleter)
+    }
 
     public func localAddresses() throws -> Set<LocalAddress> { local }
 
@@ -56,25 +64,111 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
         }
     }
 
-    /// Deletes each entry by its original tuple, zone and id (`nfct_query(NFCT_Q_DESTROY)`);
-    /// ENOENT (already gone, or the id now belongs to nobody) is not an error.
+    /// Deletes each entry by its original tuple, zone and id; ENOENT (already gone, or the id
+    /// now belongs to nobody) is not an error.
+    ///
+    /// The delete requests (`IPCTNL_MSG_CT_DELETE`, attributes by `nfct_nlmsg_build`) go
+    /// `deletesPerDatagram` to a datagram: ctnetlink handles every message of a datagram in
+    /// the one `sendmsg` and queues an ack for each, so 70,000 deletes cost 70 system calls
+    /// instead of 140,000 (`nfct_query` sends one and waits for its ack).
     public func delete(_ entries: [ConntrackEntry]) throws -> Int {
-        try lock.withLock { _ in
+        try lock.withLock { _ throws(ConntrackError) -> Int in
+            let fd = mnl_socket_get_fd(deleter)
+            // Each queued ack holds about 1 KiB of receive buffer.
+            var size = Int32(Self.deletesPerDatagram * 2048)
+            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
             var deleted = 0
-            for e in entries {
+            var start = 0
+            while start < entries.count {
+                let chunk = entries[start..<min(start + Self.deletesPerDatagram, entries.count)]
+                deleted += try deleteDatagram(fd, chunk, firstSeq: UInt32(truncatingIfNeeded: start) &+ 1)
+                start = chunk.endIndex
+            }
+            return deleted
+        }
+    }
+
+    /// Delete requests in one datagram.
+    static let deletesPerDatagram = 1024
+
+    private func deleteDatagram(_ fd: Int32, _ chunk: ArraySlice<ConntrackEntry>, firstSeq: UInt32) throws(ConntrackError) -> Int {
+        var buffer = [UInt8](repeating: 0, count: chunk.count * 512)
+        let length = buffer.withUnsafeMutableBytes { raw -> Int in
+            var offset = 0
+            for (i, e) in chunk.enumerated() {
+                let nlh = mnl_nlmsg_put_header(raw.baseAddress! + offset)!
+                nlh.pointee.nlmsg_type = UInt16(NFNL_SUBSYS_CTNETLINK) << 8 | UInt16(IPCTNL_MSG_CT_DELETE.rawValue)
+                nlh.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST | NLM_F_ACK)
+                nlh.pointee.nlmsg_seq = firstSeq &+ UInt32(i)
+                let nfg = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<nfgenmsg>.size)!.assumingMemoryBound(to: nfgenmsg.self)
+                nfg.pointee.nfgen_family = UInt8(e.family == .ipv4 ? AF_INET : AF_INET6)
+                nfg.pointee.version = UInt8(NFNETLINK_V0)
+                nfg.pointee.res_id = 0
                 guard let ct = nfct_new() else { fatalError("nfct_new: out of memory") }
                 defer { nfct_destroy(ct) }
                 Self.setTuple(ct, e)
                 if e.id != 0 { nfct_set_attr_u32(ct, ATTR_ID, e.id) }
-                if nfct_query(handle, NFCT_Q_DESTROY, UnsafeRawPointer(ct)) == 0 {
-                    deleted += 1
-                } else if errno != ENOENT {
-                    throw ConntrackError(operation: "deleting conntrack entry \(e.sourceText) → \(e.destinationText) (nfct_query NFCT_Q_DESTROY)",
-                                         errno: errno)
+                _ = nfct_nlmsg_build(nlh, ct)
+                offset += Int(nlh.pointee.nlmsg_len)
+                precondition(offset <= raw.count, "conntrack delete request larger than 512 bytes")
+            }
+            return offset
+        }
+        var kernel = sockaddr_nl()
+        kernel.nl_family = sa_family_t(AF_NETLINK)
+        let sent = withUnsafePointer(to: &kernel) { address in
+            address.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                buffer.withUnsafeBytes { sendto(fd, $0.baseAddress, length, 0, sa, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
+            }
+        }
+        guard sent == length else {
+            throw ConntrackError(operation: "sending \(chunk.count) conntrack delete requests", errno: errno)
+        }
+        // One ack per request, already queued: the kernel handled them inside sendto.
+        var acked = 0, deleted = 0
+        var failure: (ConntrackEntry, Int32)?
+        var reply = [UInt8](repeating: 0, count: 1 << 16)
+        while acked < chunk.count {
+            // The acks are queued before sendto returns; the wait only guards against lost ones.
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, 5000)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else {
+                throw ConntrackError(operation: "waiting for the acks of \(chunk.count) conntrack delete requests (\(acked) came)",
+                                     errno: ready == 0 ? ETIMEDOUT : errno)
+            }
+            let n = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ConntrackError(operation: "reading the acks of \(chunk.count) conntrack delete requests", errno: errno)
+            }
+            reply.withUnsafeBytes { raw in
+                var left = Int32(n)
+                var nlh = raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
+                while mnl_nlmsg_ok(nlh, left) {
+                    if nlh.pointee.nlmsg_type == UInt16(NLMSG_ERROR),
+                       nlh.pointee.nlmsg_len >= UInt32(MemoryLayout<nlmsghdr>.size + MemoryLayout<Int32>.size) {
+                        let seq = nlh.pointee.nlmsg_seq &- firstSeq
+                        if seq < UInt32(chunk.count) {
+                            acked += 1
+                            let code = -mnl_nlmsg_get_payload(nlh)!.load(as: Int32.self)
+                            if code == 0 {
+                                deleted += 1
+                            } else if code != ENOENT, failure == nil {
+                                failure = (chunk[chunk.startIndex + Int(seq)], code)
+                            }
+                        }
+                    }
+                    nlh = UnsafePointer(mnl_nlmsg_next(nlh, &left)!)
                 }
             }
-            return deleted
         }
+        if let (e, code) = failure {
+            throw ConntrackError(operation: "deleting conntrack entry \(e.sourceText) → \(e.destinationText)", errno: code)
+        }
+        return deleted
     }
 
     /// Creates an entry (`nfct_query(NFCT_Q_CREATE)`), established and lasting `timeout`
@@ -188,19 +282,24 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
 
     private static func openHere() throws(ConntrackError) -> Opened {
         guard let h = nfct_open(UInt8(CONNTRACK), 0) else { throw ConntrackError(operation: "opening ctnetlink (nfct_open)", errno: errno) }
-        return Opened(handle: h, local: readLocalAddresses())
+        guard let d = mnl_socket_open(NETLINK_NETFILTER), mnl_socket_bind(d, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let e = errno
+            nfct_close(h)
+            throw ConntrackError(operation: "opening a netlink socket for conntrack deletes (mnl_socket_open)", errno: e)
+        }
+        return Opened(handle: h, deleter: d, local: readLocalAddresses())
     }
 
     private struct Opened: @unchecked Sendable {
         var handle: OpaquePointer
+        var deleter: OpaquePointer
         var local: Set<LocalAddress>
-        var tuple: (OpaquePointer, Set<LocalAddress>) { (handle, local) }
     }
 
     /// Opens the handle on a throwaway thread inside `/run/netns/NAME` (or here when nil): the
     /// namespace is per thread, so no thread that runs other code ever changes namespace.
-    private static func inNamespace(_ name: String?) throws(ConntrackError) -> (OpaquePointer, Set<LocalAddress>) {
-        guard let name else { return try openHere().tuple }
+    private static func inNamespace(_ name: String?) throws(ConntrackError) -> Opened {
+        guard let name else { return try openHere() }
         final class Job: @unchecked Sendable {
             let path: String
             var result: Result<Opened, ConntrackError>?
@@ -229,6 +328,6 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
             throw ConntrackError(operation: "starting a thread to enter network namespace \(name)", errno: rc)
         }
         pthread_join(thread, nil)
-        return try job.result!.get().tuple
+        return try job.result!.get()
     }
 }
