@@ -25,7 +25,7 @@ public struct ConntrackDecodeError: Error, Hashable, Sendable, CustomStringConve
 
 /// Decodes ctnetlink conntrack messages (`IPCTNL_MSG_CT_NEW`/`IPCTNL_MSG_CT_DELETE` of
 /// `NFNL_SUBSYS_CTNETLINK`, as a dump or the event groups deliver them, concatenated) into
-/// the entries revocation works on: the fields `NetlinkConntrack.decode` reads.
+/// the entries revocation works on. `NetlinkConntrack.scan` decodes its dumps with it.
 ///
 /// Total: a truncated, oversized or nonsensical message or attribute is a thrown
 /// `ConntrackDecodeError` naming it (with its path of nested attributes), never a trap.

@@ -12,18 +12,24 @@ public struct ConntrackError: Error, CustomStringConvertible {
     public var description: String { "\(operation): \(String(cString: strerror(errno))) (errno \(errno))" }
 }
 
-/// The kernel's conntrack table over ctnetlink (libnetfilter_conntrack), optionally inside a
-/// named network namespace.
+/// The kernel's conntrack table over ctnetlink, optionally inside a named network namespace.
 ///
-/// The handle is opened inside the namespace (like `NetlinkSocket.open(inNamespace:)`): a
-/// netlink socket keeps the namespace it was created in.
+/// Dumps and deletes go over a libmnl socket: dumps are decoded by `decodeConntrackMessages`
+/// (the decoder the `conntrack` fuzz target runs), delete requests get their attributes from
+/// libnetfilter_conntrack's `nfct_nlmsg_build`. libnetfilter_conntrack's own handle creates
+/// entries (`create`, for tests and the benchmark).
+///
+/// Both are opened inside the namespace (like `NetlinkSocket.open(inNamespace:)`): a netlink
+/// socket keeps the namespace it was created in.
 public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
     /// The `nfct_open` handle; calls on it are serialised by `lock`.
     private let handle: OpaquePointer
-    /// A libmnl socket of its own for batched deletes: raw reads on the `nfct` handle's socket
-    /// would raise the kernel's dump message size past the buffer libnetfilter_conntrack reads
-    /// dumps with, and truncate them.
-    private let deleter: OpaquePointer
+    /// A libmnl socket for dumps and batched deletes. It is not the `nfct` handle's socket: raw
+    /// reads there raise the kernel's dump message size past the buffer libnetfilter_conntrack
+    /// reads dumps with, and truncate them.
+    private let socket: OpaquePointer
+    /// The sequence number of the last dump request.
+    private var seq: UInt32 = 0
     private let local: Set<LocalAddress>
     private let lock = Mutex(())
 
@@ -31,35 +37,57 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
     public init(namespace: String? = nil) throws(ConntrackError) {
         let opened = try Self.inNamespace(namespace)
         handle = opened.handle
-        deleter = opened.deleter
+        socket = opened.deleter
         local = opened.local
     }
 
     deinit {
         nfct_close(handle)
-        mnl_socket_close(deleter)
+        mnl_socket_close(socket)
     }
 
     public func localAddresses() throws -> Set<LocalAddress> { local }
 
-    /// Dumps both families (`nfct_query(NFCT_Q_DUMP)` with `AF_UNSPEC`), decoding each entry
-    /// in the callback so that the table is never held whole.
+    /// Dumps both families (`IPCTNL_MSG_CT_GET` with `NLM_F_DUMP` and `AF_UNSPEC`, on the
+    /// module's libmnl socket), decoding each datagram as it arrives with
+    /// `decodeConntrackMessages`, the decoder the fuzz target runs, so that the table is never
+    /// held whole. libmnl's `mnl_cb_run` checks each reply's sequence number and port id and
+    /// finds the dump's end or error.
     public func scan(_ body: (ConntrackEntry) -> Void) throws {
-        try withoutActuallyEscaping(body) { body in
-            final class Box { let body: (ConntrackEntry) -> Void; init(_ b: @escaping (ConntrackEntry) -> Void) { body = b } }
-            let box = Box(body)
-            try lock.withLock { _ in
-                let context = Unmanaged.passUnretained(box).toOpaque()
-                nfct_callback_register(handle, NFCT_T_ALL, { _, ct, data in
-                    guard let ct, let data else { return Int32(NFCT_CB_CONTINUE) }
-                    if let e = NetlinkConntrack.decode(ct) { Unmanaged<Box>.fromOpaque(data).takeUnretainedValue().body(e) }
-                    return Int32(NFCT_CB_CONTINUE)
-                }, context)
-                defer { nfct_callback_unregister(handle) }
-                var family = UInt32(AF_UNSPEC)
-                guard nfct_query(handle, NFCT_Q_DUMP, &family) == 0 else {
-                    throw ConntrackError(operation: "dumping the conntrack table (nfct_query NFCT_Q_DUMP)", errno: errno)
+        try lock.withLock { _ throws(ConntrackError) in
+            var request = [UInt8](repeating: 0, count: 64)
+            seq &+= 1
+            let seq = self.seq
+            let length = request.withUnsafeMutableBytes { raw -> Int in
+                let nlh = mnl_nlmsg_put_header(raw.baseAddress!)!
+                nlh.pointee.nlmsg_type = UInt16(NFNL_SUBSYS_CTNETLINK) << 8 | UInt16(IPCTNL_MSG_CT_GET.rawValue)
+                nlh.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST | NLM_F_DUMP)
+                nlh.pointee.nlmsg_seq = seq
+                let nfg = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<nfgenmsg>.size)!.assumingMemoryBound(to: nfgenmsg.self)
+                nfg.pointee.nfgen_family = UInt8(AF_UNSPEC)
+                nfg.pointee.version = UInt8(NFNETLINK_V0)
+                return Int(nlh.pointee.nlmsg_len)
+            }
+            guard request.withUnsafeBytes({ mnl_socket_sendto(socket, $0.baseAddress, length) }) == length else {
+                throw ConntrackError(operation: "requesting a dump of the conntrack table", errno: errno)
+            }
+            let portID = mnl_socket_get_portid(socket)
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ConntrackError(operation: "reading the conntrack table dump", errno: errno)
                 }
+                let datagram = Array(buffer[0..<n])
+                let entries: [ConntrackEntry]
+                do { entries = try decodeConntrackMessages(datagram) } catch {
+                    throw ConntrackError(operation: "reading the conntrack table dump: \(error)", errno: EPROTO)
+                }
+                for e in entries { body(e) }
+                let rc = datagram.withUnsafeBytes { mnl_cb_run($0.baseAddress, $0.count, seq, portID, nil, nil) }
+                if rc == MNL_CB_STOP { return }
+                if rc < 0 { throw ConntrackError(operation: "dumping the conntrack table", errno: errno) }
             }
         }
     }
@@ -73,7 +101,7 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
     /// instead of 140,000 (`nfct_query` sends one and waits for its ack).
     public func delete(_ entries: [ConntrackEntry]) throws -> Int {
         try lock.withLock { _ throws(ConntrackError) -> Int in
-            let fd = mnl_socket_get_fd(deleter)
+            let fd = mnl_socket_get_fd(socket)
             // Each queued ack holds about 1 KiB of receive buffer.
             var size = Int32(Self.deletesPerDatagram * 2048)
             if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
@@ -208,49 +236,6 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
             nfct_set_attr_u16(ct, ATTR_PORT_DST, e.destinationPort.bigEndian)
         }
         if e.zone != 0 { nfct_set_attr_u16(ct, ATTR_ZONE, e.zone) }
-    }
-
-    /// The entry's tuples (`nfct_get_attr_*`); nil for a family other than IPv4/IPv6.
-    static func decode(_ ct: OpaquePointer) -> ConntrackEntry? {
-        let l3 = Int32(nfct_get_attr_u8(ct, ATTR_L3PROTO))
-        let family: AddressFamily
-        let src, dst, replySrc: UInt128
-        switch l3 {
-        case AF_INET:
-            family = .ipv4
-            src = UInt128(UInt32(bigEndian: nfct_get_attr_u32(ct, ATTR_IPV4_SRC)))
-            dst = UInt128(UInt32(bigEndian: nfct_get_attr_u32(ct, ATTR_IPV4_DST)))
-            replySrc = nfct_attr_is_set(ct, ATTR_REPL_IPV4_SRC) > 0 ? UInt128(UInt32(bigEndian: nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC))) : dst
-        case AF_INET6:
-            family = .ipv6
-            src = address6(ct, ATTR_IPV6_SRC)
-            dst = address6(ct, ATTR_IPV6_DST)
-            replySrc = nfct_attr_is_set(ct, ATTR_REPL_IPV6_SRC) > 0 ? address6(ct, ATTR_REPL_IPV6_SRC) : dst
-        default:
-            return nil
-        }
-        let proto = nfct_get_attr_u8(ct, ATTR_L4PROTO)
-        var e = ConntrackEntry(family: family, proto: proto, source: src, destination: dst, translatedDestination: replySrc)
-        if e.isICMP {
-            e.icmpType = nfct_get_attr_u8(ct, ATTR_ICMP_TYPE)
-            e.icmpCode = nfct_get_attr_u8(ct, ATTR_ICMP_CODE)
-            e.icmpID = UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_ICMP_ID))
-        } else if e.hasPorts {
-            e.sourcePort = UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_PORT_SRC))
-            e.destinationPort = UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_PORT_DST))
-            e.translatedDestinationPort = nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC) > 0
-                ? UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC)) : e.destinationPort
-        }
-        e.zone = nfct_attr_is_set(ct, ATTR_ZONE) > 0 ? nfct_get_attr_u16(ct, ATTR_ZONE) : 0
-        e.id = nfct_attr_is_set(ct, ATTR_ID) > 0 ? nfct_get_attr_u32(ct, ATTR_ID) : 0
-        return e
-    }
-
-    private static func address6(_ ct: OpaquePointer, _ attr: nf_conntrack_attr) -> UInt128 {
-        guard let p = nfct_get_attr(ct, attr) else { return 0 }
-        var v: UInt128 = 0
-        withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(start: p, count: 16)) }
-        return UInt128(bigEndian: v)
     }
 
     /// The addresses of this thread's namespace's interfaces (`getifaddrs`).
