@@ -21,6 +21,9 @@ public final class DaemonMetrics: @unchecked Sendable {
     private let factory: PrometheusMetricsFactory
     /// `zonewall_revoked_flows_total{from,to}`, one counter per zone pair seen.
     private var revoked: [String: CoreMetrics.Counter] = [:]
+    /// `zonewall_identity_cgroups{zone}` and `zonewall_identity_uids{zone}`, one pair per identity
+    /// zone seen; a zone that left the policy reads 0.
+    private var identities: [String: (cgroups: CoreMetrics.Gauge, uids: CoreMetrics.Gauge)] = [:]
     /// Created on the first state that has a member source, so a daemon without etcd shows none.
     private var etcd: (connected: CoreMetrics.Gauge, instances: CoreMetrics.Gauge, rejected: CoreMetrics.Counter)?
 
@@ -65,6 +68,15 @@ public final class DaemonMetrics: @unchecked Sendable {
                                                                 factory: factory)
             revoked[pair] = counter
             counter.increment(by: n - before)
+        }
+        if let counts = s.identityCounts {
+            for zone in Set(counts.keys).union(identities.keys) {
+                let g = identities[zone] ?? (CoreMetrics.Gauge(label: "zonewall_identity_cgroups", dimensions: [("zone", zone)], factory: factory),
+                                             CoreMetrics.Gauge(label: "zonewall_identity_uids", dimensions: [("zone", zone)], factory: factory))
+                identities[zone] = g
+                g.cgroups.record(counts[zone]?.cgroups ?? 0)
+                g.uids.record(counts[zone]?.uids ?? 0)
+            }
         }
         if let m = s.memberSource {
             let g = etcd ?? (CoreMetrics.Gauge(label: "zonewall_etcd_connected", factory: factory),

@@ -208,7 +208,17 @@ public actor Reconciler {
         state.policyDigest = Digest.of(table)
         state.elements = table.elementCount
         state.identities = Self.describe(facts)
+        state.identityCounts = Self.counts(policy, facts)
         return try? converge(.policyChanged(why))
+    }
+
+    /// Every identity zone of `policy` with the cgroups and uids `facts` resolve it to.
+    static func counts(_ policy: Policy, _ facts: HostFacts) -> [String: IdentityCount] {
+        var out: [String: IdentityCount] = [:]
+        for z in policy.zones where z.isLocal {
+            out[z.name] = IdentityCount(cgroups: facts.cgroups[z.name]?.count ?? 0, uids: facts.uids[z.name]?.count ?? 0)
+        }
+        return out
     }
 
     /// One line per resolved cgroup and uid, for status.
@@ -535,6 +545,7 @@ public actor Reconciler {
             if let hostResolver, policy.zones.contains(where: { $0.isLocal }) {
                 host = hostResolver(policy)
                 state.identities = Self.describe(host)
+                state.identityCounts = Self.counts(policy, host)
             }
             table = tableAdjustment(ZoneCompiler.compile(policy, reusing: desired, host: host))
             identityPolicy = policy.zones.contains { $0.isLocal || !$0.interfaces.isEmpty } ? policy : nil

@@ -38,6 +38,9 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public var elements: Int
     /// Each identity zone's resolved cgroups (path, id, level) and uids, one line each; nil before any.
     public var identities: [String]?
+    /// Each identity zone (units, cgroups, users) with how many cgroups and uids it resolves
+    /// to now, zero included: the `zonewall_identity_*` metrics.
+    public var identityCounts: [String: IdentityCount]?
     /// The outside member source (etcd), when one is configured.
     public var memberSource: MemberSourceStatus? = nil
 
@@ -221,4 +224,15 @@ struct FNV1a64 {
 
 extension String {
     fileprivate func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
+
+/// What one identity zone resolves to.
+public struct IdentityCount: Codable, Hashable, Sendable {
+    public var cgroups: Int
+    public var uids: Int
+
+    public init(cgroups: Int, uids: Int) {
+        self.cgroups = cgroups
+        self.uids = uids
+    }
 }

@@ -21,6 +21,15 @@ import Testing
         return condition()
     }
 
+    /// Polls until the async `condition` holds, for up to 5 s.
+    static func eventually(_ condition: () async -> Bool) async -> Bool {
+        for _ in 0..<500 {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return await condition()
+    }
+
     @Test func followsARestartWithElementChangesOnly() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zw-follower-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -67,6 +76,17 @@ import Testing
         let third = source.mkdir("/user.slice/billing.service")
         source.mkdir("/user.slice/other.service")
         #expect(await Self.eventually { Self.ids(kernel, "cg_out_l2") == [second, third] })
+
+        // Status and metrics count what each identity zone resolves to.
+        #expect(await Self.eventually { await reconciler.state.identityCounts?["billing"] == IdentityCount(cgroups: 2, uids: 0) })
+        let metrics = DaemonMetrics()
+        metrics.update(await reconciler.state)
+        #expect(metrics.render().contains("zonewall_identity_cgroups{zone=\"billing\"} 2"), "\(metrics.render())")
+        #expect(metrics.render().contains("zonewall_identity_uids{zone=\"billing\"} 0"))
+        source.rmdir("/user.slice/billing.service")
+        #expect(await Self.eventually { await reconciler.state.identityCounts?["billing"]?.cgroups == 1 })
+        metrics.update(await reconciler.state)
+        #expect(metrics.render().contains("zonewall_identity_cgroups{zone=\"billing\"} 1"))
         await follower.stop()
     }
 }
