@@ -1,3 +1,4 @@
+import ZonePolicy
 /// A change in what the policy's units and cgroups resolve to.
 public enum CgroupEvent: Hashable, Sendable {
     /// A cgroup directory that is `identity` was created (or found by a scan).
@@ -20,12 +21,36 @@ public protocol CgroupSource: Sendable {
 }
 
 /// The matching shared by the real and the fake source: which identities a cgroup path is.
+///
+/// Indexed, so that a host with thousands of cgroups and a policy naming thousands of units is
+/// resolved in time linear in both: cgroup paths and literal unit names are looked up, only
+/// unit globs are tried one by one.
 struct CgroupMatcher {
     var identities: [CgroupIdentity]
+    private var byPath: [String: [CgroupIdentity]] = [:]
+    private var byName: [String: [CgroupIdentity]] = [:]
+    private var globs: [CgroupIdentity] = []
 
-    init(_ identities: Set<CgroupIdentity>) { self.identities = identities.sorted() }
+    init(_ identities: Set<CgroupIdentity>) {
+        self.identities = identities.sorted()
+        for identity in self.identities {
+            switch identity {
+            case .cgroup(let c): byPath[CgroupIdentity.normalize(c), default: []].append(identity)
+            case .unit(let u) where Glob.isGlob(u): globs.append(identity)
+            case .unit(let u): byName[u, default: []].append(identity)
+            }
+        }
+    }
 
-    func matching(_ path: String) -> [CgroupIdentity] { identities.filter { $0.matches(path: path) } }
+    /// The identities the cgroup at `path` is, in the order of `identities`.
+    func matching(_ path: String) -> [CgroupIdentity] {
+        var out = byPath[path] ?? []
+        if path != "/", let name = path.split(separator: "/").last.map(String.init) {
+            out += byName[name] ?? []
+            out += globs.filter { $0.matches(path: path) }
+        }
+        return out.count > 1 ? out.sorted() : out
+    }
 
     /// The snapshot of a whole tree given as (path, id) pairs.
     func snapshot(_ tree: [(path: String, id: UInt64)]) -> CgroupSnapshot {
