@@ -101,10 +101,19 @@ struct IdentityCompiler {
         let ifaceZones = zones.filter { !$0.interfaces.isEmpty }
         let anyIface = !ifaceZones.isEmpty
 
+        // Zones by name and rules by endpoint, looked up rather than searched: this runs on every
+        // cgroup change, and a policy of hundreds of identity zones would make it quadratic.
+        let zoneNamed = Dictionary(zones.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var rulesFrom: [Endpoint: [Int]] = [:], rulesTo: [Endpoint: [Int]] = [:]
+        for (i, r) in policy.rules.enumerated() {
+            for e in Set(r.from) { rulesFrom[e, default: []].append(i) }
+            for e in Set(r.to) { rulesTo[e, default: []].append(i) }
+        }
+
         // Member sets for address zones that identity chains name (longest prefix already decided).
         var memberSetNeeded = Set<String>()
         func members(_ zone: String) -> Bool {
-            guard let z = policy.zone(named: zone), !z.members.isEmpty else { return false }
+            guard let z = zoneNamed[zone], !z.members.isEmpty else { return false }
             memberSetNeeded.insert(zone)
             return true
         }
@@ -134,7 +143,12 @@ struct IdentityCompiler {
         }
         /// Rules whose `from` includes `from` and `to` includes `to`.
         func rules(from: Endpoint? = nil, to: Endpoint? = nil) -> [AllowRule] {
-            policy.rules.filter { r in (from.map(r.from.contains) ?? true) && (to.map(r.to.contains) ?? true) }
+            switch (from, to) {
+            case (let from?, let to?): (rulesFrom[from] ?? []).map { policy.rules[$0] }.filter { $0.to.contains(to) }
+            case (let from?, nil): (rulesFrom[from] ?? []).map { policy.rules[$0] }
+            case (nil, let to?): (rulesTo[to] ?? []).map { policy.rules[$0] }
+            case (nil, nil): policy.rules
+            }
         }
         let lo = InterfaceName.value(Self.loopback)
         let iifLo = Expression.match(.iifname, .equal(lo)), iifNotLo = Expression.match(.iifname, .notEqual(lo))
@@ -154,7 +168,7 @@ struct IdentityCompiler {
                     case .world:
                         out += allow(r.ports, perFamily: { f in [iifNotLo, unzoned(f, source: true)] + notAnyIface(.iifname) })
                     case .zone(let name):
-                        let z = policy.zone(named: name)!
+                        let z = zoneNamed[name]!
                         if !remoteOnly, let v = markValue[name] { out += allow(r.ports, perFamily: nil, [iifLo, markIs(v)]) }
                         if members(name) { out += allow(r.ports, perFamily: { f in [.lookup([f.saddr], set: "m_\(name)_\(f.tag)", negated: false)] }) }
                         if !z.interfaces.isEmpty {
@@ -175,7 +189,7 @@ struct IdentityCompiler {
                     case .world:
                         out += allow(r.ports, perFamily: { f in [unzoned(f, source: false)] + notAnyIface(.oifname) })
                     case .zone(let name):
-                        let z = policy.zone(named: name)!
+                        let z = zoneNamed[name]!
                         // With an address chain `z_FROM`, the caller jumps to it for address destinations.
                         if !zoneChains.contains("z_\(from)"), members(name) {
                             out += allow(r.ports, perFamily: { f in [.lookup([f.daddr], set: "m_\(name)_\(f.tag)", negated: false)] })
