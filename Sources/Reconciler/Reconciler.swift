@@ -205,11 +205,17 @@ public actor Reconciler {
         guard let policy = identityPolicy else { return nil }
         let table = ZoneCompiler.compile(policy, reusing: desired, host: facts)
         desired = table
+        // The kernel first: what only status needs (the digest renders the whole table, the
+        // state lists every cgroup) is computed and published once the change is committed.
+        publishing = false
+        let outcome = try? converge(.policyChanged(why))
+        publishing = true
         state.policyDigest = Digest.of(table)
         state.elements = table.elementCount
         state.identities = Self.describe(facts)
         state.identityCounts = Self.counts(policy, facts)
-        return try? converge(.policyChanged(why))
+        publish()
+        return outcome
     }
 
     /// Every identity zone of `policy` with the cgroups and uids `facts` resolve it to.
@@ -561,7 +567,10 @@ public actor Reconciler {
         return .success(table)
     }
 
-    private func publish() { onStateChange(state) }
+    private func publish() { if publishing { onStateChange(state) } }
+
+    /// False while `hostChanged` commits, which publishes once afterwards.
+    private var publishing = true
 
     /// Parsing and compiling a large policy, or dumping a large table, leaves tens of MB of
     /// freed scratch in the heap. Hand it back, so that the daemon's resident size is what it

@@ -283,8 +283,9 @@ struct IdentityCompiler {
             input.append(Rule([.verdictMap([sel], map: "cg_in_l\(level)")]))
         }
         if hasUsers { output.append(Rule([.verdictMap([.metaSkuid], map: "uid_out")])) }
+        let chainNames = Set(chains.map(\.name))
         for z in local {
-            let target = chains.contains { $0.name == "l_\(z.name)" } ? "l_\(z.name)" : "deny"
+            let target = chainNames.contains("l_\(z.name)") ? "l_\(z.name)" : "deny"
             input.append(Rule([iifLo, markIs(markValue[z.name]!), .verdict(.goto(target))]))
         }
         if anyIface {
