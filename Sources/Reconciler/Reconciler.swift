@@ -203,7 +203,8 @@ public actor Reconciler {
         guard facts != host else { return nil }
         host = facts
         guard let policy = identityPolicy else { return nil }
-        let table = ZoneCompiler.compile(policy, reusing: desired, host: facts)
+        let table = desired.flatMap { ZoneCompiler.recompileHostMaps($0, policy: policy, host: facts) }
+            ?? tableAdjustment(ZoneCompiler.compile(policy, reusing: desired, host: facts))
         desired = table
         // The kernel first: what only status needs (the digest renders the whole table, the
         // state lists every cgroup) is computed and published once the change is committed.

@@ -229,33 +229,8 @@ struct IdentityCompiler {
                                  elements: Self.interfaceIntervals(z.interfaces.map { ($0.value, 0) }).map { SetElement(key: [$0.range]) }))
         }
 
-        // Maps: cgroup ids per level and direction, uids, interfaces.
-        let levels = self.levels
-        var byLevel: [Int: [(UInt64, String)]] = [:]
-        for z in local where z.hasCgroups {
-            for c in host.cgroups[z.name] ?? [] where c.level <= Selector.maxCgroupLevel { byLevel[c.level, default: []].append((c.id, z.name)) }
-        }
-        for level in levels {
-            // One id in two zones (a glob and a path naming one directory): the first zone by name keeps it.
-            var seen = Set<UInt64>()
-            let entries = (byLevel[level] ?? []).sorted { ($0.1, $0.0) < ($1.1, $1.0) }.filter { seen.insert($0.0).inserted }
-            for (dir, prefix) in [("out", "o_"), ("in", "i_")] {
-                sets.append(NamedSet(name: "cg_\(dir)_l\(level)", keyType: [.cgroupv2], dataType: .verdict, elements: entries.map {
-                    SetElement(key: [ValueRange(Value(UInt64($0.0), width: 8))], data: .verdict(.jump(prefix + $0.1)))
-                }))
-            }
-        }
-        let hasUsers = local.contains { !$0.users.isEmpty }
-        if hasUsers {
-            var seen = Set<UInt32>()
-            var elements: [SetElement] = []
-            for z in local where !z.users.isEmpty {
-                for uid in (host.uids[z.name] ?? []).sorted() where seen.insert(uid).inserted {
-                    elements.append(SetElement(key: [ValueRange(Value(UInt64(uid), width: 4))], data: .verdict(.jump("o_\(z.name)"))))
-                }
-            }
-            sets.append(NamedSet(name: "uid_out", keyType: [.uid], dataType: .verdict, elements: elements))
-        }
+        // Maps: cgroup ids per level and direction, uids (the only part that depends on `host`), interfaces.
+        sets += hostMaps()
         if anyIface {
             let labeled = ifaceZones.flatMap { z in z.interfaces.map { ($0.value, policy.zones.firstIndex(of: z)!) } }
             let flat = Self.interfaceIntervals(labeled)
@@ -277,6 +252,8 @@ struct IdentityCompiler {
 
         // Base chains: identity classification right after conntrack and neighbour discovery.
         var input: [Rule] = [], output: [Rule] = [], forward: [Rule] = []
+        let levels = self.levels
+        let hasUsers = local.contains { !$0.users.isEmpty }
         for level in levels {
             let sel = Selector.cgroup(level: level)!
             output.append(Rule([.verdictMap([sel], map: "cg_out_l\(level)")]))
@@ -305,6 +282,39 @@ struct IdentityCompiler {
         let firstBase = table.chains.firstIndex { $0.base != nil } ?? table.chains.count
         table.chains.insert(contentsOf: chains, at: firstBase)
         table.sets += sets
+    }
+
+    /// The sets that depend on what the identities resolve to on this host, in table order:
+    /// `cg_out_lN`/`cg_in_lN` (cgroup id → `o_ZONE`/`i_ZONE`) for each level in `levels`, and
+    /// `uid_out` when a zone names users. Everything else in the table depends on the policy alone.
+    func hostMaps() -> [NamedSet] {
+        var sets: [NamedSet] = []
+        let local = policy.zones.filter(\.isLocal)
+        var byLevel: [Int: [(UInt64, String)]] = [:]
+        for z in local where z.hasCgroups {
+            for c in host.cgroups[z.name] ?? [] where c.level <= Selector.maxCgroupLevel { byLevel[c.level, default: []].append((c.id, z.name)) }
+        }
+        for level in levels {
+            // One id in two zones (a glob and a path naming one directory): the first zone by name keeps it.
+            var seen = Set<UInt64>()
+            let entries = (byLevel[level] ?? []).sorted { ($0.1, $0.0) < ($1.1, $1.0) }.filter { seen.insert($0.0).inserted }
+            for (dir, prefix) in [("out", "o_"), ("in", "i_")] {
+                sets.append(NamedSet(name: "cg_\(dir)_l\(level)", keyType: [.cgroupv2], dataType: .verdict, elements: entries.map {
+                    SetElement(key: [ValueRange(Value(UInt64($0.0), width: 8))], data: .verdict(.jump(prefix + $0.1)))
+                }))
+            }
+        }
+        if local.contains(where: { !$0.users.isEmpty }) {
+            var seen = Set<UInt32>()
+            var elements: [SetElement] = []
+            for z in local where !z.users.isEmpty {
+                for uid in (host.uids[z.name] ?? []).sorted() where seen.insert(uid).inserted {
+                    elements.append(SetElement(key: [ValueRange(Value(UInt64(uid), width: 4))], data: .verdict(.jump("o_\(z.name)"))))
+                }
+            }
+            sets.append(NamedSet(name: "uid_out", keyType: [.uid], dataType: .verdict, elements: elements))
+        }
+        return sets
     }
 
     /// Interface patterns as disjoint 16-byte intervals, the longest prefix winning (as addresses do).

@@ -52,6 +52,19 @@ public enum ZoneCompiler {
     /// wherever a set comes out with the same elements. The result is the same table; a
     /// daemon reloading a large policy then holds one copy of the unchanged sets, not two,
     /// and comparing such a set with its previous version is immediate.
+    /// `previous`, compiled from `policy` with other host facts, as `compile(policy, host: host)`
+    /// would make it, by replacing only the sets that depend on host facts (`cg_*`, `uid_out`);
+    /// nil when more than those sets would change (a cgroup level with no map yet, or one
+    /// left without cgroups). A cgroup appearing or vanishing then costs no whole compile.
+    public static func recompileHostMaps(_ previous: Table, policy: Policy, host: HostFacts) -> Table? {
+        let maps = IdentityCompiler(policy: policy, host: host, zoneChains: []).hostMaps()
+        let old = previous.sets.enumerated().filter { $0.element.name.hasPrefix("cg_") || $0.element.name == "uid_out" }
+        guard old.map(\.element.name) == maps.map(\.name) else { return nil }
+        var table = previous
+        for ((index, _), set) in zip(old, maps) { table.sets[index] = set }
+        return table
+    }
+
     public static func compile(_ policy: Policy, reusing previous: Table?, host: HostFacts = HostFacts()) -> Table {
         var builder = TableBuilder(policy: policy)
         builder.host = host

@@ -52,6 +52,27 @@ struct IdentityCompilerTests {
 
     static let slice: UInt64 = 50, plainHostProcess: UInt64 = 999
 
+    /// A cgroup change replaces only the host maps, and gives exactly the table a whole
+    /// compile gives; a change that needs a new map's rule falls back to the whole compile.
+    @Test func hostMapsAloneGiveTheWholeCompile() throws {
+        let policy = try Self.policy()
+        let before = ZoneCompiler.compile(policy, host: Self.facts())
+        var restarted = Self.facts(billing: 555)
+        restarted.cgroups["reports"]?.append(.init(path: "/user.slice/reports.service", id: 777, level: 2))
+        restarted.uids["ops"] = [1001, 1002]
+        let fast = try #require(ZoneCompiler.recompileHostMaps(before, policy: policy, host: restarted))
+        #expect(fast == ZoneCompiler.compile(policy, host: restarted))
+        #expect(fast != before)
+        // A unit found at a level no map has yet: its map and rules are new, so no fast path.
+        var deeper = Self.facts()
+        deeper.cgroups["pg"] = [.init(path: "/system.slice/pg.slice/postgresql.service", id: 103, level: 3)]
+        #expect(ZoneCompiler.recompileHostMaps(before, policy: policy, host: deeper) == nil)
+        // Back to the level it had: the fast path again, and the same as a whole compile.
+        let deep = ZoneCompiler.compile(policy, host: deeper)
+        #expect(ZoneCompiler.recompileHostMaps(deep, policy: policy, host: Self.facts()) == nil)
+        #expect(ZoneCompiler.recompileHostMaps(deep, policy: policy, host: deeper) == deep)
+    }
+
     @Test func unitsWithTheSameAddressGetDifferentVerdicts() throws {
         let vm = Interpreter(ZoneCompiler.compile(try Self.policy(), host: Self.facts()))
         #expect(vm.evaluate(Self.tcp("192.0.2.1", "203.0.113.5", 5432, cgroups: [Self.slice, 101], oif: "eth0"), hook: .output) == .accept)
