@@ -268,6 +268,46 @@ struct CommandTests {
         }
     }
 
+    /// Interface zones are interval maps of interface names with wildcards, where `nft add
+    /// element` of a single pattern often fails ("interval overlaps"). zonewall's own edits of
+    /// them are element changes that leave the kernel exactly as a fresh apply would.
+    @Test(needsRoot) func interfaceWildcardEditsAreElementChanges() throws {
+        if skipUnlessRoot() { return }
+        func policy(partner: String, dmz: String) -> [String: String] {
+            ["p.yaml": """
+                zones:
+                  partner: {interfaces: [\(partner)]}
+                  dmz: {interfaces: [\(dmz)]}
+                  web: {members: [198.51.100.0/24]}
+                allow:
+                  - {from: partner, to: web, ports: [tcp/80]}
+                  - {from: dmz, to: web, ports: [tcp/443]}
+                """]
+        }
+        let first = policy(partner: "\"veth-p*\"", dmz: "\"veth-pd*\", wg0")
+        let edits = [policy(partner: "\"veth-p*\", \"veth-pe*\"", dmz: "\"veth-pd*\", wg1"),  // nested, added, renamed
+                     policy(partner: "\"veth-*\"", dmz: "\"veth-pd*\", \"veth-pdx*\", wg1"),  // widened, nested twice
+                     first]
+        try withNamespace { ns in
+            try withPolicy(first) { dir throws in
+                #expect(try zonewall(["apply", "--policies", dir, "--netns", ns]).status == 0)
+            }
+            for edit in edits {
+                try withPolicy(edit) { dir in
+                    let o = try zonewall(["apply", "--policies", dir, "--netns", ns])
+                    #expect(o.status == 0 && o.stdout.contains("element(s) added or deleted") && !o.stdout.contains("replaced"), "\(o)")
+                    #expect(try zonewall(["status", "--policies", dir, "--netns", ns]).status == 0)
+                    try withNamespace { fresh throws in
+                        #expect(try zonewall(["apply", "--policies", dir, "--netns", fresh]).status == 0)
+                        #expect(try listing(ns) == listing(fresh))
+                    }
+                }
+            }
+            let final = try listing(ns) ?? ""
+            #expect(final.contains("elements = { \"veth-p*\" }") && final.contains("jump fi_dmz"), "\(final)")
+        }
+    }
+
     /// `remove` deletes table inet zonewall and nothing else; an absent table is fine.
     @Test(needsRoot) func removeOnlyOurTable() throws {
         if skipUnlessRoot() { return }

@@ -83,7 +83,9 @@ func exec(_ args: [String], input: String? = nil, environment: [String: String] 
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     let exited = status & 0x7f == 0
     let code = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    func read(_ p: String) -> String { (try? String(contentsOfFile: p, encoding: .utf8)) ?? "" }
+    // Lossy: nft prints ranges of interface names as raw bytes, which are not UTF-8; a strict
+    // decode would turn the whole output into "" and make listings compare equal vacuously.
+    func read(_ p: String) -> String { FileManager.default.contents(atPath: p).map { String(decoding: $0, as: UTF8.self) } ?? "" }
     return Outcome(status: code, stdout: read(outPath), stderr: read(errPath), duration: ContinuousClock.now - start)
 }
 
