@@ -35,9 +35,10 @@ public struct RevocationReport: Sendable {
 /// evaluated with the new policy exactly as `zonewall explain` would. Entries of flows zonewall
 /// does not govern (neither end in a zone) and entries the new policy still allows are left alone.
 ///
-/// Hooks for what is not built here:
-/// - audit zones: the commit that switches an audit zone to enforce must call `revoke` with the
-///   enforcing policy as `new` (the policy as the kernel now enforces it), like any tightening;
+/// Audit zones: a flow the policy denies but audits passes the firewall, so it is kept; the
+/// commit that switches its zone to enforce is a tightening like any other and revokes it.
+///
+/// Not built here:
 /// - local identities (units, cgroups, users): an entry carries no socket owner, so a flow
 ///   whose *local socket's* identity lost permission cannot be told from the tuple; such a flow
 ///   is revoked only when every zone its socket could belong to is denied (`decide`). Finding
@@ -91,7 +92,9 @@ public enum Revocation {
             for s in sources {
                 for d in destinations {
                     let decision = evaluator.decide(from: s, to: d, flow: e.flow, hook: hook)
-                    if decision.verdict == .deny { denied = denied ?? decision } else { allowed = allowed ?? decision }
+                    // An audited deny passes the firewall: its flow is not cut while the zone is
+                    // in audit mode, and is revoked by the commit that enforces the zone.
+                    if decision.cutsFlow { denied = denied ?? decision } else { allowed = allowed ?? decision }
                 }
             }
             if let allowed { last = allowed } else if let denied { return denied }
@@ -108,8 +111,8 @@ public enum Revocation {
     static func plan(_ e: ConntrackEntry, new: (Evaluator, SocketZones), old: (Evaluator, SocketZones)?,
                      local: Set<LocalAddress>) -> RevokedFlow? {
         let d = decide(e, with: new.0, local: local, sockets: new.1)
-        guard d.verdict == .deny else { return nil }
-        let before = old.map { decide(e, with: $0.0, local: local, sockets: $0.1).verdict == .allow }
+        guard d.cutsFlow else { return nil }
+        let before = old.map { !decide(e, with: $0.0, local: local, sockets: $0.1).cutsFlow }
         return RevokedFlow(entry: e, from: d.from.description, to: d.to.description, previouslyAllowed: before, reason: d.reason)
     }
 
@@ -168,4 +171,9 @@ public enum Revocation {
         if !revoked.isEmpty { report.deleted = try table.delete(revoked.map(\.entry)) }
         return report
     }
+}
+
+extension Decision {
+    /// Whether the firewall stops this flow: a deny that is not audited (an audited deny passes).
+    var cutsFlow: Bool { verdict == .deny && !audited }
 }

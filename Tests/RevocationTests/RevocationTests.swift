@@ -88,6 +88,24 @@ struct RevocationTests {
         #expect(r.entry.protoAndPort == ("tcp", "5432"))
     }
 
+    /// Flows an audit zone would be denied pass the firewall, so they are not revoked; the
+    /// edit that enforces the zone revokes them.
+    @Test func auditedFlowsStayAndEnforcingTheZoneRevokesThem() throws {
+        let audited = try policy(both.replacingOccurrences(of: "cache: {members: [203.0.113.6]}",
+                                                           with: "cache: {members: [203.0.113.6], audit: true}"))
+        let toCacheDenied = tcp("192.0.2.20", "203.0.113.6", 22)   // web → cache allows only tcp/6379
+        let toDBDenied = tcp("192.0.2.20", "203.0.113.5", 22)      // db is enforced
+        let table = InMemoryConntrack([toCacheDenied, toDBDenied])
+        let first = try Revocation.revoke(in: table, new: audited, old: nil)
+        #expect(first.revoked.map(\.entry) == [toDBDenied])
+        #expect(table.entries == [toCacheDenied])
+        let enforced = try policy(both)
+        let second = try Revocation.revoke(in: table, new: enforced, old: audited)
+        #expect(second.revoked.map(\.entry) == [toCacheDenied])
+        #expect(second.revoked.first?.previouslyAllowed == true)
+        #expect(table.entries.isEmpty)
+    }
+
     @Test func aMemberMovedOutOrAZoneDeletedRevokes() throws {
         let old = try policy(both)
         // 192.0.2.20 leaves web: it is world now, and world may not reach db.
