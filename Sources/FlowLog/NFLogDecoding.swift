@@ -30,17 +30,23 @@ public struct NFLogDecodeError: Error, Hashable, Sendable, CustomStringConvertib
 /// skipped, and so are packets `PacketDecoder` does not take (a foreign prefix, a non-IP
 /// payload), as the listener skips them. `receivedAt` stands in for a missing timestamp.
 public func decodeNFLogMessages(_ bytes: [UInt8], receivedAt: Date = Date()) throws(NFLogDecodeError) -> [LoggedPacket] {
-    var packets: [LoggedPacket] = []
+    try decodeNFLogDatagram(bytes, receivedAt: receivedAt).compactMap(\.packet)
+}
+
+/// `decodeNFLogMessages`, keeping each packet message's sequence number (`NFULA_SEQ`, with
+/// `NFULNL_CFG_F_SEQ`), also for the packets `PacketDecoder` does not take: the listener counts
+/// the gaps as packets lost.
+func decodeNFLogDatagram(_ bytes: [UInt8], receivedAt: Date) throws(NFLogDecodeError) -> [(packet: LoggedPacket?, sequence: UInt32?)] {
+    var out: [(packet: LoggedPacket?, sequence: UInt32?)] = []
     var at = 0
     while at < bytes.count {
         let message = try NFLogWire.message(bytes, at: at)
-        if message.type == NFLogWire.packetMessageType,
-           let p = try NFLogWire.packet(bytes, message.body, offset: at, receivedAt: receivedAt) {
-            packets.append(p)
+        if message.type == NFLogWire.packetMessageType {
+            out.append(try NFLogWire.packet(bytes, message.body, offset: at, receivedAt: receivedAt))
         }
         at = message.next
     }
-    return packets
+    return out
 }
 
 /// The wire layout of NFLOG's netlink messages (linux/netfilter/nfnetlink_log.h).
@@ -140,7 +146,8 @@ enum NFLogWire {
     }
 
     /// One packet message: its header, prefix, timestamp and payload, then `PacketDecoder`.
-    static func packet(_ b: [UInt8], _ body: Range<Int>, offset: Int, receivedAt: Date) throws(NFLogDecodeError) -> LoggedPacket? {
+    static func packet(_ b: [UInt8], _ body: Range<Int>, offset: Int,
+                       receivedAt: Date) throws(NFLogDecodeError) -> (packet: LoggedPacket?, sequence: UInt32?) {
         let a = try attributes(b, body, offset: offset)
         // struct nfulnl_msg_packet_hdr { __be16 hw_protocol; __u8 hook; __u8 _pad; }
         guard let header = try fixed(a, packetHeader, size: 4, offset: offset) else {
@@ -150,7 +157,7 @@ enum NFLogWire {
         guard LogHook(kernelNumber: hook) != nil else {
             throw NFLogDecodeError(offset: offset, what: "attribute NFULA_PACKET_HDR", problem: "hook \(hook) is not a netfilter hook")
         }
-        _ = try fixed(a, sequence, size: 4, offset: offset)
+        let seq = try fixed(a, sequence, size: 4, offset: offset).map { UInt32(be(b, $0)) }
         var text = ""
         if let r = a[prefix] {
             // The kernel sends the prefix with its terminating NUL (at most 128 bytes with it).
@@ -174,6 +181,6 @@ enum NFLogWire {
         guard let data = a[payload], !data.isEmpty else {
             throw NFLogDecodeError(offset: offset, what: "attribute NFULA_PAYLOAD", problem: "missing or empty")
         }
-        return PacketDecoder.decode(prefix: text, hook: hook, payload: b[data], time: time)
+        return (PacketDecoder.decode(prefix: text, hook: hook, payload: b[data], time: time), seq)
     }
 }

@@ -15,8 +15,10 @@ public struct FlowLogError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Reads one NFLOG group over netlink with libnetfilter_log (`nflog_open`, `nflog_bind_group`),
-/// optionally inside a named network namespace. Only one listener can bind a group.
+/// Reads one NFLOG group over netlink, optionally inside a named network namespace: libnetfilter_log
+/// binds the group and sets its copy mode (`nflog_open`, `nflog_bind_group`, `nflog_set_mode`);
+/// the datagrams are decoded by `decodeNFLogDatagram`, the decoder the `nflog` fuzz target runs.
+/// Only one listener can bind a group.
 ///
 /// One dedicated thread enters the namespace, binds, and reads until `stop()`: the namespace
 /// is per thread, so no thread that runs other code ever changes namespace.
@@ -101,12 +103,6 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
         let fd = nflog_fd(h)
         var size: Int32 = 8 << 20
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        nflog_callback_register(gh, { _, _, nfad, data in
-            guard let nfad, let data else { return 0 }
-            Unmanaged<NFLogListener>.fromOpaque(data).takeUnretainedValue().handle(nfad)
-            return 0
-        }, context)
         started(nil)
 
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -130,35 +126,25 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
                     continuation?.finish(throwing: FlowLogError.system("reading NFLOG messages"))
                     break loop
                 }
-                buffer.withUnsafeMutableBytes { raw in
-                    _ = nflog_handle_packet(h, raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(got))
-                }
+                handle(Array(buffer[0..<got]))
             }
         }
         continuation?.finish()
     }
 
-    /// One logged packet: sequence check, then decoding.
-    private func handle(_ nfad: OpaquePointer) {
-        var seq: UInt32 = 0
-        if nflog_get_seq(nfad, &seq) == 0 {
-            lock.withLock {
-                if let last = lastSeq, seq &- last > 1 { lostCount += Int(seq &- last &- 1) }
-                lastSeq = seq
+    /// One datagram of packet messages, decoded by `decodeNFLogDatagram` (the decoder the
+    /// `nflog` fuzz target runs): sequence check, then each packet to the stream. A datagram
+    /// that does not decode is dropped whole; the next sequence number counts its packets lost.
+    private func handle(_ datagram: [UInt8]) {
+        guard let messages = try? decodeNFLogDatagram(datagram, receivedAt: Date()) else { return }
+        for (packet, seq) in messages {
+            if let seq {
+                lock.withLock {
+                    if let last = lastSeq, seq &- last > 1 { lostCount += Int(seq &- last &- 1) }
+                    lastSeq = seq
+                }
             }
-        }
-        var hw: UInt16 = 0, hook: UInt8 = 0
-        guard zwlog_packet_hdr(nfad, &hw, &hook) == 0 else { return }
-        let prefix = nflog_get_prefix(nfad).map { String(cString: $0) } ?? ""
-        var tv = timeval()
-        let time = nflog_get_timestamp(nfad, &tv) == 0
-            ? Date(timeIntervalSince1970: TimeInterval(tv.tv_sec) + TimeInterval(tv.tv_usec) / 1e6) : Date()
-        var data: UnsafeMutablePointer<CChar>?
-        let len = nflog_get_payload(nfad, &data)
-        guard len > 0, let data else { return }
-        let bytes = UnsafeRawBufferPointer(start: data, count: Int(len)).bindMemory(to: UInt8.self)
-        if let p = PacketDecoder.decode(prefix: prefix, hook: hook, payload: bytes, time: time) {
-            if case .dropped = continuation?.yield(p) { lock.withLock { lostCount += 1 } }
+            if let packet, case .dropped = continuation?.yield(packet) { lock.withLock { lostCount += 1 } }
         }
     }
 }
