@@ -18,6 +18,17 @@
  * profiling timer; the handler stays installed afterwards, so a late SIGPROF is harmless. */
 #define ZW_PRIVILEGES_SIGNAL SIGPROF
 
+/* ThreadSanitizer runs a background thread of its own that blocks every signal, so it would
+ * never run the handler and keep all its capabilities (the drop then fails with ETIMEDOUT).
+ * __sanitizer_sandbox_on_notify is the sanitizers' hook for a process about to sandbox itself:
+ * TSan stops and joins that thread (StopBackgroundThread, tsan_rtl.cpp). Not in other builds. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#include <sanitizer/common_interface_defs.h>
+#define ZW_UNDER_TSAN 1
+#endif
+#endif
+
 static unsigned int keep_mask;                /* the sets after the drop: CAP_NET_ADMIN or nothing */
 static atomic_int done_count;                 /* handlers that ran */
 static atomic_int failures;                   /* handlers whose capset failed */
@@ -69,6 +80,9 @@ int zw_keep_only_net_admin(void) {
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     if (sigaction(ZW_PRIVILEGES_SIGNAL, &sa, NULL) != 0) return errno;
+#ifdef ZW_UNDER_TSAN
+    __sanitizer_sandbox_on_notify(NULL);
+#endif
 
     rc = drop_on_this_thread();
     pid_t self = (pid_t)syscall(SYS_gettid);
