@@ -80,14 +80,15 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
                     throw ConntrackError(operation: "reading the conntrack table dump", errno: errno)
                 }
                 let datagram = Array(buffer[0..<n])
+                // Checked first (sequence, port id, errors), so that no entry of a stray reply is passed on.
+                let rc = datagram.withUnsafeBytes { mnl_cb_run($0.baseAddress, $0.count, seq, portID, nil, nil) }
+                if rc < 0 { throw ConntrackError(operation: "dumping the conntrack table", errno: errno) }
                 let entries: [ConntrackEntry]
                 do { entries = try decodeConntrackMessages(datagram) } catch {
                     throw ConntrackError(operation: "reading the conntrack table dump: \(error)", errno: EPROTO)
                 }
                 for e in entries { body(e) }
-                let rc = datagram.withUnsafeBytes { mnl_cb_run($0.baseAddress, $0.count, seq, portID, nil, nil) }
                 if rc == MNL_CB_STOP { return }
-                if rc < 0 { throw ConntrackError(operation: "dumping the conntrack table", errno: errno) }
             }
         }
     }

@@ -94,7 +94,7 @@ public enum Revocation {
                     let decision = evaluator.decide(from: s, to: d, flow: e.flow, hook: hook)
                     // An audited deny passes the firewall: its flow is not cut while the zone is
                     // in audit mode, and is revoked by the commit that enforces the zone.
-                    if decision.cutsFlow { denied = denied ?? decision } else { allowed = allowed ?? decision }
+                    if decision.passes { allowed = allowed ?? decision } else { denied = denied ?? decision }
                 }
             }
             if let allowed { last = allowed } else if let denied { return denied }
@@ -111,8 +111,8 @@ public enum Revocation {
     static func plan(_ e: ConntrackEntry, new: (Evaluator, SocketZones), old: (Evaluator, SocketZones)?,
                      local: Set<LocalAddress>) -> RevokedFlow? {
         let d = decide(e, with: new.0, local: local, sockets: new.1)
-        guard d.cutsFlow else { return nil }
-        let before = old.map { !decide(e, with: $0.0, local: local, sockets: $0.1).cutsFlow }
+        guard !d.passes else { return nil }
+        let before = old.map { decide(e, with: $0.0, local: local, sockets: $0.1).passes }
         return RevokedFlow(entry: e, from: d.from.description, to: d.to.description, previouslyAllowed: before, reason: d.reason)
     }
 
@@ -171,9 +171,4 @@ public enum Revocation {
         if !revoked.isEmpty { report.deleted = try table.delete(revoked.map(\.entry)) }
         return report
     }
-}
-
-extension Decision {
-    /// Whether the firewall stops this flow: a deny that is not audited (an audited deny passes).
-    var cutsFlow: Bool { verdict == .deny && !audited }
 }
