@@ -35,13 +35,16 @@ let package = Package(
         .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset"]),
 
         // Revocation of established flows: the conntrack seam (pure) and ctnetlink behind it.
-        .target(name: "Revocation", dependencies: ["ZonePolicy", "Ruleset"]),
+        .target(name: "Revocation", dependencies: ["ZonePolicy", "Ruleset", "HostIdentity"]),
         .systemLibrary(
             name: "CConntrack",
             pkgConfig: "libnetfilter_conntrack",
             providers: [.apt(["libnetfilter-conntrack-dev"])]
         ),
         .target(name: "Conntrack", dependencies: ["CConntrack", "Revocation", "ZonePolicy"]),
+        // The socket table (sock_diag over libmnl): which unit, cgroup or user owns a flow's local end.
+        .systemLibrary(name: "CSockDiag", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        .target(name: "SocketDiag", dependencies: ["CSockDiag", "Revocation", "ZonePolicy", "HostIdentity"]),
         // The flow log: NFLOG over libnetfilter_log, decoding, classification, suggestions.
         .systemLibrary(
             name: "CNetfilterLog",
@@ -105,7 +108,7 @@ let package = Package(
             name: "zonewall",
             dependencies: [
                 "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "PolicyReview",
-                "Revocation", "Conntrack", "FlowLog", "HostIdentity", "Membership", "HostScope",
+                "Revocation", "Conntrack", "SocketDiag", "FlowLog", "HostIdentity", "Membership", "HostScope",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -136,6 +139,7 @@ let package = Package(
         ),
         .testTarget(name: "FlowLogTests", dependencies: ["FlowLog", "ZonePolicy"]),
         .testTarget(name: "ConntrackTests", dependencies: ["Conntrack", "Revocation", "ZonePolicy"]),
+        .testTarget(name: "SocketDiagTests", dependencies: ["SocketDiag", "Revocation", "ZonePolicy", "HostIdentity"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler", "Revocation"]),
         .testTarget(name: "NetfilterTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
         .testTarget(name: "MembershipTests", dependencies: [

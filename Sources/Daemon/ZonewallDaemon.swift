@@ -74,10 +74,12 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
     public let metrics = DaemonMetrics()
     /// Where established flows that lose permission are revoked; nil: never.
     let conntrack: (any ConntrackTable)?
+    let sockets: (any SocketTable)?
 
-    public init(kernel: any KernelRuleset, conntrack: (any ConntrackTable)? = nil, configuration: DaemonConfiguration, logger: Logger) {
+    public init(kernel: any KernelRuleset, conntrack: (any ConntrackTable)? = nil, sockets: (any SocketTable)? = nil, configuration: DaemonConfiguration, logger: Logger) {
         self.kernel = kernel
         self.conntrack = conntrack
+        self.sockets = sockets
         self.config = configuration
         self.logger = logger
     }
@@ -87,7 +89,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let reconciler = Reconciler(kernel: kernel, policyDirectory: config.policyDirectory, namespace: config.netns, logger: logger,
-                                    conntrack: conntrack, confirmEdits: config.confirmEdits, tableFlags: config.tableFlags,
+                                    conntrack: conntrack, sockets: sockets, confirmEdits: config.confirmEdits, tableFlags: config.tableFlags,
                                     strictModes: config.insecurePermissions ? nil : .system) { state in
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }

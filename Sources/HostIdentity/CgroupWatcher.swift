@@ -48,6 +48,19 @@ public struct CgroupWatcher: CgroupSource {
         return ResolvedCgroup(path: p, id: id, level: CgroupIdentity.level(of: p))
     }
 
+    /// The paths (from the cgroup2 root) of the cgroups with these ids, the inode numbers that
+    /// sock_diag's `INET_DIAG_CGROUP_ID` reports; ids of removed cgroups are left out. One walk
+    /// of the hierarchy, ended as soon as every id is found.
+    public func paths(of ids: Set<UInt64>) -> [UInt64: String] {
+        var found: [UInt64: String] = [:]
+        guard !ids.isEmpty else { return found }
+        walk("/") { path, id in
+            if ids.contains(id) { found[id] = path }
+            return found.count < ids.count
+        }
+        return found
+    }
+
     /// Depth-first over the directories under `path`, parents first; `visit` returns false to skip a subtree.
     func walk(_ path: String, _ visit: (String, UInt64) -> Bool) {
         let full = root + (path == "/" ? "" : path)

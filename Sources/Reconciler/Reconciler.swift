@@ -93,6 +93,8 @@ public actor Reconciler {
     private let onStateChange: @Sendable (ReconcilerState) -> Void
     /// Where established flows are revoked after a commit that removes permission; nil: never.
     private let conntrack: (any ConntrackTable)?
+    /// Where revocation finds the owner (cgroup, uid) of a flow's local socket; nil: owners unknown.
+    private let sockets: (any SocketTable)?
     /// The policy behind `desired`, while revoking after its commit (its evaluator decides each
     /// entry); kept afterwards only with `confirmEdits`.
     private var desiredPolicy: Policy?
@@ -117,12 +119,13 @@ public actor Reconciler {
     private let strictModes: StrictModes?
 
     public init(kernel: any KernelRuleset, policyDirectory: String, namespace: String? = nil, logger: Logger, stageBudget: Int = 50_000,
-                conntrack: (any ConntrackTable)? = nil, confirmEdits: TimeInterval? = nil, tableFlags: TableFlags = [],
+                conntrack: (any ConntrackTable)? = nil, sockets: (any SocketTable)? = nil, confirmEdits: TimeInterval? = nil, tableFlags: TableFlags = [],
                 strictModes: StrictModes? = nil,
                 onStateChange: @escaping @Sendable (ReconcilerState) -> Void = { _ in }) {
         self.kernel = kernel
         self.confirmEdits = confirmEdits
         self.conntrack = conntrack
+        self.sockets = sockets
         self.tableFlags = tableFlags
         self.strictModes = strictModes
         self.stageBudget = stageBudget
@@ -502,7 +505,11 @@ public actor Reconciler {
         let clock = ContinuousClock()
         let started = clock.now
         do {
-            let report = try Revocation.revoke(in: conntrack, new: policy, old: previous)
+            let report = try Revocation.revoke(in: conntrack, sockets: sockets, new: policy, old: previous)
+            if let error = report.socketsError {
+                logger.warning("cannot read the socket table; flows of local units, cgroups and users are judged without their owners",
+                               metadata: ["error": "\(error)"])
+            }
             for r in report.revoked {
                 let (proto, port) = r.entry.protoAndPort
                 state.revokedFlows = (state.revokedFlows ?? 0) + 1

@@ -1,3 +1,4 @@
+import HostIdentity
 import Ruleset
 import ZonePolicy
 
@@ -23,6 +24,10 @@ public struct RevocationReport: Sendable {
     public var revoked: [RevokedFlow] = []
     /// Entries the kernel deleted (fewer than `revoked` when some ended meanwhile).
     public var deleted = 0
+    /// Sockets read to find local ends' owners; nil when the table was not read.
+    public var sockets: Int?
+    /// Why the socket table could not be read; local ends were then judged without owners.
+    public var socketsError: String?
 
     public init() {}
 }
@@ -38,11 +43,10 @@ public struct RevocationReport: Sendable {
 /// Audit zones: a flow the policy denies but audits passes the firewall, so it is kept; the
 /// commit that switches its zone to enforce is a tightening like any other and revokes it.
 ///
-/// Not built here:
-/// - local identities (units, cgroups, users): an entry carries no socket owner, so a flow
-///   whose *local socket's* identity lost permission cannot be told from the tuple; such a flow
-///   is revoked only when every zone its socket could belong to is denied (`decide`). Finding
-///   the owner needs the socket table (`sock_diag`, `INET_DIAG_CGROUP_ID`); see the README.
+/// Local identities (units, cgroups, users): an entry carries no socket owner, so the local end
+/// of a flow sent or received here is looked up in the socket table (`SocketTable`, sock_diag)
+/// by its tuple, and judged by the socket's cgroup and uid (`SocketZones`). An end whose socket
+/// is gone, or whose owner is unknown, is revoked only when every zone it could belong to is denied.
 public enum Revocation {
     /// The hooks a flow crossed on this machine, from its addresses: to one of ours is delivered
     /// (input), from one of ours is sent (output), anything else is routed (forward).
@@ -55,38 +59,77 @@ public enum Revocation {
 
     /// The new policy's decision for an entry: denied if any hook it crossed denies it.
     ///
-    /// A conntrack entry does not say which local socket owns it, so where the policy has zones
-    /// of units, cgroups or users, the local end of a flow sent from (output) or delivered to
-    /// (input) this host may belong to any of them rather than to its address's zone. Such a
-    /// flow counts as denied only if the policy denies it whichever of them owns the socket:
-    /// a flow an identity zone may still make is never cut, at the price of keeping some that
-    /// only the socket's owner would tell apart (see the README).
+    /// Without the socket table, where the policy has zones of units, cgroups or users, the
+    /// local end of a flow sent from (output) or delivered to (input) this host may belong to
+    /// any of them rather than to its address's zone. Such a flow counts as denied only if the
+    /// policy denies it whichever of them owns the socket: a flow an identity zone may still
+    /// make is never cut. `revoke(in:sockets:new:old:)` reads the socket table and judges by
+    /// the owner (`SocketZones`).
     public static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>) -> Decision {
         decide(e, with: evaluator, local: local, sockets: SocketZones(evaluator.policy))
     }
 
-    /// The zones a local socket can belong to through its cgroup (units, cgroups) or, when it
-    /// sends, its user: computed once per policy, not per entry.
+    /// Which zone a flow's local socket belongs to, as the kernel classifies it: the zone of
+    /// its cgroup (the deepest ancestor-or-self a unit or cgroup names), else, for a sender,
+    /// the zone of its owner's uid, else its address's zone.
+    ///
+    /// With the pass's socket table (`index`), the socket of each local end is looked up by
+    /// the flow's tuple. Without it, or when the socket is gone or its cgroup unknown, the end
+    /// may belong to any identity zone, and `decide` keeps the flow unless all of them are denied.
     public struct SocketZones: Sendable {
+        /// Every zone a sending socket can belong to through its cgroup or its user.
         var senders: [Endpoint]
+        /// Every zone a receiving socket can belong to through its cgroup.
         var receivers: [Endpoint]
+        let identities: IdentityClassifier
+        /// uid → zone, for the policy's users (names resolved once per pass).
+        let userZones: [UInt32: String]
+        /// The namespace's sockets, read once for the pass.
+        public var index: SocketIndex?
 
-        public init(_ policy: Policy) {
+        /// Whether the policy has zones of units, cgroups or users: only then do owners matter.
+        public var hasIdentities: Bool { !senders.isEmpty }
+
+        public init(_ policy: Policy, sockets index: SocketIndex? = nil, uid: (String) -> UInt32? = UserResolver.uid) {
             let zones = policy.zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty || !$0.users.isEmpty }
             senders = zones.map { .zone($0.name) }
             receivers = zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty }.map { .zone($0.name) }
+            identities = IdentityClassifier(policy)
+            var users: [UInt32: String] = [:]
+            for z in zones { for u in z.users { if let id = uid(u.value) { users[id] = z.name } } }
+            userZones = users
+            self.index = index
+        }
+
+        /// The endpoints the entry's sending end may be, given its address's endpoint.
+        func sending(_ e: ConntrackEntry, address: Endpoint) -> [Endpoint] {
+            guard hasIdentities else { return [address] }
+            if let s = index?.sender(of: e), s.cgroupID != nil { return [zone(of: s, sending: true) ?? address] }
+            return [address] + senders
+        }
+
+        /// The endpoints the entry's receiving end may be, given its address's endpoint.
+        func receiving(_ e: ConntrackEntry, address: Endpoint) -> [Endpoint] {
+            guard !receivers.isEmpty else { return [address] }
+            if let s = index?.receiver(of: e), s.cgroupID != nil { return [zone(of: s, sending: false) ?? address] }
+            return [address] + receivers
+        }
+
+        func zone(of s: LocalSocket, sending: Bool) -> Endpoint? {
+            if let path = s.cgroupPath, let z = identities.zone(ofCgroup: path) { return .zone(z) }
+            if sending, let z = userZones[s.uid] { return .zone(z) }
+            return nil
         }
     }
 
     static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>, sockets: SocketZones) -> Decision {
         var last: Decision?
-        let (senders, receivers) = (sockets.senders, sockets.receivers)
         for hook in hooks(of: e, local: local) {
             let src = evaluator.classify(IPPrefix(family: e.family, address: e.source, length: e.family.bits), isSource: true, hook: hook)
             let dst = evaluator.classify(IPPrefix(family: e.family, address: e.translatedDestination, length: e.family.bits),
                                          isSource: false, hook: hook)
-            let sources = hook == .output ? [src] + senders : [src]
-            let destinations = hook == .input ? [dst] + receivers : [dst]
+            let sources = hook == .output ? sockets.sending(e, address: src) : [src]
+            let destinations = hook == .input ? sockets.receiving(e, address: dst) : [dst]
             var denied: Decision?
             var allowed: Decision?
             for s in sources {
@@ -101,7 +144,6 @@ public enum Revocation {
         }
         return last!
     }
-
 
     /// The entries to delete, from the new policy (and the old one, to say what changed).
     public static func plan(_ e: ConntrackEntry, new: Evaluator, old: Evaluator?, local: Set<LocalAddress>) -> RevokedFlow? {
@@ -142,11 +184,34 @@ public enum Revocation {
 
     /// Scans `table`, deletes every entry `new` denies, and reports them. Does nothing (and
     /// scans nothing) when `new.settings.revokeEstablished` is false.
-    public static func revoke(in table: any ConntrackTable, new: Policy, old: Policy?) throws -> RevocationReport {
+    ///
+    /// With `sockets`, and where either policy has zones of units, cgroups or users, the socket
+    /// table is read once first, and each local end is judged by its socket's owner. When it
+    /// cannot be read, the pass goes on without it (`RevocationReport.socketsError`).
+    public static func revoke(in table: any ConntrackTable, sockets: (any SocketTable)? = nil,
+                              new: Policy, old: Policy?) throws -> RevocationReport {
         guard new.settings.revokeEstablished else { return RevocationReport() }
-        let newEval = (Evaluator(new), SocketZones(new))
-        let oldEval = old.map { (Evaluator($0), SocketZones($0)) }
-        return try revoke(in: table) { plan($0, new: newEval, old: oldEval, local: $1) }
+        var newZones = SocketZones(new)
+        var oldZones = old.map { SocketZones($0) }
+        var socketsError: String?
+        var socketCount: Int?
+        if let sockets, newZones.hasIdentities || oldZones?.hasIdentities == true {
+            do {
+                let list = try sockets.sockets()
+                let index = SocketIndex(list)
+                socketCount = list.count
+                newZones.index = index
+                oldZones?.index = index
+            } catch {
+                socketsError = "\(error)"
+            }
+        }
+        let newEval = (Evaluator(new), newZones)
+        let oldEval = old.map { (Evaluator($0), oldZones!) }
+        var report = try revoke(in: table) { plan($0, new: newEval, old: oldEval, local: $1) }
+        report.sockets = socketCount
+        report.socketsError = socketsError
+        return report
     }
 
     /// Scans `table` and deletes every entry `restored` would not admit as a new flow.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Conntrack
 import Foundation
 import Revocation
+import SocketDiag
 import ZonePolicy
 
 /// `zonewall revoke`: deletes the established flows the policy denies, now, without applying.
@@ -29,11 +30,13 @@ struct RevokeCommand: ParsableCommand {
         let report: RevocationReport
         do {
             let live = try NetlinkConntrack(namespace: kernelOptions.netns)
-            report = try Revocation.revoke(in: dryRun ? DryRun(base: live) : live, new: policy, old: nil)
+            report = try Revocation.revoke(in: dryRun ? DryRun(base: live) : live, sockets: Revoking.sockets(netns: kernelOptions.netns),
+                                           new: policy, old: nil)
         } catch {
             printError("zonewall: revoking established flows: \(error)")
             throw ExitCode(2)
         }
+        if let error = report.socketsError { printError("zonewall: warning: \(Revoking.socketsWarning): \(error)") }
         for r in report.revoked { print("zonewall: \(dryRun ? "would be " : "")\(Revoking.describe(r))") }
         print("zonewall: \(dryRun ? "would revoke" : "revoked") \(report.revoked.count) established flow(s) the policy denies "
               + "(\(report.scanned) conntrack entries scanned in \(KernelSync.milliseconds(since: start)))")

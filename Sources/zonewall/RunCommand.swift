@@ -10,6 +10,7 @@ import Netfilter
 import Reconciler
 import Ruleset
 import ServiceLifecycle
+import SocketDiag
 import ZonePolicy
 
 /// `zonewall run`: the reconciling daemon.
@@ -121,6 +122,13 @@ struct RunCommand: AsyncParsableCommand {
             logger.error("cannot open ctnetlink; established flows will not be revoked", metadata: ["error": "\(error)"])
             conntrack = nil
         }
+        // Owners of local sockets (sock_diag): without them, revocation judges local ends by every zone they could be in.
+        let sockets: NetlinkSockets?
+        do { sockets = try NetlinkSockets(namespace: kernelOptions.netns) } catch {
+            logger.warning("cannot open sock_diag; flows of local units, cgroups and users are revoked only where every zone they could belong to denies them",
+                           metadata: ["error": "\(error)"])
+            sockets = nil
+        }
         configuration.confirmEdits = confirmEdits?.seconds
         configuration.netns = kernelOptions.netns
         if ownTable { configuration.tableFlags = NetlinkKernel.ownedTableFlags }
@@ -143,7 +151,7 @@ struct RunCommand: AsyncParsableCommand {
                 ? RtnetlinkAddresses(namespace: kernelOptions.netns) as any HostAddressSource
                 : InMemoryHostAddresses(scopeOptions.hostAddresses.compactMap(IPPrefix.parse))
         }
-        let daemon = ZonewallDaemon(kernel: kernel, conntrack: conntrack, configuration: configuration, logger: logger)
+        let daemon = ZonewallDaemon(kernel: kernel, conntrack: conntrack, sockets: sockets, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: daemon)],
             gracefulShutdownSignals: [.sigterm, .sigint],

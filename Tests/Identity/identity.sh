@@ -139,6 +139,58 @@ expect_ok "no gap for other zones during the restart: db → pg tcp/5432" ip net
 expect_ok "after the restart: billing unit → db tcp/5432" in_unit billing 192.0.2.2 5432
 expect_no "after the restart: reports unit → db tcp/5432" in_unit reports 192.0.2.2 5432
 if tail -n +$((lines + 1)) "$WORK/daemon.log" | grep -q "replaced table\|full resync"; then fail "the restart replaced the table"; else pass "the restart changed elements only (no table replacement in the log)"; fi
+
+# Revocation by socket owner: three long-lived flows from one address of $H to db tcp/7000, sent
+# by the billing unit, the reports unit and uid 4242 (ops). Each edit removes one sender's rule;
+# that flow must fail within a second while the others keep running. The conntrack entries look
+# alike but for the source port: only the socket table (sock_diag) tells their owners apart.
+TRICKLE=$ROOT/Tests/Daemon/trickle.py
+FLOWS=$(mktemp -d /tmp/zw-identity-flows-XXXXXX); chmod 1777 "$FLOWS"
+(exec ip netns exec "$R" /usr/bin/python3 "$TRICKLE" serve tcp 192.0.2.2 7000) & PIDS+=($!)
+rules() {  # rules SENDER...: each may reach db tcp/7000; written in one rename
+    { echo "allow:"; for z in "$@"; do echo "  - {from: $z, to: db, ports: [tcp/7000]}"; done; } >"$WORK/p/.flows.new"
+    mv "$WORK/p/.flows.new" "$WORK/p/flows.yaml"
+}
+applied_count() { grep -c "applied" "$WORK/daemon.log"; }
+wait_applied() { for _ in $(seq 100); do [[ $(applied_count) -gt $1 ]] && return 0; sleep 0.05; done; return 1; }
+n=$(applied_count); rules billing reports ops; wait_applied "$n" || fail "the daemon did not apply the flow rules"
+flow() {  # flow NAME HOW...: a trickle client to db tcp/7000 from 192.0.2.1
+    local name=$1; shift
+    ("$@" /usr/bin/python3 "$TRICKLE" client tcp 192.0.2.1 192.0.2.2 7000 "$FLOWS/$name") & PIDS+=($!)
+}
+flow billing in_unit billing
+flow reports in_unit reports
+flow ops in_host setpriv --reuid=4242 --regid=4242 --clear-groups
+alive() { for _ in $(seq 100); do [[ -s $FLOWS/$1 ]] && read -r st _ c <"$FLOWS/$1" && [[ $st == alive && $c -ge 5 ]] && return 0; sleep 0.05; done; return 1; }
+# cut_within_1s NAME T0: no echo later than 1 s after T0.
+cut_within_1s() {
+    for _ in $(seq 60); do [[ $(cut -d' ' -f1 "$FLOWS/$1") == failed ]] && break; sleep 0.05; done
+    read -r st _ _ last <"$FLOWS/$1"
+    [[ $st == failed ]] || { echo "  $1 still $st"; return 1; }
+    local after; after=$(echo "$last - $2" | bc)
+    echo "  $1: last echo $(printf '%.3f' "$after") s after the save"
+    (( $(echo "$after <= 1" | bc) ))
+}
+growing() { local a b; read -r _ _ a <"$FLOWS/$1"; sleep 0.5; read -r st _ b <"$FLOWS/$1"; [[ $st == alive && $b -gt $a ]]; }
+if alive billing && alive reports && alive ops; then
+    pass "three flows to db tcp/7000 running: billing unit, reports unit, uid 4242"
+    t0=$(date +%s.%N); rules billing ops
+    if cut_within_1s reports "$t0"; then pass "reports lost its rule: its flow was cut within 1 s"; else fail "the reports unit's flow was not cut within 1 s"; fi
+    if growing billing; then pass "the billing unit's flow (same address, same port) keeps running"; else fail "the billing unit's flow stopped"; fi
+    if growing ops; then pass "uid 4242's flow keeps running"; else fail "uid 4242's flow stopped"; fi
+    if grep "revoked established flow" "$WORK/daemon.log" | grep -q "from=reports"; then
+        pass "the revocation is logged with from=reports"
+    else
+        fail "no revocation logged for reports"; grep -i revo "$WORK/daemon.log" | tail -5
+    fi
+    t0=$(date +%s.%N); rules billing
+    if cut_within_1s ops "$t0"; then pass "ops lost its rule: uid 4242's flow was cut within 1 s"; else fail "uid 4242's flow was not cut within 1 s"; fi
+    if growing billing; then pass "the billing unit's flow still runs"; else fail "the billing unit's flow stopped"; fi
+else
+    fail "the flows to db tcp/7000 did not start"
+    for f in billing reports ops; do echo "  $f: $(cat "$FLOWS/$f" 2>/dev/null)"; done
+fi
+rm -rf "$FLOWS"
 kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
 
 echo "identity packet tests: $passed passed, $failed failed"

@@ -183,4 +183,90 @@ struct RestoreRevocationTests {
         #expect(byPolicy == byTable)
         #expect(byPolicy == [entries[1], entries[4]])
     }
+
+    /// With the socket table, a local end is judged by its socket's owner: the flow of the unit
+    /// that lost permission is revoked although another unit keeps it; the other unit's flow,
+    /// a user's flow and a receiving unit's flow are judged by their own zones.
+    @Test func socketOwnersDecideLocalEnds() throws {
+        let text = """
+            zones:
+              billing: {units: [billing.service]}
+              reports: {units: [reports.service]}
+              ops: {users: ["4242"]}
+              db: {members: [203.0.113.5]}
+              pg: {units: [pg.service]}
+            allow:
+              - {from: billing, to: db, ports: [tcp/5432]}
+              - {from: reports, to: db, ports: [tcp/5432]}
+              - {from: ops, to: db, ports: [tcp/5432]}
+              - {from: db, to: pg, ports: [tcp/5433]}
+            """
+        let old = try policy(text)
+        let new = try policy(text.replacingOccurrences(of: "  - {from: reports, to: db, ports: [tcp/5432]}\n", with: "")
+            .replacingOccurrences(of: "  - {from: ops, to: db, ports: [tcp/5432]}\n", with: "")
+            .replacingOccurrences(of: "  - {from: db, to: pg, ports: [tcp/5433]}", with: ""))
+        let me = v4("192.0.2.1")
+        let local: Set<LocalAddress> = [LocalAddress(family: .ipv4, address: me)]
+        let fromBilling = tcp("192.0.2.1", "203.0.113.5", 5432, sport: 41001)
+        let fromReports = tcp("192.0.2.1", "203.0.113.5", 5432, sport: 41002)
+        let fromOps = tcp("192.0.2.1", "203.0.113.5", 5432, sport: 41003)
+        let fromGone = tcp("192.0.2.1", "203.0.113.5", 5432, sport: 41004)  // its socket is gone
+        let toPg = tcp("203.0.113.5", "192.0.2.1", 5433, sport: 50000)
+        func socket(_ port: UInt16, uid: UInt32 = 0, cgroup: String, remote: String = "203.0.113.5", remotePort: UInt16 = 5432) -> LocalSocket {
+            LocalSocket(family: .ipv4, proto: 6, localAddress: me, localPort: port, remoteAddress: v4(remote), remotePort: remotePort,
+                        uid: uid, cgroupID: UInt64(port), cgroupPath: cgroup)
+        }
+        let sockets = InMemorySockets([
+            socket(41001, cgroup: "/system.slice/billing.service"),
+            // A child cgroup of the unit's: the deepest named ancestor decides.
+            socket(41002, cgroup: "/system.slice/reports.service/worker"),
+            socket(41003, uid: 4242, cgroup: "/user.slice/user-4242.slice/session-1.scope"),
+            // pg.service's listener: the accepted socket is found through it.
+            LocalSocket(family: .ipv4, proto: 6, localAddress: 0, localPort: 5433, uid: 0, cgroupID: 9, cgroupPath: "/system.slice/pg.service"),
+        ])
+        let all = [fromBilling, fromReports, fromOps, fromGone, toPg]
+
+        // Without owners, every local end may be billing's, so nothing sent is cut; pg's
+        // listener may be any receiving unit's, and none of them may be reached now.
+        let blind = InMemoryConntrack(all, local: local)
+        let report = try Revocation.revoke(in: blind, new: new, old: old)
+        #expect(Set(report.revoked.map(\.entry)) == [toPg])
+        #expect(report.sockets == nil)
+
+        // With owners: reports' and ops' flows are cut, billing's stays, the one whose socket is
+        // gone is judged as before (kept), and pg's is cut.
+        let table = InMemoryConntrack(all, local: local)
+        let owned = try Revocation.revoke(in: table, sockets: sockets, new: new, old: old)
+        #expect(Set(owned.revoked.map(\.entry)) == [fromReports, fromOps, toPg])
+        #expect(Set(table.entries) == [fromBilling, fromGone])
+        #expect(owned.sockets == 4 && sockets.reads == 1)
+        let byFlow = Dictionary(uniqueKeysWithValues: owned.revoked.map { ($0.entry, $0) })
+        #expect(byFlow[fromReports]?.from == "reports" && byFlow[fromReports]?.previouslyAllowed == true)
+        #expect(byFlow[fromOps]?.from == "ops")
+        #expect(byFlow[toPg]?.to == "pg")
+
+        // A policy without identity zones never reads the socket table.
+        let plain = try policy(both)
+        let untouched = InMemorySockets([])
+        _ = try Revocation.revoke(in: InMemoryConntrack([tcp("192.0.2.20", "203.0.113.5", 22)]), sockets: untouched, new: plain, old: nil)
+        #expect(untouched.reads == 0)
+    }
+
+    /// A socket table that cannot be read costs the owners, not the pass.
+    @Test func anUnreadableSocketTableFallsBackToEveryPossibleOwner() throws {
+        struct Broken: SocketTable { func sockets() throws -> [LocalSocket] { throw CocoaError(.fileReadNoPermission) } }
+        let p = try policy("""
+            zones:
+              billing: {units: [billing.service]}
+              db: {members: [203.0.113.5]}
+            allow:
+              - {from: billing, to: db, ports: [tcp/5432]}
+            """)
+        let local: Set<LocalAddress> = [LocalAddress(family: .ipv4, address: v4("192.0.2.1"))]
+        let ssh = tcp("192.0.2.1", "203.0.113.5", 22)
+        let table = InMemoryConntrack([tcp("192.0.2.1", "203.0.113.5", 5432), ssh], local: local)
+        let report = try Revocation.revoke(in: table, sockets: Broken(), new: p, old: nil)
+        #expect(report.socketsError != nil)
+        #expect(report.revoked.map(\.entry) == [ssh])
+    }
 }
