@@ -160,7 +160,8 @@ if Context.environment["ZONEWALL_FUZZ"] == "1" {
     package.targets.append(.target(name: "CFuzzDriver", path: "Tests/Fuzz/CFuzzDriver"))
     for (name, dependency) in [("FuzzPolicyLoader", "ZonePolicy"), ("FuzzSpecs", "ZonePolicy"),
                                ("FuzzTableDump", "Netfilter"), ("FuzzNotifications", "Netfilter"),
-                               ("FuzzNFLog", "FlowLog"), ("FuzzConntrack", "Conntrack")] {
+                               ("FuzzNFLog", "FlowLog"), ("FuzzConntrack", "Conntrack"),
+                               ("FuzzSockDiag", "SocketDiag")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["CFuzzDriver", .target(name: dependency)],
                                                  path: "Tests/Fuzz/\(name)"))
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Captures the kernel seeds of the `nflog` and `conntrack` fuzz targets (root): in a throwaway
+# Captures the kernel seeds of the `nflog`, `conntrack` and `sockdiag` fuzz targets (root): in a throwaway
 # network namespace, `conntrack -I` creates entries that a ctnetlink dump returns
 # (Tests/Fuzz/Corpus/conntrack/kernel-dump), and an NFLOG `log group 100` rule on the output
 # hook logs pings, UDP and TCP over IPv4 and IPv6 (Tests/Fuzz/Corpus/nflog/kernel-capture).
@@ -86,6 +86,31 @@ except socket.timeout:
 print("nflog messages", i)
 PY
 ip netns exec $ns python3 "$work/capture.py" "$work"
+# sock_diag: TCP and UDP sockets of both families (listening, connected, dual-stack), dumped with
+# SOCK_DIAG_BY_FAMILY + NLM_F_DUMP (Tests/Fuzz/Corpus/sockdiag/kernel-dump, kernel-socket-NN).
+cat >"$work/sockdiag.py" <<'PY'
+import socket, struct, sys
+out = sys.argv[1]
+keep = []
+l = socket.socket(); l.bind(("127.0.0.1", 7000)); l.listen(); keep.append(l)
+c = socket.create_connection(("127.0.0.1", 7000)); keep += [c, l.accept()[0]]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5353)); keep.append(u)
+s6 = socket.socket(socket.AF_INET6); s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s6.bind(("::", 7001)); s6.listen(); keep.append(s6)
+c6 = socket.create_connection(("127.0.0.1", 7001)); keep += [c6, s6.accept()[0]]
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u6.connect(("::1", 53)); keep.append(u6)
+n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)  # NETLINK_SOCK_DIAG
+n.bind((0, 0))
+dump = b""
+for seq, (family, proto) in enumerate(((2, 6), (2, 17), (10, 6), (10, 17)), 1):
+    req = struct.pack("=BBBBI", family, proto, 0, 0, 0xffffffff & ~(1 << 6 | 1 << 12)) + b"\0" * 48
+    n.send(struct.pack("=IHHII", 16 + len(req), 20, 0x301, seq, 0) + req)
+    while True:
+        d = n.recv(65536); dump += d
+        if struct.unpack_from("=H", d, 4)[0] in (2, 3): break
+open(out + "/sockdiag-dump", "wb").write(dump)
+PY
+ip netns exec $ns python3 "$work/sockdiag.py" "$work"
+mkdir -p Tests/Fuzz/Corpus/sockdiag
 python3 - "$work" <<'PY'
 import struct, sys
 work = sys.argv[1]
@@ -96,9 +121,12 @@ def split(f):
         out.append((t, d[off:off + l])); off += (l + 3) & ~3
     return d, out
 for src, target, whole, one, mtype in (("nflog-01", "nflog", "kernel-capture", "kernel-packet", 0x400),
-                                       ("conntrack-dump", "conntrack", "kernel-dump", "kernel-entry", 0x100)):
+                                       ("conntrack-dump", "conntrack", "kernel-dump", "kernel-entry", 0x100),
+                                       ("sockdiag-dump", "sockdiag", "kernel-dump", "kernel-socket", 20)):
     d, ms = split(f"{work}/{src}")
-    open(f"Tests/Fuzz/Corpus/{target}/{whole}", "wb").write(d)
+    # The sockdiag target's first byte picks the protocol (even: TCP); the rest is the datagram.
+    prefix = b"\0" if target == "sockdiag" else b""
+    open(f"Tests/Fuzz/Corpus/{target}/{whole}", "wb").write(prefix + d)
     for i, (t, m) in enumerate(ms):
-        if t == mtype: open(f"Tests/Fuzz/Corpus/{target}/{one}-%02d" % (i + 1), "wb").write(m)
+        if t == mtype: open(f"Tests/Fuzz/Corpus/{target}/{one}-%02d" % (i + 1), "wb").write(prefix + m)
 PY
