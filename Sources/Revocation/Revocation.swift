@@ -101,17 +101,30 @@ public enum Revocation {
             self.index = index
         }
 
-        /// The endpoints the entry's sending end may be, given its address's endpoint.
+        /// The socket of the entry's sending end, when its owner is known: found, with a cgroup
+        /// the hierarchy still shows (a cgroup the daemon cannot see may still match in the kernel).
+        func knownSender(_ e: ConntrackEntry) -> LocalSocket? {
+            guard let s = index?.sender(of: e), s.cgroupID != nil, s.cgroupPath != nil else { return nil }
+            return s
+        }
+
+        /// The socket of the entry's receiving end, when its owner is known.
+        func knownReceiver(_ e: ConntrackEntry) -> LocalSocket? {
+            guard let s = index?.receiver(of: e), s.cgroupID != nil, s.cgroupPath != nil else { return nil }
+            return s
+        }
+
+        /// The endpoints the entry's sending end may be on the output hook, given its address's endpoint.
         func sending(_ e: ConntrackEntry, address: Endpoint) -> [Endpoint] {
             guard hasIdentities else { return [address] }
-            if let s = index?.sender(of: e), s.cgroupID != nil { return [zone(of: s, sending: true) ?? address] }
+            if let s = knownSender(e) { return [zone(of: s, sending: true) ?? address] }
             return [address] + senders
         }
 
-        /// The endpoints the entry's receiving end may be, given its address's endpoint.
+        /// The endpoints the entry's receiving end may be on the input hook, given its address's endpoint.
         func receiving(_ e: ConntrackEntry, address: Endpoint) -> [Endpoint] {
             guard !receivers.isEmpty else { return [address] }
-            if let s = index?.receiver(of: e), s.cgroupID != nil { return [zone(of: s, sending: false) ?? address] }
+            if let s = knownReceiver(e) { return [zone(of: s, sending: false) ?? address] }
             return [address] + receivers
         }
 
@@ -124,12 +137,29 @@ public enum Revocation {
 
     static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>, sockets: SocketZones) -> Decision {
         var last: Decision?
-        for hook in hooks(of: e, local: local) {
+        let hooks = hooks(of: e, local: local)
+        // Both ends on this host: the flow crossed output, then input, over loopback.
+        let loopback = hooks.count == 2 && sockets.hasIdentities
+        for hook in hooks {
             let src = evaluator.classify(IPPrefix(family: e.family, address: e.source, length: e.family.bits), isSource: true, hook: hook)
             let dst = evaluator.classify(IPPrefix(family: e.family, address: e.translatedDestination, length: e.family.bits),
                                          isSource: false, hook: hook)
-            let sources = hook == .output ? sockets.sending(e, address: src) : [src]
-            let destinations = hook == .input ? sockets.receiving(e, address: dst) : [dst]
+            var sources = hook == .output ? sockets.sending(e, address: src) : [src]
+            var destinations = hook == .input ? sockets.receiving(e, address: dst) : [dst]
+            if loopback {
+                // Over loopback the rule set lets a sender of a local zone pass its output hook
+                // (it marks the flow with the zone), and the input hook judges it with the
+                // receiver. Which of its chains then decides is not modelled here, so the input
+                // hook takes every source it could see (the sender's zone or host by the mark,
+                // or the address) and, for a receiver in no zone, host or the address: the flow
+                // is cut only when all of them are denied.
+                if hook == .output, let s = sockets.knownSender(e), sockets.zone(of: s, sending: true) != nil { continue }
+                if hook == .input {
+                    let sender = sockets.knownSender(e).map { [sockets.zone(of: $0, sending: true) ?? .host] } ?? sockets.senders
+                    sources = sender + [src, .host]
+                    if let r = sockets.knownReceiver(e), sockets.zone(of: r, sending: false) == nil { destinations = [dst, .host] }
+                }
+            }
             var denied: Decision?
             var allowed: Decision?
             for s in sources {
@@ -142,7 +172,7 @@ public enum Revocation {
             }
             if let allowed { last = allowed } else if let denied { return denied }
         }
-        return last!
+        return last!  // only a loopback flow's output hook is ever skipped, and its input hook decided
     }
 
     /// The entries to delete, from the new policy (and the old one, to say what changed).

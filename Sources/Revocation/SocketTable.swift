@@ -19,6 +19,8 @@ public struct LocalSocket: Hashable, Sendable {
     /// That cgroup's path from the cgroup2 root (`/system.slice/db.service`); nil when the id is
     /// unknown or its directory is gone (a removed cgroup is in no zone's map any more).
     public var cgroupPath: String?
+    /// An IPv6 socket with `IPV6_V6ONLY`: it never sees IPv4 flows.
+    public var v6Only = false
 
     public init(family: AddressFamily, proto: UInt8, localAddress: UInt128, localPort: UInt16,
                 remoteAddress: UInt128 = 0, remotePort: UInt16 = 0, uid: UInt32, cgroupID: UInt64? = nil, cgroupPath: String? = nil) {
@@ -88,7 +90,7 @@ public struct SocketIndex: Sendable {
     /// addresses are IPv4-mapped (or unspecified, as a dual-stack listener's are).
     private static func views(of s: LocalSocket) -> [(AddressFamily, UInt128, UInt128)] {
         var out = [(s.family, s.localAddress, s.remoteAddress)]
-        if s.family == .ipv6, let local = mappedOrAny(s.localAddress), let remote = mappedOrAny(s.remoteAddress) {
+        if s.family == .ipv6, !s.v6Only, let local = mappedOrAny(s.localAddress), let remote = mappedOrAny(s.remoteAddress) {
             out.append((.ipv4, local, remote))
         }
         return out

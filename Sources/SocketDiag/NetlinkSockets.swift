@@ -56,7 +56,15 @@ public final class NetlinkSockets: SocketTable, @unchecked Sendable {
         return all
     }
 
+    /// Reads whatever an earlier, failed dump left queued, so that the next dump starts clean.
+    private func drain() {
+        let fd = mnl_socket_get_fd(socket)
+        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+        while scratch.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }) > 0 {}
+    }
+
     private func dump(family: UInt8, proto: UInt8, _ body: (LocalSocket) -> Void) throws(SockDiagError) {
+        drain()
         seq &+= 1
         let seq = self.seq
         let what = "\(family == UInt8(AF_INET) ? "IPv4" : "IPv6") \(proto == UInt8(IPPROTO_TCP) ? "TCP" : "UDP") sockets"

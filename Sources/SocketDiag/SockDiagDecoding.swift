@@ -56,7 +56,8 @@ enum SDWire {
     /// `sizeof(struct inet_diag_msg)`.
     static let messageSize = 72
     /// Attribute types (`INET_DIAG_*`).
-    static let protocolAttribute: UInt16 = 19
+    static let protocolAttribute: UInt16 = 10
+    static let v6OnlyAttribute: UInt16 = 11
     static let cgroupAttribute: UInt16 = 21
 
     static func le16(_ b: [UInt8], _ i: Int) -> UInt16 { UInt16(b[i]) | UInt16(b[i + 1]) << 8 }
@@ -109,6 +110,11 @@ enum SDWire {
                     throw SockDiagDecodeError(offset: offset, what: "attribute INET_DIAG_PROTOCOL", problem: "\(length - 4) bytes, expected 1")
                 }
                 s.proto = b[i + 4]
+            case v6OnlyAttribute:
+                guard length == 5 else {
+                    throw SockDiagDecodeError(offset: offset, what: "attribute INET_DIAG_SKV6ONLY", problem: "\(length - 4) bytes, expected 1")
+                }
+                s.v6Only = b[i + 4] != 0
             default:
                 break
             }

@@ -269,4 +269,38 @@ struct RestoreRevocationTests {
         #expect(report.socketsError != nil)
         #expect(report.revoked.map(\.entry) == [ssh])
     }
+
+    /// Over loopback both hooks see the flow; a sender of a local zone passes its output hook
+    /// (the rule set marks it), so only the input hook, with the receiver, can cut it.
+    @Test func loopbackFlowsBetweenLocalZones() throws {
+        let text = """
+            zones:
+              billing: {units: [billing.service]}
+              reports: {units: [reports.service]}
+              pg: {units: [pg.service]}
+            allow:
+              - {from: billing, to: pg, ports: [tcp/5432]}
+            """
+        let lo = v4("127.0.0.1")
+        let local: Set<LocalAddress> = [LocalAddress(family: .ipv4, address: lo)]
+        let fromBilling = tcp("127.0.0.1", "127.0.0.1", 5432, sport: 41001)
+        let fromReports = tcp("127.0.0.1", "127.0.0.1", 5432, sport: 41002)
+        func client(_ port: UInt16, _ unit: String) -> LocalSocket {
+            LocalSocket(family: .ipv4, proto: 6, localAddress: lo, localPort: port, remoteAddress: lo, remotePort: 5432,
+                        uid: 0, cgroupID: UInt64(port), cgroupPath: "/system.slice/\(unit)")
+        }
+        let sockets = InMemorySockets([
+            client(41001, "billing.service"), client(41002, "reports.service"),
+            LocalSocket(family: .ipv4, proto: 6, localAddress: lo, localPort: 5432, uid: 0, cgroupID: 1, cgroupPath: "/system.slice/pg.service"),
+        ])
+        // The rule keeps billing's flow; reports has none, so its flow goes.
+        let table = InMemoryConntrack([fromBilling, fromReports], local: local)
+        let report = try Revocation.revoke(in: table, sockets: sockets, new: try policy(text), old: nil)
+        #expect(report.revoked.map(\.entry) == [fromReports])
+        #expect(report.revoked.first.map { "\($0.from) → \($0.to)" } == "reports → pg")
+        // billing loses pg: its flow goes too.
+        let tightened = try policy(text.replacingOccurrences(of: "  - {from: billing, to: pg, ports: [tcp/5432]}", with: ""))
+        let again = try Revocation.revoke(in: table, sockets: sockets, new: tightened, old: nil)
+        #expect(again.revoked.map(\.entry) == [fromBilling])
+    }
 }

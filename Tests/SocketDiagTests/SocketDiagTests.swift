@@ -46,8 +46,39 @@ struct SockDiagDecodingTests {
         ])
     }
 
+    /// The real kernel dump the fuzz seeds hold (Tests/Fuzz/capture-kernel-seeds.sh): eight
+    /// sockets of a throwaway namespace, decoded field by field.
+    @Test func aRealKernelDumpDecodes() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Fuzz/Corpus/sockdiag/kernel-dump").standardizedFileURL
+        let seed = try [UInt8](Data(contentsOf: url))
+        let sockets = try decodeSockDiagMessages(Array(seed.dropFirst()), proto: 6)  // the first byte is the fuzz target's
+        #expect(sockets.count == 8)
+        #expect(sockets.allSatisfy { $0.cgroupID != nil && $0.cgroupID != 0 })
+        let loopback: UInt128 = 0x7f00_0001
+        let v4 = sockets.filter { $0.family == .ipv4 }
+        #expect(v4.contains { $0.localAddress == loopback && $0.localPort == 7000 && $0.remotePort == 0 })  // the listener
+        #expect(v4.contains { $0.localPort == 5353 && $0.localAddress == 0 })                             // UDP on every address
+        // The dual-stack listener and its IPv4 peer, seen through IPv4-mapped addresses; not V6ONLY.
+        let dual = try #require(sockets.first { $0.family == .ipv6 && $0.localPort == 7001 && $0.remotePort == 0 })
+        #expect(dual.localAddress == 0 && dual.v6Only == false)
+        let mapped = try #require(sockets.first { $0.family == .ipv6 && $0.localPort == 7001 && $0.remotePort != 0 })
+        #expect(mapped.localAddress == 0xffff_7f00_0001 && mapped.remoteAddress == 0xffff_7f00_0001)
+        #expect(SocketIndex(sockets).socket(family: .ipv4, proto: 6, local: loopback, localPort: 7001,
+                                            remote: loopback, remotePort: mapped.remotePort) == mapped)
+    }
+
+    @Test func aV6OnlySocketIsNoIPv4Socket() throws {
+        let any6 = [UInt8](repeating: 0, count: 16)
+        let bytes = message(family: 10, sport: 53, dport: 0, src: any6, dst: any6, uid: 0, attributes: [5, 0, 11, 0, 1, 0, 0, 0])
+        let sockets = try decodeSockDiagMessages(bytes, proto: 17)
+        #expect(sockets.first?.v6Only == true)
+        #expect(SocketIndex(sockets).socket(family: .ipv4, proto: 17, local: 0xC000_0201, localPort: 53, remote: 1, remotePort: 9) == nil)
+        #expect(SocketIndex(sockets).socket(family: .ipv6, proto: 17, local: 1, localPort: 53, remote: 2, remotePort: 9) != nil)
+    }
+
     @Test func theProtocolAttributeWins() throws {
-        let bytes = message(sport: 53, dport: 0, src: [192, 0, 2, 1], dst: [0, 0, 0, 0], uid: 0, attributes: [5, 0, 19, 0, 17, 0, 0, 0])
+        let bytes = message(sport: 53, dport: 0, src: [192, 0, 2, 1], dst: [0, 0, 0, 0], uid: 0, attributes: [5, 0, 10, 0, 17, 0, 0, 0])
         #expect(try decodeSockDiagMessages(bytes, proto: 6).map(\.proto) == [17])
     }
 
