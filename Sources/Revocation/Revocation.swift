@@ -66,7 +66,7 @@ public enum Revocation {
     /// make is never cut. `revoke(in:sockets:new:old:)` reads the socket table and judges by
     /// the owner (`SocketZones`).
     public static func decide(_ e: ConntrackEntry, with evaluator: Evaluator, local: Set<LocalAddress>) -> Decision {
-        decide(e, with: evaluator, local: local, sockets: SocketZones(evaluator.policy))
+        decide(e, with: evaluator, local: local, sockets: SocketZones(evaluator))
     }
 
     /// Which zone a flow's local socket belongs to, as the kernel classifies it: the zone of
@@ -90,11 +90,12 @@ public enum Revocation {
         /// Whether the policy has zones of units, cgroups or users: only then do owners matter.
         public var hasIdentities: Bool { !senders.isEmpty }
 
-        public init(_ policy: Policy, sockets index: SocketIndex? = nil, uid: (String) -> UInt32? = UserResolver.uid) {
-            let zones = policy.zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty || !$0.users.isEmpty }
+        /// The zones of `evaluator`'s policy, classified with its own identity classifier.
+        public init(_ evaluator: Evaluator, sockets index: SocketIndex? = nil, uid: (String) -> UInt32? = UserResolver.uid) {
+            let zones = evaluator.policy.zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty || !$0.users.isEmpty }
             senders = zones.map { .zone($0.name) }
             receivers = zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty }.map { .zone($0.name) }
-            identities = IdentityClassifier(policy)
+            identities = evaluator.identities
             var users: [UInt32: String] = [:]
             for z in zones { for u in z.users { if let id = uid(u.value) { users[id] = z.name } } }
             userZones = users
@@ -177,7 +178,7 @@ public enum Revocation {
 
     /// The entries to delete, from the new policy (and the old one, to say what changed).
     public static func plan(_ e: ConntrackEntry, new: Evaluator, old: Evaluator?, local: Set<LocalAddress>) -> RevokedFlow? {
-        plan(e, new: (new, SocketZones(new.policy)), old: old.map { ($0, SocketZones($0.policy)) }, local: local)
+        plan(e, new: (new, SocketZones(new)), old: old.map { ($0, SocketZones($0)) }, local: local)
     }
 
     static func plan(_ e: ConntrackEntry, new: (Evaluator, SocketZones), old: (Evaluator, SocketZones)?,
@@ -221,8 +222,10 @@ public enum Revocation {
     public static func revoke(in table: any ConntrackTable, sockets: (any SocketTable)? = nil,
                               new: Policy, old: Policy?) throws -> RevocationReport {
         guard new.settings.revokeEstablished else { return RevocationReport() }
-        var newZones = SocketZones(new)
-        var oldZones = old.map { SocketZones($0) }
+        let newEvaluator = Evaluator(new)
+        let oldEvaluator = old.map { Evaluator($0) }
+        var newZones = SocketZones(newEvaluator)
+        var oldZones = oldEvaluator.map { SocketZones($0) }
         var socketsError: String?
         var socketCount: Int?
         if let sockets, newZones.hasIdentities || oldZones?.hasIdentities == true {
@@ -236,8 +239,8 @@ public enum Revocation {
                 socketsError = "\(error)"
             }
         }
-        let newEval = (Evaluator(new), newZones)
-        let oldEval = old.map { (Evaluator($0), oldZones!) }
+        let newEval = (newEvaluator, newZones)
+        let oldEval = oldEvaluator.map { ($0, oldZones!) }
         var report = try revoke(in: table) { plan($0, new: newEval, old: oldEval, local: $1) }
         report.sockets = socketCount
         report.socketsError = socketsError
