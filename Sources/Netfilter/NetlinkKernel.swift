@@ -127,6 +127,36 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         try elements(of: sets, family: family, table: table, readers: Self.maxElementReaders)
     }
 
+    /// Reads back `sets` by asking the kernel for each of their elements by key
+    /// (`NFT_MSG_GETSETELEM` without `NLM_F_DUMP`: one reply per element), not by dumping them.
+    /// A set comes back as given when the kernel holds each of its elements with the same key,
+    /// flags and data, and without elements otherwise (so that it differs from the given one).
+    ///
+    /// Elements the kernel holds beyond the given ones are not seen: this verifies only sets
+    /// nobody else can have written to since they were created, such as a staged build's
+    /// (`StageVerifier`: each stage is pinned to the previous one's generation, and the caller
+    /// checks the generation once the build is done).
+    ///
+    /// Why it exists: the kernel dumps a single-field interval set (an rbtree) in parts of at
+    /// most 32 KiB and walks the tree from its first node for every part, so a dump of n
+    /// elements costs it n²/k steps; a lookup costs log n (`prefersLookup`).
+    public func lookUpElements(of sets: [NamedSet], family: Family, table: String) throws(NetfilterError) -> [NamedSet] {
+        try connection.withLock { c throws(NetfilterError) in
+            let decoder = TableDecoder(family: family, strict: undecodable == .throwError)
+            return try sets.map { set throws(NetfilterError) in try Self.lookUpElements(of: set, c, decoder, family: family, table: table) }
+        }
+    }
+
+    /// Whether `lookUpElements` reads `set` back faster than a dump: a single-field interval
+    /// set (the kernel's rbtree) of more than a few thousand elements. Below that a dump takes
+    /// a few parts and costs less than a reply per element.
+    public static func prefersLookup(_ set: NamedSet) -> Bool {
+        SetShape(set).usesEndElements && set.elements.count >= lookupThreshold
+    }
+
+    /// The element count from which `prefersLookup` holds.
+    static let lookupThreshold = 4096
+
     /// The flags of a table a daemon owns: `owner`, plus `persist` on Linux 6.9 and later
     /// (earlier kernels refuse the flag), so the table outlives the daemon's socket.
     public static var ownedTableFlags: TableFlags {
@@ -346,11 +376,19 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     /// (the kernel refuses a dump on a socket whose last one is unfinished).
     private static func request(_ c: Connection, _ msg: nf_tables_msg_types, family: Family, dump: Bool,
                                 _ attrs: (inout NetlinkWriter) -> Void) throws(NetfilterError) -> [NetlinkMessage] {
-        var w = NetlinkWriter(capacity: 256)
+        try request(c, msg, family: family, dump: dump) { w, _ in attrs(&w) }
+    }
+
+    /// `request`, with the offset of the message being written passed to `attrs` (for libnftnl
+    /// objects that append themselves to it).
+    private static func request(_ c: Connection, _ msg: nf_tables_msg_types, family: Family, dump: Bool,
+                                capacity: Int = 256,
+                                _ attrs: (inout NetlinkWriter, _ message: Int) -> Void) throws(NetfilterError) -> [NetlinkMessage] {
+        var w = NetlinkWriter(capacity: capacity)
         let seq = c.nextSeq()
         let flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : NLM_F_ACK)
         let m = w.beginMessage(type: UInt16(NFNL_SUBSYS_NFTABLES) << 8 | msg.u16, flags: UInt16(flags), seq: seq, family: family.rawValue)
-        attrs(&w)
+        attrs(&w, m)
         w.endMessage(m)
         try c.socket.send(w.bytes, what: "request")
         var replies: [NetlinkMessage] = []
@@ -483,6 +521,85 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     }
 
     // MARK: Set elements
+
+    /// Asks the kernel for each element of one set by key (`lookUpElements`) and returns the
+    /// set as given if every reply is the element asked for, with its flags and data, and the
+    /// set without elements otherwise.
+    ///
+    /// As many elements go in one request as its element list's 16-bit length allows, and no
+    /// more than the socket's receive buffer holds replies for: each reply is a datagram of its
+    /// own, and one that finds the buffer full is dropped.
+    ///
+    /// One kind of element is not asked for: the end of a range that the next range starts
+    /// right after (`a-b` then `b+1-c`). The kernel cannot find it by key: at equal keys its
+    /// rbtree lookup turns toward the start element. It decides nothing either: from `b+1` on,
+    /// the next range's start is the closest element below any key.
+    private static func lookUpElements(of set: NamedSet, _ c: Connection, _ decoder: TableDecoder,
+                                       family: Family, table: String) throws(NetfilterError) -> NamedSet {
+        let shape = SetShape(set)
+        c.socket.ensureBuffers(send: 0, receive: lookupReceiveBuffer)
+        // The element list's nest has a 16-bit length; an element asked for takes at most its
+        // nest, a key and a key end, each in a nest, and flags.
+        let perMessage = BatchEncoder.elementBytesPerMessage / (40 + 2 * shape.keyLength)
+        let perRequest = max(16, min(perMessage, c.socket.kernelReceiveBufferSize / lookupReplyTruesize))
+        let starts: Set<Value> = shape.usesEndElements ? Set(set.elements.lazy.map { $0.key[0].lo }) : []
+        let messageType = UInt16(NFNL_SUBSYS_NFTABLES) << 8 | NFT_MSG_NEWSETELEM.u16
+        var parts: [SetElementCodec.Part] = []
+        parts.reserveCapacity(perRequest)
+        var confirmed = true
+        var scratch: [UInt8] = []
+
+        func ask() throws(NetfilterError) {
+            defer { parts.removeAll(keepingCapacity: true) }
+            guard !parts.isEmpty, confirmed else { return }
+            let capacity = 256 + parts.count * (96 + 2 * shape.keyLength)
+            do throws(NetfilterError) {
+                let replies = try request(c, NFT_MSG_GETSETELEM, family: family, dump: false, capacity: capacity) { w, m in
+                    w.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: table)
+                    w.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
+                    let nest = w.beginNest(NFTA_SET_ELEM_LIST_ELEMENTS.u16)
+                    for (i, part) in parts.enumerated() {
+                        BatchEncoder.appendElement(part, shape: shape, adding: false, number: i + 1, toMessageAt: m, &w, scratch: &scratch)
+                    }
+                    w.endNest(nest)
+                }
+                var got: [KernelElement] = []
+                got.reserveCapacity(parts.count)
+                for m in replies where m.type == messageType {
+                    decoder.kernelElements(m, shape: shape) { got.append($0) }
+                }
+                confirmed = got.count == parts.count && zip(parts, got).allSatisfy { part, element in
+                    var want = SetElementCodec.kernelElement(part, shape: shape)
+                    want.isOpenInterval = false  // user data, which the decoders do not read
+                    return want == element
+                }
+            } catch where error.errno == ENOENT {
+                confirmed = false  // the kernel stops at the first element it does not hold, or finds no such set
+            } catch {
+                throw failure(dumping: "elements of set \(set.name)", family: family, table: table, error)
+            }
+        }
+
+        var failed: NetfilterError?
+        SetElementCodec.forEachPart(of: set.elements, shape: shape, adding: false, firstSegment: false) { part in
+            guard failed == nil, confirmed else { return }
+            if part.kind == .end, let next = part.element.key[0].hi.successor, starts.contains(next) { return }
+            parts.append(part)
+            guard parts.count == perRequest else { return }
+            do throws(NetfilterError) { try ask() } catch { failed = error }
+        }
+        if let failed { throw failed }
+        try ask()
+        var s = set
+        if !confirmed { s.elements = ElementList() }
+        return s
+    }
+
+    /// The receive buffer `lookUpElements` asks for, and what it assumes each reply takes of
+    /// it: the kernel allocates every reply with `NLMSG_GOODSIZE` (a page), and counts the
+    /// page and the socket buffer around it (about 4.5 KiB); 8 KiB leaves room to spare.
+    static let lookupReceiveBuffer = 32 << 20
+    static let lookupReplyTruesize = 8 << 10
 
     /// The most sockets `dump` reads set elements on at once.
     static let maxElementReaders = 4

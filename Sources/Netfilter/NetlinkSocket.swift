@@ -98,6 +98,15 @@ final class NetlinkSocket {
         }
     }
 
+    /// The receive buffer the kernel granted (`SO_RCVBUF`: twice what was asked for, or less
+    /// where the plain option was capped by `net.core.rmem_max`).
+    var kernelReceiveBufferSize: Int {
+        var v: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &length) == 0 else { return 0 }
+        return Int(v)
+    }
+
     /// Sets the kernel receive buffer to `bytes`, smaller than now included (the kernel
     /// enforces a minimum of a few KiB).
     func setReceiveBuffer(_ bytes: Int) {

@@ -165,7 +165,14 @@ struct ApplyCommand: ParsableCommand {
         let (family, name) = (desired.family, desired.name)
         let readsElements = verify == .elements
         let verifier = StageVerifier(desired: desired) { sets in
-            readsElements ? try reader.elements(of: sets, family: family, table: name, readers: readers) : []
+            guard readsElements else { return [] }
+            // Large single-field interval maps are read by lookups: the kernel dumps them in
+            // quadratic time. Nobody else can have added to a set of this build (each stage
+            // is pinned to the last one's generation), so the lookups see all that matters.
+            let lookedUp = sets.filter(NetlinkKernel.prefersLookup)
+            let dumped = sets.filter { !NetlinkKernel.prefersLookup($0) }
+            return try reader.elements(of: dumped, family: family, table: name, readers: readers)
+                + reader.lookUpElements(of: lookedUp, family: family, table: name)
         }
         do {
             let result = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k].completedSets) }
