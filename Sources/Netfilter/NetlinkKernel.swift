@@ -127,27 +127,29 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         try elements(of: sets, family: family, table: table, readers: Self.maxElementReaders)
     }
 
-    /// Reads back `sets` by asking the kernel for each of their elements by key
-    /// (`NFT_MSG_GETSETELEM` without `NLM_F_DUMP`: one reply per element), not by dumping them.
-    /// A set comes back as given when the kernel holds each of its elements with the same key,
-    /// flags and data, and without elements otherwise (so that it differs from the given one).
+    /// Whether the kernel holds each of `elements` (some or all of `set`'s) as `set` has
+    /// them: asked for by key (`NFT_MSG_GETSETELEM` without `NLM_F_DUMP`: one reply per
+    /// element), not dumped, on up to `readers` sockets at once. Each reply must be the element
+    /// asked for, with its flags and data.
     ///
     /// Elements the kernel holds beyond the given ones are not seen: this verifies only sets
     /// nobody else can have written to since they were created, such as a staged build's
     /// (`StageVerifier`: each stage is pinned to the previous one's generation, and the caller
-    /// checks the generation once the build is done).
+    /// checks the generation once the build is done). Since it needs no whole set, it can
+    /// check each stage's elements as soon as that stage is committed.
     ///
     /// Why it exists: the kernel dumps a single-field interval set (an rbtree) in parts of at
     /// most 32 KiB and walks the tree from its first node for every part, so a dump of n
     /// elements costs it n²/k steps; a lookup costs log n (`prefersLookup`).
-    public func lookUpElements(of sets: [NamedSet], family: Family, table: String) throws(NetfilterError) -> [NamedSet] {
+    public func holds(_ elements: ElementList, of set: NamedSet, family: Family, table: String,
+                      readers: Int = 4) throws(NetfilterError) -> Bool {
         try connection.withLock { c throws(NetfilterError) in
-            let decoder = TableDecoder(family: family, strict: undecodable == .throwError)
-            return try sets.map { set throws(NetfilterError) in try Self.lookUpElements(of: set, c, decoder, family: family, table: table) }
+            try Self.holds(elements, of: set, c, family: family, table: table, readers: readers,
+                           strict: undecodable == .throwError)
         }
     }
 
-    /// Whether `lookUpElements` reads `set` back faster than a dump: a single-field interval
+    /// Whether `holds` reads `set` back faster than a dump: a single-field interval
     /// set (the kernel's rbtree) of more than a few thousand elements. Below that a dump takes
     /// a few parts and costs less than a reply per element.
     public static func prefersLookup(_ set: NamedSet) -> Bool {
@@ -200,11 +202,14 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
 
     // MARK: Extras
 
-    /// How set elements are encoded: by libnftnl unless `ZONEWALL_ELEMENT_PATH=direct` selects
-    /// the hand-written fast path (`scripts/bench` compares the two; they write the same bytes).
+    /// How set elements are encoded and decoded: by the hand-written fast path unless
+    /// `ZONEWALL_ELEMENT_PATH=libnftnl` selects libnftnl's objects. The fast path is the default
+    /// because a cold apply at 10,000 zones takes 1.12× the wall and 1.37× the user time with
+    /// libnftnl's (`scripts/bench apply` measures both, README "Netlink"); the two write the same
+    /// bytes and read the same elements (`ElementPathTests`). Everything else is libnftnl's.
     static let elementPath: BatchEncoder.ElementPath = {
-        guard let name = getenv("ZONEWALL_ELEMENT_PATH") else { return .libnftnl }
-        return BatchEncoder.ElementPath(rawValue: String(cString: name)) ?? .libnftnl
+        guard let name = getenv("ZONEWALL_ELEMENT_PATH") else { return .direct }
+        return BatchEncoder.ElementPath(rawValue: String(cString: name)) ?? .direct
     }()
 
     /// Encodes `transaction` as a batch with the named element path (`libnftnl` or `direct`)
@@ -522,80 +527,95 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
 
     // MARK: Set elements
 
-    /// Asks the kernel for each element of one set by key (`lookUpElements`) and returns the
-    /// set as given if every reply is the element asked for, with its flags and data, and the
-    /// set without elements otherwise.
-    ///
-    /// As many elements go in one request as its element list's 16-bit length allows, and no
-    /// more than the socket's receive buffer holds replies for: each reply is a datagram of its
-    /// own, and one that finds the buffer full is dropped.
+    /// `holds`: the elements' kernel elements in requests of as many as the element list's
+    /// 16-bit length allows, and no more than each socket's receive buffer holds replies for
+    /// (each reply is a datagram of its own, and one that finds the buffer full is dropped),
+    /// spread over up to `readers` sockets.
     ///
     /// One kind of element is not asked for: the end of a range that the next range starts
     /// right after (`a-b` then `b+1-c`). The kernel cannot find it by key: at equal keys its
     /// rbtree lookup turns toward the start element. It decides nothing either: from `b+1` on,
     /// the next range's start is the closest element below any key.
-    private static func lookUpElements(of set: NamedSet, _ c: Connection, _ decoder: TableDecoder,
-                                       family: Family, table: String) throws(NetfilterError) -> NamedSet {
+    private static func holds(_ elements: ElementList, of set: NamedSet, _ c: Connection, family: Family, table: String,
+                              readers maxReaders: Int, strict: Bool) throws(NetfilterError) -> Bool {
         let shape = SetShape(set)
-        c.socket.ensureBuffers(send: 0, receive: lookupReceiveBuffer)
-        // The element list's nest has a 16-bit length; an element asked for takes at most its
-        // nest, a key and a key end, each in a nest, and flags.
-        let perMessage = BatchEncoder.elementBytesPerMessage / (40 + 2 * shape.keyLength)
-        let perRequest = max(16, min(perMessage, c.socket.kernelReceiveBufferSize / lookupReplyTruesize))
         let starts: Set<Value> = shape.usesEndElements ? Set(set.elements.lazy.map { $0.key[0].lo }) : []
-        let messageType = UInt16(NFNL_SUBSYS_NFTABLES) << 8 | NFT_MSG_NEWSETELEM.u16
-        var parts: [SetElementCodec.Part] = []
-        parts.reserveCapacity(perRequest)
-        var confirmed = true
-        var scratch: [UInt8] = []
+        var asking: [SetElementCodec.Part] = []
+        asking.reserveCapacity(elements.count * (shape.usesEndElements ? 2 : 1))
+        SetElementCodec.forEachPart(of: elements, shape: shape, adding: false, firstSegment: false) { part in
+            if part.kind == .end, let next = part.element.key[0].hi.successor, starts.contains(next) { return }
+            asking.append(part)
+        }
+        let parts = asking
+        guard !parts.isEmpty else { return true }
+        // An element asked for takes at most its nest, a key and a key end, each in a nest, and flags.
+        let perMessage = BatchEncoder.elementBytesPerMessage / (40 + 2 * shape.keyLength)
+        let wanted = min(maxReaders, usableProcessorCount, (parts.count + perMessage - 1) / perMessage)
+        let connections = wanted > 1 ? c.withElementReaders(count: wanted) : [c]
+        for k in connections { k.socket.ensureBuffers(send: 0, receive: lookupReceiveBuffer) }
+        let buffer = connections.map { $0.socket.kernelReceiveBufferSize }.min() ?? 0
+        let perRequest = max(16, min(perMessage, buffer / lookupReplyTruesize))
+        let chunks = stride(from: 0, to: parts.count, by: perRequest).map { $0 ..< min($0 + perRequest, parts.count) }
+        let decoder = TableDecoder(family: family, strict: strict)
 
-        func ask() throws(NetfilterError) {
-            defer { parts.removeAll(keepingCapacity: true) }
-            guard !parts.isEmpty, confirmed else { return }
-            let capacity = 256 + parts.count * (96 + 2 * shape.keyLength)
+        @Sendable func ask(_ range: Range<Int>, on c: Connection) throws(NetfilterError) -> Bool {
+            let asked = parts[range]
+            let capacity = 256 + asked.count * (96 + 2 * shape.keyLength)
+            var scratch: [UInt8] = []
+            let replies: [NetlinkMessage]
             do throws(NetfilterError) {
-                let replies = try request(c, NFT_MSG_GETSETELEM, family: family, dump: false, capacity: capacity) { w, m in
+                replies = try request(c, NFT_MSG_GETSETELEM, family: family, dump: false, capacity: capacity) { w, m in
                     w.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: table)
                     w.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
                     let nest = w.beginNest(NFTA_SET_ELEM_LIST_ELEMENTS.u16)
-                    for (i, part) in parts.enumerated() {
+                    for (i, part) in asked.enumerated() {
                         BatchEncoder.appendElement(part, shape: shape, adding: false, number: i + 1, toMessageAt: m, &w, scratch: &scratch)
                     }
                     w.endNest(nest)
                 }
-                var got: [KernelElement] = []
-                got.reserveCapacity(parts.count)
-                for m in replies where m.type == messageType {
-                    decoder.kernelElements(m, shape: shape) { got.append($0) }
-                }
-                confirmed = got.count == parts.count && zip(parts, got).allSatisfy { part, element in
-                    var want = SetElementCodec.kernelElement(part, shape: shape)
-                    want.isOpenInterval = false  // user data, which the decoders do not read
-                    return want == element
-                }
             } catch where error.errno == ENOENT {
-                confirmed = false  // the kernel stops at the first element it does not hold, or finds no such set
+                return false  // the kernel stops at the first element it does not hold, or finds no such set
             } catch {
                 throw failure(dumping: "elements of set \(set.name)", family: family, table: table, error)
             }
+            let messageType = UInt16(NFNL_SUBSYS_NFTABLES) << 8 | NFT_MSG_NEWSETELEM.u16
+            var got: [KernelElement] = []
+            got.reserveCapacity(asked.count)
+            for m in replies where m.type == messageType {
+                decoder.kernelElements(m, shape: shape) { got.append($0) }
+            }
+            return got.count == asked.count && zip(asked, got).allSatisfy { part, element in
+                var want = SetElementCodec.kernelElement(part, shape: shape)
+                want.isOpenInterval = false  // user data, which the decoders do not read
+                return want == element
+            }
         }
 
-        var failed: NetfilterError?
-        SetElementCodec.forEachPart(of: set.elements, shape: shape, adding: false, firstSegment: false) { part in
-            guard failed == nil, confirmed else { return }
-            if part.kind == .end, let next = part.element.key[0].hi.successor, starts.contains(next) { return }
-            parts.append(part)
-            guard parts.count == perRequest else { return }
-            do throws(NetfilterError) { try ask() } catch { failed = error }
+        guard connections.count > 1 else {
+            for r in chunks where try !ask(r, on: c) { return false }
+            return true
         }
-        if let failed { throw failed }
-        try ask()
-        var s = set
-        if !confirmed { s.elements = ElementList() }
-        return s
+        struct Outcome { var differs = false; var error: NetfilterError? }
+        let next = Atomic<Int>(0)
+        let outcome = Mutex(Outcome())
+        runConcurrently(connections.count) { k in
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard i < chunks.count, outcome.withLock({ !$0.differs && $0.error == nil }) else { return }
+                do throws(NetfilterError) {
+                    if try !ask(chunks[i], on: connections[k]) { outcome.withLock { $0.differs = true } }
+                } catch {
+                    outcome.withLock { if $0.error == nil { $0.error = error } }
+                }
+            }
+        }
+        return try outcome.withLock { o throws(NetfilterError) in
+            if let error = o.error { throw error }
+            return !o.differs
+        }
     }
 
-    /// The receive buffer `lookUpElements` asks for, and what it assumes each reply takes of
+    /// The receive buffer `holds` asks for, and what it assumes each reply takes of
     /// it: the kernel allocates every reply with `NLMSG_GOODSIZE` (a page), and counts the
     /// page and the socket buffer around it (about 4.5 KiB); 8 KiB leaves room to spare.
     static let lookupReceiveBuffer = 32 << 20

@@ -164,18 +164,17 @@ struct ApplyCommand: ParsableCommand {
         let readers = max(1, NetlinkKernel.usableProcessors - 1)
         let (family, name) = (desired.family, desired.name)
         let readsElements = verify == .elements
-        let verifier = StageVerifier(desired: desired) { sets in
-            guard readsElements else { return [] }
-            // Large single-field interval maps are read by lookups: the kernel dumps them in
-            // quadratic time. Nobody else can have added to a set of this build (each stage
-            // is pinned to the last one's generation), so the lookups see all that matters.
-            let lookedUp = sets.filter(NetlinkKernel.prefersLookup)
-            let dumped = sets.filter { !NetlinkKernel.prefersLookup($0) }
-            return try reader.elements(of: dumped, family: family, table: name, readers: readers)
-                + reader.lookUpElements(of: lookedUp, family: family, table: name)
-        }
+        // Large single-field interval maps are confirmed by lookups, stage by stage: the kernel
+        // dumps them in quadratic time. Nobody else can have added to a set of this build (each
+        // stage is pinned to the last one's generation), so the lookups see all that matters.
+        let verifier = StageVerifier(desired: desired, read: { sets in
+            readsElements ? try reader.elements(of: sets, family: family, table: name, readers: readers) : []
+        }, confirms: { readsElements && NetlinkKernel.prefersLookup($0) }, confirm: { elements, set in
+            // All processors: the last stages' lookups are what the build waits for at its end.
+            try reader.holds(elements, of: set, family: family, table: name, readers: NetlinkKernel.usableProcessors)
+        })
         do {
-            let result = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k].completedSets) }
+            let result = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k]) }
             return Build(stages: stages.count, generation: result.generation, sawForeignCommits: result.sawForeignCommits,
                          verifier: verifier)
         } catch {

@@ -15,25 +15,46 @@ import Ruleset
 final class StageVerifier: @unchecked Sendable {
     private let desired: [String: NamedSet]
     private let read: @Sendable ([NamedSet]) throws -> [NamedSet]
+    private let confirm: @Sendable (ElementList, NamedSet) throws -> Bool
+    private let confirms: @Sendable (NamedSet) -> Bool
     private let queue = DispatchQueue(label: "zonewall.stage-verifier")
     // Touched only on `queue`, and by `finish` after draining it.
     private var differing: [String] = []
     private var failure: (any Error)?
 
     /// `read` returns the given sets as the kernel holds them (for example
-    /// `NetlinkKernel.elements(of:family:table:readers:)`).
-    init(desired: Table, read: @escaping @Sendable ([NamedSet]) throws -> [NamedSet]) {
+    /// `NetlinkKernel.elements(of:family:table:readers:)`). For the sets `confirms` picks,
+    /// `confirm` says instead whether the kernel holds the given elements of the set, some or
+    /// all of them (`NetlinkKernel.holds`), and each stage's elements are confirmed as soon as
+    /// that stage is committed.
+    init(desired: Table, read: @escaping @Sendable ([NamedSet]) throws -> [NamedSet],
+         confirms: @escaping @Sendable (NamedSet) -> Bool = { _ in false },
+         confirm: @escaping @Sendable (ElementList, NamedSet) throws -> Bool = { _, _ in false }) {
         self.desired = Dictionary(desired.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.read = read
+        self.confirms = confirms
+        self.confirm = confirm
     }
 
-    /// Queues the sets a committed stage completed for reading; returns at once.
-    func verify(_ names: [String]) {
-        let sets = names.compactMap { desired[$0] }
-        guard !sets.isEmpty else { return }
-        queue.async { [self] in
+    /// Queues the checks of a committed stage; returns at once. The sets it completed are read
+    /// back and compared, except those `confirms` picks: of these, the elements this stage
+    /// added are confirmed.
+    func verify(_ stage: Stage) {
+        let sets = stage.completedSets.compactMap { desired[$0] }.filter { !confirms($0) }
+        var added: [(ElementList, NamedSet)] = []
+        for change in stage.transaction.changes {
+            if case .addElements(let name, let elements) = change, let set = desired[name], confirms(set) {
+                added.append((elements, set))
+            }
+        }
+        guard !sets.isEmpty || !added.isEmpty else { return }
+        queue.async { [self, added] in
             guard failure == nil else { return }
             do {
+                for (elements, set) in added where try !confirm(elements, set) {
+                    if !differing.contains(set.name) { differing.append(set.name) }
+                }
+                guard !sets.isEmpty else { return }
                 for kernelSet in try read(sets) {
                     guard let want = desired[kernelSet.name], kernelSet.elements.holdsSameElements(as: want.elements) else {
                         differing.append(kernelSet.name)
