@@ -65,6 +65,11 @@ public func decodeTableDump(_ bytes: [UInt8]) throws -> Table? {
             }
             var collector = collectors[set]!
             if decoder.kernelElements(m, shape: shape, { collector.add($0) }) > 0 { keyless.insert(set) }
+            // The other element decoder sees every message too: the fast path is the default,
+            // libnftnl's is kept behind the same interface (`ZONEWALL_ELEMENT_PATH`).
+            var other = decoder
+            other.elementPath = decoder.elementPath == .direct ? .libnftnl : .direct
+            other.kernelElements(m, shape: shape) { _ in }
             collectors[set] = collector
         case NFT_MSG_NEWRULE.u32:
             if let rule = try decoder.rule(m, table: name) { rules.append(rule) }

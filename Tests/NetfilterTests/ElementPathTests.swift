@@ -3,8 +3,8 @@ import CNetfilter
 import Ruleset
 import Testing
 
-/// Set elements are encoded by libnftnl (`nftnl_set_elem_nlmsg_build`) unless the hand-written
-/// fast path is chosen; both must give the kernel exactly the same bytes.
+/// Set elements are encoded by the hand-written fast path unless libnftnl's
+/// (`nftnl_set_elem_nlmsg_build`) is chosen; both must give the kernel exactly the same bytes.
 @Suite("Set elements: the libnftnl path and the fast path write the same bytes")
 struct ElementPathTests {
     static func encode(_ tx: Transaction, _ path: BatchEncoder.ElementPath, known: [String: NamedSet] = [:]) -> EncodedBatch {
