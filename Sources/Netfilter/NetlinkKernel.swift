@@ -204,9 +204,10 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
 
     /// How set elements are encoded and decoded: by the hand-written fast path unless
     /// `ZONEWALL_ELEMENT_PATH=libnftnl` selects libnftnl's objects. The fast path is the default
-    /// because a cold apply at 10,000 zones takes 1.12× the wall and 1.37× the user time with
-    /// libnftnl's (`scripts/bench apply` measures both, README "Netlink"); the two write the same
-    /// bytes and read the same elements (`ElementPathTests`). Everything else is libnftnl's.
+    /// because a cold apply at 10,000 zones takes 1.3× the user time with libnftnl's, enough to
+    /// miss the user ≤ 0.2× sys target (`scripts/bench apply` measures both, README "Netlink");
+    /// the two write the same bytes and read the same elements (`ElementPathTests`). Everything
+    /// else is libnftnl's.
     static let elementPath: BatchEncoder.ElementPath = {
         guard let name = getenv("ZONEWALL_ELEMENT_PATH") else { return .direct }
         return BatchEncoder.ElementPath(rawValue: String(cString: name)) ?? .direct
