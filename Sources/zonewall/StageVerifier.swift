@@ -28,8 +28,8 @@ final class StageVerifier: @unchecked Sendable {
     /// all of them (`NetlinkKernel.holds`), and each stage's elements are confirmed as soon as
     /// that stage is committed.
     init(desired: Table, read: @escaping @Sendable ([NamedSet]) throws -> [NamedSet],
-         confirms: @escaping @Sendable (NamedSet) -> Bool = { _ in false },
-         confirm: @escaping @Sendable (ElementList, NamedSet) throws -> Bool = { _, _ in false }) {
+         confirms: @escaping @Sendable (NamedSet) -> Bool,
+         confirm: @escaping @Sendable (ElementList, NamedSet) throws -> Bool) {
         self.desired = Dictionary(desired.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.read = read
         self.confirms = confirms
