@@ -62,6 +62,31 @@ public struct ElementList: Sendable {
         if holdsData { data.append(other.data[i]) }
     }
 
+    /// Appends an element with a single key component `lo-hi`, written straight into the
+    /// buffer: the compiler's address maps hold 100,000s of these, and building each as a
+    /// `SetElement` (an array per key) costs an allocation apiece.
+    public mutating func appendRange(_ lo: Value, _ hi: Value, data element: ElementData? = nil) {
+        if stride == 0 {
+            componentWidths = [lo.width]
+            stride = lo.width * 2
+            holdsData = element != nil
+        }
+        precondition(componentWidths.count == 1 && componentWidths[0] == lo.width && hi.width == lo.width
+                     && (element != nil) == holdsData, "every element of a set has the same key layout")
+        lo.appendBytes(to: &keys)
+        hi.appendBytes(to: &keys)
+        if let element { data.append(element) }
+    }
+
+    /// Whether both lists use the very same storage (a list compared with an unmodified copy of
+    /// itself): their contents are then equal without looking at them.
+    public func sharesStorage(with other: ElementList) -> Bool {
+        guard count == other.count, componentWidths == other.componentWidths else { return false }
+        let sameKeys = keys.withUnsafeBufferPointer { a in other.keys.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+        let sameData = data.withUnsafeBufferPointer { a in other.data.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+        return sameKeys && sameData
+    }
+
     /// Elements `range` of the list, in the same order, as a list of their own.
     public func elements(_ range: Range<Int>) -> ElementList {
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "element range out of bounds")

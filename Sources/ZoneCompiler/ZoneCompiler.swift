@@ -115,7 +115,7 @@ struct Admits: Hashable {
             out.append((f.icmpProtocol, [ValueRange(Value(UInt64(f.icmpProtocol), width: 1)),
                                           ValueRange(Value(t, width: 2), Value(t | 0xff, width: 2)), allPorts]))
         }
-        for (p, rs) in ports {
+        for (p, rs) in ports.sorted(by: { $0.key < $1.key }) {
             for r in rs {
                 out.append((p, [ValueRange(Value(UInt64(p), width: 1)), allPorts,
                                 ValueRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2))]))
@@ -221,45 +221,11 @@ struct TableBuilder {
     static let flowSelectors: [Selector] = [.l4proto, .thSport, .thDport]
 
     mutating func build() -> Table {
-        var zoneChains: [Chain] = []
-        var zoneSets: [NamedSet] = []
-        var srcMaps: [NamedSet] = []
-        var zonedSets: [NamedSet] = []
-        var edgeSets: [NamedSet] = []
-        var auditSets: [NamedSet] = []
-
-        // Per family: flatten members, then distribute each rule's specs into lookups.
-        var chainRules: [Int: [Rule]] = [:]
-        for f in FamilyInfo.all {
-            // Scratch is scoped so that it is freed as soon as it is used: at 100,000 members each
-            // of these arrays takes a few MB, and a daemon compiles while holding its previous table.
-            let flat = IntervalFlattener.flatten(policy.zones.enumerated().flatMap { i, z in
-                z.members.filter { $0.value.family == f.family }.map { (prefix: $0.value, zone: i) }
-            })
-            let hasChain = buildZoneAndEdgeSets(f, flat: flat, chainRules: &chainRules, zoneSets: &zoneSets, edgeSets: &edgeSets)
-            srcMaps.append(reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
-                                            flags: .interval, elements: sourceMap(f, flat: flat, hasChain: hasChain))))
-            zonedSets.append(reusing(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval,
-                                              elements: ElementList(IntervalFlattener.union(flat).lazy.map {
-                                                  SetElement(key: [f.range($0.lowerBound, $0.upperBound)])
-                                              }))))
-            auditSets.append(reusing(auditSet(f, flat: flat)))
-        }
-        for (zone, rules) in chainRules.sorted(by: { $0.key < $1.key }) {
-            // v4 and v6 rules of one zone were appended family by family; keep that order.
-            zoneChains.append(Chain(name: "z_\(policy.zones[zone].name)", rules: rules))
-        }
-        let sets = zonedSets + edgeSets + zoneSets + srcMaps + auditSets
-
-        var chains = [denyChain(), auditChain()] + zoneChains
-        chains += [Hook.input, .forward, .output].map(baseChain)
-        // Unchanged chains keep the previous rules' storage: comparing them is then immediate.
-        var table = Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
+        let parts = makeParts()
+        var table = assemble(parts)
         let policy = self.policy
-        IdentityCompiler(policy: policy, host: host, zoneChains: Set(zoneChains.map(\.name))).extend(&table) { f in
-            IntervalFlattener.flatten(policy.zones.enumerated().flatMap { i, z in
-                z.members.filter { $0.value.family == f.family }.map { (prefix: $0.value, zone: i) }
-            })
+        IdentityCompiler(policy: policy, host: host, zoneChains: Set(parts.zoneChains.map(\.name))).extend(&table) { f in
+            parts.families[f.family == .ipv4 ? 0 : 1].flat
         }
         for i in table.chains.indices {
             if let old = previousRules[table.chains[i].name], old == table.chains[i].rules { table.chains[i].rules = old }
@@ -267,69 +233,107 @@ struct TableBuilder {
         return table
     }
 
-    /// The source map's elements: each flattened interval of a zone with a chain → `jump z_ZONE`.
-    func sourceMap(_ f: FamilyInfo, flat: [LabeledInterval], hasChain: Set<Int>) -> ElementList {
-        var elements = ElementList()
-        var jumps: [Int: ElementData] = [:]
-        for iv in flat where hasChain.contains(iv.zone) {
-            let jump = jumps[iv.zone] ?? .verdict(.jump("z_\(policy.zones[iv.zone].name)"))
-            jumps[iv.zone] = jump
-            elements.append(SetElement(key: [f.range(iv.lo, iv.hi)], data: jump))
+    /// Everything the table is assembled from, computed from scratch.
+    func makeParts() -> CompiledParts {
+        let index = RuleIndex(policy, zoneIndex: zoneIndex)
+        var families: [FamilyParts] = []
+        for f in FamilyInfo.all {
+            // Scratch is scoped so that it is freed as soon as it is used: at 100,000 members each
+            // of these arrays takes a few MB, and a daemon compiles while holding its previous table.
+            var parts = FamilyParts(flat: IntervalFlattener.flatten(policy.zones.enumerated().flatMap { i, z in
+                z.members.filter { $0.value.family == f.family }.map { (prefix: $0.value, zone: i) }
+            }))
+            for iv in parts.flat { parts.intervalsOf[iv.zone, default: []].append(iv.lo...iv.hi) }
+            // One set per source zone, and only when the zone has members of this family: without
+            // them no packet of the family is ever sent to its chain.
+            for zone in index.outgoing.keys.sorted() {
+                if let set = zoneSet(zone, f, parts, index) { parts.zoneSets[zone] = set }
+            }
+            parts.edgeSets = edgeSets(f, parts, index)
+            fillAddressMaps(f, &parts)
+            families.append(parts)
         }
-        return elements
+        var parts = CompiledParts(families: families, index: index)
+        parts.zoneChains = zoneChains(parts)
+        return parts
     }
 
-    /// The zones' chains' rules and sets, and the world and host sets, of one family. Returns
-    /// the zones that got a lookup in this family.
-    func buildZoneAndEdgeSets(_ f: FamilyInfo, flat: [LabeledInterval], chainRules: inout [Int: [Rule]],
-                              zoneSets: inout [NamedSet], edgeSets: inout [NamedSet]) -> Set<Int> {
-        var intervalsOf: [Int: [ClosedRange<UInt128>]] = [:]
-        for iv in flat { intervalsOf[iv.zone, default: []].append(iv.lo...iv.hi) }
+    /// The table: fixed chains built afresh, everything else from `parts`. Chains whose rules
+    /// come out as in the previous table keep its storage, so comparing them is immediate.
+    func assemble(_ parts: CompiledParts, previous: Table? = nil) -> Table {
+        var sets: [NamedSet] = parts.families.map(\.zoned)
+        sets += parts.families.flatMap(\.edgeSets)
+        for family in parts.families { sets += family.zoneSets.keys.sorted().map { family.zoneSets[$0]! } }
+        sets += parts.families.map(\.src)
+        sets += parts.families.map(\.audit)
+        var chains = [denyChain(), auditChain()] + parts.zoneChains
+        chains += [Hook.input, .forward, .output].map(baseChain)
+        // The fixed chains: the first two and the last three.
+        for i in [0, 1] + Array(chains.count - 3 ..< chains.count) {
+            if let old = previousRules[chains[i].name], old == chains[i].rules { chains[i].rules = old }
+            if let previous, previous.chains.count == chains.count, previous.chains[i].name == chains[i].name,
+               previous.chains[i].rules == chains[i].rules {
+                chains[i].rules = previous.chains[i].rules
+            }
+        }
+        return Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
+    }
 
-        // Zone-to-zone rules grouped by source zone, so that each zone's set is built,
-        // stored compactly and its scratch space freed before the next zone's.
-        var outgoing: [Int: [(to: Int, ports: [PortSpec])]] = [:]
+    /// The zone chains: one per zone with a lookup in either family, its v4 rule first.
+    func zoneChains(_ parts: CompiledParts) -> [Chain] {
+        let zones = Set(parts.families.flatMap(\.zoneSets.keys)).sorted()
+        return zones.map { zone in
+            var rules: [Rule] = []
+            for (f, family) in zip(FamilyInfo.all, parts.families) where family.zoneSets[zone] != nil {
+                rules.append(lookupRule(f, set: "z_\(policy.zones[zone].name)_\(f.tag)", keyedBySource: false))
+            }
+            let name = "z_\(policy.zones[zone].name)"
+            if let old = previousRules[name], old == rules { return Chain(name: name, rules: old) }
+            return Chain(name: name, rules: rules)
+        }
+    }
+
+    /// Zone `zone`'s lookup set in family `f`: what its rules admit towards each destination
+    /// zone's intervals. Nil when the zone has no members of the family or admits nothing.
+    func zoneSet(_ zone: Int, _ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> NamedSet? {
+        guard parts.intervalsOf[zone] != nil, let targets = index.outgoing[zone] else { return nil }
+        var lookup = Lookup()
+        for (b, ports) in targets {
+            let dst = parts.intervalsOf[b] ?? []
+            for spec in ports { lookup.add(spec, intervals: dst) }
+        }
+        guard !lookup.isEmpty else { return nil }
+        return reusing(lookupSet("z_\(policy.zones[zone].name)_\(f.tag)", f, elements: lookup.elements(f)))
+    }
+
+    /// The world and host sets of family `f`.
+    func edgeSets(_ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> [NamedSet] {
         var edges: [EdgeSite: Lookup] = [:]
-        for rule in policy.rules {
-            for from in rule.from {
-                for to in rule.to {
-                    switch (from, to) {
-                    case (.zone(let a), .zone(let b)):
-                        outgoing[zoneIndex[a]!, default: []].append((zoneIndex[b]!, rule.ports))
-                    case (.zone(let a), .world), (.zone(let a), .host):
-                        let site: EdgeSite = to == .world ? .toWorld : .toHost
-                        let src = intervalsOf[zoneIndex[a]!] ?? []
-                        for spec in rule.ports { edges[site, default: Lookup()].add(spec, intervals: src) }
-                    case (.world, .zone(let b)), (.host, .zone(let b)):
-                        let site: EdgeSite = from == .world ? .fromWorld : .fromHost
-                        let dst = intervalsOf[zoneIndex[b]!] ?? []
-                        for spec in rule.ports { edges[site, default: Lookup()].add(spec, intervals: dst) }
-                    default:
-                        break  // world/host ↔ world/host is not governed
-                    }
-                }
-            }
+        for edge in index.edges {
+            let intervals = parts.intervalsOf[edge.zone] ?? []
+            for spec in edge.ports { edges[edge.site, default: Lookup()].add(spec, intervals: intervals) }
         }
+        return EdgeSite.allCases.map { site in
+            reusing(lookupSet("\(site.rawValue)_\(f.tag)", f, elements: (edges[site] ?? Lookup()).elements(f)))
+        }
+    }
 
-        // One set per source zone, and only when the zone has members of this family: without
-        // them no packet of the family is ever sent to its chain.
-        var hasChain = Set<Int>()
-        for (zone, targets) in outgoing.sorted(by: { $0.key < $1.key }) where intervalsOf[zone] != nil {
-            var lookup = Lookup()
-            for (b, ports) in targets {
-                let dst = intervalsOf[b] ?? []
-                for spec in ports { lookup.add(spec, intervals: dst) }
-            }
-            guard !lookup.isEmpty else { continue }
-            hasChain.insert(zone)
-            let setName = "z_\(policy.zones[zone].name)_\(f.tag)"
-            zoneSets.append(reusing(lookupSet(setName, f, elements: lookup.elements(f))))
-            chainRules[zone, default: []].append(lookupRule(f, set: setName, keyedBySource: false))
+    /// `src_*`, `zoned_*` and `audit_*` of family `f`, from its flattened intervals and the
+    /// zones that have a lookup: linear passes that write elements straight into their lists.
+    func fillAddressMaps(_ f: FamilyInfo, _ parts: inout FamilyParts) {
+        var src = ElementList()
+        var jumps: [Int: ElementData] = [:]
+        for iv in parts.flat where parts.zoneSets[iv.zone] != nil {
+            let jump = jumps[iv.zone] ?? .verdict(.jump("z_\(policy.zones[iv.zone].name)"))
+            jumps[iv.zone] = jump
+            src.appendRange(f.value(iv.lo), f.value(iv.hi), data: jump)
         }
-        for site in EdgeSite.allCases {
-            edgeSets.append(reusing(lookupSet("\(site.rawValue)_\(f.tag)", f, elements: (edges[site] ?? Lookup()).elements(f))))
-        }
-        return hasChain
+        parts.src = reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict, flags: .interval, elements: src))
+
+        var zoned = ElementList()
+        for r in IntervalFlattener.union(parts.flat) { zoned.appendRange(f.value(r.lowerBound), f.value(r.upperBound)) }
+        parts.zoned = reusing(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval, elements: zoned))
+        parts.audit = reusing(auditSet(f, flat: parts.flat))
     }
 
     /// `set`, its elements replaced by the previous table's identical list when there is one,
@@ -356,8 +360,9 @@ struct TableBuilder {
     func auditSet(_ f: FamilyInfo, flat: [LabeledInterval]) -> NamedSet {
         let audited = Set(policy.zones.indices.filter { policy.settings.audit || policy.zones[$0].audit })
         let intervals = flat.filter { audited.contains($0.zone) }.map { $0.lo...$0.hi }
-        return NamedSet(name: "audit_\(f.tag)", keyType: [f.addressType], flags: .interval,
-                        elements: ElementList(Merge.ranges(intervals).lazy.map { SetElement(key: [f.range($0.lowerBound, $0.upperBound)]) }))
+        var elements = ElementList()
+        for r in Merge.ranges(intervals) { elements.appendRange(f.value(r.lowerBound), f.value(r.upperBound)) }
+        return NamedSet(name: "audit_\(f.tag)", keyType: [f.addressType], flags: .interval, elements: elements)
     }
 
     /// The rate-limited log statement of a verdict: NFLOG by default, or the kernel log.

@@ -1,0 +1,285 @@
+import Ruleset
+import ZonePolicy
+
+/// A compiled policy, with what the next compile of an edited policy can reuse.
+///
+/// A daemon recompiles on every policy edit and every etcd event. At 10,000 zones a whole
+/// compile flattens 100,000 member prefixes and builds every zone's lookup; when only some
+/// zones' members changed, `ZoneCompiler.compile(_:host:after:)` recomputes just the address
+/// ranges those members cover, the lookups that point into them, and the address maps, and
+/// gives exactly the table a whole compile gives (checked on random edits by the tests).
+public struct CompiledPolicy: Sendable {
+    /// The compiled table.
+    public let table: Table
+    /// The policy it was compiled from.
+    let policy: Policy
+    /// What the table was assembled from; nil when the policy has identity zones, whose part
+    /// of the table is always compiled whole.
+    let parts: CompiledParts?
+
+    /// How the last compile went: whole, or only the zones whose members changed.
+    public let kind: CompileKind
+}
+
+/// Whether a compile started from scratch or from the previous compile.
+public enum CompileKind: Sendable, Equatable, CustomStringConvertible {
+    case whole
+    /// `zones` zones' members changed; `lookups` zone lookups were rebuilt.
+    case incremental(zones: Int, lookups: Int)
+
+    public var description: String {
+        switch self {
+        case .whole: "whole"
+        case .incremental(let zones, let lookups): "incremental (\(zones) zones' members, \(lookups) lookups rebuilt)"
+        }
+    }
+}
+
+/// The zone-to-zone and edge rules, indexed by zone.
+struct RuleIndex: Sendable {
+    /// Source zone → its destinations, in rule order.
+    var outgoing: [Int: [(to: Int, ports: [PortSpec])]] = [:]
+    /// Destination zone → the zones with a rule towards it.
+    var inbound: [Int: Set<Int>] = [:]
+    /// Rules between a zone and the world or this host, in rule order.
+    var edges: [(site: TableBuilder.EdgeSite, zone: Int, ports: [PortSpec])] = []
+    /// The zones of `edges`.
+    var edgeZones: Set<Int> = []
+
+    init(_ policy: Policy, zoneIndex: [String: Int]) {
+        for rule in policy.rules {
+            for from in rule.from {
+                for to in rule.to {
+                    switch (from, to) {
+                    case (.zone(let a), .zone(let b)):
+                        let (ia, ib) = (zoneIndex[a]!, zoneIndex[b]!)
+                        outgoing[ia, default: []].append((ib, rule.ports))
+                        inbound[ib, default: []].insert(ia)
+                    case (.zone(let a), .world), (.zone(let a), .host):
+                        edges.append((to == .world ? .toWorld : .toHost, zoneIndex[a]!, rule.ports))
+                        edgeZones.insert(zoneIndex[a]!)
+                    case (.world, .zone(let b)), (.host, .zone(let b)):
+                        edges.append((from == .world ? .fromWorld : .fromHost, zoneIndex[b]!, rule.ports))
+                        edgeZones.insert(zoneIndex[b]!)
+                    default:
+                        break  // world/host ↔ world/host is not governed
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One address family's share of a compiled table.
+struct FamilyParts: Sendable {
+    /// Every member of the family, flattened: disjoint, sorted, longest prefix deciding.
+    var flat: [LabeledInterval]
+    /// `flat` by zone.
+    var intervalsOf: [Int: [ClosedRange<UInt128>]] = [:]
+    /// The zones' lookup sets (`z_ZONE_v4`), by zone; a zone without one has no rule of this family.
+    var zoneSets: [Int: NamedSet] = [:]
+    /// `to_world`, `to_host`, `from_world`, `from_host`.
+    var edgeSets: [NamedSet] = []
+    var src = NamedSet(name: "", keyType: [])
+    var zoned = NamedSet(name: "", keyType: [])
+    var audit = NamedSet(name: "", keyType: [])
+}
+
+/// What a table is assembled from (`TableBuilder.assemble`).
+struct CompiledParts: Sendable {
+    var families: [FamilyParts]
+    var index: RuleIndex
+    var zoneChains: [Chain] = []
+}
+
+extension ZoneCompiler {
+    /// Compiles `policy`, starting from `previous` (the compile of the policy before an edit)
+    /// when only zones' members changed: the result is the table a whole compile gives, but
+    /// only the address ranges of the added and removed members are flattened again, and only
+    /// the lookups of the zones whose intervals changed, or that have a rule towards one, are
+    /// rebuilt. Any other change (rules, settings, zones added or removed, identity zones) is
+    /// compiled whole, sharing element storage with `previous` where sets come out the same.
+    public static func compile(_ policy: Policy, host: HostFacts = HostFacts(), after previous: CompiledPolicy?) -> CompiledPolicy {
+        var builder = TableBuilder(policy: policy)
+        builder.host = host
+        if let previous, var parts = previous.parts, let changed = MemberEdit.zones(from: previous.policy, to: policy) {
+            let lookups = builder.update(&parts, changedZones: changed, before: previous.policy)
+            return CompiledPolicy(table: builder.assemble(parts, previous: previous.table), policy: policy, parts: parts,
+                                  kind: .incremental(zones: changed.count, lookups: lookups))
+        }
+        if let previous {
+            builder.previous = Dictionary(previous.table.sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
+            builder.previousRules = Dictionary(previous.table.chains.map { ($0.name, $0.rules) }, uniquingKeysWith: { a, _ in a })
+        }
+        if IdentityCompiler(policy: policy, host: host, zoneChains: []).hasIdentities {
+            return CompiledPolicy(table: builder.build(), policy: policy, parts: nil, kind: .whole)
+        }
+        let parts = builder.makeParts()
+        return CompiledPolicy(table: builder.assemble(parts), policy: policy, parts: parts, kind: .whole)
+    }
+}
+
+/// Whether two policies differ in zones' members only.
+enum MemberEdit {
+    /// The indices of the zones whose members differ, when nothing else that the compiler
+    /// reads differs (zone names and order, audit flags, rules' endpoints and ports, settings,
+    /// no identity zones); nil otherwise. Source locations and descriptions are ignored.
+    static func zones(from old: Policy, to new: Policy) -> [Int]? {
+        guard old.zones.count == new.zones.count, old.rules.count == new.rules.count,
+              sameSettings(old.settings, new.settings) else { return nil }
+        var changed: [Int] = []
+        for (a, b) in zip(old.zones, new.zones) {
+            guard a.name == b.name, a.audit == b.audit, !a.isLocal, !b.isLocal,
+                  a.interfaces.isEmpty, b.interfaces.isEmpty else { return nil }
+        }
+        for (i, (a, b)) in zip(old.zones, new.zones).enumerated() where !sameValues(a.members, b.members) {
+            changed.append(i)
+        }
+        for (a, b) in zip(old.rules, new.rules) {
+            guard a.from == b.from, a.to == b.to, a.ports == b.ports else { return nil }
+        }
+        return changed
+    }
+
+    static func sameValues(_ a: [Located<IPPrefix>], _ b: [Located<IPPrefix>]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.value == $1.value }
+    }
+
+    static func sameSettings(_ a: Settings, _ b: Settings) -> Bool {
+        var (a, b) = (a, b)
+        a.location = nil; b.location = nil
+        a.ctMarkBitsLocation = nil; b.ctMarkBitsLocation = nil
+        return a == b
+    }
+}
+
+extension TableBuilder {
+    /// Brings `parts`, compiled from `before`, up to this builder's policy, which differs from
+    /// it only in the members of `changedZones`. Returns how many zone lookups were rebuilt.
+    func update(_ parts: inout CompiledParts, changedZones: [Int], before: Policy) -> Int {
+        var rebuilt = 0
+        var chainsMoved = false
+        for (fi, f) in FamilyInfo.all.enumerated() {
+            // The ranges of the members added or removed: labels change only inside them.
+            var ranges: [ClosedRange<UInt128>] = []
+            for zone in changedZones {
+                let old = Set(before.zones[zone].members.lazy.map(\.value).filter { $0.family == f.family })
+                let new = Set(policy.zones[zone].members.lazy.map(\.value).filter { $0.family == f.family })
+                for p in old.symmetricDifference(new) { ranges.append(p.first...p.last) }
+            }
+            guard !ranges.isEmpty else { continue }
+            let before = parts.families[fi]
+            var family = before
+            let touched = reflatten(&family, changed: Merge.ranges(ranges), f)
+
+            // The lookups that read the touched zones' intervals: their own, and every zone's
+            // with a rule towards one of them.
+            var sources = touched
+            for zone in touched { sources.formUnion(parts.index.inbound[zone] ?? []) }
+            for zone in sources.sorted() {
+                let set = zoneSet(zone, f, family, parts.index)
+                if (set == nil) != (family.zoneSets[zone] == nil) { chainsMoved = true }
+                family.zoneSets[zone] = set.map { Self.keepingStorage($0, of: before.zoneSets[zone]) }
+                rebuilt += 1
+            }
+            if !touched.isDisjoint(with: parts.index.edgeZones) {
+                family.edgeSets = zip(edgeSets(f, family, parts.index), before.edgeSets).map { Self.keepingStorage($0, of: $1) }
+            }
+            fillAddressMaps(f, &family)
+            family.src = Self.keepingStorage(family.src, of: before.src)
+            family.zoned = Self.keepingStorage(family.zoned, of: before.zoned)
+            family.audit = Self.keepingStorage(family.audit, of: before.audit)
+            parts.families[fi] = family
+        }
+        if chainsMoved {
+            var builder = self
+            builder.previousRules = Dictionary(parts.zoneChains.map { ($0.name, $0.rules) }, uniquingKeysWith: { a, _ in a })
+            parts.zoneChains = builder.zoneChains(parts)
+        }
+        return rebuilt
+    }
+
+    /// `set`, holding `old`'s element storage when the elements are the same.
+    static func keepingStorage(_ set: NamedSet, of old: NamedSet?) -> NamedSet {
+        guard let old, old.elements == set.elements else { return set }
+        var s = set
+        s.elements = old.elements
+        return s
+    }
+
+    /// Flattens the policy's members again inside `changed` (sorted, disjoint ranges), splices
+    /// the result into `family.flat`, and refreshes `intervalsOf` of the zones whose intervals
+    /// may differ. Returns those zones.
+    func reflatten(_ family: inout FamilyParts, changed: [ClosedRange<UInt128>], _ f: FamilyInfo) -> Set<Int> {
+        let old = family.flat
+        // Widen each range to whole old intervals, so that no old interval is cut in two.
+        var regions: [ClosedRange<UInt128>] = []
+        for r in changed {
+            var lo = r.lowerBound, hi = r.upperBound
+            let first = old.partitioningIndex { $0.hi >= lo }
+            if first < old.count, old[first].lo < lo { lo = old[first].lo }
+            let last = old.partitioningIndex { $0.lo > hi } - 1
+            if last >= 0, old[last].hi > hi { hi = old[last].hi }
+            regions.append(lo...hi)
+        }
+        regions = Merge.ranges(regions)
+
+        // Every member of the family that reaches into a region: the innermost prefix covering
+        // an address there is one of them.
+        var reaching = [[(first: UInt128, last: UInt128, zone: Int)]](repeating: [], count: regions.count)
+        for (zone, z) in policy.zones.enumerated() {
+            for m in z.members where m.value.family == f.family {
+                let (a, b) = (m.value.first, m.value.last)
+                var k = regions.partitioningIndex { $0.upperBound >= a }
+                while k < regions.count, regions[k].lowerBound <= b {
+                    reaching[k].append((a, b, zone))
+                    k += 1
+                }
+            }
+        }
+
+        var out: [LabeledInterval] = []
+        out.reserveCapacity(old.count + 16)
+        func push(_ iv: LabeledInterval) {
+            if let last = out.last, last.zone == iv.zone, last.hi != .max, last.hi &+ 1 == iv.lo {
+                out[out.count - 1].hi = iv.hi
+            } else {
+                out.append(iv)
+            }
+        }
+        var touched = Set<Int>()
+        var cursor = 0
+        for (k, region) in regions.enumerated() {
+            while cursor < old.count, old[cursor].hi < region.lowerBound { push(old[cursor]); cursor += 1 }
+            while cursor < old.count, old[cursor].lo <= region.upperBound { touched.insert(old[cursor].zone); cursor += 1 }
+            for iv in IntervalFlattener.flatten(ranges: reaching[k]) {
+                let lo = max(iv.lo, region.lowerBound), hi = min(iv.hi, region.upperBound)
+                guard lo <= hi else { continue }
+                touched.insert(iv.zone)
+                push(LabeledInterval(lo: lo, hi: hi, zone: iv.zone))
+            }
+        }
+        while cursor < old.count { push(old[cursor]); cursor += 1 }
+        family.flat = out
+
+        var isTouched = [Bool](repeating: false, count: policy.zones.count)
+        for zone in touched { isTouched[zone] = true }
+        var fresh: [Int: [ClosedRange<UInt128>]] = [:]
+        for iv in out where isTouched[iv.zone] { fresh[iv.zone, default: []].append(iv.lo...iv.hi) }
+        for zone in touched { family.intervalsOf[zone] = fresh[zone] }
+        return touched
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `belongsInSecondPartition`, for an array
+    /// partitioned by it (all false, then all true): a binary search.
+    func partitioningIndex(where belongsInSecondPartition: (Element) -> Bool) -> Int {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if belongsInSecondPartition(self[mid]) { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
+}
