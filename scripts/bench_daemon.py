@@ -132,12 +132,12 @@ def observe():
 
 
 class Daemon:
-    def __init__(self, zonewall, ns, policies, workdir):
+    def __init__(self, zonewall, ns, policies, workdir, extra=()):
         self.log_path = os.path.join(workdir, "daemon.log")
         self.state = os.path.join(workdir, "state.json")
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([zonewall, "run", "--netns", ns.name, "--policies", policies,
-                                      "--state-file", self.state, "--resync-interval", "3600"],
+                                      "--state-file", self.state, "--resync-interval", "3600", *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout):
@@ -178,11 +178,11 @@ class DaemonLab:
     """A throwaway namespace with `zonewall run` on a policy directory, and optionally a
     generation monitor; the daemon, the namespace and the work directory go away on exit."""
 
-    def __init__(self, zonewall, suffix, work, policies):
+    def __init__(self, zonewall, suffix, work, policies, extra=()):
         self.work, self.monitor, self.daemon = work, None, None
         self.ns = Namespace(NS_PREFIX + suffix)
         try:
-            self.daemon = Daemon(zonewall, self.ns, policies, work)
+            self.daemon = Daemon(zonewall, self.ns, policies, work, extra)
         except BaseException:
             self.close()
             raise

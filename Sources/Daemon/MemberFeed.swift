@@ -17,6 +17,8 @@ public final class MemberFeed: Sendable {
         var rejectionsTotal = 0
         var since = Date()
         var connectedBefore = false
+        /// Members changed since the cache was last written.
+        var unsaved = false
     }
     private let state: Mutex<State>
     private let logger: Logger
@@ -31,15 +33,24 @@ public final class MemberFeed: Sendable {
     /// The members now.
     public var table: MemberTable { state.withLock { $0.table } }
 
-    /// Applies an event; true when the members changed (the policy must be recompiled).
-    public func apply(_ event: MemberEvent) -> Bool {
+    /// Applies an event. `changed`: the members changed (the policy must be recompiled);
+    /// `health`: the source connected or lost its connection, or a key was rejected (the
+    /// status must be published now; member counts follow with the next reload).
+    public func apply(_ event: MemberEvent) -> (changed: Bool, health: Bool) {
         state.withLock { s in
             let changed = s.table.apply(event)
-            if s.table.connected != s.connectedBefore { s.since = Date(); s.connectedBefore = s.table.connected }
-            if case .rejected(let r) = event { note([r], &s) }
-            if case .resynced(_, let rejected, _) = event { note(rejected, &s) }
-            return changed
+            var health = false
+            if s.table.connected != s.connectedBefore { s.since = Date(); s.connectedBefore = s.table.connected; health = true }
+            if case .rejected(let r) = event { note([r], &s); health = true }
+            if case .resynced(_, let rejected, _) = event { note(rejected, &s); health = true }
+            if changed { s.unsaved = true }
+            return (changed, health)
         }
+    }
+
+    /// Whether members changed since the last call: the cache needs writing.
+    public func takeUnsaved() -> Bool {
+        state.withLock { s in defer { s.unsaved = false }; return s.unsaved }
     }
 
     /// The policy with the members added; logs and counts keys ignored for the first time.

@@ -98,6 +98,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         watcher.start()
         defer { watcher.stop() }
 
+        // A reload parses only the files whose content changed.
+        await reconciler.setParseCache(ParseCache())
         let cgroups = CgroupWatcher.current()
         if let cgroups { await reconciler.setHostResolver { IdentityFollower.facts(for: $0, source: cgroups) } }
         let members = try await startMembers(reconciler)
@@ -146,6 +148,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
 
 
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let memberCache = config.memberCache.map(MemberCache.init(path:))
         let pending = PendingReload()
         let config = self.config
         let notifier = self.notifier
@@ -171,11 +174,20 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     let reasons = await pending.settle(quiet: config.debounce, atMost: config.maxDebounce)
                     guard !reasons.isEmpty else { continue }
                     notifier.notify("RELOADING=1")
-                    await reconciler.reload(reasons.joined(separator: ", "))
+                    let filesChanged = !reasons.allSatisfy(PendingReload.outsideFiles.contains)
+                    await reconciler.reload(reasons.joined(separator: ", "), filesChanged: filesChanged)
                     flows?.policyChanged()
                     await follower?.follow()
-                    // The merge may have found keys to ignore (unknown zone, address taken).
-                    if let feed = members?.0 { await reconciler.setMemberSource(feed.status) }
+                    if let (feed, _) = members {
+                        // The merge may have found keys to ignore (unknown zone, address taken).
+                        await reconciler.setMemberSource(feed.status)
+                        // Once per batch, after the commit: a burst of puts writes the cache once.
+                        if feed.takeUnsaved() {
+                            do { try memberCache?.write(feed.table) } catch {
+                                logger.warning("cannot write the member cache", metadata: ["error": "\(error)"])
+                            }
+                        }
+                    }
                     notifier.notify("READY=1", "STATUS=\(Self.summary(await reconciler.state))")
                 }
             }
@@ -189,18 +201,15 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                 let store = ConfirmationStore(netns: config.netns, policyDirectory: config.policyDirectory)
                 group.addTask { await Self.watchConfirmations(reconciler, store: store, config: config) }
             }
-            // Members from etcd: each change is one reload, debounced with the file edits.
+            // Members from etcd: a change reloads at once, without waiting for quiet; changes that
+            // arrive while a reload runs are taken together by the next one.
             if case let (feed, source)? = members {
-                let cache = config.memberCache.map(MemberCache.init(path:))
                 group.addTask {
                     for await event in source.events() {
-                        let changed = feed.apply(event)
-                        await reconciler.setMemberSource(feed.status)
+                        let (changed, health) = feed.apply(event)
+                        if health { await reconciler.setMemberSource(feed.status) }
                         guard changed else { continue }
-                        do { try cache?.write(feed.table) } catch {
-                            logger.warning("cannot write the member cache", metadata: ["error": "\(error)"])
-                        }
-                        await pending.note("etcd")
+                        await pending.note(PendingReload.etcd, settles: false)
                         kick.yield()
                     }
                 }
@@ -211,7 +220,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     for await event in addressEvents {
                         guard addresses.apply(event) else { continue }
                         logger.info("host addresses changed; recompiling the scope", metadata: ["event": "\(event)"])
-                        await pending.note("host addresses")
+                        await pending.note(PendingReload.hostAddresses, settles: false)
                         kick.yield()
                     }
                 }
@@ -317,7 +326,6 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let feed = MemberFeed(prefix: config.memberPrefix, cached: cached, logger: logger)
         if !cached.isEmpty { logger.info("starting with the last known members", metadata: ["instances": "\(cached.count)"]) }
         await reconciler.setAdjustment { feed.merge(into: $0) }
-        await reconciler.setParseCache(ParseCache())  // an etcd event re-reads unchanged files
         await reconciler.setMemberSource(feed.status)
         return (feed, source)
     }
@@ -330,20 +338,31 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
     }
 }
 
-/// Collects the reasons of a burst of file events and waits for it to settle.
+/// Collects the reasons of a burst of events and waits for it to settle.
+///
+/// File events settle: an editor's save is often several events (write, rename, chmod), and
+/// reading half a save would report a bogus error. Events that carry their whole change
+/// (an etcd put or delete, a host address) do not wait: the reload starts at once, and what
+/// arrives while it runs is taken by the next one, so a burst is coalesced into batches.
 actor PendingReload {
+    /// The reasons that come from outside the policy files.
+    static let etcd = "etcd", hostAddresses = "host addresses"
+    static let outsideFiles: Set<String> = [etcd, hostAddresses]
+
     private var reasons: [String] = []
     private var first: ContinuousClock.Instant?
     private var last: ContinuousClock.Instant?
 
-    func note(_ reason: String) {
+    func note(_ reason: String, settles: Bool = true) {
+        if !reasons.contains(reason) { reasons.append(reason) }
+        guard settles else { return }
         let now = ContinuousClock.now
         if first == nil { first = now }
         last = now
-        if !reasons.contains(reason) { reasons.append(reason) }
     }
 
-    /// Waits until no event came for `quiet`, or `atMost` passed since the first, then takes the reasons.
+    /// Waits until no settling event came for `quiet`, or `atMost` passed since the first, then
+    /// takes the reasons.
     func settle(quiet: Duration, atMost: Duration) async -> [String] {
         while let first, let last {
             let now = ContinuousClock.now

@@ -47,6 +47,10 @@ public struct ReconcileOutcome: Sendable, Hashable {
     public var diffDuration: Duration = .zero
     /// Of `duration`: encoding, sending and the kernel's commit.
     public var kernelDuration: Duration = .zero
+    /// Before `duration`, for a policy change: reading and validating the policy (zero when
+    /// only members from outside the files changed), and compiling it.
+    public var loadDuration: Duration = .zero
+    public var compileDuration: Duration = .zero
 }
 
 /// Raised at start when the policy is invalid and no table exists to keep enforcing:
@@ -106,8 +110,17 @@ public actor Reconciler {
     /// Applied to every compiled table: `--scope local` drops the forward chain.
     private var tableAdjustment: @Sendable (Table) -> Table = { $0 }
     /// Files parsed at the last load, when enabled: a reload parses only the changed ones, at
-    /// the price of holding every file's parse (the daemon enables it with etcd, whose events reload often).
+    /// the price of holding every file's parse (the daemon enables it).
     private var parseCache: ParseCache?
+    /// The last valid policy as read from the files, before `adjustment`: a change that comes
+    /// from outside the files (etcd members, host addresses) is compiled from it, unread.
+    private var filePolicy: Policy?
+    /// The last compile, which the next one starts from (`ZoneCompiler.compile(_:host:after:)`).
+    private var compiled: CompiledPolicy?
+    /// Digests of the sets whose elements are unchanged since the last digest.
+    private let digests = DigestCache()
+    /// How the last load went, for the log line of the commit that follows it.
+    private var prepared: (load: Duration, compile: Duration, kind: CompileKind)?
 
     /// `run --confirm-edits`: how long an applied edit waits for `zonewall confirm`; nil: no windows.
     private let confirmEdits: TimeInterval?
@@ -147,6 +160,7 @@ public actor Reconciler {
         switch loaded {
         case .success(let table):
             desired = table
+            defer { refreshDigest() }
             let outcome = try converge(.start)
             revokeIfTightened(outcome)
             confirmed = (table, desiredPolicy)  // what the daemon starts with is the baseline, not an edit
@@ -158,7 +172,7 @@ public actor Reconciler {
             inForce.flags = tableFlags
             desired = inForce
             confirmed = (inForce, nil)
-            state.policyDigest = Digest.of(inForce)
+            state.policyDigest = digests.of(inForce)
             state.elements = inForce.elementCount
             state.inSync = true
             publish()
@@ -184,19 +198,31 @@ public actor Reconciler {
     }
 
     /// Reloads the policy directory. An invalid policy keeps the last good one in force.
+    /// With `filesChanged` false (only etcd members or host addresses changed) the files are
+    /// not read again: the last valid policy read from them is compiled with the new members.
     @discardableResult
-    public func reload(_ why: String) -> ReconcileOutcome? {
-        switch loadPolicy() {
+    public func reload(_ why: String, filesChanged: Bool = true) -> ReconcileOutcome? {
+        switch loadPolicy(readFiles: filesChanged || filePolicy == nil) {
         case .success(let table):
             desired = table
-            defer { releaseScratch() }  // the previous table is gone now
+            // The kernel first; the digest (every set hashed, unless unchanged) comes after the commit.
+            publishing = false
             let outcome = try? converge(.policyChanged(why))
+            publishing = true
+            refreshDigest()
+            publish()
+            if compiled?.kind == .whole { releaseScratch() }  // the previous table is gone now
             revokeIfTightened(outcome)
             if let outcome, let confirmEdits { openWindow(after: outcome, seconds: confirmEdits) }
             return outcome
         case .failure:
             return nil
         }
+    }
+
+    /// The digest of `desired`, for status.
+    private func refreshDigest() {
+        if let desired { state.policyDigest = digests.of(desired) }
     }
 
     /// New host facts (a cgroup came or went, users re-resolved): recompiles the last valid policy
@@ -214,7 +240,7 @@ public actor Reconciler {
         publishing = false
         let outcome = try? converge(.policyChanged(why))
         publishing = true
-        state.policyDigest = Digest.of(table)
+        state.policyDigest = digests.of(table)
         state.elements = table.elementCount
         state.identities = Self.describe(facts)
         state.identityCounts = Self.counts(policy, facts)
@@ -427,13 +453,19 @@ public actor Reconciler {
         state.lastErrorAt = nil
         state.inSync = true
         let bytes: Logger.MetadataValue = outcome.bytes.map { "\($0)" } ?? "-"
+        var extra: Logger.Metadata = [:]
+        if let prepared {
+            extra["load_compile_ms"] = "\(String(format: "%.2f", prepared.load.seconds * 1000))/\(String(format: "%.2f", prepared.compile.seconds * 1000))"
+            extra["compile"] = "\(prepared.kind)"
+            self.prepared = nil
+        }
         let split: Logger.MetadataValue = "\(String(format: "%.2f", outcome.diffDuration.seconds * 1000))/\(String(format: "%.2f", outcome.kernelDuration.seconds * 1000))"
         if trigger.isRepair {
-            logger.warning("repaired drift", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes, "diff_kernel_ms": split,
-                                                        "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
+            logger.warning("repaired drift", metadata: extra.merging(["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes, "diff_kernel_ms": split,
+                                                        "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"]) { $1 })
         } else {
-            logger.info("applied", metadata: ["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes, "diff_kernel_ms": split,
-                                              "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"])
+            logger.info("applied", metadata: extra.merging(["reason": "\(trigger)", "changes": "\(outcome.changes)", "what": "\(what)", "bytes": bytes, "diff_kernel_ms": split,
+                                              "duration_ms": "\(String(format: "%.2f", outcome.duration.seconds * 1000))"]) { $1 })
         }
         publish()
     }
@@ -477,7 +509,7 @@ public actor Reconciler {
         defer { releaseScratch() }
         let outcome = try? converge(.policyChanged("edit not confirmed in time: back to the last confirmed policy"))
         revokeIfTightened(outcome)
-        state.policyDigest = Digest.of(confirmed.table)
+        state.policyDigest = digests.of(confirmed.table)
         state.elements = confirmed.table.elementCount
         state.revertedEdit = "an edit was reverted at \(ISO8601DateFormatter().string(from: Date())) for lack of confirmation; "
             + "the last confirmed policy is in force, the policy files are left as they are"
@@ -541,27 +573,40 @@ public actor Reconciler {
         case failure([Diagnostic])
     }
 
-    private func loadPolicy() -> Loaded {
+    private func loadPolicy(readFiles: Bool = true) -> Loaded {
         var table: Table
-        do {  // the policy is released at the end of this block, before the digest
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {  // the policy is released at the end of this block
             // One file at a time: a daemon's peak memory matters more than a few hundred ms of reload at 10,000 zones.
-            let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes, cache: parseCache)
-            guard let policy = result.policy.map(adjustment) else {
+            let read: Policy?, diagnostics: [Diagnostic]
+            if readFiles {
+                let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes, cache: parseCache)
+                (read, diagnostics) = (result.policy, result.diagnostics)
+                if let read { filePolicy = read }
+            } else {
+                (read, diagnostics) = (filePolicy, [])
+            }
+            guard let policy = read.map(adjustment) else {
                 state.policyLoadErrors += 1
-                let errors = result.diagnostics.filter { $0.severity == .error }
+                let errors = diagnostics.filter { $0.severity == .error }
                 state.lastError = "invalid policy: \(errors.count) error(s); keeping the last good rule set"
                 state.lastErrorDiagnostics = errors.map(\.description)
                 state.lastErrorAt = Date()
                 for d in errors { logger.error("\(d.description)") }
                 publish()
-                return .failure(result.diagnostics)
+                return .failure(diagnostics)
             }
             if let hostResolver, policy.zones.contains(where: { $0.isLocal }) {
                 host = hostResolver(policy)
                 state.identities = Self.describe(host)
                 state.identityCounts = Self.counts(policy, host)
             }
-            table = tableAdjustment(ZoneCompiler.compile(policy, reusing: desired, host: host))
+            let loaded = clock.now
+            let next = ZoneCompiler.compile(policy, host: host, after: compiled)
+            compiled = next
+            table = tableAdjustment(next.table)
+            prepared = (loaded - started, clock.now - loaded, next.kind)
             identityPolicy = policy.zones.contains { $0.isLocal || !$0.interfaces.isEmpty } ? policy : nil
             if conntrack != nil { desiredPolicy = policy }
             table.flags = tableFlags
@@ -569,9 +614,7 @@ public actor Reconciler {
             state.members = policy.zones.reduce(0) { $0 + $1.members.count }
             state.rules = policy.rules.count
         }
-        state.policyDigest = Digest.of(table)
         state.elements = table.elementCount
-        releaseScratch()
         return .success(table)
     }
 

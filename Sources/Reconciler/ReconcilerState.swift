@@ -171,37 +171,65 @@ public struct StateFile: Sendable {
 public enum Digest {
     /// The digest of a table's content, independent of the listing order of its sets and chains.
     ///
-    /// It hashes the skeleton's nft text and then each set's element bytes, so a table with
-    /// half a million elements is never rendered as text for it.
-    public static func of(_ table: Table) -> String {
+    /// It hashes the skeleton's nft text and then each set's name and the digest of its
+    /// elements, so a table with half a million elements is never rendered as text for it.
+    public static func of(_ table: Table) -> String { DigestCache().of(table) }
+
+    /// The digest of one set's elements: its layout, then its key bytes and data.
+    static func of(_ elements: ElementList, verdicts: inout [Verdict: String]) -> UInt64 {
+        var h = FNV1a64()
+        // Every variable-length part is preceded by its length, so bytes cannot move from
+        // one part to the next without changing the digest.
+        h.add(length: elements.count)
+        h.add(length: elements.componentWidths.count)
+        h.add(elements.componentWidths.map { UInt8(truncatingIfNeeded: $0) })
+        elements.sortedByKey().withStorage { keys, data in
+            h.add(keys)
+            h.add(length: data.count)
+            for d in data {
+                switch d {
+                case .verdict(let v):
+                    let text = verdicts[v] ?? NftText.render(v)
+                    verdicts[v] = text
+                    h.add(length: text.utf8.count); h.add(text.utf8)
+                case .value(let v):
+                    h.add(length: v.width); h.add(v.bytes)
+                }
+            }
+        }
+        return h.value
+    }
+}
+
+/// `Digest.of` for a daemon, which digests its table after every edit: the digest of a set's
+/// elements is kept, and reused while the table holds the very same element storage (an edit
+/// rebuilds only the sets it changes; the others keep their storage).
+public final class DigestCache: @unchecked Sendable {
+    private var sets: [String: (elements: ElementList, digest: UInt64)] = [:]
+
+    public init() {}
+
+    public func of(_ table: Table) -> String {
         var h = FNV1a64()
         // The skeleton's text piece by piece, each set and chain with its length.
         NftText.forEachPiece(of: table.normalizedSkeleton) { piece in
             h.add(length: piece.utf8.count); h.add(piece.utf8)
         }
         var verdicts: [Verdict: String] = [:]  // 100,000s of map elements share a few verdicts
+        var kept: [String: (elements: ElementList, digest: UInt64)] = [:]
+        kept.reserveCapacity(table.sets.count)
         for set in table.sets.sorted(by: { $0.name < $1.name }) {
-            // Every variable-length part is preceded by its length, so bytes cannot move from
-            // one part to the next without changing the digest.
-            h.add(length: set.name.utf8.count); h.add(set.name.utf8)
-            h.add(length: set.elements.count)
-            h.add(length: set.elements.componentWidths.count)
-            h.add(set.elements.componentWidths.map { UInt8(truncatingIfNeeded: $0) })
-            set.elements.sortedByKey().withStorage { keys, data in
-                h.add(keys)
-                h.add(length: data.count)
-                for d in data {
-                    switch d {
-                    case .verdict(let v):
-                        let text = verdicts[v] ?? NftText.render(v)
-                        verdicts[v] = text
-                        h.add(length: text.utf8.count); h.add(text.utf8)
-                    case .value(let v):
-                        h.add(length: v.width); h.add(v.bytes)
-                    }
-                }
+            let digest: UInt64
+            if let cached = sets[set.name], cached.elements.sharesStorage(with: set.elements) {
+                digest = cached.digest
+            } else {
+                digest = Digest.of(set.elements, verdicts: &verdicts)
             }
+            kept[set.name] = (set.elements, digest)
+            h.add(length: set.name.utf8.count); h.add(set.name.utf8)
+            withUnsafeBytes(of: digest.littleEndian) { h.add($0) }
         }
+        sets = kept
         return String(h.value, radix: 16).leftPadded(16)
     }
 }

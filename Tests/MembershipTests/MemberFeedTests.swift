@@ -30,22 +30,22 @@ struct MemberFeedTests {
         let feed = MemberFeed(prefix: "/zonewall/members/", cached: [], logger: Logger(label: "t"))
         await reconciler.setAdjustment { feed.merge(into: $0) }
         var events = source.events().makeAsyncIterator()
-        #expect(feed.apply(try #require(await events.next())))
+        #expect(feed.apply(try #require(await events.next())).changed)
         try await reconciler.start()
         #expect(try zoned(kernel, "192.0.2.7"))
 
         source.put("api", "two", prefixes("192.0.2.8"))
-        #expect(feed.apply(try #require(await events.next())))
+        #expect(feed.apply(try #require(await events.next())).changed)
         let added = try #require(await reconciler.reload("etcd"))
         #expect(!added.replacedTable && added.changes > 0, "a new member is element changes, not a new table")
         #expect(try zoned(kernel, "192.0.2.8"))
 
         source.disconnect()
-        #expect(!feed.apply(try #require(await events.next())))
+        #expect(!feed.apply(try #require(await events.next())).changed)
         #expect(feed.status.connected == false && feed.status.instances == 2, "lost: the members stay")
         source.delete("api", "one")  // unseen while disconnected
         source.reconnect()
-        #expect(feed.apply(try #require(await events.next())))
+        #expect(feed.apply(try #require(await events.next())).changed)
         #expect(feed.status.connected)
         _ = try #require(await reconciler.reload("etcd"))
         #expect(try !zoned(kernel, "192.0.2.7"))
