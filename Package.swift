@@ -120,7 +120,7 @@ let package = Package(
         // Test tooling for the namespace lab (scripts/lab), kept out of the product binary.
         .executableTarget(
             name: "zonewall-lab",
-            dependencies: ["ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Conntrack", "Revocation", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Conntrack", "Revocation", "Reconciler", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset", "TestSupport"]),

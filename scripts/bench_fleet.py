@@ -56,11 +56,14 @@ class Etcd:
     """etcd on 127.0.0.1 with random ports and a temporary data directory, killed on close."""
 
     def __init__(self, work):
+        # The data directory on tmpfs: etcd syncs every put to disk, and on this machine's disk
+        # that caps a client at ~200 puts/s; the bench measures zonewall, not the disk.
+        self.data = tempfile.mkdtemp(prefix="zw-bf-etcd-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.client, peer = free_port(), free_port()
         self.endpoint = "127.0.0.1:%d" % self.client
         self.log = open(os.path.join(work, "etcd.log"), "w")
         self.proc = subprocess.Popen(
-            ["etcd", "--name", "zw", "--data-dir", os.path.join(work, "etcd"),
+            ["etcd", "--name", "zw", "--data-dir", os.path.join(self.data, "etcd"),
              "--listen-client-urls", "http://" + self.endpoint, "--advertise-client-urls", "http://" + self.endpoint,
              "--listen-peer-urls", "http://127.0.0.1:%d" % peer, "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
              "--initial-cluster", "zw=http://127.0.0.1:%d" % peer, "--log-level", "error", "--quota-backend-bytes", str(4 << 30)],
@@ -79,6 +82,7 @@ class Etcd:
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 def b64(text):
@@ -142,6 +146,24 @@ def fleet_addresses(ns):
             elif isinstance(e, str) and ipaddress.ip_address(e) in FLEET_NET:
                 found.add(str(ipaddress.ip_address(e)))
     return found
+
+
+def converged(ns, monitor, want, stale=frozenset(), timeout=120):
+    """Polls the kernel until zoned_v6 holds every address of `want` and none of `stale`;
+    returns (the stamp of the last daemon generation before the matching read, commits seen)."""
+    stamps = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while not monitor.lines.empty():
+            t, _, _, name = monitor.lines.get_nowait()
+            if not name.startswith("nft"):
+                stamps.append(t)
+        read_at = time.monotonic_ns()
+        held = fleet_addresses(ns)
+        if want <= held and not (stale & held):
+            return max([t for t in stamps if t <= read_at], default=None), len(stamps)
+        time.sleep(0.05)
+    raise SystemExit("the kernel did not converge within %d s" % timeout)
 
 
 def quiet_generation(monitor, quiet=0.5, timeout=60):
@@ -272,30 +294,39 @@ def main():
                 total = a.churn_rate * a.churn_seconds
                 current = {}
                 start = time.monotonic()
+                # One connection per thread; put n is due at start + n / rate. Instance k is
+                # always put by the same thread, so its puts stay in order.
+                threads = 8
+                finished = [0] * threads
+
+                def churn(t):
+                    c = Client(etcd.endpoint)
+                    for n in range(t, total, threads):
+                        delay = start + n / a.churn_rate - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                        k = n % instances
+                        c.put(all_zones[k % len(all_zones)], "churn-%d" % k, [instance_address(2 + k, n // instances)], lease)
+                    finished[t] = time.monotonic_ns()
                 for n in range(total):
-                    due = start + n / a.churn_rate
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    k = n % instances
-                    zi = k % len(all_zones)
-                    addr = instance_address(2 + k, n // instances)
-                    client.put(all_zones[zi], "churn-%d" % k, [addr], lease)
-                    current[k] = addr
-                last_put = time.monotonic_ns()
+                    current[n % instances] = instance_address(2 + n % instances, n // instances)
+                workers = [threading.Thread(target=churn, args=(t,)) for t in range(threads)]
+                for w in workers:
+                    w.start()
+                for w in workers:
+                    w.join()
+                last_put = max(finished)
                 sent = time.monotonic() - start
-                last_gen = quiet_generation(monitor, quiet=1.0)
+                want = set(current.values())
+                stale = frozenset(instance_address(2 + k, r) for k in range(instances) for r in range(total // instances)) - want
+                last_gen, _ = converged(ns, monitor, want, stale)
                 stop.set()
                 sampler.join()
                 runs = applies(daemon)[before:]
-                held = fleet_addresses(ns)
-                want = set(current.values())
-                ok = want <= held and not any(addr in held for addr in (instance_address(2 + k, r) for k in range(instances)
-                                                                         for r in range(total // instances) if current[k] != instance_address(2 + k, r)))
-                print("churn: %d puts in %.1f s (%.0f/s) over %d instances: %d commits (%.1f puts each); last commit %.0f ms after the last put; "
-                      "kernel holds exactly the last addresses: %s  (target: converged ≤ 1 s after the last put)"
+                print("churn: %d puts in %.1f s (%.0f/s, 8 clients) over %d instances: %d commits (%.1f puts each); the kernel held exactly "
+                      "the last addresses (read back) with the commit made %.0f ms after the last put  (target: converged ≤ 1 s after the last put)"
                       % (total, sent, total / sent, instances, len(runs), total / max(1, len(runs)),
-                         max(0.0, (last_gen - last_put) / 1e6) if last_gen else float("nan"), "yes" if ok else "NO"))
+                         (last_gen - last_put) / 1e6 if last_gen else float("nan")))
                 print("  daemon RSS during the churn: max %.1f MiB (VmHWM since start %.1f MiB)  (target ≤ 100 MB)"
                       % (max(rss) / 1024, daemon.peak_rss_kib() / 1024))
                 print("  the daemon's split per commit (median): compile %.2f ms, diff %.2f ms, kernel %.2f ms"
@@ -304,7 +335,7 @@ def main():
             if "burst" in a.what:
                 lease = client.grant(600)
                 n = a.burst
-                threads = 4
+                threads = 8
                 before = len(applies(daemon))
                 monitor.drain()
 
@@ -319,14 +350,12 @@ def main():
                 for w in workers:
                     w.join()
                 t_sent = time.monotonic_ns()
-                last_gen = quiet_generation(monitor, quiet=1.0, timeout=120)
-                runs = applies(daemon)[before:]
-                held = fleet_addresses(ns)
                 want = {instance_address(0x2000 + k % len(all_zones), k) for k in range(n)}
-                print("burst: %d registrations sent in %.2f s (%d threads); the kernel held them all %.2f s after the first was sent "
-                      "(%.2f s after the last), in %d commits; all %d present: %s  (target ≤ 5 s)"
-                      % (n, (t_sent - t0) / 1e9, threads, (last_gen - t0) / 1e9, (last_gen - t_sent) / 1e9, len(runs),
-                         n, "yes" if want <= held else "NO (%d missing)" % len(want - held)))
+                last_gen, _ = converged(ns, monitor, want)
+                runs = applies(daemon)[before:]
+                print("burst: %d registrations sent in %.2f s (%d clients); the kernel held all of them (read back) with the commit made "
+                      "%.2f s after the first was sent, %.2f s after the last, in %d commits  (target ≤ 5 s)"
+                      % (n, (t_sent - t0) / 1e9, threads, (last_gen - t0) / 1e9, (last_gen - t_sent) / 1e9, len(runs)))
     finally:
         etcd.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -89,10 +89,10 @@ public final class FlowLogService: @unchecked Sendable {
         }
     }
 
-    /// Re-reads the policy so that records are classified with the zones in force.
-    public func policyChanged() {
-        guard let policy = PolicyLoader.load(directory: policyDirectory).policy else { return }
-        lock.withLock { aggregator = FlowAggregator(policy: policy) }
+    /// Classifies the records from now on with the zones of `policy`, the one in force.
+    public func policyChanged(_ policy: Policy) {
+        let next = FlowAggregator(policy: policy)
+        lock.withLock { aggregator = next }
     }
 
     /// Reads the group until `stop()`; writes the status summary every few seconds.

@@ -55,11 +55,28 @@ public final class MemberFeed: Sendable {
 
     /// The policy with the members added; logs and counts keys ignored for the first time.
     public func merge(into policy: Policy) -> Policy {
-        state.withLock { s in
-            let (merged, rejected) = s.table.merged(into: policy)
+        let index = index(of: policy)
+        return state.withLock { s in
+            let (merged, rejected) = s.table.merged(into: policy, index: index)
             note(rejected, &s, forget: true)
             return merged
         }
+    }
+
+    /// The index of the files' policy, built once per policy read from the files: etcd events
+    /// merge into the same policy again and again. The cached copy pins the policy's storage,
+    /// so the same zone storage means the same zones.
+    private let indexCache = Mutex<(policy: Policy, index: PolicyIndex)?>(nil)
+
+    private func index(of policy: Policy) -> PolicyIndex {
+        func storage(_ p: Policy) -> UnsafeRawPointer? { p.zones.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+        if let cached = indexCache.withLock({ $0 }), cached.policy.zones.count == policy.zones.count,
+           storage(cached.policy) == storage(policy) {
+            return cached.index
+        }
+        let index = PolicyIndex(policy)
+        indexCache.withLock { $0 = (policy, index) }
+        return index
     }
 
     private func note(_ rejected: [MemberRejection], _ s: inout State, forget: Bool = false) {

@@ -149,6 +149,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
 
         let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let memberCache = config.memberCache.map(MemberCache.init(path:))
+        let (flowPolicyStream, flowPolicies) = AsyncStream<Policy>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let pending = PendingReload()
         let config = self.config
         let notifier = self.notifier
@@ -176,7 +177,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     notifier.notify("RELOADING=1")
                     let filesChanged = !reasons.allSatisfy(PendingReload.outsideFiles.contains)
                     await reconciler.reload(reasons.joined(separator: ", "), filesChanged: filesChanged)
-                    flows?.policyChanged()
+                    if flows != nil, let policy = await reconciler.policyInForce { flowPolicies.yield(policy) }
                     await follower?.follow()
                     if let (feed, _) = members {
                         // The merge may have found keys to ignore (unknown zone, address taken).
@@ -234,6 +235,9 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             }
             if let flows {
                 group.addTask { await flows.run() }
+                // The flow log's classifier follows the policy in force, beside the reloads, so
+                // that rebuilding it never delays the next commit.
+                group.addTask { for await policy in flowPolicyStream { flows.policyChanged(policy) } }
             }
             if let interval = notifier.watchdogInterval {
                 group.addTask {
@@ -255,6 +259,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             watcher.stop()
             await follower?.stop()
             kick.finish()
+            flowPolicies.finish()
             group.cancelAll()
         }
         await server?.close()

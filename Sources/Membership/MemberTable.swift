@@ -63,16 +63,14 @@ public struct MemberTable: Hashable, Sendable {
     /// A member of a zone the policy does not declare is ignored, and so is an address that
     /// another zone already holds exactly (file members first, then members in key order): the
     /// kernel's maps need one zone per prefix. Returns the policy and every ignored key.
-    public func merged(into policy: Policy) -> (policy: Policy, rejected: [MemberRejection]) {
+    public func merged(into policy: Policy, index given: PolicyIndex? = nil) -> (policy: Policy, rejected: [MemberRejection]) {
         var rejections = rejected.map { MemberRejection(key: $0.key, reason: $0.value) }
         guard !members.isEmpty else { return (policy, rejections.sorted { $0.key < $1.key }) }
         var out = policy
-        var index: [String: Int] = [:]
-        var owner: [IPPrefix: Int] = [:]
-        for (i, z) in out.zones.enumerated() {
-            index[z.name] = i
-            for m in z.members { owner[m.value] = i }
-        }
+        let files = given ?? PolicyIndex(policy)
+        let index = files.zone
+        var added: [IPPrefix: Int] = [:]  // addresses taken by members merged so far
+        func owner(_ a: IPPrefix) -> Int? { files.owner[a] ?? added[a] }
         for k in members.keys.sorted() {
             let name = key(k)
             guard let zi = index[k.zone] else {
@@ -82,15 +80,32 @@ public struct MemberTable: Hashable, Sendable {
             let location = SourceLocation(path: "etcd:\(name)", line: 0, column: 0)
             var taken: [String] = []
             for a in members[k]! {
-                if let o = owner[a] {
+                if let o = owner(a) {
                     if o != zi { taken.append("\(a) is already a member of zone '\(out.zones[o].name)'") }
                     continue
                 }
-                owner[a] = zi
+                added[a] = zi
                 out.zones[zi].members.append(Located(a, at: location))
             }
             if !taken.isEmpty { rejections.append(MemberRejection(key: name, reason: taken.joined(separator: "; ") + " (address ignored)")) }
         }
         return (out, rejections.sorted { $0.key < $1.key })
+    }
+}
+
+/// A policy's zones by name and its file members' zones by address: what `merged(into:index:)`
+/// looks up. A daemon merging members into the same file policy again and again builds it once.
+public struct PolicyIndex: Sendable {
+    let zone: [String: Int]
+    let owner: [IPPrefix: Int]
+
+    public init(_ policy: Policy) {
+        var zone: [String: Int] = [:], owner: [IPPrefix: Int] = [:]
+        for (i, z) in policy.zones.enumerated() {
+            zone[z.name] = i
+            for m in z.members { owner[m.value] = i }
+        }
+        self.zone = zone
+        self.owner = owner
     }
 }

@@ -117,6 +117,9 @@ public actor Reconciler {
     private var filePolicy: Policy?
     /// The last compile, which the next one starts from (`ZoneCompiler.compile(_:host:after:)`).
     private var compiled: CompiledPolicy?
+    /// The policy the last compile compiled: the files' policy with the members from outside
+    /// the files and the scope applied (nil before the first valid load).
+    public var policyInForce: Policy? { compiled?.policy }
     /// Digests of the sets whose elements are unchanged since the last digest.
     private let digests = DigestCache()
     /// How the last load went, for the log line of the commit that follows it.
@@ -581,7 +584,9 @@ public actor Reconciler {
             // One file at a time: a daemon's peak memory matters more than a few hundred ms of reload at 10,000 zones.
             let read: Policy?, diagnostics: [Diagnostic]
             if readFiles {
-                let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes, cache: parseCache)
+                // No lints: the daemon reports errors only (`zonewall check` gives the warnings).
+                let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes, cache: parseCache,
+                                               warnings: false)
                 (read, diagnostics) = (result.policy, result.diagnostics)
                 if let read { filePolicy = read }
             } else {

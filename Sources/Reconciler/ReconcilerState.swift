@@ -176,7 +176,7 @@ public enum Digest {
     public static func of(_ table: Table) -> String { DigestCache().of(table) }
 
     /// The digest of one set's elements: its layout, then its key bytes and data.
-    static func of(_ elements: ElementList, verdicts: inout [Verdict: String]) -> UInt64 {
+    static func of(_ elements: ElementList) -> UInt64 {
         var h = FNV1a64()
         // Every variable-length part is preceded by its length, so bytes cannot move from
         // one part to the next without changing the digest.
@@ -184,14 +184,20 @@ public enum Digest {
         h.add(length: elements.componentWidths.count)
         h.add(elements.componentWidths.map { UInt8(truncatingIfNeeded: $0) })
         elements.sortedByKey().withStorage { keys, data in
-            h.add(keys)
+            h.addWords(keys)
             h.add(length: data.count)
             for d in data {
                 switch d {
                 case .verdict(let v):
-                    let text = verdicts[v] ?? NftText.render(v)
-                    verdicts[v] = text
-                    h.add(length: text.utf8.count); h.add(text.utf8)
+                    // The verdict's kind and chain, hashed in place: no lookup per element.
+                    switch v {
+                    case .accept: h.add(length: 1)
+                    case .drop: h.add(length: 2)
+                    case .continue: h.add(length: 3)
+                    case .return: h.add(length: 4)
+                    case .jump(let chain): h.add(length: 5); h.add(length: chain.utf8.count); h.add(chain.utf8)
+                    case .goto(let chain): h.add(length: 6); h.add(length: chain.utf8.count); h.add(chain.utf8)
+                    }
                 case .value(let v):
                     h.add(length: v.width); h.add(v.bytes)
                 }
@@ -206,16 +212,24 @@ public enum Digest {
 /// rebuilds only the sets it changes; the others keep their storage).
 public final class DigestCache: @unchecked Sendable {
     private var sets: [String: (elements: ElementList, digest: UInt64)] = [:]
+    /// The last table digested and its skeleton's digest.
+    private var skeleton: (table: Table, digest: UInt64)?
 
     public init() {}
 
     public func of(_ table: Table) -> String {
         var h = FNV1a64()
-        // The skeleton's text piece by piece, each set and chain with its length.
-        NftText.forEachPiece(of: table.normalizedSkeleton) { piece in
-            h.add(length: piece.utf8.count); h.add(piece.utf8)
+        if let skeleton, skeleton.table.hasSkeleton(of: table) {
+            withUnsafeBytes(of: skeleton.digest.littleEndian) { h.add($0) }
+        } else {
+            // The skeleton's text piece by piece, each set and chain with its length.
+            var s = FNV1a64()
+            NftText.forEachPiece(of: table.normalizedSkeleton) { piece in
+                s.add(length: piece.utf8.count); s.add(piece.utf8)
+            }
+            withUnsafeBytes(of: s.value.littleEndian) { h.add($0) }
+            skeleton = (table, s.value)
         }
-        var verdicts: [Verdict: String] = [:]  // 100,000s of map elements share a few verdicts
         var kept: [String: (elements: ElementList, digest: UInt64)] = [:]
         kept.reserveCapacity(table.sets.count)
         for set in table.sets.sorted(by: { $0.name < $1.name }) {
@@ -223,13 +237,14 @@ public final class DigestCache: @unchecked Sendable {
             if let cached = sets[set.name], cached.elements.sharesStorage(with: set.elements) {
                 digest = cached.digest
             } else {
-                digest = Digest.of(set.elements, verdicts: &verdicts)
+                digest = Digest.of(set.elements)
             }
             kept[set.name] = (set.elements, digest)
             h.add(length: set.name.utf8.count); h.add(set.name.utf8)
             withUnsafeBytes(of: digest.littleEndian) { h.add($0) }
         }
         sets = kept
+        skeleton?.table = table  // the table in force, whose storage the daemon holds anyway
         return String(h.value, radix: 16).leftPadded(16)
     }
 }
@@ -240,6 +255,21 @@ struct FNV1a64 {
 
     mutating func add(length: Int) {
         withUnsafeBytes(of: UInt64(length).littleEndian) { add($0) }
+    }
+
+    /// FNV-1a over 8-byte words, then the last bytes one by one: for set elements' key bytes,
+    /// megabytes of them in a large table.
+    mutating func addWords(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress else { return }
+        let raw = UnsafeRawPointer(base)
+        let words = bytes.count / 8
+        var v = value
+        for w in 0..<words {
+            v ^= raw.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)
+            v = v &* 0x100_0000_01b3
+        }
+        value = v
+        add(UnsafeBufferPointer(rebasing: bytes[(words * 8)...]))
     }
 
     mutating func add(_ bytes: some Sequence<UInt8>) {

@@ -22,6 +22,9 @@ public struct ElementList: Sendable {
     /// One entry per element in a map, and empty for a plain set.
     private var data: [ElementData] = []
     private var holdsData = false
+    /// Whether the elements are in key order, kept up to date by every append (one comparison
+    /// with the element before), so that diffing and hashing a large list need not check it.
+    private var inKeyOrder = true
 
     public init() {}
 
@@ -47,6 +50,16 @@ public struct ElementList: Sendable {
             range.hi.appendBytes(to: &keys)
         }
         if let d = element.data { data.append(d) }
+        noteAppended()
+    }
+
+    /// Clears `inKeyOrder` when the element just appended sorts before the one before it.
+    @inline(__always)
+    private mutating func noteAppended() {
+        guard inKeyOrder, keys.count >= 2 * stride else { return }
+        let s = stride, n = keys.count
+        let descending = keys.withUnsafeBufferPointer { p in compareBytes(p.baseAddress! + n - 2 * s, p.baseAddress! + n - s, s) > 0 }
+        if descending { inKeyOrder = false }
     }
 
     /// Appends element `i` of `other`, copying its bytes.
@@ -60,6 +73,7 @@ public struct ElementList: Sendable {
                      "every element of a set has the same key layout")
         keys.append(contentsOf: other.keys[i * stride ..< (i + 1) * stride])
         if holdsData { data.append(other.data[i]) }
+        noteAppended()
     }
 
     /// Appends an element with a single key component `lo-hi`, written straight into the
@@ -73,9 +87,72 @@ public struct ElementList: Sendable {
         }
         precondition(componentWidths.count == 1 && componentWidths[0] == lo.width && hi.width == lo.width
                      && (element != nil) == holdsData, "every element of a set has the same key layout")
-        lo.appendBytes(to: &keys)
-        hi.appendBytes(to: &keys)
+        if lo.width == 16 {
+            // One append of both ends: per-element appends dominate building a 100,000-range map.
+            var bytes = (lo.high.bigEndian, lo.low.bigEndian, hi.high.bigEndian, hi.low.bigEndian)
+            withUnsafeBytes(of: &bytes) { keys.append(contentsOf: $0) }
+        } else {
+            Self.appendBigEndian(lo, to: &keys)
+            Self.appendBigEndian(hi, to: &keys)
+        }
         if let element { data.append(element) }
+        noteAppended()
+    }
+
+    /// `value.appendBytes(to:)`, a word at a time.
+    /// Room for `count` more elements of `width`-byte single-component keys.
+    public mutating func reserveCapacity(ranges count: Int, width: Int, data: Bool) {
+        keys.reserveCapacity(keys.count + count * 2 * width)
+        if data { self.data.reserveCapacity(self.data.count + count) }
+    }
+
+    @inline(__always)
+    private static func appendBigEndian(_ value: Value, to out: inout [UInt8]) {
+        switch value.width {
+        case 16:
+            withUnsafeBytes(of: value.high.bigEndian) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: value.low.bigEndian) { out.append(contentsOf: $0) }
+        case 4:
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: value.low).bigEndian) { out.append(contentsOf: $0) }
+        default:
+            value.appendBytes(to: &out)
+        }
+    }
+
+    /// How many elements at the start, and then at the end, both lists (of the same layout)
+    /// have in common, key and data; the two counts never overlap in either list.
+    public static func commonEnds(_ a: ElementList, _ b: ElementList) -> (prefix: Int, suffix: Int) {
+        guard a.stride == b.stride, a.stride > 0, a.holdsData == b.holdsData else { return (0, 0) }
+        let s = a.stride
+        let n = Swift.min(a.count, b.count)
+        return a.keys.withUnsafeBufferPointer { pa in
+            b.keys.withUnsafeBufferPointer { pb in
+                func sameKey(_ i: Int, _ j: Int) -> Bool {
+                    compareBytes(pa.baseAddress! + i * s, pb.baseAddress! + j * s, s) == 0
+                }
+                var prefix = 0
+                // Whole 8-byte words first, then element by element from where they differ.
+                let words = n * s / 8
+                let wa = UnsafeRawPointer(pa.baseAddress!), wb = UnsafeRawPointer(pb.baseAddress!)
+                var w = 0
+                while w < words, wa.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self) == wb.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self) {
+                    w += 1
+                }
+                prefix = Swift.min(n, w * 8 / s)
+                while prefix < n, sameKey(prefix, prefix) { prefix += 1 }
+                if a.holdsData {
+                    var k = 0
+                    while k < prefix, a.data[k] == b.data[k] { k += 1 }
+                    prefix = k
+                }
+                var suffix = 0
+                while suffix < n - prefix, sameKey(a.count - 1 - suffix, b.count - 1 - suffix),
+                      !a.holdsData || a.data[a.count - 1 - suffix] == b.data[b.count - 1 - suffix] {
+                    suffix += 1
+                }
+                return (prefix, suffix)
+            }
+        }
     }
 
     /// Whether both lists use the very same storage (a list compared with an unmodified copy of
@@ -98,6 +175,7 @@ public struct ElementList: Sendable {
         out.holdsData = holdsData
         out.keys = Array(keys[range.lowerBound * stride ..< range.upperBound * stride])
         if holdsData { out.data = Array(data[range]) }
+        out.inKeyOrder = inKeyOrder || out.scanKeyOrder()
         return out
     }
 
@@ -133,7 +211,10 @@ public struct ElementList: Sendable {
     }
 
     /// Whether the elements are in canonical (key) order.
-    public var isSortedByKey: Bool {
+    public var isSortedByKey: Bool { inKeyOrder }
+
+    /// `isSortedByKey`, found by comparing every element with the next.
+    private func scanKeyOrder() -> Bool {
         let n = count
         guard n > 1 else { return true }
         return keys.withUnsafeBufferPointer { p in

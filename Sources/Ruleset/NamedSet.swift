@@ -96,4 +96,11 @@ public struct NamedSet: Hashable, Sendable {
         d.elements = []
         return d
     }
+
+    /// `declaration == other.declaration`, without copying either set.
+    public func hasSameDeclaration(as other: NamedSet) -> Bool {
+        name == other.name && keyType == other.keyType && dataType == other.dataType && flags == other.flags
+            && timeout == other.timeout && gcInterval == other.gcInterval && size == other.size && policy == other.policy
+            && userData == other.userData && elementExpressions == other.elementExpressions
+    }
 }

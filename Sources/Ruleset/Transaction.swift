@@ -140,8 +140,11 @@ extension Transaction {
         if old.isEmpty || new.isEmpty || !old.hasSameLayout(as: new) { return (old, new) }
         let a = old.sortedByKey(), b = new.sortedByKey()
         var removed = ElementList(), added = ElementList()
-        var i = 0, j = 0
-        while i < a.count && j < b.count {
+        // An edit changes a few elements of a large set: skip the common ends at memcmp speed.
+        let (same, sameTail) = ElementList.commonEnds(a, b)
+        var i = same, j = same
+        let aEnd = a.count - sameTail, bEnd = b.count - sameTail
+        while i < aEnd && j < bEnd {
             let order = ElementList.compareKeys(a, i, b, j)
             if order < 0 {
                 removed.append(contentsOf: a, at: i); i += 1
@@ -157,8 +160,8 @@ extension Transaction {
                 j += 1
             }
         }
-        while i < a.count { removed.append(contentsOf: a, at: i); i += 1 }
-        while j < b.count { added.append(contentsOf: b, at: j); j += 1 }
+        while i < aEnd { removed.append(contentsOf: a, at: i); i += 1 }
+        while j < bEnd { added.append(contentsOf: b, at: j); j += 1 }
         return (removed, added)
     }
 }
@@ -178,7 +181,7 @@ extension Table {
     /// without copying or sorting 10,000s of chains and sets.
     public func hasSkeleton(of other: Table) -> Bool {
         if family == other.family, name == other.name, flags == other.flags, userData == other.userData,
-           chains.count == other.chains.count, sets.count == other.sets.count, chains == other.chains, zip(sets, other.sets).allSatisfy({ $0.declaration == $1.declaration }) {
+           chains.count == other.chains.count, sets.count == other.sets.count, chains == other.chains, zip(sets, other.sets).allSatisfy({ $0.hasSameDeclaration(as: $1) }) {
             return true
         }
         return normalizedSkeleton == other.normalizedSkeleton

@@ -12,7 +12,7 @@ public struct CompiledPolicy: Sendable {
     /// The compiled table.
     public let table: Table
     /// The policy it was compiled from.
-    let policy: Policy
+    public let policy: Policy
     /// What the table was assembled from; nil when the policy has identity zones, whose part
     /// of the table is always compiled whole.
     let parts: CompiledParts?
@@ -168,8 +168,10 @@ extension TableBuilder {
                 for p in old.symmetricDifference(new) { ranges.append(p.first...p.last) }
             }
             guard !ranges.isEmpty else { continue }
-            let before = parts.families[fi]
-            var family = before
+            // Taken out of `parts`, so that its dictionaries are changed in place, not copied.
+            var family = parts.families[fi]
+            parts.families[fi] = FamilyParts(flat: [])
+            let (oldEdges, oldSrc, oldZoned, oldAudit) = (family.edgeSets, family.src, family.zoned, family.audit)
             let touched = reflatten(&family, changed: Merge.ranges(ranges), f)
 
             // The lookups that read the touched zones' intervals: their own, and every zone's
@@ -179,16 +181,16 @@ extension TableBuilder {
             for zone in sources.sorted() {
                 let set = zoneSet(zone, f, family, parts.index)
                 if (set == nil) != (family.zoneSets[zone] == nil) { chainsMoved = true }
-                family.zoneSets[zone] = set.map { Self.keepingStorage($0, of: before.zoneSets[zone]) }
+                family.zoneSets[zone] = set.map { Self.keepingStorage($0, of: family.zoneSets[zone]) }
                 rebuilt += 1
             }
             if !touched.isDisjoint(with: parts.index.edgeZones) {
-                family.edgeSets = zip(edgeSets(f, family, parts.index), before.edgeSets).map { Self.keepingStorage($0, of: $1) }
+                family.edgeSets = zip(edgeSets(f, family, parts.index), oldEdges).map { Self.keepingStorage($0, of: $1) }
             }
             fillAddressMaps(f, &family)
-            family.src = Self.keepingStorage(family.src, of: before.src)
-            family.zoned = Self.keepingStorage(family.zoned, of: before.zoned)
-            family.audit = Self.keepingStorage(family.audit, of: before.audit)
+            family.src = Self.keepingStorage(family.src, of: oldSrc)
+            family.zoned = Self.keepingStorage(family.zoned, of: oldZoned)
+            family.audit = Self.keepingStorage(family.audit, of: oldAudit)
             parts.families[fi] = family
         }
         if chainsMoved {

@@ -322,15 +322,18 @@ struct TableBuilder {
     /// zones that have a lookup: linear passes that write elements straight into their lists.
     func fillAddressMaps(_ f: FamilyInfo, _ parts: inout FamilyParts) {
         var src = ElementList()
-        var jumps: [Int: ElementData] = [:]
-        for iv in parts.flat where parts.zoneSets[iv.zone] != nil {
-            let jump = jumps[iv.zone] ?? .verdict(.jump("z_\(policy.zones[iv.zone].name)"))
-            jumps[iv.zone] = jump
+        src.reserveCapacity(ranges: parts.flat.count, width: f.width, data: true)
+        // By zone index: a dictionary lookup per interval would cost more than the rest.
+        var jumps = [ElementData?](repeating: nil, count: policy.zones.count)
+        for zone in parts.zoneSets.keys { jumps[zone] = .verdict(.jump("z_\(policy.zones[zone].name)")) }
+        for iv in parts.flat {
+            guard let jump = jumps[iv.zone] else { continue }
             src.appendRange(f.value(iv.lo), f.value(iv.hi), data: jump)
         }
         parts.src = reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict, flags: .interval, elements: src))
 
         var zoned = ElementList()
+        zoned.reserveCapacity(ranges: parts.flat.count, width: f.width, data: false)
         for r in IntervalFlattener.union(parts.flat) { zoned.appendRange(f.value(r.lowerBound), f.value(r.upperBound)) }
         parts.zoned = reusing(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval, elements: zoned))
         parts.audit = reusing(auditSet(f, flat: parts.flat))

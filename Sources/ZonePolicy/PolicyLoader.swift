@@ -32,9 +32,10 @@ public enum PolicyLoader {
     /// With `strictModes`, the directory, the files and the directories above them are checked
     /// first (`zonewall run` and `apply`); an insecure one fails the load before anything is read.
     /// Files over `limits` are refused before they are read. With `cache`, a file whose contents
-    /// are unchanged since the last load is not parsed again.
+    /// are unchanged since the last load is not parsed again. Without `warnings`, the lints are
+    /// skipped (the daemon reports errors only).
     public static func load(directory: String, concurrently: Bool = true, strictModes: StrictModes? = nil,
-                            limits: PolicyLimits = .standard, cache: ParseCache? = nil) -> LoadResult {
+                            limits: PolicyLimits = .standard, cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
         let dirLocation = SourceLocation(path: directory, line: 0, column: 0)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
@@ -87,7 +88,7 @@ public enum PolicyLoader {
             }
             files.append(PolicyFile(path: path, contents: text))
         }
-        var result = parse(files, concurrently: concurrently, limits: limits, cache: cache)
+        var result = parse(files, concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
         result.diagnostics = (diagnostics + result.diagnostics).sortedByLocation
         if result.diagnostics.hasErrors { result.policy = nil }
         return result
@@ -124,7 +125,7 @@ public enum PolicyLoader {
 
     /// Parses and validates policy files given as text (tests use this directly).
     public static func parse(_ files: [PolicyFile], concurrently: Bool = true, limits: PolicyLimits = .standard,
-                             cache: ParseCache? = nil) -> LoadResult {
+                             cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
         // Files are independent until they are resolved together: parse them on every CPU.
         let sorted = files.sorted(by: { $0.path < $1.path })
         let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic]) = { file in
@@ -147,7 +148,7 @@ public enum PolicyLoader {
         var resolver = PolicyResolver(fragments: fragments)
         // Warnings about an invalid policy mislead ("zone has no members" when its member was
         // rejected): they are given only once the errors are fixed.
-        let policy = resolver.resolve(warnings: !diagnostics.hasErrors)
+        let policy = resolver.resolve(warnings: warnings && !diagnostics.hasErrors)
         diagnostics += resolver.diagnostics
         diagnostics = diagnostics.sortedByLocation
         return LoadResult(policy: diagnostics.hasErrors ? nil : policy, diagnostics: diagnostics)

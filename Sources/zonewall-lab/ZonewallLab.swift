@@ -7,7 +7,7 @@ struct ZonewallLab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zonewall-lab",
         abstract: "Helpers for scripts/lab: the lab plan of a policy, and the probe listener.",
-        subcommands: [LabPlanCommand.self, LabServeCommand.self, LabConntrackFillCommand.self, LabEncodeCommand.self,
+        subcommands: [LabPlanCommand.self, LabServeCommand.self, LabConntrackFillCommand.self, LabEncodeCommand.self, LabRecompileCommand.self,
                       LabCgroupRestartsCommand.self]
     )
 }
