@@ -113,6 +113,16 @@ class Client:
     def delete(self, zone, instance):
         return int(self.call("/v3/kv/deleterange", {"key": b64(PREFIX + zone + "/" + instance)})["header"]["revision"])
 
+    def put_many(self, items, lease=None):
+        """Puts [(zone, instance, addresses)] in one transaction (at most 128: etcd's default)."""
+        ops = []
+        for zone, instance, addresses in items:
+            put = {"key": b64(PREFIX + zone + "/" + instance), "value": b64(json.dumps({"addresses": addresses}))}
+            if lease:
+                put["lease"] = lease
+            ops.append({"request_put": put})
+        return int(self.call("/v3/kv/txn", {"success": ops})["header"]["revision"])
+
     def grant(self, ttl):
         return self.call("/v3/lease/grant", {"TTL": str(ttl)})["ID"]
 
@@ -339,10 +349,14 @@ def main():
                 before = len(applies(daemon))
                 monitor.drain()
 
+                # In transactions of 100 puts: one HTTP request per put caps this machine's etcd at
+                # ~600 puts/s, and "at once" means the daemon's side is what is measured.
                 def register(part):
                     c = Client(etcd.endpoint)
-                    for k in range(part, n, threads):
-                        c.put(all_zones[k % len(all_zones)], "burst-%d" % k, [instance_address(0x2000 + k % len(all_zones), k)], lease)
+                    mine = list(range(part, n, threads))
+                    for i in range(0, len(mine), 100):
+                        c.put_many([(all_zones[k % len(all_zones)], "burst-%d" % k, [instance_address(0x2000 + k % len(all_zones), k)])
+                                    for k in mine[i:i + 100]], lease)
                 t0 = time.monotonic_ns()
                 workers = [threading.Thread(target=register, args=(i,)) for i in range(threads)]
                 for w in workers:
@@ -353,7 +367,7 @@ def main():
                 want = {instance_address(0x2000 + k % len(all_zones), k) for k in range(n)}
                 last_gen, _ = converged(ns, monitor, want)
                 runs = applies(daemon)[before:]
-                print("burst: %d registrations sent in %.2f s (%d clients); the kernel held all of them (read back) with the commit made "
+                print("burst: %d registrations sent in %.2f s (%d clients, transactions of 100 puts); the kernel held all of them (read back) with the commit made "
                       "%.2f s after the first was sent, %.2f s after the last, in %d commits  (target ≤ 5 s)"
                       % (n, (t_sent - t0) / 1e9, threads, (last_gen - t0) / 1e9, (last_gen - t_sent) / 1e9, len(runs)))
     finally:
