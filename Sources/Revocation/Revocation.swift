@@ -222,26 +222,36 @@ public enum Revocation {
     public static func revoke(in table: any ConntrackTable, sockets: (any SocketTable)? = nil,
                               new: Policy, old: Policy?) throws -> RevocationReport {
         guard new.settings.revokeEstablished else { return RevocationReport() }
-        let newEvaluator = Evaluator(new)
-        let oldEvaluator = old.map { Evaluator($0) }
-        var newZones = SocketZones(newEvaluator)
-        var oldZones = oldEvaluator.map { SocketZones($0) }
+        // The evaluators (and the socket table) are built at the first entry judged: after most
+        // commits of a busy daemon the table is empty or small, and building them is the cost.
         var socketsError: String?
         var socketCount: Int?
-        if let sockets, newZones.hasIdentities || oldZones?.hasIdentities == true {
-            do {
-                let list = try sockets.sockets()
-                let index = SocketIndex(list)
-                socketCount = list.count
-                newZones.index = index
-                oldZones?.index = index
-            } catch {
-                socketsError = "\(error)"
+        var judges: (new: (Evaluator, SocketZones), old: (Evaluator, SocketZones)?)?
+        func prepare() -> (new: (Evaluator, SocketZones), old: (Evaluator, SocketZones)?) {
+            if let judges { return judges }
+            let newEvaluator = Evaluator(new)
+            let oldEvaluator = old.map { Evaluator($0) }
+            var newZones = SocketZones(newEvaluator)
+            var oldZones = oldEvaluator.map { SocketZones($0) }
+            if let sockets, newZones.hasIdentities || oldZones?.hasIdentities == true {
+                do {
+                    let list = try sockets.sockets()
+                    let index = SocketIndex(list)
+                    socketCount = list.count
+                    newZones.index = index
+                    oldZones?.index = index
+                } catch {
+                    socketsError = "\(error)"
+                }
             }
+            let made = (new: (newEvaluator, newZones), old: oldEvaluator.map { ($0, oldZones!) })
+            judges = made
+            return made
         }
-        let newEval = (newEvaluator, newZones)
-        let oldEval = oldEvaluator.map { ($0, oldZones!) }
-        var report = try revoke(in: table) { plan($0, new: newEval, old: oldEval, local: $1) }
+        var report = try revoke(in: table) { entry, local in
+            let (newEval, oldEval) = prepare()
+            return plan(entry, new: newEval, old: oldEval, local: local)
+        }
         report.sockets = socketCount
         report.socketsError = socketsError
         return report

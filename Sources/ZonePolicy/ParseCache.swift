@@ -17,11 +17,19 @@ public final class ParseCache: Sendable {
     public var counts: (hits: Int, misses: Int) { stats.withLock { $0 } }
     private let stats = Mutex((hits: 0, misses: 0))
 
-    /// 64-bit FNV-1a of the text: stable, and cheap next to parsing YAML.
+    /// 64-bit FNV-1a of the text, 8 bytes at a time (a daemon hashes every file on every
+    /// reload: megabytes at 10,000 zones): stable, and cheap next to parsing YAML.
     static func hash(_ text: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
+        var text = text
+        return text.withUTF8 { bytes in
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            guard let base = bytes.baseAddress else { return h }
+            let raw = UnsafeRawPointer(base)
+            let words = bytes.count / 8
+            for w in 0..<words { h = (h ^ raw.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)) &* 0x100_0000_01b3 }
+            for b in bytes[(words * 8)...] { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            return h
+        }
     }
 
     func lookup(_ file: PolicyFile, hash: UInt64) -> (FileFragment, [Diagnostic])? {
