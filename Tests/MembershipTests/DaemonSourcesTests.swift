@@ -55,7 +55,10 @@ struct DaemonSourcesTests {
         // An etcd member puts this host's address into api: api → db and web → api apply here.
         members.put("api", "i1", [IPPrefix.parse("192.0.2.50")!])
         try await until("api's rules") { text().contains("chain z_api") && text().contains("chain z_web") }
-        #expect(try MemberCache(path: dir + "/members.json").read(prefix: "/zonewall/members/").count == 1, "persisted")
+        // Persisted once per batch, right after the batch's commit.
+        try await until("the member persisted") {
+            (try? MemberCache(path: dir + "/members.json").read(prefix: "/zonewall/members/").count) == 1
+        }
 
         // The address leaves the host: nothing is local again.
         host.remove(IPPrefix.parse("192.0.2.50")!)
