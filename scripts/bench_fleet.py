@@ -188,6 +188,30 @@ def quiet_generation(monitor, quiet=0.5, timeout=60):
     raise SystemExit("the daemon did not go quiet within %d s" % timeout)
 
 
+def timed_changes(daemon, monitor, what, count, change, headline, start):
+    """Makes `count` changes one at a time, each timed from `change(i)` to the daemon's next
+    kernel generation, and prints the latencies and the daemon's own split of those commits."""
+    before = len(applies(daemon))
+    lat = []
+    for i in range(count):
+        monitor.drain()
+        t0 = time.monotonic_ns()
+        change(i)
+        t1 = monitor.next_generation(exclude="nft", timeout=30)
+        if t1 is None:
+            raise SystemExit("%s %d: no generation from the daemon" % (what, i))
+        lat.append((t1 - t0) / 1e6)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    runs = applies(daemon)[before:]
+    kernel = [r[3] for r in runs]
+    print(headline % summary(lat))
+    print("  the daemon's own split (median): load %.2f ms, compile %.2f ms, diff %.2f ms, kernel commit %.2f ms; compiles: %s"
+          % (pct([r[0] for r in runs], 50), pct([r[1] for r in runs], 50), pct([r[2] for r in runs], 50), pct(kernel, 50),
+             ", ".join(sorted(set(r[4] for r in runs)))))
+    print("  %s → kernel / kernel commit: p50 %.2f×  (target ≤ 1.3× at 10,000 zones)" % (start, pct(lat, 50) / pct(kernel, 50)))
+
+
 def summary(values):
     return "p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (pct(values, 50), pct(values, 99), max(values))
 
@@ -240,52 +264,19 @@ def main():
                 original = open(path).read()
                 m = re.search(r"members: \[", original)
                 edited = original[:m.end()] + '"%s", ' % instance_address(0xfff, 1) + original[m.end():]
-                before = len(applies(daemon))
-                lat = []
-                for i in range(a.edits):
-                    monitor.drain()
-                    t0 = time.monotonic_ns()
-                    atomic_write(path, edited if i % 2 == 0 else original)
-                    t1 = monitor.next_generation(exclude="nft", timeout=30)
-                    if t1 is None:
-                        raise SystemExit("edit %d: no generation from the daemon" % i)
-                    lat.append((t1 - t0) / 1e6)
-                    time.sleep(0.05)
-                time.sleep(0.3)
-                runs = applies(daemon)[before:]
-                kernel = [r[3] for r in runs]
-                print("file edit (one member added or removed in %s, %d edits): save → kernel generation %s  (target p99 ≤ 30 ms at 1,000 zones)"
-                      % (zone_files[0], len(lat), summary(lat)))
-                print("  the daemon's own split (median): load %.2f ms, compile %.2f ms, diff %.2f ms, kernel commit %.2f ms; compiles: %s"
-                      % (pct([r[0] for r in runs], 50), pct([r[1] for r in runs], 50), pct([r[2] for r in runs], 50), pct(kernel, 50),
-                         ", ".join(sorted(set(r[4] for r in runs)))))
-                print("  save → kernel / kernel commit: p50 %.2f×  (target ≤ 1.3× at 10,000 zones)" % (pct(lat, 50) / pct(kernel, 50)))
+                timed_changes(daemon, monitor, "edit", a.edits, lambda i: atomic_write(path, edited if i % 2 == 0 else original),
+                              "file edit (one member added or removed in %s, %d edits): save → kernel generation %s  (target p99 ≤ 30 ms at 1,000 zones)"
+                              % (zone_files[0], a.edits, "%s"), "save")
 
             if "put" in a.what:
-                before = len(applies(daemon))
-                lat = []
-                for i in range(a.puts):
-                    monitor.drain()
-                    zone = zones[i % len(zones)]
-                    t0 = time.monotonic_ns()
+                def put_or_delete(i):
                     if i % 2 == 0:
-                        client.put(zone, "bench-put", [instance_address(1, i)])
+                        client.put(zones[i % len(zones)], "bench-put", [instance_address(1, i)])
                     else:
                         client.delete(zones[(i - 1) % len(zones)], "bench-put")
-                    t1 = monitor.next_generation(exclude="nft", timeout=30)
-                    if t1 is None:
-                        raise SystemExit("put %d: no generation from the daemon" % i)
-                    lat.append((t1 - t0) / 1e6)
-                    time.sleep(0.05)
-                time.sleep(0.3)
-                runs = applies(daemon)[before:]
-                kernel = [r[3] for r in runs]
-                print("etcd put or delete (%d, one instance each): request → kernel generation %s  (target p99 ≤ 20 ms at 1,000 zones)"
-                      % (len(lat), summary(lat)))
-                print("  the daemon's own split (median): load %.2f ms, compile %.2f ms, diff %.2f ms, kernel commit %.2f ms; compiles: %s"
-                      % (pct([r[0] for r in runs], 50), pct([r[1] for r in runs], 50), pct([r[2] for r in runs], 50), pct(kernel, 50),
-                         ", ".join(sorted(set(r[4] for r in runs)))))
-                print("  request → kernel / kernel commit: p50 %.2f×  (target ≤ 1.3× at 10,000 zones)" % (pct(lat, 50) / pct(kernel, 50)))
+                timed_changes(daemon, monitor, "put", a.puts, put_or_delete,
+                              "etcd put or delete (%d, one instance each): request → kernel generation %s  (target p99 ≤ 20 ms at 1,000 zones)"
+                              % (a.puts, "%s"), "request")
 
             if "churn" in a.what:
                 # 1,000 instances over the zones, each put moving its instance to a new address.
