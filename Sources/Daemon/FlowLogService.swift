@@ -62,7 +62,11 @@ public final class FlowLogService: @unchecked Sendable {
     let registry: PrometheusCollectorRegistry
     let logger: Logger
     private let lock = NSLock()
-    private var aggregator: FlowAggregator
+    /// The policy in force, and the classifier built from it at the first logged packet: its
+    /// indexes take O(members) memory (7 MB at 10,000 zones), which a host that logs nothing
+    /// need not hold.
+    private var policy: Policy
+    private var classifier: FlowAggregator?
     private var counters = DeniedCounters(maxSeries: 1000)
     private var metricCounters: [DeniedCounters.Series: CoreMetrics.Counter] = [:]
     private var records = 0
@@ -71,14 +75,16 @@ public final class FlowLogService: @unchecked Sendable {
     /// The NFLOG group the daemon owns.
     public let group: UInt16
 
-    /// Binds the policy's NFLOG group and opens the socket.
-    public init(configuration: FlowLogConfiguration, policyDirectory: String, registry: PrometheusCollectorRegistry, logger: Logger) throws {
+    /// Binds the policy's NFLOG group and opens the socket. `policy` is the one in force; nil
+    /// reads the policy directory.
+    public init(configuration: FlowLogConfiguration, policy inForce: Policy? = nil, policyDirectory: String,
+                registry: PrometheusCollectorRegistry, logger: Logger) throws {
         config = configuration
         self.policyDirectory = policyDirectory
         self.registry = registry
         self.logger = logger
-        let policy = PolicyLoader.load(directory: policyDirectory).policy ?? Policy(zones: [], rules: [])
-        aggregator = FlowAggregator(policy: policy)
+        let policy = inForce ?? PolicyLoader.load(directory: policyDirectory).policy ?? Policy(zones: [], rules: [])
+        self.policy = policy
         group = policy.settings.logGroup
         listener = try NFLogListener(group: group, namespace: configuration.namespace)
         do {
@@ -91,8 +97,10 @@ public final class FlowLogService: @unchecked Sendable {
 
     /// Classifies the records from now on with the zones of `policy`, the one in force.
     public func policyChanged(_ policy: Policy) {
-        let next = FlowAggregator(policy: policy)
-        lock.withLock { aggregator = next }
+        lock.withLock {
+            self.policy = policy
+            classifier = nil
+        }
     }
 
     /// Reads the group until `stop()`; writes the status summary every few seconds.
@@ -121,7 +129,8 @@ public final class FlowLogService: @unchecked Sendable {
     func handle(_ p: LoggedPacket) {
         server.publish(p)
         let (series, counter): (DeniedCounters.Series, CoreMetrics.Counter?) = lock.withLock {
-            let r = aggregator.classify(p)
+            if classifier == nil { classifier = FlowAggregator(policy: policy) }
+            let r = classifier!.classify(p)
             records += 1
             let s = counters.add(r)
             if let c = metricCounters[s] { return (s, c) }

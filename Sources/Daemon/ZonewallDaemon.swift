@@ -124,7 +124,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         var flowLog: FlowLogService?
         if let flowConfig = config.flowLog {
             do {
-                flowLog = try FlowLogService(configuration: flowConfig, policyDirectory: config.policyDirectory,
+                flowLog = try FlowLogService(configuration: flowConfig, policy: await reconciler.policyInForce,
+                                             policyDirectory: config.policyDirectory,
                                              registry: metrics.registry, logger: logger)
                 logger.info("flow log: NFLOG group \(flowLog!.group), stream on \(flowConfig.socketPath)")
             } catch {

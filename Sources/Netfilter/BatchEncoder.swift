@@ -189,6 +189,20 @@ struct BatchEncoder {
                     }
                 }
                 open()
+                if elementPath == .direct, let layout = RawLayout(shape),
+                   SetElementCodec.forEachRawPart(of: elements, shape: shape, layout: layout, adding: adding, firstSegment: firstSegment, { part in
+                       if w.length(since: nest) > Self.elementBytesPerMessage {
+                           close()
+                           open()
+                       }
+                       let e = w.beginNest(UInt16(truncatingIfNeeded: partIndex - chunkStart + 1) & 0x3fff)
+                       Self.putElement(part, layout: layout, shape: shape, adding: adding, &w)
+                       w.endNest(e)
+                       partIndex += 1
+                   }) {
+                    close()
+                    continue
+                }
                 SetElementCodec.forEachPart(of: elements, shape: shape, adding: adding, firstSegment: firstSegment) { part in
                     if w.length(since: nest) > Self.elementBytesPerMessage {
                         close()
@@ -308,6 +322,56 @@ struct BatchEncoder {
             }
             if adding, part.kind == .start, e.key[0].hi == .max(width: e.key[0].hi.width) {
                 // nftnl udata: NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN.
+                w.put(NFTA_SET_ELEM_USERDATA.u16) {
+                    $0.bytes8(UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue), 4)
+                    $0.appendHost(UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue))
+                }
+            }
+        }
+    }
+
+    /// `putElement` from the element's bytes (`SetElementCodec.forEachRawPart`): the same
+    /// attributes, byte for byte.
+    static func putElement(_ part: SetElementCodec.RawPart, layout: RawLayout, shape: SetShape, adding: Bool, _ w: inout NetlinkWriter) {
+        let first = layout.widths[0]
+        func key(_ type: UInt16, highEnds: Bool) {
+            let n = w.beginNest(type)
+            w.put(NFTA_DATA_VALUE.u16) { w in
+                var offset = 0
+                for width in layout.widths {
+                    w.append(part.bytes + offset + (highEnds ? width : 0), count: width)
+                    if shape.isConcatenation { w.zeros((width + 3) / 4 * 4 - width) }
+                    offset += 2 * width
+                }
+            }
+            w.endNest(n)
+        }
+        switch part.kind {
+        case .zeroEnd:
+            w.put(NFTA_SET_ELEM_FLAGS.u16, u32: NFT_SET_ELEM_INTERVAL_END.u32)
+            let n = w.beginNest(NFTA_SET_ELEM_KEY.u16)
+            w.put(NFTA_DATA_VALUE.u16) { $0.zeros(first) }
+            w.endNest(n)
+        case .end:
+            // The high end plus one, in network order (the caller skips a high end of all ones).
+            w.put(NFTA_SET_ELEM_FLAGS.u16, u32: NFT_SET_ELEM_INTERVAL_END.u32)
+            let n = w.beginNest(NFTA_SET_ELEM_KEY.u16)
+            w.put(NFTA_DATA_VALUE.u16) { $0.appendSuccessor(part.bytes + first, count: first) }
+            w.endNest(n)
+        case .start, .whole:
+            key(NFTA_SET_ELEM_KEY.u16, highEnds: false)
+            if shape.usesKeyEnd { key(NFTA_SET_ELEM_KEY_END.u16, highEnds: true) }
+            if adding, let data = part.data {
+                let n = w.beginNest(NFTA_SET_ELEM_DATA.u16)
+                switch data {
+                case .verdict(let v): KernelExpression.putVerdict(v, &w)
+                case .value(let v):
+                    let t = shape.dataType ?? .integer
+                    w.put(NFTA_DATA_VALUE.u16) { $0.append(Value(v.uint128, width: t.width), bigEndian: t.isBigEndian) }
+                }
+                w.endNest(n)
+            }
+            if adding, part.kind == .start, UnsafeBufferPointer(start: part.bytes + first, count: first).allSatisfy({ $0 == 0xff }) {
                 w.put(NFTA_SET_ELEM_USERDATA.u16) {
                     $0.bytes8(UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue), 4)
                     $0.appendHost(UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue))

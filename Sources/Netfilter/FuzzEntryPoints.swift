@@ -64,7 +64,7 @@ public func decodeTableDump(_ bytes: [UInt8]) throws -> Table? {
                                      detail: "no such set precedes them in the dump")
             }
             var collector = collectors[set]!
-            if decoder.kernelElements(m, shape: shape, { collector.add($0) }) > 0 { keyless.insert(set) }
+            if collector.add(elementsOf: m, decoder) > 0 { keyless.insert(set) }
             // The other element decoder sees every message too: the fast path is the default,
             // libnftnl's is kept behind the same interface (`ZONEWALL_ELEMENT_PATH`).
             var other = decoder

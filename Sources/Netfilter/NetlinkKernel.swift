@@ -540,38 +540,29 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
     private static func holds(_ elements: ElementList, of set: NamedSet, _ c: Connection, family: Family, table: String,
                               readers maxReaders: Int, strict: Bool) throws(NetfilterError) -> Bool {
         let shape = SetShape(set)
-        let starts: Set<Value> = shape.usesEndElements ? Set(set.elements.lazy.map { $0.key[0].lo }) : []
-        var asking: [SetElementCodec.Part] = []
-        asking.reserveCapacity(elements.count * (shape.usesEndElements ? 2 : 1))
-        SetElementCodec.forEachPart(of: elements, shape: shape, adding: false, firstSegment: false) { part in
-            if part.kind == .end, let next = part.element.key[0].hi.successor, starts.contains(next) { return }
-            asking.append(part)
-        }
-        let parts = asking
-        guard !parts.isEmpty else { return true }
+        let decoder = TableDecoder(family: family, strict: strict)
+        let lookup: any ElementLookup = (decoder.elementPath == .direct ? RawElementLookup(elements, of: set, shape: shape) : nil)
+            ?? ModelElementLookup(elements, of: set, shape: shape, decoder: decoder)
+        let count = lookup.count
+        guard count > 0 else { return true }
         // An element asked for takes at most its nest, a key and a key end, each in a nest, and flags.
         let perMessage = BatchEncoder.elementBytesPerMessage / (40 + 2 * shape.keyLength)
-        let wanted = min(maxReaders, usableProcessorCount, (parts.count + perMessage - 1) / perMessage)
+        let wanted = min(maxReaders, usableProcessorCount, (count + perMessage - 1) / perMessage)
         let connections = wanted > 1 ? c.withElementReaders(count: wanted) : [c]
         for k in connections { k.socket.ensureBuffers(send: 0, receive: lookupReceiveBuffer) }
         let buffer = connections.map { $0.socket.kernelReceiveBufferSize }.min() ?? 0
         let perRequest = max(16, min(perMessage, buffer / lookupReplyTruesize))
-        let chunks = stride(from: 0, to: parts.count, by: perRequest).map { $0 ..< min($0 + perRequest, parts.count) }
-        let decoder = TableDecoder(family: family, strict: strict)
+        let chunks = stride(from: 0, to: count, by: perRequest).map { $0 ..< min($0 + perRequest, count) }
 
         @Sendable func ask(_ range: Range<Int>, on c: Connection) throws(NetfilterError) -> Bool {
-            let asked = parts[range]
-            let capacity = 256 + asked.count * (96 + 2 * shape.keyLength)
-            var scratch: [UInt8] = []
+            let capacity = 256 + range.count * (96 + 2 * shape.keyLength)
             let replies: [NetlinkMessage]
             do throws(NetfilterError) {
                 replies = try request(c, NFT_MSG_GETSETELEM, family: family, dump: false, capacity: capacity) { w, m in
                     w.put(NFTA_SET_ELEM_LIST_TABLE.u16, string: table)
                     w.put(NFTA_SET_ELEM_LIST_SET.u16, string: set.name)
                     let nest = w.beginNest(NFTA_SET_ELEM_LIST_ELEMENTS.u16)
-                    for (i, part) in asked.enumerated() {
-                        BatchEncoder.appendElement(part, shape: shape, adding: false, number: i + 1, toMessageAt: m, &w, scratch: &scratch)
-                    }
+                    lookup.write(range, toMessageAt: m, &w)
                     w.endNest(nest)
                 }
             } catch where error.errno == ENOENT {
@@ -580,16 +571,7 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
                 throw failure(dumping: "elements of set \(set.name)", family: family, table: table, error)
             }
             let messageType = UInt16(NFNL_SUBSYS_NFTABLES) << 8 | NFT_MSG_NEWSETELEM.u16
-            var got: [KernelElement] = []
-            got.reserveCapacity(asked.count)
-            for m in replies where m.type == messageType {
-                decoder.kernelElements(m, shape: shape) { got.append($0) }
-            }
-            return got.count == asked.count && zip(asked, got).allSatisfy { part, element in
-                var want = SetElementCodec.kernelElement(part, shape: shape)
-                want.isOpenInterval = false  // user data, which the decoders do not read
-                return want == element
-            }
+            return lookup.matches(range, replies.filter { $0.type == messageType })
         }
 
         guard connections.count > 1 else {
@@ -660,7 +642,7 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
                         // (NLM_F_DUMP_INTR); each part names the generation it was built at.
                         throw NetfilterError(operation: "dumping", errno: EINTR)
                     }
-                    for m in msgs { keyless += decoder.kernelElements(m, shape: shape) { collector.add($0) } }
+                    for m in msgs { keyless += collector.add(elementsOf: m, decoder) }
                 } catch where error.errno == EINTR && generation == nil && attempt < 16 {
                     attempt += 1  // a commit happened while the set was read: read it again
                     continue

@@ -127,6 +127,24 @@ struct NetlinkWriter {
         SetElementCodec.appendBytes(v, bigEndian: bigEndian, to: &bytes)
     }
 
+    /// Appends `count` bytes from `start`.
+    mutating func append(_ start: UnsafePointer<UInt8>, count: Int) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: start, count: count))
+    }
+
+    /// Appends the big-endian number of `count` bytes at `start`, plus one (it must not be all ones).
+    mutating func appendSuccessor(_ start: UnsafePointer<UInt8>, count: Int) {
+        let first = bytes.count
+        append(start, count: count)
+        var i = first + count - 1
+        while i >= first {
+            let (sum, carry) = bytes[i].addingReportingOverflow(1)
+            bytes[i] = sum
+            if !carry { break }
+            i -= 1
+        }
+    }
+
     /// Appends `n` zero bytes.
     mutating func zeros(_ n: Int) {
         for _ in 0..<n { bytes.append(0) }

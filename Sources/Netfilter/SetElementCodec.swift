@@ -1,3 +1,4 @@
+import CNetfilter
 import Ruleset
 
 /// What the kernel needs to know about a set to store its elements.
@@ -23,6 +24,26 @@ struct SetShape: Hashable, Sendable {
     var usesEndElements: Bool { isInterval && !isConcatenation }
     /// Bytes of the key: each component of a concatenation is padded to 4 bytes.
     var keyLength: Int { isConcatenation ? keyType.reduce(0) { $0 + $1.paddedWidth } : keyType.first?.width ?? 0 }
+}
+
+/// Where each key component sits in a key as the kernel stores it, for sets whose components
+/// are all in network order (their bytes are then the model's bytes); nil otherwise.
+struct RawLayout {
+    /// Bytes of each component.
+    var widths: [Int]
+    /// Offset of each component in the kernel's key (concatenations pad each to 4 bytes).
+    var offsets: [Int]
+
+    init?(_ shape: SetShape) {
+        guard !shape.keyType.isEmpty, shape.keyType.allSatisfy({ $0.isBigEndian && $0.width > 0 && $0.width <= 16 }) else { return nil }
+        widths = shape.keyType.map(\.width)
+        var o = 0
+        offsets = []
+        for t in shape.keyType {
+            offsets.append(o)
+            o += shape.isConcatenation ? t.paddedWidth : t.width
+        }
+    }
 }
 
 /// A set element as the kernel stores it.
@@ -74,6 +95,44 @@ enum SetElementCodec {
             body(Part(kind: .start, element: e))
             if e.key[0].hi != .max(width: e.key[0].hi.width) { body(Part(kind: .end, element: e)) }
         }
+    }
+
+    /// One kernel element of `forEachRawPart`: the element's bytes in its list (each key
+    /// component's low end, then its high end) instead of a rebuilt `SetElement`.
+    struct RawPart {
+        var kind: Part.Kind
+        /// The element's index in its list, and its bytes there.
+        var index: Int
+        var bytes: UnsafePointer<UInt8>
+        var data: ElementData?
+    }
+
+    /// `forEachPart` without building a `SetElement` per element, in the same order, for sets
+    /// whose key components are all in network order (`layout`) and laid out as in `elements`.
+    /// Returns false, without calling `body`, where it does not apply: `forEachPart` then does.
+    static func forEachRawPart(of elements: ElementList, shape: SetShape, layout: RawLayout, adding: Bool, firstSegment: Bool,
+                               _ body: (RawPart) -> Void) -> Bool {
+        guard elements.componentWidths == layout.widths else { return elements.isEmpty }
+        let zeroEnd = shape.usesEndElements && adding && firstSegment
+        guard !shape.usesEndElements || (layout.widths.count == 1 && (!zeroEnd || elements.isSortedByKey)) else { return false }
+        let stride = layout.widths.reduce(0, +) * 2
+        elements.withStorage { keys, data in
+            guard let base = keys.baseAddress else { return }
+            func part(_ kind: Part.Kind, _ i: Int) -> RawPart {
+                RawPart(kind: kind, index: i, bytes: base + i * stride, data: data.isEmpty ? nil : data[i])
+            }
+            guard shape.usesEndElements else {
+                for i in 0..<elements.count { body(part(.whole, i)) }
+                return
+            }
+            let w = layout.widths[0]
+            if zeroEnd, !UnsafeBufferPointer(start: base, count: w).allSatisfy({ $0 == 0 }) { body(part(.zeroEnd, 0)) }
+            for i in 0..<elements.count {
+                body(part(.start, i))
+                if !UnsafeBufferPointer(start: base + i * stride + w, count: w).allSatisfy({ $0 == 0xff }) { body(part(.end, i)) }
+            }
+        }
+        return true
     }
 
     /// The kernel element a part stands for (tests and error messages use this; the batch
@@ -171,6 +230,34 @@ struct ElementCollector {
                   (k.data != nil) == (shape.dataType != nil) else { return }
             list.append(SetElement(key: zip(k.key, ends).map { ValueRange(min($0, $1), max($0, $1)) }, data: k.data))
         }
+    }
+
+    /// Adds the elements of one dump message, returning how many had no key (as
+    /// `TableDecoder.kernelElements`). A concatenated interval set of network-order types, not a map (the
+    /// zone lookups, most of a large table), is read straight into the list, without building a
+    /// `KernelElement` and a `SetElement` per element; anything else goes through `add(_:)`.
+    mutating func add(elementsOf m: NetlinkMessage, _ decoder: TableDecoder) -> Int {
+        guard decoder.elementPath == .direct, shape.usesKeyEnd, shape.dataType == nil, let layout = RawLayout(shape) else {
+            return decoder.kernelElements(m, shape: shape) { add($0) }
+        }
+        var keyless = 0
+        guard let elements = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return 0 }
+        for elem in elements {
+            var key: ArraySlice<UInt8>?, keyEnd: ArraySlice<UInt8>?, hasData = false
+            for attr in elem.nested {
+                switch attr.type {
+                case NFTA_SET_ELEM_KEY.u16: key = attr.nested[NFTA_DATA_VALUE.u16]?.payload
+                case NFTA_SET_ELEM_KEY_END.u16: keyEnd = attr.nested[NFTA_DATA_VALUE.u16]?.payload
+                case NFTA_SET_ELEM_DATA.u16: hasData = true
+                default: break
+                }
+            }
+            guard let key, !key.isEmpty else { keyless += 1; continue }
+            // Data on an element of a plain set cannot come from the kernel; as in `add(_:)`, it is left out.
+            if hasData { continue }
+            _ = list.appendConcatenated(key: key, keyEnd: keyEnd ?? key, widths: layout.widths, offsets: layout.offsets, data: nil)
+        }
+        return keyless
     }
 
     /// The elements in canonical order.

@@ -117,24 +117,27 @@ struct TableDecoder {
                 case NFTA_SET_ELEM_KEY.u16: k.key = values(attr, shape)
                 case NFTA_SET_ELEM_KEY_END.u16: k.keyEnd = values(attr, shape)
                 case NFTA_SET_ELEM_FLAGS.u16: k.isIntervalEnd = attr.u32 & NFT_SET_ELEM_INTERVAL_END.u32 != 0
-                case NFTA_SET_ELEM_DATA.u16:
-                    if let v = KernelExpression.decodeVerdict(attr) {
-                        k.data = .verdict(v)
-                    } else if let raw = attr.nested[NFTA_DATA_VALUE.u16], !raw.payload.isEmpty {
-                        let t = shape.dataType ?? .integer
-                        k.data = .value(Self.value(raw.payload.prefix(16), bigEndian: t.isBigEndian))
-                    } else if shape.dataType == .verdict {
-                        // A verdict zonewall never writes (queue, break, a jump without a chain):
-                        // keep its code as a value, so that it equals no desired element.
-                        let code = attr.nested[NFTA_DATA_VERDICT.u16]?.nested[NFTA_VERDICT_CODE.u16]?.u32 ?? 0
-                        k.data = .value(Value(UInt64(code), width: 4))
-                    }
+                case NFTA_SET_ELEM_DATA.u16: k.data = Self.elementData(attr, shape)
                 default: break
                 }
             }
             if k.key.isEmpty { keyless += 1 } else { body(k) }
         }
         return keyless
+    }
+
+    /// An element's `NFTA_SET_ELEM_DATA`: a verdict, or a value of the set's data type.
+    static func elementData(_ attr: NetlinkAttribute, _ shape: SetShape) -> ElementData? {
+        if let v = KernelExpression.decodeVerdict(attr) { return .verdict(v) }
+        if let raw = attr.nested[NFTA_DATA_VALUE.u16], !raw.payload.isEmpty {
+            let t = shape.dataType ?? .integer
+            return .value(value(raw.payload.prefix(16), bigEndian: t.isBigEndian))
+        }
+        guard shape.dataType == .verdict else { return nil }
+        // A verdict zonewall never writes (queue, break, a jump without a chain): keep its code
+        // as a value, so that it equals no desired element.
+        let code = attr.nested[NFTA_DATA_VERDICT.u16]?.nested[NFTA_VERDICT_CODE.u16]?.u32 ?? 0
+        return .value(Value(UInt64(code), width: 4))
     }
 
     private func values(_ attr: NetlinkAttribute, _ shape: SetShape) -> [Value] {

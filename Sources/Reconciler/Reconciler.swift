@@ -166,7 +166,10 @@ public actor Reconciler {
             defer { refreshDigest() }
             let outcome = try converge(.start)
             revokeIfTightened(outcome)
-            confirmed = (table, desiredPolicy)  // what the daemon starts with is the baseline, not an edit
+            // What the daemon starts with is the baseline, not an edit. Only kept with
+            // --confirm-edits: otherwise nothing goes back to it, and holding it would keep the
+            // start's sets alive after every edit.
+            if confirmEdits != nil { confirmed = (table, desiredPolicy) }
             return outcome
         case .failure(let diagnostics):
             guard var inForce = snapshot.table else { throw StartupRefused(diagnostics: diagnostics) }
@@ -174,7 +177,7 @@ public actor Reconciler {
             // What is in force is what we enforce until a valid policy arrives: drift is repaired back to it.
             inForce.flags = tableFlags
             desired = inForce
-            confirmed = (inForce, nil)
+            if confirmEdits != nil { confirmed = (inForce, nil) }
             state.policyDigest = digests.of(inForce)
             state.elements = inForce.elementCount
             state.inSync = true

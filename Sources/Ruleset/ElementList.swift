@@ -99,6 +99,36 @@ public struct ElementList: Sendable {
         noteAppended()
     }
 
+    /// Appends an element of a concatenated interval set as the kernel stores it: `key` holds
+    /// each component's low end and `keyEnd` its high end, big-endian, component `c` at
+    /// `offsets[c]` with `widths[c]` bytes (the kernel pads each to 4). A component whose ends
+    /// come reversed is stored low end first. Returns false, appending nothing, when the bytes
+    /// are too short or the layout differs from the list's: the caller then leaves the element out.
+    public mutating func appendConcatenated(key: ArraySlice<UInt8>, keyEnd: ArraySlice<UInt8>,
+                                            widths: [Int], offsets: [Int], data element: ElementData?) -> Bool {
+        guard widths.count == offsets.count, !widths.isEmpty,
+              zip(widths, offsets).allSatisfy({ $0 > 0 && $1 + $0 <= key.count && $1 + $0 <= keyEnd.count }) else { return false }
+        if stride == 0 {
+            componentWidths = widths
+            stride = widths.reduce(0, +) * 2
+            holdsData = element != nil
+        }
+        guard componentWidths == widths, (element != nil) == holdsData else { return false }
+        for (w, o) in zip(widths, offsets) {
+            let lo = key.index(key.startIndex, offsetBy: o), hi = keyEnd.index(keyEnd.startIndex, offsetBy: o)
+            if key[lo ..< lo + w].lexicographicallyPrecedes(keyEnd[hi ..< hi + w]) || key[lo ..< lo + w].elementsEqual(keyEnd[hi ..< hi + w]) {
+                keys.append(contentsOf: key[lo ..< lo + w])
+                keys.append(contentsOf: keyEnd[hi ..< hi + w])
+            } else {
+                keys.append(contentsOf: keyEnd[hi ..< hi + w])
+                keys.append(contentsOf: key[lo ..< lo + w])
+            }
+        }
+        if let element { data.append(element) }
+        noteAppended()
+        return true
+    }
+
     /// `value.appendBytes(to:)`, a word at a time.
     /// Room for `count` more elements of `width`-byte single-component keys.
     public mutating func reserveCapacity(ranges count: Int, width: Int, data: Bool) {

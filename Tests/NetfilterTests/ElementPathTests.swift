@@ -76,6 +76,22 @@ struct ElementPathTests {
         // Decoding: libnftnl (`nftnl_set_elems_nlmsg_parse`) and the fast path read the same
         // kernel elements from every element message, and those are what was encoded.
         let shapes = Dictionary(uniqueKeysWithValues: sets.map { ($0.name, SetShape($0)) })
+        // A dump read straight into element lists (`ElementCollector.add(elementsOf:)`, which
+        // skips per-element values for concatenated sets) reads back every set as it was written,
+        // and as the element-by-element path reads it.
+        var fast = shapes.mapValues { ElementCollector(shape: $0) }, slow = fast
+        for (index, op) in batch.operations.enumerated() {
+            guard case .elements(let chunk) = op else { continue }
+            let message = NetlinkMessage.split(dumpForm(Array(batch.bytes[batch.offsets[index]..<batch.offsets[index + 1]]))[...])[0]
+            let decoder = TableDecoder(family: .inet, strict: false)
+            #expect(fast[chunk.set]!.add(elementsOf: message, decoder) == 0)
+            #expect(decoder.kernelElements(message, shape: shapes[chunk.set]!) { slow[chunk.set]!.add($0) } == 0)
+        }
+        for s in sets {
+            let read = fast[s.name]!.finish()
+            #expect(read == s.elements.sortedByKey(), "\(s.name)")
+            #expect(read == slow[s.name]!.finish(), "\(s.name)")
+        }
         for (index, op) in batch.operations.enumerated() {
             guard case .elements(let chunk) = op else { continue }
             let bytes = dumpForm(Array(batch.bytes[batch.offsets[index]..<batch.offsets[index + 1]]))

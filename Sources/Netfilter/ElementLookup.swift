@@ -1,0 +1,167 @@
+import CNetfilter
+import Ruleset
+
+/// The elements `NetlinkKernel.holds` asks the kernel for by key, and how it checks the
+/// replies: each reply must be the element asked for, key, flags and data.
+///
+/// One kind of element is not asked for: the end of a range that the next range starts right
+/// after, which the kernel's lookup cannot find (see `holds`).
+protocol ElementLookup: Sendable {
+    /// How many kernel elements are asked for.
+    var count: Int { get }
+    /// Appends the element nests of elements `range` to the request at `m`.
+    func write(_ range: Range<Int>, toMessageAt m: Int, _ w: inout NetlinkWriter)
+    /// Whether `replies` hold exactly elements `range`, in order.
+    func matches(_ range: Range<Int>, _ replies: [NetlinkMessage]) -> Bool
+}
+
+/// Lookups built from each element's bytes, for sets of network-order key types: no
+/// `SetElement` or `KernelElement` per element (a stage's 100,000-range map is 200,000 lookups).
+struct RawElementLookup: ElementLookup {
+    let elements: ElementList
+    let shape: SetShape
+    let layout: RawLayout
+    /// The elements asked for: a kind and the element's index in `elements`.
+    let parts: [(kind: SetElementCodec.Part.Kind, index: Int)]
+    private let stride: Int
+
+    init?(_ elements: ElementList, of set: NamedSet, shape: SetShape) {
+        guard let layout = RawLayout(shape), elements.componentWidths == layout.widths,
+              set.elements.isEmpty || set.elements.componentWidths == layout.widths else { return nil }
+        self.elements = elements
+        self.shape = shape
+        self.layout = layout
+        stride = layout.widths.reduce(0, +) * 2
+        var starts = Set<UInt128>()
+        if shape.usesEndElements {
+            let w = layout.widths[0], s = stride
+            set.elements.withStorage { keys, _ in
+                starts.reserveCapacity(set.elements.count)
+                for i in 0..<set.elements.count { starts.insert(Self.number(keys.baseAddress! + i * s, w)) }
+            }
+        }
+        var parts: [(kind: SetElementCodec.Part.Kind, index: Int)] = []
+        parts.reserveCapacity(elements.count * (shape.usesEndElements ? 2 : 1))
+        let w = layout.widths[0]
+        _ = SetElementCodec.forEachRawPart(of: elements, shape: shape, layout: layout, adding: false, firstSegment: false) { part in
+            if part.kind == .end, starts.contains(Self.number(part.bytes + w, w) &+ 1) { return }
+            parts.append((part.kind, part.index))
+        }
+        self.parts = parts
+    }
+
+    /// The big-endian number of `width` bytes (at most 16) at `p`.
+    static func number(_ p: UnsafePointer<UInt8>, _ width: Int) -> UInt128 {
+        var v: UInt128 = 0
+        for k in 0..<width { v = v << 8 | UInt128(p[k]) }
+        return v
+    }
+
+    var count: Int { parts.count }
+
+    func write(_ range: Range<Int>, toMessageAt m: Int, _ w: inout NetlinkWriter) {
+        elements.withStorage { keys, _ in
+            for (n, p) in parts[range].enumerated() {
+                let e = w.beginNest(UInt16(truncatingIfNeeded: n + 1) & 0x3fff)
+                BatchEncoder.putElement(SetElementCodec.RawPart(kind: p.kind, index: p.index, bytes: keys.baseAddress! + p.index * stride, data: nil),
+                                        layout: layout, shape: shape, adding: false, &w)
+                w.endNest(e)
+            }
+        }
+    }
+
+    func matches(_ range: Range<Int>, _ replies: [NetlinkMessage]) -> Bool {
+        var next = range.lowerBound
+        return elements.withStorage { keys, data in
+            for m in replies {
+                guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { continue }
+                for elem in list {
+                    guard next < range.upperBound else { return false }
+                    let p = parts[next]
+                    guard matches(elem.nested, p.kind, keys.baseAddress! + p.index * stride,
+                                  data: p.kind == .end || data.isEmpty ? nil : data[p.index]) else { return false }
+                    next += 1
+                }
+            }
+            return next == range.upperBound
+        }
+    }
+
+    /// Whether one reply element is the element at `bytes` as `kind`.
+    private func matches(_ attrs: NetlinkAttributes, _ kind: SetElementCodec.Part.Kind, _ bytes: UnsafePointer<UInt8>,
+                         data: ElementData?) -> Bool {
+        var key: ArraySlice<UInt8>?, keyEnd: ArraySlice<UInt8>?, isEnd = false, got: ElementData?
+        for attr in attrs {
+            switch attr.type {
+            case NFTA_SET_ELEM_KEY.u16: key = attr.nested[NFTA_DATA_VALUE.u16]?.payload
+            case NFTA_SET_ELEM_KEY_END.u16: keyEnd = attr.nested[NFTA_DATA_VALUE.u16]?.payload
+            case NFTA_SET_ELEM_FLAGS.u16: isEnd = attr.u32 & NFT_SET_ELEM_INTERVAL_END.u32 != 0
+            case NFTA_SET_ELEM_DATA.u16: got = TableDecoder.elementData(attr, shape)
+            default: break
+            }
+        }
+        guard let key, isEnd == (kind == .end), got == data else { return false }
+        if kind == .end {
+            let w = layout.widths[0]
+            return key.count == w && RawElementLookup.number(bytes + w, w) &+ 1 == key.withUnsafeBufferPointer { Self.number($0.baseAddress!, w) }
+        }
+        guard same(key, bytes, highEnds: false) else { return false }
+        guard shape.usesKeyEnd else { return keyEnd == nil }
+        return keyEnd.map { same($0, bytes, highEnds: true) } ?? false
+    }
+
+    /// Whether a key as the kernel stores it holds each component's low (or high) end.
+    private func same(_ stored: ArraySlice<UInt8>, _ bytes: UnsafePointer<UInt8>, highEnds: Bool) -> Bool {
+        let length = shape.isConcatenation ? layout.offsets.last! + (layout.widths.last! + 3) / 4 * 4 : layout.widths[0]
+        guard stored.count == length else { return false }
+        return stored.withUnsafeBufferPointer { p in
+            var offset = 0
+            for (width, at) in zip(layout.widths, layout.offsets) {
+                let want = bytes + offset + (highEnds ? width : 0)
+                for k in 0..<width where p[at + k] != want[k] { return false }
+                offset += 2 * width
+            }
+            return true
+        }
+    }
+}
+
+/// Lookups built from model elements (`SetElementCodec.forEachPart`), for any set.
+struct ModelElementLookup: ElementLookup {
+    let shape: SetShape
+    let parts: [SetElementCodec.Part]
+    let decoder: TableDecoder
+
+    init(_ elements: ElementList, of set: NamedSet, shape: SetShape, decoder: TableDecoder) {
+        self.shape = shape
+        self.decoder = decoder
+        let starts: Set<Value> = shape.usesEndElements ? Set(set.elements.lazy.map { $0.key[0].lo }) : []
+        var asking: [SetElementCodec.Part] = []
+        asking.reserveCapacity(elements.count * (shape.usesEndElements ? 2 : 1))
+        SetElementCodec.forEachPart(of: elements, shape: shape, adding: false, firstSegment: false) { part in
+            if part.kind == .end, let next = part.element.key[0].hi.successor, starts.contains(next) { return }
+            asking.append(part)
+        }
+        parts = asking
+    }
+
+    var count: Int { parts.count }
+
+    func write(_ range: Range<Int>, toMessageAt m: Int, _ w: inout NetlinkWriter) {
+        var scratch: [UInt8] = []
+        for (i, part) in parts[range].enumerated() {
+            BatchEncoder.appendElement(part, shape: shape, adding: false, number: i + 1, toMessageAt: m, &w, scratch: &scratch)
+        }
+    }
+
+    func matches(_ range: Range<Int>, _ replies: [NetlinkMessage]) -> Bool {
+        var got: [KernelElement] = []
+        got.reserveCapacity(range.count)
+        for m in replies { decoder.kernelElements(m, shape: shape) { got.append($0) } }
+        return got.count == range.count && zip(parts[range], got).allSatisfy { part, element in
+            var want = SetElementCodec.kernelElement(part, shape: shape)
+            want.isOpenInterval = false  // user data, which the decoders do not read
+            return want == element
+        }
+    }
+}
