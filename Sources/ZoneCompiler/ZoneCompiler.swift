@@ -243,7 +243,7 @@ struct TableBuilder {
             var parts = FamilyParts(flat: IntervalFlattener.flatten(policy.zones.enumerated().flatMap { i, z in
                 z.members.filter { $0.value.family == f.family }.map { (prefix: $0.value, zone: i) }
             }))
-            for iv in parts.flat { parts.intervalsOf[iv.zone, default: []].append(iv.lo...iv.hi) }
+            parts.byZone = ZoneIntervals(parts.flat, zones: policy.zones.count)
             // One set per source zone, and only when the zone has members of this family: without
             // them no packet of the family is ever sent to its chain.
             for zone in index.outgoing.keys.sorted() {
@@ -296,10 +296,10 @@ struct TableBuilder {
     /// Zone `zone`'s lookup set in family `f`: what its rules admit towards each destination
     /// zone's intervals. Nil when the zone has no members of the family or admits nothing.
     func zoneSet(_ zone: Int, _ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> NamedSet? {
-        guard parts.intervalsOf[zone] != nil, let targets = index.outgoing[zone] else { return nil }
+        guard parts.byZone.contains(zone), let targets = index.outgoing[zone] else { return nil }
         var lookup = Lookup()
         for (b, ports) in targets {
-            let dst = parts.intervalsOf[b] ?? []
+            let dst = parts.intervals(of: b) ?? []
             for spec in ports { lookup.add(spec, intervals: dst) }
         }
         guard !lookup.isEmpty else { return nil }
@@ -310,7 +310,7 @@ struct TableBuilder {
     func edgeSets(_ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> [NamedSet] {
         var edges: [EdgeSite: Lookup] = [:]
         for edge in index.edges {
-            let intervals = parts.intervalsOf[edge.zone] ?? []
+            let intervals = parts.intervals(of: edge.zone) ?? []
             for spec in edge.ports { edges[edge.site, default: Lookup()].add(spec, intervals: intervals) }
         }
         return EdgeSite.allCases.map { site in
