@@ -58,7 +58,6 @@ public struct FlowSummary: Codable, Sendable {
 /// shares the stream with `zonewall log` over a root-only unix socket.
 public final class FlowLogService: @unchecked Sendable {
     let config: FlowLogConfiguration
-    let policyDirectory: String
     let registry: PrometheusCollectorRegistry
     let logger: Logger
     private let lock = NSLock()
@@ -80,7 +79,6 @@ public final class FlowLogService: @unchecked Sendable {
     public init(configuration: FlowLogConfiguration, policy inForce: Policy? = nil, policyDirectory: String,
                 registry: PrometheusCollectorRegistry, logger: Logger) throws {
         config = configuration
-        self.policyDirectory = policyDirectory
         self.registry = registry
         self.logger = logger
         let policy = inForce ?? PolicyLoader.load(directory: policyDirectory).policy ?? Policy(zones: [], rules: [])

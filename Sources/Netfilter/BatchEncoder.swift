@@ -310,23 +310,29 @@ struct BatchEncoder {
         case .start, .whole:
             key(NFTA_SET_ELEM_KEY.u16) { e.key[$0].lo }
             if shape.usesKeyEnd { key(NFTA_SET_ELEM_KEY_END.u16) { e.key[$0].hi } }
-            if adding, let data = e.data {
-                let n = w.beginNest(NFTA_SET_ELEM_DATA.u16)
-                switch data {
-                case .verdict(let v): KernelExpression.putVerdict(v, &w)
-                case .value(let v):
-                    let t = shape.dataType ?? .integer
-                    w.put(NFTA_DATA_VALUE.u16) { $0.append(Value(v.uint128, width: t.width), bigEndian: t.isBigEndian) }
-                }
-                w.endNest(n)
-            }
-            if adding, part.kind == .start, e.key[0].hi == .max(width: e.key[0].hi.width) {
-                // nftnl udata: NFTNL_UDATA_SET_ELEM_FLAGS = NFTNL_SET_ELEM_F_INTERVAL_OPEN.
-                w.put(NFTA_SET_ELEM_USERDATA.u16) {
-                    $0.bytes8(UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue), 4)
-                    $0.appendHost(UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue))
-                }
-            }
+            if adding, let data = e.data { putData(data, shape: shape, &w) }
+            if adding, part.kind == .start, e.key[0].hi == .max(width: e.key[0].hi.width) { putOpenInterval(&w) }
+        }
+    }
+
+    /// An element's `NFTA_SET_ELEM_DATA`: a verdict, or a value of the set's data type.
+    static func putData(_ data: ElementData, shape: SetShape, _ w: inout NetlinkWriter) {
+        let n = w.beginNest(NFTA_SET_ELEM_DATA.u16)
+        switch data {
+        case .verdict(let v): KernelExpression.putVerdict(v, &w)
+        case .value(let v):
+            let t = shape.dataType ?? .integer
+            w.put(NFTA_DATA_VALUE.u16) { $0.append(Value(v.uint128, width: t.width), bigEndian: t.isBigEndian) }
+        }
+        w.endNest(n)
+    }
+
+    /// nft's flag for a range that runs to the largest value (nftnl udata:
+    /// `NFTNL_UDATA_SET_ELEM_FLAGS` = `NFTNL_SET_ELEM_F_INTERVAL_OPEN`).
+    static func putOpenInterval(_ w: inout NetlinkWriter) {
+        w.put(NFTA_SET_ELEM_USERDATA.u16) {
+            $0.bytes8(UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue), 4)
+            $0.appendHost(UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue))
         }
     }
 
@@ -338,9 +344,9 @@ struct BatchEncoder {
             let n = w.beginNest(type)
             w.put(NFTA_DATA_VALUE.u16) { w in
                 var offset = 0
-                for width in layout.widths {
+                for (width, t) in zip(layout.widths, shape.keyType) {
                     w.append(part.bytes + offset + (highEnds ? width : 0), count: width)
-                    if shape.isConcatenation { w.zeros((width + 3) / 4 * 4 - width) }
+                    if shape.isConcatenation { w.zeros(t.paddedWidth - width) }
                     offset += 2 * width
                 }
             }
@@ -361,21 +367,9 @@ struct BatchEncoder {
         case .start, .whole:
             key(NFTA_SET_ELEM_KEY.u16, highEnds: false)
             if shape.usesKeyEnd { key(NFTA_SET_ELEM_KEY_END.u16, highEnds: true) }
-            if adding, let data = part.data {
-                let n = w.beginNest(NFTA_SET_ELEM_DATA.u16)
-                switch data {
-                case .verdict(let v): KernelExpression.putVerdict(v, &w)
-                case .value(let v):
-                    let t = shape.dataType ?? .integer
-                    w.put(NFTA_DATA_VALUE.u16) { $0.append(Value(v.uint128, width: t.width), bigEndian: t.isBigEndian) }
-                }
-                w.endNest(n)
-            }
+            if adding, let data = part.data { putData(data, shape: shape, &w) }
             if adding, part.kind == .start, UnsafeBufferPointer(start: part.bytes + first, count: first).allSatisfy({ $0 == 0xff }) {
-                w.put(NFTA_SET_ELEM_USERDATA.u16) {
-                    $0.bytes8(UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue), 4)
-                    $0.appendHost(UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue))
-                }
+                putOpenInterval(&w)
             }
         }
     }

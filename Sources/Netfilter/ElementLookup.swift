@@ -103,7 +103,7 @@ struct RawElementLookup: ElementLookup {
         guard let key, isEnd == (kind == .end), got == data else { return false }
         if kind == .end {
             let w = layout.widths[0]
-            return key.count == w && RawElementLookup.number(bytes + w, w) &+ 1 == key.withUnsafeBufferPointer { Self.number($0.baseAddress!, w) }
+            return key.count == w && Self.number(bytes + w, w) &+ 1 == key.withUnsafeBufferPointer { Self.number($0.baseAddress!, w) }
         }
         guard same(key, bytes, highEnds: false) else { return false }
         guard shape.usesKeyEnd else { return keyEnd == nil }
@@ -112,8 +112,7 @@ struct RawElementLookup: ElementLookup {
 
     /// Whether a key as the kernel stores it holds each component's low (or high) end.
     private func same(_ stored: ArraySlice<UInt8>, _ bytes: UnsafePointer<UInt8>, highEnds: Bool) -> Bool {
-        let length = shape.isConcatenation ? layout.offsets.last! + (layout.widths.last! + 3) / 4 * 4 : layout.widths[0]
-        guard stored.count == length else { return false }
+        guard stored.count == shape.keyLength else { return false }
         return stored.withUnsafeBufferPointer { p in
             var offset = 0
             for (width, at) in zip(layout.widths, layout.offsets) {

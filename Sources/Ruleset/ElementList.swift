@@ -116,26 +116,23 @@ public struct ElementList: Sendable {
         guard componentWidths == widths, (element != nil) == holdsData else { return false }
         for (w, o) in zip(widths, offsets) {
             let lo = key.index(key.startIndex, offsetBy: o), hi = keyEnd.index(keyEnd.startIndex, offsetBy: o)
-            if key[lo ..< lo + w].lexicographicallyPrecedes(keyEnd[hi ..< hi + w]) || key[lo ..< lo + w].elementsEqual(keyEnd[hi ..< hi + w]) {
-                keys.append(contentsOf: key[lo ..< lo + w])
-                keys.append(contentsOf: keyEnd[hi ..< hi + w])
-            } else {
-                keys.append(contentsOf: keyEnd[hi ..< hi + w])
-                keys.append(contentsOf: key[lo ..< lo + w])
-            }
+            let (low, high) = (key[lo ..< lo + w], keyEnd[hi ..< hi + w])
+            let reversed = high.lexicographicallyPrecedes(low)
+            keys.append(contentsOf: reversed ? high : low)
+            keys.append(contentsOf: reversed ? low : high)
         }
         if let element { data.append(element) }
         noteAppended()
         return true
     }
 
-    /// `value.appendBytes(to:)`, a word at a time.
     /// Room for `count` more elements of `width`-byte single-component keys.
     public mutating func reserveCapacity(ranges count: Int, width: Int, data: Bool) {
         keys.reserveCapacity(keys.count + count * 2 * width)
         if data { self.data.reserveCapacity(self.data.count + count) }
     }
 
+    /// `value.appendBytes(to:)`, a word at a time.
     @inline(__always)
     private static func appendBigEndian(_ value: Value, to out: inout [UInt8]) {
         switch value.width {

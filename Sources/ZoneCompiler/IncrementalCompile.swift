@@ -115,7 +115,7 @@ struct ZoneIntervals: Sendable {
     func contains(_ zone: Int) -> Bool { zone + 1 < start.count && start[zone] < start[zone + 1] }
 
     func intervals(of zone: Int, in flat: [LabeledInterval]) -> [ClosedRange<UInt128>]? {
-        guard zone + 1 < start.count, start[zone] < start[zone + 1] else { return nil }
+        guard contains(zone) else { return nil }
         return order[Int(start[zone]) ..< Int(start[zone + 1])].map { flat[Int($0)].lo...flat[Int($0)].hi }
     }
 }
