@@ -84,6 +84,7 @@ struct FamilyParts: Sendable {
     /// `to_world`, `to_host`, `from_world`, `from_host`.
     var edgeSets: [NamedSet] = []
     var src = NamedSet(name: "", keyType: [])
+    var srcAddress = NamedSet(name: "", keyType: [])
     var zoned = NamedSet(name: "", keyType: [])
     var audit = NamedSet(name: "", keyType: [])
 }
@@ -206,7 +207,7 @@ extension TableBuilder {
             // Taken out of `parts`, so that its dictionaries are changed in place, not copied.
             var family = parts.families[fi]
             parts.families[fi] = FamilyParts(flat: [])
-            let (oldEdges, oldSrc, oldZoned, oldAudit) = (family.edgeSets, family.src, family.zoned, family.audit)
+            let (oldEdges, oldSrc, oldSrcAddress, oldZoned, oldAudit) = (family.edgeSets, family.src, family.srcAddress, family.zoned, family.audit)
             let touched = reflatten(&family, changed: Merge.ranges(ranges), f)
 
             // The lookups that read the touched zones' intervals: their own, and every zone's
@@ -224,6 +225,7 @@ extension TableBuilder {
             }
             fillAddressMaps(f, &family)
             family.src = Self.keepingStorage(family.src, of: oldSrc)
+            family.srcAddress = Self.keepingStorage(family.srcAddress, of: oldSrcAddress)
             family.zoned = Self.keepingStorage(family.zoned, of: oldZoned)
             family.audit = Self.keepingStorage(family.audit, of: oldAudit)
             parts.families[fi] = family

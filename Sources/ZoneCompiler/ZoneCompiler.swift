@@ -5,7 +5,9 @@ import ZonePolicy
 ///
 /// Shape (per address family; `_v6` twins of every `_v4` object):
 /// - `zoned_v4`: every member address; a packet with neither end in it is not governed.
-/// - `src_v4`: source interval map → `jump z_ZONE`, longest prefix wins (intervals are flattened).
+/// - `src_v4`: source interval map → `jump z_ZONE`, longest prefix wins (intervals are flattened);
+///   `src_addr_v4`: the same for the flattened intervals of a single address, hashed (constant
+///   lookup), which `src_v4` leaves out.
 /// - `z_ZONE` chains, one per zone with zone-to-zone rules, holding one rule per family: a
 ///   lookup of `daddr . meta l4proto . th sport . th dport` in `z_ZONE_v4`. Ports, whole
 ///   protocols, `any` (protocol 0-255, both ports 0-65535) and ICMP echo (`th sport` is the
@@ -264,12 +266,12 @@ struct TableBuilder {
         var sets: [NamedSet] = parts.families.map(\.zoned)
         sets += parts.families.flatMap(\.edgeSets)
         for family in parts.families { sets += family.zoneSets.keys.sorted().map { family.zoneSets[$0]! } }
-        sets += parts.families.map(\.src)
+        sets += parts.families.flatMap { [$0.srcAddress, $0.src] }
         sets += parts.families.map(\.audit)
-        var chains = [denyChain(), auditChain()] + parts.zoneChains
+        var chains = [denyChain(), auditChain(), invalidChain()] + parts.zoneChains
         chains += [Hook.input, .forward, .output].map(baseChain)
-        // The fixed chains: the first two and the last three.
-        for i in [0, 1] + Array(chains.count - 3 ..< chains.count) {
+        // The fixed chains: the first three and the last three.
+        for i in [0, 1, 2] + Array(chains.count - 3 ..< chains.count) {
             if let old = previousRules[chains[i].name], old == chains[i].rules { chains[i].rules = old }
             if let previous, previous.chains.count == chains.count, previous.chains[i].name == chains[i].name,
                previous.chains[i].rules == chains[i].rules {
@@ -321,16 +323,24 @@ struct TableBuilder {
     /// `src_*`, `zoned_*` and `audit_*` of family `f`, from its flattened intervals and the
     /// zones that have a lookup: linear passes that write elements straight into their lists.
     func fillAddressMaps(_ f: FamilyInfo, _ parts: inout FamilyParts) {
-        var src = ElementList()
+        // Single addresses (most members) go to a hashed map, whose lookup is constant; the
+        // interval map keeps the rest, with a gap at each single address, so that a source is
+        // found in exactly one of the two.
+        var src = ElementList(), single = ElementList()
         src.reserveCapacity(ranges: parts.flat.count, width: f.width, data: true)
         // By zone index: a dictionary lookup per interval would cost more than the rest.
         var jumps = [ElementData?](repeating: nil, count: policy.zones.count)
         for zone in parts.zoneSets.keys { jumps[zone] = .verdict(.jump("z_\(policy.zones[zone].name)")) }
         for iv in parts.flat {
             guard let jump = jumps[iv.zone] else { continue }
-            src.appendRange(f.value(iv.lo), f.value(iv.hi), data: jump)
+            if iv.lo == iv.hi {
+                single.appendRange(f.value(iv.lo), f.value(iv.lo), data: jump)
+            } else {
+                src.appendRange(f.value(iv.lo), f.value(iv.hi), data: jump)
+            }
         }
         parts.src = reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict, flags: .interval, elements: src))
+        parts.srcAddress = reusing(NamedSet(name: "src_addr_\(f.tag)", keyType: [f.addressType], dataType: .verdict, elements: single))
 
         var zoned = ElementList()
         zoned.reserveCapacity(ranges: parts.flat.count, width: f.width, data: false)
@@ -352,10 +362,14 @@ struct TableBuilder {
         NamedSet(name: name, keyType: [f.addressType, .inetProtocol, .inetService, .inetService], flags: .interval, elements: elements)
     }
 
+    /// The lookup keys, one array each, shared by every rule that uses it: a policy of 10,000
+    /// zones has 10,000s of these rules.
+    static let flowKeys: [[Selector]] = FamilyInfo.all.flatMap { f in [[f.saddr] + flowSelectors, [f.daddr] + flowSelectors] }
+
     /// `ADDR . meta l4proto . th sport . th dport @set accept`, after `guardExpr`.
     func lookupRule(_ f: FamilyInfo, set: String, keyedBySource: Bool, guardExpr: [Expression] = []) -> Rule {
-        let addr = keyedBySource ? f.saddr : f.daddr
-        return Rule(guardExpr + [.lookup([addr] + Self.flowSelectors, set: set, negated: false), .verdict(.accept)])
+        let keys = Self.flowKeys[(f.family == .ipv4 ? 0 : 2) + (keyedBySource ? 0 : 1)]
+        return Rule(guardExpr + [.lookup(keys, set: set, negated: false), .verdict(.accept)])
     }
 
     /// `audit_v4`: the member intervals of the zones in audit mode, longest prefix deciding, so
@@ -417,30 +431,48 @@ struct TableBuilder {
     /// The same decision procedure on every hook; only the meaning of an unzoned address differs.
     /// Built from sections so that hook-specific rules (before the zone dispatch, or in the
     /// deny tail) slot in without reshaping it.
+    ///
+    /// A new flow from a zoned source pays two lookups when its zone admits it: `src_*`, then
+    /// the zone's own set. The test for ungoverned traffic (neither end zoned) comes after the
+    /// zone dispatch, which cannot accept a packet whose destination is in no zone (a zone's
+    /// set holds only zoned destinations), so the order changes no verdict.
     func baseChain(_ hook: Hook) -> Chain {
-        let rules = prologue(hook) + zoneDispatch() + edgeLookups(hook) + auditTail() + [Rule([.verdict(.goto("deny"))])]
+        let rules = prologue(hook) + zoneDispatch() + ungoverned() + edgeLookups(hook) + auditTail()
+            + [Rule([.verdict(.goto("deny"))])]
         return Chain(name: hook.description, base: BaseChain(type: .filter, hook: hook, priority: 0, policy: .accept), rules: rules)
     }
 
-    /// Established flows, neighbour discovery, failsafe ports (input) and ungoverned traffic
-    /// pass; invalid is denied.
+    /// Established flows, neighbour discovery and failsafe ports (input) pass; invalid packets
+    /// go to `invalid`, which lets ungoverned ones pass as well and denies the rest.
     func prologue(_ hook: Hook) -> [Rule] {
         var rules: [Rule] = [
             Rule([.match(.ctState, .anyBit(of: Value(0x2 | 0x4, width: 4))), .verdict(.accept)]),
             Rule([.match(.icmpv6Type, .inRange(Value(133, width: 1), Value(136, width: 1))), .verdict(.accept)]),
         ]
         if hook == .input { rules += failsafeRules() }
-        for f in FamilyInfo.all {
-            rules.append(Rule([.lookup([f.saddr], set: "zoned_\(f.tag)", negated: true),
-                               .lookup([f.daddr], set: "zoned_\(f.tag)", negated: true), .verdict(.accept)]))
-        }
-        rules.append(Rule([.match(.ctState, .anyBit(of: Value(0x1, width: 4))), .verdict(.goto("deny"))]))
+        rules.append(Rule([.match(.ctState, .anyBit(of: Value(0x1, width: 4))), .verdict(.goto("invalid"))]))
         return rules
+    }
+
+    /// Neither end in a zone (of the packet's family): not governed, accepted.
+    func ungoverned() -> [Rule] {
+        FamilyInfo.all.map { f in
+            Rule([.lookup([f.saddr], set: "zoned_\(f.tag)", negated: true),
+                  .lookup([f.daddr], set: "zoned_\(f.tag)", negated: true), .verdict(.accept)])
+        }
+    }
+
+    /// Invalid packets: accepted when ungoverned, denied otherwise.
+    func invalidChain() -> Chain {
+        Chain(name: "invalid", rules: ungoverned() + [Rule([.verdict(.goto("deny"))])])
     }
 
     /// A zoned source jumps to its zone's chain, which accepts or returns.
     func zoneDispatch() -> [Rule] {
-        FamilyInfo.all.map { f in Rule([.verdictMap([f.saddr], map: "src_\(f.tag)")]) }
+        FamilyInfo.all.flatMap { f in [
+            Rule([.verdictMap([f.saddr], map: "src_addr_\(f.tag)")]),
+            Rule([.verdictMap([f.saddr], map: "src_\(f.tag)")]),
+        ] }
     }
 
     /// The zoned end meets an unzoned one: world, or host on the local hooks.

@@ -43,10 +43,12 @@ struct ShapeTests {
     @Test func setCountStaysNearTheZoneCount() {
         let policy = Self.issueShape(zones: 400)
         let table = ZoneCompiler.compile(policy), release = ZoneCompiler.compileReleaseShape(policy)
-        // 4 maps and zoned sets, 8 world/host sets, one set per zone and family it sends in.
+        // 6 maps and 2 zoned sets, 8 world/host sets, one set per zone and family it sends in.
         #expect(table.sets.count <= 400 * 12 / 10, "\(table.sets.count) sets for 400 zones")
         #expect(release.sets.count > 2 * 400, "the release's shape had about three sets a zone")
-        #expect(table.chains.allSatisfy { $0.base != nil || $0.rules.count <= 2 || $0.name == "deny" })
+        // Zone chains hold a rule per family; `deny` and `invalid` are fixed, whatever the policy.
+        #expect(table.chains.allSatisfy { $0.base != nil || $0.rules.count <= 2 || ["deny", "invalid"].contains($0.name) })
+        #expect(table.chains.first { $0.name == "invalid" }?.rules.count == 3)
     }
 
     /// Packets the agreement tests do not vary: source ports, ICMP codes and other ICMP types,
@@ -82,14 +84,21 @@ struct ShapeTests {
         let policy = RandomPolicy.make(seed: seed, zones: 7, rules: 12)
         let new = Interpreter(ZoneCompiler.compile(policy)), old = Interpreter(ZoneCompiler.compileReleaseShape(policy))
         var mismatches: [String] = []
+        var invalidAccepted = 0
         for family in AddressFamily.allCases {
-            for p in Self.packets(policy, family: family) {
-                for hook in [Hook.input, .forward, .output] where new.evaluate(p, hook: hook) != old.evaluate(p, hook: hook) {
-                    if mismatches.count < 5 { mismatches.append("\(hook) \(p)") }
+            // New packets, and invalid ones: the shape tests the zones before it lets ungoverned
+            // traffic pass, and sends invalid packets to a chain of their own.
+            for p in Self.packets(policy, family: family) + Self.packets(policy, family: family).map({ var q = $0; q.ctState = 1; return q }) {
+                for hook in [Hook.input, .forward, .output] {
+                    let verdict = new.evaluate(p, hook: hook)
+                    if verdict != old.evaluate(p, hook: hook), mismatches.count < 5 { mismatches.append("\(hook) \(p)") }
+                    if p.ctState == 1, verdict == .accept { invalidAccepted += 1 }
                 }
             }
         }
         #expect(mismatches.isEmpty, "\(mismatches)")
+        // Invalid packets with neither end in a zone pass, the others are denied: both kinds were probed.
+        #expect(invalidAccepted > 0)
     }
 
     @Test func issueShapeVerdictsEqualTheReleaseShape() {
