@@ -326,11 +326,17 @@ struct TableBuilder {
         // Single addresses (most members) go to a hashed map, whose lookup is constant; the
         // interval map keeps the rest, with a gap at each single address, so that a source is
         // found in exactly one of the two.
-        var src = ElementList(), single = ElementList()
-        src.reserveCapacity(ranges: parts.flat.count, width: f.width, data: true)
         // By zone index: a dictionary lookup per interval would cost more than the rest.
         var jumps = [ElementData?](repeating: nil, count: policy.zones.count)
         for zone in parts.zoneSets.keys { jumps[zone] = .verdict(.jump("z_\(policy.zones[zone].name)")) }
+        // Both lists are reserved exactly: the daemon holds them for as long as the policy.
+        var singles = 0, ranges = 0
+        for iv in parts.flat where jumps[iv.zone] != nil {
+            if iv.lo == iv.hi { singles += 1 } else { ranges += 1 }
+        }
+        var src = ElementList(), single = ElementList()
+        src.reserveCapacity(ranges: ranges, width: f.width, data: true)
+        single.reserveCapacity(ranges: singles, width: f.width, data: true)
         for iv in parts.flat {
             guard let jump = jumps[iv.zone] else { continue }
             if iv.lo == iv.hi {
@@ -343,8 +349,9 @@ struct TableBuilder {
         parts.srcAddress = reusing(NamedSet(name: "src_addr_\(f.tag)", keyType: [f.addressType], dataType: .verdict, elements: single))
 
         var zoned = ElementList()
-        zoned.reserveCapacity(ranges: parts.flat.count, width: f.width, data: false)
-        for r in IntervalFlattener.union(parts.flat) { zoned.appendRange(f.value(r.lowerBound), f.value(r.upperBound)) }
+        let union = IntervalFlattener.union(parts.flat)
+        zoned.reserveCapacity(ranges: union.count, width: f.width, data: false)
+        for r in union { zoned.appendRange(f.value(r.lowerBound), f.value(r.upperBound)) }
         parts.zoned = reusing(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval, elements: zoned))
         parts.audit = reusing(auditSet(f, flat: parts.flat))
     }
@@ -358,8 +365,11 @@ struct TableBuilder {
         return s
     }
 
+    /// The lookup sets' key types, one array per family shared by every set.
+    static let lookupKeyTypes: [[DataType]] = FamilyInfo.all.map { [$0.addressType, .inetProtocol, .inetService, .inetService] }
+
     func lookupSet(_ name: String, _ f: FamilyInfo, elements: ElementList) -> NamedSet {
-        NamedSet(name: name, keyType: [f.addressType, .inetProtocol, .inetService, .inetService], flags: .interval, elements: elements)
+        NamedSet(name: name, keyType: Self.lookupKeyTypes[f.family == .ipv4 ? 0 : 1], flags: .interval, elements: elements)
     }
 
     /// The lookup keys, one array each, shared by every rule that uses it: a policy of 10,000

@@ -1,13 +1,25 @@
 /// A place in a policy file: 1-based line and column.
 public struct SourceLocation: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var path: String
-    public var line: Int
-    public var column: Int
+    // 32-bit: a policy holds a location per member and rule, 100,000s of them, and a policy
+    // file is far shorter than 2^31 lines (PolicyLimits).
+    private var storedLine: Int32
+    private var storedColumn: Int32
+
+    public var line: Int {
+        get { Int(storedLine) }
+        set { storedLine = Int32(clamping: newValue) }
+    }
+
+    public var column: Int {
+        get { Int(storedColumn) }
+        set { storedColumn = Int32(clamping: newValue) }
+    }
 
     public init(path: String, line: Int, column: Int) {
         self.path = path
-        self.line = line
-        self.column = column
+        self.storedLine = Int32(clamping: line)
+        self.storedColumn = Int32(clamping: column)
     }
 
     /// `path:line:col`

@@ -12,16 +12,33 @@ public enum AddressFamily: String, Hashable, Sendable, Comparable, CaseIterable 
 
 /// An address or CIDR prefix, IPv4 or IPv6. An address is a prefix of full length.
 public struct IPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible {
-    // Stored widest first: 32 bytes a prefix instead of 48 (a policy can list 100,000s).
-    /// The network address; IPv4 lives in the low 32 bits.
-    public var address: UInt128
-    public var length: Int
+    // Stored as two words and a byte: 24 bytes a prefix (a UInt128 would align it to 16 and
+    // take 32), and a policy can list 100,000s.
+    private var high: UInt64
+    private var low: UInt64
+    private var storedLength: UInt8
     public var family: AddressFamily
+
+    /// The network address; IPv4 lives in the low 32 bits.
+    public var address: UInt128 {
+        get { UInt128(high) << 64 | UInt128(low) }
+        set {
+            high = UInt64(truncatingIfNeeded: newValue >> 64)
+            low = UInt64(truncatingIfNeeded: newValue)
+        }
+    }
+
+    /// Prefix length in bits, 0 to the family's width.
+    public var length: Int {
+        get { Int(storedLength) }
+        set { storedLength = UInt8(clamping: newValue) }
+    }
 
     public init(family: AddressFamily, address: UInt128, length: Int) {
         self.family = family
-        self.address = address
-        self.length = length
+        self.high = UInt64(truncatingIfNeeded: address >> 64)
+        self.low = UInt64(truncatingIfNeeded: address)
+        self.storedLength = UInt8(clamping: length)
     }
 
     /// The host-bit mask of this prefix.
