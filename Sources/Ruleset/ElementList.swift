@@ -4,7 +4,7 @@
 /// heap-allocated array of ranges plus its data, about 230 bytes. Here an element is `stride`
 /// bytes in one shared buffer: for each key component its low end, then its high end, in
 /// network order. A concatenated IPv6 interval key takes 38 bytes. Map data is kept in a
-/// parallel array.
+/// parallel column that stores each distinct value once (`DataColumn`).
 ///
 /// Because the bytes are big-endian and the components are laid out in order, comparing two
 /// elements' bytes with `memcmp` orders them exactly as `SetElement`'s `<` does. Sorting and
@@ -20,7 +20,7 @@ public struct ElementList: Sendable {
     private var stride = 0
     private var keys: [UInt8] = []
     /// One entry per element in a map, and empty for a plain set.
-    private var data: [ElementData] = []
+    private var data = DataColumn()
     private var holdsData = false
     /// Whether the elements are in key order, kept up to date by every append (one comparison
     /// with the element before), so that diffing and hashing a large list need not check it.
@@ -187,8 +187,7 @@ public struct ElementList: Sendable {
     public func sharesStorage(with other: ElementList) -> Bool {
         guard count == other.count, componentWidths == other.componentWidths else { return false }
         let sameKeys = keys.withUnsafeBufferPointer { a in other.keys.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
-        let sameData = data.withUnsafeBufferPointer { a in other.data.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
-        return sameKeys && sameData
+        return sameKeys && data.sharesStorage(with: other.data)
     }
 
     /// Elements `range` of the list, in the same order, as a list of their own.
@@ -201,16 +200,21 @@ public struct ElementList: Sendable {
         out.stride = stride
         out.holdsData = holdsData
         out.keys = Array(keys[range.lowerBound * stride ..< range.upperBound * stride])
-        if holdsData { out.data = Array(data[range]) }
+        if holdsData { out.data = data.slice(range) }
         out.inKeyOrder = inKeyOrder || out.scanKeyOrder()
         return out
     }
 
     /// Calls `body` with every element's key bytes (`count × stride`, in list order) and the
     /// map data (empty for a plain set): for hashing and encoding without rebuilding elements.
-    public func withStorage<R>(_ body: (UnsafeBufferPointer<UInt8>, [ElementData]) throws -> R) rethrows -> R {
+    public func withStorage<R>(_ body: (UnsafeBufferPointer<UInt8>, DataColumn) throws -> R) rethrows -> R {
         try keys.withUnsafeBufferPointer { try body($0, data) }
     }
+
+    /// Stores each distinct data value once (appending already shares a value with the
+    /// element before): for a map that is held for long, once it is built. Changes nothing
+    /// that can be observed but memory.
+    public mutating func shareData() { data.intern() }
 
     // MARK: Order
 
@@ -265,10 +269,9 @@ public struct ElementList: Sendable {
         out.stride = stride
         out.holdsData = holdsData
         out.keys.reserveCapacity(keys.count)
-        out.data.reserveCapacity(data.count)
+        if holdsData { out.data = data.permuted(order) }
         for i in order {
             out.keys.append(contentsOf: keys[i * s ..< (i + 1) * s])
-            if holdsData { out.data.append(data[i]) }
         }
         return out
     }
@@ -324,4 +327,85 @@ extension ElementList: Hashable {
 
 extension ElementList: CustomStringConvertible {
     public var description: String { "\(Array(self))" }
+}
+
+/// A map's data, one entry per element, each distinct value stored once: a verdict map of
+/// 100,000 address ranges jumps to a few thousand chains, and an `ElementData` takes 32 bytes
+/// where a slot takes 4.
+public struct DataColumn: RandomAccessCollection, Hashable, Sendable {
+    /// The distinct values (a value may appear twice where it was not found when appended).
+    private var values: [ElementData] = []
+    /// Per element, its value's index in `values`.
+    private var slots: [UInt32] = []
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { slots.count }
+    public subscript(i: Int) -> ElementData { values[Int(slots[i])] }
+
+    /// Appends `value`, sharing the entry of the element before when it is the same (a zone's
+    /// addresses usually sit together); `intern` shares the rest.
+    mutating func append(_ value: ElementData) {
+        if let last = slots.last, values[Int(last)] == value {
+            slots.append(last)
+        } else {
+            slots.append(UInt32(values.count))
+            values.append(value)
+        }
+    }
+
+    mutating func reserveCapacity(_ n: Int) { slots.reserveCapacity(n) }
+
+    /// Each distinct value stored once.
+    mutating func intern() {
+        var index: [ElementData: UInt32] = [:]
+        var distinct: [ElementData] = []
+        var remap = [UInt32](repeating: 0, count: values.count)
+        for (i, v) in values.enumerated() {
+            if let k = index[v] {
+                remap[i] = k
+            } else {
+                let k = UInt32(distinct.count)
+                index[v] = k
+                distinct.append(v)
+                remap[i] = k
+            }
+        }
+        guard distinct.count < values.count else { return }
+        values = distinct
+        slots = slots.map { remap[Int($0)] }
+    }
+
+    /// Elements `range`, sharing the values.
+    func slice(_ range: Range<Int>) -> DataColumn {
+        var out = DataColumn()
+        out.values = values
+        out.slots = Array(slots[range])
+        return out
+    }
+
+    /// Element `order[k]` at `k`, sharing the values.
+    func permuted(_ order: [Int]) -> DataColumn {
+        var out = DataColumn()
+        out.values = values
+        out.slots = order.map { slots[$0] }
+        return out
+    }
+
+    func sharesStorage(with other: DataColumn) -> Bool {
+        let sameValues = values.withUnsafeBufferPointer { a in other.values.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+        let sameSlots = slots.withUnsafeBufferPointer { a in other.slots.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+        return sameValues && sameSlots
+    }
+
+    /// Equal when every element's value is: how the values are shared does not matter.
+    public static func == (a: DataColumn, b: DataColumn) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.values == b.values && a.slots == b.slots { return true }
+        return a.elementsEqual(b)
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(count)
+        for v in self { h.combine(v) }
+    }
 }

@@ -345,6 +345,9 @@ struct TableBuilder {
                 src.appendRange(f.value(iv.lo), f.value(iv.hi), data: jump)
             }
         }
+        // A zone's jump is stored once, not once per address (3 MB at 100,000 addresses).
+        src.shareData()
+        single.shareData()
         parts.src = reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict, flags: .interval, elements: src))
         parts.srcAddress = reusing(NamedSet(name: "src_addr_\(f.tag)", keyType: [f.addressType], dataType: .verdict, elements: single))
 

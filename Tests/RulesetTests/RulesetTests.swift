@@ -174,6 +174,37 @@ struct ElementListTests {
         #expect(ElementList([SetElement(key: [ValueRange(Value(1, width: 4))])]) != ElementList([SetElement(key: [ValueRange(Value(1, width: 2))])]))
     }
 
+    /// Map data shared between elements reads, compares, hashes, slices, sorts and diffs as
+    /// the same data stored per element.
+    @Test func sharedDataBehavesAsDataPerElement() {
+        let seed = Self.seed()
+        var rng = SplitMix64(seed: seed)
+        // Four chains over 400 elements: runs and interleavings, so both ways of sharing act.
+        let elements = (0..<400).map { _ in randomElement(&rng, map: true) }
+        let plain = ElementList(elements)
+        var shared = plain
+        shared.shareData()
+        #expect(Array(shared) == elements, "seed \(seed)")
+        #expect(shared == plain && plain == shared, "seed \(seed)")
+        #expect(shared.hashValue == plain.hashValue, "seed \(seed)")
+        #expect(Array(shared.sortedByKey()) == elements.sorted(), "seed \(seed)")
+        #expect(Array(shared.elements(100 ..< 250)) == Array(elements[100 ..< 250]), "seed \(seed)")
+        #expect(shared.elements(100 ..< 250) == plain.elements(100 ..< 250), "seed \(seed)")
+        // One element's data changed is a difference, found by equality and by the diff.
+        var changed = elements
+        changed[7].data = .verdict(.jump("elsewhere"))
+        var other = ElementList(changed)
+        other.shareData()
+        #expect(other != shared, "seed \(seed)")
+        let (removed, added) = Transaction.elementDiff(shared.sortedByKey(), other.sortedByKey())
+        #expect(Array(removed) == [elements[7]] && Array(added) == [changed[7]], "seed \(seed)")
+        // Storage is shared with an unmodified copy, not with an equal list built apart.
+        #expect(shared.sharesStorage(with: shared) && !shared.sharesStorage(with: plain))
+        shared.withStorage { _, data in
+            #expect(data.count == elements.count && Array(data) == elements.map { $0.data! })
+        }
+    }
+
     @Test func diffOfRandomListsMatchesSetDifference() {
         let seed = Self.seed()
         var rng = SplitMix64(seed: seed)
