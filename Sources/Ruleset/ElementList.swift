@@ -186,8 +186,7 @@ public struct ElementList: Sendable {
     /// itself): their contents are then equal without looking at them.
     public func sharesStorage(with other: ElementList) -> Bool {
         guard count == other.count, componentWidths == other.componentWidths else { return false }
-        let sameKeys = keys.withUnsafeBufferPointer { a in other.keys.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
-        return sameKeys && data.sharesStorage(with: other.data)
+        return sameBuffer(keys, other.keys) && data.sharesStorage(with: other.data)
     }
 
     /// Elements `range` of the list, in the same order, as a list of their own.
@@ -275,6 +274,11 @@ public struct ElementList: Sendable {
         }
         return out
     }
+}
+
+/// Whether two arrays are one buffer (copies of each other that neither has changed since).
+private func sameBuffer<T>(_ a: [T], _ b: [T]) -> Bool {
+    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in pa.baseAddress == pb.baseAddress } }
 }
 
 /// `memcmp`, written out so that `Ruleset` needs no C library.
@@ -392,9 +396,7 @@ public struct DataColumn: RandomAccessCollection, Hashable, Sendable {
     }
 
     func sharesStorage(with other: DataColumn) -> Bool {
-        let sameValues = values.withUnsafeBufferPointer { a in other.values.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
-        let sameSlots = slots.withUnsafeBufferPointer { a in other.slots.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
-        return sameValues && sameSlots
+        sameBuffer(values, other.values) && sameBuffer(slots, other.slots)
     }
 
     /// Equal when every element's value is: how the values are shared does not matter.

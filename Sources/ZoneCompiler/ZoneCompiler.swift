@@ -131,6 +131,8 @@ struct Admits: Hashable {
 struct FamilyInfo {
     let family: AddressFamily
     var tag: String { family == .ipv4 ? "v4" : "v6" }
+    /// The family's place in `all`, and in every per-family array.
+    var index: Int { family == .ipv4 ? 0 : 1 }
     var addressType: DataType { family == .ipv4 ? .ipv4Address : .ipv6Address }
     var width: Int { family == .ipv4 ? 4 : 16 }
     var saddr: Selector { family == .ipv4 ? .ipSaddr : .ip6Saddr }
@@ -227,7 +229,7 @@ struct TableBuilder {
         var table = assemble(parts)
         let policy = self.policy
         IdentityCompiler(policy: policy, host: host, zoneChains: Set(parts.zoneChains.map(\.name))).extend(&table) { f in
-            parts.families[f.family == .ipv4 ? 0 : 1].flat
+            parts.families[f.index].flat
         }
         for i in table.chains.indices {
             if let old = previousRules[table.chains[i].name], old == table.chains[i].rules { table.chains[i].rules = old }
@@ -372,16 +374,18 @@ struct TableBuilder {
     static let lookupKeyTypes: [[DataType]] = FamilyInfo.all.map { [$0.addressType, .inetProtocol, .inetService, .inetService] }
 
     func lookupSet(_ name: String, _ f: FamilyInfo, elements: ElementList) -> NamedSet {
-        NamedSet(name: name, keyType: Self.lookupKeyTypes[f.family == .ipv4 ? 0 : 1], flags: .interval, elements: elements)
+        NamedSet(name: name, keyType: Self.lookupKeyTypes[f.index], flags: .interval, elements: elements)
     }
 
-    /// The lookup keys, one array each, shared by every rule that uses it: a policy of 10,000
-    /// zones has 10,000s of these rules.
-    static let flowKeys: [[Selector]] = FamilyInfo.all.flatMap { f in [[f.saddr] + flowSelectors, [f.daddr] + flowSelectors] }
+    /// The lookup keys by family, keyed by the source and by the destination, one array each
+    /// shared by every rule that uses it: a policy of 10,000 zones has 10,000s of these rules.
+    static let flowKeys: [(bySource: [Selector], byDestination: [Selector])] = FamilyInfo.all.map { f in
+        ([f.saddr] + flowSelectors, [f.daddr] + flowSelectors)
+    }
 
     /// `ADDR . meta l4proto . th sport . th dport @set accept`, after `guardExpr`.
     func lookupRule(_ f: FamilyInfo, set: String, keyedBySource: Bool, guardExpr: [Expression] = []) -> Rule {
-        let keys = Self.flowKeys[(f.family == .ipv4 ? 0 : 2) + (keyedBySource ? 0 : 1)]
+        let keys = keyedBySource ? Self.flowKeys[f.index].bySource : Self.flowKeys[f.index].byDestination
         return Rule(guardExpr + [.lookup(keys, set: set, negated: false), .verdict(.accept)])
     }
 

@@ -88,7 +88,8 @@ struct ShapeTests {
         for family in AddressFamily.allCases {
             // New packets, and invalid ones: the shape tests the zones before it lets ungoverned
             // traffic pass, and sends invalid packets to a chain of their own.
-            for p in Self.packets(policy, family: family) + Self.packets(policy, family: family).map({ var q = $0; q.ctState = 1; return q }) {
+            let packets = Self.packets(policy, family: family)
+            for p in packets + packets.map({ var q = $0; q.ctState = 1; return q }) {
                 for hook in [Hook.input, .forward, .output] {
                     let verdict = new.evaluate(p, hook: hook)
                     if verdict != old.evaluate(p, hook: hook), mismatches.count < 5 { mismatches.append("\(hook) \(p)") }
