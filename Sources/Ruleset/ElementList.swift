@@ -215,6 +215,10 @@ public struct ElementList: Sendable {
     /// that can be observed but memory.
     public mutating func shareData() { data.intern() }
 
+    /// The data values of the elements (a map's verdicts), each once; possibly more after
+    /// slicing, whose result shares its list's values.
+    public var dataValues: Set<ElementData> { data.distinctValues }
+
     // MARK: Order
 
     /// Whether both lists hold elements of the same shape (key widths, data or not); an empty
@@ -378,6 +382,9 @@ public struct DataColumn: RandomAccessCollection, Hashable, Sendable {
         values = distinct
         slots = slots.map { remap[Int($0)] }
     }
+
+    /// The values elements hold (a superset after slicing: a slice shares its list's values).
+    var distinctValues: Set<ElementData> { Set(values) }
 
     /// Elements `range`, sharing the values.
     func slice(_ range: Range<Int>) -> DataColumn {

@@ -151,13 +151,46 @@ public enum TableItem: Sendable {
 }
 
 extension Table {
-    /// Plain sets first (rules refer to them), then regular chains (maps jump to them),
-    /// then verdict maps, then base chains, so a hook is attached only once all it reaches exists.
+    /// Plain sets first (rules refer to them); then regular chains and verdict maps, each after
+    /// the maps and chains it refers to (a zone chain looks up a map that jumps to other chains);
+    /// base chains last, so a hook is attached only once all it reaches exists.
     public var declarationOrder: [TableItem] {
-        let plain = sets.filter { $0.dataType != .verdict }.map(TableItem.set)
-        let regular = chains.filter { $0.base == nil }.map(TableItem.chain)
-        let vmaps = sets.filter { $0.dataType == .verdict }.map(TableItem.set)
-        let base = chains.filter { $0.base != nil }.map(TableItem.chain)
-        return plain + regular + vmaps + base
+        var out = sets.filter { $0.dataType != .verdict }.map(TableItem.set)
+        let maps = Dictionary(sets.filter { $0.dataType == .verdict }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let regular = Dictionary(chains.filter { $0.base == nil }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var placed = Set<String>()  // "c:NAME" and "m:NAME"
+
+        func target(_ v: Verdict) -> String? {
+            switch v {
+            case .jump(let c), .goto(let c): c
+            default: nil
+            }
+        }
+        // Depth-first: a reference is placed before what refers to it. The kernel refuses loops,
+        // so the depth is that of the jumps (a handful); a loop would only stop the recursion.
+        func placeChain(_ name: String) {
+            guard let chain = regular[name], placed.insert("c:" + name).inserted else { return }
+            for rule in chain.rules {
+                for e in rule.expressions {
+                    switch e {
+                    case .verdictMap(_, let map): placeMap(map)
+                    case .verdict(let v): if let c = target(v) { placeChain(c) }
+                    default: break
+                    }
+                }
+            }
+            out.append(.chain(chain))
+        }
+        func placeMap(_ name: String) {
+            guard let map = maps[name], placed.insert("m:" + name).inserted else { return }
+            var targets: [String] = []
+            for case .verdict(let v) in map.elements.dataValues { if let c = target(v) { targets.append(c) } }
+            for c in targets.sorted() { placeChain(c) }
+            out.append(.set(map))
+        }
+        for chain in chains where chain.base == nil { placeChain(chain.name) }
+        for set in sets where set.dataType == .verdict { placeMap(set.name) }
+        out += chains.filter { $0.base != nil }.map(TableItem.chain)
+        return out
     }
 }

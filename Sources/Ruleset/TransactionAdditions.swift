@@ -23,7 +23,7 @@ extension Transaction {
         guard oldSets.keys.allSatisfy(wantedSets.contains), oldChains.keys.allSatisfy(wantedChains.contains) else { return nil }
 
         var tx = Transaction(family: desired.family, table: desired.name)
-        var newSets: [Change] = [], newChains: [Change] = [], newRules: [Change] = []
+        var newSets: [Change] = [], newElements: [Change] = [], newChains: [Change] = [], newRules: [Change] = []
         var before: [NamedSet] = [], after: [NamedSet] = []
         for s in desired.sets {
             if let was = oldSets[s.name] {
@@ -31,7 +31,7 @@ extension Transaction {
                 if was.elements != s.elements { before.append(was); after.append(s) }
             } else {
                 newSets.append(.addSet(s.declaration))
-                if !s.elements.isEmpty { newSets.append(.addElements(set: s.name, s.elements)) }
+                if !s.elements.isEmpty { newElements.append(.addElements(set: s.name, s.elements)) }
             }
         }
         for c in desired.chains {
@@ -51,10 +51,11 @@ extension Transaction {
                 newRules += c.rules.map { .addRule(chain: c.name, $0) }
             }
         }
-        // Sets and chains exist before the rules and map elements that name them.
+        // Sets and chains exist before the rules and map elements that name them (a new map's
+        // elements may jump to a new chain).
         let elements = elementChanges(from: before, to: after, family: desired.family, table: desired.name)
         let wake: [Change] = flagChange.isEmpty ? [] : [.addTable]
-        tx.changes = wake + newSets + newChains + newRules + elements.changes
+        tx.changes = wake + newSets + newChains + newElements + newRules + elements.changes
         tx.setDeclarations = elements.setDeclarations
         tx.tableFlags = desired.flags
         return tx

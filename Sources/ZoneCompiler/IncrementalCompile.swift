@@ -79,7 +79,7 @@ struct FamilyParts: Sendable {
 
     /// Zone `zone`'s intervals of the family, in address order; nil when it has none.
     func intervals(of zone: Int) -> [ClosedRange<UInt128>]? { byZone.intervals(of: zone, in: flat) }
-    /// The zones' lookup sets (`z_ZONE_v4`), by zone; a zone without one has no rule of this family.
+    /// The zones' verdict maps (`z_ZONE_v4`), by zone; a zone without one has no rule of this family.
     var zoneSets: [Int: NamedSet] = [:]
     /// `to_world`, `to_host`, `from_world`, `from_host`.
     var edgeSets: [NamedSet] = []
@@ -125,6 +125,8 @@ struct ZoneIntervals: Sendable {
 struct CompiledParts: Sendable {
     var families: [FamilyParts]
     var index: RuleIndex
+    /// The ports chains the zone maps send to.
+    var ports: PortChains
     var zoneChains: [Chain] = []
 }
 
@@ -215,7 +217,7 @@ extension TableBuilder {
             var sources = touched
             for zone in touched { sources.formUnion(parts.index.inbound[zone] ?? []) }
             for zone in sources.sorted() {
-                let set = zoneSet(zone, f, family, parts.index)
+                let set = zoneSet(zone, f, family, parts.index, parts.ports)
                 if (set == nil) != (family.zoneSets[zone] == nil) { chainsMoved = true }
                 family.zoneSets[zone] = set.map { Self.keepingStorage($0, of: family.zoneSets[zone]) }
                 rebuilt += 1

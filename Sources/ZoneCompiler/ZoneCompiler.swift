@@ -8,11 +8,17 @@ import ZonePolicy
 /// - `src_v4`: source interval map → `jump z_ZONE`, longest prefix wins (intervals are flattened);
 ///   `src_addr_v4`: the same for the flattened intervals of a single address, hashed (constant
 ///   lookup), which `src_v4` leaves out.
-/// - `z_ZONE` chains, one per zone with zone-to-zone rules, holding one rule per family: a
-///   lookup of `daddr . meta l4proto . th sport . th dport` in `z_ZONE_v4`. Ports, whole
-///   protocols, `any` (protocol 0-255, both ports 0-65535) and ICMP echo (`th sport` is the
-///   ICMP type and code) are all ranges of that one key, so a zone costs at most one set per
-///   family, and only for a family it has members of and sends to.
+/// - `z_ZONE` chains, one per zone with zone-to-zone rules, holding one rule per family: the
+///   destination looked up in the zone's verdict map `z_ZONE_v4` (an interval map, flattened),
+///   which sends the packet to the shared chain of what the zone's rules admit towards that
+///   destination's zone.
+/// - `ports_v4_…` chains, one per distinct admission (the normalised port specs of the rules
+///   from one zone to another) and family, shared by every zone map. At most
+///   `Admits.inlineLimit` rules, each a protocol and a port range (`any` and ICMP echo
+///   included); a longer admission is one lookup of `meta l4proto . th sport . th dport` in a
+///   set of the same name. A zone therefore costs one set per family it sends in, whatever the
+///   mix of ports, `icmp` and `any` in its rules, and none of them is a concatenated interval
+///   set: those (pipapo) cost the kernel pages of lookup tables per set.
 /// - `to_world_v4`, `to_host_v4` (keyed by the zoned source) and `from_world_v4`, `from_host_v4`
 ///   (keyed by the zoned destination), the same key, for traffic between a zone and the world
 ///   or this host.
@@ -24,7 +30,7 @@ import ZonePolicy
 ///   change, and a packet pays the lookups only when it is about to be denied.
 ///
 /// No chain grows with the number of zones, members or rules: the per-packet cost is a fixed
-/// number of set lookups. Membership and rule edits become element changes, or additions of
+/// number of set lookups and at most `Admits.inlineLimit` rules of a ports chain. Membership and rule edits become element changes, or additions of
 /// sets, chains and rules (see `Transaction.diff`) when a zone gains its first rule or its
 /// first destination of a family.
 public enum ZoneCompiler {
@@ -127,6 +133,96 @@ struct Admits: Hashable {
     }
 }
 
+/// The ports chain of an admission: its name, and the rules that accept what it admits. A
+/// chain serves both families: a zone map of either sends to it.
+extension Admits {
+    /// The most rules a ports chain holds inline; the ports of a longer admission are one set
+    /// lookup, so that a new flow's cost stays bounded whatever the rules say.
+    static let inlineLimit = 6
+
+    /// Port rules an inline chain of this (normalised) admission holds; echo adds one per family.
+    var portRuleCount: Int { any ? 1 : ports.values.reduce(0) { $0 + $1.count } }
+    var isInline: Bool { portRuleCount + (echo ? 2 : 0) <= Self.inlineLimit }
+
+    /// `ports_tcp.443_udp.53-60_icmp`, `ports_any`: what the chain admits, readable in `nft list`.
+    /// A name longer than 64 characters keeps a readable start and ends in a 128-bit hash of
+    /// the whole (the kernel allows 256 bytes).
+    var chainName: String {
+        var parts: [String] = []
+        if any {
+            parts = ["any"]
+        } else {
+            for (p, rs) in ports.sorted(by: { $0.key < $1.key }) {
+                let proto = Self.protocolNames[p] ?? "p\(p)"
+                for r in rs {
+                    if r == 0...65535 { parts.append(proto) }
+                    else if r.lowerBound == r.upperBound { parts.append("\(proto).\(r.lowerBound)") }
+                    else { parts.append("\(proto).\(r.lowerBound)-\(r.upperBound)") }
+                }
+            }
+            if echo { parts.append("icmp") }
+        }
+        let name = "ports_" + parts.joined(separator: "_")
+        guard name.utf8.count > 64 else { return name }
+        return String(name.prefix(30)) + "_" + Self.hash128(name)
+    }
+
+    static let protocolNames: [UInt8: String] = [6: "tcp", 17: "udp", 132: "sctp"]
+
+    /// Two independent FNV-1a 64-bit hashes, as 32 hex digits.
+    static func hash128(_ s: String) -> String {
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325, b: UInt64 = 0x6c62_272e_07bb_0142
+        for byte in s.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_0129
+        }
+        func hex(_ v: UInt64) -> String {
+            let digits = String(v, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+        return hex(a) + hex(b)
+    }
+
+    static let allPorts = Comparison.inRange(Value(0, width: 2), Value(65535, width: 2))
+
+    /// The port rules, written out: each matches what one key of the set form would, the `th`
+    /// loads included (a packet whose transport header cannot be read matches neither).
+    var portRules: [Rule] {
+        if any { return [Rule([.match(.thDport, Self.allPorts), .verdict(.accept)])] }
+        var rules: [Rule] = []
+        for (p, rs) in ports.sorted(by: { $0.key < $1.key }) {
+            for r in rs {
+                let port: Comparison = r.lowerBound == r.upperBound
+                    ? .equal(Value(UInt64(r.lowerBound), width: 2))
+                    : .inRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2))
+                rules.append(Rule([.match(.l4proto, .equal(Value(UInt64(p), width: 1))), .match(.thDport, port), .verdict(.accept)]))
+            }
+        }
+        return rules
+    }
+
+    /// ICMP echo request, any code, in each family: `th sport` is the ICMP type and code.
+    var echoRules: [Rule] {
+        guard echo, !any else { return [] }
+        return FamilyInfo.all.map { f in
+            let t = UInt64(f.echoType) << 8
+            return Rule([.match(.nfproto, .equal(Value(UInt64(f.family == .ipv4 ? 2 : 10), width: 1))),
+                         .match(.l4proto, .equal(Value(UInt64(f.icmpProtocol), width: 1))),
+                         .match(.thSport, .inRange(Value(t, width: 2), Value(t | 0xff, width: 2))),
+                         .match(.thDport, Self.allPorts), .verdict(.accept)])
+        }
+    }
+
+    /// The port keys (`meta l4proto . th sport . th dport`) of the set form.
+    var portKeys: [[ValueRange]] {
+        let allPorts = ValueRange(Value(0, width: 2), Value(65535, width: 2))
+        return ports.sorted(by: { $0.key < $1.key }).flatMap { p, rs in
+            rs.map { r in [ValueRange(Value(UInt64(p), width: 1)), allPorts,
+                           ValueRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2))] }
+        }
+    }
+}
+
 /// Per-family names and selectors.
 struct FamilyInfo {
     let family: AddressFamily
@@ -181,6 +277,62 @@ struct Lookup {
             for rest in run.admits.keys(f) { out.append(SetElement(key: [addr] + rest)) }
         }
         return out
+    }
+}
+
+extension Lookup {
+    /// The elements of a zone's verdict map: each address interval (adjacent ones that admit the
+    /// same joined) with the `goto` of its admission's ports chain.
+    func mapElements(_ f: FamilyInfo, target: (Admits) -> ElementData) -> ElementList {
+        var out = ElementList()
+        out.reserveCapacity(ranges: admits.count, width: f.width, data: true)
+        var run: (lo: UInt128, hi: UInt128, admits: Admits)?
+        for (iv, a) in admits.sorted(by: { $0.key.lo < $1.key.lo }) {
+            let n = a.normalized
+            if let last = run, last.hi != .max, last.hi + 1 == iv.lo, last.admits == n {
+                run?.hi = iv.hi
+                continue
+            }
+            if let last = run { out.appendRange(f.value(last.lo), f.value(last.hi), data: target(last.admits)) }
+            run = (iv.lo, iv.hi, n)
+        }
+        if let last = run { out.appendRange(f.value(last.lo), f.value(last.hi), data: target(last.admits)) }
+        out.shareData()
+        return out
+    }
+}
+
+/// The ports chains of a policy: one per distinct admission of a zone-to-zone rule pair, named
+/// by what it admits and shared by both families. They depend on the rules only, never on
+/// members, so a membership edit never adds or removes one.
+struct PortChains: Sendable {
+    /// Admission → the `goto` of its chain.
+    var targets: [Admits: ElementData] = [:]
+    var chains: [Chain] = []
+    /// The port sets of the admissions too long to write out inline.
+    var sets: [NamedSet] = []
+
+    static let setKeyTypes: [DataType] = [.inetProtocol, .inetService, .inetService]
+
+    init() {}
+
+    init(_ index: RuleIndex) {
+        var all = Set<Admits>()
+        for (_, targets) in index.outgoing {
+            var pairs: [Int: Admits] = [:]
+            for (b, ports) in targets { for spec in ports { pairs[b, default: Admits()].add(spec) } }
+            for a in pairs.values { all.insert(a.normalized) }
+        }
+        for (name, a) in all.map({ ($0.chainName, $0) }).sorted(by: { $0.0 < $1.0 }) {
+            targets[a] = .verdict(.goto(name))
+            if a.isInline {
+                chains.append(Chain(name: name, rules: a.portRules + a.echoRules))
+            } else {
+                sets.append(NamedSet(name: name, keyType: Self.setKeyTypes, flags: .interval, elements: ElementList(a.portKeys.map { SetElement(key: $0) })))
+                let lookup = Rule([.lookup(TableBuilder.flowSelectors, set: name, negated: false), .verdict(.accept)])
+                chains.append(Chain(name: name, rules: [lookup] + a.echoRules))
+            }
+        }
     }
 }
 
@@ -240,6 +392,7 @@ struct TableBuilder {
     /// Everything the table is assembled from, computed from scratch.
     func makeParts() -> CompiledParts {
         let index = RuleIndex(policy, zoneIndex: zoneIndex)
+        let ports = PortChains(index)
         var families: [FamilyParts] = []
         for f in FamilyInfo.all {
             // Scratch is scoped so that it is freed as soon as it is used: at 100,000 members each
@@ -251,13 +404,13 @@ struct TableBuilder {
             // One set per source zone, and only when the zone has members of this family: without
             // them no packet of the family is ever sent to its chain.
             for zone in index.outgoing.keys.sorted() {
-                if let set = zoneSet(zone, f, parts, index) { parts.zoneSets[zone] = set }
+                if let set = zoneSet(zone, f, parts, index, ports) { parts.zoneSets[zone] = set }
             }
             parts.edgeSets = edgeSets(f, parts, index)
             fillAddressMaps(f, &parts)
             families.append(parts)
         }
-        var parts = CompiledParts(families: families, index: index)
+        var parts = CompiledParts(families: families, index: index, ports: ports)
         parts.zoneChains = zoneChains(parts)
         return parts
     }
@@ -268,9 +421,10 @@ struct TableBuilder {
         var sets: [NamedSet] = parts.families.map(\.zoned)
         sets += parts.families.flatMap(\.edgeSets)
         for family in parts.families { sets += family.zoneSets.keys.sorted().map { family.zoneSets[$0]! } }
+        sets += parts.ports.sets
         sets += parts.families.flatMap { [$0.srcAddress, $0.src] }
         sets += parts.families.map(\.audit)
-        var chains = [denyChain(), auditChain(), invalidChain()] + parts.zoneChains
+        var chains = [denyChain(), auditChain(), invalidChain()] + parts.zoneChains + parts.ports.chains
         chains += [Hook.input, .forward, .output].map(baseChain)
         // The fixed chains: the first three and the last three.
         for i in [0, 1, 2] + Array(chains.count - 3 ..< chains.count) {
@@ -289,7 +443,7 @@ struct TableBuilder {
         return zones.map { zone in
             var rules: [Rule] = []
             for (f, family) in zip(FamilyInfo.all, parts.families) where family.zoneSets[zone] != nil {
-                rules.append(lookupRule(f, set: "z_\(policy.zones[zone].name)_\(f.tag)", keyedBySource: false))
+                rules.append(Rule([.verdictMap([f.daddr], map: "z_\(policy.zones[zone].name)_\(f.tag)")]))
             }
             let name = "z_\(policy.zones[zone].name)"
             if let old = previousRules[name], old == rules { return Chain(name: name, rules: old) }
@@ -297,9 +451,10 @@ struct TableBuilder {
         }
     }
 
-    /// Zone `zone`'s lookup set in family `f`: what its rules admit towards each destination
-    /// zone's intervals. Nil when the zone has no members of the family or admits nothing.
-    func zoneSet(_ zone: Int, _ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> NamedSet? {
+    /// Zone `zone`'s verdict map in family `f`: each destination zone's intervals → the ports
+    /// chain of what the zone's rules admit towards it. Nil when the zone has no members of the
+    /// family or admits nothing.
+    func zoneSet(_ zone: Int, _ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex, _ ports: PortChains) -> NamedSet? {
         guard parts.byZone.contains(zone), let targets = index.outgoing[zone] else { return nil }
         var lookup = Lookup()
         for (b, ports) in targets {
@@ -307,7 +462,11 @@ struct TableBuilder {
             for spec in ports { lookup.add(spec, intervals: dst) }
         }
         guard !lookup.isEmpty else { return nil }
-        return reusing(lookupSet("z_\(policy.zones[zone].name)_\(f.tag)", f, elements: lookup.elements(f)))
+        let elements = lookup.mapElements(f) { admits in
+            ports.targets[admits] ?? .verdict(.goto(admits.chainName))
+        }
+        return reusing(NamedSet(name: "z_\(policy.zones[zone].name)_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
+                                flags: .interval, elements: elements))
     }
 
     /// The world and host sets of family `f`.

@@ -86,8 +86,9 @@ struct TransactionTests {
         #expect(!tx.replacesTable)
         #expect(tx.changes == [
             .addSet(NamedSet(name: "u", keyType: [.ipv4Address])),
-            .addElements(set: "u", [SetElement(key: [ValueRange(Value(9, width: 4))])]),
             .addChain(Chain(name: "d")),
+            // After the new chains: a new map's elements may jump to one.
+            .addElements(set: "u", [SetElement(key: [ValueRange(Value(9, width: 4))])]),
             .addRule(chain: "c", Rule([.lookup([.ipDaddr], set: "u", negated: false), .verdict(.accept)])),
             .addRule(chain: "d", Rule([.verdict(.drop)])),
             .addElements(set: "s", [SetElement(key: [ValueRange(Value(2, width: 4))])]),

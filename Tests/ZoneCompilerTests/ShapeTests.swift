@@ -46,8 +46,17 @@ struct ShapeTests {
         // 6 maps and 2 zoned sets, 8 world/host sets, one set per zone and family it sends in.
         #expect(table.sets.count <= 400 * 12 / 10, "\(table.sets.count) sets for 400 zones")
         #expect(release.sets.count > 2 * 400, "the release's shape had about three sets a zone")
-        // Zone chains hold a rule per family; `deny` and `invalid` are fixed, whatever the policy.
-        #expect(table.chains.allSatisfy { $0.base != nil || $0.rules.count <= 2 || ["deny", "invalid"].contains($0.name) })
+        // Zone chains hold a rule per family, ports chains at most `inlineLimit` rules; `deny` and
+        // `invalid` are fixed, whatever the policy.
+        #expect(table.chains.allSatisfy {
+            $0.base != nil || $0.rules.count <= ($0.name.hasPrefix("ports_") ? Admits.inlineLimit : 2) || ["deny", "invalid"].contains($0.name)
+        })
+        // No concatenated interval set (pipapo in the kernel) per zone: the zones' maps are keyed
+        // by the destination address alone, and the ports chains are shared.
+        let zoneMaps = table.sets.filter { $0.name.hasPrefix("z_") }
+        #expect(zoneMaps.count >= 400 && zoneMaps.allSatisfy { $0.keyType.count == 1 && $0.dataType == .verdict })
+        // One ports chain per distinct admission (this shape has a port of its own in most rules).
+        #expect(table.chains.filter { $0.name.hasPrefix("ports_") }.count <= policy.rules.count)
         #expect(table.chains.first { $0.name == "invalid" }?.rules.count == 3)
     }
 
@@ -114,6 +123,57 @@ struct ShapeTests {
         }
         #expect(compared > 1000)
         #expect(mismatches == 0)
+    }
+
+    /// An admission longer than a ports chain holds inline is one set lookup: verdicts are the
+    /// release shape's, and every chain stays within the bound.
+    @Test func longAdmissionsAreOneLookup() throws {
+        var policy = RandomPolicy.make(seed: 5, zones: 5, rules: 6)
+        var many: [PortSpec] = [.wholeProtocol(.sctp), .icmpEcho, .ports(.udp, 53...53)]
+        for k in 0..<9 {
+            let lo = UInt16(1000 + 10 * k)
+            many.append(.ports(.tcp, lo...(lo + UInt16(k % 2) * 5)))
+        }
+        let loc = SourceLocation(path: "gen.yaml", line: 1, column: 1)
+        policy.rules.append(AllowRule(from: [.zone(policy.zones[0].name)], to: [.zone(policy.zones[1].name)], ports: many, location: loc))
+        let table = ZoneCompiler.compile(policy)
+        func looksUpAPortsSet(_ chain: Chain) -> Bool {
+            chain.rules.contains { rule in
+                rule.expressions.contains { if case .lookup(_, let set, _) = $0 { set.hasPrefix("ports_") } else { false } }
+            }
+        }
+        let long = try #require(table.chains.first(where: looksUpAPortsSet))
+        // The port lookup, then echo in each family.
+        #expect(long.rules.count == 3)
+        #expect(table.set(named: long.name)?.elements.count == 11)
+        #expect(long.name.utf8.count <= 64)
+        #expect(table.chains.allSatisfy { $0.base != nil || $0.rules.count <= Admits.inlineLimit || ["deny", "invalid"].contains($0.name) })
+        let new = Interpreter(table), old = Interpreter(ZoneCompiler.compileReleaseShape(policy))
+        var mismatches = 0, accepted = 0
+        for family in AddressFamily.allCases {
+            for p in Self.packets(policy, family: family) {
+                let v = new.evaluate(p, hook: .forward)
+                if v != old.evaluate(p, hook: .forward) { mismatches += 1 }
+                if v == .accept { accepted += 1 }
+            }
+        }
+        #expect(mismatches == 0)
+        #expect(accepted > 0)
+    }
+
+    /// Chain names say what the chain admits, and stay within the kernel's limit however long
+    /// the admission.
+    @Test func portsChainNames() {
+        var a = Admits()
+        a.add(.ports(.tcp, 443...443)); a.add(.ports(.udp, 53...60)); a.add(.icmpEcho); a.add(.wholeProtocol(.sctp))
+        #expect(a.normalized.chainName == "ports_tcp.443_udp.53-60_sctp_icmp")
+        a.add(.any)
+        #expect(a.normalized.chainName == "ports_any")
+        var long = Admits(), other = Admits()
+        for k in 0..<40 { long.add(.ports(.tcp, UInt16(k * 100)...UInt16(k * 100))); other.add(.ports(.tcp, UInt16(k * 100 + 1)...UInt16(k * 100 + 1))) }
+        let (n1, n2) = (long.normalized.chainName, other.normalized.chainName)
+        #expect(n1.utf8.count <= 64 && n2.utf8.count <= 64 && n1 != n2)
+        #expect(n1.hasPrefix("ports_tcp.0_tcp.100"))
     }
 
     /// Applies `tx` to `start` the way the kernel would and checks the result is `desired`.
