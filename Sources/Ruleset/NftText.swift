@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Renders the model as nft script text: what `zonewall plan` prints and what
 /// `nft -f` accepts. Deterministic: equal models give byte-identical text.
 public enum NftText {
@@ -12,11 +14,40 @@ public enum NftText {
         return out
     }
 
-    /// The table as an nft block.
+    /// The table as an nft block. A large table's sets and chains are rendered in chunks spread
+    /// over the CPUs and joined in order: printing 400,000 addresses is a quarter of `zonewall
+    /// plan` at 10,000 zones.
     public static func render(_ table: Table) -> String {
-        var out = ""
-        forEachPiece(of: table) { out += $0 }
+        let items = table.declarationOrder
+        let chunks = min(16, items.count / 512)
+        guard chunks > 1 else {
+            var out = ""
+            forEachPiece(of: table) { out += $0 }
+            return out
+        }
+        var pieces = [String](repeating: "", count: chunks)
+        pieces.withUnsafeMutableBufferPointer { buffer in
+            // Each iteration writes only its own slot.
+            nonisolated(unsafe) let out = buffer
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                var text = ""
+                for item in items[items.count * c / chunks ..< items.count * (c + 1) / chunks] { text += render(item) }
+                out[c] = text
+            }
+        }
+        var out = "table \(table.family) \(table.name) {\n"
+        if !table.flags.isEmpty { out += "\tflags \(table.flags)\n" }
+        out.reserveCapacity(pieces.reduce(out.utf8.count + 2) { $0 + $1.utf8.count })
+        for piece in pieces { out += piece }
+        out += "}\n"
         return out
+    }
+
+    static func render(_ item: TableItem) -> String {
+        switch item {
+        case .set(let s): render(s)
+        case .chain(let c): render(c)
+        }
     }
 
     /// The pieces `render(table)` joins, in order (the opening line, each set and chain, the
@@ -24,12 +55,7 @@ public enum NftText {
     public static func forEachPiece(of table: Table, _ body: (String) -> Void) {
         body("table \(table.family) \(table.name) {\n")
         if !table.flags.isEmpty { body("\tflags \(table.flags)\n") }
-        for item in table.declarationOrder {
-            switch item {
-            case .set(let s): body(render(s))
-            case .chain(let c): body(render(c))
-            }
-        }
+        for item in table.declarationOrder { body(render(item)) }
         body("}\n")
     }
 

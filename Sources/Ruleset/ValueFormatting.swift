@@ -59,19 +59,46 @@ public enum IPv6Text {
     public static func format(_ v: UInt128) -> String {
         // RFC 5952 §5: an IPv4-mapped address keeps its dotted tail, as inet_ntop and nft write it.
         if v >> 32 == 0xffff { return "::ffff:" + DataType.ipv4Address.format(Value(UInt64(UInt32(truncatingIfNeeded: v)), width: 4)) }
-        let groups = (0..<8).map { UInt16(truncatingIfNeeded: v >> (UInt128(7 - $0) * 16)) }
-        var bestStart = -1, bestLen = 0, i = 0
-        while i < 8 {
-            if groups[i] == 0 {
-                var j = i
-                while j < 8 && groups[j] == 0 { j += 1 }
-                if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
-                i = j
-            } else { i += 1 }
+        // Written byte by byte: a plan prints hundreds of thousands of addresses.
+        var groups: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) = (0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &groups) { raw in
+            let g = raw.bindMemory(to: UInt16.self)
+            for k in 0..<8 { g[k] = UInt16(truncatingIfNeeded: v >> (UInt128(7 - k) * 16)) }
+            var bestStart = -1, bestLen = 0, i = 0
+            while i < 8 {
+                if g[i] == 0 {
+                    var j = i
+                    while j < 8 && g[j] == 0 { j += 1 }
+                    if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
+                    i = j
+                } else { i += 1 }
+            }
+            return String(unsafeUninitializedCapacity: 39) { out in
+                var n = 0
+                func put(_ c: UInt8) { out[n] = c; n += 1 }
+                func group(_ x: UInt16) {
+                    var started = false
+                    for shift in stride(from: 12, through: 0, by: -4) {
+                        let d = UInt8((x >> UInt16(shift)) & 0xf)
+                        if d == 0 && !started && shift > 0 { continue }
+                        started = true
+                        put(d < 10 ? 0x30 + d : 0x57 + d)
+                    }
+                }
+                var k = 0
+                while k < 8 {
+                    if k == bestStart {
+                        put(0x3a); put(0x3a)  // "::"
+                        k += bestLen
+                        continue
+                    }
+                    if k > 0 && k != bestStart + bestLen { put(0x3a) }
+                    group(g[k])
+                    k += 1
+                }
+                return n
+            }
         }
-        func hex(_ g: ArraySlice<UInt16>) -> String { g.map { String($0, radix: 16) }.joined(separator: ":") }
-        if bestStart < 0 { return hex(groups[...]) }
-        return hex(groups[0..<bestStart]) + "::" + hex(groups[(bestStart + bestLen)...])
     }
 }
 

@@ -280,28 +280,6 @@ struct Lookup {
     }
 }
 
-extension Lookup {
-    /// The elements of a zone's verdict map: each address interval (adjacent ones that admit the
-    /// same joined) with the `goto` of its admission's ports chain.
-    func mapElements(_ f: FamilyInfo, target: (Admits) -> ElementData) -> ElementList {
-        var out = ElementList()
-        out.reserveCapacity(ranges: admits.count, width: f.width, data: true)
-        var run: (lo: UInt128, hi: UInt128, admits: Admits)?
-        for (iv, a) in admits.sorted(by: { $0.key.lo < $1.key.lo }) {
-            let n = a.normalized
-            if let last = run, last.hi != .max, last.hi + 1 == iv.lo, last.admits == n {
-                run?.hi = iv.hi
-                continue
-            }
-            if let last = run { out.appendRange(f.value(last.lo), f.value(last.hi), data: target(last.admits)) }
-            run = (iv.lo, iv.hi, n)
-        }
-        if let last = run { out.appendRange(f.value(last.lo), f.value(last.hi), data: target(last.admits)) }
-        out.shareData()
-        return out
-    }
-}
-
 /// The ports chains of a policy: one per distinct admission of a zone-to-zone rule pair, named
 /// by what it admits and shared by both families. They depend on the rules only, never on
 /// members, so a membership edit never adds or removes one.
@@ -456,15 +434,30 @@ struct TableBuilder {
     /// family or admits nothing.
     func zoneSet(_ zone: Int, _ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex, _ ports: PortChains) -> NamedSet? {
         guard parts.byZone.contains(zone), let targets = index.outgoing[zone] else { return nil }
-        var lookup = Lookup()
-        for (b, ports) in targets {
-            let dst = parts.intervals(of: b) ?? []
-            for spec in ports { lookup.add(spec, intervals: dst) }
+        // Flattened intervals belong to one zone each, so an interval's admission is that of the
+        // rules towards its zone: computed once per destination zone, not per interval.
+        var pairs: [Int: Admits] = [:]
+        for (b, specs) in targets { for spec in specs { pairs[b, default: Admits()].add(spec) } }
+        var runs: [(lo: UInt128, hi: UInt128, data: ElementData)] = []
+        for (b, admits) in pairs {
+            guard let dst = parts.intervals(of: b) else { continue }
+            let n = admits.normalized
+            let data = ports.targets[n] ?? .verdict(.goto(n.chainName))
+            for iv in dst { runs.append((iv.lowerBound, iv.upperBound, data)) }
         }
-        guard !lookup.isEmpty else { return nil }
-        let elements = lookup.mapElements(f) { admits in
-            ports.targets[admits] ?? .verdict(.goto(admits.chainName))
+        guard !runs.isEmpty else { return nil }
+        runs.sort { $0.lo < $1.lo }
+        var elements = ElementList()
+        elements.reserveCapacity(ranges: runs.count, width: f.width, data: true)
+        var i = 0
+        while i < runs.count {
+            // Adjacent intervals that go to the same chain are one element.
+            var j = i
+            while j + 1 < runs.count, runs[j].hi != .max, runs[j].hi + 1 == runs[j + 1].lo, runs[j + 1].data == runs[i].data { j += 1 }
+            elements.appendRange(f.value(runs[i].lo), f.value(runs[j].hi), data: runs[i].data)
+            i = j + 1
         }
+        elements.shareData()
         return reusing(NamedSet(name: "z_\(policy.zones[zone].name)_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
                                 flags: .interval, elements: elements))
     }

@@ -412,9 +412,18 @@ struct FileParser {
         return zones
     }
 
+    /// `text` without surrounding whitespace. Most members have none: one that starts and ends
+    /// with an ASCII byte other than a space or a tab is returned as it is, without Foundation's
+    /// trimming (a tenth of loading 100,000 members).
+    static func trimmed(_ text: String) -> String {
+        let u = text.utf8
+        if let a = u.first, let b = u.last, a < 0x80, b < 0x80, a != 0x20, a != 0x09, b != 0x20, b != 0x09 { return text }
+        return text.trimmingCharacters(in: .whitespaces)
+    }
+
     /// An address or prefix, rejecting host bits with the corrected prefix as the hint.
     mutating func parsePrefix(_ text: String, _ node: Node) -> IPPrefix? {
-        guard let p = IPPrefix.parse(text.trimmingCharacters(in: .whitespaces)) else {
+        guard let p = IPPrefix.parse(Self.trimmed(text)) else {
             reader.error(node, "'\(text)' is not an IPv4 or IPv6 address or prefix",
                          hint: "write an address (192.0.2.10, 2001:db8::10) or a prefix (192.0.2.0/24, 2001:db8::/64)")
             return nil

@@ -9,6 +9,44 @@ struct ValueTests {
         #expect(DataType.ipv6Address.format(Value(UInt128(0x2001_0db8) << 96 | 1, width: 16)) == "2001:db8::1")
     }
 
+    /// The byte-level formatter against RFC 5952's rules written plainly: lower-case hex without
+    /// leading zeros, the longest run of two or more zero groups (the first of equal ones) as `::`.
+    @Test func ipv6TextFollowsRFC5952() {
+        func reference(_ v: UInt128) -> String {
+            let groups = (0..<8).map { UInt16(truncatingIfNeeded: v >> (UInt128(7 - $0) * 16)) }
+            var bestStart = -1, bestLen = 0, i = 0
+            while i < 8 {
+                if groups[i] == 0 {
+                    var j = i
+                    while j < 8 && groups[j] == 0 { j += 1 }
+                    if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
+                    i = j
+                } else { i += 1 }
+            }
+            func hex(_ g: ArraySlice<UInt16>) -> String { g.map { String($0, radix: 16) }.joined(separator: ":") }
+            if bestStart < 0 { return hex(groups[...]) }
+            return hex(groups[0..<bestStart]) + "::" + hex(groups[(bestStart + bestLen)...])
+        }
+        var g = SplitMix64(seed: 6)
+        var checked = 0
+        for _ in 0..<20_000 {
+            // Random groups, each zero with probability 1/2, so that runs of every length occur.
+            var v: UInt128 = 0
+            for _ in 0..<8 {
+                let r = g.next()
+                v = v << 16 | (r & 1 == 0 ? 0 : UInt128(r >> 48 & (r & 2 == 0 ? 0xf : 0xffff)))
+            }
+            if v >> 32 == 0xffff { continue }
+            #expect(IPv6Text.format(v) == reference(v))
+            checked += 1
+        }
+        #expect(checked > 19_000)
+        #expect(IPv6Text.format(0) == "::")
+        #expect(IPv6Text.format(1) == "::1")
+        #expect(IPv6Text.format(UInt128(1) << 112) == "1::")
+        #expect(IPv6Text.format(UInt128(0x2001_0db8_0000_0001_0000_0000_0000_0001)) == "2001:db8:0:1::1")
+    }
+
     @Test func prefixLengthOfRanges() {
         let r = ValueRange(Value(0xC000_0200, width: 4), Value(0xC000_02FF, width: 4))
         #expect(r.prefixLength == 24)
