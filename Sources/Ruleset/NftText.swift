@@ -86,7 +86,7 @@ public enum NftText {
             for e in set.elements {
                 out += first ? " " : ",\n\t\t\t     "
                 first = false
-                out += render(e, of: set)
+                append(e, of: set, to: &out)
             }
             out += " }\n"
         }
@@ -96,13 +96,21 @@ public enum NftText {
 
     /// One element as nft writes it, e.g. `192.0.2.0/28 . tcp . 443` or `198.51.100.10 : jump from_api`.
     public static func render(_ e: SetElement, of set: NamedSet) -> String {
-        var s = zip(set.keyType, e.key).map { $0.format($1) }.joined(separator: " . ")
+        var s = ""
+        append(e, of: set, to: &s)
+        return s
+    }
+
+    static func append(_ e: SetElement, of set: NamedSet, to s: inout String) {
+        for (i, (type, range)) in zip(set.keyType, e.key).enumerated() {
+            if i > 0 { s += " . " }
+            s += type.format(range)
+        }
         switch e.data {
-        case .verdict(let v)?: s += " : " + render(v)
-        case .value(let v)?: s += " : " + (set.dataType ?? .integer).format(v)
+        case .verdict(let v)?: s += " : "; s += render(v)
+        case .value(let v)?: s += " : "; s += (set.dataType ?? .integer).format(v)
         case nil: break
         }
-        return s
     }
 
     static func render(_ chain: Chain) -> String {

@@ -267,7 +267,9 @@ struct FileParser {
 
     /// The place of the first alias written in key position (`*a: …`, `? *a`, `{*a: …}`), if any.
     static func aliasKey(in text: String) -> (line: Int, column: Int)? {
-        guard text.contains("*") else { return nil }
+        // A byte scan: Foundation's `contains` of a string searched the whole file through
+        // CFString, 4% of loading a 10,000-zone policy.
+        guard text.utf8.contains(UInt8(ascii: "*")) else { return nil }
         let pattern = #"(^|[\s{,?\-])(\*[^\s,\[\]{}:]+\s*:(\s|$))|(\?\s+\*)"#
         guard let regex = try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]) else { return nil }
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
