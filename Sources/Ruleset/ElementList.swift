@@ -215,9 +215,9 @@ public struct ElementList: Sendable {
     /// that can be observed but memory.
     public mutating func shareData() { data.intern() }
 
-    /// The data values of the elements (a map's verdicts), each once; possibly more after
-    /// slicing, whose result shares its list's values.
-    public var dataValues: Set<ElementData> { data.distinctValues }
+    /// The data values of the elements (a map's verdicts), usually each once; possibly more
+    /// after slicing, whose result shares its list's values.
+    public var dataValues: [ElementData] { data.storedValues }
 
     // MARK: Order
 
@@ -383,8 +383,9 @@ public struct DataColumn: RandomAccessCollection, Hashable, Sendable {
         slots = slots.map { remap[Int($0)] }
     }
 
-    /// The values elements hold (a superset after slicing: a slice shares its list's values).
-    var distinctValues: Set<ElementData> { Set(values) }
+    /// The values elements hold, usually each once (a superset after slicing: a slice shares
+    /// its list's values).
+    var storedValues: [ElementData] { values }
 
     /// Elements `range`, sharing the values.
     func slice(_ range: Range<Int>) -> DataColumn {
