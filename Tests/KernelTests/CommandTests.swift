@@ -131,16 +131,18 @@ struct CommandTests {
     }
 
     /// `nft -j list` after `zonewall apply` in one namespace equals it after `nft -f <(zonewall plan)`
-    /// in another, for the example policy and generated ones.
-    @Test(needsRoot, arguments: [nil] + (1...6).map { UInt64($0) })
+    /// in another, for the example policy, generated ones and (seed 0) one with a ports chain too
+    /// long to hold inline.
+    @Test(needsRoot, arguments: [nil] + (0...6).map { UInt64($0) })
     func sameAsNftF(seed: UInt64?) throws {
         if skipUnlessRoot() { return }
-        let files = try seed.map(generatedPolicy) ?? examplePolicyFiles()
+        let files = try seed.map { $0 == 0 ? longAdmissionPolicy() : generatedPolicy(seed: $0) } ?? examplePolicyFiles()
         try withPolicy(files) { dir in
             let check = try zonewall(["check", "--policies", dir])
             try #require(check.status == 0, "seed \(String(describing: seed)): \(check)\n\(files)")
             let plan = try zonewall(["plan", "--policies", dir])
             try #require(plan.status == 0)
+            if seed == 0 { #expect(plan.stdout.contains("meta l4proto . th sport . th dport @ports_tcp.1000_"), "\(plan.stdout)") }
             try withNamespace { ours in
                 try withNamespace { theirs in
                     let apply = try zonewall(["apply", "--policies", dir, "--netns", ours])

@@ -153,6 +153,23 @@ func canonical(_ t: Table?) -> Table? {
 
 /// Random policy files over the documentation ranges: nested prefixes, both families,
 /// world and host rules, port ranges, both denied modes.
+/// A policy whose rules from `web` to `db` admit more port ranges than a ports chain holds
+/// inline, so that the chain looks them up in a set of its own.
+func longAdmissionPolicy() -> [String: String] {
+    ["zones.yaml": """
+        zones:
+          web: { members: [192.0.2.10, "2001:db8::10"] }
+          db: { members: [192.0.2.20/31, "2001:db8::20"] }
+        """,
+     "rules.yaml": """
+        allow:
+          - { from: web, to: db, ports: [tcp/1000, tcp/1010-1015, tcp/1020, tcp/1030-1035, tcp/1040, udp/53] }
+          - { from: web, to: db, ports: [tcp/1050-1055, tcp/1060, sctp, icmp] }
+          - { from: db, to: web, ports: [tcp/5432, icmp] }
+          - { from: db, to: world, ports: [any] }
+        """]
+}
+
 func generatedPolicy(seed: UInt64) -> [String: String] {
     var g = SplitMix64(seed: seed)
     let nets = ["192.0.2", "198.51.100", "203.0.113"]
