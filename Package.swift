@@ -127,7 +127,7 @@ let package = Package(
             dependencies: ["ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Conntrack", "Revocation", "Reconciler", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
-        .testTarget(name: "RulesetTests", dependencies: ["Ruleset", "TestSupport"]),
+        .testTarget(name: "RulesetTests", dependencies: ["Ruleset", "ZonePolicy", "TestSupport"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
         .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "RevocationTests", dependencies: ["Revocation", "ZonePolicy", "Ruleset", "ZoneCompiler"]),

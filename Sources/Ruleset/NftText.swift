@@ -19,12 +19,7 @@ public enum NftText {
     /// plan` at 10,000 zones.
     public static func render(_ table: Table) -> String {
         let items = table.declarationOrder
-        let chunks = min(16, items.count / 512)
-        guard chunks > 1 else {
-            var out = ""
-            forEachPiece(of: table) { out += $0 }
-            return out
-        }
+        let chunks = max(1, min(16, items.count / 512))
         var pieces = [String](repeating: "", count: chunks)
         pieces.withUnsafeMutableBufferPointer { buffer in
             // Each iteration writes only its own slot.
@@ -35,13 +30,18 @@ public enum NftText {
                 out[c] = text
             }
         }
-        var out = "table \(table.family) \(table.name) {\n"
-        if !table.flags.isEmpty { out += "\tflags \(table.flags)\n" }
+        var out = opening(table).joined()
         out.reserveCapacity(pieces.reduce(out.utf8.count + 2) { $0 + $1.utf8.count })
         for piece in pieces { out += piece }
-        out += "}\n"
+        out += closing
         return out
     }
+
+    /// The table block's first lines (each a piece of its own), and its last.
+    static func opening(_ table: Table) -> [String] {
+        ["table \(table.family) \(table.name) {\n"] + (table.flags.isEmpty ? [] : ["\tflags \(table.flags)\n"])
+    }
+    static let closing = "}\n"
 
     static func render(_ item: TableItem) -> String {
         switch item {
@@ -53,10 +53,9 @@ public enum NftText {
     /// The pieces `render(table)` joins, in order (the opening line, each set and chain, the
     /// closing brace): for hashing a large table's text without holding it whole.
     public static func forEachPiece(of table: Table, _ body: (String) -> Void) {
-        body("table \(table.family) \(table.name) {\n")
-        if !table.flags.isEmpty { body("\tflags \(table.flags)\n") }
+        opening(table).forEach(body)
         for item in table.declarationOrder { body(render(item)) }
-        body("}\n")
+        body(closing)
     }
 
     static func render(_ set: NamedSet) -> String {

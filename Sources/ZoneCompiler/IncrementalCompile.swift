@@ -70,6 +70,16 @@ struct RuleIndex: Sendable {
     }
 }
 
+extension RuleIndex {
+    /// What zone `zone`'s rules admit towards each destination zone, normalised: the
+    /// admissions that name the ports chains and that a zone's map sends each destination to.
+    func admissions(from zone: Int) -> [Int: Admits] {
+        var pairs: [Int: Admits] = [:]
+        for (b, specs) in outgoing[zone] ?? [] { for spec in specs { pairs[b, default: Admits()].add(spec) } }
+        return pairs.mapValues(\.normalized)
+    }
+}
+
 /// One address family's share of a compiled table.
 struct FamilyParts: Sendable {
     /// Every member of the family, flattened: disjoint, sorted, longest prefix deciding.

@@ -12,11 +12,11 @@ import ZonePolicy
 ///   destination looked up in the zone's verdict map `z_ZONE_v4` (an interval map, flattened),
 ///   which sends the packet to the shared chain of what the zone's rules admit towards that
 ///   destination's zone.
-/// - `ports_v4_…` chains, one per distinct admission (the normalised port specs of the rules
-///   from one zone to another) and family, shared by every zone map. At most
+/// - `ports_…` chains, one per distinct admission (the normalised port specs of the rules from
+///   one zone to another), shared by every zone map of both families. At most
 ///   `Admits.inlineLimit` rules, each a protocol and a port range (`any` and ICMP echo
-///   included); a longer admission is one lookup of `meta l4proto . th sport . th dport` in a
-///   set of the same name. A zone therefore costs one set per family it sends in, whatever the
+///   included); the ports of a longer admission are one lookup of `meta l4proto . th sport .
+///   th dport` in a set of the same name. A zone therefore costs one set per family it sends in, whatever the
 ///   mix of ports, `icmp` and `any` in its rules, and none of them is a concatenated interval
 ///   set: those (pipapo) cost the kernel pages of lookup tables per set.
 /// - `to_world_v4`, `to_host_v4` (keyed by the zoned source) and `from_world_v4`, `from_host_v4`
@@ -30,8 +30,8 @@ import ZonePolicy
 ///   change, and a packet pays the lookups only when it is about to be denied.
 ///
 /// No chain grows with the number of zones, members or rules: the per-packet cost is a fixed
-/// number of set lookups and at most `Admits.inlineLimit` rules of a ports chain. Membership and rule edits become element changes, or additions of
-/// sets, chains and rules (see `Transaction.diff`) when a zone gains its first rule or its
+/// number of set lookups and at most `Admits.inlineLimit` rules of a ports chain. Membership
+/// and rule edits become element changes, or additions of sets, chains and rules (see `Transaction.diff`) when a zone gains its first rule or its
 /// first destination of a family.
 public enum ZoneCompiler {
     /// The table's family and name.
@@ -114,22 +114,25 @@ struct Admits: Hashable {
 
     /// `(l4proto, th sport, th dport)` ranges of a normalised value, in key order.
     func keys(_ f: FamilyInfo) -> [[ValueRange]] {
-        let allPorts = ValueRange(Value(0, width: 2), Value(65535, width: 2))
-        if any { return [[ValueRange(Value(0, width: 1), Value(255, width: 1)), allPorts, allPorts]] }
-        var out: [(UInt8, [ValueRange])] = []
+        if any { return [[ValueRange(Value(0, width: 1), Value(255, width: 1)), Self.allPortsKey, Self.allPortsKey]] }
+        var out: [[ValueRange]] = []
         if echo {
             // `th sport` of an ICMP packet is its type (high byte) and code: any code of the echo type.
             let t = UInt64(f.echoType) << 8
-            out.append((f.icmpProtocol, [ValueRange(Value(UInt64(f.icmpProtocol), width: 1)),
-                                          ValueRange(Value(t, width: 2), Value(t | 0xff, width: 2)), allPorts]))
+            out.append([ValueRange(Value(UInt64(f.icmpProtocol), width: 1)),
+                        ValueRange(Value(t, width: 2), Value(t | 0xff, width: 2)), Self.allPortsKey])
         }
-        for (p, rs) in ports.sorted(by: { $0.key < $1.key }) {
-            for r in rs {
-                out.append((p, [ValueRange(Value(UInt64(p), width: 1)), allPorts,
-                                ValueRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2))]))
-            }
+        return out + portKeys
+    }
+
+    static let allPortsKey = ValueRange(Value(0, width: 2), Value(65535, width: 2))
+
+    /// The port keys (`meta l4proto . th sport . th dport`), echo and `any` aside.
+    var portKeys: [[ValueRange]] {
+        ports.sorted(by: { $0.key < $1.key }).flatMap { p, rs in
+            rs.map { r in [ValueRange(Value(UInt64(p), width: 1)), Self.allPortsKey,
+                           ValueRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2))] }
         }
-        return out.map(\.1)
     }
 }
 
@@ -213,14 +216,6 @@ extension Admits {
         }
     }
 
-    /// The port keys (`meta l4proto . th sport . th dport`) of the set form.
-    var portKeys: [[ValueRange]] {
-        let allPorts = ValueRange(Value(0, width: 2), Value(65535, width: 2))
-        return ports.sorted(by: { $0.key < $1.key }).flatMap { p, rs in
-            rs.map { r in [ValueRange(Value(UInt64(p), width: 1)), allPorts,
-                           ValueRange(Value(UInt64(r.lowerBound), width: 2), Value(UInt64(r.upperBound), width: 2))] }
-        }
-    }
 }
 
 /// Per-family names and selectors.
@@ -296,11 +291,7 @@ struct PortChains: Sendable {
 
     init(_ index: RuleIndex) {
         var all = Set<Admits>()
-        for (_, targets) in index.outgoing {
-            var pairs: [Int: Admits] = [:]
-            for (b, ports) in targets { for spec in ports { pairs[b, default: Admits()].add(spec) } }
-            for a in pairs.values { all.insert(a.normalized) }
-        }
+        for zone in index.outgoing.keys { all.formUnion(index.admissions(from: zone).values) }
         for (name, a) in all.map({ ($0.chainName, $0) }).sorted(by: { $0.0 < $1.0 }) {
             targets[a] = .verdict(.goto(name))
             if a.isInline {
@@ -433,16 +424,13 @@ struct TableBuilder {
     /// chain of what the zone's rules admit towards it. Nil when the zone has no members of the
     /// family or admits nothing.
     func zoneSet(_ zone: Int, _ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex, _ ports: PortChains) -> NamedSet? {
-        guard parts.byZone.contains(zone), let targets = index.outgoing[zone] else { return nil }
+        guard parts.byZone.contains(zone), index.outgoing[zone] != nil else { return nil }
         // Flattened intervals belong to one zone each, so an interval's admission is that of the
         // rules towards its zone: computed once per destination zone, not per interval.
-        var pairs: [Int: Admits] = [:]
-        for (b, specs) in targets { for spec in specs { pairs[b, default: Admits()].add(spec) } }
         var runs: [(lo: UInt128, hi: UInt128, data: ElementData)] = []
-        for (b, admits) in pairs {
+        for (b, admits) in index.admissions(from: zone) {
             guard let dst = parts.intervals(of: b) else { continue }
-            let n = admits.normalized
-            let data = ports.targets[n] ?? .verdict(.goto(n.chainName))
+            let data = ports.targets[admits] ?? .verdict(.goto(admits.chainName))
             for iv in dst { runs.append((iv.lowerBound, iv.upperBound, data)) }
         }
         guard !runs.isEmpty else { return nil }
