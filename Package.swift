@@ -128,7 +128,7 @@ let package = Package(
         ),
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset", "ZonePolicy", "TestSupport"]),
-        .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy"]),
+        .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy", "TestSupport"]),
         .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "RevocationTests", dependencies: ["Revocation", "ZonePolicy", "Ruleset", "ZoneCompiler"]),
         .testTarget(name: "HostIdentityTests", dependencies: ["HostIdentity", "ZonePolicy"]),

@@ -55,7 +55,9 @@ public final class MemberFeed: Sendable {
 
     /// The policy with the members added; logs and counts keys ignored for the first time.
     public func merge(into policy: Policy) -> Policy {
-        let index = index(of: policy)
+        // Without members there is nothing to look up: no index (a 100,000-member policy's
+        // takes tens of ms to build, on every file edit).
+        let index = state.withLock { $0.table.members.isEmpty } ? nil : index(of: policy)
         return state.withLock { s in
             let (merged, rejected) = s.table.merged(into: policy, index: index)
             note(rejected, &s, forget: true)

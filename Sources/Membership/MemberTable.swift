@@ -101,6 +101,8 @@ public struct PolicyIndex: Sendable {
 
     public init(_ policy: Policy) {
         var zone: [String: Int] = [:], owner: [IPPrefix: Int] = [:]
+        zone.reserveCapacity(policy.zones.count)
+        owner.reserveCapacity(policy.zones.reduce(0) { $0 + $1.members.count })
         for (i, z) in policy.zones.enumerated() {
             zone[z.name] = i
             for m in z.members { owner[m.value] = i }

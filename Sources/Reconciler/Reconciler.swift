@@ -117,6 +117,9 @@ public actor Reconciler {
     private var filePolicy: Policy?
     /// The last compile, which the next one starts from (`ZoneCompiler.compile(_:host:after:)`).
     private var compiled: CompiledPolicy?
+    /// The compile `compiled` replaced, freed once the edit is committed: freeing the parts an
+    /// edit rebuilt (100,000-element lists at 10,000 zones) need not delay the kernel.
+    private var retired: CompiledPolicy?
     /// The policy the last compile compiled: the files' policy with the members from outside
     /// the files and the scope applied (nil before the first valid load).
     public var policyInForce: Policy? { compiled?.policy }
@@ -214,6 +217,7 @@ public actor Reconciler {
             // The kernel first; the digest (every set hashed, unless unchanged) comes after the commit.
             publishing = false
             let outcome = try? converge(.policyChanged(why))
+            retired = nil
             publishing = true
             refreshDigest()
             publish()
@@ -612,6 +616,7 @@ public actor Reconciler {
             }
             let loaded = clock.now
             let next = ZoneCompiler.compile(policy, host: host, after: compiled)
+            retired = compiled
             compiled = next
             table = tableAdjustment(next.table)
             prepared = (loaded - started, clock.now - loaded, next.kind)

@@ -80,13 +80,21 @@ public struct ElementList: Sendable {
     /// buffer: the compiler's address maps hold 100,000s of these, and building each as a
     /// `SetElement` (an array per key) costs an allocation apiece.
     public mutating func appendRange(_ lo: Value, _ hi: Value, data element: ElementData? = nil) {
+        appendKeyRange(lo, hi, holdingData: element != nil)
+        if let element { data.append(element) }
+        noteAppended()
+    }
+
+    /// The key bytes of `appendRange`.
+    @inline(__always)
+    private mutating func appendKeyRange(_ lo: Value, _ hi: Value, holdingData: Bool) {
         if stride == 0 {
             componentWidths = [lo.width]
             stride = lo.width * 2
-            holdsData = element != nil
+            holdsData = holdingData
         }
         precondition(componentWidths.count == 1 && componentWidths[0] == lo.width && hi.width == lo.width
-                     && (element != nil) == holdsData, "every element of a set has the same key layout")
+                     && holdingData == holdsData, "every element of a set has the same key layout")
         if lo.width == 16 {
             // One append of both ends: per-element appends dominate building a 100,000-range map.
             var bytes = (lo.high.bigEndian, lo.low.bigEndian, hi.high.bigEndian, hi.low.bigEndian)
@@ -95,8 +103,6 @@ public struct ElementList: Sendable {
             Self.appendBigEndian(lo, to: &keys)
             Self.appendBigEndian(hi, to: &keys)
         }
-        if let element { data.append(element) }
-        noteAppended()
     }
 
     /// Appends an element of a concatenated interval set as the kernel stores it: `key` holds
@@ -214,6 +220,21 @@ public struct ElementList: Sendable {
     /// element before): for a map that is held for long, once it is built. Changes nothing
     /// that can be observed but memory.
     public mutating func shareData() { data.intern() }
+
+    /// For a map built from a few distinct data values known up front (a zone's jump per
+    /// address): the empty list takes `values` (distinct), and `appendRange(_:_:dataSlot:)`
+    /// refers to them by index, so that no value is hashed or compared per element.
+    public mutating func startData(with values: [ElementData]) {
+        precondition(isEmpty, "data values are set before the first element")
+        data.start(with: values)
+    }
+
+    /// `appendRange(lo, hi, data: values[slot])` for the `values` given to `startData(with:)`.
+    public mutating func appendRange(_ lo: Value, _ hi: Value, dataSlot slot: UInt32) {
+        appendKeyRange(lo, hi, holdingData: true)
+        data.append(slot: slot)
+        noteAppended()
+    }
 
     /// The data values of the elements (a map's verdicts), usually each once; possibly more
     /// after slicing, whose result shares its list's values.
@@ -362,6 +383,18 @@ public struct DataColumn: RandomAccessCollection, Hashable, Sendable {
     }
 
     mutating func reserveCapacity(_ n: Int) { slots.reserveCapacity(n) }
+
+    /// Starts an empty column with `distinct` as its values, which `append(slot:)` refers to.
+    mutating func start(with distinct: [ElementData]) {
+        precondition(slots.isEmpty, "values are set before the first element")
+        values = distinct
+    }
+
+    /// Appends the value at `slot` of the values the column started with.
+    mutating func append(slot: UInt32) {
+        precondition(Int(slot) < values.count, "a slot of the values the column started with")
+        slots.append(slot)
+    }
 
     /// Each distinct value stored once.
     mutating func intern() {

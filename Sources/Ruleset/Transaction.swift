@@ -181,10 +181,29 @@ extension Table {
     /// without copying or sorting 10,000s of chains and sets.
     public func hasSkeleton(of other: Table) -> Bool {
         if family == other.family, name == other.name, flags == other.flags, userData == other.userData,
-           chains.count == other.chains.count, sets.count == other.sets.count, chains == other.chains, zip(sets, other.sets).allSatisfy({ $0.hasSameDeclaration(as: $1) }) {
+           chains.count == other.chains.count, sets.count == other.sets.count, hasChainsAndDeclarations(of: other) {
             return true
         }
         return normalizedSkeleton == other.normalizedSkeleton
+    }
+
+    /// Chain by chain and set by set at the same positions, read in place. A chain or set that
+    /// an edit left alone is the very same value in both tables (the same bits: the same
+    /// strings and storage), which is checked first; only the others are compared field by
+    /// field. Copying 10,000s of them out of their arrays (a retain per field) cost more than
+    /// the comparison itself.
+    private func hasChainsAndDeclarations(of other: Table) -> Bool {
+        let sameChains = chains.withUnsafeBufferPointer { a in
+            other.chains.withUnsafeBufferPointer { b in
+                a.baseAddress == b.baseAddress || a.indices.allSatisfy { sameBits(a, b, $0) || a[$0] == b[$0] }
+            }
+        }
+        guard sameChains else { return false }
+        return sets.withUnsafeBufferPointer { a in
+            other.sets.withUnsafeBufferPointer { b in
+                a.baseAddress == b.baseAddress || a.indices.allSatisfy { sameBits(a, b, $0) || a[$0].hasSameDeclaration(as: b[$0]) }
+            }
+        }
     }
 
     /// True when both tables hold the same objects, whatever their listing order.
@@ -242,4 +261,23 @@ extension Transaction {
 
 extension Substring {
     func trimmingPrefix(_ p: String) -> Substring { hasPrefix(p) ? dropFirst(p.count) : self }
+}
+
+/// Whether element `i` of `a` and of `b` hold the same bytes. Equal bytes are the same value
+/// (the same references, the same scalars); different bytes may still be equal values (two
+/// copies of a string, or padding), which the caller then compares.
+@inline(__always)
+func sameBits<T>(_ a: UnsafeBufferPointer<T>, _ b: UnsafeBufferPointer<T>, _ i: Int) -> Bool {
+    let n = MemoryLayout<T>.size
+    let pa = UnsafeRawPointer(a.baseAddress! + i), pb = UnsafeRawPointer(b.baseAddress! + i)
+    var k = 0
+    while k + 8 <= n {
+        if pa.loadUnaligned(fromByteOffset: k, as: UInt64.self) != pb.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
+        k += 8
+    }
+    while k < n {
+        if pa.load(fromByteOffset: k, as: UInt8.self) != pb.load(fromByteOffset: k, as: UInt8.self) { return false }
+        k += 1
+    }
+    return true
 }

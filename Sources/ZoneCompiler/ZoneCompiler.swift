@@ -472,24 +472,34 @@ struct TableBuilder {
         var jumps = [ElementData?](repeating: nil, count: policy.zones.count)
         for zone in parts.zoneSets.keys { jumps[zone] = .verdict(.jump("z_\(policy.zones[zone].name)")) }
         // Both lists are reserved exactly: the daemon holds them for as long as the policy.
+        // A zone's jump is stored once per list, not once per address (3 MB at 100,000
+        // addresses): each list's distinct jumps are gathered first, in order of first use, and
+        // its elements refer to them by slot.
         var singles = 0, ranges = 0
-        for iv in parts.flat where jumps[iv.zone] != nil {
-            if iv.lo == iv.hi { singles += 1 } else { ranges += 1 }
+        var singleSlot = [UInt32](repeating: .max, count: policy.zones.count), rangeSlot = singleSlot
+        var singleJumps: [ElementData] = [], rangeJumps: [ElementData] = []
+        for iv in parts.flat {
+            guard let jump = jumps[iv.zone] else { continue }
+            if iv.lo == iv.hi {
+                singles += 1
+                if singleSlot[iv.zone] == .max { singleSlot[iv.zone] = UInt32(singleJumps.count); singleJumps.append(jump) }
+            } else {
+                ranges += 1
+                if rangeSlot[iv.zone] == .max { rangeSlot[iv.zone] = UInt32(rangeJumps.count); rangeJumps.append(jump) }
+            }
         }
         var src = ElementList(), single = ElementList()
         src.reserveCapacity(ranges: ranges, width: f.width, data: true)
         single.reserveCapacity(ranges: singles, width: f.width, data: true)
-        for iv in parts.flat {
-            guard let jump = jumps[iv.zone] else { continue }
+        src.startData(with: rangeJumps)
+        single.startData(with: singleJumps)
+        for iv in parts.flat where jumps[iv.zone] != nil {
             if iv.lo == iv.hi {
-                single.appendRange(f.value(iv.lo), f.value(iv.lo), data: jump)
+                single.appendRange(f.value(iv.lo), f.value(iv.lo), dataSlot: singleSlot[iv.zone])
             } else {
-                src.appendRange(f.value(iv.lo), f.value(iv.hi), data: jump)
+                src.appendRange(f.value(iv.lo), f.value(iv.hi), dataSlot: rangeSlot[iv.zone])
             }
         }
-        // A zone's jump is stored once, not once per address (3 MB at 100,000 addresses).
-        src.shareData()
-        single.shareData()
         parts.src = reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict, flags: .interval, elements: src))
         parts.srcAddress = reusing(NamedSet(name: "src_addr_\(f.tag)", keyType: [f.addressType], dataType: .verdict, elements: single))
 

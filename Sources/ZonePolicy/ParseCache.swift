@@ -45,6 +45,17 @@ public final class ParseCache: Sendable {
         entries.withLock { $0[file.path] = Entry(hash: hash, length: file.contents.utf8.count, fragment: parsed.0, diagnostics: parsed.1) }
     }
 
+    /// The last load's resolved policy, when it had no diagnostics (kept by `PolicyLoader.parse`
+    /// for loads without lints).
+    var lastResolved: ResolvedPolicy? { resolved.withLock { $0 } }
+    private let resolved = Mutex<ResolvedPolicy?>(nil)
+
+    func remember(_ r: ResolvedPolicy?) { resolved.withLock { $0 = r } }
+
+    /// How many loads patched the last resolve instead of resolving again, since the cache was made.
+    public var patchedLoads: Int { patches.withLock { $0 } }
+    let patches = Mutex(0)
+
     /// Forgets files that are gone.
     func keep(only paths: Set<String>) {
         entries.withLock { e in e = e.filter { paths.contains($0.key) } }

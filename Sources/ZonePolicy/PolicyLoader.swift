@@ -128,22 +128,33 @@ public enum PolicyLoader {
                              cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
         // Files are independent until they are resolved together: parse them on every CPU.
         let sorted = files.sorted(by: { $0.path < $1.path })
-        let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic]) = { file in
-            let hash = cache.map { _ in ParseCache.hash(file.contents) } ?? 0
-            if let hit = cache?.lookup(file, hash: hash) { return hit }
+        let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic], FileKey) = { file in
+            let key = FileKey(hash: cache.map { _ in ParseCache.hash(file.contents) } ?? 0, length: file.contents.utf8.count)
+            if let hit = cache?.lookup(file, hash: key.hash) { return (hit.0, hit.1, key) }
             var parser = FileParser(path: file.path, maxDepth: limits.depth)
             let fragment = parser.parse(file.contents)
-            cache?.store(file, hash: hash, (fragment, parser.reader.diagnostics))
-            return (fragment, parser.reader.diagnostics)
+            cache?.store(file, hash: key.hash, (fragment, parser.reader.diagnostics))
+            return (fragment, parser.reader.diagnostics, key)
         }
         cache?.keep(only: Set(files.map(\.path)))
         let parsed = concurrently ? concurrentMap(sorted, parseOne) : sorted.map(parseOne)
         let fragments = parsed.map(\.0)
         var diagnostics = parsed.flatMap(\.1)
+        // The daemon's reloads (a cache, no lints) keep the last clean resolve, and patch it when
+        // only zones' members changed (`ResolvedPolicy.patched`); anything else resolves again.
+        let remembering = cache != nil && !warnings
+        let files = ResolvedPolicy.Files(paths: sorted.map(\.path), keys: parsed.map(\.2))
         let overLimits = limits.violations(in: fragments)
         if !overLimits.isEmpty {
             // Resolving a policy this large is the cost the limits exist to refuse.
+            if remembering { cache?.remember(nil) }
             return LoadResult(policy: nil, diagnostics: (diagnostics + overLimits).sortedByLocation)
+        }
+        if remembering, diagnostics.isEmpty, let last = cache?.lastResolved,
+           let patched = last.patched(to: files, fragments: fragments) {
+            cache?.remember(patched)
+            cache?.patches.withLock { $0 += 1 }
+            return LoadResult(policy: patched.policy, diagnostics: [])
         }
         var resolver = PolicyResolver(fragments: fragments)
         // Warnings about an invalid policy mislead ("zone has no members" when its member was
@@ -151,6 +162,9 @@ public enum PolicyLoader {
         let policy = resolver.resolve(warnings: warnings && !diagnostics.hasErrors)
         diagnostics += resolver.diagnostics
         diagnostics = diagnostics.sortedByLocation
+        if remembering {
+            cache?.remember(diagnostics.isEmpty ? ResolvedPolicy(files: files, fragments: fragments, policy: policy) : nil)
+        }
         return LoadResult(policy: diagnostics.hasErrors ? nil : policy, diagnostics: diagnostics)
     }
 }
@@ -174,7 +188,7 @@ struct NameRef: Hashable {
 }
 
 /// One endpoint of an expectation before resolution.
-enum PartyRef {
+enum PartyRef: Equatable {
     case name(NameRef)
     case address(IPPrefix, SourceLocation)
     /// `unit:…`, `cgroup:…`, `user:…`, `iface:…`.
@@ -183,7 +197,7 @@ enum PartyRef {
 
 /// What one file contributes, before cross-file checks.
 struct FileFragment {
-    struct RawRule {
+    struct RawRule: Equatable {
         var from: [NameRef]
         var to: [NameRef]
         var ports: [PortSpec]
@@ -191,7 +205,7 @@ struct FileFragment {
         var location: SourceLocation
         var lint: LintIgnore?
     }
-    struct RawExpectation {
+    struct RawExpectation: Equatable {
         var from: PartyRef
         var to: PartyRef
         var port: PortSpec
