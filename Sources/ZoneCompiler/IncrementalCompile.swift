@@ -71,6 +71,14 @@ struct RuleIndex: Sendable {
 }
 
 extension RuleIndex {
+    /// What each zone's rules with the world or this host admit, by site and zone, normalised:
+    /// the admissions the world and host maps send each zone's intervals to.
+    func edgeAdmissions() -> [TableBuilder.EdgeSite: [Int: Admits]] {
+        var out: [TableBuilder.EdgeSite: [Int: Admits]] = [:]
+        for edge in edges { for spec in edge.ports { out[edge.site, default: [:]][edge.zone, default: Admits()].add(spec) } }
+        return out.mapValues { $0.mapValues(\.normalized) }
+    }
+
     /// What zone `zone`'s rules admit towards each destination zone, normalised: the
     /// admissions that name the ports chains and that a zone's map sends each destination to.
     func admissions(from zone: Int) -> [Int: Admits] {
@@ -291,14 +299,20 @@ extension TableBuilder {
 
         // Every member of the family that reaches into a region: the innermost prefix covering
         // an address there is one of them.
+        // Every member is visited: read in place, without copying a zone or a member (and
+        // retaining its strings) per visit.
         var reaching = [[(first: UInt128, last: UInt128, zone: Int)]](repeating: [], count: regions.count)
-        for (zone, z) in policy.zones.enumerated() {
-            for m in z.members where m.value.family == f.family {
-                let (a, b) = (m.value.first, m.value.last)
-                var k = regions.partitioningIndex { $0.upperBound >= a }
-                while k < regions.count, regions[k].lowerBound <= b {
-                    reaching[k].append((a, b, zone))
-                    k += 1
+        policy.zones.withUnsafeBufferPointer { zones in
+            for zone in zones.indices {
+                zones[zone].members.withUnsafeBufferPointer { members in
+                    for i in members.indices where members[i].value.family == f.family {
+                        let (a, b) = (members[i].value.first, members[i].value.last)
+                        var k = regions.partitioningIndex { $0.upperBound >= a }
+                        while k < regions.count, regions[k].lowerBound <= b {
+                            reaching[k].append((a, b, zone))
+                            k += 1
+                        }
+                    }
                 }
             }
         }

@@ -13,15 +13,16 @@ import ZonePolicy
 ///   which sends the packet to the shared chain of what the zone's rules admit towards that
 ///   destination's zone.
 /// - `ports_…` chains, one per distinct admission (the normalised port specs of the rules from
-///   one zone to another), shared by every zone map of both families. At most
+///   one zone to another, or between a zone and the world or this host), shared by every map of
+///   both families. At most
 ///   `Admits.inlineLimit` rules, each a protocol and a port range (`any` and ICMP echo
 ///   included); the ports of a longer admission are one lookup of `meta l4proto . th sport .
 ///   th dport` in a set of the same name. A zone therefore costs one set per family it sends in, whatever the
 ///   mix of ports, `icmp` and `any` in its rules, and none of them is a concatenated interval
 ///   set: those (pipapo) cost the kernel pages of lookup tables per set.
 /// - `to_world_v4`, `to_host_v4` (keyed by the zoned source) and `from_world_v4`, `from_host_v4`
-///   (keyed by the zoned destination), the same key, for traffic between a zone and the world
-///   or this host.
+///   (keyed by the zoned destination): interval maps like the zones' own, each zone's intervals
+///   → `jump` to the ports chain of what its rules with the world or this host admit there.
 /// - base chains `input`, `forward`, `output` with identical logic, differing only in what an
 ///   address outside every zone means there.
 /// - `audit_v4`: the flattened member intervals of the zones in audit mode. The base chains'
@@ -240,41 +241,6 @@ struct FamilyInfo {
     func range(_ lo: UInt128, _ hi: UInt128) -> ValueRange { ValueRange(value(lo), value(hi)) }
 }
 
-/// The elements of one lookup keyed `ADDR . meta l4proto . th sport . th dport`, gathered per
-/// flattened (hence disjoint) address interval.
-struct Lookup {
-    struct Interval: Hashable {
-        var lo: UInt128
-        var hi: UInt128
-    }
-    var admits: [Interval: Admits] = [:]
-
-    var isEmpty: Bool { admits.isEmpty }
-
-    mutating func add(_ spec: PortSpec, intervals: [ClosedRange<UInt128>]) {
-        for iv in intervals { admits[Interval(lo: iv.lowerBound, hi: iv.upperBound), default: Admits()].add(spec) }
-    }
-
-    /// The elements: adjacent intervals that admit the same are joined first.
-    func elements(_ f: FamilyInfo) -> ElementList {
-        var runs: [(lo: UInt128, hi: UInt128, admits: Admits)] = []
-        for (iv, a) in admits.sorted(by: { $0.key.lo < $1.key.lo }) {
-            let n = a.normalized
-            if let last = runs.last, last.hi != .max, last.hi + 1 == iv.lo, last.admits == n {
-                runs[runs.count - 1].hi = iv.hi
-            } else {
-                runs.append((iv.lo, iv.hi, n))
-            }
-        }
-        var out = ElementList()
-        for run in runs {
-            let addr = f.range(run.lo, run.hi)
-            for rest in run.admits.keys(f) { out.append(SetElement(key: [addr] + rest)) }
-        }
-        return out
-    }
-}
-
 /// The ports chains of a policy: one per distinct admission of a zone-to-zone rule pair, named
 /// by what it admits and shared by both families. They depend on the rules only, never on
 /// members, so a membership edit never adds or removes one.
@@ -292,6 +258,7 @@ struct PortChains: Sendable {
     init(_ index: RuleIndex) {
         var all = Set<Admits>()
         for zone in index.outgoing.keys { all.formUnion(index.admissions(from: zone).values) }
+        for site in index.edgeAdmissions().values { all.formUnion(site.values) }
         for (name, a) in all.map({ ($0.chainName, $0) }).sorted(by: { $0.0 < $1.0 }) {
             targets[a] = .verdict(.goto(name))
             if a.isInline {
@@ -434,32 +401,46 @@ struct TableBuilder {
             for iv in dst { runs.append((iv.lowerBound, iv.upperBound, data)) }
         }
         guard !runs.isEmpty else { return nil }
-        runs.sort { $0.lo < $1.lo }
+        // Adjacent intervals that go to the same chain are one element.
+        return reusing(NamedSet(name: "z_\(policy.zones[zone].name)_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
+                                flags: .interval, elements: Self.intervalMap(runs, f)))
+    }
+
+    /// The world and host maps of family `f`: each zone's intervals → `jump` to the ports chain
+    /// of what the zone's rules with the world (or this host) at that site admit. A `jump`, not
+    /// a `goto`: they are looked up in the base chains, which go on to their next rule when the
+    /// ports chain admits nothing. Interval maps keyed by the address alone (an rbtree), like the
+    /// zones' maps: an element added or removed when a member moves costs a tree update, where a
+    /// concatenated interval set (pipapo) searched and cut bitmaps of the whole set.
+    func edgeSets(_ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> [NamedSet] {
+        let admissions = index.edgeAdmissions()
+        return EdgeSite.allCases.map { site in
+            var runs: [(lo: UInt128, hi: UInt128, data: ElementData)] = []
+            for (zone, admits) in admissions[site] ?? [:] {
+                guard let intervals = parts.intervals(of: zone) else { continue }
+                let data = ElementData.verdict(.jump(admits.chainName))
+                for iv in intervals { runs.append((iv.lowerBound, iv.upperBound, data)) }
+            }
+            return reusing(NamedSet(name: "\(site.rawValue)_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
+                                    flags: .interval, elements: Self.intervalMap(runs, f)))
+        }
+    }
+
+    /// An interval map's elements from disjoint runs, in address order, adjacent runs with the
+    /// same data joined.
+    static func intervalMap(_ unsorted: [(lo: UInt128, hi: UInt128, data: ElementData)], _ f: FamilyInfo) -> ElementList {
+        let runs = unsorted.sorted { $0.lo < $1.lo }
         var elements = ElementList()
         elements.reserveCapacity(ranges: runs.count, width: f.width, data: true)
         var i = 0
         while i < runs.count {
-            // Adjacent intervals that go to the same chain are one element.
             var j = i
             while j + 1 < runs.count, runs[j].hi != .max, runs[j].hi + 1 == runs[j + 1].lo, runs[j + 1].data == runs[i].data { j += 1 }
             elements.appendRange(f.value(runs[i].lo), f.value(runs[j].hi), data: runs[i].data)
             i = j + 1
         }
         elements.shareData()
-        return reusing(NamedSet(name: "z_\(policy.zones[zone].name)_\(f.tag)", keyType: [f.addressType], dataType: .verdict,
-                                flags: .interval, elements: elements))
-    }
-
-    /// The world and host sets of family `f`.
-    func edgeSets(_ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> [NamedSet] {
-        var edges: [EdgeSite: Lookup] = [:]
-        for edge in index.edges {
-            let intervals = parts.intervals(of: edge.zone) ?? []
-            for spec in edge.ports { edges[edge.site, default: Lookup()].add(spec, intervals: intervals) }
-        }
-        return EdgeSite.allCases.map { site in
-            reusing(lookupSet("\(site.rawValue)_\(f.tag)", f, elements: (edges[site] ?? Lookup()).elements(f)))
-        }
+        return elements
     }
 
     /// `src_*`, `zoned_*` and `audit_*` of family `f`, from its flattened intervals and the
@@ -518,25 +499,6 @@ struct TableBuilder {
         var s = set
         s.elements = old
         return s
-    }
-
-    /// The lookup sets' key types, one array per family shared by every set.
-    static let lookupKeyTypes: [[DataType]] = FamilyInfo.all.map { [$0.addressType, .inetProtocol, .inetService, .inetService] }
-
-    func lookupSet(_ name: String, _ f: FamilyInfo, elements: ElementList) -> NamedSet {
-        NamedSet(name: name, keyType: Self.lookupKeyTypes[f.index], flags: .interval, elements: elements)
-    }
-
-    /// The lookup keys by family, keyed by the source and by the destination, one array each
-    /// shared by every rule that uses it: a policy of 10,000 zones has 10,000s of these rules.
-    static let flowKeys: [(bySource: [Selector], byDestination: [Selector])] = FamilyInfo.all.map { f in
-        ([f.saddr] + flowSelectors, [f.daddr] + flowSelectors)
-    }
-
-    /// `ADDR . meta l4proto . th sport . th dport @set accept`, after `guardExpr`.
-    func lookupRule(_ f: FamilyInfo, set: String, keyedBySource: Bool, guardExpr: [Expression] = []) -> Rule {
-        let keys = keyedBySource ? Self.flowKeys[f.index].bySource : Self.flowKeys[f.index].byDestination
-        return Rule(guardExpr + [.lookup(keys, set: set, negated: false), .verdict(.accept)])
     }
 
     /// `audit_v4`: the member intervals of the zones in audit mode, longest prefix deciding, so
@@ -650,8 +612,8 @@ struct TableBuilder {
         for f in FamilyInfo.all {
             let dstUnzoned = Expression.lookup([f.daddr], set: "zoned_\(f.tag)", negated: true)
             let srcUnzoned = Expression.lookup([f.saddr], set: "zoned_\(f.tag)", negated: true)
-            rules.append(lookupRule(f, set: "\(toSite.rawValue)_\(f.tag)", keyedBySource: true, guardExpr: [dstUnzoned]))
-            rules.append(lookupRule(f, set: "\(fromSite.rawValue)_\(f.tag)", keyedBySource: false, guardExpr: [srcUnzoned]))
+            rules.append(Rule([dstUnzoned, .verdictMap([f.saddr], map: "\(toSite.rawValue)_\(f.tag)")]))
+            rules.append(Rule([srcUnzoned, .verdictMap([f.daddr], map: "\(fromSite.rawValue)_\(f.tag)")]))
         }
         return rules
     }
