@@ -382,6 +382,8 @@ def main():
                 print("burst: %d registrations sent in %.2f s (%d clients, transactions of 100 puts); the kernel held all of them (read back) with the commit made "
                       "%.2f s after the first was sent, %.2f s after the last, in %d commits  (target ≤ 5 s)"
                       % (n, (t_sent - t0) / 1e9, threads, (last_gen - t0) / 1e9, (last_gen - t_sent) / 1e9, len(runs)))
+                print("  the daemon's commits (compile / diff / kernel ms): %s"
+                      % "; ".join("%.0f / %.0f / %.0f" % (r[1], r[2], r[3]) for r in runs))
     finally:
         etcd.close()
         shutil.rmtree(work, ignore_errors=True)

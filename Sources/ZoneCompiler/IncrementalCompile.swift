@@ -146,6 +146,8 @@ struct CompiledParts: Sendable {
     /// The ports chains the zone maps send to.
     var ports: PortChains
     var zoneChains: [Chain] = []
+    /// Zone name → index in the policy's zones, which a member edit leaves as they are.
+    var zoneIndex: [String: Int] = [:]
 }
 
 extension ZoneCompiler {
@@ -156,13 +158,19 @@ extension ZoneCompiler {
     /// rebuilt. Any other change (rules, settings, zones added or removed, identity zones) is
     /// compiled whole, sharing element storage with `previous` where sets come out the same.
     public static func compile(_ policy: Policy, host: HostFacts = HostFacts(), after previous: CompiledPolicy?) -> CompiledPolicy {
+        if let previous, var parts = previous.parts, let changed = MemberEdit.zones(from: previous.policy, to: policy) {
+            // The zones have the same names in the same order: their index is the previous one.
+            var builder = TableBuilder(policy: policy, zoneIndex: parts.zoneIndex)
+            builder.host = host
+            let (lookups, chainsMoved) = builder.update(&parts, changedZones: changed, before: previous.policy)
+            // Chains depend on the rules, the settings and which zones have a map: when no zone
+            // gained or lost one, they are the previous table's, storage and all.
+            let chains = chainsMoved ? builder.chains(parts, previous: previous.table) : previous.table.chains
+            let table = Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: builder.sets(parts))
+            return CompiledPolicy(table: table, policy: policy, parts: parts, kind: .incremental(zones: changed.count, lookups: lookups))
+        }
         var builder = TableBuilder(policy: policy)
         builder.host = host
-        if let previous, var parts = previous.parts, let changed = MemberEdit.zones(from: previous.policy, to: policy) {
-            let lookups = builder.update(&parts, changedZones: changed, before: previous.policy)
-            return CompiledPolicy(table: builder.assemble(parts, previous: previous.table), policy: policy, parts: parts,
-                                  kind: .incremental(zones: changed.count, lookups: lookups))
-        }
         if let previous {
             builder.previous = Dictionary(previous.table.sets.map { ($0.name, $0.elements) }, uniquingKeysWith: { a, _ in a })
             builder.previousRules = Dictionary(previous.table.chains.map { ($0.name, $0.rules) }, uniquingKeysWith: { a, _ in a })
@@ -225,8 +233,9 @@ enum MemberEdit {
 
 extension TableBuilder {
     /// Brings `parts`, compiled from `before`, up to this builder's policy, which differs from
-    /// it only in the members of `changedZones`. Returns how many zone lookups were rebuilt.
-    func update(_ parts: inout CompiledParts, changedZones: [Int], before: Policy) -> Int {
+    /// it only in the members of `changedZones`. Returns how many zone lookups were rebuilt, and
+    /// whether a zone gained or lost its map (its chain changed).
+    func update(_ parts: inout CompiledParts, changedZones: [Int], before: Policy) -> (lookups: Int, chainsMoved: Bool) {
         var rebuilt = 0
         var chainsMoved = false
         for (fi, f) in FamilyInfo.all.enumerated() {
@@ -269,7 +278,7 @@ extension TableBuilder {
             builder.previousRules = Dictionary(parts.zoneChains.map { ($0.name, $0.rules) }, uniquingKeysWith: { a, _ in a })
             parts.zoneChains = builder.zoneChains(parts)
         }
-        return rebuilt
+        return (rebuilt, chainsMoved)
     }
 
     /// `set`, holding `old`'s element storage when the elements are the same.

@@ -298,8 +298,13 @@ struct TableBuilder {
     var host = HostFacts()
 
     init(policy: Policy) {
+        self.init(policy: policy, zoneIndex: Dictionary(uniqueKeysWithValues: policy.zones.enumerated().map { ($1.name, $0) }))
+    }
+
+    /// With the zone index of a policy whose zones have the same names in the same order.
+    init(policy: Policy, zoneIndex: [String: Int]) {
         self.policy = policy
-        self.zoneIndex = Dictionary(uniqueKeysWithValues: policy.zones.enumerated().map { ($1.name, $0) })
+        self.zoneIndex = zoneIndex
     }
 
     /// The four sites where a zone meets the world or this host.
@@ -346,7 +351,7 @@ struct TableBuilder {
             fillAddressMaps(f, &parts)
             families.append(parts)
         }
-        var parts = CompiledParts(families: families, index: index, ports: ports)
+        var parts = CompiledParts(families: families, index: index, ports: ports, zoneIndex: zoneIndex)
         parts.zoneChains = zoneChains(parts)
         return parts
     }
@@ -354,12 +359,24 @@ struct TableBuilder {
     /// The table: fixed chains built afresh, everything else from `parts`. Chains whose rules
     /// come out as in the previous table keep its storage, so comparing them is immediate.
     func assemble(_ parts: CompiledParts, previous: Table? = nil) -> Table {
-        var sets: [NamedSet] = parts.families.map(\.zoned)
+        Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains(parts, previous: previous), sets: sets(parts))
+    }
+
+    /// The table's sets, in declaration order.
+    func sets(_ parts: CompiledParts) -> [NamedSet] {
+        var sets: [NamedSet] = []
+        sets.reserveCapacity(parts.families.reduce(0) { $0 + $1.zoneSets.count + $1.edgeSets.count + 4 } + parts.ports.sets.count)
+        sets += parts.families.map(\.zoned)
         sets += parts.families.flatMap(\.edgeSets)
         for family in parts.families { sets += family.zoneSets.keys.sorted().map { family.zoneSets[$0]! } }
         sets += parts.ports.sets
         sets += parts.families.flatMap { [$0.srcAddress, $0.src] }
         sets += parts.families.map(\.audit)
+        return sets
+    }
+
+    /// The table's chains: the fixed ones built afresh, the zones' and the ports chains from `parts`.
+    func chains(_ parts: CompiledParts, previous: Table?) -> [Chain] {
         var chains = [denyChain(), auditChain(), invalidChain()] + parts.zoneChains + parts.ports.chains
         chains += [Hook.input, .forward, .output].map(baseChain)
         // The fixed chains: the first three and the last three.
@@ -370,7 +387,7 @@ struct TableBuilder {
                 chains[i].rules = previous.chains[i].rules
             }
         }
-        return Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets)
+        return chains
     }
 
     /// The zone chains: one per zone with a lookup in either family, its v4 rule first.

@@ -151,6 +151,11 @@ FLOWS=$(mktemp -d /tmp/zw-identity-flows-XXXXXX); chmod 1777 "$FLOWS"
 (exec ip netns exec "$R" /usr/bin/python3 "$TRICKLE" serve tcp 192.0.2.2 7000) & PIDS+=($!)
 (exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/$T/system.slice/$U-pg.service" \
     nsenter --net=/run/netns/"$H" /usr/bin/python3 "$TRICKLE" serve tcp 127.0.0.1 7100) & PIDS+=($!)
+# The clients connect once, without retrying: wait until both servers listen (python's start
+# can take longer than the rules' apply on a loaded machine, and a refused connect is final).
+listening() { for _ in $(seq 200); do ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0; sleep 0.05; done; return 1; }
+listening "$R" 7000 || fail "the db server did not listen on tcp/7000"
+listening "$H" 7100 || fail "the pg unit's server did not listen on tcp/7100"
 rules() {  # rules FROM:TO:PORT...: tcp rules, written in one rename
     { echo "allow:"; for r in "$@"; do IFS=: read -r f t p <<<"$r"; echo "  - {from: $f, to: $t, ports: [tcp/$p]}"; done; } >"$WORK/p/.flows.new"
     mv "$WORK/p/.flows.new" "$WORK/p/flows.yaml"
