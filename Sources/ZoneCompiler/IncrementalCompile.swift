@@ -166,8 +166,8 @@ extension ZoneCompiler {
             // Chains depend on the rules, the settings and which zones have a map: when no zone
             // gained or lost one, they are the previous table's, storage and all.
             let chains = chainsMoved ? builder.chains(parts, previous: previous.table) : previous.table.chains
-            let table = Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: builder.sets(parts))
-            return CompiledPolicy(table: table, policy: policy, parts: parts, kind: .incremental(zones: changed.count, lookups: lookups))
+            return CompiledPolicy(table: builder.assemble(parts, chains: chains), policy: policy, parts: parts,
+                                  kind: .incremental(zones: changed.count, lookups: lookups))
         }
         var builder = TableBuilder(policy: policy)
         builder.host = host
@@ -352,18 +352,5 @@ extension TableBuilder {
 
         family.byZone = ZoneIntervals(out, zones: policy.zones.count)
         return touched
-    }
-}
-
-extension Array {
-    /// The first index whose element satisfies `belongsInSecondPartition`, for an array
-    /// partitioned by it (all false, then all true): a binary search.
-    func partitioningIndex(where belongsInSecondPartition: (Element) -> Bool) -> Int {
-        var lo = 0, hi = count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if belongsInSecondPartition(self[mid]) { hi = mid } else { lo = mid + 1 }
-        }
-        return lo
     }
 }

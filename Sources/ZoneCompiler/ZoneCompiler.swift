@@ -14,12 +14,11 @@ import ZonePolicy
 ///   destination's zone.
 /// - `ports_…` chains, one per distinct admission (the normalised port specs of the rules from
 ///   one zone to another, or between a zone and the world or this host), shared by every map of
-///   both families. At most
-///   `Admits.inlineLimit` rules, each a protocol and a port range (`any` and ICMP echo
-///   included); the ports of a longer admission are one lookup of `meta l4proto . th sport .
-///   th dport` in a set of the same name. A zone therefore costs one set per family it sends in, whatever the
-///   mix of ports, `icmp` and `any` in its rules, and none of them is a concatenated interval
-///   set: those (pipapo) cost the kernel pages of lookup tables per set.
+///   both families. At most `Admits.inlineLimit` rules, each a protocol and a port range (`any`
+///   and ICMP echo included); the ports of a longer admission are one lookup of `meta l4proto .
+///   th sport . th dport` in a set of the same name. A zone therefore costs one set per family
+///   it sends in, whatever the mix of ports, `icmp` and `any` in its rules, and none of them is
+///   a concatenated interval set: those (pipapo) cost the kernel pages of lookup tables per set.
 /// - `to_world_v4`, `to_host_v4` (keyed by the zoned source) and `from_world_v4`, `from_host_v4`
 ///   (keyed by the zoned destination): interval maps like the zones' own, each zone's intervals
 ///   → `jump` to the ports chain of what its rules with the world or this host admit there.
@@ -32,8 +31,8 @@ import ZonePolicy
 ///
 /// No chain grows with the number of zones, members or rules: the per-packet cost is a fixed
 /// number of set lookups and at most `Admits.inlineLimit` rules of a ports chain. Membership
-/// and rule edits become element changes, or additions of sets, chains and rules (see `Transaction.diff`) when a zone gains its first rule or its
-/// first destination of a family.
+/// and rule edits become element changes, or additions of sets, chains and rules (see
+/// `Transaction.diff`) when a zone gains its first rule or its first destination of a family.
 public enum ZoneCompiler {
     /// The table's family and name.
     public static let family = Family.inet
@@ -111,19 +110,6 @@ struct Admits: Hashable {
         var out = Admits(echo: echo)
         for (p, rs) in ports { out.ports[p] = Merge.ranges(rs) }
         return out
-    }
-
-    /// `(l4proto, th sport, th dport)` ranges of a normalised value, in key order.
-    func keys(_ f: FamilyInfo) -> [[ValueRange]] {
-        if any { return [[ValueRange(Value(0, width: 1), Value(255, width: 1)), Self.allPortsKey, Self.allPortsKey]] }
-        var out: [[ValueRange]] = []
-        if echo {
-            // `th sport` of an ICMP packet is its type (high byte) and code: any code of the echo type.
-            let t = UInt64(f.echoType) << 8
-            out.append([ValueRange(Value(UInt64(f.icmpProtocol), width: 1)),
-                        ValueRange(Value(t, width: 2), Value(t | 0xff, width: 2)), Self.allPortsKey])
-        }
-        return out + portKeys
     }
 
     static let allPortsKey = ValueRange(Value(0, width: 2), Value(65535, width: 2))
@@ -216,7 +202,6 @@ extension Admits {
                          .match(.thDport, Self.allPorts), .verdict(.accept)])
         }
     }
-
 }
 
 /// Per-family names and selectors.
@@ -359,7 +344,12 @@ struct TableBuilder {
     /// The table: fixed chains built afresh, everything else from `parts`. Chains whose rules
     /// come out as in the previous table keep its storage, so comparing them is immediate.
     func assemble(_ parts: CompiledParts, previous: Table? = nil) -> Table {
-        Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains(parts, previous: previous), sets: sets(parts))
+        assemble(parts, chains: chains(parts, previous: previous))
+    }
+
+    /// The table of `parts`' sets and of `chains`.
+    func assemble(_ parts: CompiledParts, chains: [Chain]) -> Table {
+        Table(family: ZoneCompiler.family, name: ZoneCompiler.tableName, chains: chains, sets: sets(parts))
     }
 
     /// The table's sets, in declaration order.

@@ -38,7 +38,7 @@ struct ResolvedPolicy: Sendable {
                 guard distinct.count == values.count else { return nil }  // listed twice: a warning to give
                 for p in distinct.subtracting(a.members.map(\.value)) { added.append((p, b.name)) }
                 // Zones are sorted by name, as `Policy` keeps them.
-                let k = zones.partitionPoint { $0.name >= b.name }
+                let k = zones.partitioningIndex { $0.name >= b.name }
                 guard k < zones.count, zones[k].name == b.name else { return nil }
                 zones[k] = b
             }
@@ -86,13 +86,13 @@ struct FileKey: Equatable, Sendable {
 }
 
 extension Array {
-    /// The first index whose element satisfies `isInSecondPart`, for an array partitioned by it
-    /// (all false, then all true): a binary search.
-    func partitionPoint(_ isInSecondPart: (Element) -> Bool) -> Int {
+    /// The first index whose element satisfies `belongsInSecondPartition`, for an array
+    /// partitioned by it (all false, then all true): a binary search.
+    package func partitioningIndex(where belongsInSecondPartition: (Element) -> Bool) -> Int {
         var lo = 0, hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if isInSecondPart(self[mid]) { hi = mid } else { lo = mid + 1 }
+            if belongsInSecondPartition(self[mid]) { hi = mid } else { lo = mid + 1 }
         }
         return lo
     }
