@@ -14,6 +14,10 @@ public struct LoadResult: Sendable {
 public struct PolicyFile: Sendable {
     public var path: String
     public var contents: String
+    /// The file's stamp when it was read, if settled (a daemon's load, with a cache).
+    var stamp: FileStamp?
+    /// The cached parse of a file whose stamp is unchanged: its contents were not read.
+    var unchanged: (FileFragment, [Diagnostic], FileKey)?
 
     public init(path: String, contents: String) {
         self.path = path
@@ -66,12 +70,29 @@ public enum PolicyLoader {
         var files: [PolicyFile] = []
         var diagnostics: [Diagnostic] = []
         var totalBytes = 0
+        let now = cache == nil ? 0 : FileStamp.now
         for name in policyNames {
             let path = base + name
             let fileLocation = SourceLocation(path: path, line: 0, column: 0)
+            if let cache, let stamp = fileStamp(path), let parsed = cache.unchanged(path, stamp: stamp) {
+                totalBytes += parsed.2.length
+                guard totalBytes <= limits.totalBytes else {
+                    diagnostics.append(.error(fileLocation, "policy files add up to more than the limit of \(limits.totalBytes.byteCount) with this one",
+                                              hint: "the limit bounds the memory a policy can take"))
+                    break
+                }
+                var file = PolicyFile(path: path, contents: "")
+                file.unchanged = parsed
+                files.append(file)
+                continue
+            }
             let data: Data
+            var stamp: FileStamp?
             switch readBounded(path, limit: limits.bytesPerFile) {
-            case .success(let d): data = d
+            case .success(let d):
+                data = d.data
+                // Stamped before the read: a change during the read makes the next stamp differ.
+                if cache != nil, d.stamp.isSettled(at: now) { stamp = d.stamp }
             case .failure(let e):
                 diagnostics.append(.error(fileLocation, e.message, hint: e.hint))
                 continue
@@ -86,7 +107,9 @@ public enum PolicyLoader {
                 diagnostics.append(.error(fileLocation, "file is not valid UTF-8"))
                 continue
             }
-            files.append(PolicyFile(path: path, contents: text))
+            var file = PolicyFile(path: path, contents: text)
+            file.stamp = stamp
+            files.append(file)
         }
         var result = parse(files, concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
         result.diagnostics = (diagnostics + result.diagnostics).sortedByLocation
@@ -105,8 +128,17 @@ public enum PolicyLoader {
         var hint: String?
     }
 
-    /// Reads a regular file of at most `limit` bytes, without reading more than that of a larger one.
-    static func readBounded(_ path: String, limit: Int) -> Result<Data, ReadFailure> {
+    /// A regular file's stamp; nil when it cannot be stat'ed or is not a regular file (the read
+    /// then says why).
+    static func fileStamp(_ path: String) -> FileStamp? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return FileStamp(st)
+    }
+
+    /// Reads a regular file of at most `limit` bytes, without reading more than that of a
+    /// larger one, with its stamp from before the read.
+    static func readBounded(_ path: String, limit: Int) -> Result<(data: Data, stamp: FileStamp), ReadFailure> {
         var st = stat()
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             return .failure(ReadFailure(message: "cannot read file (permission denied, or not a regular file)"))
@@ -119,8 +151,8 @@ public enum PolicyLoader {
         }
         defer { try? handle.close() }
         // The size can grow between stat and read: never take more than the limit.
-        guard let data = try? handle.read(upToCount: limit + 1) else { return .success(Data()) }
-        return data.count > limit ? .failure(tooLarge) : .success(data)
+        guard let data = try? handle.read(upToCount: limit + 1) else { return .success((Data(), FileStamp(st))) }
+        return data.count > limit ? .failure(tooLarge) : .success((data, FileStamp(st)))
     }
 
     /// Parses and validates policy files given as text (tests use this directly).
@@ -129,8 +161,12 @@ public enum PolicyLoader {
         // Files are independent until they are resolved together: parse them on every CPU.
         let sorted = files.sorted(by: { $0.path < $1.path })
         let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic], FileKey) = { file in
+            if let unchanged = file.unchanged { return unchanged }
             let key = FileKey(hash: cache.map { _ in ParseCache.hash(file.contents) } ?? 0, length: file.contents.utf8.count)
-            if let hit = cache?.lookup(file, hash: key.hash) { return (hit.0, hit.1, key) }
+            if let hit = cache?.lookup(file, hash: key.hash) {
+                cache?.restamp(file)
+                return (hit.0, hit.1, key)
+            }
             var parser = FileParser(path: file.path, maxDepth: limits.depth)
             let fragment = parser.parse(file.contents)
             cache?.store(file, hash: key.hash, (fragment, parser.reader.diagnostics))

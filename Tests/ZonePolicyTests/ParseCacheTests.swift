@@ -27,6 +27,48 @@ struct ParseCacheTests {
         let broken = PolicyLoader.load(directory: dir, cache: cache)
         #expect(broken.policy == nil && broken.errors == PolicyLoader.load(directory: dir).errors, "diagnostics come from the cache too")
     }
+
+    /// A file whose stamp (inode, size, times) is unchanged since it was read is not read again,
+    /// but only when its last change was settled (a second old) at the read: a write in the same
+    /// clock tick as the read, keeping the size, would keep the stamp.
+    @Test func unchangedSettledFilesAreNotReadAgain() throws {
+        let dir = NSTemporaryDirectory() + "zw-stamp-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func write(_ member: String) throws {
+            // In place (no rename): same inode, same size; only the content and the times change.
+            let handle = try #require(FileHandle(forWritingAtPath: dir + "/a.yaml"))
+            try handle.write(contentsOf: Data("zones:\n  web: {members: [\(member)]}\n".utf8))
+            try handle.close()
+        }
+        _ = FileManager.default.createFile(atPath: dir + "/a.yaml", contents: nil)
+        try write("192.0.2.1")
+        try "zones:\n  db: {members: [203.0.113.5]}\nallow:\n  - {from: web, to: db, ports: [tcp/5432]}\n"
+            .write(toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+        let cache = ParseCache()
+        func web() -> [String]? {
+            PolicyLoader.load(directory: dir, cache: cache, warnings: false).policy?.zone(named: "web")?.members.map(\.value.description)
+        }
+
+        // Fresh files are read at every load, however often.
+        #expect(web() == ["192.0.2.1"] && web() == ["192.0.2.1"])
+        #expect(cache.unreadFiles == 0)
+        try write("192.0.2.2")
+        #expect(web() == ["192.0.2.2"], "an edit in the same tick as the last read is seen")
+
+        Thread.sleep(forTimeInterval: 1.1)
+        #expect(web() == ["192.0.2.2"])      // read: settled now, so stamped
+        #expect(cache.unreadFiles == 0)
+        #expect(web() == ["192.0.2.2"])
+        #expect(cache.unreadFiles == 2, "both files served without reading")
+
+        try write("192.0.2.3")
+        #expect(web() == ["192.0.2.3"], "an in-place edit of the same size is read")
+        #expect(cache.unreadFiles == 3, "the other file is still not read")
+        try write("192.0.2.4")
+        #expect(web() == ["192.0.2.4"], "the edited file is not trusted by its stamp until it settles")
+        #expect(cache.unreadFiles == 4)
+    }
 }
 
 /// The daemon's reloads patch the last resolve when only members changed
