@@ -90,6 +90,6 @@ struct LabRecompileCommand: ParsableCommand {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             guard result.policy != nil else { printError("the edited policy does not load"); throw ExitCode(1) }
         }
-        print(String(format: "reload after one file changed (parse cache, no lints; 20 reloads): median %.2f ms", times.sorted()[10]))
+        print(String(format: "reload after one file changed (parse cache, no lints; 20 reloads): median %.2f ms; files not read again (stamp unchanged): %d", times.sorted()[10], cache.unreadFiles))
     }
 }
