@@ -184,6 +184,10 @@ struct ElementCollector {
     /// ranges), and each one's index.
     private var data: [ElementData] = []
     private var dataIndex: [ElementData: UInt32] = [:]
+    /// The slot of each distinct raw `NFTA_SET_ELEM_DATA` read directly, and the last one: a
+    /// map's elements are read without decoding (and hashing) the same verdict again for each.
+    private var rawIndex: [ArraySlice<UInt8>: UInt32] = [:]
+    private var lastRaw: (bytes: ArraySlice<UInt8>, slot: UInt32)?
 
     private struct Edge {
         var high: UInt64
@@ -205,21 +209,10 @@ struct ElementCollector {
     mutating func add(_ k: KernelElement) {
         guard let first = k.key.first else { return }
         if shape.usesEndElements {
-            width = first.width
-            var slot: UInt32 = 0
             // Map data belongs to starts; a start of a map always has some (the decoder keeps
             // even a verdict it cannot name), and data on a plain set's element is ignored.
-            if !k.isIntervalEnd, shape.dataType != nil {
-                let d = k.data ?? .value(Value(0, width: 4))
-                if let i = dataIndex[d] {
-                    slot = i
-                } else {
-                    data.append(d)
-                    slot = UInt32(data.count)
-                    dataIndex[d] = slot
-                }
-            }
-            edges.append(Edge(high: first.high, low: first.low, tag: slot | (k.isIntervalEnd ? Edge.endBit : 0)))
+            let slot = !k.isIntervalEnd && shape.dataType != nil ? self.slot(of: k.data ?? .value(Value(0, width: 4))) : 0
+            addEdge(first, isEnd: k.isIntervalEnd, slot: slot)
         } else {
             // An element that does not fit the set's declaration cannot come from the kernel,
             // which checks lengths; should one appear, it is left out (the set then differs from
@@ -232,11 +225,27 @@ struct ElementCollector {
         }
     }
 
+    private mutating func slot(of d: ElementData) -> UInt32 {
+        if let i = dataIndex[d] { return i }
+        data.append(d)
+        dataIndex[d] = UInt32(data.count)
+        return UInt32(data.count)
+    }
+
+    private mutating func addEdge(_ key: Value, isEnd: Bool, slot: UInt32) {
+        width = key.width
+        edges.append(Edge(high: key.high, low: key.low, tag: slot | (isEnd ? Edge.endBit : 0)))
+    }
+
     /// Adds the elements of one dump message, returning how many had no key (as
-    /// `TableDecoder.kernelElements`). A concatenated interval set of network-order types, not a map (the
-    /// zone lookups, most of a large table), is read straight into the list, without building a
-    /// `KernelElement` and a `SetElement` per element; anything else goes through `add(_:)`.
+    /// `TableDecoder.kernelElements`). The large sets of a table are read straight from the
+    /// message, without a `KernelElement` (and `SetElement`) per element: a concatenated interval
+    /// set of network-order types into the list, a single-field interval set or map into edges,
+    /// each distinct map datum decoded once. Anything else goes through `add(_:)`.
     mutating func add(elementsOf m: NetlinkMessage, _ decoder: TableDecoder) -> Int {
+        if decoder.elementPath == .direct, shape.usesEndElements {
+            return addEdges(elementsOf: m)
+        }
         guard decoder.elementPath == .direct, shape.usesKeyEnd, shape.dataType == nil, let layout = RawLayout(shape) else {
             return decoder.kernelElements(m, shape: shape) { add($0) }
         }
@@ -260,15 +269,65 @@ struct ElementCollector {
         return keyless
     }
 
+    /// `add(elementsOf:)` for a single-field interval set or map: what `kernelElementsDirectly`
+    /// and `add(_:)` make of each element, from its attributes in place.
+    private mutating func addEdges(elementsOf m: NetlinkMessage) -> Int {
+        guard let elements = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return 0 }
+        let bigEndian = shape.keyType.first?.isBigEndian ?? true
+        let isMap = shape.dataType != nil
+        var keyless = 0
+        for elem in elements {
+            var key: ArraySlice<UInt8>?, isEnd = false, datum: NetlinkAttribute?
+            for attr in elem.nested {
+                switch attr.type {
+                case NFTA_SET_ELEM_KEY.u16: key = attr.nested[NFTA_DATA_VALUE.u16]?.payload
+                case NFTA_SET_ELEM_FLAGS.u16: isEnd = attr.u32 & NFT_SET_ELEM_INTERVAL_END.u32 != 0
+                case NFTA_SET_ELEM_DATA.u16: datum = attr
+                default: break
+                }
+            }
+            // An empty value cannot come from the kernel; in a damaged message it is no key at all.
+            guard let key, !key.isEmpty else { keyless += 1; continue }
+            var slot: UInt32 = 0
+            if isMap && !isEnd {
+                if let datum {
+                    if let last = lastRaw, last.bytes == datum.payload {
+                        slot = last.slot
+                    } else {
+                        if let known = rawIndex[datum.payload] {
+                            slot = known
+                        } else {
+                            slot = self.slot(of: TableDecoder.elementData(datum, shape) ?? .value(Value(0, width: 4)))
+                            rawIndex[datum.payload] = slot
+                        }
+                        lastRaw = (datum.payload, slot)
+                    }
+                } else {
+                    slot = self.slot(of: .value(Value(0, width: 4)))
+                }
+            }
+            addEdge(TableDecoder.value(key.prefix(16), bigEndian: bigEndian), isEnd: isEnd, slot: slot)
+        }
+        return keyless
+    }
+
     /// The elements in canonical order.
     mutating func finish() -> ElementList {
         guard shape.usesEndElements else { return list.sortedByKey() }
         edges.sort(by: <)
         var out = ElementList()
+        // A map's data are its distinct values, each element refers to one by index: nothing
+        // is hashed or compared per element.
+        let isMap = shape.dataType != nil
+        if isMap { out.startData(with: data) }
         func value(_ e: Edge) -> Value { Value(high: e.high, low: e.low, width: width) }
         func append(_ start: Edge, upTo hi: Value) {
             let slot = start.dataSlot
-            out.append(SetElement(key: [ValueRange(value(start), hi)], data: slot == 0 ? nil : data[Int(slot) - 1]))
+            if isMap {
+                out.appendRange(value(start), hi, dataSlot: slot - 1)
+            } else {
+                out.appendRange(value(start), hi)
+            }
         }
         var open: Edge?
         for e in edges {
