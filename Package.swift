@@ -26,13 +26,17 @@ let package = Package(
         // Policy review: semantic diff, pictures, HTML report, JSON Schema, least-privilege lint.
         .target(name: "PolicyReview", dependencies: ["ZonePolicy"]),
 
+        // Entering a network namespace (`--netns`) on a throwaway thread: every netlink module's way in.
+        .target(name: "CNetworkNamespace"),
+        .target(name: "NetworkNamespace", dependencies: ["CNetworkNamespace"]),
+
         // The only code that touches C and the kernel.
         .systemLibrary(
             name: "CNetfilter",
             pkgConfig: "libnftnl",
             providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
         ),
-        .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset"]),
+        .target(name: "Netfilter", dependencies: ["CNetfilter", "Ruleset", "NetworkNamespace"]),
 
         // Revocation of established flows: the conntrack seam (pure) and ctnetlink behind it.
         .target(name: "Revocation", dependencies: ["ZonePolicy", "Ruleset", "HostIdentity"]),
@@ -41,17 +45,17 @@ let package = Package(
             pkgConfig: "libnetfilter_conntrack",
             providers: [.apt(["libnetfilter-conntrack-dev"])]
         ),
-        .target(name: "Conntrack", dependencies: ["CConntrack", "Revocation", "ZonePolicy"]),
+        .target(name: "Conntrack", dependencies: ["CConntrack", "Revocation", "ZonePolicy", "NetworkNamespace"]),
         // The socket table (sock_diag over libmnl): which unit, cgroup or user owns a flow's local end.
         .systemLibrary(name: "CSockDiag", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
-        .target(name: "SocketDiag", dependencies: ["CSockDiag", "Revocation", "ZonePolicy", "HostIdentity"]),
+        .target(name: "SocketDiag", dependencies: ["CSockDiag", "Revocation", "ZonePolicy", "HostIdentity", "NetworkNamespace"]),
         // The flow log: NFLOG over libnetfilter_log, decoding, classification, suggestions.
         .systemLibrary(
             name: "CNetfilterLog",
             pkgConfig: "libnetfilter_log",
             providers: [.apt(["libnetfilter-log-dev"])]
         ),
-        .target(name: "FlowLog", dependencies: ["CNetfilterLog", "ZonePolicy"]),
+        .target(name: "FlowLog", dependencies: ["CNetfilterLog", "ZonePolicy", "NetworkNamespace"]),
 
         // glibc's <malloc.h>: the long-running daemon returns freed heap to the system.
         .systemLibrary(name: "CGlibc"),
@@ -84,7 +88,7 @@ let package = Package(
         ),
 
         // `--scope local`: the policy cut to this host's traffic, and the host's addresses over rtnetlink.
-        .target(name: "HostScope", dependencies: ["ZonePolicy", "Ruleset"]),
+        .target(name: "HostScope", dependencies: ["ZonePolicy", "Ruleset", "NetworkNamespace"]),
 
         // The long-running parts: policy watching, signals, systemd, metrics.
         .target(
@@ -150,6 +154,7 @@ let package = Package(
             "Membership", "Daemon", "Reconciler", "Ruleset", "ZonePolicy", "HostScope",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .testTarget(name: "NetworkNamespaceTests", dependencies: ["NetworkNamespace"]),
         .testTarget(name: "HostScopeTests", dependencies: ["TestSupport", "HostScope", "ZoneCompiler", "ZonePolicy", "Ruleset"]),
         // Membership against a real etcd server started by the tests (Debian's etcd-server).
         .testTarget(name: "EtcdTests", dependencies: ["Membership", "ZonePolicy"]),

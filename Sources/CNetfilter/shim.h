@@ -22,11 +22,8 @@
 #include <libnftnl/gen.h>
 #include <libnftnl/udata.h>
 
-/* glibc declares setns() and sched_getaffinity() only under _GNU_SOURCE, which Swift's Glibc
-   module does not set. */
+/* glibc declares sched_getaffinity() only under _GNU_SOURCE, which Swift's Glibc module does
+   not set. */
 #include <sched.h>
-int setns(int fd, int nstype);
 int sched_getaffinity(pid_t pid, size_t cpusetsize, cpu_set_t *mask);
-/* CLONE_NEWNET from <linux/sched.h>, spelled out to avoid clashing with glibc's <sched.h>. */
-#define ZW_CLONE_NEWNET 0x40000000
 #endif

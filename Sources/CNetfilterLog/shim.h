@@ -5,12 +5,8 @@
 #include <sys/socket.h>
 #include <libnetfilter_log/libnetfilter_log.h>
 
-/* glibc declares these only under _GNU_SOURCE, which Swift's Glibc module does not define. */
-int setns(int fd, int nstype);
+/* glibc declares pipe2() only under _GNU_SOURCE, which Swift's Glibc module does not define. */
 int pipe2(int pipefd[2], int flags);
-
-/* CLONE_NEWNET as a constant Swift can import (the macro is guarded by _GNU_SOURCE). */
-static const int ZWLOG_CLONE_NEWNET = 0x40000000;
 
 /* The uid of a unix socket's peer (SO_PEERCRED); struct ucred is hidden without _GNU_SOURCE. */
 static inline int zwlog_peer_uid(int fd, uint32_t *uid) {

@@ -1,5 +1,6 @@
 import CConntrack
 import Glibc
+import NetworkNamespace
 import Revocation
 import Synchronization
 import ZonePolicy
@@ -282,38 +283,13 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
         var local: Set<LocalAddress>
     }
 
-    /// Opens the handle on a throwaway thread inside `/run/netns/NAME` (or here when nil): the
-    /// namespace is per thread, so no thread that runs other code ever changes namespace.
+    /// Opens the handle inside `/run/netns/NAME` (or here when nil), on a throwaway thread
+    /// (`NetworkNamespace.run`).
     private static func inNamespace(_ name: String?) throws(ConntrackError) -> Opened {
         guard let name else { return try openHere() }
-        final class Job: @unchecked Sendable {
-            let path: String
-            var result: Result<Opened, ConntrackError>?
-            init(path: String) { self.path = path }
-            func run() {
-                result = Result { () throws(ConntrackError) -> Opened in
-                    let nsfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-                    guard nsfd >= 0 else { throw ConntrackError(operation: "opening network namespace \(path)", errno: errno) }
-                    defer { close(nsfd) }
-                    guard setns(nsfd, ZW_CT_CLONE_NEWNET) == 0 else {
-                        throw ConntrackError(operation: "entering network namespace \(path)", errno: errno)
-                    }
-                    return try NetlinkConntrack.openHere()
-                }
-            }
+        switch NetworkNamespace(name).run({ Result { () throws(ConntrackError) in try NetlinkConntrack.openHere() } }) {
+        case .success(let opened): return try opened.get()
+        case .failure(let e): throw ConntrackError(operation: e.operation, errno: e.errno)
         }
-        let job = Job(path: name.contains("/") ? name : "/run/netns/\(name)")
-        let context = Unmanaged.passRetained(job).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            Unmanaged<Job>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<Job>.fromOpaque(context).release()
-            throw ConntrackError(operation: "starting a thread to enter network namespace \(name)", errno: rc)
-        }
-        pthread_join(thread, nil)
-        return try job.result!.get()
     }
 }

@@ -1,6 +1,7 @@
 import CNetfilterLog
 import Foundation
 import Glibc
+import NetworkNamespace
 
 /// A failure of the flow log's kernel side, naming what failed.
 public struct FlowLogError: Error, CustomStringConvertible, Sendable {
@@ -77,12 +78,12 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
     /// The listener thread: setup (reported through `started`), then the read loop.
     private func serve(started: (FlowLogError?) -> Void) {
         if let ns = namespace {
-            let path = ns.contains("/") ? ns : "/run/netns/\(ns)"
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return started(.system("opening network namespace \(path)")) }
-            let rc = setns(fd, ZWLOG_CLONE_NEWNET)
-            close(fd)
-            guard rc == 0 else { return started(.system("entering network namespace \(path)")) }
+            // This thread is the listener's own: it stays in the namespace.
+            do throws(NetworkNamespace.EntryError) {
+                try NetworkNamespace(ns).enter()
+            } catch {
+                return started(.system(error.operation, error.errno))
+            }
         }
         guard let h = nflog_open() else { return started(.system("opening an NFLOG netlink socket (nflog_open)")) }
         defer { nflog_close(h) }

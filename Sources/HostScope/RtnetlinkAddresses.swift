@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import NetworkNamespace
 import Synchronization
 import ZonePolicy
 
@@ -27,13 +28,6 @@ public final class RtnetlinkAddresses: HostAddressSource {
     static let NLM_F_REQUEST: UInt16 = 1, NLM_F_DUMP: UInt16 = 0x300
     static let RTMGRP_IPV4_IFADDR: UInt32 = 0x10, RTMGRP_IPV6_IFADDR: UInt32 = 0x100
     static let IFA_ADDRESS: UInt16 = 1, IFA_LOCAL: UInt16 = 2
-    static let CLONE_NEWNET: Int32 = 0x4000_0000
-
-    /// glibc's setns(2), which Swift's Glibc module leaves out (it needs _GNU_SOURCE): looked up once.
-    static let setns: @convention(c) (Int32, Int32) -> Int32 = {
-        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "setns") else { fatalError("glibc has no setns") }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-    }()
 
     public func current() throws -> [IPPrefix] {
         let fd = try open(groups: 0)
@@ -78,29 +72,14 @@ public final class RtnetlinkAddresses: HostAddressSource {
         return stream
     }
 
-    /// A bound NETLINK_ROUTE socket, in the namespace when one is named.
+    /// A bound NETLINK_ROUTE socket, in the namespace when one is named (opened on a throwaway
+    /// thread there: `NetworkNamespace.run`).
     func open(groups: UInt32) throws -> Int32 {
         guard let namespace else { return try Self.openHere(groups: groups) }
-        final class Job: @unchecked Sendable {
-            var result: Result<Int32, Error>?
+        switch NetworkNamespace(namespace).run({ Result { try Self.openHere(groups: groups) } }) {
+        case .success(let opened): return try opened.get()
+        case .failure(let e): throw RtnetlinkError(operation: e.operation, errno: e.errno)
         }
-        let job = Job()
-        let path = namespace.contains("/") ? namespace : "/run/netns/\(namespace)"
-        // The namespace is per thread: a throwaway thread enters it, opens the socket, and ends.
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            defer { done.signal() }
-            job.result = Result {
-                let nsfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-                guard nsfd >= 0 else { throw RtnetlinkError(operation: "opening network namespace \(path)", errno: errno) }
-                defer { close(nsfd) }
-                guard Self.setns(nsfd, Self.CLONE_NEWNET) == 0 else { throw RtnetlinkError(operation: "entering network namespace \(path)", errno: errno) }
-                return try Self.openHere(groups: groups)
-            }
-        }
-        thread.start()
-        done.wait()
-        return try job.result!.get()
     }
 
     static func openHere(groups: UInt32) throws -> Int32 {

@@ -1,5 +1,6 @@
 import CNetfilter
 import Glibc
+import NetworkNamespace
 
 /// Owns one bound `NETLINK_NETFILTER` socket (`mnl_socket_open` / `mnl_socket_close`).
 ///
@@ -42,39 +43,15 @@ final class NetlinkSocket {
         return s
     }
 
-    /// Opens the socket inside the network namespace `/run/netns/NAME` (as `ip netns` names it).
-    ///
-    /// A throwaway thread enters the namespace, creates and binds the socket, and exits: the
-    /// namespace is per thread, so no thread that runs other code ever changes namespace.
+    /// Opens the socket inside the network namespace `/run/netns/NAME` (as `ip netns` names it),
+    /// on a throwaway thread (`NetworkNamespace.run`).
     static func open(inNamespace name: String) throws(NetfilterError) -> NetlinkSocket {
-        final class Job: @unchecked Sendable {
-            let name: String
-            var result: Result<NetlinkSocket, NetfilterError>?
-            init(name: String) { self.name = name }
+        let opened: Result<NetlinkSocket, NetfilterError>
+        switch NetworkNamespace(name).run({ Result { () throws(NetfilterError) in try NetlinkSocket.open() } }) {
+        case .success(let r): opened = r
+        case .failure(let e): throw NetfilterError(operation: e.operation, errno: e.errno)
         }
-        let job = Job(name: name)
-        let context = Unmanaged.passRetained(job).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
-            job.result = Result { () throws(NetfilterError) in try NetlinkSocket.openEntering(job.name) }
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<Job>.fromOpaque(context).release()
-            throw NetfilterError(operation: "starting a thread to enter network namespace \(name)", errno: rc)
-        }
-        pthread_join(thread, nil)
-        return try job.result!.get()
-    }
-
-    private static func openEntering(_ name: String) throws(NetfilterError) -> NetlinkSocket {
-        let path = name.contains("/") ? name : "/run/netns/\(name)"
-        let nsfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard nsfd >= 0 else { throw .system("opening network namespace \(path)") }
-        defer { close(nsfd) }
-        guard setns(nsfd, ZW_CLONE_NEWNET) == 0 else { throw .system("entering network namespace \(path)") }
-        return try open()
+        return try opened.get()
     }
 
     /// Grows the kernel buffers so a whole batch fits in one datagram and all its acks can queue.

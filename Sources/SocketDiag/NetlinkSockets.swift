@@ -1,6 +1,7 @@
 import CSockDiag
 import Glibc
 import HostIdentity
+import NetworkNamespace
 import Revocation
 import Synchronization
 import ZonePolicy
@@ -120,38 +121,13 @@ public final class NetlinkSockets: SocketTable, @unchecked Sendable {
         return s
     }
 
-    /// Opens the socket on a throwaway thread inside `/run/netns/NAME` (or here when nil): the
-    /// namespace is per thread, so no thread that runs other code ever changes namespace.
+    /// Opens the socket inside `/run/netns/NAME` (or here when nil), on a throwaway thread
+    /// (`NetworkNamespace.run`).
     private static func inNamespace(_ name: String?) throws(SockDiagError) -> OpaquePointer {
         guard let name else { return try openHere() }
-        final class Job: @unchecked Sendable {
-            let path: String
-            var result: Result<OpaquePointer, SockDiagError>?
-            init(path: String) { self.path = path }
-            func run() {
-                result = Result { () throws(SockDiagError) -> OpaquePointer in
-                    let nsfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-                    guard nsfd >= 0 else { throw SockDiagError(operation: "opening network namespace \(path)", errno: errno) }
-                    defer { close(nsfd) }
-                    guard setns(nsfd, ZW_SD_CLONE_NEWNET) == 0 else {
-                        throw SockDiagError(operation: "entering network namespace \(path)", errno: errno)
-                    }
-                    return try NetlinkSockets.openHere()
-                }
-            }
+        switch NetworkNamespace(name).run({ Result { () throws(SockDiagError) in try NetlinkSockets.openHere() } }) {
+        case .success(let opened): return try opened.get()
+        case .failure(let e): throw SockDiagError(operation: e.operation, errno: e.errno)
         }
-        let job = Job(path: name.contains("/") ? name : "/run/netns/\(name)")
-        let context = Unmanaged.passRetained(job).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            Unmanaged<Job>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<Job>.fromOpaque(context).release()
-            throw SockDiagError(operation: "starting a thread to enter network namespace \(name)", errno: rc)
-        }
-        pthread_join(thread, nil)
-        return try job.result!.get()
     }
 }

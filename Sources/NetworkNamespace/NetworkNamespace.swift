@@ -1,0 +1,89 @@
+import CNetworkNamespace
+import Glibc
+
+/// A network namespace, by the name `ip netns add` gives it (`/run/netns/NAME`) or by path.
+///
+/// A Linux thread's network namespace is its own: `setns` moves only the calling thread, and a
+/// socket stays in the namespace it was created in. So a module that talks to the kernel of
+/// another namespace (`--netns`) opens its socket on a throwaway thread that enters the
+/// namespace and ends (`run`), and no thread that runs other code ever changes namespace. A
+/// thread of its own that lives in the namespace (a listener's) calls `enter`.
+public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
+    /// The namespace file.
+    public let path: String
+
+    /// `name` as `ip netns` names it, or a path (anything with a `/`, e.g. `/proc/PID/ns/net`).
+    public init(_ name: String) {
+        path = name.contains("/") ? name : "/run/netns/\(name)"
+    }
+
+    public var description: String { path }
+
+    /// Why the namespace could not be entered: the step that failed, and its errno.
+    public struct EntryError: Error, Sendable, Equatable, CustomStringConvertible {
+        public let operation: String
+        public let errno: Int32
+
+        public init(operation: String, errno: Int32) {
+            self.operation = operation
+            self.errno = errno
+        }
+
+        public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+    }
+
+    /// Moves the calling thread into the namespace, for good: only for a thread of its own.
+    public func enter() throws(EntryError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw EntryError(operation: "opening network namespace \(path)", errno: errno) }
+        defer { close(fd) }
+        guard zw_enter_network_namespace(fd) == 0 else {
+            throw EntryError(operation: "entering network namespace \(path)", errno: errno)
+        }
+    }
+
+    /// `body`'s result, computed on a throwaway thread inside the namespace; the calling thread
+    /// waits for it and stays where it is. `body` runs only if the namespace was entered.
+    public func run<R>(_ body: () -> R) -> Result<R, EntryError> {
+        withoutActuallyEscaping(body) { body in
+            let job = NamespaceJob(namespace: self, body: body)
+            defer { job.body = nil }  // `body` must not outlive this call
+            let context = Unmanaged<ThreadJob>.passRetained(job).toOpaque()
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { context in
+                Unmanaged<ThreadJob>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, context)
+            guard rc == 0 else {
+                Unmanaged<ThreadJob>.fromOpaque(context).release()
+                return .failure(EntryError(operation: "starting a thread to enter network namespace \(path)", errno: rc))
+            }
+            pthread_join(thread, nil)
+            return job.result!
+        }
+    }
+}
+
+/// What a thread started by `run` does; a class without generics, for the C thread entry.
+/// Handed to exactly one thread, and read only after that thread is joined.
+private class ThreadJob: @unchecked Sendable {
+    func run() {}
+}
+
+private final class NamespaceJob<R>: ThreadJob, @unchecked Sendable {
+    let namespace: NetworkNamespace
+    var body: (() -> R)?
+    var result: Result<R, NetworkNamespace.EntryError>?
+
+    init(namespace: NetworkNamespace, body: @escaping () -> R) {
+        self.namespace = namespace
+        self.body = body
+    }
+
+    override func run() {
+        result = Result { () throws(NetworkNamespace.EntryError) -> R in
+            try namespace.enter()
+            return body!()
+        }
+    }
+}
