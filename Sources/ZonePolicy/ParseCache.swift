@@ -2,7 +2,8 @@ import Glibc
 import Synchronization
 
 /// Parsed policy files kept between loads, keyed by path and a hash of the content: a daemon
-/// reload (a file edit, an etcd event) parses only the files whose content changed.
+/// reload (a file edit, an etcd event) parses only the files whose content changed, and does not
+/// even read a file whose stamp is what it was at a read that found it settled (`FileStamp`).
 public final class ParseCache: Sendable {
     struct Entry: Sendable {
         var hash: UInt64
