@@ -211,7 +211,7 @@ struct ElementCollector {
         if shape.usesEndElements {
             // Map data belongs to starts; a start of a map always has some (the decoder keeps
             // even a verdict it cannot name), and data on a plain set's element is ignored.
-            let slot = !k.isIntervalEnd && shape.dataType != nil ? self.slot(of: k.data ?? .value(Value(0, width: 4))) : 0
+            let slot = !k.isIntervalEnd && shape.dataType != nil ? self.slot(of: k.data ?? Self.missingDatum) : 0
             addEdge(first, isEnd: k.isIntervalEnd, slot: slot)
         } else {
             // An element that does not fit the set's declaration cannot come from the kernel,
@@ -288,28 +288,31 @@ struct ElementCollector {
             }
             // An empty value cannot come from the kernel; in a damaged message it is no key at all.
             guard let key, !key.isEmpty else { keyless += 1; continue }
-            var slot: UInt32 = 0
-            if isMap && !isEnd {
-                if let datum {
-                    if let last = lastRaw, last.bytes == datum.payload {
-                        slot = last.slot
-                    } else {
-                        if let known = rawIndex[datum.payload] {
-                            slot = known
-                        } else {
-                            slot = self.slot(of: TableDecoder.elementData(datum, shape) ?? .value(Value(0, width: 4)))
-                            rawIndex[datum.payload] = slot
-                        }
-                        lastRaw = (datum.payload, slot)
-                    }
-                } else {
-                    slot = self.slot(of: .value(Value(0, width: 4)))
-                }
-            }
+            let slot = isMap && !isEnd ? self.slot(ofRaw: datum) : 0
             addEdge(TableDecoder.value(key.prefix(16), bigEndian: bigEndian), isEnd: isEnd, slot: slot)
         }
         return keyless
     }
+
+    /// The slot of a map start's raw data: the previous element's when the bytes are the same,
+    /// else decoded once per distinct bytes.
+    private mutating func slot(ofRaw datum: NetlinkAttribute?) -> UInt32 {
+        guard let datum else { return slot(of: Self.missingDatum) }
+        if let last = lastRaw, last.bytes == datum.payload { return last.slot }
+        let slot: UInt32
+        if let known = rawIndex[datum.payload] {
+            slot = known
+        } else {
+            slot = self.slot(of: TableDecoder.elementData(datum, shape) ?? Self.missingDatum)
+            rawIndex[datum.payload] = slot
+        }
+        lastRaw = (datum.payload, slot)
+        return slot
+    }
+
+    /// What a map start without data (or with data no decoder names) holds: a value equal to no
+    /// desired element's.
+    private static let missingDatum = ElementData.value(Value(0, width: 4))
 
     /// The elements in canonical order.
     mutating func finish() -> ElementList {

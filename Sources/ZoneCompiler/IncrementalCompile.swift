@@ -41,9 +41,10 @@ struct RuleIndex: Sendable {
     var outgoing: [Int: [(to: Int, ports: [PortSpec])]] = [:]
     /// Destination zone → the zones with a rule towards it.
     var inbound: [Int: Set<Int>] = [:]
-    /// Rules between a zone and the world or this host, in rule order.
-    var edges: [(site: TableBuilder.EdgeSite, zone: Int, ports: [PortSpec])] = []
-    /// The zones of `edges`.
+    /// What each zone's rules with the world or this host admit, by site and zone, normalised:
+    /// the admissions the world and host maps send each zone's intervals to.
+    var edgeAdmissions: [TableBuilder.EdgeSite: [Int: Admits]] = [:]
+    /// The zones of `edgeAdmissions`.
     var edgeZones: Set<Int> = []
 
     init(_ policy: Policy, zoneIndex: [String: Int]) {
@@ -56,28 +57,25 @@ struct RuleIndex: Sendable {
                         outgoing[ia, default: []].append((ib, rule.ports))
                         inbound[ib, default: []].insert(ia)
                     case (.zone(let a), .world), (.zone(let a), .host):
-                        edges.append((to == .world ? .toWorld : .toHost, zoneIndex[a]!, rule.ports))
-                        edgeZones.insert(zoneIndex[a]!)
+                        addEdge(to == .world ? .toWorld : .toHost, zoneIndex[a]!, rule.ports)
                     case (.world, .zone(let b)), (.host, .zone(let b)):
-                        edges.append((from == .world ? .fromWorld : .fromHost, zoneIndex[b]!, rule.ports))
-                        edgeZones.insert(zoneIndex[b]!)
+                        addEdge(from == .world ? .fromWorld : .fromHost, zoneIndex[b]!, rule.ports)
                     default:
                         break  // world/host ↔ world/host is not governed
                     }
                 }
             }
         }
+        edgeAdmissions = edgeAdmissions.mapValues { $0.mapValues(\.normalized) }
+    }
+
+    private mutating func addEdge(_ site: TableBuilder.EdgeSite, _ zone: Int, _ ports: [PortSpec]) {
+        for spec in ports { edgeAdmissions[site, default: [:]][zone, default: Admits()].add(spec) }
+        edgeZones.insert(zone)
     }
 }
 
 extension RuleIndex {
-    /// What each zone's rules with the world or this host admit, by site and zone, normalised:
-    /// the admissions the world and host maps send each zone's intervals to.
-    func edgeAdmissions() -> [TableBuilder.EdgeSite: [Int: Admits]] {
-        var out: [TableBuilder.EdgeSite: [Int: Admits]] = [:]
-        for edge in edges { for spec in edge.ports { out[edge.site, default: [:]][edge.zone, default: Admits()].add(spec) } }
-        return out.mapValues { $0.mapValues(\.normalized) }
-    }
 
     /// What zone `zone`'s rules admit towards each destination zone, normalised: the
     /// admissions that name the ports chains and that a zone's map sends each destination to.

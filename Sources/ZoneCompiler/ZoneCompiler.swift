@@ -243,7 +243,7 @@ struct PortChains: Sendable {
     init(_ index: RuleIndex) {
         var all = Set<Admits>()
         for zone in index.outgoing.keys { all.formUnion(index.admissions(from: zone).values) }
-        for site in index.edgeAdmissions().values { all.formUnion(site.values) }
+        for site in index.edgeAdmissions.values { all.formUnion(site.values) }
         for (name, a) in all.map({ ($0.chainName, $0) }).sorted(by: { $0.0 < $1.0 }) {
             targets[a] = .verdict(.goto(name))
             if a.isInline {
@@ -420,10 +420,9 @@ struct TableBuilder {
     /// zones' maps: an element added or removed when a member moves costs a tree update, where a
     /// concatenated interval set (pipapo) searched and cut bitmaps of the whole set.
     func edgeSets(_ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex) -> [NamedSet] {
-        let admissions = index.edgeAdmissions()
-        return EdgeSite.allCases.map { site in
+        EdgeSite.allCases.map { site in
             var runs: [(lo: UInt128, hi: UInt128, data: ElementData)] = []
-            for (zone, admits) in admissions[site] ?? [:] {
+            for (zone, admits) in index.edgeAdmissions[site] ?? [:] {
                 guard let intervals = parts.intervals(of: zone) else { continue }
                 let data = ElementData.verdict(.jump(admits.chainName))
                 for iv in intervals { runs.append((iv.lowerBound, iv.upperBound, data)) }

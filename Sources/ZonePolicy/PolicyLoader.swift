@@ -74,7 +74,9 @@ public enum PolicyLoader {
         for name in policyNames {
             let path = base + name
             let fileLocation = SourceLocation(path: path, line: 0, column: 0)
-            if let cache, let stamp = fileStamp(path), let parsed = cache.unchanged(path, stamp: stamp) {
+            // One stat per file: the cache's check and the read's both use it.
+            let stamp = fileStamp(path)
+            if let cache, let stamp, let parsed = cache.unchanged(path, stamp: stamp) {
                 totalBytes += parsed.2.length
                 guard totalBytes <= limits.totalBytes else {
                     diagnostics.append(.error(fileLocation, "policy files add up to more than the limit of \(limits.totalBytes.byteCount) with this one",
@@ -87,12 +89,8 @@ public enum PolicyLoader {
                 continue
             }
             let data: Data
-            var stamp: FileStamp?
-            switch readBounded(path, limit: limits.bytesPerFile) {
-            case .success(let d):
-                data = d.data
-                // Stamped before the read: a change during the read makes the next stamp differ.
-                if cache != nil, d.stamp.isSettled(at: now) { stamp = d.stamp }
+            switch readBounded(path, stamp: stamp, limit: limits.bytesPerFile) {
+            case .success(let d): data = d
             case .failure(let e):
                 diagnostics.append(.error(fileLocation, e.message, hint: e.hint))
                 continue
@@ -108,7 +106,8 @@ public enum PolicyLoader {
                 continue
             }
             var file = PolicyFile(path: path, contents: text)
-            file.stamp = stamp
+            // Stamped before the read: a change during the read makes the next stamp differ.
+            if cache != nil, let stamp, stamp.isSettled(at: now) { file.stamp = stamp }
             files.append(file)
         }
         var result = parse(files, concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
@@ -137,22 +136,21 @@ public enum PolicyLoader {
     }
 
     /// Reads a regular file of at most `limit` bytes, without reading more than that of a
-    /// larger one, with its stamp from before the read.
-    static func readBounded(_ path: String, limit: Int) -> Result<(data: Data, stamp: FileStamp), ReadFailure> {
-        var st = stat()
-        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+    /// larger one; `stamp` is the file's, taken just before (nil: not a readable regular file).
+    static func readBounded(_ path: String, stamp: FileStamp?, limit: Int) -> Result<Data, ReadFailure> {
+        guard let stamp else {
             return .failure(ReadFailure(message: "cannot read file (permission denied, or not a regular file)"))
         }
         let tooLarge = ReadFailure(message: "file is larger than the limit of \(limit.byteCount) per policy file",
                                      hint: "split it; the limit bounds the memory a policy can take")
-        guard st.st_size <= limit else { return .failure(tooLarge) }
+        guard stamp.size <= Int64(limit) else { return .failure(tooLarge) }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             return .failure(ReadFailure(message: "cannot read file (permission denied, or not a regular file)"))
         }
         defer { try? handle.close() }
         // The size can grow between stat and read: never take more than the limit.
-        guard let data = try? handle.read(upToCount: limit + 1) else { return .success((Data(), FileStamp(st))) }
-        return data.count > limit ? .failure(tooLarge) : .success((data, FileStamp(st)))
+        guard let data = try? handle.read(upToCount: limit + 1) else { return .success(Data()) }
+        return data.count > limit ? .failure(tooLarge) : .success(data)
     }
 
     /// Parses and validates policy files given as text (tests use this directly).
