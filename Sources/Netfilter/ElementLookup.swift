@@ -32,22 +32,46 @@ struct RawElementLookup: ElementLookup {
         self.shape = shape
         self.layout = layout
         stride = layout.widths.reduce(0, +) * 2
-        var starts = Set<UInt128>()
-        if shape.usesEndElements {
-            let w = layout.widths[0], s = stride
-            set.elements.withStorage { keys, _ in
-                starts.reserveCapacity(set.elements.count)
-                for i in 0..<set.elements.count { starts.insert(Self.number(keys.baseAddress! + i * s, w)) }
-            }
-        }
         var parts: [(kind: SetElementCodec.Part.Kind, index: Int)] = []
         parts.reserveCapacity(elements.count * (shape.usesEndElements ? 2 : 1))
-        let w = layout.widths[0]
-        _ = SetElementCodec.forEachRawPart(of: elements, shape: shape, layout: layout, adding: false, firstSegment: false) { part in
-            if part.kind == .end, starts.contains(Self.number(part.bytes + w, w) &+ 1) { return }
-            parts.append((part.kind, part.index))
+        let w = layout.widths[0], s = stride
+        set.elements.withStorage { keys, _ in
+            var startsAfter = StartIndex(keys: keys.baseAddress, count: set.elements.count, stride: s, width: w,
+                                         hash: shape.usesEndElements && !set.elements.isSortedByKey)
+            _ = SetElementCodec.forEachRawPart(of: elements, shape: shape, layout: layout, adding: false, firstSegment: false) { part in
+                if part.kind == .end, startsAfter.contains(Self.number(part.bytes + w, w) &+ 1) { return }
+                parts.append((part.kind, part.index))
+            }
         }
         self.parts = parts
+    }
+
+    /// Whether some element of the whole set starts at a key. With the set in key order (as
+    /// compiled) a cursor walks its starts: the ends asked about grow, so it walks them once (a
+    /// smaller key than the last sends it back to the first). Otherwise the starts are hashed.
+    private struct StartIndex {
+        let keys: UnsafePointer<UInt8>?  // nil only when the set is empty
+        let count: Int, stride: Int, width: Int
+        var cursor = 0
+        var last: UInt128 = 0
+        var hashed: Set<UInt128>?
+
+        init(keys: UnsafePointer<UInt8>?, count: Int, stride: Int, width: Int, hash: Bool) {
+            (self.keys, self.count, self.stride, self.width) = (keys, count, stride, width)
+            if hash {
+                var starts = Set<UInt128>(minimumCapacity: count)
+                for i in 0..<count { starts.insert(RawElementLookup.number(keys! + i * stride, width)) }
+                hashed = starts
+            }
+        }
+
+        mutating func contains(_ key: UInt128) -> Bool {
+            if let hashed { return hashed.contains(key) }
+            if key < last { cursor = 0 }
+            last = key
+            while cursor < count, RawElementLookup.number(keys! + cursor * stride, width) < key { cursor += 1 }
+            return cursor < count && RawElementLookup.number(keys! + cursor * stride, width) == key
+        }
     }
 
     /// The big-endian number of `width` bytes (at most 16) at `p`.

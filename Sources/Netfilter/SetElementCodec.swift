@@ -314,10 +314,18 @@ struct ElementCollector {
     /// desired element's.
     private static let missingDatum = ElementData.value(Value(0, width: 4))
 
+    /// Sorts `edges` ascending. The kernel's interval tree dumps its elements from the highest
+    /// key down, so when the edges come strictly descending they are reversed in one pass; with
+    /// no two equal, that is the only ascending order. Any other arrival order is sorted.
+    private mutating func sortEdges() {
+        let descending = edges.indices.dropFirst().allSatisfy { edges[$0] < edges[$0 - 1] }
+        if descending { edges.reverse() } else { edges.sort(by: <) }
+    }
+
     /// The elements in canonical order.
     mutating func finish() -> ElementList {
         guard shape.usesEndElements else { return list.sortedByKey() }
-        edges.sort(by: <)
+        sortEdges()
         var out = ElementList()
         // A map's data are its distinct values, each element refers to one by index: nothing
         // is hashed or compared per element.

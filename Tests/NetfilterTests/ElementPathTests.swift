@@ -115,4 +115,62 @@ struct ElementPathTests {
                     expected.map { var e = $0; e.isOpenInterval = false; return e }, "\(chunk.set)")
         }
     }
+    /// The kernel's interval tree dumps from the highest key down; the collector reverses such a
+    /// dump instead of sorting it. Whatever the arrival order (descending, ascending, shuffled,
+    /// or descending with one pair swapped), the list read is the one written: adjacent ranges,
+    /// single addresses, an open interval, and map data that must stay with its start.
+    @Test func collectorReadsTheSameListInAnyArrivalOrder() {
+        var elements: [SetElement] = []
+        var a: UInt64 = 0xC633_6400  // 198.51.100.0
+        for i in 0..<300 {
+            let width: UInt64 = i % 3 == 0 ? 0 : UInt64(i % 5)
+            elements.append(SetElement(key: [ValueRange(Value(a, width: 4), Value(a + width, width: 4))],
+                                       data: .verdict(i % 4 == 0 ? .accept : .jump("z_\(i % 7)"))))
+            a += width + (i % 2 == 0 ? 1 : 3)  // every other range starts right after the last
+        }
+        elements.append(SetElement(key: [ValueRange(Value(0xFFFF_FF00, width: 4), .max(width: 4))], data: .verdict(.drop)))
+        let set = NamedSet(name: "src_v4", keyType: [.ipv4Address], dataType: .verdict, flags: .interval, elements: elements)
+        let shape = SetShape(set)
+        let parts = SetElementCodec.kernelElements(set.elements, shape: shape)
+        var rng = SystemRandomNumberGenerator()
+        var swapped = Array(parts.reversed())
+        swapped.swapAt(10, 11)
+        for (name, order) in [("descending", Array(parts.reversed())), ("ascending", parts),
+                              ("shuffled", parts.shuffled(using: &rng)), ("one pair swapped", swapped)] {
+            var collector = ElementCollector(shape: shape)
+            for e in order { collector.add(e) }
+            #expect(collector.finish() == set.elements.sortedByKey(), "\(name)")
+        }
+    }
+    /// `holds` asks the kernel for every start, and for each end that no start of the whole set
+    /// sits on (the kernel's lookup cannot find those). The set in key order is walked with one
+    /// cursor, out of order it is hashed; a stage's slice asks the same either way.
+    @Test func lookupsAskForEndsThatNoStartSitsOn() {
+        var elements: [SetElement] = []
+        var a: UInt64 = 0xCB00_7100  // 203.0.113.0
+        for i in 0..<200 {
+            let width = UInt64(i % 4)
+            elements.append(SetElement(key: [ValueRange(Value(a, width: 4), Value(a + width, width: 4))], data: .verdict(.jump("z_\(i % 5)"))))
+            a += width + (i % 3 == 0 ? 1 : 2)
+        }
+        let sorted = NamedSet(name: "src_v4", keyType: [.ipv4Address], dataType: .verdict, flags: .interval, elements: elements)
+        var rng = SystemRandomNumberGenerator()
+        var shuffled = sorted
+        shuffled.elements = ElementList(elements.shuffled(using: &rng))  // the initializer would sort them
+        #expect(sorted.elements.isSortedByKey && !shuffled.elements.isSortedByKey)
+        let starts = Set(elements.map { $0.key[0].lo.low })
+        let shape = SetShape(sorted)
+        for slice in [0..<200, 50..<120] {
+            let stage = ElementList(elements[slice])
+            let viaCursor = RawElementLookup(stage, of: sorted, shape: shape)!
+            let viaHash = RawElementLookup(stage, of: shuffled, shape: shape)!
+            #expect(viaCursor.parts.map { "\($0.kind)\($0.index)" } == viaHash.parts.map { "\($0.kind)\($0.index)" })
+            var expected: [String] = []
+            for (k, e) in elements[slice].enumerated() {
+                expected.append("start\(k)")
+                if !starts.contains(e.key[0].hi.low + 1) { expected.append("end\(k)") }
+            }
+            #expect(viaCursor.parts.map { "\($0.kind)\($0.index)" } == expected, "\(slice)")
+        }
+    }
 }

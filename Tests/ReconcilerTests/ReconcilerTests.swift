@@ -379,7 +379,9 @@ struct ReconcilerTests {
     }
 
     @Test func stateFileRoundTripsAtomically() throws {
-        let path = NSTemporaryDirectory() + "zw-state-\(UUID().uuidString)/state.json"
+        let dir = NSTemporaryDirectory() + "zw-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/state.json"
         var state = ReconcilerState(policyDirectory: "/etc/zonewall", pid: 7)
         state.lastErrorDiagnostics = ["a.yaml:1:2: error: x"]
         state.applies = 3
