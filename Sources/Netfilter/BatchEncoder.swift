@@ -189,6 +189,7 @@ struct BatchEncoder {
                     }
                 }
                 open()
+                var dataNests = DataNests()
                 if elementPath == .direct, let layout = RawLayout(shape),
                    SetElementCodec.forEachRawPart(of: elements, shape: shape, layout: layout, adding: adding, firstSegment: firstSegment, { part in
                        if w.length(since: nest) > Self.elementBytesPerMessage {
@@ -196,7 +197,7 @@ struct BatchEncoder {
                            open()
                        }
                        let e = w.beginNest(UInt16(truncatingIfNeeded: partIndex - chunkStart + 1) & 0x3fff)
-                       Self.putElement(part, layout: layout, shape: shape, adding: adding, &w)
+                       Self.putElement(part, layout: layout, shape: shape, adding: adding, dataNests: &dataNests, &w)
                        w.endNest(e)
                        partIndex += 1
                    }) {
@@ -336,9 +337,35 @@ struct BatchEncoder {
         }
     }
 
+    /// The `NFTA_SET_ELEM_DATA` attributes of one element list, by data slot: a map's elements
+    /// share a few data (a zone's addresses all jump to its chain), each is encoded once and
+    /// copied after. An attribute is a whole number of 4-byte units, so its bytes do not depend
+    /// on where it is written.
+    struct DataNests {
+        private var bySlot: [[UInt8]] = []
+
+        mutating func put(_ data: ElementData, slot: Int, shape: SetShape, _ w: inout NetlinkWriter) {
+            guard slot >= 0 else { return BatchEncoder.putData(data, shape: shape, &w) }
+            if slot < bySlot.count, !bySlot[slot].isEmpty {
+                w.append(bySlot[slot])
+                return
+            }
+            let start = w.count
+            BatchEncoder.putData(data, shape: shape, &w)
+            if slot >= bySlot.count { bySlot.append(contentsOf: repeatElement([], count: slot - bySlot.count + 1)) }
+            bySlot[slot] = w.bytes(since: start)
+        }
+    }
+
     /// `putElement` from the element's bytes (`SetElementCodec.forEachRawPart`): the same
     /// attributes, byte for byte.
     static func putElement(_ part: SetElementCodec.RawPart, layout: RawLayout, shape: SetShape, adding: Bool, _ w: inout NetlinkWriter) {
+        var nests = DataNests()
+        putElement(part, layout: layout, shape: shape, adding: adding, dataNests: &nests, &w)
+    }
+
+    static func putElement(_ part: SetElementCodec.RawPart, layout: RawLayout, shape: SetShape, adding: Bool,
+                           dataNests: inout DataNests, _ w: inout NetlinkWriter) {
         let first = layout.widths[0]
         func key(_ type: UInt16, highEnds: Bool) {
             let n = w.beginNest(type)
@@ -367,7 +394,7 @@ struct BatchEncoder {
         case .start, .whole:
             key(NFTA_SET_ELEM_KEY.u16, highEnds: false)
             if shape.usesKeyEnd { key(NFTA_SET_ELEM_KEY_END.u16, highEnds: true) }
-            if adding, let data = part.data { putData(data, shape: shape, &w) }
+            if adding, let data = part.data { dataNests.put(data, slot: part.dataSlot, shape: shape, &w) }
             if adding, part.kind == .start, UnsafeBufferPointer(start: part.bytes + first, count: first).allSatisfy({ $0 == 0xff }) {
                 putOpenInterval(&w)
             }

@@ -127,6 +127,16 @@ struct NetlinkWriter {
         SetElementCodec.appendBytes(v, bigEndian: bigEndian, to: &bytes)
     }
 
+    /// Appends bytes written before (`bytes(since:)`).
+    mutating func append(_ other: [UInt8]) {
+        bytes.append(contentsOf: other)
+    }
+
+    /// The bytes written from offset `start` on.
+    func bytes(since start: Int) -> [UInt8] {
+        Array(bytes[start...])
+    }
+
     /// Appends `count` bytes from `start`.
     mutating func append(_ start: UnsafePointer<UInt8>, count: Int) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: start, count: count))

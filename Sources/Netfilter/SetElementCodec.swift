@@ -105,6 +105,8 @@ enum SetElementCodec {
         var index: Int
         var bytes: UnsafePointer<UInt8>
         var data: ElementData?
+        /// The data's slot in its list's `DataColumn` (equal slots, equal data); -1 without data.
+        var dataSlot: Int = -1
     }
 
     /// `forEachPart` without building a `SetElement` per element, in the same order, for sets
@@ -119,7 +121,8 @@ enum SetElementCodec {
         elements.withStorage { keys, data in
             guard let base = keys.baseAddress else { return }
             func part(_ kind: Part.Kind, _ i: Int) -> RawPart {
-                RawPart(kind: kind, index: i, bytes: base + i * stride, data: data.isEmpty ? nil : data[i])
+                data.isEmpty ? RawPart(kind: kind, index: i, bytes: base + i * stride, data: nil)
+                    : RawPart(kind: kind, index: i, bytes: base + i * stride, data: data[i], dataSlot: data.slot(i))
             }
             guard shape.usesEndElements else {
                 for i in 0..<elements.count { body(part(.whole, i)) }

@@ -371,6 +371,10 @@ public struct DataColumn: RandomAccessCollection, Hashable, Sendable {
     public var endIndex: Int { slots.count }
     public subscript(i: Int) -> ElementData { values[Int(slots[i])] }
 
+    /// Element `i`'s index among the column's values: equal indexes hold equal values (equal
+    /// values usually share one index; see `intern`).
+    public func slot(_ i: Int) -> Int { Int(slots[i]) }
+
     /// Appends `value`, sharing the entry of the element before when it is the same (a zone's
     /// addresses usually sit together); `intern` shares the rest.
     mutating func append(_ value: ElementData) {
