@@ -4,6 +4,9 @@ import Yams
 ///
 /// It also enforces a node budget over the alias-expanded tree, so that an anchor/alias
 /// "billion laughs" document is refused instead of being expanded.
+///
+/// A `what` argument names the node in a diagnostic. It is built only when there is one: the
+/// reader visits every member of every zone, and most documents have no error.
 struct DocumentReader {
     let path: String
     var diagnostics: [Diagnostic] = []
@@ -75,28 +78,28 @@ struct DocumentReader {
 
     /// A mapping's entries as (key string, key node, value), reporting non-scalar keys,
     /// duplicate keys and keys outside `allowed` (a typo must never weaken a policy).
-    mutating func entries(_ node: Node, what: String, allowed: Set<String>?) -> [(key: String, keyNode: Node, value: Node)]? {
+    mutating func entries(_ node: Node, what: @autoclosure () -> String, allowed: Set<String>?) -> [(key: String, keyNode: Node, value: Node)]? {
         guard case .mapping(let m) = node else {
-            error(node, "\(what) must be a mapping, found \(kind(node))")
+            error(node, "\(what()) must be a mapping, found \(kind(node))")
             return nil
         }
-        var seen: [String: Node] = [:]
+        var seen = SeenKeys()
         var out: [(String, Node, Node)] = []
+        out.reserveCapacity(m.count)
         for (k, v) in m {
             guard case .scalar(let ks) = k else {
-                error(k, "keys in \(what) must be plain names, found \(kind(k))")
+                error(k, "keys in \(what()) must be plain names, found \(kind(k))")
                 continue
             }
             let key = ks.string
-            if let first = seen[key] {
-                error(k, "duplicate key '\(key)' in \(what)", hint: "first written at \(location(first))")
+            if let first = seen.insert(key, k) {
+                error(k, "duplicate key '\(key)' in \(what())", hint: "first written at \(location(first))")
                 continue
             }
-            seen[key] = k
             if let allowed, !allowed.contains(key) {
                 let hint = Spelling.closest(to: key, in: allowed).map { "did you mean '\($0)'?" }
                     ?? "allowed keys: \(allowed.sorted().joined(separator: ", "))"
-                error(k, "unknown key '\(key)' in \(what)", hint: hint)
+                error(k, "unknown key '\(key)' in \(what())", hint: hint)
                 continue
             }
             out.append((key, k, v))
@@ -104,53 +107,73 @@ struct DocumentReader {
         return out
     }
 
+    /// A mapping's keys seen so far, with their nodes: a short list scanned for the few keys of a
+    /// zone or a rule (no hashing, no allocation beyond the list), a dictionary past that.
+    private struct SeenKeys {
+        private var few: [(String, Node)] = []
+        private var many: [String: Node]?
+
+        /// Records `key`; the node of its first occurrence if it was seen before.
+        mutating func insert(_ key: String, _ node: Node) -> Node? {
+            if many == nil, few.count < 8 {
+                if let first = few.first(where: { $0.0 == key }) { return first.1 }
+                few.append((key, node))
+                return nil
+            }
+            if many == nil { many = Dictionary(few, uniquingKeysWith: { a, _ in a }) }
+            if let first = many![key] { return first }
+            many![key] = node
+            return nil
+        }
+    }
+
     /// A scalar's text; reports other kinds.
-    mutating func string(_ node: Node, what: String) -> String? {
+    mutating func string(_ node: Node, what: @autoclosure () -> String) -> String? {
         guard case .scalar(let s) = node, !Self.isNull(node) else {
-            error(node, "\(what) must be a string, found \(kind(node))")
+            error(node, "\(what()) must be a string, found \(kind(node))")
             return nil
         }
         return s.string
     }
 
     /// A strict boolean: `true` or `false`.
-    mutating func bool(_ node: Node, what: String) -> Bool? {
+    mutating func bool(_ node: Node, what: @autoclosure () -> String) -> Bool? {
         guard case .scalar(let s) = node, s.style == .plain else {
-            error(node, "\(what) must be true or false, found \(kind(node))")
+            error(node, "\(what()) must be true or false, found \(kind(node))")
             return nil
         }
         switch s.string {
         case "true", "True", "TRUE": return true
         case "false", "False", "FALSE": return false
         default:
-            error(node, "\(what) must be true or false, found '\(s.string)'")
+            error(node, "\(what()) must be true or false, found '\(s.string)'")
             return nil
         }
     }
 
     /// A sequence's items; reports other kinds.
-    mutating func sequence(_ node: Node, what: String) -> [Node]? {
+    mutating func sequence(_ node: Node, what: @autoclosure () -> String) -> [Node]? {
         guard case .sequence(let s) = node else {
-            error(node, "\(what) must be a list, found \(kind(node))", hint: "write it as [a, b] or as '- ' items")
+            error(node, "\(what()) must be a list, found \(kind(node))", hint: "write it as [a, b] or as '- ' items")
             return nil
         }
         return Array(s)
     }
 
     /// A single scalar or a list of scalars, as `from:`/`to:` allow.
-    mutating func oneOrMany(_ node: Node, what: String) -> [(String, Node)]? {
+    mutating func oneOrMany(_ node: Node, what: @autoclosure () -> String) -> [(String, Node)]? {
         if case .sequence(let s) = node {
             if s.isEmpty {
-                error(node, "\(what) must not be empty")
+                error(node, "\(what()) must not be empty")
                 return nil
             }
             var out: [(String, Node)] = []
             for item in s {
-                if let str = string(item, what: "an item of \(what)") { out.append((str, item)) }
+                if let str = string(item, what: "an item of \(what())") { out.append((str, item)) }
             }
             return out
         }
-        return string(node, what: what).map { [($0, node)] }
+        return string(node, what: what()).map { [($0, node)] }
     }
 
     func kind(_ node: Node) -> String {

@@ -95,6 +95,11 @@ import Testing
 
             """)
         expectOnlyError(flow, line: 2, column: 7, message: "duplicate key 'from'", hint: "written again later")
+
+        // Past a handful of keys the reader remembers them by hash; the answer is the same.
+        let many = parse("zones:\n" + (1...12).map { "  z\($0): {members: [198.51.100.\($0)]}\n" }.joined()
+                         + "  z3: {members: [198.51.100.99]}\n")
+        expectOnlyError(many, line: 14, column: 3, message: "duplicate key 'z3'", hint: "first written at policy.yaml:4:3")
     }
 
     @Test func samePrefixInTwoZonesIsAnError() {
