@@ -54,8 +54,13 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
     /// `decodeConntrackMessages`, the decoder the fuzz target runs, so that the table is never
     /// held whole. libmnl's `mnl_cb_run` checks each reply's sequence number and port id and
     /// finds the dump's end or error.
+    ///
+    /// A dump walks every bucket of the kernel's conntrack hash, which all namespaces share
+    /// (262,144 buckets here, about 12 ms), however few entries this namespace holds. So the
+    /// table's count is asked first (`entryCount`), and an empty table is not dumped.
     public func scan(_ body: (ConntrackEntry) -> Void) throws {
         try lock.withLock { _ throws(ConntrackError) in
+            if (try? countEntries()) == 0 { return }
             var request = [UInt8](repeating: 0, count: 64)
             seq &+= 1
             let seq = self.seq
@@ -91,6 +96,72 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
                 for e in entries { body(e) }
                 if rc == MNL_CB_STOP { return }
             }
+        }
+    }
+
+    /// How many entries this namespace's table holds: `IPCTNL_MSG_CT_GET_STATS`, whose reply
+    /// carries `CTA_STATS_GLOBAL_ENTRIES` (the namespace's count, not the host's).
+    public func entryCount() throws -> Int {
+        try lock.withLock { _ throws(ConntrackError) in try countEntries() }
+    }
+
+    /// `entryCount`, with `lock` held.
+    private func countEntries() throws(ConntrackError) -> Int {
+        var request = [UInt8](repeating: 0, count: 64)
+        seq &+= 1
+        let seq = self.seq
+        let length = request.withUnsafeMutableBytes { raw -> Int in
+            let nlh = mnl_nlmsg_put_header(raw.baseAddress!)!
+            nlh.pointee.nlmsg_type = UInt16(NFNL_SUBSYS_CTNETLINK) << 8 | UInt16(IPCTNL_MSG_CT_GET_STATS.rawValue)
+            nlh.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST)
+            nlh.pointee.nlmsg_seq = seq
+            let nfg = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<nfgenmsg>.size)!.assumingMemoryBound(to: nfgenmsg.self)
+            nfg.pointee.nfgen_family = UInt8(AF_UNSPEC)
+            nfg.pointee.version = UInt8(NFNETLINK_V0)
+            return Int(nlh.pointee.nlmsg_len)
+        }
+        guard request.withUnsafeBytes({ mnl_socket_sendto(socket, $0.baseAddress, length) }) == length else {
+            throw ConntrackError(operation: "asking for the conntrack table's statistics", errno: errno)
+        }
+        let portID = mnl_socket_get_portid(socket)
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ConntrackError(operation: "reading the conntrack table's statistics", errno: errno)
+            }
+            // One reply, or an error; anything else (a stray message of an earlier request) is skipped.
+            let found: Result<Int, ConntrackError>? = buffer.withUnsafeBytes { raw in
+                var left = Int32(n)
+                var nlh = UnsafePointer(raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self))
+                while mnl_nlmsg_ok(nlh, left) {
+                    defer { nlh = UnsafePointer(mnl_nlmsg_next(nlh, &left)!) }
+                    guard nlh.pointee.nlmsg_seq == seq, nlh.pointee.nlmsg_pid == 0 || nlh.pointee.nlmsg_pid == portID else { continue }
+                    if nlh.pointee.nlmsg_type == UInt16(NLMSG_ERROR) {
+                        let code = -mnl_nlmsg_get_payload(nlh)!.load(as: Int32.self)
+                        return .failure(ConntrackError(operation: "reading the conntrack table's statistics", errno: code))
+                    }
+                    var count: Int?
+                    var attr = UnsafePointer(mnl_nlmsg_get_payload_offset(nlh, MemoryLayout<nfgenmsg>.size)!
+                        .assumingMemoryBound(to: nlattr.self))
+                    let end = UnsafeRawPointer(nlh) + Int(nlh.pointee.nlmsg_len)
+                    var room = Int32(end - UnsafeRawPointer(attr))
+                    while mnl_attr_ok(attr, room) {
+                        if mnl_attr_get_type(attr) == UInt16(CTA_STATS_GLOBAL_ENTRIES.rawValue), mnl_attr_get_payload_len(attr) == 4 {
+                            count = Int(UInt32(bigEndian: mnl_attr_get_u32(attr)))
+                        }
+                        room -= Int32((Int(attr.pointee.nla_len) + 3) & ~3)
+                        attr = UnsafePointer(mnl_attr_next(attr)!)
+                    }
+                    guard let count else {
+                        return .failure(ConntrackError(operation: "reading the conntrack table's statistics: no entry count", errno: EPROTO))
+                    }
+                    return .success(count)
+                }
+                return nil
+            }
+            if let found { return try found.get() }
         }
     }
 

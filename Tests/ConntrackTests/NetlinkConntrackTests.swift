@@ -31,8 +31,22 @@ struct NetlinkConntrackTests {
         try Self.sh(["ip", "netns", "add", ns])
         defer { try? Self.sh(["ip", "netns", "delete", ns]) }
         let table = try NetlinkConntrack(namespace: ns)
+        // The count is this namespace's, not the host's nor another namespace's: an empty table
+        // counts 0, and its scan (which then skips the dump) finds nothing.
+        let other = "zw-ct-\(UInt32.random(in: 0...UInt32.max))"
+        try Self.sh(["ip", "netns", "add", other])
+        defer { try? Self.sh(["ip", "netns", "delete", other]) }
+        let neighbour = try NetlinkConntrack(namespace: other)
+        for i in 0..<3 { try neighbour.create(Self.entry(9_000 + i)) }
+        #expect(try neighbour.entryCount() == 3)
+        #expect(try table.entryCount() == 0)
+        var none = 0
+        try table.scan { _ in none += 1 }
+        #expect(none == 0)
+
         let all = (0..<2_600).map { Self.entry($0, v6: $0 % 3 == 0) }
         for e in all { try table.create(e) }
+        #expect(try table.entryCount() == 2_600)
         func key(_ e: ConntrackEntry) -> String { "\(e.family) \(e.source) \(e.sourcePort)" }
         var scanned: [ConntrackEntry] = []
         try table.scan { scanned.append($0) }
@@ -47,6 +61,7 @@ struct NetlinkConntrackTests {
         var left: [ConntrackEntry] = []
         try table.scan { left.append($0) }
         #expect(Set(left.map(key)) == Set(all.filter { $0.sourcePort >= 12_100 }.map(key)))
+        #expect(try table.entryCount() == 500)
         // Deleting them again deletes nothing and is no error.
         #expect(try table.delete(doomed) == 0)
     }
