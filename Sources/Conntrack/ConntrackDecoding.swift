@@ -55,10 +55,31 @@ public func decodeConntrackMessages(_ bytes: [UInt8]) throws(ConntrackDecodeErro
     return entries
 }
 
+/// The entry count of an `IPCTNL_MSG_CT_GET_STATS` reply (`CTA_STATS_GLOBAL_ENTRIES`); nil
+/// when `bytes` hold no such reply or it has no count.
+public func decodeConntrackEntryCount(_ bytes: [UInt8]) throws(ConntrackDecodeError) -> Int? {
+    var at = 0
+    while bytes.count - at >= 16 {
+        let length = Int(CTWire.le32(bytes, at))
+        guard length >= 16, length <= bytes.count - at else {
+            throw ConntrackDecodeError(offset: at, what: "netlink message header", problem: "length \(length), \(bytes.count - at) bytes remain")
+        }
+        if CTWire.le16(bytes, at + 4) == CTWire.statsMessage {
+            guard length >= 20 else { throw ConntrackDecodeError(offset: at, what: "nfgenmsg header", problem: "\(length - 16) bytes, expected 4") }
+            let wire = CTWire(bytes: bytes, offset: at)
+            let a = try wire.attributes((at + 20)..<(at + length), path: "")
+            return try wire.number(a, 1, "CTA_STATS_GLOBAL_ENTRIES", size: 4).map { Int($0) }
+        }
+        at = (at + length + 3) & ~3
+    }
+    return nil
+}
+
 /// The wire layout of ctnetlink (linux/netfilter/nfnetlink_conntrack.h), read in place.
 struct CTWire {
     static let newMessage: UInt16 = 1 << 8 | 0     // NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW
     static let deleteMessage: UInt16 = 1 << 8 | 2  // IPCTNL_MSG_CT_DELETE
+    static let statsMessage: UInt16 = 1 << 8 | 5   // IPCTNL_MSG_CT_GET_STATS
     /// Nesting a message may use; ctnetlink's deepest is 3 (CTA_TUPLE_ORIG/CTA_TUPLE_IP/…).
     static let maximumDepth = 4
 

@@ -61,31 +61,11 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
     public func scan(_ body: (ConntrackEntry) -> Void) throws {
         try lock.withLock { _ throws(ConntrackError) in
             if (try? countEntries()) == 0 { return }
-            var request = [UInt8](repeating: 0, count: 64)
-            seq &+= 1
-            let seq = self.seq
-            let length = request.withUnsafeMutableBytes { raw -> Int in
-                let nlh = mnl_nlmsg_put_header(raw.baseAddress!)!
-                nlh.pointee.nlmsg_type = UInt16(NFNL_SUBSYS_CTNETLINK) << 8 | UInt16(IPCTNL_MSG_CT_GET.rawValue)
-                nlh.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST | NLM_F_DUMP)
-                nlh.pointee.nlmsg_seq = seq
-                let nfg = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<nfgenmsg>.size)!.assumingMemoryBound(to: nfgenmsg.self)
-                nfg.pointee.nfgen_family = UInt8(AF_UNSPEC)
-                nfg.pointee.version = UInt8(NFNETLINK_V0)
-                return Int(nlh.pointee.nlmsg_len)
-            }
-            guard request.withUnsafeBytes({ mnl_socket_sendto(socket, $0.baseAddress, length) }) == length else {
-                throw ConntrackError(operation: "requesting a dump of the conntrack table", errno: errno)
-            }
+            let seq = try send(IPCTNL_MSG_CT_GET, flags: NLM_F_REQUEST | NLM_F_DUMP, "requesting a dump of the conntrack table")
             let portID = mnl_socket_get_portid(socket)
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ConntrackError(operation: "reading the conntrack table dump", errno: errno)
-                }
-                let datagram = Array(buffer[0..<n])
+                let datagram = try receive(into: &buffer, "reading the conntrack table dump")
                 // Checked first (sequence, port id, errors), so that no entry of a stray reply is passed on.
                 let rc = datagram.withUnsafeBytes { mnl_cb_run($0.baseAddress, $0.count, seq, portID, nil, nil) }
                 if rc < 0 { throw ConntrackError(operation: "dumping the conntrack table", errno: errno) }
@@ -107,13 +87,31 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
 
     /// `entryCount`, with `lock` held.
     private func countEntries() throws(ConntrackError) -> Int {
+        let what = "reading the conntrack table's statistics"
+        let seq = try send(IPCTNL_MSG_CT_GET_STATS, flags: NLM_F_REQUEST, "asking for the conntrack table's statistics")
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let reply = try receive(into: &buffer, what)
+        // The sequence, the port id and an error reply are checked as for a dump.
+        guard reply.withUnsafeBytes({ mnl_cb_run($0.baseAddress, $0.count, seq, mnl_socket_get_portid(socket), nil, nil) }) >= 0 else {
+            throw ConntrackError(operation: what, errno: errno)
+        }
+        let count: Int?
+        do { count = try decodeConntrackEntryCount(reply) } catch {
+            throw ConntrackError(operation: "\(what): \(error)", errno: EPROTO)
+        }
+        guard let count else { throw ConntrackError(operation: "\(what): no entry count", errno: EPROTO) }
+        return count
+    }
+
+    /// Sends a ctnetlink request of both families with no attributes; returns its sequence number.
+    private func send(_ type: cntl_msg_types, flags: Int32, _ what: String) throws(ConntrackError) -> UInt32 {
         var request = [UInt8](repeating: 0, count: 64)
         seq &+= 1
         let seq = self.seq
         let length = request.withUnsafeMutableBytes { raw -> Int in
             let nlh = mnl_nlmsg_put_header(raw.baseAddress!)!
-            nlh.pointee.nlmsg_type = UInt16(NFNL_SUBSYS_CTNETLINK) << 8 | UInt16(IPCTNL_MSG_CT_GET_STATS.rawValue)
-            nlh.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST)
+            nlh.pointee.nlmsg_type = UInt16(NFNL_SUBSYS_CTNETLINK) << 8 | UInt16(type.rawValue)
+            nlh.pointee.nlmsg_flags = UInt16(flags)
             nlh.pointee.nlmsg_seq = seq
             let nfg = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<nfgenmsg>.size)!.assumingMemoryBound(to: nfgenmsg.self)
             nfg.pointee.nfgen_family = UInt8(AF_UNSPEC)
@@ -121,47 +119,17 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
             return Int(nlh.pointee.nlmsg_len)
         }
         guard request.withUnsafeBytes({ mnl_socket_sendto(socket, $0.baseAddress, length) }) == length else {
-            throw ConntrackError(operation: "asking for the conntrack table's statistics", errno: errno)
+            throw ConntrackError(operation: what, errno: errno)
         }
-        let portID = mnl_socket_get_portid(socket)
-        var buffer = [UInt8](repeating: 0, count: 8192)
+        return seq
+    }
+
+    /// The next datagram on the socket, retried on EINTR.
+    private func receive(into buffer: inout [UInt8], _ what: String) throws(ConntrackError) -> [UInt8] {
         while true {
             let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ConntrackError(operation: "reading the conntrack table's statistics", errno: errno)
-            }
-            // One reply, or an error; anything else (a stray message of an earlier request) is skipped.
-            let found: Result<Int, ConntrackError>? = buffer.withUnsafeBytes { raw in
-                var left = Int32(n)
-                var nlh = UnsafePointer(raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self))
-                while mnl_nlmsg_ok(nlh, left) {
-                    defer { nlh = UnsafePointer(mnl_nlmsg_next(nlh, &left)!) }
-                    guard nlh.pointee.nlmsg_seq == seq, nlh.pointee.nlmsg_pid == 0 || nlh.pointee.nlmsg_pid == portID else { continue }
-                    if nlh.pointee.nlmsg_type == UInt16(NLMSG_ERROR) {
-                        let code = -mnl_nlmsg_get_payload(nlh)!.load(as: Int32.self)
-                        return .failure(ConntrackError(operation: "reading the conntrack table's statistics", errno: code))
-                    }
-                    var count: Int?
-                    var attr = UnsafePointer(mnl_nlmsg_get_payload_offset(nlh, MemoryLayout<nfgenmsg>.size)!
-                        .assumingMemoryBound(to: nlattr.self))
-                    let end = UnsafeRawPointer(nlh) + Int(nlh.pointee.nlmsg_len)
-                    var room = Int32(end - UnsafeRawPointer(attr))
-                    while mnl_attr_ok(attr, room) {
-                        if mnl_attr_get_type(attr) == UInt16(CTA_STATS_GLOBAL_ENTRIES.rawValue), mnl_attr_get_payload_len(attr) == 4 {
-                            count = Int(UInt32(bigEndian: mnl_attr_get_u32(attr)))
-                        }
-                        room -= Int32((Int(attr.pointee.nla_len) + 3) & ~3)
-                        attr = UnsafePointer(mnl_attr_next(attr)!)
-                    }
-                    guard let count else {
-                        return .failure(ConntrackError(operation: "reading the conntrack table's statistics: no entry count", errno: EPROTO))
-                    }
-                    return .success(count)
-                }
-                return nil
-            }
-            if let found { return try found.get() }
+            if n >= 0 { return Array(buffer[0..<n]) }
+            if errno != EINTR { throw ConntrackError(operation: what, errno: errno) }
         }
     }
 
