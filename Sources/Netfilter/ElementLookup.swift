@@ -96,38 +96,52 @@ struct RawElementLookup: ElementLookup {
 
     func matches(_ range: Range<Int>, _ replies: [NetlinkMessage]) -> Bool {
         var next = range.lowerBound
+        // A map's elements share a few data, which arrive in runs: each run is decoded once.
+        var lastDatum: (bytes: [UInt8], data: ElementData?)?
         return elements.withStorage { keys, data in
             for m in replies {
-                guard let list = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { continue }
-                for elem in list {
-                    guard next < range.upperBound else { return false }
-                    let p = parts[next]
-                    guard matches(elem.nested, p.kind, keys.baseAddress! + p.index * stride,
-                                  data: p.kind == .end || data.isEmpty ? nil : data[p.index]) else { return false }
-                    next += 1
+                // Borrowed attributes: a reply of 1,000s of elements is 1,000s of attributes.
+                let holds = m.withBorrowedAttributes { top -> Bool in
+                    guard let list = top[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return true }
+                    for elem in list {
+                        guard next < range.upperBound else { return false }
+                        let p = parts[next]
+                        guard matches(elem.nested, p.kind, keys.baseAddress! + p.index * stride,
+                                      data: p.kind == .end || data.isEmpty ? nil : data[p.index], lastDatum: &lastDatum) else { return false }
+                        next += 1
+                    }
+                    return true
                 }
+                guard holds else { return false }
             }
             return next == range.upperBound
         }
     }
 
     /// Whether one reply element is the element at `bytes` as `kind`.
-    private func matches(_ attrs: NetlinkAttributes, _ kind: SetElementCodec.Part.Kind, _ bytes: UnsafePointer<UInt8>,
-                         data: ElementData?) -> Bool {
-        var key: ArraySlice<UInt8>?, keyEnd: ArraySlice<UInt8>?, isEnd = false, got: ElementData?
+    private func matches(_ attrs: BorrowedAttributes, _ kind: SetElementCodec.Part.Kind, _ bytes: UnsafePointer<UInt8>,
+                         data: ElementData?, lastDatum: inout (bytes: [UInt8], data: ElementData?)?) -> Bool {
+        var key: UnsafeRawBufferPointer?, keyEnd: UnsafeRawBufferPointer?, isEnd = false, got: ElementData?
         for attr in attrs {
             switch attr.type {
             case NFTA_SET_ELEM_KEY.u16: key = attr.nested[NFTA_DATA_VALUE.u16]?.payload
             case NFTA_SET_ELEM_KEY_END.u16: keyEnd = attr.nested[NFTA_DATA_VALUE.u16]?.payload
             case NFTA_SET_ELEM_FLAGS.u16: isEnd = attr.u32 & NFT_SET_ELEM_INTERVAL_END.u32 != 0
-            case NFTA_SET_ELEM_DATA.u16: got = TableDecoder.elementData(attr, shape)
+            case NFTA_SET_ELEM_DATA.u16:
+                if let last = lastDatum, last.bytes.elementsEqual(attr.payload) {
+                    got = last.data
+                } else {
+                    let raw = [UInt8](attr.payload)
+                    got = TableDecoder.elementData(NetlinkAttribute(rawType: attr.rawType, offset: 0, payload: raw[...]), shape)
+                    lastDatum = (raw, got)
+                }
             default: break
             }
         }
         guard let key, isEnd == (kind == .end), got == data else { return false }
         if kind == .end {
             let w = layout.widths[0]
-            return key.count == w && Self.number(bytes + w, w) &+ 1 == key.withUnsafeBufferPointer { Self.number($0.baseAddress!, w) }
+            return key.count == w && Self.number(bytes + w, w) &+ 1 == Self.number(key.baseAddress!.assumingMemoryBound(to: UInt8.self), w)
         }
         guard same(key, bytes, highEnds: false) else { return false }
         guard shape.usesKeyEnd else { return keyEnd == nil }
@@ -135,17 +149,15 @@ struct RawElementLookup: ElementLookup {
     }
 
     /// Whether a key as the kernel stores it holds each component's low (or high) end.
-    private func same(_ stored: ArraySlice<UInt8>, _ bytes: UnsafePointer<UInt8>, highEnds: Bool) -> Bool {
+    private func same(_ stored: UnsafeRawBufferPointer, _ bytes: UnsafePointer<UInt8>, highEnds: Bool) -> Bool {
         guard stored.count == shape.keyLength else { return false }
-        return stored.withUnsafeBufferPointer { p in
-            var offset = 0
-            for (width, at) in zip(layout.widths, layout.offsets) {
-                let want = bytes + offset + (highEnds ? width : 0)
-                for k in 0..<width where p[at + k] != want[k] { return false }
-                offset += 2 * width
-            }
-            return true
+        var offset = 0
+        for (width, at) in zip(layout.widths, layout.offsets) {
+            let want = bytes + offset + (highEnds ? width : 0)
+            for k in 0..<width where stored[at + k] != want[k] { return false }
+            offset += 2 * width
         }
+        return true
     }
 }
 

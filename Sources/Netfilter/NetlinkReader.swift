@@ -65,6 +65,54 @@ struct NetlinkAttributes: Sequence {
     }
 }
 
+/// `NetlinkAttributes` over borrowed bytes, for the hot loops that decode large dumps: an
+/// attribute is a type and a pointer range, so stepping through thousands of them neither
+/// retains nor releases anything. Valid only inside the `withUnsafeBytes` that lends the bytes.
+struct BorrowedAttributes: Sequence {
+    let bytes: UnsafeRawBufferPointer
+
+    struct Iterator: IteratorProtocol {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+        mutating func next() -> BorrowedAttribute? {
+            let left = bytes.count - offset
+            guard left >= MemoryLayout<nlattr>.size, let base = bytes.baseAddress else { return nil }
+            let attr = (base + offset).assumingMemoryBound(to: nlattr.self)
+            guard mnl_attr_ok(attr, Int32(clamping: left)) else { return nil }
+            let length = Int(mnl_attr_get_len(attr))
+            let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + MemoryLayout<nlattr>.size)..<(offset + length)])
+            offset = Swift.min(offset + (UnsafeRawPointer(mnl_attr_next(attr)) - UnsafeRawPointer(attr)), bytes.count)
+            return BorrowedAttribute(rawType: attr.pointee.nla_type, payload: payload)
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(bytes: bytes) }
+
+    /// The first attribute of `type`.
+    subscript(_ type: UInt16) -> BorrowedAttribute? {
+        first { $0.type == type }
+    }
+}
+
+/// One attribute of `BorrowedAttributes`.
+struct BorrowedAttribute {
+    var rawType: UInt16
+    var payload: UnsafeRawBufferPointer
+
+    var type: UInt16 { rawType & 0x3fff }  // NLA_TYPE_MASK
+    var u32: UInt32 { payload.count >= 4 ? UInt32(bigEndian: payload.loadUnaligned(as: UInt32.self)) : 0 }
+    var nested: BorrowedAttributes { BorrowedAttributes(bytes: payload) }
+}
+
+extension NetlinkMessage {
+    /// The nftables attributes (after the 4-byte `nfgenmsg`), borrowed for `body`.
+    func withBorrowedAttributes<R>(_ body: (BorrowedAttributes) throws -> R) rethrows -> R {
+        try payload.withUnsafeBytes { raw in
+            try body(BorrowedAttributes(bytes: raw.count >= 4 ? UnsafeRawBufferPointer(rebasing: raw[4...]) : UnsafeRawBufferPointer(start: nil, count: 0)))
+        }
+    }
+}
+
 /// One attribute; typed accessors read nftables' big-endian integers.
 struct NetlinkAttribute {
     var rawType: UInt16

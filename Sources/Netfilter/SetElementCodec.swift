@@ -189,8 +189,8 @@ struct ElementCollector {
     private var dataIndex: [ElementData: UInt32] = [:]
     /// The slot of each distinct raw `NFTA_SET_ELEM_DATA` read directly, and the last one: a
     /// map's elements are read without decoding (and hashing) the same verdict again for each.
-    private var rawIndex: [ArraySlice<UInt8>: UInt32] = [:]
-    private var lastRaw: (bytes: ArraySlice<UInt8>, slot: UInt32)?
+    private var rawIndex: [[UInt8]: UInt32] = [:]
+    private var lastRaw: (bytes: [UInt8], slot: UInt32)?
 
     private struct Edge {
         var high: UInt64
@@ -275,41 +275,57 @@ struct ElementCollector {
     /// `add(elementsOf:)` for a single-field interval set or map: what `kernelElementsDirectly`
     /// and `add(_:)` make of each element, from its attributes in place.
     private mutating func addEdges(elementsOf m: NetlinkMessage) -> Int {
-        guard let elements = m.attributes[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return 0 }
         let bigEndian = shape.keyType.first?.isBigEndian ?? true
         let isMap = shape.dataType != nil
-        var keyless = 0
-        for elem in elements {
-            var key: ArraySlice<UInt8>?, isEnd = false, datum: NetlinkAttribute?
-            for attr in elem.nested {
-                switch attr.type {
-                case NFTA_SET_ELEM_KEY.u16: key = attr.nested[NFTA_DATA_VALUE.u16]?.payload
-                case NFTA_SET_ELEM_FLAGS.u16: isEnd = attr.u32 & NFT_SET_ELEM_INTERVAL_END.u32 != 0
-                case NFTA_SET_ELEM_DATA.u16: datum = attr
-                default: break
+        // Borrowed attributes: a dump of 100,000 elements is half a million attributes.
+        return m.withBorrowedAttributes { top in
+            guard let elements = top[NFTA_SET_ELEM_LIST_ELEMENTS.u16]?.nested else { return 0 }
+            var keyless = 0
+            for elem in elements {
+                var key: UnsafeRawBufferPointer?, isEnd = false, datum: BorrowedAttribute?
+                for attr in elem.nested {
+                    switch attr.type {
+                    case NFTA_SET_ELEM_KEY.u16: key = attr.nested[NFTA_DATA_VALUE.u16]?.payload
+                    case NFTA_SET_ELEM_FLAGS.u16: isEnd = attr.u32 & NFT_SET_ELEM_INTERVAL_END.u32 != 0
+                    case NFTA_SET_ELEM_DATA.u16: datum = attr
+                    default: break
+                    }
                 }
+                // An empty value cannot come from the kernel; in a damaged message it is no key at all.
+                guard let key, !key.isEmpty else { keyless += 1; continue }
+                let slot = isMap && !isEnd ? self.slot(ofRaw: datum) : 0
+                addEdge(Self.value(UnsafeRawBufferPointer(rebasing: key.prefix(16)), bigEndian: bigEndian), isEnd: isEnd, slot: slot)
             }
-            // An empty value cannot come from the kernel; in a damaged message it is no key at all.
-            guard let key, !key.isEmpty else { keyless += 1; continue }
-            let slot = isMap && !isEnd ? self.slot(ofRaw: datum) : 0
-            addEdge(TableDecoder.value(key.prefix(16), bigEndian: bigEndian), isEnd: isEnd, slot: slot)
+            return keyless
         }
-        return keyless
+    }
+
+    /// `TableDecoder.value` of borrowed bytes.
+    private static func value(_ bytes: UnsafeRawBufferPointer, bigEndian: Bool) -> Value {
+        var v: UInt128 = 0
+        if bigEndian {
+            for b in bytes { v = v << 8 | UInt128(b) }
+        } else {
+            for b in bytes.reversed() { v = v << 8 | UInt128(b) }
+        }
+        return Value(v, width: bytes.count)
     }
 
     /// The slot of a map start's raw data: the previous element's when the bytes are the same,
     /// else decoded once per distinct bytes.
-    private mutating func slot(ofRaw datum: NetlinkAttribute?) -> UInt32 {
+    private mutating func slot(ofRaw datum: BorrowedAttribute?) -> UInt32 {
         guard let datum else { return slot(of: Self.missingDatum) }
-        if let last = lastRaw, last.bytes == datum.payload { return last.slot }
+        if let last = lastRaw, last.bytes.elementsEqual(datum.payload) { return last.slot }
+        let bytes = [UInt8](datum.payload)
         let slot: UInt32
-        if let known = rawIndex[datum.payload] {
+        if let known = rawIndex[bytes] {
             slot = known
         } else {
-            slot = self.slot(of: TableDecoder.elementData(datum, shape) ?? Self.missingDatum)
-            rawIndex[datum.payload] = slot
+            let attribute = NetlinkAttribute(rawType: datum.rawType, offset: 0, payload: bytes[...])
+            slot = self.slot(of: TableDecoder.elementData(attribute, shape) ?? Self.missingDatum)
+            rawIndex[bytes] = slot
         }
-        lastRaw = (datum.payload, slot)
+        lastRaw = (bytes, slot)
         return slot
     }
 

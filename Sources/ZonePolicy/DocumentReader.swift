@@ -39,12 +39,7 @@ struct DocumentReader {
         var stack = [(root, 0)]
         while let (n, depth) = stack.popLast() {
             budget -= 1
-            if budget < 0 {
-                exhausted = true
-                error(root, "document expands to more than \(Self.defaultBudget) nodes through aliases; refusing to expand it",
-                      hint: "this looks like an alias expansion bomb (\"billion laughs\"); write the values out instead")
-                return false
-            }
+            if budget < 0 { return overBudget(root) }
             switch n {
             case .mapping, .sequence:
                 if depth >= maxDepth {
@@ -54,14 +49,25 @@ struct DocumentReader {
                 }
             default: break
             }
+            // Scalars (most of a policy: keys and members) are counted here, not pushed.
+            func visit(_ child: Node) {
+                if case .scalar = child { budget -= 1 } else { stack.append((child, depth + 1)) }
+            }
             switch n {
-            case .mapping(let m): for (k, v) in m { stack.append((k, depth + 1)); stack.append((v, depth + 1)) }
-            case .sequence(let s): stack.append(contentsOf: s.map { ($0, depth + 1) })
+            case .mapping(let m): for (k, v) in m { visit(k); visit(v) }
+            case .sequence(let s): for child in s { visit(child) }
             case .alias(let a): _ = a
             case .scalar: break
             }
         }
-        return true
+        return budget >= 0 || overBudget(root)
+    }
+
+    private mutating func overBudget(_ root: Node) -> Bool {
+        exhausted = true
+        error(root, "document expands to more than \(Self.defaultBudget) nodes through aliases; refusing to expand it",
+              hint: "this looks like an alias expansion bomb (\"billion laughs\"); write the values out instead")
+        return false
     }
 
     /// Whether the node is YAML null (`~`, `null`, or empty).
