@@ -160,12 +160,14 @@ struct NetlinkWriter {
         for _ in 0..<n { bytes.append(0) }
     }
 
+    // Byte by byte: 2 to 8 bytes at a time, millions of times in a large batch, where
+    // `append(contentsOf:)` of a raw buffer costs a generic call per integer.
     mutating func appendHost<T: FixedWidthInteger>(_ v: T) {
-        withUnsafeBytes(of: v) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: v) { for b in $0 { bytes.append(b) } }
     }
 
     mutating func appendBig<T: FixedWidthInteger>(_ v: T) {
-        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: v.bigEndian) { for b in $0 { bytes.append(b) } }
     }
 
     private mutating func putHeader(_ type: UInt16, payload: Int) {
