@@ -33,6 +33,34 @@ public struct ConntrackDecodeError: Error, Hashable, Sendable, CustomStringConve
 /// and IPv6 are skipped, as the dump callback skips them.
 public func decodeConntrackMessages(_ bytes: [UInt8]) throws(ConntrackDecodeError) -> [ConntrackEntry] {
     var entries: [ConntrackEntry] = []
+    try forEachMessage(bytes) { at, length, type throws(ConntrackDecodeError) in
+        if type == CTWire.newMessage || type == CTWire.deleteMessage {
+            if let e = try CTWire(bytes: bytes, offset: at).entry((at + 16)..<(at + length)) { entries.append(e) }
+        }
+        return true
+    }
+    return entries
+}
+
+/// The entry count of an `IPCTNL_MSG_CT_GET_STATS` reply (`CTA_STATS_GLOBAL_ENTRIES`); nil
+/// when `bytes` hold no such reply or it has no count.
+public func decodeConntrackEntryCount(_ bytes: [UInt8]) throws(ConntrackDecodeError) -> Int? {
+    var count: Int?
+    try forEachMessage(bytes) { at, length, type throws(ConntrackDecodeError) in
+        guard type == CTWire.statsMessage else { return true }
+        guard length >= 20 else { throw ConntrackDecodeError(offset: at, what: "nfgenmsg header", problem: "\(length - 16) bytes, expected 4") }
+        let wire = CTWire(bytes: bytes, offset: at)
+        let a = try wire.attributes((at + 20)..<(at + length), path: "")
+        count = try wire.number(a, 1, "CTA_STATS_GLOBAL_ENTRIES", size: 4).map { Int($0) }
+        return false
+    }
+    return count
+}
+
+/// Walks the netlink messages concatenated in `bytes`, checking each header against the bytes
+/// left: `body` gets a message's offset, length and type, and returns false to stop.
+private func forEachMessage(_ bytes: [UInt8],
+                            _ body: (_ at: Int, _ length: Int, _ type: UInt16) throws(ConntrackDecodeError) -> Bool) throws(ConntrackDecodeError) {
     var at = 0
     while at < bytes.count {
         let remaining = bytes.count - at
@@ -46,33 +74,9 @@ public func decodeConntrackMessages(_ bytes: [UInt8]) throws(ConntrackDecodeErro
         guard length <= remaining else {
             throw ConntrackDecodeError(offset: at, what: "netlink message header", problem: "length \(length), but \(remaining) bytes remain")
         }
-        let type = CTWire.le16(bytes, at + 4)
-        if type == CTWire.newMessage || type == CTWire.deleteMessage {
-            if let e = try CTWire(bytes: bytes, offset: at).entry((at + 16)..<(at + length)) { entries.append(e) }
-        }
+        guard try body(at, length, CTWire.le16(bytes, at + 4)) else { return }
         at = min(bytes.count, (at + length + 3) & ~3)
     }
-    return entries
-}
-
-/// The entry count of an `IPCTNL_MSG_CT_GET_STATS` reply (`CTA_STATS_GLOBAL_ENTRIES`); nil
-/// when `bytes` hold no such reply or it has no count.
-public func decodeConntrackEntryCount(_ bytes: [UInt8]) throws(ConntrackDecodeError) -> Int? {
-    var at = 0
-    while bytes.count - at >= 16 {
-        let length = Int(CTWire.le32(bytes, at))
-        guard length >= 16, length <= bytes.count - at else {
-            throw ConntrackDecodeError(offset: at, what: "netlink message header", problem: "length \(length), \(bytes.count - at) bytes remain")
-        }
-        if CTWire.le16(bytes, at + 4) == CTWire.statsMessage {
-            guard length >= 20 else { throw ConntrackDecodeError(offset: at, what: "nfgenmsg header", problem: "\(length - 16) bytes, expected 4") }
-            let wire = CTWire(bytes: bytes, offset: at)
-            let a = try wire.attributes((at + 20)..<(at + length), path: "")
-            return try wire.number(a, 1, "CTA_STATS_GLOBAL_ENTRIES", size: 4).map { Int($0) }
-        }
-        at = (at + length + 3) & ~3
-    }
-    return nil
 }
 
 /// The wire layout of ctnetlink (linux/netfilter/nfnetlink_conntrack.h), read in place.

@@ -132,7 +132,7 @@ struct RawElementLookup: ElementLookup {
                     got = last.data
                 } else {
                     let raw = [UInt8](attr.payload)
-                    got = TableDecoder.elementData(NetlinkAttribute(rawType: attr.rawType, offset: 0, payload: raw[...]), shape)
+                    got = TableDecoder.elementData(raw, rawType: attr.rawType, shape)
                     lastDatum = (raw, got)
                 }
             default: break

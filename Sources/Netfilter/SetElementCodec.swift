@@ -294,21 +294,10 @@ struct ElementCollector {
                 // An empty value cannot come from the kernel; in a damaged message it is no key at all.
                 guard let key, !key.isEmpty else { keyless += 1; continue }
                 let slot = isMap && !isEnd ? self.slot(ofRaw: datum) : 0
-                addEdge(Self.value(UnsafeRawBufferPointer(rebasing: key.prefix(16)), bigEndian: bigEndian), isEnd: isEnd, slot: slot)
+                addEdge(TableDecoder.value(key.prefix(16), bigEndian: bigEndian), isEnd: isEnd, slot: slot)
             }
             return keyless
         }
-    }
-
-    /// `TableDecoder.value` of borrowed bytes.
-    private static func value(_ bytes: UnsafeRawBufferPointer, bigEndian: Bool) -> Value {
-        var v: UInt128 = 0
-        if bigEndian {
-            for b in bytes { v = v << 8 | UInt128(b) }
-        } else {
-            for b in bytes.reversed() { v = v << 8 | UInt128(b) }
-        }
-        return Value(v, width: bytes.count)
     }
 
     /// The slot of a map start's raw data: the previous element's when the bytes are the same,
@@ -321,8 +310,7 @@ struct ElementCollector {
         if let known = rawIndex[bytes] {
             slot = known
         } else {
-            let attribute = NetlinkAttribute(rawType: datum.rawType, offset: 0, payload: bytes[...])
-            slot = self.slot(of: TableDecoder.elementData(attribute, shape) ?? Self.missingDatum)
+            slot = self.slot(of: TableDecoder.elementData(bytes, rawType: datum.rawType, shape) ?? Self.missingDatum)
             rawIndex[bytes] = slot
         }
         lastRaw = (bytes, slot)

@@ -140,6 +140,12 @@ struct TableDecoder {
         return .value(Value(UInt64(code), width: 4))
     }
 
+    /// `elementData` of an attribute's payload copied out of a `BorrowedAttribute` (the
+    /// decoders of large dumps keep the copy, to reuse the datum for the next elements).
+    static func elementData(_ payload: [UInt8], rawType: UInt16, _ shape: SetShape) -> ElementData? {
+        elementData(NetlinkAttribute(rawType: rawType, offset: 0, payload: payload[...]), shape)
+    }
+
     private func values(_ attr: NetlinkAttribute, _ shape: SetShape) -> [Value] {
         // An empty value cannot come from the kernel; in a damaged message it is no key at all.
         guard let raw = attr.nested[NFTA_DATA_VALUE.u16]?.payload, !raw.isEmpty else { return [] }
@@ -165,8 +171,9 @@ struct TableDecoder {
     }
 
     /// The value of 1 to 16 bytes as stored: in network order, or in host (little-endian)
-    /// order for the few types nft stores that way. Reads the slice in place.
-    static func value(_ bytes: ArraySlice<UInt8>, bigEndian: Bool) -> Value {
+    /// order for the few types nft stores that way. Reads the bytes in place (a slice, or
+    /// `BorrowedAttribute` bytes).
+    static func value(_ bytes: some Collection<UInt8>, bigEndian: Bool) -> Value {
         bigEndian ? Value(bytes: bytes) : Value(bytes: bytes.reversed())
     }
 
