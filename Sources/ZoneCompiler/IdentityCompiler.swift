@@ -157,6 +157,36 @@ struct IdentityCompiler {
         func markIs(_ v: UInt32) -> Expression { .match(.ctMark, .masked(Value(UInt64(mask), width: 4), equals: Value(UInt64(v), width: 4))) }
         let notAnyIface: (Selector) -> [Expression] = { sel in anyIface ? [.lookup([sel], set: "if_all", negated: true)] : [] }
 
+        // Audit mode: a packet no rule admits is audited (logged, passed) instead of denied when
+        // either end is in an audit zone, as the base chains' tail does for addresses.
+        let audited = Set(zones.filter { policy.settings.audit || $0.audit }.map(\.name))
+        let auditedAddresses = zones.contains { audited.contains($0.name) && !$0.members.isEmpty }
+        /// The end of an identity chain of zone `own`. `ifacePeer` is the side on which the other
+        /// end may be an interface zone (its address in no zone); `markPeer`, whether it may be a
+        /// local zone sending over loopback.
+        func denied(own: String, ifacePeer: Selector? = nil, markPeer: Bool = false) -> [Rule] {
+            if audited.contains(own) { return [Rule([.verdict(.goto("audit"))])] }
+            var out: [Rule] = []
+            if auditedAddresses {
+                for f in FamilyInfo.all {
+                    out.append(Rule([.lookup([f.saddr], set: "audit_\(f.tag)", negated: false), .verdict(.goto("audit"))]))
+                    out.append(Rule([.lookup([f.daddr], set: "audit_\(f.tag)", negated: false), .verdict(.goto("audit"))]))
+                }
+            }
+            if let sel = ifacePeer {
+                for z in ifaceZones where audited.contains(z.name) {
+                    for f in FamilyInfo.all {
+                        out.append(Rule([unzoned(f, source: sel == .iifname), .lookup([sel], set: "if_\(z.name)", negated: false),
+                                         .verdict(.goto("audit"))]))
+                    }
+                }
+            }
+            if markPeer {
+                for z in local where audited.contains(z.name) { out.append(Rule([iifLo, markIs(markValue[z.name]!), .verdict(.goto("audit"))])) }
+            }
+            return out + [Rule([.verdict(.goto("deny"))])]
+        }
+
         /// Rules admitting senders of every kind (local by mark, address, interface, world) into `to`.
         func fromAnySender(to: Endpoint, remoteOnly: Bool) -> [Rule] {
             var out: [Rule] = []
@@ -203,28 +233,70 @@ struct IdentityCompiler {
             return out
         }
 
+        /// Rules admitting a local destination from `from`: an address in a zone (the zone's address
+        /// chain, or the member sets), else `host`.
+        func toLocal(from: Endpoint) -> [Rule] {
+            var out: [Rule] = []
+            if case .zone(let name) = from, zoneChains.contains("z_\(name)") {
+                out.append(Rule([.verdict(.jump("z_\(name)"))]))
+            } else {
+                for r in rules(from: from) {
+                    for case .zone(let name) in r.to where members(name) {
+                        out += allow(r.ports, perFamily: { f in [.lookup([f.daddr], set: "m_\(name)_\(f.tag)", negated: false)] })
+                    }
+                }
+            }
+            for r in rules(from: from, to: .host) { out += allow(r.ports, perFamily: { f in [unzoned(f, source: false)] }) }
+            return out
+        }
+        /// Rules admitting a local sender that is no local zone into `to`: an address in a zone,
+        /// else `host`.
+        func fromLocal(to: Endpoint) -> [Rule] {
+            var out: [Rule] = []
+            for r in rules(to: to) {
+                for from in r.from {
+                    switch from {
+                    case .host: out += allow(r.ports, perFamily: { f in [unzoned(f, source: true)] })
+                    case .zone(let name) where members(name):
+                        out += allow(r.ports, perFamily: { f in [.lookup([f.saddr], set: "m_\(name)_\(f.tag)", negated: false)] })
+                    default: break
+                    }
+                }
+            }
+            return out
+        }
+
+        // Identity rules come before the base chains' `ct state invalid goto invalid`, and the
+        // `invalid` chain knows addresses only: a packet an identity governs that conntrack calls
+        // invalid is denied here, as a governed invalid packet is there.
+        let invalid = Rule([.match(.ctState, .anyBit(of: Value(0x1, width: 4))), .verdict(.goto("deny"))])
+
         // Local senders and receivers.
         for z in local {
-            var o: [Rule] = [Rule([oifLo, .setCtMarkField(mask: mask, value: markValue[z.name]!), .verdict(.accept)])]
+            var o: [Rule] = [invalid, Rule([oifLo, .setCtMarkField(mask: mask, value: markValue[z.name]!), .verdict(.accept)])]
             // Address destinations of this zone's rules are in its address chain, when it has one.
             if zoneChains.contains("z_\(z.name)") { o.append(Rule([.verdict(.jump("z_\(z.name)"))])) }
             o += toAnyRemote(from: .zone(z.name))
-            o.append(Rule([.verdict(.goto("deny"))]))
+            o += denied(own: z.name, ifacePeer: .oifname)
             chains.append(Chain(name: "o_\(z.name)", rules: o))
             if z.hasCgroups {
-                chains.append(Chain(name: "i_\(z.name)", rules: fromAnySender(to: .zone(z.name), remoteOnly: false) + [Rule([.verdict(.goto("deny"))])]))
+                chains.append(Chain(name: "i_\(z.name)", rules: [invalid] + fromAnySender(to: .zone(z.name), remoteOnly: false)
+                    + denied(own: z.name, ifacePeer: .iifname, markPeer: true)))
             }
-            let toHost = rules(from: .zone(z.name), to: .host).flatMap { allow($0.ports, perFamily: nil) }
-            if !toHost.isEmpty { chains.append(Chain(name: "l_\(z.name)", rules: toHost + [Rule([.verdict(.goto("deny"))])])) }
+            // Over loopback to a receiver in no local zone: decided on input, by the sender's mark.
+            let toHost = toLocal(from: .zone(z.name))
+            if !toHost.isEmpty || audited.contains(z.name) || auditedAddresses {
+                chains.append(Chain(name: "l_\(z.name)", rules: [invalid] + toHost + denied(own: z.name)))
+            }
         }
         // Interface zones.
         for z in ifaceZones {
             let e = Endpoint.zone(z.name)
             let jump = zoneChains.contains("z_\(z.name)") ? [Rule([.verdict(.jump("z_\(z.name)"))])] : []
-            chains.append(Chain(name: "fi_\(z.name)", rules: jump + toAnyRemote(from: e) + [Rule([.verdict(.goto("deny"))])]))
-            chains.append(Chain(name: "fo_\(z.name)", rules: fromAnySender(to: e, remoteOnly: true) + [Rule([.verdict(.goto("deny"))])]))
-            chains.append(Chain(name: "ii_\(z.name)", rules: rules(from: e, to: .host).flatMap { allow($0.ports, perFamily: nil) } + [Rule([.verdict(.goto("deny"))])]))
-            chains.append(Chain(name: "od_\(z.name)", rules: rules(from: .host, to: e).flatMap { allow($0.ports, perFamily: nil) } + [Rule([.verdict(.goto("deny"))])]))
+            chains.append(Chain(name: "fi_\(z.name)", rules: [invalid] + jump + toAnyRemote(from: e) + denied(own: z.name, ifacePeer: .oifname)))
+            chains.append(Chain(name: "fo_\(z.name)", rules: [invalid] + fromAnySender(to: e, remoteOnly: true) + denied(own: z.name)))
+            chains.append(Chain(name: "ii_\(z.name)", rules: [invalid] + toLocal(from: e) + denied(own: z.name)))
+            chains.append(Chain(name: "od_\(z.name)", rules: [invalid] + fromLocal(to: e) + denied(own: z.name)))
             sets.append(NamedSet(name: "if_\(z.name)", keyType: [.ifname], flags: .interval,
                                  elements: Self.interfaceIntervals(z.interfaces.map { ($0.value, 0) }).map { SetElement(key: [$0.range]) }))
         }
@@ -276,8 +348,11 @@ struct IdentityCompiler {
         for i in table.chains.indices {
             guard let hook = table.chains[i].base?.hook else { continue }
             let extra = hook == .input ? input : hook == .output ? output : forward
-            // After `ct state established,related accept` and the neighbour-discovery accept.
-            table.chains[i].rules.insert(contentsOf: extra, at: min(2, table.chains[i].rules.count))
+            // After `ct state established,related accept`, the neighbour-discovery accept and the
+            // failsafe ports (input), which hold whatever the zones: right before `ct state invalid`.
+            let rules = table.chains[i].rules
+            let at = rules.firstIndex { $0.expressions.last == .verdict(.goto("invalid")) } ?? min(2, rules.count)
+            table.chains[i].rules.insert(contentsOf: extra, at: at)
         }
         let firstBase = table.chains.firstIndex { $0.base != nil } ?? table.chains.count
         table.chains.insert(contentsOf: chains, at: firstBase)

@@ -395,10 +395,12 @@ struct TableBuilder {
     }
 
     /// Zone `zone`'s verdict map in family `f`: each destination zone's intervals → the ports
-    /// chain of what the zone's rules admit towards it. Nil when the zone has no members of the
-    /// family or admits nothing.
+    /// chain of what the zone's rules admit towards it. Nil when the zone admits nothing, or has
+    /// no members of the family and no identity (an interface or a local process sends in
+    /// either family, whatever its addresses).
     func zoneSet(_ zone: Int, _ f: FamilyInfo, _ parts: FamilyParts, _ index: RuleIndex, _ ports: PortChains) -> NamedSet? {
-        guard parts.byZone.contains(zone), index.outgoing[zone] != nil else { return nil }
+        let z = policy.zones[zone]
+        guard parts.byZone.contains(zone) || z.isLocal || !z.interfaces.isEmpty, index.outgoing[zone] != nil else { return nil }
         // Flattened intervals belong to one zone each, so an interval's admission is that of the
         // rules towards its zone: computed once per destination zone, not per interval.
         var runs: [(lo: UInt128, hi: UInt128, data: ElementData)] = []
