@@ -38,9 +38,12 @@ public final class MemberFeed: Sendable {
     /// status must be published now; member counts follow with the next reload).
     public func apply(_ event: MemberEvent) -> (changed: Bool, health: Bool) {
         state.withLock { s in
+            let lostBefore = s.table.lostReason
             let changed = s.table.apply(event)
             var health = false
             if s.table.connected != s.connectedBefore { s.since = Date(); s.connectedBefore = s.table.connected; health = true }
+            // Still lost, for another reason: the status shows the current reason, not the first.
+            if case .lost = event, s.table.lostReason != lostBefore { health = true }
             if case .rejected(let r) = event { note([r], &s); health = true }
             if case .resynced(_, let rejected, _) = event { note(rejected, &s); health = true }
             if changed { s.unsaved = true }

@@ -51,6 +51,8 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
     case malformed(path: String, String)
     /// The watch was cancelled by etcd because its start revision was compacted away.
     case compacted(Int64)
+    /// An answer larger than the client reads.
+    case tooLarge(path: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -58,6 +60,7 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
         case .server(let path, let status, let message): "etcd \(path): HTTP \(status): \(message)"
         case .malformed(let path, let why): "etcd \(path): malformed answer: \(why)"
         case .compacted(let rev): "etcd watch: revision compacted (compact revision \(rev))"
+        case .tooLarge(let path, let limit): "etcd \(path): answer larger than \(limit) bytes"
         }
     }
 }
@@ -124,10 +127,52 @@ public final class EtcdClient: Sendable {
 
     // MARK: Unary calls
 
+    /// Keys asked for in a list's first page: small enough that a page of values at etcd's
+    /// largest request size (1.5 MiB, 2 MiB in base64) stays far below `maximumResponseBytes`
+    /// and the request deadline.
+    public static let firstPageLimit = 8
+    /// At most this many keys per page, whatever their size.
+    public static let maximumPageLimit = 10_000
+    /// A page after the first asks for about this many bytes, going by the previous page's size per key.
+    public static let pageBytes = 4 << 20
+    /// The largest answer read; a bigger one is `EtcdError.tooLarge`.
+    public static let maximumResponseBytes = 64 << 20
+
     /// Every key under `prefix`, and the store's revision at that moment.
-    public func range(prefix: String) async throws -> (kvs: [EtcdKeyValue], revision: Int64) {
-        let r: RangeResponse = try await call("/v3/kv/range", RangeRequest(key: b64(prefix), range_end: b64(Self.rangeEnd(prefix))))
-        return (try (r.kvs ?? []).map { try $0.decoded() }, r.header?.revision?.value ?? 0)
+    ///
+    /// Read in pages (`limit`, each continuing after the last key of the one before), all at the
+    /// revision of the first, so the list is one consistent snapshot however large its values:
+    /// one request for everything could outgrow the request deadline or the answer limit.
+    /// `pageLimit` fixes the page size (tests); `afterPage` runs between pages (tests).
+    /// Throws `EtcdError.compacted` when the first page's revision is compacted meanwhile.
+    public func range(prefix: String, pageLimit: Int? = nil,
+                      afterPage: (@Sendable () async throws -> Void)? = nil) async throws -> (kvs: [EtcdKeyValue], revision: Int64) {
+        let end = b64(Self.rangeEnd(prefix))
+        var from = Array(prefix.utf8)
+        var limit = pageLimit ?? Self.firstPageLimit
+        var revision: Int64 = 0
+        var kvs: [EtcdKeyValue] = []
+        while true {
+            let page: RangeResponse, bytes: Int
+            do {
+                (page, bytes) = try await exchange("/v3/kv/range", RangeRequest(key: b64(from), range_end: end, limit: String(limit),
+                                                                                revision: revision == 0 ? nil : String(revision)))
+            } catch EtcdError.tooLarge where limit > 1 {
+                limit = max(1, limit / 2)  // fewer keys per page, same page again
+                continue
+            } catch EtcdError.server(_, _, let message) where revision != 0 && message.contains("required revision has been compacted") {
+                throw EtcdError.compacted(revision)
+            }
+            if revision == 0 { revision = page.header?.revision?.value ?? 0 }
+            let raw = page.kvs ?? []
+            kvs.append(contentsOf: try raw.map { try $0.decoded() })
+            // The next page starts just after the last key, as bytes: a key need not be UTF-8.
+            guard page.more == true, let last = raw.last?.key.flatMap({ Data(base64Encoded: $0) }) else { break }
+            from = Array(last) + [0]
+            if pageLimit == nil { limit = min(max(1, Self.pageBytes / max(1, bytes / raw.count)), Self.maximumPageLimit) }
+            try await afterPage?()
+        }
+        return (kvs, revision)
     }
 
     /// Stores `value` at `key`, attached to `lease` (0: none). Returns the new revision.
@@ -172,6 +217,11 @@ public final class EtcdClient: Sendable {
     /// Sends one request, starting at the endpoint that last answered and moving on when one
     /// cannot be reached. An error etcd itself returns is not retried elsewhere.
     private func call<Request: Encodable, Response: Decodable>(_ path: String, _ body: Request) async throws -> Response {
+        try await exchange(path, body).response
+    }
+
+    /// `call`, with the size of the answer in bytes.
+    private func exchange<Request: Encodable, Response: Decodable>(_ path: String, _ body: Request) async throws -> (response: Response, bytes: Int) {
         let payload = try JSONEncoder().encode(body)
         let start = current.withLock { $0 }
         var failures: [String] = []
@@ -185,7 +235,11 @@ public final class EtcdClient: Sendable {
             let bytes: ByteBuffer
             do {
                 response = try await http.execute(request, timeout: .nanoseconds(configuration.requestTimeout.nanoseconds))
-                bytes = try await response.body.collect(upTo: 64 << 20)
+                bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
+            } catch is NIOTooManyBytesError {
+                // The endpoint answered: another one would send as much.
+                current.withLock { $0 = n }
+                throw EtcdError.tooLarge(path: path, limit: Self.maximumResponseBytes)
             } catch {
                 failures.append("\(urls[n]): \(error)")
                 continue
@@ -197,7 +251,7 @@ public final class EtcdClient: Sendable {
                 throw EtcdError.server(path: path, status: Int(response.status.code), message: message)
             }
             do {
-                return try JSONDecoder().decode(Response.self, from: data)
+                return (try JSONDecoder().decode(Response.self, from: data), bytes.readableBytes)
             } catch {
                 throw EtcdError.malformed(path: path, "\(error)")
             }
@@ -295,7 +349,7 @@ struct HeaderOnly: Decodable { var header: Header? }
 struct GatewayError: Decodable { var error: String?; var message: String?; var code: Int? }
 struct Wrapped<T: Decodable>: Decodable { var result: T?; var error: GatewayError? }
 
-struct RangeRequest: Encodable { var key: String; var range_end: String? }
+struct RangeRequest: Encodable { var key: String; var range_end: String?; var limit: String? = nil; var revision: String? = nil }
 struct RawKV: Decodable {
     var key: String?; var value: String?; var mod_revision: Int64Text?; var lease: Int64Text?
     func decoded() throws -> EtcdKeyValue {
@@ -304,7 +358,7 @@ struct RawKV: Decodable {
         return EtcdKeyValue(key: String(decoding: k, as: UTF8.self), value: Array(v), modRevision: mod_revision?.value ?? 0, lease: lease?.value ?? 0)
     }
 }
-struct RangeResponse: Decodable { var header: Header?; var kvs: [RawKV]? }
+struct RangeResponse: Decodable { var header: Header?; var kvs: [RawKV]?; var more: Bool? }
 struct PutRequest: Encodable { var key: String; var value: String; var lease: String? }
 struct DeleteResponse: Decodable { var header: Header?; var deleted: Int64Text? }
 struct CompactRequest: Encodable { var revision: String; var physical: Bool }

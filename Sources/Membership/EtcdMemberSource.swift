@@ -41,6 +41,9 @@ public final class EtcdMemberSource: MemberSource {
     private func run(_ out: AsyncStream<MemberEvent>.Continuation) async {
         var backoff = minBackoff
         var lost = false
+        /// Why etcd was last lost: a new reason is logged and reported again, so that status
+        /// and metrics show the current one rather than the first.
+        var lostReason: String?
         while !Task.isCancelled {
             do {
                 let (kvs, revision) = try await client.range(prefix: prefix)
@@ -55,6 +58,7 @@ public final class EtcdMemberSource: MemberSource {
                 out.yield(.resynced(members, rejected: rejected, revision: revision))
                 if lost { logger.info("etcd reachable again", metadata: ["revision": "\(revision)", "members": "\(members.count)"]) }
                 lost = false
+                lostReason = nil
                 backoff = minBackoff
                 if watchDelay > .zero { try await Task.sleep(for: watchDelay) }
                 try await watch(from: revision + 1, out)
@@ -64,11 +68,15 @@ public final class EtcdMemberSource: MemberSource {
                 logger.warning("etcd watch fell behind a compaction; listing again", metadata: ["compact_revision": "\(compact)"])
             } catch {
                 if Task.isCancelled { break }
+                let reason = "\(error)"
                 if !lost {
-                    logger.error("etcd lost; keeping the last known members", metadata: ["error": "\(error)"])
-                    out.yield(.lost("\(error)"))
-                    lost = true
+                    logger.error("etcd lost; keeping the last known members", metadata: ["error": "\(reason)"])
+                } else if reason != lostReason {
+                    logger.error("etcd still lost, for another reason; keeping the last known members", metadata: ["error": "\(reason)"])
                 }
+                if reason != lostReason { out.yield(.lost(reason)) }
+                lost = true
+                lostReason = reason
                 let jitter = Double.random(in: 0.8...1.2)
                 try? await Task.sleep(for: backoff * jitter)
                 backoff = min(backoff * 2, maxBackoff)

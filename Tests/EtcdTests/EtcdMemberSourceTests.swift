@@ -100,6 +100,52 @@ struct EtcdMemberSourceTests {
         await c.shutdown()
     }
 
+    @Test func listsOversizedValuesInPages() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        // 50 bad values of 1.4 MB: 93 MB of base64 in one answer, over the client's 64 MB.
+        let big = [UInt8](repeating: UInt8(ascii: "x"), count: 1_400_000)
+        for i in 0..<50 { try await c.put(prefix + "web/big\(i)", big) }
+        try await c.put(prefix + "web/ok", value("198.51.100.1"))
+        let log = EventLog(EtcdMemberSource(client: c, logger: Logger(label: "t")))
+        let first = try await log.next(within: 60, "first event")
+        guard case .resynced(let members, let rejected, _) = first else { Issue.record("first event: \(first)"); return }
+        #expect(members == [member("web", "ok", "198.51.100.1")])
+        #expect(rejected.count == 50 && rejected.allSatisfy { $0.reason == "value is not JSON" })
+        log.stop()
+        // `member list` reads through the same call.
+        #expect(try await c.range(prefix: prefix).kvs.count == 51)
+        await c.shutdown()
+    }
+
+    @Test func pagesAreReadAtTheFirstPagesRevision() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        for (i, id) in ["a", "b", "c", "d", "e"].enumerated() { try await c.put(prefix + "web/\(id)", value("198.51.100.\(i + 1)")) }
+        let before = try await c.range(prefix: prefix, pageLimit: 100)
+        // Between pages: a key of a later page is deleted, one changes, one is added.
+        let listed = try await c.range(prefix: prefix, pageLimit: 2, afterPage: {
+            try await c.delete(prefix + "web/e")
+            try await c.put(prefix + "web/d", value("198.51.100.99"))
+            try await c.put(prefix + "web/f", value("198.51.100.6"))
+        })
+        #expect(listed.revision == before.revision)
+        #expect(listed.kvs == before.kvs, "one snapshot, at the first page's revision")
+        #expect(try await c.range(prefix: prefix).kvs.map(\.key) == ["a", "b", "c", "d", "f"].map { prefix + "web/" + $0 })
+
+        // The first page's revision compacted away between pages: a compaction error, not a mixed list.
+        do {
+            _ = try await c.range(prefix: prefix, pageLimit: 2, afterPage: {
+                try await c.compact(try await c.put(prefix + "web/g", value("198.51.100.7")))
+            })
+            Issue.record("a list across a compaction succeeded")
+        } catch EtcdError.compacted {
+        } catch {
+            Issue.record("not a compaction error: \(error)")
+        }
+        await c.shutdown()
+    }
+
     @Test func registrationKeepsTheLeaseAliveAndRevokesOnStop() async throws {
         let server = try EtcdServer()
         let c = try client(server)

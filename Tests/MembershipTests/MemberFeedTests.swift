@@ -61,4 +61,14 @@ struct MemberFeedTests {
         #expect(feed.status.rejectionsTotal == 2)
         #expect(feed.status.rejectedKeys == 2)
     }
+
+    @Test func aNewReasonForTheLossIsPublished() {
+        let feed = MemberFeed(prefix: "/zonewall/members/", cached: [], logger: Logger(label: "t"))
+        _ = feed.apply(.resynced([], rejected: [], revision: 3))
+        #expect(feed.apply(.lost("etcd unreachable: connection refused")).health)
+        let again = feed.apply(.lost("etcd /v3/kv/range: answer larger than 67108864 bytes"))
+        #expect(again.health, "the status must show the new reason")
+        #expect(feed.status.lostReason == "etcd /v3/kv/range: answer larger than 67108864 bytes")
+        #expect(!feed.apply(.lost("etcd /v3/kv/range: answer larger than 67108864 bytes")).health)
+    }
 }
