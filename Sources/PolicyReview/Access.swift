@@ -145,6 +145,9 @@ public struct Access: Hashable, Sendable {
         return a
     }
 
+    /// What both admit.
+    public func intersection(_ o: Access) -> Access { subtracting(subtracting(o)) }
+
     /// Whether some traffic is admitted by both.
     public func overlaps(_ o: Access) -> Bool {
         (icmpEcho && o.icmpEcho) || (other && o.other) || TransportProtocol.allCases.contains { ports($0).overlaps(o.ports($0)) }

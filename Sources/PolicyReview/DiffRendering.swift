@@ -14,8 +14,32 @@ extension PolicyDiff {
         if memberChanges > 0 { parts.append(plural(memberChanges, "member change")) }
         if !zonesAdded.isEmpty { parts.append("adds \(plural(zonesAdded.count, "zone"))") }
         if !zonesRemoved.isEmpty { parts.append("removes \(plural(zonesRemoved.count, "zone"))") }
+        if !failsafeOpened.isEmpty { parts.append("failsafe opens \(failsafeOpened.specs.joined(separator: " "))") }
+        if !failsafeClosed.isEmpty { parts.append("failsafe closes \(failsafeClosed.specs.joined(separator: " "))") }
+        if !auditAdded.isEmpty { parts.append("audits \(plural(auditAdded.count, "zone")) (denied but passes)") }
+        if !auditRemoved.isEmpty { parts.append("ends audit of \(plural(auditRemoved.count, "zone")) (denied again)") }
         return parts.joined(separator: ", ")
     }
+
+    /// What is responsible for a flow: its rules, and `settings.failsafe` for failsafe ports.
+    func sources(_ f: Flow, opened: Bool) -> [String] {
+        var out = f.rules.map(place)
+        if !f.failsafe.isEmpty {
+            let at = (opened ? newSettingsLocation : oldSettingsLocation).map { " \($0.path):\($0.line)" } ?? ""
+            out.append("settings.failsafe" + at)
+        }
+        return out
+    }
+
+    /// `path:line` of the settings that hold the failsafe ports, for one side.
+    func settingsPlace(opened: Bool) -> String? {
+        (opened ? newSettingsLocation : oldSettingsLocation).map { "\($0.path):\($0.line)" }
+    }
+
+    /// What failsafe ports mean, for headings.
+    static let failsafeMeaning = "inbound to this host from every zone and world, whatever the rules"
+    /// What audit mode means, for headings.
+    static let auditMeaning = "what the policy denies to or from the zone passes, logged as audit"
 
     /// The stable JSON form: every key always present, every list sorted.
     public var json: JSONValue {
@@ -32,6 +56,8 @@ extension PolicyDiff {
             "closed": flows(closed),
             "members": ["added": members(membersAdded), "removed": members(membersRemoved)],
             "zones": ["added": .array(zonesAdded.map(JSONValue.string)), "removed": .array(zonesRemoved.map(JSONValue.string))],
+            "failsafe": ["opened": .array(failsafeOpened.specs.map(JSONValue.string)), "closed": .array(failsafeClosed.specs.map(JSONValue.string))],
+            "audit": ["added": .array(auditAdded.map(JSONValue.string)), "removed": .array(auditRemoved.map(JSONValue.string))],
         ]
     }
 
@@ -44,7 +70,8 @@ extension PolicyDiff {
             out += "\n\(title):\n"
             for f in flows {
                 out += "  \(sign) \(f.from) → \(f.to): \(f.ports.joined(separator: ", "))"
-                if !f.rules.isEmpty { out += "  (\(f.rules.map(place).joined(separator: ", ")))" }
+                let why = sources(f, opened: sign == "+")
+                if !why.isEmpty { out += "  (\(why.joined(separator: ", ")))" }
                 out += "\n"
             }
         }
@@ -60,6 +87,19 @@ extension PolicyDiff {
             for z in zonesAdded { out += "  + \(z)\n" }
             for z in zonesRemoved { out += "  - \(z)\n" }
         }
+        if !failsafeOpened.isEmpty || !failsafeClosed.isEmpty {
+            out += "\nfailsafe (\(Self.failsafeMeaning)):\n"
+            for (a, sign) in [(failsafeOpened, "+"), (failsafeClosed, "-")] where !a.isEmpty {
+                out += "  \(sign) \(a.specs.joined(separator: ", "))"
+                if let at = settingsPlace(opened: sign == "+") { out += "  (settings at \(at))" }
+                out += "\n"
+            }
+        }
+        if !auditAdded.isEmpty || !auditRemoved.isEmpty {
+            out += "\naudit (\(Self.auditMeaning)):\n"
+            for z in auditAdded { out += "  + \(z): denied but passes (audited)\n" }
+            for z in auditRemoved { out += "  - \(z): denied again (audit off)\n" }
+        }
         return out
     }
 
@@ -74,7 +114,8 @@ extension PolicyDiff {
             guard !flows.isEmpty else { return }
             out += "\n#### \(title)\n\n| from | to | ports | rule (\(ruleSide) policy) |\n|---|---|---|---|\n"
             for f in flows {
-                let rules = f.rules.isEmpty ? "—" : f.rules.map { "`\(markdownCode(place($0)))`" }.joined(separator: "<br>")
+                let why = sources(f, opened: ruleSide == "new")
+                let rules = why.isEmpty ? "—" : why.map { "`\(markdownCode($0))`" }.joined(separator: "<br>")
                 out += "| \(f.from) | \(f.to) | \(f.ports.map { "`\($0)`" }.joined(separator: " ")) | \(rules) |\n"
             }
         }
@@ -89,6 +130,19 @@ extension PolicyDiff {
             out += "\n#### Zones\n\n"
             if !zonesAdded.isEmpty { out += "- added: \(zonesAdded.map { "`\($0)`" }.joined(separator: ", "))\n" }
             if !zonesRemoved.isEmpty { out += "- removed: \(zonesRemoved.map { "`\($0)`" }.joined(separator: ", "))\n" }
+        }
+        if !failsafeOpened.isEmpty || !failsafeClosed.isEmpty {
+            out += "\n#### Failsafe ports\n\n\(Self.failsafeMeaning.prefix(1).uppercased() + Self.failsafeMeaning.dropFirst()).\n\n"
+            for (a, word, opened) in [(failsafeOpened, "opened", true), (failsafeClosed, "closed", false)] where !a.isEmpty {
+                out += "- \(word): \(a.specs.map { "`\($0)`" }.joined(separator: " "))"
+                if let at = settingsPlace(opened: opened) { out += " (settings at `\(markdownCode(at))`)" }
+                out += "\n"
+            }
+        }
+        if !auditAdded.isEmpty || !auditRemoved.isEmpty {
+            out += "\n#### Audit mode\n\n\(Self.auditMeaning.prefix(1).uppercased() + Self.auditMeaning.dropFirst()).\n\n"
+            if !auditAdded.isEmpty { out += "- denied but passes (audited): \(auditAdded.map { "`\($0)`" }.joined(separator: ", "))\n" }
+            if !auditRemoved.isEmpty { out += "- denied again (audit off): \(auditRemoved.map { "`\($0)`" }.joined(separator: ", "))\n" }
         }
         if !opened.isEmpty || !closed.isEmpty {
             out += "\n```mermaid\n" + mermaid + "```\n"

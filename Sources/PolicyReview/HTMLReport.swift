@@ -44,6 +44,10 @@ public struct HTMLReport: Sendable {
         var opened: [EndpointPair: Access] = [:], closed: [EndpointPair: Access] = [:]
         for f in diff?.opened ?? [] { opened[f.pair] = f.access }
         for f in diff?.closed ?? [] { closed[f.pair] = f.access }
+        let auditAdded = Set(diff?.auditAdded ?? []), auditRemoved = Set(diff?.auditRemoved ?? [])
+        func names(_ set: Set<String>, _ p: EndpointPair) -> Bool {
+            [p.from, p.to].contains { if case .zone(let z) = $0 { set.contains(z) } else { false } }
+        }
         let e = Self.escape
 
         var out = """
@@ -63,6 +67,7 @@ public struct HTMLReport: Sendable {
             #matrix thead th { writing-mode: vertical-rl; transform: rotate(180deg); }
             td.allow { background: #d1f7d6; } td.deny { background: #f6f8fa; color: #8c959f; }
             td.ungoverned { background: #fff8c5; color: #7d4e00; }
+            td.audit { background: #fbefff; color: #8250df; } td[data-audit="true"] { border: 2px dashed #8250df; }
             td[data-change="opened"] { outline: 3px solid #2da44e; } td[data-change="closed"] { outline: 3px solid #cf222e; }
             td.selected { box-shadow: inset 0 0 0 2px #0969da; }
             #detail { position: sticky; top: 0; background: #ddf4ff; padding: 6px 10px; border: 1px solid #54aeff; margin: 8px 0; min-height: 1.4em; }
@@ -71,7 +76,7 @@ public struct HTMLReport: Sendable {
             </head>
             <body>
             <h1>zonewall policy report</h1>
-            <p>\(policy.zones.count) zones, \(policy.zones.reduce(0) { $0 + $1.members.count }) members, \(policy.rules.count) allow rules. Green cells are allowed (the ports are written in the cell), grey cells denied, yellow cells not governed by zonewall (neither end is a zone). Hover or click a cell to see the deciding rule.</p>
+            <p>\(policy.zones.count) zones, \(policy.zones.reduce(0) { $0 + $1.members.count }) members, \(policy.rules.count) allow rules. Green cells are allowed (the ports are written in the cell), grey cells denied, purple cells denied but passing because a zone is in audit mode (dashed: the rest of an allowed cell passes audited), yellow cells not governed by zonewall (neither end is a zone). Hover or click a cell to see the deciding rule.</p>
 
             """
         if let diff {
@@ -91,6 +96,17 @@ public struct HTMLReport: Sendable {
             }
             if !diff.zonesAdded.isEmpty { out += "<p>Zones added: <code>\(e(diff.zonesAdded.joined(separator: ", ")))</code></p>\n" }
             if !diff.zonesRemoved.isEmpty { out += "<p>Zones removed: <code>\(e(diff.zonesRemoved.joined(separator: ", ")))</code></p>\n" }
+            for (a, word, cls, at) in [(diff.failsafeOpened, "opened", "opened", diff.newSettingsLocation),
+                                       (diff.failsafeClosed, "closed", "closed", diff.oldSettingsLocation)] where !a.isEmpty {
+                let place = at.map { " (settings at <code>\(e("\($0.path):\($0.line)"))</code>)" } ?? ""
+                out += "<p class=\"\(cls)\" id=\"failsafe-\(cls)\">Failsafe ports \(word), \(e(PolicyDiff.failsafeMeaning)): <code>\(e(a.specs.joined(separator: ", ")))</code>\(place)</p>\n"
+            }
+            if !diff.auditAdded.isEmpty {
+                out += "<p class=\"opened\" id=\"audit-added\">Audit mode on, denied but passes (audited), \(e(PolicyDiff.auditMeaning)): <code>\(e(diff.auditAdded.joined(separator: ", ")))</code></p>\n"
+            }
+            if !diff.auditRemoved.isEmpty {
+                out += "<p class=\"closed\" id=\"audit-removed\">Audit mode off, denied again: <code>\(e(diff.auditRemoved.joined(separator: ", ")))</code></p>\n"
+            }
         }
 
         out += "<h2>Reachability (rows: from, columns: to)</h2>\n"
@@ -105,20 +121,35 @@ public struct HTMLReport: Sendable {
             for t in shown {
                 let pair = EndpointPair(from: f, to: t)
                 let ids = "data-from=\"\(e(f.description))\" data-to=\"\(e(t.description))\""
-                var change = ""
-                if opened[pair] != nil { change = " data-change=\"opened\"" } else if closed[pair] != nil { change = " data-change=\"closed\"" }
                 if !pair.isGoverned {
                     out += "<td class=\"ungoverned\" data-state=\"ungoverned\" \(ids) title=\"\(e("\(pair): not governed by zonewall"))\">·</td>"
                     continue
                 }
                 let access = model.access(pair)
-                if access.isEmpty {
+                // Audit mode lets through whatever the pair does not admit: nothing to let through under `any`.
+                let audited = model.isAudited(pair) && !access.isEverything
+                var change = ""
+                if opened[pair] != nil || (!access.isEverything && names(auditAdded, pair)) {
+                    change = " data-change=\"opened\""
+                } else if closed[pair] != nil || (!audited && !access.isEverything && names(auditRemoved, pair)) {
+                    change = " data-change=\"closed\""
+                }
+                let auditNote = "denied but passes (audited)"
+                if access.isEmpty && audited {
+                    out += "<td class=\"audit\" data-state=\"audit\" \(ids)\(change) title=\"\(e("\(pair): no allow rule; \(auditNote)"))\">audit</td>"
+                } else if access.isEmpty {
                     out += "<td class=\"deny\" data-state=\"deny\" \(ids)\(change) title=\"\(e("\(pair): denied, no allow rule"))\">–</td>"
                 } else {
                     let specs = access.specs.joined(separator: ", ")
-                    let rules = (model.rulesByPair[pair] ?? []).map { "\(place($0)) (\($0.ports.map(\.description).joined(separator: ", ")))" }
-                    let title = "\(pair): \(specs)\nrule: \(rules.joined(separator: "; "))"
-                    out += "<td class=\"allow\" data-state=\"allow\" \(ids)\(change) data-ports=\"\(e(specs))\" data-rule=\"\(e(rules.joined(separator: "; ")))\" title=\"\(e(title))\">\(e(specs))</td>"
+                    var rules = (model.rulesByPair[pair] ?? []).map { "\(place($0)) (\($0.ports.map(\.description).joined(separator: ", ")))" }
+                    let failsafe = model.failsafeAccess(pair, within: access)
+                    if !failsafe.isEmpty {
+                        let at = policy.settings.location.map { " \($0.path):\($0.line)" } ?? ""
+                        rules.append("settings.failsafe\(at) (\(failsafe.specs.joined(separator: ", ")))")
+                    }
+                    var title = "\(pair): \(specs)\nrule: \(rules.joined(separator: "; "))"
+                    if audited { title += "\nother traffic: \(auditNote)" }
+                    out += "<td class=\"allow\" data-state=\"allow\" \(ids)\(change)\(audited ? " data-audit=\"true\"" : "") data-ports=\"\(e(specs))\" data-rule=\"\(e(rules.joined(separator: "; ")))\" title=\"\(e(title))\">\(e(specs))</td>"
                 }
             }
             out += "</tr>\n"
@@ -142,7 +173,9 @@ public struct HTMLReport: Sendable {
                   cells.forEach(function (c) { c.classList.remove('selected'); });
                   td.classList.add('selected');
                   var what = td.dataset.state === 'allow' ? 'allowed: ' + td.dataset.ports + ' by ' + td.dataset.rule
-                           : td.dataset.state === 'deny' ? 'denied: no allow rule' : 'not governed by zonewall';
+                             + (td.dataset.audit ? '; other traffic: denied but passes (audited)' : '')
+                           : td.dataset.state === 'deny' ? 'denied: no allow rule'
+                           : td.dataset.state === 'audit' ? 'no allow rule; denied but passes (audited)' : 'not governed by zonewall';
                   detail.textContent = td.dataset.from + ' \\u2192 ' + td.dataset.to + ': ' + what
                     + (td.dataset.change ? ' (' + td.dataset.change + ' by this change)' : '');
                 });

@@ -13,6 +13,8 @@ public struct PolicyDiff: Sendable {
         public var access: Access
         /// The rules responsible: in the new policy for an opened flow, in the old for a closed one.
         public var rules: [AllowRule]
+        /// The part of `access` that `settings.failsafe` admits (a zone → host flow), not a rule.
+        public var failsafe: Access = .none
 
         public var from: Endpoint { pair.from }
         public var to: Endpoint { pair.to }
@@ -54,11 +56,29 @@ public struct PolicyDiff: Sendable {
     public var zonesAdded: [String] = []
     /// Zones the new policy removes, sorted.
     public var zonesRemoved: [String] = []
+    /// Failsafe ports the new policy adds: open to this host from every zone and `world`.
+    public var failsafeOpened: Access = .none
+    /// Failsafe ports the new policy removes.
+    public var failsafeClosed: Access = .none
+    /// Where the new policy's `settings` are written (for opened failsafe ports).
+    public var newSettingsLocation: SourceLocation?
+    /// Where the old policy's `settings` are written (for closed failsafe ports).
+    public var oldSettingsLocation: SourceLocation?
+    /// Zones put in audit mode, sorted: what the policy denies to or from them now passes, logged.
+    /// An opening of every denied flow with the zone at one end, kept per zone (not per pair).
+    public var auditAdded: [String] = []
+    /// Zones of both policies taken out of audit mode, sorted: their denied traffic is denied again.
+    public var auditRemoved: [String] = []
 
     /// True when the meaning did not change.
     public var isEmpty: Bool {
         opened.isEmpty && closed.isEmpty && membersAdded.isEmpty && membersRemoved.isEmpty && zonesAdded.isEmpty && zonesRemoved.isEmpty
+            && failsafeOpened.isEmpty && failsafeClosed.isEmpty && auditAdded.isEmpty && auditRemoved.isEmpty
     }
+
+    /// Whether the change lets through traffic that did not pass before: opened flows, failsafe
+    /// ports or audit mode.
+    public var opens: Bool { !opened.isEmpty || !failsafeOpened.isEmpty || !auditAdded.isEmpty }
 
     /// The difference from `old` to `new`.
     public init(from old: Policy, to new: Policy) {
@@ -73,15 +93,28 @@ public struct PolicyDiff: Sendable {
             let a = before.access(pair), b = after.access(pair)
             if a == b { continue }
             let gained = b.subtracting(a), lost = a.subtracting(b)
-            if !gained.isEmpty { opened.append(Flow(pair: pair, access: gained, rules: after.rules(for: pair, admitting: gained))) }
-            if !lost.isEmpty { closed.append(Flow(pair: pair, access: lost, rules: before.rules(for: pair, admitting: lost))) }
+            if !gained.isEmpty {
+                opened.append(Flow(pair: pair, access: gained, rules: after.rules(for: pair, admitting: gained),
+                                   failsafe: after.failsafeAccess(pair, within: gained)))
+            }
+            if !lost.isEmpty {
+                closed.append(Flow(pair: pair, access: lost, rules: before.rules(for: pair, admitting: lost),
+                                   failsafe: before.failsafeAccess(pair, within: lost)))
+            }
         }
         opened.sort()
         closed.sort()
+        failsafeOpened = after.failsafe.subtracting(before.failsafe)
+        failsafeClosed = before.failsafe.subtracting(after.failsafe)
+        newSettingsLocation = new.settings.location
+        oldSettingsLocation = old.settings.location
 
         let oldNames = Set(old.zones.map(\.name)), newNames = Set(new.zones.map(\.name))
         zonesAdded = newNames.subtracting(oldNames).sorted()
         zonesRemoved = oldNames.subtracting(newNames).sorted()
+        auditAdded = after.auditedZones.subtracting(before.auditedZones).sorted()
+        // A removed zone's traffic is gone with it; only zones still there are enforced again.
+        auditRemoved = before.auditedZones.subtracting(after.auditedZones).intersection(newNames).sorted()
 
         let m0 = Membership(old), m1 = Membership(new)
         for zone in oldNames.union(newNames) {

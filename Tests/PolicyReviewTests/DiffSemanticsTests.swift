@@ -176,6 +176,62 @@ import ZonePolicy
         #expect(diff.opened.isEmpty && diff.closed.isEmpty)
     }
 
+    /// `settings.failsafe` opens its ports to this host from every zone (and world) whatever the
+    /// rules: adding one is an opening of zone → host for every zone not already allowed them.
+    @Test func failsafePortsAreOpeningsToTheHostFromEveryZone() {
+        let before = policy(rules: Self.base + "  - {from: db, to: host, ports: [tcp/3306]}\n")
+        let after = policy(rules: Self.base + "  - {from: db, to: host, ports: [tcp/3306]}\nsettings:\n  failsafe: [tcp/3306]\n")
+        let diff = PolicyDiff(from: before, to: after)
+        #expect(!diff.isEmpty && diff.opens)
+        #expect(diff.failsafeOpened.specs == ["tcp/3306"])
+        #expect(diff.closed.isEmpty)
+        // db → host already had tcp/3306 by a rule: no change there.
+        #expect(diff.opened.map { "\($0.pair): \($0.ports)" }
+                == ["api → host: [\"tcp/3306\"]", "backend → host: [\"tcp/3306\"]", "cache → host: [\"tcp/3306\"]", "web → host: [\"tcp/3306\"]"])
+        #expect(diff.opened.allSatisfy { $0.failsafe.specs == ["tcp/3306"] && $0.rules.isEmpty })
+        #expect(diff.summary == "opens 4 flows, closes 0, failsafe opens tcp/3306")
+        #expect(diff.text.contains("  + web → host: tcp/3306  (settings.failsafe rules.yaml:"))
+        #expect(diff.text.contains("failsafe (inbound to this host from every zone and world, whatever the rules):\n  + tcp/3306  (settings at rules.yaml:"))
+        #expect(diff.markdown.contains("#### Failsafe ports"))
+        #expect(diff.json.rendered.contains("\"failsafe\": {\n    \"closed\": [],\n    \"opened\": [\"tcp/3306\"]\n  }"))
+
+        let reverse = PolicyDiff(from: after, to: before)
+        #expect(!reverse.isEmpty && !reverse.opens)
+        #expect(reverse.failsafeClosed.specs == ["tcp/3306"])
+        #expect(reverse.closed.map(\.pair.description) == ["api → host", "backend → host", "cache → host", "web → host"])
+        #expect(reverse.summary == "opens 0 flows, closes 4, failsafe closes tcp/3306")
+
+        // The same failsafe port, also written as a rule, is no change.
+        let ruled = policy(rules: Self.base + "  - {from: [web, api, backend, db, cache], to: host, ports: [tcp/3306]}\n")
+        let same = PolicyDiff(from: after, to: policy(rules: Self.base + "  - {from: [web, api, backend, db, cache], to: host, ports: [tcp/3306]}\nsettings:\n  failsafe: [tcp/3306]\n"))
+        #expect(same.opened.isEmpty && same.closed.isEmpty, "\(same.text)")
+        let onlyPorts = PolicyDiff(from: ruled, to: after)
+        #expect(onlyPorts.opened.isEmpty && onlyPorts.closed.isEmpty && onlyPorts.failsafeOpened.specs == ["tcp/3306"])
+        #expect(!onlyPorts.isEmpty)
+    }
+
+    /// Audit mode lets a zone's denied traffic pass (logged): turning it on opens, off closes.
+    @Test func auditModeIsAnOpeningPerZone() {
+        let enforced = policy(rules: Self.base)
+        let all = policy(rules: Self.base + "settings:\n  audit: true\n")
+        let one = policy(rules: Self.base, zones: zonesYAML.replacingOccurrences(of: "db: {members: [203.0.113.5, 203.0.113.6]}",
+                                                                                 with: "db: {members: [203.0.113.5, 203.0.113.6], audit: true}"))
+        let d1 = PolicyDiff(from: enforced, to: one)
+        #expect(!d1.isEmpty && d1.opens)
+        #expect(d1.auditAdded == ["db"] && d1.auditRemoved.isEmpty)
+        #expect(d1.summary == "opens 0 flows, closes 0, audits 1 zone (denied but passes)")
+        #expect(d1.text.contains("  + db: denied but passes (audited)\n"))
+        #expect(d1.markdown.contains("denied but passes (audited): `db`"))
+        #expect(d1.json.rendered.contains("\"audit\": {\n    \"added\": [\"db\"],\n    \"removed\": []\n  }"))
+
+        let dAll = PolicyDiff(from: one, to: all)
+        #expect(dAll.auditAdded == ["api", "backend", "cache", "web"])
+        let off = PolicyDiff(from: all, to: enforced)
+        #expect(off.auditRemoved == ["api", "backend", "cache", "db", "web"] && !off.opens && !off.isEmpty)
+        #expect(off.text.contains("  - web: denied again (audit off)\n"))
+        #expect(PolicyDiff(from: all, to: all).isEmpty)
+    }
+
     @Test func jsonIsStableWithEveryKeyPresent() {
         let moved = zonesYAML.replacingOccurrences(of: "[203.0.113.5, 203.0.113.6]", with: "[203.0.113.5, 203.0.113.6, 203.0.113.21]")
         let after = Self.base.replacingOccurrences(of: "ports: [tcp/443, icmp]", with: "ports: [tcp/443]")
@@ -183,6 +239,10 @@ import ZonePolicy
         let diff = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: after, zones: moved))
         #expect(diff.json.rendered == """
             {
+              "audit": {
+                "added": [],
+                "removed": []
+              },
               "closed": [
                 {
                   "from": "world",
@@ -190,6 +250,10 @@ import ZonePolicy
                   "to": "web"
                 }
               ],
+              "failsafe": {
+                "closed": [],
+                "opened": []
+              },
               "members": {
                 "added": [
                   {
@@ -219,7 +283,7 @@ import ZonePolicy
 
             """)
         let none = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base))
-        #expect(none.json.rendered == "{\n  \"closed\": [],\n  \"members\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"opened\": [],\n  \"zones\": {\n    \"added\": [],\n    \"removed\": []\n  }\n}\n")
+        #expect(none.json.rendered == "{\n  \"audit\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"closed\": [],\n  \"failsafe\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"members\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"opened\": [],\n  \"zones\": {\n    \"added\": [],\n    \"removed\": []\n  }\n}\n")
     }
 }
 

@@ -41,6 +41,30 @@ import ZonePolicy
         #expect(html.contains("<tr data-zone=\"metrics\">"))
     }
 
+    /// Failsafe ports and audit mode change what passes: the matrix shows and outlines those cells.
+    @Test func failsafeAndAuditAreMarkedInTheMatrix() throws {
+        let zones = "zones:\n  web: {members: [192.0.2.1]}\n  db: {members: [192.0.2.2]}\n  legacy: {members: [192.0.2.3]}\n"
+        let rules = "allow:\n  - {from: web, to: db, ports: [tcp/5432]}\n"
+        let old = load(zones + rules)
+        let new = load(zones.replacingOccurrences(of: "legacy: {members: [192.0.2.3]}", with: "legacy: {members: [192.0.2.3], audit: true}")
+                       + rules + "settings:\n  failsafe: [tcp/3306]\n")
+        let diff = PolicyDiff(from: old, to: new)
+        let html = HTMLReport(policy: new, diff: diff, baseName: "main").html
+        let toHost = try #require(cell(html, from: "web", to: "host"))
+        #expect(toHost.contains("data-state=\"allow\"") && toHost.contains("data-change=\"opened\"") && toHost.contains(">tcp/3306</td>"), "\(toHost)")
+        #expect(toHost.contains("settings.failsafe"))
+        let audited = try #require(cell(html, from: "web", to: "legacy"))
+        #expect(audited.contains("data-state=\"audit\"") && audited.contains("data-change=\"opened\""), "\(audited)")
+        let unchanged = try #require(cell(html, from: "web", to: "db"))
+        #expect(!unchanged.contains("data-change"))
+        #expect(html.contains("id=\"failsafe-opened\"") && html.contains("id=\"audit-added\""))
+
+        let back = HTMLReport(policy: old, diff: PolicyDiff(from: new, to: old), baseName: "main").html
+        #expect(try #require(cell(back, from: "web", to: "host")).contains("data-change=\"closed\""))
+        let enforced = try #require(cell(back, from: "legacy", to: "db"))
+        #expect(enforced.contains("data-state=\"deny\"") && enforced.contains("data-change=\"closed\""), "\(enforced)")
+    }
+
     @Test func textIsEscaped() {
         let p = load("zones:\n  web: {description: \"<b>&'\\\"\", members: [192.0.2.1]}\nallow:\n  - {from: world, to: web, ports: [tcp/443]}\n")
         let html = HTMLReport(policy: p).html

@@ -51,6 +51,10 @@ cd "$REPO"
 expect_status "diff --base HEAD~1 reports a change" 5 $?
 cat >"$WORK/want.json" <<'JSON'
 {
+  "audit": {
+    "added": [],
+    "removed": []
+  },
   "closed": [
     {
       "from": "world",
@@ -58,6 +62,10 @@ cat >"$WORK/want.json" <<'JSON'
       "to": "web"
     }
   ],
+  "failsafe": {
+    "closed": [],
+    "opened": []
+  },
   "members": {
     "added": [
       {
