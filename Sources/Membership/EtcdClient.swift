@@ -175,6 +175,12 @@ public final class EtcdClient: Sendable {
         return (kvs, revision)
     }
 
+    /// The key-value at exactly `key`; nil when there is none.
+    public func get(_ key: String) async throws -> EtcdKeyValue? {
+        let r: RangeResponse = try await call("/v3/kv/range", RangeRequest(key: b64(key), range_end: nil))
+        return try r.kvs?.first?.decoded()
+    }
+
     /// Stores `value` at `key`, attached to `lease` (0: none). Returns the new revision.
     @discardableResult
     public func put(_ key: String, _ value: [UInt8], lease: Int64 = 0) async throws -> Int64 {

@@ -6,7 +6,8 @@ import ZonePolicy
 ///
 /// The key disappears when the lease is revoked (a clean stop) or expires (the process died).
 /// If etcd forgets the lease (expired during an outage), the registration grants a new one and
-/// writes the key again.
+/// writes the key again; if the key is deleted while the lease lives, it writes the key again
+/// under the same lease (checked at every renewal).
 public struct Registration: Sendable {
     public let client: EtcdClient
     public let member: Member
@@ -38,9 +39,16 @@ public struct Registration: Sendable {
                     report("registered \(key) \(member.addresses.map(\.description).joined(separator: ",")) lease \(String(granted.id, radix: 16)) ttl \(granted.ttl)s")
                 }
                 try await Task.sleep(for: .milliseconds(max(ttl * 1000 / 3, 200)))
-                if let id = lease, try await client.keepAlive(id) <= 0 {
-                    report("lease \(String(id, radix: 16)) expired; registering again")
-                    lease = nil
+                if let id = lease {
+                    if try await client.keepAlive(id) <= 0 {
+                        report("lease \(String(id, radix: 16)) expired; registering again")
+                        lease = nil
+                    } else if try await client.get(key) == nil {
+                        // Deleted by hand (etcdctl del) while the lease lives on: without the
+                        // key the instance is no member, however long the lease is renewed.
+                        try await client.put(key, MemberValue.encode(member.addresses), lease: id)
+                        report("\(key) was deleted; registered again under lease \(String(id, radix: 16))")
+                    }
                 }
                 backoff = .milliseconds(200)
             } catch is CancellationError {

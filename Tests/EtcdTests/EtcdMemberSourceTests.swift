@@ -162,6 +162,30 @@ struct EtcdMemberSourceTests {
         #expect(lines.all.last?.hasPrefix("revoked lease") == true)
         await c.shutdown()
     }
+
+    @Test func registrationWritesItsKeyAgainWhenItIsDeleted() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        let lines = LineLog()
+        let registration = Registration(client: c, member: member("web", "r2", "198.51.100.6"), ttl: 3) { lines.add($0) }
+        let task = Task { try await registration.run() }
+        func held() async throws -> EtcdKeyValue? {
+            for _ in 0..<100 {
+                if let kv = try await c.get(prefix + "web/r2") { return kv }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return nil
+        }
+        let first = try #require(try await held(), "registered")
+        try await c.delete(prefix + "web/r2")
+        let again = try #require(try await held(), "written again within a renewal (1 s)")
+        #expect(again.lease == first.lease && again.value == first.value)
+        #expect(lines.all.contains { $0.contains("was deleted; registered again") })
+        task.cancel()
+        _ = await task.result
+        #expect(try await c.get(prefix + "web/r2") == nil, "revoked at once")
+        await c.shutdown()
+    }
 }
 
 func member(_ zone: String, _ id: String, _ addresses: String...) -> Member {
