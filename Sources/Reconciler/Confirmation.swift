@@ -72,6 +72,21 @@ public struct ConfirmationStore: Sendable {
         return try? decoder.decode(PendingConfirmation.self, from: data)
     }
 
+    /// The pending confirmations of every policy directory in `netns` whose owner still runs:
+    /// a plain `apply` over one of them would be undone at its deadline, silently.
+    public static func pending(inNamespace netns: String?, directory: String? = nil) -> [PendingConfirmation] {
+        let dir = directory ?? ProcessInfo.processInfo.environment["ZONEWALL_CONFIRM_DIR"] ?? "/run/zonewall/confirm"
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasSuffix(".pending.json") }.sorted().compactMap { name in
+            guard let data = FileManager.default.contents(atPath: "\(dir)/\(name)"),
+                  let p = try? decoder.decode(PendingConfirmation.self, from: data),
+                  p.netns == netns, kill(p.pid, 0) == 0 else { return nil }
+            return p
+        }
+    }
+
     /// Confirms: deletes the pending file. Returns what was confirmed, nil when nothing was pending
     /// (or its owner already claimed it at the deadline).
     public func confirm() -> PendingConfirmation? {

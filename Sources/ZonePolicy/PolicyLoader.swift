@@ -298,7 +298,15 @@ struct FileParser {
             reader.diagnostics.append(.error(SourceLocation(path: reader.path, line: 1, column: 1), "cannot parse YAML: \(error)"))
             return fragment
         }
-        guard let root, !DocumentReader.isNull(root) else { return fragment }  // an empty file adds nothing
+        guard let root, !DocumentReader.isNull(root) else {
+            // Refused rather than read as "adds nothing": an editor that truncates a file and then
+            // writes it leaves it empty for a moment, and a daemon reloading then would drop every
+            // zone the file declares, opening what they closed.
+            reader.diagnostics.append(.error(SourceLocation(path: reader.path, line: 1, column: 1),
+                                             "the file holds no YAML document (it is empty, or only comments or null)",
+                                             hint: "a half-written save? A file that deliberately declares nothing holds {}"))
+            return fragment
+        }
         guard reader.checkExpansion(root, maxDepth: maxDepth) else { return fragment }
         guard let entries = reader.entries(root, what: "the top level", allowed: Self.topKeys) else { return fragment }
         for (key, keyNode, value) in entries {

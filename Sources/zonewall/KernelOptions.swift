@@ -24,6 +24,17 @@ struct KernelOptions: ParsableArguments {
         return StateFile.defaultPath(namespace: netns, policyDirectory: policies)
     }
 
+    /// Takes the namespace's lock for this process (`NamespaceLock`), described as `holder`;
+    /// exit 1 when another zonewall holds it. Keep the result alive while the table is changed.
+    func lockNamespace(holder: String) throws -> NamespaceLock? {
+        do {
+            return try NamespaceLock.acquire(namespace: netns, holder: "\(holder) (pid \(getpid()))")
+        } catch {
+            printError("zonewall: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
     /// Where the commands act, for messages: `table inet zonewall in netns zw-1`.
     func place(_ table: String) -> String {
         netns.map { "\(table) in netns \($0)" } ?? table

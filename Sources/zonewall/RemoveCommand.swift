@@ -1,5 +1,6 @@
 import ArgumentParser
 import Netfilter
+import Reconciler
 import Ruleset
 import ZoneCompiler
 
@@ -14,6 +15,8 @@ struct RemoveCommand: ParsableCommand {
 
     func run() throws {
         let place = kernelOptions.place(KernelSync.tableName)
+        let lock = try kernelOptions.lockNamespace(holder: "zonewall remove")
+        defer { withExtendedLifetime(lock) {} }
         let removed = try withKernelErrors("removing \(place)") { () throws -> Bool in
             let kernel = try kernelOptions.openKernel()
             let snapshot = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)

@@ -96,6 +96,9 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "zonewall")
+        // A daemon whose log reader went away keeps enforcing: writes to a closed pipe fail
+        // (and are dropped) instead of killing the process between two commits.
+        signal(SIGPIPE, SIG_IGN)
         if let strict = permissions.strictModes {
             // Refused before the kernel is opened: an insecure policy never touches it, even
             // when a table is in force (the reconciler would keep that one).
@@ -115,6 +118,8 @@ struct RunCommand: AsyncParsableCommand {
         )
         configuration.insecurePermissions = permissions.insecurePermissions
         configuration.dropCapabilities = true
+        let lock = try kernelOptions.lockNamespace(holder: "zonewall run, policies \(StateFile.canonicalDirectory(options.policies))")
+        defer { withExtendedLifetime(lock) {} }
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
         // Revocation needs ctnetlink; a kernel without it still gets its rule set enforced.
         let conntrack: NetlinkConntrack?

@@ -130,6 +130,40 @@ check "bad edit fixed: status exits 0 ($rc)" test "$rc" -eq 0
 check "bad edit fixed: status says in sync" grep -q '^in sync' <<<"$status"
 check "bad edit fixed: status shows no error" bash -c '! grep -q "last error" <<<"$1"' _ "$status"
 
+echo "== an emptied file is refused, not read as a policy without its zones"
+cp "$D/zones.yaml" "$WORK/zones.saved"
+: >"$D/zones.yaml"
+sleep 0.5
+check "emptied zones file: 8080 still allowed" until_probe "$CLIENT" 4 8080 ok
+check "emptied zones file: 9090 still denied" until_probe "$CLIENT" 4 9090 refused
+status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)
+check "emptied zones file: status names it" grep -q "zones.yaml:1:1: error: the file holds no YAML document" <<<"$status"
+cp "$WORK/zones.saved" "$D/zones.yaml"
+sleep 0.5
+check "zones file back: in sync" in_sync
+
+echo "== one controller per namespace"
+out=$("$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/second.json" 2>&1); rc=$?
+check "a second daemon on the namespace exits 1 ($rc)" test "$rc" -eq 1
+check "  … naming the one in charge" grep -q "network namespace $R is already managed by zonewall run, policies .* (pid $DAEMON)" <<<"$out"
+out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
+check "apply while the daemon runs exits 1 ($rc)" test "$rc" -eq 1
+check "  … and says why" grep -q "already managed by zonewall run" <<<"$out"
+check "  … and the daemon is still in sync" in_sync
+
+echo "== a closed log pipe does not stop the daemon"
+kill -TERM "$DAEMON"; wait "$DAEMON"; DAEMON=""
+rm -f "$STATE"
+( "$ZW" run --netns "$R" --policies "$D" --state-file "$STATE" --resync-interval 60 2>&1; echo "rc=$?" >"$WORK/pipe.rc" ) | head -c 1 >/dev/null &
+for _ in $(seq 200); do [[ -s $STATE ]] && grep -q '"inSync" : true' "$STATE" && break; sleep 0.05; done
+ip netns exec "$R" nft flush chain inet zonewall forward
+sleep 1
+check "after its log reader left, the daemon repaired drift (in sync)" in_sync
+check "  … and still runs" test ! -s "$WORK/pipe.rc"
+pkill -TERM -f -- "--state-file $STATE" ; for _ in $(seq 100); do [[ -s $WORK/pipe.rc ]] && break; sleep 0.05; done
+check "  … and exits 0 on SIGTERM ($(cat "$WORK/pipe.rc" 2>/dev/null))" grep -q '^rc=0$' "$WORK/pipe.rc"
+start_daemon || exit 1
+
 echo "== drift is repaired"
 before=$(table_text)
 # Every comparison below is against this listing: it must hold the table, or they prove nothing.

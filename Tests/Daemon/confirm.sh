@@ -94,7 +94,13 @@ check "after the deadline: no table, as before" test -z "$(listing)"
 echo "== a second apply --confirm while one is pending is refused"
 apply --confirm 5s >/dev/null
 check "refused with exit 1" bash -c "! '$ZW' apply --netns '$R' --policies '$D' --confirm 5s 2>/dev/null"
+# A plain apply would be undone at the window's deadline along with the change it waits for.
+out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
+check "a plain apply while one is pending is refused too (exit $rc)" test "$rc" -eq 1
+check "  … saying what waits and how to confirm it" grep -q "is waiting for confirmation until .*run \`zonewall confirm --netns $R --policies" <<<"$out"
 "$ZW" confirm --netns "$R" --policies "$D" >/dev/null
+out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
+check "once confirmed, a plain apply goes through (exit $rc)" test "$rc" -eq 0
 
 echo "== zonewall run --confirm-edits 4s"
 ip netns exec "$R" nft delete table inet zonewall 2>/dev/null
