@@ -22,12 +22,32 @@ public struct Registration: Sendable {
         self.report = report
     }
 
+    /// etcd's largest lease TTL (its `MaxLeaseTTL`), in seconds: a longer one is refused.
+    public static let maximumTTL: Int64 = 9_000_000_000
+
+    /// Parses a lease TTL, `10s`, `1m`, `2h` or seconds; nil unless it is 1 s to `maximumTTL`.
+    public static func parseTTL(_ text: String) -> Int64? {
+        var digits = Substring(text), factor: Int64 = 1
+        for (suffix, f) in [("s", Int64(1)), ("m", 60), ("h", 3600)] where text.hasSuffix(suffix) {
+            digits = text.dropLast(suffix.count); factor = f
+            break
+        }
+        // "ms" ends in "s" too: its digits ("5m") are no number.
+        guard digits.allSatisfy(\.isASCII), let n = Int64(digits) else { return nil }
+        let (seconds, overflow) = n.multipliedReportingOverflow(by: factor)
+        guard !overflow, (1...maximumTTL).contains(seconds) else { return nil }
+        return seconds
+    }
+
     /// The etcd key written.
     public var key: String { client.configuration.prefix + member.key.description }
 
     /// Registers and keeps the lease alive until the task is cancelled; then revokes the lease
     /// (best effort, a few seconds at most) and returns.
-    public func run() async {
+    ///
+    /// Throws when etcd refuses the lease itself (HTTP 400 from `/v3/lease/grant`, e.g. a TTL
+    /// over its maximum): asking again would be refused again, forever.
+    public func run() async throws {
         var lease: Int64?
         var backoff: Duration = .milliseconds(200)
         while !Task.isCancelled {
@@ -53,11 +73,16 @@ public struct Registration: Sendable {
                 backoff = .milliseconds(200)
             } catch is CancellationError {
                 break
+            } catch EtcdError.server(let path, 400, let message) where path == "/v3/lease/grant" {
+                report("etcd refused the lease: \(message)")
+                throw EtcdError.server(path: path, status: 400, message: message)
             } catch {
                 if Task.isCancelled { break }
                 report("etcd: \(error); retrying in \(backoff)")
                 try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(Int64(max(1, ttl / 3))))
+                // Within the TTL, so a lease can be renewed or granted again before the member
+                // expires; and a few seconds at most, however long the TTL.
+                backoff = min(backoff * 2, .seconds(min(5, max(1, ttl / 3))))
             }
         }
         guard let id = lease else { return }

@@ -41,15 +41,6 @@ struct MemberAddCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Lease TTL: 10s, 1m, or seconds.", valueName: "DURATION"))
     var ttl: String = "10s"
 
-    static func parseTTL(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [("ms", 0), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard factor > 0, let n = Int64(text.dropLast(suffix.count)) else { return nil }
-            return n * factor
-        }
-        return Int64(text)
-    }
-
     func validate() throws {
         guard MemberValue.key("p/\(zone)/x", prefix: "p/").isSuccess else { throw ValidationError("--zone '\(zone)' is not a zone name ([a-z][a-z0-9_-]{0,31})") }
         guard !addresses.isEmpty else { throw ValidationError("give at least one --address") }
@@ -58,7 +49,9 @@ struct MemberAddCommand: AsyncParsableCommand {
             guard !p.hasHostBits else { throw ValidationError("--address '\(a)' has host bits set (did you mean \(p.normalized)?)") }
         }
         if let id, id.isEmpty || id.contains("/") { throw ValidationError("--id must be non-empty and contain no '/'") }
-        guard let t = Self.parseTTL(ttl), t >= 2 else { throw ValidationError("--ttl must be at least 2s (e.g. 10s, 1m)") }
+        guard Registration.parseTTL(ttl) != nil else {
+            throw ValidationError("--ttl '\(ttl)' must be 1s to \(Registration.maximumTTL)s, etcd's longest lease (e.g. 10s, 1m, 2h)")
+        }
         _ = try etcd.requiredConfiguration()
     }
 
@@ -66,7 +59,7 @@ struct MemberAddCommand: AsyncParsableCommand {
         let client = try EtcdClient(try etcd.requiredConfiguration())
         let instance = id ?? ProcessInfo.processInfo.hostName
         let member = Member(key: MemberKey(zone: zone, instance: instance), addresses: addresses.compactMap(IPPrefix.parse))
-        let registration = Registration(client: client, member: member, ttl: Self.parseTTL(ttl)!) { line in
+        let registration = Registration(client: client, member: member, ttl: Registration.parseTTL(ttl)!) { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
         let service = RegistrationService(registration: registration)
@@ -75,7 +68,14 @@ struct MemberAddCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "zonewall-member")
         ))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as EtcdError {
+            // etcd refused the registration itself: asking again would not help.
+            await client.shutdown()
+            printError("zonewall: member add: \(error)")
+            throw ExitCode(1)
+        }
         await client.shutdown()
     }
 }
@@ -84,7 +84,7 @@ struct MemberAddCommand: AsyncParsableCommand {
 struct RegistrationService: Service {
     let registration: Registration
     func run() async throws {
-        await cancelWhenGracefulShutdown { await registration.run() }
+        try await cancelWhenGracefulShutdown { try await registration.run() }
     }
 }
 

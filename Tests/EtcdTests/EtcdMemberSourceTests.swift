@@ -151,13 +151,13 @@ struct EtcdMemberSourceTests {
         let c = try client(server)
         let lines = LineLog()
         let registration = Registration(client: c, member: member("web", "r1", "198.51.100.5"), ttl: 2) { lines.add($0) }
-        let task = Task { await registration.run() }
+        let task = Task { try await registration.run() }
         try await Task.sleep(for: .seconds(5))  // more than twice the TTL: only keep-alives keep it
         let held = try await c.range(prefix: prefix).kvs
         #expect(held.map(\.key) == [prefix + "web/r1"])
         #expect(held.first?.lease ?? 0 != 0)
         task.cancel()
-        await task.value
+        _ = await task.result
         #expect(try await c.range(prefix: prefix).kvs.isEmpty, "revoked at once")
         #expect(lines.all.last?.hasPrefix("revoked lease") == true)
         await c.shutdown()
@@ -185,6 +185,34 @@ struct EtcdMemberSourceTests {
         _ = await task.result
         #expect(try await c.get(prefix + "web/r2") == nil, "revoked at once")
         await c.shutdown()
+    }
+
+    @Test func aLeaseEtcdRefusesEndsTheRegistration() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        let lines = LineLog()
+        // Over etcd's maximum (9,000,000,000 s): refused with HTTP 400, which retrying cannot change.
+        let registration = Registration(client: c, member: member("web", "r3", "198.51.100.8"), ttl: 9_000_000_001) { lines.add($0) }
+        let task = Task { try await registration.run() }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !lines.all.contains(where: { $0.contains("refused") }) { try await Task.sleep(for: .milliseconds(20)) }
+        task.cancel()  // ends a registration still retrying, so the test fails rather than hangs
+        switch await task.result {
+        case .success: Issue.record("the registration retried a refused lease: \(lines.all)")
+        case .failure(let error):
+            guard case EtcdError.server("/v3/lease/grant", 400, let message) = error else { Issue.record("\(error)"); break }
+            #expect(message.contains("too large lease TTL"))
+        }
+        #expect(try await c.range(prefix: prefix).kvs.isEmpty)
+        await c.shutdown()
+    }
+
+    @Test func memberAddRejectsTTLsOutsideEtcdsRange() throws {
+        for ttl in ["9223372036854775807m", "1000000000000h", "0s"] {
+            let o = try zonewall(["member", "add", "--etcd-endpoints", "127.0.0.1:1", "--zone", "web", "--address", "198.51.100.7", "--ttl", ttl], seconds: 10)
+            #expect(o.status == 1, "\(ttl): \(o)")
+            #expect(o.stderr.contains("--ttl '\(ttl)' must be 1s to 9000000000s"), "\(o)")
+        }
     }
 }
 
