@@ -26,9 +26,9 @@ struct DiffCommand: ParsableCommand {
         let (old, new) = try loadBoth(base: base, policies: options.policies)
         let diff = PolicyDiff(from: old, to: new)
         switch format {
-        case .text: print(diff.text, terminator: "")
-        case .markdown: print(diff.markdown, terminator: "")
-        case .json: print(diff.json.rendered, terminator: "")
+        case .text: try StandardOutput.write(diff.text)
+        case .markdown: try StandardOutput.write(diff.markdown)
+        case .json: try StandardOutput.write(diff.json.rendered)
         }
         if !diff.isEmpty { throw ExitCode(5) }
     }

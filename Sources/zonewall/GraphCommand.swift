@@ -31,8 +31,8 @@ struct GraphCommand: ParsableCommand {
         // Audit zones are drawn dashed once zones have an audit flag: pass `isAudit: { $0.audit }` here.
         let graph = PolicyGraph(policy, zone: zone)
         switch format {
-        case .mermaid: print(graph.mermaid, terminator: "")
-        case .dot: print(graph.dot, terminator: "")
+        case .mermaid: try StandardOutput.write(graph.mermaid)
+        case .dot: try StandardOutput.write(graph.dot)
         case .svg:
             guard let dot = PolicyBase.findExecutable("dot") else {
                 printError("zonewall: --format svg needs Graphviz's 'dot', which is not installed")
@@ -44,7 +44,7 @@ struct GraphCommand: ParsableCommand {
                 printError("zonewall: dot -Tsvg failed (exit \(r.status)): \(r.stderr)")
                 throw ExitCode(1)
             }
-            print(r.stdout, terminator: "")
+            try StandardOutput.write(r.stdout)
         }
     }
 }

@@ -36,9 +36,9 @@ struct LogCommand: AsyncParsableCommand {
         let (policy, _) = try options.loadOrExit(printWarnings: false)
         let sinceDate = since.flatMap { FlowSourceOptions.parseSince($0, now: Date()) }
         let source = try flowOptions.open(policy: policy, since: sinceDate)
-        let printer = FlowPrinter(policy: policy, json: json)
+        let printer = FlowPrinter(policy: policy, json: json, stop: { source.stop() })
         try await flowOptions.consume(source) { await printer.add($0) } tick: { await printer.tick() }
-        await printer.finish(lost: source.lost)
+        try await printer.finish(lost: source.lost)
     }
 }
 
@@ -123,7 +123,8 @@ final class Stopper: @unchecked Sendable {
 }
 
 /// Classifies, folds repeats, and writes each record as it is due (unbuffered: pipes and files
-/// see it at once).
+/// see it at once). Output that cannot be written stops the source; `finish` then ends the
+/// command as `StandardOutput` says (quietly for a reader that went away).
 actor FlowPrinter {
     var aggregator: FlowAggregator
     let json: Bool
@@ -131,19 +132,25 @@ actor FlowPrinter {
     var headerPrinted = false
     var hinted: Set<String> = []
     var records = 0
+    /// Stops the packet source: called once, when output fails.
+    let stop: @Sendable () -> Void
+    /// The failed write's error; nothing more is written after it.
+    var failure: (any Error)?
 
-    init(policy: Policy, json: Bool) {
+    init(policy: Policy, json: Bool, stop: @escaping @Sendable () -> Void = {}) {
         aggregator = FlowAggregator(policy: policy)
         suggester = Suggester(policy: policy, includeWorld: true)
         self.json = json
+        self.stop = stop
     }
 
     func add(_ p: LoggedPacket) { emit(aggregator.add(p)) }
 
     func tick() { emit(aggregator.flush(before: Date())) }
 
-    func finish(lost: Int) {
+    func finish(lost: Int) throws {
         emit(aggregator.flushAll())
+        if let failure { throw failure }
         if lost > 0 { printError("zonewall: \(lost) logged packet(s) lost before reaching zonewall (socket overrun)") }
     }
 
@@ -155,7 +162,7 @@ actor FlowPrinter {
     }
 
     func emit(_ rs: [FlowRecord]) {
-        guard !rs.isEmpty else { return }
+        guard !rs.isEmpty, failure == nil else { return }
         var out = ""
         for r in rs {
             records += 1
@@ -182,6 +189,11 @@ actor FlowPrinter {
                 }
             }
         }
-        FileHandle.standardOutput.write(Data(out.utf8))
+        do {
+            try StandardOutput.write(out)
+        } catch {
+            failure = error
+            stop()
+        }
     }
 }

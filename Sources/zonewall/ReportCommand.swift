@@ -34,6 +34,6 @@ struct ReportCommand: ParsableCommand {
             printError("\(html): error: cannot write the report: \(error.localizedDescription)")
             throw ExitCode(1)
         }
-        print("wrote \(html)" + (diff.map { ": \($0.summary)" } ?? ""))
+        try StandardOutput.write("wrote \(html)" + (diff.map { ": \($0.summary)" } ?? "") + "\n")
     }
 }

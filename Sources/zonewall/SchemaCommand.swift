@@ -9,6 +9,6 @@ struct SchemaCommand: ParsableCommand {
         discussion: "Editors: put '# yaml-language-server: $schema=PATH-OR-URL' on a policy file's first line.")
 
     func run() throws {
-        print(PolicySchema.text, terminator: "")
+        try StandardOutput.write(PolicySchema.text)
     }
 }

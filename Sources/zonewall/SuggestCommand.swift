@@ -50,7 +50,7 @@ struct SuggestCommand: AsyncParsableCommand {
             source = "\(follow!) s of the live log"
         }
         let (rules, skipped) = Suggester(policy: policy, includeWorld: includeWorld).suggest(records)
-        print(Suggester.yaml(rules, skipped: skipped, source: source), terminator: "")
+        try StandardOutput.write(Suggester.yaml(rules, skipped: skipped, source: source))
     }
 
     /// Every record of a `zonewall log --json` file; a malformed line is a `path:line:col` error, exit 1.

@@ -47,11 +47,18 @@ struct Zonewall: AsyncParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                printError(fullMessage(for: error))
                 Foundation.exit(1)
+            }
+            // Output lost on the way out outranks the command's own status (diff's 5, explain's 3).
+            if let status = error as? ExitCode, case let final = StandardOutput.finish(status.rawValue), final != status.rawValue {
+                Foundation.exit(final)
             }
             exit(withError: error)
         }
+        // print() buffers: what it could not write must not end in exit 0.
+        let status = StandardOutput.finish(0)
+        if status != 0 { Foundation.exit(status) }
     }
 }
 
@@ -61,7 +68,17 @@ struct PolicyOptions: ParsableArguments {
     var policies: String = "/etc/zonewall"
 }
 
-/// Writes to standard error.
+/// Writes to standard error; a standard error that cannot be written is ignored (it has
+/// nowhere to be reported), never a crash as `FileHandle.write` would make it.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    var bytes = Array((text + "\n").utf8)
+    bytes.withUnsafeMutableBytes { buf in
+        var off = 0
+        while off < buf.count {
+            let n = write(STDERR_FILENO, buf.baseAddress! + off, buf.count - off)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            off += n
+        }
+    }
 }

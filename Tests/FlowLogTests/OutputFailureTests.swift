@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+import ZonePolicy
+@testable import FlowLog
+
+/// `zonewall log` and `suggest` when their output cannot be written: one line on standard error
+/// and exit 1 for a full disk, a quiet 141 for a reader that went away; never a crash, never a
+/// silent exit 0.
+@Suite(.serialized) struct LogOutputFailureTests {
+    static let policy = """
+        zones:
+          web: {members: [198.51.100.0/24]}
+          db: {members: [203.0.113.5]}
+        allow:
+          - {from: web, to: db, ports: [tcp/5432]}
+
+        """
+
+    static let noSpace = "zonewall: writing the output: No space left on device\n"
+
+    /// A daemon's flow log stream holding one denied packet (web → db tcp/22), replayed with `--since`.
+    func withStream<T>(_ body: (_ policies: String, _ socket: String) throws -> T) throws -> T {
+        try withDirectory(["policy.yaml": Self.policy]) { dir in
+            let server = try FlowStreamServer(path: "\(dir)/flowlog.sock")
+            defer { server.close() }
+            server.publish(LoggedPacket(time: Date(), verdict: .denied, hook: .forward, src: IPPrefix.parse("198.51.100.4")!,
+                                        dst: IPPrefix.parse("203.0.113.5")!, proto: 6, port: 22))
+            return try body(dir, server.path)
+        }
+    }
+
+    func log(_ dir: String, _ socket: String, json: Bool = true) -> [String] {
+        ["log", "--policies", dir, "--socket", socket, "--since", "1h", "--duration", "5"] + (json ? ["--json"] : [])
+    }
+
+    @Test func logIntoAFullDiskSaysSoAndExits1() throws {
+        try withStream { dir, socket in
+            for json in [true, false] {
+                let r = try runZonewall(log(dir, socket, json: json), stdout: .file("/dev/full"))
+                #expect(r.status == 1 && r.stderr == Self.noSpace, "json \(json): \(r)")
+            }
+        }
+    }
+
+    @Test func logIntoAClosedPipeEndsQuietly() throws {
+        try withStream { dir, socket in
+            let r = try runZonewall(log(dir, socket), stdout: .closedPipe)
+            #expect(r.status == 141 && r.stderr.isEmpty, "\(r)")
+        }
+    }
+
+    @Test func logIntoAFileWritesTheRecord() throws {
+        try withStream { dir, socket in
+            let out = "\(dir)/out.jsonl"
+            let r = try runZonewall(log(dir, socket).map { $0 == "5" ? "1" : $0 }, stdout: .file(out))
+            #expect(r.status == 0, "\(r)")
+            let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 1 && lines.first?.contains("\"from\":\"web\"") == true, "\(lines)")
+        }
+    }
+
+    @Test func suggestIntoAFullDiskOrAClosedPipe() throws {
+        let record = #"{"count":3,"dst":"203.0.113.5","from":"web","hook":"forward","port":22,"proto":"tcp","src":"198.51.100.4","time":"2026-11-30T07:01:02.345Z","to":"db","verdict":"denied"}"#
+        try withDirectory(["policy.yaml": Self.policy, "flows.jsonl": record + "\n"]) { dir in
+            let args = ["suggest", "--policies", dir, "--from-log", "\(dir)/flows.jsonl"]
+            let full = try runZonewall(args, stdout: .file("/dev/full"))
+            #expect(full.status == 1 && full.stderr == Self.noSpace, "\(full)")
+            let closed = try runZonewall(args, stdout: .closedPipe)
+            #expect(closed.status == 141 && closed.stderr.isEmpty, "\(closed)")
+            let ok = try runZonewall(args, stdout: .file("\(dir)/out.txt"))
+            #expect(ok.status == 0, "\(ok)")
+            #expect(try String(contentsOfFile: "\(dir)/out.txt", encoding: .utf8).contains("tcp/22"))
+        }
+    }
+}
