@@ -287,7 +287,18 @@ public actor Reconciler {
     public func resync(_ trigger: Trigger) -> ReconcileOutcome? {
         committed = nil
         defer { releaseScratch() }
-        return try? converge(trigger)
+        return revokeAfterRepair(try? converge(trigger))
+    }
+
+    /// After a repair that changed the kernel: a flow that only the foreign change admitted got
+    /// in while it stood, and conntrack would keep it in for as long as it lasts. Such flows are
+    /// revoked as those an edit takes away are, judged by the policy in force (`compiled`, which
+    /// the daemon keeps anyway).
+    private func revokeAfterRepair(_ outcome: ReconcileOutcome?) -> ReconcileOutcome? {
+        guard let outcome, outcome.changes > 0, let conntrack,
+              let policy = enforcedPolicy ?? compiled?.policy, policy.settings.revokeEstablished else { return outcome }
+        revoke(in: conntrack, new: policy, old: nil)
+        return outcome
     }
 
     /// Reacts to a kernel change notification: repairs foreign changes to our table, ignores our
@@ -304,7 +315,9 @@ public actor Reconciler {
             if pid == UInt32(state.pid) { return nil }
             if touchedTable {
                 logger.warning("table changed by another process", metadata: ["pid": "\(pid)", "process": "\(process ?? "?")"])
-                if let sets = onlyElementsOf, let outcome = repairElements(of: sets, changedAt: generation) { return outcome }
+                if let sets = onlyElementsOf, let outcome = repairElements(of: sets, changedAt: generation) {
+                    return revokeAfterRepair(outcome)
+                }
                 return resync(.drift)
             }
             if let c = committed { committed = (c.table, generation) }
@@ -458,9 +471,13 @@ public actor Reconciler {
         state.lastApplyReason = trigger.description
         state.lastApplyDurationSeconds = outcome.duration.seconds
         state.lastApplyChanges = outcome.changes
-        state.lastError = nil
-        state.lastErrorDiagnostics = []
-        state.lastErrorAt = nil
+        // A repair puts the last good rule set back; it does not make an invalid policy valid,
+        // so the policy's errors stay shown until a valid one is applied.
+        if !trigger.isRepair || state.lastErrorDiagnostics.isEmpty {
+            state.lastError = nil
+            state.lastErrorDiagnostics = []
+            state.lastErrorAt = nil
+        }
         state.inSync = true
         let bytes: Logger.MetadataValue = outcome.bytes.map { "\($0)" } ?? "-"
         var extra: Logger.Metadata = [:]

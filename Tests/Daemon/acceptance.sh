@@ -123,6 +123,10 @@ check "bad edit: 8080 still allowed" until_probe "$CLIENT" 4 8080 ok
 check "bad edit: 9090 still denied" until_probe "$CLIENT" 4 9090 refused
 status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)
 check "bad edit: status shows the error with its place" grep -q "20-bad.yaml:2:[0-9]*: error: unknown zone 'serverr'" <<<"$status"
+ip netns exec "$R" nft flush set inet zonewall zoned_v4
+for _ in $(seq 40); do in_sync && break; sleep 0.05; done
+status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)
+check "bad edit, then drift repaired: status still shows the policy's error" grep -q "20-bad.yaml:2:[0-9]*: error: unknown zone 'serverr'" <<<"$status"
 rm "$D/20-bad.yaml"
 sleep 0.5
 status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1); rc=$?

@@ -142,6 +142,17 @@ for loose in 1 0; do
     check "run, loose=$loose: revocations logged with zones, proto and port" logged
     stop_flows
 
+    echo "-- zonewall run: a flow that only a tampered rule let in is cut by the repair"
+    # The daemon is stopped for the moment of the tamper, so that the flow surely starts in it.
+    kill -STOP "$DAEMON"
+    ip netns exec "$R" nft insert rule inet zonewall forward accept
+    start_flow run$loose-d9090 tcp 192.0.2.10 9090
+    check "run, loose=$loose: the tampered rule lets a tcp/9090 flow in" wait_alive run$loose-d9090
+    t0=$(now); kill -CONT "$DAEMON"
+    check "run, loose=$loose: the repair cuts it within 1 s" cut_within run$loose-d9090 "$t0" 1 $told
+    check "run, loose=$loose: the repair is logged" grep -q "repaired drift" "$WORK/daemon.log"
+    stop_flows
+
     echo "-- zonewall run: a member moved out of its zone"
     policy "$ALL"; sleep 0.3
     start_flow run$loose-m10 tcp 192.0.2.10 8080; start_flow run$loose-m11 tcp 192.0.2.11 8080
