@@ -53,6 +53,22 @@ struct FlowSourceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Stop after this many seconds (default: until SIGINT/SIGTERM).", valueName: "SECONDS"))
     var duration: Double?
 
+    /// The longest `--duration` or `--follow`: a year and a day, far beyond any use and far
+    /// inside what a sleep in milliseconds can hold.
+    static let maxSeconds: Double = 366 * 86400
+
+    func validate() throws {
+        if let duration { try Self.checkSeconds(duration, option: "--duration") }
+    }
+
+    /// Rejects a number of seconds that is not a finite positive number of at most `maxSeconds`
+    /// (`nan`, `inf` and `1e300` would trap when converted to a sleep).
+    static func checkSeconds(_ value: Double, option: String) throws {
+        guard value.isFinite, value > 0, value <= maxSeconds else {
+            throw ValidationError("\(option) must be a positive number of seconds, at most \(Int(maxSeconds)) (366 days), found '\(value)'")
+        }
+    }
+
     /// The daemon's stream when it answers, else the NFLOG group itself.
     func open(policy: Policy, since: Date?) throws -> any PacketSource {
         let socket = self.socket ?? FlowStreamServer.defaultPath(netns: netns)
@@ -94,7 +110,7 @@ struct FlowSourceOptions: ParsableArguments {
 
     /// `30s`, `10m`, `2h`, `1d` before now, or an RFC 3339 time.
     static func parseSince(_ text: String, now: Date) -> Date? {
-        if let unit = text.last, let n = Double(text.dropLast()), n >= 0 {
+        if let unit = text.last, let n = Double(text.dropLast()), n.isFinite, n >= 0 {
             let scale: Double? = switch unit { case "s": 1; case "m": 60; case "h": 3600; case "d": 86400; default: nil }
             if let scale { return now.addingTimeInterval(-n * scale) }
         }

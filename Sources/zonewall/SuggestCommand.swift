@@ -30,7 +30,7 @@ struct SuggestCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (fromLog == nil) != (follow == nil) else { throw ValidationError("give exactly one of --from-log FILE and --follow SECONDS") }
-        if let follow, follow <= 0 { throw ValidationError("--follow must be a positive number of seconds") }
+        if let follow { try FlowSourceOptions.checkSeconds(follow, option: "--follow") }
     }
 
     func run() async throws {

@@ -73,3 +73,30 @@ import ZonePolicy
         }
     }
 }
+
+/// Seconds that cannot become a sleep (`nan`, `inf`, `1e300`) are usage errors, not a trap.
+@Suite(.serialized) struct SecondsValidationTests {
+    static let bad = ["nan", "inf", "-inf", "1e300", "0", "-5", "31622401"]
+
+    @Test func logDurationMustBeAFinitePositiveNumber() throws {
+        try LogOutputFailureTests().withStream { dir, socket in
+            for value in Self.bad {
+                let r = try runZonewall(["log", "--json", "--policies", dir, "--socket", socket, "--duration=\(value)"], stdout: .file("/dev/null"))
+                #expect(r.status == 1 && r.stderr.contains("--duration must be a positive number of seconds, at most 31622400 (366 days)"),
+                        "\(value): \(r)")
+            }
+            let ok = try runZonewall(["log", "--json", "--policies", dir, "--socket", socket, "--duration", "0.2"], stdout: .file("/dev/null"))
+            #expect(ok.status == 0, "\(ok)")
+        }
+    }
+
+    @Test func suggestFollowMustBeAFinitePositiveNumber() throws {
+        try LogOutputFailureTests().withStream { dir, socket in
+            for value in Self.bad {
+                let r = try runZonewall(["suggest", "--policies", dir, "--socket", socket, "--follow=\(value)"], stdout: .file("/dev/null"))
+                #expect(r.status == 1 && r.stderr.contains("--follow must be a positive number of seconds, at most 31622400 (366 days)"),
+                        "\(value): \(r)")
+            }
+        }
+    }
+}
