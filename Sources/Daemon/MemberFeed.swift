@@ -12,8 +12,10 @@ import ZonePolicy
 public final class MemberFeed: Sendable {
     private struct State {
         var table: MemberTable
-        /// Rejections already logged, by key.
+        /// Rejections already logged, by key: the keys ignored right now.
         var reported: [String: String] = [:]
+        /// Keys the last merge ignored that the source did not (unknown zone, address taken).
+        var mergeRejected: Set<String> = []
         var rejectionsTotal = 0
         var since = Date()
         var connectedBefore = false
@@ -44,8 +46,24 @@ public final class MemberFeed: Sendable {
             if s.table.connected != s.connectedBefore { s.since = Date(); s.connectedBefore = s.table.connected; health = true }
             // Still lost, for another reason: the status shows the current reason, not the first.
             if case .lost = event, s.table.lostReason != lostBefore { health = true }
-            if case .rejected(let r) = event { note([r], &s); health = true }
-            if case .resynced(_, let rejected, _) = event { note(rejected, &s); health = true }
+            switch event {
+            case .rejected(let r):
+                note([r], &s); health = true
+            case .resynced(_, let rejected, _):
+                // A key ignored before the list and gone from it is ignored no more.
+                let now = Set(rejected.map(\.key)).union(s.mergeRejected)
+                s.reported = s.reported.filter { now.contains($0.key) }
+                note(rejected, &s); health = true
+            case .removed(let k):
+                if s.reported.removeValue(forKey: s.table.key(k)) != nil { health = true }
+            case .cleared(let key):
+                if s.reported.removeValue(forKey: key) != nil { health = true }
+            case .added(let m):
+                // A valid value replaces an ignored one (the merge may still ignore it).
+                if !s.mergeRejected.contains(s.table.key(m.key)), s.reported.removeValue(forKey: s.table.key(m.key)) != nil { health = true }
+            case .lost, .progressed:
+                break
+            }
             if changed { s.unsaved = true }
             return (changed, health)
         }
@@ -63,6 +81,7 @@ public final class MemberFeed: Sendable {
         let index = state.withLock { $0.table.members.isEmpty } ? nil : index(of: policy)
         return state.withLock { s in
             let (merged, rejected) = s.table.merged(into: policy, index: index)
+            s.mergeRejected = Set(rejected.map(\.key)).subtracting(s.table.rejected.keys)
             note(rejected, &s, forget: true)
             return merged
         }

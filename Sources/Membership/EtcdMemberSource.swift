@@ -96,7 +96,10 @@ public final class EtcdMemberSource: MemberSource {
                     for e in batch {
                         switch e.kind {
                         case .delete:
-                            if case .success(let k) = MemberValue.key(e.kv.key, prefix: prefix) { out.yield(.removed(k)) }
+                            switch MemberValue.key(e.kv.key, prefix: prefix) {
+                            case .success(let k): out.yield(.removed(k))
+                            case .failure: out.yield(.cleared(e.kv.key))
+                            }
                         case .put:
                             switch MemberValue.event(key: e.kv.key, value: e.kv.value, prefix: prefix) {
                             case .success(let m): out.yield(.added(m))
@@ -106,6 +109,8 @@ public final class EtcdMemberSource: MemberSource {
                             }
                         }
                     }
+                    // A delete's key-value carries the revision of the delete.
+                    if let latest = batch.map(\.kv.modRevision).max(), latest > 0 { out.yield(.progressed(latest)) }
                 }
             }
             group.addTask {

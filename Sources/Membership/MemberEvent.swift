@@ -51,6 +51,11 @@ public enum MemberEvent: Hashable, Sendable {
     case resynced([Member], rejected: [MemberRejection], revision: Int64)
     /// A key that is ignored (its previous member, if any, is removed by a `.removed` before it).
     case rejected(MemberRejection)
+    /// A key of another shape than `<prefix><zone>/<instance>` was deleted: it is no longer
+    /// ignored. (A deleted key of the member shape is a `.removed`, whatever its value was.)
+    case cleared(String)
+    /// The source has seen every change up to this revision (a watch's current revision).
+    case progressed(Int64)
     /// The source is unreachable: the last known members stay in force (fail-static) until the next `.resynced`.
     case lost(String)
 }

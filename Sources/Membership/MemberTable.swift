@@ -12,7 +12,7 @@ public struct MemberTable: Hashable, Sendable {
     public private(set) var connected = false
     /// Why the source was last lost, while it is.
     public private(set) var lostReason: String?
-    /// The etcd revision of the last resync, if any.
+    /// The etcd revision seen last: of the last resync, or of the watch since.
     public private(set) var revision: Int64?
     /// Where keys live, for naming them in rejections and source locations.
     public let prefix: String
@@ -36,9 +36,16 @@ public struct MemberTable: Hashable, Sendable {
             members[m.key] = m.addresses
             return true
         case .removed(let k):
+            rejected[key(k)] = nil  // a deleted key is no longer ignored either
             return members.removeValue(forKey: k) != nil
         case .rejected(let r):
             rejected[r.key] = r.reason
+            return false
+        case .cleared(let k):
+            rejected[k] = nil
+            return false
+        case .progressed(let rev):
+            revision = max(revision ?? 0, rev)
             return false
         case .resynced(let list, let rejections, let rev):
             connected = true; lostReason = nil

@@ -54,6 +54,34 @@ struct EtcdMemberSourceTests {
         await c.shutdown()
     }
 
+    @Test func deletesOfIgnoredKeysAreReported() async throws {
+        let server = try EtcdServer()
+        let c = try client(server)
+        try await c.put(prefix + "odd-shape", value("198.51.100.9"))
+        try await c.put(prefix + "web/bad", Array("nope".utf8))
+        let log = EventLog(EtcdMemberSource(client: c, logger: Logger(label: "t")))
+        guard case .resynced(_, let rejected, let revision) = try await log.next("first list", where: isResynced) else { return }
+        #expect(rejected.count == 2)
+        func isProgress(_ e: MemberEvent) -> Bool { if case .progressed = e { true } else { false } }
+        try await c.delete(prefix + "odd-shape")
+        #expect(try await log.next("delete of a key of another shape") { if case .cleared = $0 { true } else { false } } == .cleared(prefix + "odd-shape"))
+        #expect(try await log.next("the watch's revision", where: isProgress) == .progressed(revision + 1))
+        try await c.delete(prefix + "web/bad")
+        #expect(try await log.next("delete of a bad value", where: isRemoved("bad")) == .removed(MemberKey(zone: "web", instance: "bad")))
+        #expect(try await log.next("the watch's revision", where: isProgress) == .progressed(revision + 2))
+        let head = try await c.range(prefix: prefix).revision
+        #expect(head == revision + 2)
+
+        var table = MemberTable(prefix: prefix)
+        table.apply(.resynced([], rejected: rejected, revision: 3))
+        table.apply(.cleared(prefix + "odd-shape"))
+        table.apply(.removed(MemberKey(zone: "web", instance: "bad")))
+        table.apply(.progressed(head))
+        #expect(table.rejected.isEmpty && table.revision == head)
+        log.stop()
+        await c.shutdown()
+    }
+
     @Test func lostWhileEtcdIsDownThenFollowsAgain() async throws {
         let server = try EtcdServer()
         let c = try client(server)

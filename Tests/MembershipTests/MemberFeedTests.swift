@@ -71,4 +71,40 @@ struct MemberFeedTests {
         #expect(feed.status.lostReason == "etcd /v3/kv/range: answer larger than 67108864 bytes")
         #expect(!feed.apply(.lost("etcd /v3/kv/range: answer larger than 67108864 bytes")).health)
     }
+
+    @Test func ignoredKeysGoAwayWhenDeleted() throws {
+        let p = "/zonewall/members/"
+        let feed = MemberFeed(prefix: p, cached: [], logger: Logger(label: "t"))
+        _ = feed.apply(.resynced([], rejected: [MemberRejection(key: p + "web/bad", reason: "value is not JSON"),
+                                                MemberRejection(key: p + "odd-shape", reason: "key is not <prefix><zone>/<instance-id>")],
+                                 revision: 7))
+        #expect(feed.status.rejectedKeys == 2)
+        #expect(feed.apply(.removed(MemberKey(zone: "web", instance: "bad"))).health, "the status must show the count going down")
+        #expect(feed.status.rejectedKeys == 1)
+        #expect(feed.apply(.cleared(p + "odd-shape")).health)
+        #expect(feed.status.rejectedKeys == 0)
+        #expect(feed.status.rejectionsTotal == 2, "the total counts every rejection ever reported")
+        _ = feed.merge(into: try loadPolicy())
+        #expect(feed.status.rejectedKeys == 0)
+
+        // A bad value replaced by a good one is no longer ignored.
+        _ = feed.apply(.rejected(MemberRejection(key: p + "web/x", reason: "value is not JSON")))
+        #expect(feed.status.rejectedKeys == 1)
+        _ = feed.apply(.added(member("web", "x", "198.51.100.77")))
+        #expect(feed.status.rejectedKeys == 0)
+
+        // The status shows the watch's revision, not the list's.
+        _ = feed.apply(.progressed(12))
+        #expect(feed.status.revision == 12)
+    }
+
+    @Test func aKeyIgnoredBeforeAListAndGoneFromItIsNotCounted() {
+        let p = "/zonewall/members/"
+        let feed = MemberFeed(prefix: p, cached: [], logger: Logger(label: "t"))
+        _ = feed.apply(.resynced([], rejected: [MemberRejection(key: p + "web/bad", reason: "value is not JSON")], revision: 3))
+        _ = feed.apply(.lost("down"))
+        _ = feed.apply(.resynced([], rejected: [], revision: 9))
+        #expect(feed.status.rejectedKeys == 0)
+    }
 }
+
