@@ -117,6 +117,36 @@ public struct Suggester {
         return (rules, skippedList)
     }
 
+    /// Words YAML 1.1 reads as booleans or null when written plain; a zone may be named one.
+    static let plainNonStrings: Set<String> = ["y", "n", "yes", "no", "on", "off", "true", "false", "null"]
+
+    /// A zone name (or `world`, `host`) as a YAML scalar that reads back as that string, in block
+    /// and in flow context: plain when it is a lowercase identifier no resolver reads as anything
+    /// else, double-quoted (with escapes) otherwise: `"no"`, `"null"`, `"1"`, `"~"`, `"a: b"`, `"#x"`.
+    public static func scalar(_ name: String) -> String {
+        let plain = name.utf8.first.map { (97...122).contains($0) } == true
+            && name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 || $0 == 45 }
+            && !plainNonStrings.contains(name.lowercased())
+        if plain { return name }
+        var out = "\""
+        for u in name.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if u.value < 0x20 || (0x7f...0x9f).contains(u.value) || [0x2028, 0x2029, 0xfeff].contains(u.value) {
+                    out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
     /// Sorted ports joined into contiguous runs.
     static func runs(_ ports: [UInt16]) -> [ClosedRange<UInt16>] {
         var out: [ClosedRange<UInt16>] = []
@@ -135,15 +165,17 @@ public struct Suggester {
     public static func yaml(_ rules: [Suggestion], skipped: [Skipped], source: String) -> String {
         var out = "# Suggested by `zonewall suggest` from \(source): the least rules that admit what was seen.\n"
         for s in skipped {
-            out += "# not suggested: \(s.from) → \(s.to) \(s.what), \(s.packets) packet(s): \(s.reason)\n"
+            // A comment ends at a line break: a name holding one must not start a line of YAML.
+            let line = "not suggested: \(s.from) → \(s.to) \(s.what), \(s.packets) packet(s): \(s.reason)"
+            out += "# " + line.map { $0.isNewline ? " " : String($0) }.joined() + "\n"
         }
         if rules.isEmpty { return out + "allow: []\n" }
         out += "allow:\n"
         for r in rules {
-            let from = r.from.count == 1 ? r.from[0] : "[" + r.from.joined(separator: ", ") + "]"
+            let from = r.from.count == 1 ? scalar(r.from[0]) : "[" + r.from.map(scalar).joined(separator: ", ") + "]"
             let detail = zip(r.ports, r.packetsPerSpec).map { "\($0): \($1)" }.joined(separator: ", ")
             out += "  - from: \(from)\n"
-            out += "    to: \(r.to)\n"
+            out += "    to: \(scalar(r.to))\n"
             out += "    ports: [" + r.ports.map(\.description).joined(separator: ", ") + "]\n"
             out += "    description: \"suggested from \(r.packets) observed packet\(r.packets == 1 ? "" : "s") (\(detail))\"\n"
         }

@@ -197,7 +197,7 @@ actor FlowPrinter {
             if hinted.insert(key).inserted {
                 let (rules, skipped) = suggester.suggest([r])
                 if let rule = rules.first {
-                    out += "  allow: {from: \(r.from), to: \(r.to), ports: [\(rule.ports.map(\.description).joined(separator: ", "))]}\n"
+                    out += "  allow: {from: \(Suggester.scalar(r.from)), to: \(Suggester.scalar(r.to)), ports: [\(rule.ports.map(\.description).joined(separator: ", "))]}\n"
                 } else if let s = skipped.first {
                     out += "  allow: none (\(s.reason))\n"
                 } else {

@@ -59,6 +59,21 @@ import ZonePolicy
         }
     }
 
+    /// The text log's `allow:` hint quotes zone names YAML would read as something else.
+    @Test func logHintsQuoteZoneNames() throws {
+        let policy = "zones:\n  \"no\": {members: [198.51.100.0/24]}\n  \"null\": {members: [203.0.113.5]}\n"
+        try withDirectory(["policy.yaml": policy]) { dir in
+            let server = try FlowStreamServer(path: "\(dir)/flowlog.sock")
+            defer { server.close() }
+            server.publish(LoggedPacket(time: Date(), verdict: .denied, hook: .forward, src: IPPrefix.parse("198.51.100.4")!,
+                                        dst: IPPrefix.parse("203.0.113.5")!, proto: 6, port: 22))
+            let r = try runZonewall(["log", "--policies", dir, "--socket", server.path, "--since", "1h", "--duration", "1"], stdout: .file("\(dir)/out.txt"))
+            #expect(r.status == 0, "\(r)")
+            let text = try String(contentsOfFile: "\(dir)/out.txt", encoding: .utf8)
+            #expect(text.contains("  allow: {from: \"no\", to: \"null\", ports: [tcp/22]}\n"), "\(text)")
+        }
+    }
+
     @Test func suggestIntoAFullDiskOrAClosedPipe() throws {
         let record = #"{"count":3,"dst":"203.0.113.5","from":"web","hook":"forward","port":22,"proto":"tcp","src":"198.51.100.4","time":"2026-11-30T07:01:02.345Z","to":"db","verdict":"denied"}"#
         try withDirectory(["policy.yaml": Self.policy, "flows.jsonl": record + "\n"]) { dir in

@@ -89,6 +89,51 @@ struct SuggesterTests {
         #expect(e.decide(from: .world, to: .zone("legacy"), flow: Flow(proto: 6, port: 443)).verdict == .deny)
     }
 
+    /// Zone names YAML would read as booleans or null (`no`, `null`, `true`, `y`, `off`) are
+    /// quoted, so the suggestion loads and admits what was seen.
+    @Test func zoneNamesYAMLReadsAsNonStringsAreQuotedAndRoundTrip() throws {
+        let zones = """
+            zones:
+              "no": {members: [192.0.2.0/24], audit: true}
+              "null": {members: [203.0.113.5]}
+              "true": {members: [198.51.100.200]}
+              "y": {members: [198.51.100.7]}
+              "off": {members: [198.51.100.8]}
+
+            """
+        let policy = try Self.policy([("zones.yaml", zones)])
+        let a = FlowAggregator(policy: policy)
+        func r(_ s: String, _ d: String, _ proto: UInt8, _ port: UInt16) -> FlowRecord {
+            a.classify(LoggedPacket(time: Date(), verdict: .denied, hook: .forward, src: IPPrefix.parse(s)!, dst: IPPrefix.parse(d)!,
+                                    proto: proto, port: port))
+        }
+        let records = [r("192.0.2.7", "203.0.113.5", 6, 5432), r("198.51.100.200", "203.0.113.5", 6, 5432),
+                       r("198.51.100.7", "198.51.100.8", 1, 8), r("203.0.113.5", "192.0.2.9", 17, 53)]
+        let (rules, skipped) = Suggester(policy: policy).suggest(records)
+        #expect(rules.count == 3)
+        let yaml = Suggester.yaml(rules, skipped: skipped, source: "flows.jsonl")
+        #expect(yaml.contains("  - from: [\"no\", \"true\"]\n    to: \"null\"\n"), "\(yaml)")
+        let after = try Self.policy([("zones.yaml", zones), ("suggested.yaml", yaml)])
+        let e = Evaluator(after)
+        for rec in records {
+            #expect(e.enforcedDecision(from: .zone(rec.from), to: .zone(rec.to), flow: rec.packet.flow).verdict == .allow, "\(rec.from) → \(rec.to)")
+        }
+    }
+
+    /// Any string written with `scalar` reads back as that string, in flow context too.
+    @Test func scalarsReadBackAsTheSameString() throws {
+        let names = ["web", "db-1", "a_b", "no", "No", "NULL", "true", "y", "n", "on", "off", "yes", "~", "1", "0x1f", "1e3", ".inf",
+                     "a: b", "#x", "a #b", "", " lead", "trail ", "x\"y", "back\\slash", "[list]", "{map}", "a,b", "*alias",
+                     "&anchor", "!tag", "|", ">", "-", "? q", "@at", "`tick", "%pct", "new\nline", "tab\there", "\u{85}", "ünï"]
+        for name in names {
+            let s = Suggester.scalar(name)
+            let yaml = "zones:\n  a: {members: [192.0.2.1]}\nallow:\n  - {from: a, to: a, ports: [tcp/1], description: \(s)}\n"
+            let r = PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: yaml)])
+            #expect(r.policy?.rules.first?.description == name, "\(name.debugDescription) written \(s): \(r.diagnostics)")
+        }
+        #expect(Suggester.scalar("web") == "web" && Suggester.scalar("no") == "\"no\"")
+    }
+
     @Test func runsMergeOnlyContiguousPorts() {
         #expect(Suggester.runs([5, 3, 4, 9, 65535, 65534, 1]) == [1...1, 3...5, 9...9, 65534...65535])
         #expect(Suggester.runs([]) == [])
