@@ -169,10 +169,21 @@ public actor Reconciler {
             defer { refreshDigest() }
             let outcome = try converge(.start)
             revokeIfTightened(outcome)
-            // What the daemon starts with is the baseline, not an edit. Only kept with
-            // --confirm-edits: otherwise nothing goes back to it, and holding it would keep the
-            // start's sets alive after every edit.
-            if confirmEdits != nil { confirmed = (table, desiredPolicy) }
+            // Only kept with --confirm-edits: otherwise nothing goes back to the baseline, and
+            // holding it would keep the start's sets alive after every edit.
+            if let confirmEdits {
+                if var before = snapshot.table, let outcome, outcome.changes > 0 {
+                    // The files differ from the rule set in force: edited while no daemon ran, or
+                    // an edit this daemon's predecessor reverted for lack of confirmation. What
+                    // the kernel held is the baseline, and the start's change needs confirming
+                    // as an edit would: a restart never makes an unconfirmed edit stay.
+                    before.flags = tableFlags
+                    confirmed = (before, nil)
+                    openWindow(after: outcome, seconds: confirmEdits)
+                } else {
+                    confirmed = (table, desiredPolicy)
+                }
+            }
             return outcome
         case .failure(let diagnostics):
             guard var inForce = snapshot.table else { throw StartupRefused(diagnostics: diagnostics) }
