@@ -4,22 +4,35 @@ public enum Lockout {
     /// The port whose loss locks an operator out.
     public static let ssh = PortSpec.ports(.tcp, 22...22)
 
-    /// The zones from which `port` to this host is governed and denied (no rule, no failsafe).
+    /// The zones from which `port` to this host is governed and denied (no rule, no failsafe),
+    /// among those an operator can connect from: zones with members or identities, not in
+    /// audit mode (their denied traffic passes).
     public static func deniedZones(_ policy: Policy, port: PortSpec = ssh) -> [String] {
         let evaluator = Evaluator(policy)
-        return policy.zones.map(\.name).filter {
+        return policy.zones.filter { z in
+            (!z.members.isEmpty || !z.interfaces.isEmpty || z.isLocal) && !evaluator.isAudited(.zone(z.name))
+        }.map(\.name).filter {
             evaluator.decide(from: .endpoint(.zone($0)), to: .endpoint(.host), spec: port).verdict == .deny
+        }
+    }
+
+    /// Whether some zone may reach `port` on this host: then the policy chose who may, and the
+    /// zones left out are least privilege, not a lock-out.
+    public static func someZoneAdmitted(_ policy: Policy, port: PortSpec = ssh) -> Bool {
+        let evaluator = Evaluator(policy)
+        return policy.zones.contains {
+            evaluator.decide(from: .endpoint(.zone($0.name)), to: .endpoint(.host), spec: port).verdict == .allow
         }
     }
 
     /// One warning naming those zones (the first 10, then a count), at the first one's place.
     public static func warnings(_ policy: Policy) -> [Diagnostic] {
         let zones = deniedZones(policy)
-        guard let first = zones.first, let location = policy.zone(named: first)?.location else { return [] }
+        guard let first = zones.first, let location = policy.zone(named: first)?.location, !someZoneAdmitted(policy) else { return [] }
         let named = zones.prefix(10).joined(separator: ", ") + (zones.count > 10 ? " and \(zones.count - 10) more" : "")
         return [.warning(location, "\(ssh) to this host is denied from zone(s) \(named): an operator connecting from there "
                          + "is locked out as soon as the policy is applied",
-                         hint: "allow it (from: [\(zones.prefix(3).joined(separator: ", "))], to: host, ports: [tcp/22]), "
+                         hint: "allow it from the zones operators connect from (from: [\(zones.prefix(10).joined(separator: ", "))\(zones.count > 10 ? ", …" : "")], to: host, ports: [tcp/22]), "
                              + "or keep it open whatever the zones with settings: {failsafe: [tcp/22]}")]
     }
 }

@@ -1,0 +1,56 @@
+import Testing
+import ZonePolicy
+
+/// The lock-out lint warns when SSH to this host is governed and no zone an operator can be in
+/// is let in; choosing which zones may (least privilege) is not a lock-out.
+struct LockoutTests {
+    static func warnings(_ yaml: String) throws -> [String] {
+        let r = PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: yaml)])
+        let policy = try #require(r.policy, "\(r.diagnostics)")
+        return Lockout.warnings(policy).map(\.description)
+    }
+
+    @Test func noZoneLetInWarnsNamingThemAll() throws {
+        let w = try Self.warnings("""
+            zones:
+              a: {members: [192.0.2.1]}
+              b: {members: [192.0.2.2]}
+              c: {members: [192.0.2.3]}
+              d: {members: [192.0.2.4]}
+              empty:
+              watched: {members: [192.0.2.5], audit: true}
+            allow:
+              - {from: a, to: b, ports: [tcp/80]}
+
+            """)
+        #expect(w.count == 1)
+        let text = try #require(w.first)
+        #expect(text.contains("denied from zone(s) a, b, c, d:"))
+        // Zones no operator can be in (no members), or whose denied traffic passes (audit), are not named.
+        #expect(!text.contains("empty") && !text.contains("watched"))
+        #expect(text.contains("from: [a, b, c, d]"), "the hint names every zone it warns about")
+    }
+
+    @Test func oneZoneLetInIsAChoiceNotALockout() throws {
+        #expect(try Self.warnings("""
+            zones:
+              admin: {members: [198.51.100.200]}
+              guest: {members: [192.0.2.0/24]}
+            allow:
+              - {from: admin, to: host, ports: [tcp/22]}
+              - {from: guest, to: world, ports: [tcp/443]}
+
+            """).isEmpty)
+    }
+
+    @Test func aFailsafePortIsNoLockout() throws {
+        #expect(try Self.warnings("""
+            zones:
+              guest: {members: [192.0.2.0/24]}
+            allow:
+              - {from: guest, to: world, ports: [tcp/443]}
+            settings: {failsafe: [tcp/22]}
+
+            """).isEmpty)
+    }
+}
