@@ -81,7 +81,11 @@ public struct LoggedPacket: Hashable, Sendable, Codable {
         src = try FlowRecord.address(c.decode(String.self, forKey: .src), key: "src")
         dst = try FlowRecord.address(c.decode(String.self, forKey: .dst), key: "dst")
         proto = try ProtocolName.number(c.decode(String.self, forKey: .proto))
-        port = try c.decodeIfPresent(UInt16.self, forKey: .port)
+        // Decoded wide and checked here, so that 70000 is named as an out-of-range port, not as bad JSON.
+        let isICMP = proto == 1 || proto == 58
+        let limit = isICMP ? 255 : 65535
+        let what = isICMP ? "an ICMP type, 0-255" : "a port, 0-65535"
+        port = try FlowRecord.decodeWhole(c, .port, what: what, range: 0...limit).map { UInt16($0) }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -122,7 +126,26 @@ public struct FlowRecord: Hashable, Sendable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         from = try c.decode(String.self, forKey: .from)
         to = try c.decode(String.self, forKey: .to)
-        count = try c.decode(Int.self, forKey: .count)
+        count = try Self.decodeWhole(c, .count, what: "a packet count of at least 1", range: 1...Int.max) ?? {
+            throw DecodingError.keyNotFound(CodingKeys.count, .init(codingPath: [], debugDescription: "missing key 'count'"))
+        }()
+    }
+
+    /// A whole number in `range` under `key` (nil when absent or null); anything else is a
+    /// `dataCorrupted` error naming the key, what it must be, and what was found.
+    static func decodeWhole<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K, what: String,
+                                          range: ClosedRange<Int>) throws -> Int? {
+        guard c.contains(key), !(try c.decodeNil(forKey: key)) else { return nil }
+        func bad(_ found: String) -> DecodingError {
+            .dataCorrupted(.init(codingPath: [key], debugDescription: "'\(key.stringValue)' must be \(what), found \(found)"))
+        }
+        if let n = try? c.decode(Int.self, forKey: key) {
+            guard range.contains(n) else { throw bad(String(n)) }
+            return n
+        }
+        if let d = try? c.decode(Double.self, forKey: key) { throw bad(d.description) }
+        if let s = try? c.decode(String.self, forKey: key) { throw bad("the string \"\(s)\"") }
+        throw bad("a value of another type")
     }
 
     public func encode(to encoder: any Encoder) throws {

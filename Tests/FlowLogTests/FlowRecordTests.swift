@@ -96,4 +96,35 @@ struct FlowRecordTests {
         #expect(top.first?.series.from == "other")
         #expect(c.top(3, hourBefore: Date(timeIntervalSince1970: 1_790_000_000 + 7200)).isEmpty)
     }
+
+    /// Counts below 1 and ports out of range are named as such, not as malformed JSON.
+    @Test func countAndPortAreCheckedWithTheirKeyNamed() throws {
+        let good = #"{"count":3,"dst":"203.0.113.5","from":"web","hook":"forward","port":22,"proto":"tcp","src":"198.51.100.4","time":"2026-11-30T07:01:02.345Z","to":"db","verdict":"denied"}"#
+        #expect(try JSONDecoder().decode(FlowRecord.self, from: Data(good.utf8)).count == 3)
+        let cases: [(String, String, String)] = [
+            (#""count":3"#, #""count":-5"#, "'count' must be a packet count of at least 1, found -5"),
+            (#""count":3"#, #""count":0"#, "'count' must be a packet count of at least 1, found 0"),
+            (#""count":3"#, #""count":1.5"#, "'count' must be a packet count of at least 1, found 1.5"),
+            (#""count":3"#, #""count":"3""#, "'count' must be a packet count of at least 1, found the string \"3\""),
+            (#""port":22"#, #""port":70000"#, "'port' must be a port, 0-65535, found 70000"),
+            (#""port":22"#, #""port":-1"#, "'port' must be a port, 0-65535, found -1"),
+            (#""port":22,"proto":"tcp""#, #""port":300,"proto":"icmp""#, "'port' must be an ICMP type, 0-255, found 300"),
+        ]
+        for (from, to, message) in cases {
+            let line = good.replacingOccurrences(of: from, with: to)
+            #expect(throws: (any Error).self, "\(to)") { try JSONDecoder().decode(FlowRecord.self, from: Data(line.utf8)) }
+            do {
+                _ = try JSONDecoder().decode(FlowRecord.self, from: Data(line.utf8))
+            } catch DecodingError.dataCorrupted(let c) {
+                #expect(c.debugDescription == message, "\(to)")
+            } catch {
+                Issue.record("\(to): \(error)")
+            }
+        }
+        // No port (an unnamed protocol) and a null one are both absent.
+        let none = good.replacingOccurrences(of: #""port":22,"#, with: "")
+        #expect(try JSONDecoder().decode(FlowRecord.self, from: Data(none.utf8)).packet.port == nil)
+        let null = good.replacingOccurrences(of: #""port":22"#, with: #""port":null"#)
+        #expect(try JSONDecoder().decode(FlowRecord.self, from: Data(null.utf8)).packet.port == nil)
+    }
 }

@@ -74,6 +74,22 @@ import ZonePolicy
         }
     }
 
+    /// A bad count or port in a log file is reported at its file:line with what is wrong.
+    @Test func suggestNamesBadCountsAndPortsByLine() throws {
+        let good = #"{"count":3,"dst":"203.0.113.5","from":"web","hook":"forward","port":22,"proto":"tcp","src":"198.51.100.4","time":"2026-11-30T07:01:02.345Z","to":"db","verdict":"denied"}"#
+        let lines = [good, good.replacingOccurrences(of: #""count":3"#, with: #""count":-5"#),
+                     good.replacingOccurrences(of: #""port":22"#, with: #""port":70000"#)]
+        try withDirectory(["policy.yaml": Self.policy, "flows.jsonl": lines.joined(separator: "\n") + "\n"]) { dir in
+            let r = try runZonewall(["suggest", "--policies", dir, "--from-log", "\(dir)/flows.jsonl"], stdout: .file("/dev/null"))
+            #expect(r.status == 1, "\(r)")
+            #expect(r.stderr == """
+                \(dir)/flows.jsonl:2:1: error: not a `zonewall log --json` record: 'count' must be a packet count of at least 1, found -5
+                \(dir)/flows.jsonl:3:1: error: not a `zonewall log --json` record: 'port' must be a port, 0-65535, found 70000
+
+                """, "\(r)")
+        }
+    }
+
     @Test func suggestIntoAFullDiskOrAClosedPipe() throws {
         let record = #"{"count":3,"dst":"203.0.113.5","from":"web","hook":"forward","port":22,"proto":"tcp","src":"198.51.100.4","time":"2026-11-30T07:01:02.345Z","to":"db","verdict":"denied"}"#
         try withDirectory(["policy.yaml": Self.policy, "flows.jsonl": record + "\n"]) { dir in
