@@ -29,4 +29,29 @@ import Testing
             }
         }
     }
+
+    /// `report --html` names the path and the reason it cannot be written; `-` is standard output.
+    @Test func reportSaysWhyItCannotWrite() throws {
+        try withDirectory(["policy.yaml": Self.policy]) { dir in
+            let directory = try runZonewall(["report", "--policies", dir, "--html", dir], stdout: .file("/dev/null"))
+            #expect(directory.status == 1 && directory.stderr == "zonewall: cannot write the report to \(dir): Is a directory\n", "\(directory)")
+            let missing = "\(dir)/no/such/report.html"
+            let parent = try runZonewall(["report", "--policies", dir, "--html", missing], stdout: .file("/dev/null"))
+            #expect(parent.status == 1 && parent.stderr == "zonewall: cannot write the report to \(missing): No such file or directory\n", "\(parent)")
+
+            let stdout = try runZonewall(["report", "--policies", dir, "--html", "-"], stdout: .file("\(dir)/page.out"))
+            #expect(stdout.status == 0, "\(stdout)")
+            let page = try String(contentsOfFile: "\(dir)/page.out", encoding: .utf8)
+            #expect(page.hasPrefix("<!DOCTYPE html>") && page.hasSuffix("</html>\n"))
+            let full = try runZonewall(["report", "--policies", dir, "--html", "-"], stdout: .file("/dev/full"))
+            #expect(full.status == 1 && full.stderr == Self.noSpace, "\(full)")
+
+            let file = "\(dir)/report.html"
+            let written = try runZonewall(["report", "--policies", dir, "--html", file], stdout: .file("\(dir)/wrote.out"))
+            #expect(written.status == 0, "\(written)")
+            #expect(try String(contentsOfFile: file, encoding: .utf8) == page)
+            #expect(try String(contentsOfFile: "\(dir)/wrote.out", encoding: .utf8) == "wrote \(file)\n")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.hasPrefix(".zonewall-report") })
+        }
+    }
 }
