@@ -105,6 +105,9 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let members = try await startMembers(reconciler)
         let scope = try await startScope(reconciler, members: members?.0)
         try await reconciler.start()
+        // The first merge may have ignored cached members (a zone gone from the files): show
+        // them now, not at the first reload, which waits for etcd when it is down.
+        if let (feed, _) = members { await reconciler.setMemberSource(feed.status) }
         // Units and cgroups are resolved now and followed as they come and go (element changes
         // only); users are resolved again whenever the policy is reloaded, SIGHUP included.
         let follower = cgroups.map { IdentityFollower(source: $0, reconciler: reconciler, logger: logger) }

@@ -77,4 +77,39 @@ struct DaemonSourcesTests {
         await group.triggerGracefulShutdown()
         try await running.value
     }
+
+    @Test func aRestartWhileTheSourceIsDownPublishesItsReasonAndTheIgnoredCachedKeys() async throws {
+        let dir = NSTemporaryDirectory() + "zw-daemon-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/policies", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try policyYAML.write(toFile: dir + "/policies/p.yaml", atomically: true, encoding: .utf8)
+        // The last known members: one good, one of a zone the policy does not declare.
+        try MemberCache(path: dir + "/members.json").write(MemberTable(prefix: "/zonewall/members/", members: [
+            Member(key: MemberKey(zone: "api", instance: "i1"), addresses: [IPPrefix.parse("192.0.2.77")!]),
+            Member(key: MemberKey(zone: "nosuch", instance: "i2"), addresses: [IPPrefix.parse("203.0.113.12")!]),
+        ]))
+
+        let kernel = InMemoryKernel()
+        let members = InMemoryMemberSource()
+        members.disconnect()  // etcd is down while the daemon starts
+        var config = DaemonConfiguration(policyDirectory: dir + "/policies", stateFile: dir + "/state.json",
+                                         resyncInterval: .seconds(600), removeOnExit: false, metricsAddress: nil)
+        config.memberSource = members
+        config.memberCache = dir + "/members.json"
+        let daemon = ZonewallDaemon(kernel: kernel, configuration: config, logger: Logger(label: "t"))
+        let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "t")))
+        let running = Task { try await group.run() }
+
+        try await until("the cached member in force") { kernel.table.map { NftText.render($0) }?.contains("192.0.2.77") == true }
+        func status() -> MemberSourceStatus? { try? StateFile(path: dir + "/state.json").read().memberSource }
+        try await until("the status shows the ignored cached key and why etcd is lost") {
+            status()?.rejectedKeys == 1 && status()?.lostReason == "disconnected"
+        }
+        #expect(status()?.connected == false, "\(String(describing: status()))")
+        #expect(status()?.rejectionsTotal == 1, "what the metric zonewall_etcd_rejected_keys_total counts")
+
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
 }
+
