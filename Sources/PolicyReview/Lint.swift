@@ -11,7 +11,8 @@ public enum Lint {
         var out: [Diagnostic] = []
         let allZones = Set(policy.zones.map(\.name))
         for r in policy.rules {
-            if r.from.contains(.world) && !r.ignores(.worldOpen) {
+            // Towards zones only: world → host or world is not governed (the resolver says so).
+            if r.from.contains(.world) && r.to.contains(where: \.isZone) && !r.ignores(.worldOpen) {
                 for spec in r.ports {
                     switch spec {
                     case .any:

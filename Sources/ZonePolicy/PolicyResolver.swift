@@ -216,6 +216,12 @@ struct PolicyResolver {
                                                 + LintKind.unusedZone.silenceHint))
             }
         }
+        // A rule between ungoverned ends only: the traffic it names is accepted with or without it.
+        for r in policy.rules where !r.from.contains(where: \.isZone) && !r.to.contains(where: \.isZone) {
+            diagnostics.append(.warning(r.location, "this allow rule has no effect: zonewall governs only traffic with a zone at one end, "
+                                        + "and accepts traffic between world and host (and within either) whatever the rules",
+                                        hint: "remove it; to restrict what reaches this host, put the senders in zones"))
+        }
         // Index rules by each (from, to) pair so that the coverage check stays near-linear.
         var byPair: [Pair: [Int]] = [:]
         for (i, r) in policy.rules.enumerated() {

@@ -54,3 +54,21 @@ struct LockoutTests {
             """).isEmpty)
     }
 }
+
+/// A rule whose ends are all ungoverned (world, host) changes nothing, and check says so.
+struct UngovernedRuleTests {
+    @Test func aRuleBetweenWorldAndHostIsReportedAsWithoutEffect() throws {
+        let r = PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: """
+            zones:
+              web: {members: [192.0.2.0/28]}
+            allow:
+              - {from: world, to: host, ports: [tcp/22]}
+              - {from: [world, web], to: host, ports: [tcp/80]}
+
+            """)], warnings: true)
+        let lines = r.diagnostics.map(\.description)
+        #expect(lines.contains { $0.hasPrefix("p.yaml:4:") && $0.contains("this allow rule has no effect") })
+        #expect(!lines.contains { $0.hasPrefix("p.yaml:5:") && $0.contains("no effect") }, "web → host is governed")
+        #expect(r.policy != nil, "a warning, not an error")
+    }
+}

@@ -70,7 +70,7 @@ import Testing
 
     @Test func fileCountBytesPerFileAndTotalBytes() throws {
         let a = "zones: {a: {members: [192.0.2.1]}}\n"  // 35 bytes
-        let dir = try directory(["a.yaml": a, "b.yaml": "zones: {b: {members: [192.0.2.2]}}\n", "c.yaml": "# c\n"])
+        let dir = try directory(["a.yaml": a, "b.yaml": "zones: {b: {members: [192.0.2.2]}}\n", "c.yaml": "# c\n{}\n"])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(PolicyLoader.load(directory: dir).policy != nil)
 
