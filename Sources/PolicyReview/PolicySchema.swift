@@ -59,6 +59,14 @@ public enum PolicySchema {
     static let ipv4 = #"([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?"#
     static let ipv6 = #"[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){1,7}(:([0-9]{1,3}\.){3}[0-9]{1,3})?(/[0-9]{1,3})?"#
     static let addressPattern = "^(\(ipv4)|\(ipv6))$"
+    /// `unit:NAME`, `cgroup:/PATH`, `user:NAME|UID`, `iface:NAME` in an expectation: one unit (no
+    /// glob), an absolute cgroup path, a user or uid, one interface (no wildcard, 15 bytes at most).
+    static let identityPatterns = [
+        #"^unit:[^\s/*?\[\]]+$"#,
+        #"^cgroup:/\S*[^\s/]\S*$"#,
+        #"^user:[A-Za-z0-9._$-]{1,32}$"#,
+        #"^iface:[^\s/:*]{1,15}$"#,
+    ]
     static let singleAddressPattern = #"^(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){1,7}(:([0-9]{1,3}\.){3}[0-9]{1,3})?)$"#
 
     static let lintKeys: [Key] = [
@@ -118,8 +126,10 @@ public enum PolicySchema {
 
     /// Keys of an `expect:` entry.
     public static let expectKeys: [Key] = [
-        Key("from", "A zone, world, host, or a single address to classify.", ref("party"), required: true),
-        Key("to", "A zone, world, host, or a single address to classify.", ref("party"), required: true),
+        Key("from", "A zone, world, host, a single address to classify, or unit:NAME, cgroup:/PATH, user:NAME|UID, iface:NAME.",
+            ref("party"), required: true),
+        Key("to", "A zone, world, host, a single address to classify, or unit:NAME, cgroup:/PATH, user:NAME|UID, iface:NAME.",
+            ref("party"), required: true),
         Key("port", "One port spec, as in a rule's ports.", ref("portSpec"), required: true),
         Key("verdict", "What zonewall test expects: allow or deny.", ["type": "string", "enum": ["allow", "deny"]], required: true),
     ]
@@ -155,8 +165,9 @@ public enum PolicySchema {
             "address": ["type": "string", "pattern": .string(addressPattern),
                         "description": "An IPv4 or IPv6 address or prefix without host bits (192.0.2.10, 192.0.2.0/24, 2001:db8::/64)."],
             "party": ["type": "string",
-                      "anyOf": [["pattern": .string(zoneName)], ["pattern": .string(singleAddressPattern)]],
-                      "description": "A zone name, world, host, or one address (not a prefix)."],
+                      "anyOf": .array([["pattern": .string(zoneName)], ["pattern": .string(singleAddressPattern)]]
+                          + identityPatterns.map { ["pattern": .string($0)] }),
+                      "description": "A zone name, world, host, one address (not a prefix), or a local identity: unit:NAME (a systemd unit), cgroup:/PATH (from the cgroup2 root), user:NAME or user:UID (a sender only), iface:NAME (one interface)."],
             "lintKind": ["type": "string", "enum": .array(LintKind.allCases.map { .string($0.rawValue) }),
                          "description": "A least-privilege lint of zonewall check."],
             "lint": object("Silences lints on one rule or zone; a reason is required.", lintKeys),

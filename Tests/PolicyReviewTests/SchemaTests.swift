@@ -57,4 +57,46 @@ import Testing
         #expect(names(PolicySchema.expectKeys) == FileParser.expectKeys)
         #expect(names(PolicySchema.lintKeys) == FileParser.lintKeys)
     }
+
+    /// Whether `value` is a string `$defs/party` accepts: one of its `anyOf` patterns matches.
+    /// (ECMA-262 and ICU agree on these patterns: classes, anchors and counted repeats only.)
+    static func partyAccepts(_ value: String) throws -> Bool {
+        guard case .object(let top) = PolicySchema.document, case .object(let defs)? = top["$defs"],
+              case .object(let party)? = defs["party"], case .array(let options)? = party["anyOf"] else {
+            throw SchemaTestError("no $defs/party anyOf")
+        }
+        for case .object(let o) in options {
+            guard case .string(let pattern)? = o["pattern"] else { continue }
+            let re = try NSRegularExpression(pattern: pattern)
+            if re.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil { return true }
+        }
+        return false
+    }
+
+    /// The documented expectation endpoints `unit:NAME`, `cgroup:/PATH`, `user:NAME|UID` and
+    /// `iface:NAME` are valid parties; a policy file using them loads and its every endpoint passes.
+    @Test func identityEndpointsOfExpectationsAreParties() throws {
+        let fixture = repositoryRoot.appendingPathComponent("Tests/PolicyReviewTests/Fixtures/good/identities.yaml")
+        let text = try String(contentsOf: fixture, encoding: .utf8)
+        let loaded = PolicyLoader.parse([PolicyFile(path: "identities.yaml", contents: text)])
+        #expect(loaded.errors.isEmpty, "\(loaded.diagnostics)")
+        let expectations = try #require(loaded.policy?.expectations)
+        #expect(expectations.count == 6)
+        for e in expectations {
+            for party in [e.from, e.to] { #expect(try Self.partyAccepts(party.description), "\(party)") }
+        }
+        for good in ["web", "world", "host", "192.0.2.1", "2001:db8::1", "unit:billing.service", "cgroup:/system.slice/x.service",
+                     "user:billing", "user:1001", "iface:veth0", "iface:eth0.100"] {
+            #expect(try Self.partyAccepts(good), "\(good)")
+        }
+        for bad in ["unit:", "unit:billing-*.service", "cgroup:relative/path", "cgroup:/", "user:", "user:a b",
+                    "iface:veth*", "iface:much-too-long-name0", "iface:a/b", "host:x", "192.0.2.0/24", "Web"] {
+            #expect(try !Self.partyAccepts(bad), "\(bad)")
+        }
+    }
+}
+
+struct SchemaTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }
