@@ -197,6 +197,12 @@ struct PolicyResolver {
             }
         }
         guard let from = party(raw.from), let to = party(raw.to) else { return nil }
+        if case .address(let a) = from, case .address(let b) = to, a.family != b.family {
+            diagnostics.append(.error(raw.location, "this expectation goes from an \(a.family == .ipv4 ? "IPv4" : "IPv6") address to an "
+                                      + "\(b.family == .ipv4 ? "IPv4" : "IPv6") one: no packet does",
+                                      hint: "write two addresses of one family (an IPv4-mapped ::ffff:a.b.c.d is IPv6)"))
+            return nil
+        }
         return Expectation(from: from, to: to, port: raw.port, verdict: raw.verdict, location: raw.location)
     }
 

@@ -35,9 +35,13 @@ struct ExplainCommand: ParsableCommand {
         let (policy, _) = try options.loadOrExit(printWarnings: false)
         let evaluator = Evaluator(policy)
         if batch { return try runBatch(policy, evaluator) }
-        let spec = try parseSpec(portSpec!)
-        let src = try party(from!, policy)
-        let dst = try party(to!, policy)
+        let src: Party, dst: Party, spec: PortSpec
+        do throws(QueryError) {
+            (src, dst, spec) = try query(from!, to!, portSpec!, policy)
+        } catch {
+            printError("error: \(error.message)")
+            throw ExitCode(1)
+        }
         let d = evaluator.decide(from: src, to: dst, spec: spec)
         print("\(d.verdictText): \(from!) → \(to!) \(spec)")
         if case .endpoint = src {} else { print("  from \(from!) is in \(d.from)") }
@@ -49,54 +53,78 @@ struct ExplainCommand: ParsableCommand {
         if d.verdict == .deny { throw ExitCode(3) }
     }
 
+    /// One line of output per query line, in order: `allow|deny|audit FROM TO SPEC`, or
+    /// `error FROM TO SPEC` (the reason on stderr, with the line number), so that a consumer
+    /// can pair answers with questions.
     func runBatch(_ policy: Policy, _ evaluator: Evaluator) throws {
         var bad = 0
         var out = ""
+        var number = 0
         while let line = readLine() {
+            number += 1
             let words = line.split(whereSeparator: \.isWhitespace).map(String.init)
             if words.isEmpty || words[0].hasPrefix("#") { continue }
-            guard words.count == 3, let spec = try? parseSpec(words[2]),
-                  let src = try? party(words[0], policy), let dst = try? party(words[1], policy) else {
-                printError("error: cannot explain '\(line)'")
+            do throws(QueryError) {
+                guard words.count == 3 else { throw QueryError("expected FROM TO PORTSPEC, found \(words.count) word(s)") }
+                let (src, dst, spec) = try query(words[0], words[1], words[2], policy)
+                let d = evaluator.decide(from: src, to: dst, spec: spec)
+                out += "\(d.audited ? "audit" : d.verdict.rawValue) \(words.joined(separator: " "))\n"
+            } catch {
+                printError("error: line \(number): \(error.message)")
+                out += "error \(words.joined(separator: " "))\n"
                 bad += 1
-                continue
             }
-            let d = evaluator.decide(from: src, to: dst, spec: spec)
-            out += "\(d.audited ? "audit" : d.verdict.rawValue) \(words[0]) \(words[1]) \(words[2])\n"
         }
         print(out, terminator: "")
         if bad > 0 { throw ExitCode(1) }
     }
 
-    func parseSpec(_ text: String) throws -> PortSpec {
-        switch PortSpec.parse(text) {
-        case .success(let s): return s
-        case .failure(let e):
-            printError("error: bad port spec \(e.message)" + (e.hint.map { "\nnote: \($0)" } ?? ""))
-            throw ExitCode(1)
+    struct QueryError: Error {
+        let message: String
+        init(_ message: String) { self.message = message }
+    }
+
+    /// FROM, TO and PORTSPEC read and checked together: a user only sends, and two addresses
+    /// must be of one family (no packet goes from an IPv4 address to an IPv6 one).
+    func query(_ from: String, _ to: String, _ spec: String, _ policy: Policy) throws(QueryError) -> (Party, Party, PortSpec) {
+        let src = try party(from, policy), dst = try party(to, policy)
+        if case .user = dst { throw QueryError("'\(to)': a user is only a sender; name the receiving zone, unit or address") }
+        if case .address(let a) = src, case .address(let b) = dst, a.family != b.family {
+            let name = { (f: AddressFamily) in f == .ipv4 ? "IPv4" : "IPv6" }
+            throw QueryError("'\(from)' is an \(name(a.family)) address and '\(to)' an \(name(b.family)) one: no packet goes between them")
+        }
+        switch PortSpec.parse(spec) {
+        case .success(let s): return (src, dst, s)
+        case .failure(let e): throw QueryError("bad port spec \(e.message)" + (e.hint.map { "\nnote: \($0)" } ?? ""))
         }
     }
 
-    func party(_ text: String, _ policy: Policy) throws -> Party {
+    func party(_ text: String, _ policy: Policy) throws(QueryError) -> Party {
         switch text {
         case "world": return .endpoint(.world)
         case "host": return .endpoint(.host)
         default:
             if policy.zone(named: text) != nil { return .endpoint(.zone(text)) }
             if let identity = Party.identity(text) {
-                if case .cgroup(let c) = identity {
+                switch identity {
+                case .cgroup(let c):
                     guard c.hasPrefix("/") else {
-                        printError("error: '\(text)': a cgroup path is absolute, from the cgroup2 root (cgroup:/system.slice/x.service)")
-                        throw ExitCode(1)
+                        throw QueryError("'\(text)': a cgroup path is absolute, from the cgroup2 root (cgroup:/system.slice/x.service)")
                     }
                     return .cgroup(IdentityNames.normalizedCgroup(c))
+                case .unit(let u):
+                    if let problem = IdentityNames.unitProblem(u) { throw QueryError(problem.message + "\nnote: " + problem.hint) }
+                case .user(let u):
+                    if let problem = IdentityNames.userProblem(u) { throw QueryError(problem.message + "\nnote: " + problem.hint) }
+                case .interface(let i):
+                    if let problem = IdentityNames.interfaceProblem(i) { throw QueryError(problem.message + "\nnote: " + problem.hint) }
+                default: break
                 }
                 return identity
             }
             if let p = IPPrefix.parse(text), p.length == p.family.bits { return .address(p) }
             let hint = Spelling.closest(to: text, in: policy.zones.map(\.name) + ["world", "host"]).map { "\nnote: did you mean '\($0)'?" } ?? ""
-            printError("error: '\(text)' is neither a zone, an address, nor unit:/cgroup:/user:/iface:" + hint)
-            throw ExitCode(1)
+            throw QueryError("'\(text)' is neither a zone, an address, nor unit:/cgroup:/user:/iface:" + hint)
         }
     }
 }

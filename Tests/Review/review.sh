@@ -315,5 +315,22 @@ PY
     fi
 fi
 
+# ---- explain: impossible queries are errors, and --batch answers every line in order ----------
+"$ZW" explain --policies "$ROOT/Policies" 192.0.2.20 2001:db8:20::10 tcp/443 >/dev/null 2>"$WORK/mixed.err"
+expect_status "explain: an IPv4 and an IPv6 address" 1 $?
+contains "explain: … says no packet goes between them" "$WORK/mixed.err" "is an IPv4 address and '2001:db8:20::10' an IPv6 one"
+"$ZW" explain --policies "$ROOT/Policies" db user:billing tcp/1 >/dev/null 2>"$WORK/user.err"
+expect_status "explain: a user as the receiver" 1 $?
+contains "explain: … a user is only a sender" "$WORK/user.err" "a user is only a sender"
+printf 'web db tcp/5432\nbogus line\napi db tcp/5432\nweb db tcp/99999\n' \
+    | "$ZW" explain --batch --policies "$ROOT/Policies" >"$WORK/batch.out" 2>"$WORK/batch.err"
+expect_status "explain --batch with bad lines" 1 $?
+if [ "$(cat "$WORK/batch.out")" = "$(printf 'deny web db tcp/5432\nerror bogus line\nallow api db tcp/5432\nerror web db tcp/99999')" ]; then
+    pass "explain --batch: one answer per query, in order, errors included"
+else
+    fail "explain --batch answers"; cat "$WORK/batch.out"
+fi
+contains "explain --batch: errors name their line" "$WORK/batch.err" "error: line 4: bad port spec 'tcp/99999'"
+
 echo "review: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

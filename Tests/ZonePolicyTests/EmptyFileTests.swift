@@ -18,3 +18,25 @@ struct EmptyFileTests {
         #expect(r.policy?.zones.map(\.name) == ["web"])
     }
 }
+
+/// An expectation between addresses of two families describes no packet: an error, not a pass.
+struct MixedFamilyExpectationTests {
+    @Test func isAnError() {
+        let r = PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: """
+            zones:
+              a: {members: [192.0.2.0/28, 2001:db8:10::/64]}
+              b: {members: [203.0.113.5, 2001:db8:20::5]}
+            allow:
+              - {from: a, to: b, ports: [tcp/443]}
+            expect:
+              - {from: "2001:db8:10::1", to: 203.0.113.5, port: tcp/443, verdict: allow}
+              - {from: "::ffff:192.0.2.1", to: 203.0.113.5, port: tcp/443, verdict: deny}
+              - {from: 192.0.2.1, to: 203.0.113.5, port: tcp/443, verdict: allow}
+
+            """)])
+        let errors = r.diagnostics.filter { $0.severity == .error }.map(\.description)
+        #expect(errors.count == 2)
+        #expect(errors.allSatisfy { $0.contains("no packet does") })
+        #expect(errors.contains { $0.hasPrefix("p.yaml:7:") } && errors.contains { $0.hasPrefix("p.yaml:8:") })
+    }
+}
