@@ -32,6 +32,40 @@ public struct EtcdConfiguration: Sendable {
     /// Whether the endpoints are spoken to over TLS.
     public var usesTLS: Bool { caCertificate != nil || certificate != nil || endpoints.contains { $0.hasPrefix("https://") } }
 
+    /// The TLS settings, with every file given loaded and checked now: a file that is not what
+    /// it should be is an error naming it, at startup, not a handshake failing later forever.
+    /// nil without TLS.
+    public func tlsConfiguration() throws -> TLSConfiguration? {
+        guard usesTLS else { return nil }
+        func read(_ what: String, _ path: String) throws -> [UInt8] {
+            do { return Array(try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+                throw EtcdError.badFile(what: what, path: path, reason: "cannot read it (\((error as NSError).localizedDescription))")
+            }
+        }
+        func certificates(_ what: String, _ path: String) throws -> [NIOSSLCertificate] {
+            let bytes = try read(what, path)
+            guard String(decoding: bytes, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
+                throw EtcdError.badFile(what: what, path: path, reason: "no PEM certificate in it (-----BEGIN CERTIFICATE-----)")
+            }
+            let certs: [NIOSSLCertificate]
+            do { certs = try NIOSSLCertificate.fromPEMBytes(bytes) } catch {
+                throw EtcdError.badFile(what: what, path: path, reason: "not a valid PEM certificate (\(error))")
+            }
+            guard !certs.isEmpty else { throw EtcdError.badFile(what: what, path: path, reason: "no PEM certificate in it") }
+            return certs
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let ca = caCertificate { tls.trustRoots = .certificates(try certificates("CA certificate", ca)) }
+        if let cert = certificate { tls.certificateChain = try certificates("client certificate", cert).map { .certificate($0) } }
+        if let key {
+            let bytes = try read("client key", key)
+            do { tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: bytes, format: .pem)) } catch {
+                throw EtcdError.badFile(what: "client key", path: key, reason: "not a PEM private key (\(error))")
+            }
+        }
+        return tls
+    }
+
     /// The base URLs of the endpoints.
     var baseURLs: [String] {
         endpoints.map { e in
@@ -53,6 +87,8 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
     case compacted(Int64)
     /// An answer larger than the client reads.
     case tooLarge(path: String, limit: Int)
+    /// A TLS file (`what`: CA certificate, client certificate, client key) that cannot be used.
+    case badFile(what: String, path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -61,6 +97,7 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
         case .malformed(let path, let why): "etcd \(path): malformed answer: \(why)"
         case .compacted(let rev): "etcd watch: revision compacted (compact revision \(rev))"
         case .tooLarge(let path, let limit): "etcd \(path): answer larger than \(limit) bytes"
+        case .badFile(let what, let path, let reason): "etcd \(what) \(path): \(reason)"
         }
     }
 }
@@ -99,15 +136,7 @@ public final class EtcdClient: Sendable {
         var config = HTTPClient.Configuration()
         config.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(2), read: nil)
         config.httpVersion = .http1Only
-        if configuration.usesTLS {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            if let ca = configuration.caCertificate { tls.trustRoots = .file(ca) }
-            if let cert = configuration.certificate {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-            }
-            if let key = configuration.key { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
-            config.tlsConfiguration = tls
-        }
+        config.tlsConfiguration = try configuration.tlsConfiguration()
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
     }
 

@@ -39,10 +39,11 @@ struct EtcdOptions: ParsableArguments {
         let cert = etcdCert ?? Self.env("ZONEWALL_ETCD_CERT")
         let key = etcdKey ?? Self.env("ZONEWALL_ETCD_KEY")
         guard (cert == nil) == (key == nil) else { throw ValidationError("--etcd-cert and --etcd-key go together") }
-        for f in [ca, cert, key].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: f) {
-            throw ValidationError("cannot read \(f)")
-        }
-        return EtcdConfiguration(endpoints: list, prefix: prefix, caCertificate: ca, certificate: cert, key: key)
+        let configuration = EtcdConfiguration(endpoints: list, prefix: prefix, caCertificate: ca, certificate: cert, key: key)
+        // Every TLS file loaded now: a bad one is a usage error naming it, not a daemon that
+        // stays disconnected forever.
+        do { _ = try configuration.tlsConfiguration() } catch { throw ValidationError("\(error)") }
+        return configuration
     }
 
     /// The configuration; a usage error when no endpoint is given.

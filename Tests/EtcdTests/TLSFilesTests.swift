@@ -1,0 +1,68 @@
+import Foundation
+import Membership
+import Testing
+
+/// `--etcd-cacert`, `--etcd-cert`, `--etcd-key`: every file is loaded and checked at startup.
+@Suite(.serialized)
+struct TLSFilesTests {
+    /// A directory with a self-signed certificate and its key (openssl), and a file that is not PEM.
+    func files() throws -> String {
+        let dir = NSTemporaryDirectory() + "zw-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        p.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
+                       "-days", "1", "-subj", "/CN=zonewall-test"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "openssl req")
+        try "this is not a certificate\n".write(toFile: dir + "/garbage.txt", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    func reason(_ c: EtcdConfiguration) -> String? {
+        do { _ = try c.tlsConfiguration(); return nil } catch { return "\(error)" }
+    }
+
+    @Test func eachFileIsCheckedAndNamed() throws {
+        let dir = try files()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let e = ["127.0.0.1:1"]
+        #expect(reason(EtcdConfiguration(endpoints: e, caCertificate: dir + "/cert.pem", certificate: dir + "/cert.pem", key: dir + "/key.pem")) == nil)
+        #expect(reason(EtcdConfiguration(endpoints: e, caCertificate: dir + "/garbage.txt"))
+                == "etcd CA certificate \(dir)/garbage.txt: no PEM certificate in it (-----BEGIN CERTIFICATE-----)")
+        #expect(reason(EtcdConfiguration(endpoints: e, caCertificate: dir + "/key.pem"))?.hasPrefix("etcd CA certificate \(dir)/key.pem: no PEM certificate") == true)
+        #expect(reason(EtcdConfiguration(endpoints: e, certificate: dir + "/garbage.txt", key: dir + "/key.pem"))?
+                    .hasPrefix("etcd client certificate \(dir)/garbage.txt: no PEM certificate") == true)
+        #expect(reason(EtcdConfiguration(endpoints: e, certificate: dir + "/cert.pem", key: dir + "/cert.pem"))?
+                    .hasPrefix("etcd client key \(dir)/cert.pem: not a PEM private key") == true)
+        #expect(reason(EtcdConfiguration(endpoints: e, caCertificate: dir + "/missing.pem"))?
+                    .hasPrefix("etcd CA certificate \(dir)/missing.pem: cannot read it") == true)
+        // The client loads the same way: a bad CA is refused when it is made, not at each handshake.
+        #expect(throws: EtcdError.self) { _ = try EtcdClient(EtcdConfiguration(endpoints: e, caCertificate: dir + "/garbage.txt")) }
+    }
+
+    @Test func runAndMemberCommandsExit1NamingTheFile() throws {
+        let dir = try files()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let etcd = ["--etcd-endpoints", "127.0.0.1:1"]
+        let commands: [[String]] = [
+            ["member", "list"] + etcd + ["--etcd-cacert", dir + "/garbage.txt"],
+            ["member", "add"] + etcd + ["--zone", "web", "--address", "198.51.100.7", "--etcd-cacert", dir + "/garbage.txt"],
+            ["run", "--policies", dir, "--netns", "zw-hB-never-created"] + etcd + ["--etcd-cacert", dir + "/garbage.txt"],
+        ]
+        for args in commands {
+            let o = try zonewall(args, seconds: 10)
+            #expect(o.status == 1, "\(args): \(o)")
+            #expect(o.stderr.contains("etcd CA certificate \(dir)/garbage.txt: no PEM certificate in it"), "\(args): \(o)")
+        }
+        let key = try zonewall(["member", "list"] + etcd + ["--etcd-cert", dir + "/cert.pem", "--etcd-key", dir + "/garbage.txt"], seconds: 10)
+        #expect(key.status == 1 && key.stderr.contains("etcd client key \(dir)/garbage.txt: not a PEM private key"), "\(key)")
+        // Good files pass validation: the failure is then etcd's absence (exit 2).
+        let good = try zonewall(["member", "list"] + etcd + ["--etcd-cacert", dir + "/cert.pem", "--etcd-cert", dir + "/cert.pem",
+                                                           "--etcd-key", dir + "/key.pem"], seconds: 20)
+        #expect(good.status == 2, "\(good)")
+    }
+}
