@@ -9,13 +9,26 @@ extension HostScope: ExpressibleByArgument {}
 
 /// `--scope all|local`, shared by `plan`, `apply` and `run`.
 struct ScopeOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("all: the whole policy on input, forward and output (a router). local: only rules with a zone that holds one of this host's addresses, or host, on input and output; no forward governance (env ZONEWALL_SCOPE).", valueName: "all|local"))
-    var scope: HostScope = ProcessInfo.processInfo.environment["ZONEWALL_SCOPE"].flatMap(HostScope.init(rawValue:)) ?? .all
+    @Option(name: .customLong("scope"), help: ArgumentHelp("all: the whole policy on input, forward and output (a router). local: only rules with a zone that holds one of this host's addresses, or host, on input and output; no forward governance (env ZONEWALL_SCOPE; default all).", valueName: "all|local"))
+    var scopeOption: HostScope?
+
+    /// `--scope`, else `ZONEWALL_SCOPE` (checked by `validate()`), else all.
+    var scope: HostScope { scopeOption ?? Self.environmentScope.flatMap(HostScope.init(rawValue:)) ?? .all }
+
+    private static var environmentScope: String? {
+        guard let v = ProcessInfo.processInfo.environment["ZONEWALL_SCOPE"], !v.isEmpty else { return nil }
+        return v
+    }
 
     @Option(name: .customLong("host-address"), help: ArgumentHelp("With --scope local: take this host's addresses from here instead of its interfaces; repeat for more.", valueName: "ADDRESS"))
     var hostAddresses: [String] = []
 
     func validate() throws {
+        // The same words as the parser's for `--scope locl`: a typo in /etc/default/zonewall
+        // must not silently program the whole policy.
+        if scopeOption == nil, let v = Self.environmentScope, HostScope(rawValue: v) == nil {
+            throw ValidationError("The value '\(v)' of ZONEWALL_SCOPE is invalid for '--scope <all|local>'. Please provide one of 'all' and 'local'.")
+        }
         for a in hostAddresses where IPPrefix.parse(a) == nil { throw ValidationError("--host-address '\(a)' is not an address") }
         if !hostAddresses.isEmpty && scope != .local { throw ValidationError("--host-address needs --scope local") }
     }
