@@ -29,7 +29,12 @@ struct ScopeOptions: ParsableArguments {
         if scopeOption == nil, let v = Self.environmentScope, HostScope(rawValue: v) == nil {
             throw ValidationError("The value '\(v)' of ZONEWALL_SCOPE is invalid for '--scope <all|local>'. Please provide one of 'all' and 'local'.")
         }
-        for a in hostAddresses where IPPrefix.parse(a) == nil { throw ValidationError("--host-address '\(a)' is not an address") }
+        for a in hostAddresses {
+            // One address: a prefix would be taken as its first address (203.0.113.0/24 as 203.0.113.0).
+            guard let p = IPPrefix.parse(a), p.length == p.family.bits else {
+                throw ValidationError("--host-address '\(a)' is not a single IPv4/IPv6 address")
+            }
+        }
         if !hostAddresses.isEmpty && scope != .local { throw ValidationError("--host-address needs --scope local") }
     }
 

@@ -47,4 +47,17 @@ struct ScopeOptionsTests {
         #expect(local.status == 0, "\(local)")
         #expect(try zonewall(plan + ["--scope", "all"], environment: ["ZONEWALL_SCOPE": "locl"]).status == 0)
     }
+
+    @Test func aHostAddressIsOneAddress() throws {
+        for bad in ["203.0.113.0/24", "2001:db8::/64", "203.0.113.5/31", "host.example", "203.0.113.300"] {
+            let o = try zonewall(plan + ["--scope", "local", "--host-address", bad])
+            #expect(o.status == 1, "\(bad): \(o)")
+            #expect(o.stderr.contains("--host-address '\(bad)' is not a single IPv4/IPv6 address"), "\(bad): \(o)")
+        }
+        for good in ["203.0.113.5", "203.0.113.5/32", "2001:db8::1", "2001:db8::1/128"] {
+            let o = try zonewall(plan + ["--scope", "local", "--host-address", good])
+            #expect(o.status == 0, "\(good): \(o)")
+        }
+    }
 }
+
