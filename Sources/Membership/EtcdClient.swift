@@ -4,6 +4,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOSSL
 import Synchronization
+import ZonePolicy
 
 /// Where etcd is and how to reach it.
 public struct EtcdConfiguration: Sendable {
@@ -31,6 +32,35 @@ public struct EtcdConfiguration: Sendable {
 
     /// Whether the endpoints are spoken to over TLS.
     public var usesTLS: Bool { caCertificate != nil || certificate != nil || endpoints.contains { $0.hasPrefix("https://") } }
+
+    /// Why `endpoint` is not `HOST:PORT` or `http(s)://HOST:PORT` (a trailing `/` allowed);
+    /// nil when it is. HOST is a name (letters, digits, `-`, `.`), an IPv4 address or `[IPv6]`;
+    /// PORT is 1 to 65535.
+    public static func endpointProblem(_ endpoint: String) -> String? {
+        var rest = Substring(endpoint)
+        if let scheme = endpoint.range(of: "://") {
+            let name = endpoint[..<scheme.lowerBound]
+            guard name == "http" || name == "https" else { return "scheme '\(name)' is not http or https" }
+            rest = endpoint[scheme.upperBound...]
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+        }
+        guard let colon = rest.lastIndex(of: ":") else { return "no port (HOST:PORT)" }
+        let port = rest[rest.index(after: colon)...], host = rest[..<colon]
+        guard !port.isEmpty, port.allSatisfy({ ("0"..."9").contains($0) }), let n = Int(port), (1...65535).contains(n) else {
+            return "port '\(port)' is not 1 to 65535"
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            guard let a = IPPrefix.parse(String(host.dropFirst().dropLast())), a.family == .ipv6, a.length == 128 else {
+                return "'\(host)' is not an IPv6 address"
+            }
+            return nil
+        }
+        let allowed = host.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == ".") }
+        guard !host.isEmpty, allowed, !host.hasPrefix("-"), !host.hasPrefix("."), !host.contains("..") else {
+            return "host '\(host)' is not a host name or an address"
+        }
+        return nil
+    }
 
     /// The TLS settings, with every file given loaded and checked now: a file that is not what
     /// it should be is an error naming it, at startup, not a handshake failing later forever.

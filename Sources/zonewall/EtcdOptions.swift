@@ -30,8 +30,10 @@ struct EtcdOptions: ParsableArguments {
         guard let endpoints = (etcdEndpoints ?? Self.env("ZONEWALL_ETCD_ENDPOINTS")) else { return nil }
         let list = endpoints.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !list.isEmpty else { throw ValidationError("--etcd-endpoints is empty") }
-        for e in list where !(e.hasPrefix("http://") || e.hasPrefix("https://")) && RunCommand.parseAddress(e) == nil {
-            throw ValidationError("etcd endpoint '\(e)' is not HOST:PORT or http(s)://HOST:PORT")
+        for e in list {
+            if let why = EtcdConfiguration.endpointProblem(e) {
+                throw ValidationError("etcd endpoint '\(e)' is not HOST:PORT or http(s)://HOST:PORT: \(why)")
+            }
         }
         var prefix = etcdPrefix ?? Self.env("ZONEWALL_ETCD_PREFIX") ?? "/zonewall/members/"
         if !prefix.hasSuffix("/") { prefix += "/" }
