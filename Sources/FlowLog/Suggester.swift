@@ -31,10 +31,40 @@ public struct Suggester {
         public var reason: String
     }
 
+    /// Zones of local processes that can send (units, cgroups, users) and receive (units,
+    /// cgroups), and interface zones: a logged packet shows addresses only, so an end that looks
+    /// like `host` or `world` may be one of them.
+    let localSenders: [String], localReceivers: [String], interfaceZones: [String]
+
     /// A suggester for the policy in force.
     public init(policy: Policy, includeWorld: Bool = false) {
         self.evaluator = Evaluator(policy)
         self.includeWorld = includeWorld
+        localSenders = policy.zones.filter(\.isLocal).map(\.name)
+        localReceivers = policy.zones.filter(\.hasCgroups).map(\.name)
+        interfaceZones = policy.zones.filter { !$0.interfaces.isEmpty }.map(\.name)
+    }
+
+    /// Why no rule can be suggested for a packet whose end classifies as `host` or `world` by
+    /// address although an identity zone may hold it, or nil. A rule for `host` would open the
+    /// port to every other process of this host, and still leave the unit's flow denied.
+    public func ambiguity(from: Endpoint, to: Endpoint, hook: LogHook) -> String? {
+        func named(_ zones: [String]) -> String {
+            zones.prefix(5).joined(separator: ", ") + (zones.count > 5 ? " and \(zones.count - 5) more" : "")
+        }
+        if hook == .output, from == .host, !localSenders.isEmpty {
+            return "the sender may be a process of zone(s) \(named(localSenders)) (units, cgroups, users): "
+                + "a logged packet does not say which process sent it, and a rule from host would admit every other one"
+        }
+        if hook == .input, to == .host, !localReceivers.isEmpty {
+            return "the receiver may be a process of zone(s) \(named(localReceivers)) (units, cgroups): "
+                + "a logged packet does not say which process it was for, and a rule to host would admit every other one"
+        }
+        if !interfaceZones.isEmpty, (hook != .output && from == .world) || (hook != .input && to == .world) {
+            return "the \(hook != .output && from == .world ? "sender" : "receiver") may be in interface zone(s) \(named(interfaceZones)): "
+                + "a logged packet's interface is not classified"
+        }
+        return nil
     }
 
     struct Pair: Hashable, Comparable {
@@ -60,6 +90,10 @@ public struct Suggester {
             let pair = Pair(from: from.description, to: to.description)
             let flow = p.flow
             guard evaluator.enforcedDecision(from: from, to: to, flow: flow).verdict == .deny else { continue }
+            if let reason = ambiguity(from: from, to: to, hook: p.hook) {
+                skip(pair, ProtocolName.name(p.proto), r.count, reason)
+                continue
+            }
             if (from == .world || to == .world) && !includeWorld {
                 skip(pair, ProtocolName.name(p.proto), r.count, "a world rule (use --include-world)")
                 continue

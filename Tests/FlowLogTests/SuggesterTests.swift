@@ -138,4 +138,46 @@ struct SuggesterTests {
         #expect(Suggester.runs([5, 3, 4, 9, 65535, 65534, 1]) == [1...1, 3...5, 9...9, 65534...65535])
         #expect(Suggester.runs([]) == [])
     }
+
+    /// A packet shows addresses only: where a unit, cgroup, user or interface zone may hold the
+    /// end that looks like host or world, no rule is suggested for host or world, and the hint
+    /// says why. Without identity zones the same packet gets its host rule.
+    @Test func identityZonesMakeHostAndWorldEndsAmbiguous() throws {
+        func packet(_ hook: LogHook, _ s: String, _ d: String, _ port: UInt16) -> LoggedPacket {
+            LoggedPacket(time: Date(), verdict: .denied, hook: hook, src: IPPrefix.parse(s)!, dst: IPPrefix.parse(d)!, proto: 6, port: port)
+        }
+        let plain = try Self.policy([("p.yaml", """
+            zones:
+              db: {members: [203.0.113.30]}
+            allow:
+              - {from: host, to: db, ports: [tcp/5432]}
+
+            """)])
+        let out = packet(.output, "192.0.2.1", "203.0.113.30", 5433)
+        let plainRules = Suggester(policy: plain).suggest([FlowAggregator(policy: plain).classify(out)]).rules
+        #expect(plainRules.map { "\($0.from) \($0.to) \($0.ports)" } == ["[\"host\"] db [tcp/5433]"])
+
+        let identities = try Self.policy([("p.yaml", """
+            zones:
+              billing: {units: [billing.service]}
+              edge: {interfaces: ["eth9"]}
+              db: {members: [203.0.113.30]}
+            allow:
+              - {from: billing, to: db, ports: [tcp/5432]}
+              - {from: edge, to: db, ports: [tcp/5432]}
+
+            """)])
+        let a = FlowAggregator(policy: identities)
+        let suggester = Suggester(policy: identities, includeWorld: true)
+        let (rules, skipped) = suggester.suggest([
+            a.classify(out),                                                      // host? → db
+            a.classify(packet(.forward, "198.51.100.9", "203.0.113.30", 5433)),   // world? (eth9) → db
+            a.classify(packet(.input, "203.0.113.30", "192.0.2.1", 8080)),        // db → host? (a unit's listener)
+        ])
+        #expect(rules.isEmpty)
+        #expect(skipped.count == 3)
+        #expect(skipped.contains { $0.from == "host" && $0.reason.contains("the sender may be a process of zone(s) billing") })
+        #expect(skipped.contains { $0.from == "world" && $0.reason.contains("the sender may be in interface zone(s) edge") })
+        #expect(skipped.contains { $0.to == "host" && $0.reason.contains("the receiver may be a process of zone(s) billing") })
+    }
 }
