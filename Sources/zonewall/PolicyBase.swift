@@ -3,7 +3,8 @@ import Foundation
 import ZonePolicy
 
 /// Reads the policy a review compares against: a directory, or the policy directory as it was at
-/// a git revision (read with the user's `git`, so diagnostics name `REV:DIR/file.yaml`).
+/// a git revision (read with the user's `git`, so diagnostics name `REV:DIR/file.yaml`,
+/// DIR relative to the repository's top).
 enum PolicyBase {
     /// Loads `base`; prints diagnostics and exits 1 when it is invalid or cannot be read.
     static func load(_ base: String, policies: String) throws -> Policy {
@@ -45,7 +46,11 @@ enum PolicyBase {
             if !verify.stderr.isEmpty { printError(verify.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
             throw ExitCode(1)
         }
-        let shown = policies.hasSuffix("/") ? String(policies.dropLast()) : policies
+        // Labelled with the path git uses, relative to the repository's top (`REV:pol/rules.yaml`),
+        // whatever the current directory: a label can be pasted into `git show`.
+        let prefix = run(git, ["-C", policies, "rev-parse", "--show-prefix"])
+        let relative = prefix.status == 0 ? prefix.stdout.trimmingCharacters(in: .newlines) : ""
+        let shown = relative.isEmpty ? "." : (relative.hasSuffix("/") ? String(relative.dropLast()) : relative)
         let list = run(git, ["-C", policies, "ls-tree", "--full-tree", "--name-only", "\(revision):./"])
         guard list.status == 0 else {
             printError("\(revision):\(shown): error: policy directory does not exist at this revision")
@@ -61,10 +66,10 @@ enum PolicyBase {
         for name in names {
             let show = run(git, ["-C", policies, "show", "\(revision):./\(name)"])
             guard show.status == 0 else {
-                printError("\(revision):\(shown)/\(name): error: cannot read: \(show.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+                printError("\(revision):\(relative)\(name): error: cannot read: \(show.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
                 throw ExitCode(1)
             }
-            files.append(PolicyFile(path: "\(revision):\(shown)/\(name)", contents: show.stdout))
+            files.append(PolicyFile(path: "\(revision):\(relative)\(name)", contents: show.stdout))
         }
         return PolicyLoader.parse(files)
     }
