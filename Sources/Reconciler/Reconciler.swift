@@ -166,8 +166,11 @@ public actor Reconciler {
         switch loaded {
         case .success(let table):
             desired = table
-            defer { refreshDigest() }
             let outcome = try converge(.start)
+            // Published here too: a start that adopts the table in force commits nothing, and
+            // nothing else would publish the digest until the first edit.
+            refreshDigest()
+            publish()
             revokeIfTightened(outcome)
             // Only kept with --confirm-edits: otherwise nothing goes back to the baseline, and
             // holding it would keep the start's sets alive after every edit.

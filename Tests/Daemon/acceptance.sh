@@ -228,6 +228,7 @@ check "SIGKILL leaves the table in force" test "$(table_text)" = "$before"
 applies_before=$(grep -c ' applied' "$WORK/daemon.log")
 start_daemon || exit 1
 check "restart adopts the table without a change" test "$(grep -c ' applied' "$WORK/daemon.log")" -eq "$applies_before"
+check "  … and status shows the digest of what it enforces" grep -Eq 'enforcing: digest [0-9a-f]{16},' <<<"$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)"
 # The log is appended across restarts: count only what this daemon logs from here on.
 log_mark=$(wc -l <"$WORK/daemon.log")
 # Successful applies only ("applied"; a failed one logs "apply failed" with the same reason).
