@@ -57,11 +57,37 @@ public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `path:line:col: error: message (hint)`; a location without a line prints as `path: error: …`.
+    ///
+    /// Control characters are escaped (`Diagnostic.escaped`): messages quote user values, and a
+    /// member written as "192.0.2.1\n::error file=x::…" must not print as a second diagnostic.
     public var description: String {
-        let place = location.line > 0 ? location.description : location.path
-        var s = "\(place): \(severity.rawValue): \(message)"
-        if let hint { s += "\n\(place): note: \(hint)" }
+        let place = Self.escaped(location.line > 0 ? location.description : location.path)
+        var s = "\(place): \(severity.rawValue): \(Self.escaped(message))"
+        if let hint { s += "\n\(place): note: \(Self.escaped(hint))" }
         return s
+    }
+
+    /// `text` with every control character written as an escape, so that it stays on one line and
+    /// cannot drive a terminal: `\n`, `\r`, `\t`, `\xHH` for the rest of C0 and for DEL,
+    /// `\u{HHHH}` for C1 and the Unicode line and paragraph separators. Other text is unchanged.
+    public static func escaped(_ text: String) -> String {
+        func isControl(_ v: UInt32) -> Bool { v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 }
+        guard text.unicodeScalars.contains(where: { isControl($0.value) }) else { return text }
+        var out = ""
+        out.unicodeScalars.reserveCapacity(text.unicodeScalars.count + 8)
+        for c in text.unicodeScalars {
+            let v = c.value
+            guard isControl(v) else { out.unicodeScalars.append(c); continue }
+            switch c {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                let hex = String(v, radix: 16)
+                out += v <= 0x7F ? "\\x" + (hex.count < 2 ? "0" + hex : hex) : "\\u{" + hex + "}"
+            }
+        }
+        return out
     }
 }
 
