@@ -48,6 +48,9 @@ public enum MemberValue {
             return fail("value is not JSON")
         }
         guard let dict = object as? [String: Any] else { return fail("value is not a JSON object") }
+        // JSONSerialization keeps the last of two equal keys and says nothing: a value written
+        // twice would lose its first list silently.
+        if let twice = duplicateTopLevelKey(bytes) { return fail("field '\(twice)' is written twice") }
         let unknown = dict.keys.filter { $0 != "addresses" }.sorted()
         guard unknown.isEmpty else { return fail("unknown field(s) \(unknown.map { "'\($0)'" }.joined(separator: ", ")); only 'addresses' is known") }
         guard let list = dict["addresses"] else { return fail("missing field 'addresses'") }
@@ -60,6 +63,42 @@ public enum MemberValue {
             if !out.contains(prefix) { out.append(prefix) }
         }
         return .success(out)
+    }
+
+    /// The first key written twice in the top-level object of `bytes` (valid JSON), or nil. A scan
+    /// of tokens, not a parser: strings are skipped with their escapes, depth is counted, and a
+    /// string right after `{` or `,` at depth 1 is a key (decoded by JSONSerialization).
+    static func duplicateTopLevelKey(_ bytes: [UInt8]) -> String? {
+        var depth = 0, i = 0, expectKey = false
+        var seen = Set<String>()
+        while i < bytes.count {
+            let b = bytes[i]
+            switch b {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                expectKey = b == UInt8(ascii: "{") && depth == 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            case UInt8(ascii: ","):
+                expectKey = depth == 1
+            case UInt8(ascii: "\""):
+                let start = i
+                i += 1
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\"") { i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1 }
+                if expectKey {
+                    let literal = Data([UInt8(ascii: "[")] + bytes[start...min(i, bytes.count - 1)] + [UInt8(ascii: "]")])
+                    if let key = (try? JSONSerialization.jsonObject(with: literal)) as? [String], let k = key.first,
+                       !seen.insert(k).inserted {
+                        return k
+                    }
+                    expectKey = false
+                }
+            default:
+                break
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// The value `member add` writes.

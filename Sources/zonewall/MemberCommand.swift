@@ -60,7 +60,8 @@ struct MemberAddCommand: AsyncParsableCommand {
         let instance = id ?? ProcessInfo.processInfo.hostName
         let member = Member(key: MemberKey(zone: zone, instance: instance), addresses: addresses.compactMap(IPPrefix.parse))
         let registration = Registration(client: client, member: member, ttl: Registration.parseTTL(ttl)!) { line in
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            // A registration outlives its reader: a closed or full output loses the line, not the lease.
+            try? StandardOutput.write(line + "\n")
         }
         let service = RegistrationService(registration: registration)
         let group = ServiceGroup(configuration: .init(

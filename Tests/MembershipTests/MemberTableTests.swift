@@ -39,6 +39,12 @@ struct MemberValueTests {
         #expect(reason(#"{}"#) == "missing field 'addresses'")
         #expect(reason(#"["198.51.100.1"]"#) == "value is not a JSON object")
         #expect(reason("not json") == "value is not JSON")
+        // A field written twice (JSONSerialization would keep the last silently), escaped or not;
+        // the same name inside a nested value or a string is no duplicate.
+        #expect(reason(#"{"addresses":["192.0.2.61"],"addresses":["192.0.2.62"]}"#) == "field 'addresses' is written twice")
+        #expect(reason(#"{"addresses":["192.0.2.61"], "addresses":["192.0.2.62"]}"#) == "field 'addresses' is written twice")
+        #expect(reason(#"{"addresses":["addresses", "192.0.2.1"]}"#)?.contains("'addresses' is not") == true)
+        #expect(reason(#"{"addresses":["192.0.2.61", ""addresses""]}"#)?.contains("written twice") != true)
     }
 
     @Test func splitsKeys() throws {
