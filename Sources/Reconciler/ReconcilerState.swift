@@ -89,7 +89,7 @@ public struct MemberSourceStatus: Codable, Hashable, Sendable {
     /// Keys ignored right now (malformed, unknown zone, address taken), and how many were ever reported.
     public var rejectedKeys: Int
     public var rejectionsTotal: Int
-    /// The revision of the last full list.
+    /// The revision the member feed has reached: the last list's, then each watch event's.
     public var revision: Int64?
 
     public init(kind: String, connected: Bool, lostReason: String?, since: Date, instances: Int, addresses: Int,
