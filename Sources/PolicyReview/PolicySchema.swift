@@ -53,7 +53,7 @@ public enum PolicySchema {
     static let port = "[0-9]{1,5}"
     static let portSpecPattern: String = {
         let protos = TransportProtocol.allCases.map { anyCase($0.rawValue) }.joined(separator: "|")
-        let words = ["any", "icmp", "icmpv6", "ping"].map(anyCase).joined(separator: "|")
+        let words = ["any", "icmp", "ping"].map(anyCase).joined(separator: "|")
         return "^(\(words)|(\(protos))(/\(port)(-\(port))?)?)$"
     }()
     static let ipv4 = #"([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?"#

@@ -58,14 +58,22 @@ public enum PortSpec: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static func < (a: PortSpec, b: PortSpec) -> Bool { a.order < b.order }
 
     /// Parses a spec; on failure returns a message and an optional hint.
+    ///
+    /// Letter case does not matter (`TCP/22`, `Any`). `ping` is another name for `icmp`. There is
+    /// no IPv6-only echo spec: `icmpv6` (and `icmp6`, `ipv6-icmp`) is refused rather than read as
+    /// `icmp`, which would also admit IPv4 echo.
     public static func parse(_ text: String) -> Result<PortSpec, PortSpecError> {
         let s = text.lowercased()
         if s == "any" { return .success(.any) }
-        if s == "icmp" || s == "icmpv6" || s == "ping" { return .success(.icmpEcho) }
+        if s == "icmp" || s == "ping" { return .success(.icmpEcho) }
         let parts = s.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let protoText = String(parts[0])
-        if protoText == "icmp" || protoText == "icmpv6" {
-            return .failure(PortSpecError(message: "'\(text)': icmp takes no port", hint: "write 'icmp' (echo request) or 'any'"))
+        if ["icmpv6", "icmp6", "ipv6-icmp"].contains(protoText) {
+            return .failure(PortSpecError(message: "'\(text)': there is no IPv6-only echo spec",
+                                          hint: "icmp covers echo for both IPv4 and IPv6; write 'icmp'"))
+        }
+        if protoText == "icmp" || protoText == "ping" {
+            return .failure(PortSpecError(message: "'\(text)': \(protoText) takes no port", hint: "write 'icmp' (echo request) or 'any'"))
         }
         guard let proto = TransportProtocol(rawValue: protoText) else {
             return .failure(PortSpecError(message: "'\(text)': unknown protocol '\(protoText)'",
