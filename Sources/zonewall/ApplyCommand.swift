@@ -32,7 +32,7 @@ struct ApplyCommand: ParsableCommand {
     var stageElements = 50_000
 
     @Option(name: .customLong("confirm"), help: ArgumentHelp(
-        "Undo the change unless `zonewall confirm` runs within DURATION (e.g. 60s, 2m).",
+        "Undo the change unless `zonewall confirm` runs within DURATION (e.g. 60s, 2m; 1 s to 24 h).",
         discussion: "A detached guard process keeps the previous table and restores it, in one transaction, at the "
             + "deadline; it survives the terminal or SSH session closing. `zonewall status` shows the deadline.",
         valueName: "DURATION"))

@@ -7,18 +7,23 @@ import Revocation
 import Ruleset
 import ZoneCompiler
 
-/// A duration on the command line: `60s`, `2m`, `500ms`, or plain seconds.
+/// A confirmation window on the command line: `60s`, `2m`, `1500ms`, or plain seconds, from 1 s
+/// (less leaves no time to confirm: the change would be undone as it lands) to 24 h.
 struct ConfirmDuration: ExpressibleByArgument, Sendable, CustomStringConvertible {
     var seconds: Double
 
+    static let range: ClosedRange<Double> = 1...86_400
+
     init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        var value: Double?
         for (suffix, factor) in units where argument.hasSuffix(suffix) {
-            if let v = Double(argument.dropLast(suffix.count)), v > 0 { seconds = v * factor; return }
+            if let v = Double(argument.dropLast(suffix.count)) { value = v * factor; break }
         }
-        guard let v = Double(argument), v > 0 else { return nil }
+        guard let v = value ?? Double(argument), v.isFinite, Self.range.contains(v) else { return nil }
         seconds = v
     }
+
 
     var description: String { seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds) }
 }

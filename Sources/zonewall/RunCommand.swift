@@ -49,7 +49,7 @@ struct RunCommand: AsyncParsableCommand {
     var removeOnExit = false
 
     @Option(help: ArgumentHelp(
-        "Every policy edit the daemon applies must be confirmed with `zonewall confirm` within DURATION (e.g. 60s), "
+        "Every policy edit the daemon applies must be confirmed with `zonewall confirm` within DURATION (e.g. 60s; 1 s to 24 h), "
             + "or the daemon goes back to the last confirmed policy and keeps it.",
         discussion: "The files are left as they are; status says the edit was reverted. The next edit starts a new "
             + "window. Drift repair never needs confirmation.",

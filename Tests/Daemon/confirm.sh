@@ -91,6 +91,11 @@ check "the table exists during the window" test -n "$(listing)"
 sleep 3
 check "after the deadline: no table, as before" test -z "$(listing)"
 
+echo "== a window too short to confirm in is refused"
+out=$("$ZW" apply --netns "$R" --policies "$D" --confirm 500ms 2>&1); rc=$?
+check "apply --confirm 500ms exits 1 ($rc)" test "$rc" -eq 1
+check "  … and says the range" grep -q "1 s to 24 h" <<<"$out"
+
 echo "== a second apply --confirm while one is pending is refused"
 apply --confirm 5s >/dev/null
 check "refused with exit 1" bash -c "! '$ZW' apply --netns '$R' --policies '$D' --confirm 5s 2>/dev/null"
