@@ -153,8 +153,8 @@ public final class FlowLogService: @unchecked Sendable {
         e.dateEncodingStrategy = .iso8601
         e.outputFormatting = [.sortedKeys]
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try e.encode(summary).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try PrivateFile.write(try e.encode(summary), to: path)
         } catch {
             logger.warning("cannot write flow summary", metadata: ["error": "\(error)"])
         }

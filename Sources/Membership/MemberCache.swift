@@ -16,13 +16,11 @@ public struct MemberCache: Sendable {
 
     /// Writes the members (keys relative to the prefix, `zone/instance`).
     public func write(_ table: MemberTable) throws {
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         var members: [String: [String]] = [:]
         for (k, a) in table.members { members[k.description] = a.map(\.description) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(File(prefix: table.prefix, revision: table.revision, members: members)).write(to: url, options: .atomic)
+        try PrivateFile.write(try encoder.encode(File(prefix: table.prefix, revision: table.revision, members: members)), to: path)
     }
 
     /// The members last written, whatever their prefix, as a table; nil when there is no file.

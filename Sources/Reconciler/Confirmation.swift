@@ -1,4 +1,5 @@
 import Foundation
+import ZonePolicy
 
 /// A change that must be confirmed with `zonewall confirm` before its deadline, or it is undone.
 public struct PendingConfirmation: Codable, Hashable, Sendable {
@@ -57,11 +58,10 @@ public struct ConfirmationStore: Sendable {
 
     /// Writes the pending confirmation atomically.
     public func begin(_ p: PendingConfirmation) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
-        try encoder.encode(p).write(to: URL(fileURLWithPath: pendingPath), options: .atomic)
+        try PrivateFile.write(try encoder.encode(p), to: pendingPath)
     }
 
     /// The pending confirmation, if any.
@@ -108,8 +108,7 @@ public struct ConfirmationStore: Sendable {
 
     /// Records the outcome of the last window.
     public func record(_ outcome: String) {
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try? (outcome + "\n").write(toFile: outcomePath, atomically: true, encoding: .utf8)
+        try? PrivateFile.write(Data((outcome + "\n").utf8), to: outcomePath)
     }
 
     /// The outcome of the last window, if any.

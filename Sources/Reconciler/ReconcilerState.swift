@@ -1,5 +1,6 @@
 import Foundation
 import Ruleset
+import ZonePolicy
 
 /// What the daemon reports about itself: written atomically to the state file, shown by
 /// `zonewall status`, and mirrored in the metrics.
@@ -127,37 +128,12 @@ public struct StateFile: Sendable {
         URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 
-    /// Writes the state; a missing directory is created 0700 and the file is 0600, whatever the umask.
+    /// Writes the state (`PrivateFile`: 0600, its directory 0700 when missing, atomically).
     public func write(_ state: ReconcilerState) throws {
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
-        let data = try encoder.encode(state)
-        // Not `Data.write(options: .atomic)`: its temporary file takes the umask's mode.
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        var failure: Int32 = fchmod(fd, 0o600) == 0 ? 0 : errno  // an older file of ours may have another mode
-        if failure == 0 {
-            failure = data.withUnsafeBytes { raw -> Int32 in
-                var offset = 0
-                while offset < raw.count {
-                    let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                    if n < 0 { if errno == EINTR { continue }; return errno }
-                    offset += n
-                }
-                return 0
-            }
-        }
-        close(fd)
-        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
-        if failure != 0 {
-            unlink(temporary)
-            throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO)
-        }
+        try PrivateFile.write(try encoder.encode(state), to: path)
     }
 
     public func read() throws -> ReconcilerState {

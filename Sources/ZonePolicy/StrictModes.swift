@@ -98,8 +98,22 @@ public struct StrictModes: Sendable {
         return check(directory: directory, files: names.filter(PolicyLoader.isPolicyFileName).sorted().map { base + $0 })
     }
 
+    /// The directories a state file of the daemon's is written in (`path` itself need not exist
+    /// yet): one that others can write would let them replace what `status` shows and what a
+    /// restart reads back (the member cache). Errors, as for the policy.
+    public func check(stateFile path: String) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        var checked: Set<String> = []
+        for p in [Self.normalized(path), resolve(path)] {
+            for parent in Self.parents(of: p) where checked.insert(parent).inserted && stat(parent) != nil {
+                if let d = problem(at: parent, asParent: true, subject: "state file") { out.append(d) }
+            }
+        }
+        return out
+    }
+
     /// Why `path` cannot be trusted, or nil.
-    func problem(at path: String, asParent: Bool) -> Diagnostic? {
+    func problem(at path: String, asParent: Bool, subject: String = "policy") -> Diagnostic? {
         let place = SourceLocation(path: path, line: 0, column: 0)
         guard let st = stat(path) else {
             return .error(place, "cannot check permissions: the path cannot be examined",
@@ -121,9 +135,9 @@ public struct StrictModes: Sendable {
         var fixes: [String] = []
         if !writers.isEmpty { fixes.append("chmod go-w '\(path)'") }
         if foreignOwner { fixes.append("chown root '\(path)'") }
-        let what = asParent ? "directory above the policy" : (st.isDirectory ? "policy directory" : "policy file")
+        let what = asParent ? "directory above the \(subject)" : (st.isDirectory ? "\(subject) directory" : "\(subject) file")
         return .error(place, "insecure permissions on \(what): \(wrongs.joined(separator: ", ")) (owner \(owner), mode \(mode))",
-                      hint: "run \(fixes.joined(separator: " and ")); zonewall runs as root and refuses a policy that others "
+                      hint: "run \(fixes.joined(separator: " and ")); zonewall runs as root and refuses a \(subject) that others "
                           + "can change (like sshd's StrictModes)")
     }
 

@@ -152,7 +152,7 @@ final class ConfirmWindow {
                        + "(pid \(p.pid)); run `zonewall confirm` first")
             throw ExitCode(1)
         }
-        try FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
         guard pipe(&inPipe) == 0, pipe(&outPipe) == 0 else { throw ExitCode(2) }
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -102,10 +102,14 @@ struct RunCommand: AsyncParsableCommand {
         if let strict = permissions.strictModes {
             // Refused before the kernel is opened: an insecure policy never touches it, even
             // when a table is in force (the reconciler would keep that one).
-            let insecure = strict.check(policyDirectory: options.policies)
+            var insecure = strict.check(policyDirectory: options.policies)
+            // Where the daemon writes what status shows and what a restart reads back (the etcd member cache).
+            let written = [kernelOptions.stateFile(stateFile, policies: options.policies),
+                           stateDirectory.isEmpty ? nil : stateDirectory + "/etcd-members.json"].compactMap { $0 }
+            for path in written { insecure += strict.check(stateFile: path) }
             if !insecure.isEmpty {
                 for d in insecure { printError(d.description) }
-                printError("zonewall: the policy can be changed by users other than root; refusing to start")
+                printError("zonewall: the policy or the daemon's state can be changed by users other than root; refusing to start")
                 throw ExitCode(1)
             }
         }

@@ -137,4 +137,19 @@ import Testing
         let fixed = PolicyLoader.load(directory: dir, strictModes: .system)
         #expect(fixed.policy != nil, "\(fixed.diagnostics)")
     }
+
+    /// The directories a state file is written in: a world-writable one is refused (others could
+    /// replace what status shows), a root-owned sticky one (/tmp) is fine, a missing one is made.
+    @Test func stateFileDirectories() {
+        let fs: [String: FileOwnership] = [
+            "/": Self.dir(0o755), "/tmp": Self.dir(0o1777), "/tmp/ww": Self.dir(0o777), "/tmp/ok": Self.dir(0o700),
+            "/run": Self.dir(0o755),
+        ]
+        let rules = Self.rules(fs)
+        let bad = rules.check(stateFile: "/tmp/ww/state.json").map(\.description)
+        #expect(bad.count == 1)
+        #expect(bad.first?.contains("/tmp/ww") == true && bad.first?.contains("directory above the state file: writable by its group and others") == true)
+        #expect(rules.check(stateFile: "/tmp/ok/state.json").isEmpty)
+        #expect(rules.check(stateFile: "/run/zonewall/state.json").isEmpty, "a directory not made yet is made 0700")
+    }
 }
