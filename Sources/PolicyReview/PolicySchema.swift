@@ -72,7 +72,8 @@ public enum PolicySchema {
     static let lintKeys: [Key] = [
         Key("ignore", "The lints silenced here: " + LintKind.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: "; ") + ".",
             ["oneOf": [ref("lintKind"), ["type": "array", "minItems": 1, "items": ref("lintKind")]]], required: true),
-        Key("reason", "Why the lints do not apply here, for the next reviewer.", ["type": "string"], required: true),
+        Key("reason", "Why the lints do not apply here, for the next reviewer (not empty or blank).",
+            ["type": "string", "pattern": #"\S"#], required: true),
     ]
 
     /// Keys of a zone. Other work adds `audit` here.

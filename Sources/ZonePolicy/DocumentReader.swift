@@ -142,9 +142,58 @@ struct DocumentReader {
         return s.string
     }
 
+    /// Free text (a description, a reason): a quoted or plain string, not a plain number, boolean
+    /// or null, which YAML reads as another type (`description: 123` is a number).
+    mutating func text(_ node: Node, what: @autoclosure () -> String) -> String? {
+        guard case .scalar(let s) = node, !Self.isNull(node) else {
+            error(node, "\(what()) must be a string, found \(kind(node))")
+            return nil
+        }
+        if s.style == .plain {
+            switch Resolver.default.resolveTag(of: node) {
+            case .int, .float, .bool:
+                error(node, "\(what()) must be a string, found \(kind(node))", hint: "quote it to mean the text: \"\(s.string)\"")
+                return nil
+            default: break
+            }
+        }
+        return s.string
+    }
+
+    /// A whole number in `range`, written as a plain decimal scalar: a quoted "100" is a string.
+    /// `describe` names what the number counts, e.g. "an NFLOG group number".
+    mutating func integer(_ node: Node, what: @autoclosure () -> String, describe: String, in range: ClosedRange<Int>) -> Int? {
+        let expected = "\(describe) \(range.lowerBound)..\(range.upperBound)"
+        guard case .scalar(let s) = node, !Self.isNull(node) else {
+            error(node, "\(what()) must be \(expected), found \(kind(node))")
+            return nil
+        }
+        guard s.style == .plain else {
+            error(node, "\(what()) must be \(expected), found the string '\(s.string)'", hint: "write the number without quotes")
+            return nil
+        }
+        // YAML's `_` digit separators are fine; other notations (0x64, 1e3) are not decimal.
+        let digits = (s.string.hasPrefix("+") ? s.string.dropFirst() : Substring(s.string)).filter { $0 != "_" }
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            let isNumber = [.int, .float].contains(Resolver.default.resolveTag(of: node))
+            error(node, "\(what()) must be \(expected), found \(kind(node))", hint: isNumber ? "write it in decimal" : nil)
+            return nil
+        }
+        // Too many digits for an Int is out of range too, not "not a number".
+        guard let n = Int(digits), range.contains(n) else {
+            error(node, "\(what()) must be \(expected), found \(s.string), out of range")
+            return nil
+        }
+        return n
+    }
+
     /// A strict boolean: `true` or `false`.
     mutating func bool(_ node: Node, what: @autoclosure () -> String) -> Bool? {
-        guard case .scalar(let s) = node, s.style == .plain else {
+        if case .scalar(let s) = node, s.style != .plain {
+            error(node, "\(what()) must be true or false, found the string '\(s.string)'", hint: "write true or false without quotes")
+            return nil
+        }
+        guard case .scalar(let s) = node else {
             error(node, "\(what()) must be true or false, found \(kind(node))")
             return nil
         }

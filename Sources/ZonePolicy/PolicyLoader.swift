@@ -426,7 +426,7 @@ struct FileParser {
             for (key, _, v) in fields {
                 switch key {
                 case "description":
-                    zone.description = reader.string(v, what: "a zone's description")
+                    zone.description = reader.text(v, what: "a zone's description")
                 case "audit":
                     if let b = reader.bool(v, what: "'audit'") { zone.audit = b }
                 case "members":
@@ -512,7 +512,7 @@ struct FileParser {
                     ports = parsePorts(v)
                     if ports == nil { ok = false }
                 case "description":
-                    description = reader.string(v, what: "a rule's description")
+                    description = reader.text(v, what: "a rule's description")
                 case "lint":
                     lint = parseLint(v, what: "an allow rule")
                 default: break
@@ -552,7 +552,11 @@ struct FileParser {
                 }
                 kinds = set
             case "reason":
-                reason = reader.string(v, what: "'reason'")
+                reason = reader.text(v, what: "'reason'")
+                if let r = reason, r.allSatisfy(\.isWhitespace) {
+                    reader.error(v, "'reason' is empty", hint: "say why the lint does not apply here, for the next reviewer")
+                    reason = nil
+                }
             default: break
             }
         }
@@ -610,14 +614,12 @@ struct FileParser {
             case "audit":
                 if let b = reader.bool(v, what: "'audit'") { settings.audit = b }
             case "log_group":
-                guard let s = reader.string(v, what: "'log_group'") else { continue }
-                if let g = UInt16(s) { settings.logGroup = g } else {
-                    reader.error(v, "'log_group' must be an NFLOG group number 0..65535, found '\(s)'")
+                if let g = reader.integer(v, what: "'log_group'", describe: "an NFLOG group number", in: 0...Int(UInt16.max)) {
+                    settings.logGroup = UInt16(g)
                 }
             case "log_rate":
-                guard let s = reader.string(v, what: "'log_rate'") else { continue }
-                if let r = UInt32(s), r > 0 { settings.logRate = r } else {
-                    reader.error(v, "'log_rate' must be a number of packets per second ≥ 1, found '\(s)'")
+                if let r = reader.integer(v, what: "'log_rate'", describe: "a number of packets per second", in: 1...Int(UInt32.max)) {
+                    settings.logRate = UInt32(r)
                 }
             case "log_to":
                 guard let s = reader.string(v, what: "'log_to'") else { continue }

@@ -72,7 +72,7 @@ import Testing
             settings:
               log_denied: "yes"
 
-            """, at: 2, 15, "'log_denied' must be true or false, found 'yes'"),
+            """, at: 2, 15, "'log_denied' must be true or false, found the string 'yes'", hint: "without quotes"),
         BadInput("log_denied as a YAML 1.1 word", """
             settings:
               log_denied: yes
