@@ -231,12 +231,15 @@ public actor Reconciler {
             // The kernel first; the digest (every set hashed, unless unchanged) comes after the commit.
             publishing = false
             let outcome = try? converge(.policyChanged(why))
+            // The policy compiled before this one, kept by the last compile anyway: revocation
+            // says of each flow whether it was allowed until now.
+            let before = retired?.policy
             retired = nil
             publishing = true
             refreshDigest()
             publish()
             if compiled?.kind == .whole { releaseScratch() }  // the previous table is gone now
-            revokeIfTightened(outcome)
+            revokeIfTightened(outcome, before: before)
             if let outcome, let confirmEdits { openWindow(after: outcome, seconds: confirmEdits) }
             return outcome
         case .failure:
@@ -563,12 +566,12 @@ public actor Reconciler {
     /// the new policy denies (`Revocation`). A commit that changed nothing removed no permission,
     /// so it costs no scan; nor does a policy that opts out (`revoke_established: false`).
     /// Drift repair does not revoke: it restores what was already enforced.
-    private func revokeIfTightened(_ outcome: ReconcileOutcome?) {
+    private func revokeIfTightened(_ outcome: ReconcileOutcome?, before: Policy? = nil) {
         // Policies are kept between edits only for --confirm-edits (its revert needs the
         // confirmed one): at 100,000 members a policy is about 10 MB the daemon need not hold.
         defer { if confirmEdits == nil { desiredPolicy = nil; enforcedPolicy = nil } }
         guard let outcome, let policy = desiredPolicy else { return }
-        let previous = enforcedPolicy
+        let previous = enforcedPolicy ?? before
         enforcedPolicy = policy
         guard let conntrack, outcome.changes > 0, policy.settings.revokeEstablished else { return }
         revoke(in: conntrack, new: policy, old: previous)

@@ -140,6 +140,8 @@ for loose in 1 0; do
     check "run, loose=$loose: udp/5353 flow keeps running" still_alive run$loose-u5353
     logged() { grep "revoked established flow" "$WORK/daemon.log" | grep "from=client" | grep "to=server" | grep "proto=tcp" | grep "port=9090" >/dev/null; }
     check "run, loose=$loose: revocations logged with zones, proto and port" logged
+    check "run, loose=$loose: … and say the flow was allowed until the edit" \
+        bash -c 'grep "revoked established flow" "$1" | grep "port=9090" | grep -q "previously=allowed"' _ "$WORK/daemon.log"
     stop_flows
 
     echo "-- zonewall run: a flow that only a tampered rule let in is cut by the repair"
