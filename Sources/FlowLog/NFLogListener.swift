@@ -92,7 +92,11 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
         _ = nflog_bind_pf(h, UInt16(AF_INET6))
         guard let gh = nflog_bind_group(h, group) else {
             let e = errno
-            return started(.system("binding NFLOG group \(group) (nflog_bind_group)" + (e == EBUSY ? "; another listener (the daemon?) holds it" : ""), e))
+            // The kernel answers EPERM, not EBUSY, when another socket has the group; with
+            // CAP_NET_ADMIN held, that is the only reason left.
+            let taken = e == EBUSY || (e == EPERM && geteuid() == 0)
+            return started(.system("binding NFLOG group \(group) (nflog_bind_group)"
+                + (taken ? ": another listener holds the group (another `zonewall log`, or another program reading it)" : ""), e))
         }
         defer { nflog_unbind_group(gh) }
         // Headers are all we decode: 128 bytes hold IPv4/IPv6 and the transport ports.

@@ -48,13 +48,22 @@ let privilegeHint = """
     unshare -rn zonewall check --kernel --policies DIR
     """
 
+/// What EPERM means to root: the table carries NFT_TABLE_F_OWNER for another process's socket.
+let ownedTableHint = """
+    note: as root, nftables refuses a change only to a table another process owns (`zonewall run --own-table` \
+    makes its table its own until it exits); stop that process, or change the policy it enforces
+    """
+
 /// Runs `body`, turning a kernel failure into its description on stderr and exit 2.
 func withKernelErrors<T>(_ what: String, _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let e as any KernelFailure {
         printError("zonewall: \(what): \(e)")
-        if e.errno == EPERM || e.errno == EACCES { printError(privilegeHint) }
+        if e.errno == EPERM || e.errno == EACCES {
+            // Root is refused a table only by its owner flag: another process holds it.
+            printError(geteuid() == 0 && e.errno == EPERM ? ownedTableHint : privilegeHint)
+        }
         throw ExitCode(2)
     }
 }

@@ -34,11 +34,28 @@ struct LogCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (policy, _) = try options.loadOrExit(printWarnings: false)
+        if let why = Self.silence(policy) { printError("warning: \(why)") }
         let sinceDate = since.flatMap { FlowSourceOptions.parseSince($0, now: Date()) }
         let source = try flowOptions.open(policy: policy, since: sinceDate)
         let printer = FlowPrinter(policy: policy, json: json, stop: { source.stop() })
         try await flowOptions.consume(source) { await printer.add($0) } tick: { await printer.tick() }
         try await printer.finish(lost: source.lost)
+    }
+}
+
+extension LogCommand {
+    /// Why this policy sends nothing to its NFLOG group, or nil: a follower would wait in silence.
+    static func silence(_ policy: Policy) -> String? {
+        let s = policy.settings
+        if s.logTo == .kernel {
+            return "the policy logs to the kernel log (log_to: kernel), not to NFLOG group \(s.logGroup): nothing will be shown; "
+                + "read dmesg, or set log_to: nflog"
+        }
+        if !s.logDenied && !s.audit && !policy.zones.contains(where: \.audit) {
+            return "the policy logs nothing: log_denied is false and no zone is in audit mode, so nothing reaches "
+                + "NFLOG group \(s.logGroup); set settings: {log_denied: true}"
+        }
+        return nil
     }
 }
 

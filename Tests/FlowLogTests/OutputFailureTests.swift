@@ -13,6 +13,7 @@ import ZonePolicy
           db: {members: [203.0.113.5]}
         allow:
           - {from: web, to: db, ports: [tcp/5432]}
+        settings: {log_denied: true}
 
         """
 
@@ -127,6 +128,28 @@ import ZonePolicy
                 let r = try runZonewall(["suggest", "--policies", dir, "--socket", socket, "--follow=\(value)"], stdout: .file("/dev/null"))
                 #expect(r.status == 1 && r.stderr.contains("--follow must be a positive number of seconds, at most 31622400 (366 days)"),
                         "\(value): \(r)")
+            }
+        }
+    }
+}
+
+/// A policy that sends nothing to its NFLOG group gets a warning, not a silent wait.
+@Suite(.serialized) struct SilentPolicyTests {
+    @Test func logWarnsWhenThePolicyLogsNothing() throws {
+        let cases: [(settings: String, warning: String?)] = [
+            ("", "warning: the policy logs nothing: log_denied is false and no zone is in audit mode"),
+            ("settings: {log_denied: true, log_to: kernel}\n", "warning: the policy logs to the kernel log (log_to: kernel)"),
+            ("settings: {log_denied: true}\n", nil),
+            ("settings: {audit: true}\n", nil),
+        ]
+        for c in cases {
+            let policy = "zones:\n  web: {members: [198.51.100.0/24]}\nallow:\n  - {from: web, to: world, ports: [tcp/443]}\n" + c.settings
+            try withDirectory(["policy.yaml": policy]) { dir in
+                let server = try FlowStreamServer(path: "\(dir)/flowlog.sock")
+                defer { server.close() }
+                let r = try runZonewall(["log", "--json", "--policies", dir, "--socket", server.path, "--duration", "0.2"], stdout: .file("/dev/null"))
+                #expect(r.status == 0, "\(r)")
+                if let w = c.warning { #expect(r.stderr.contains(w), "\(c.settings): \(r)") } else { #expect(r.stderr.isEmpty, "\(c.settings): \(r)") }
             }
         }
     }
