@@ -6,6 +6,11 @@ public struct LoadResult: Sendable {
     public var policy: Policy?
     public var diagnostics: [Diagnostic]
 
+    /// Files given as text that were not read as a policy (YAML syntax and the like).
+    var unparsed: [String] = []
+    /// Whether an unknown zone was not reported, as a file that was not read may declare it.
+    var uncheckedReferences = false
+
     public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
     public var warnings: [Diagnostic] { diagnostics.filter { $0.severity == .warning } }
 }
@@ -69,6 +74,7 @@ public enum PolicyLoader {
         }
         var files: [PolicyFile] = []
         var diagnostics: [Diagnostic] = []
+        var unreadable: [String] = []
         var totalBytes = 0
         let now = cache == nil ? 0 : FileStamp.now
         for name in policyNames {
@@ -81,6 +87,7 @@ public enum PolicyLoader {
                 guard totalBytes <= limits.totalBytes else {
                     diagnostics.append(.error(fileLocation, "policy files add up to more than the limit of \(limits.totalBytes.byteCount) with this one",
                                               hint: "the limit bounds the memory a policy can take"))
+                    unreadable.append(path)
                     break
                 }
                 var file = PolicyFile(path: path, contents: "")
@@ -93,16 +100,19 @@ public enum PolicyLoader {
             case .success(let d): data = d
             case .failure(let e):
                 diagnostics.append(.error(fileLocation, e.message, hint: e.hint))
+                unreadable.append(path)
                 continue
             }
             totalBytes += data.count
             guard totalBytes <= limits.totalBytes else {
                 diagnostics.append(.error(fileLocation, "policy files add up to more than the limit of \(limits.totalBytes.byteCount) with this one",
                                           hint: "the limit bounds the memory a policy can take"))
+                unreadable.append(path)
                 break
             }
             guard let text = String(data: data, encoding: .utf8) else {
                 diagnostics.append(.error(fileLocation, "file is not valid UTF-8"))
+                unreadable.append(path)
                 continue
             }
             var file = PolicyFile(path: path, contents: text)
@@ -110,8 +120,9 @@ public enum PolicyLoader {
             if cache != nil, let stamp, stamp.isSettled(at: now) { file.stamp = stamp }
             files.append(file)
         }
-        var result = parse(files, concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
-        result.diagnostics = (diagnostics + result.diagnostics).sortedByLocation
+        var result = parse(files, unreadable: unreadable, readFailures: diagnostics, concurrently: concurrently, limits: limits,
+                           cache: cache, warnings: warnings)
+        result.diagnostics = result.diagnostics.sortedByLocation
         if result.diagnostics.hasErrors { result.policy = nil }
         return result
     }
@@ -156,6 +167,29 @@ public enum PolicyLoader {
     /// Parses and validates policy files given as text (tests use this directly).
     public static func parse(_ files: [PolicyFile], concurrently: Bool = true, limits: PolicyLimits = .standard,
                              cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
+        parse(files, unreadable: [], concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
+    }
+
+    /// `parse`, knowing that the files at `unreadable` exist but could not be read, as
+    /// `readFailures` say (`load`); those diagnostics come first in the result.
+    static func parse(_ files: [PolicyFile], unreadable: [String], readFailures: [Diagnostic] = [], concurrently: Bool = true,
+                      limits: PolicyLimits = .standard, cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
+        var result = parseReadable(files, unreadable: unreadable, concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
+        result.diagnostics = readFailures + result.diagnostics
+        if result.uncheckedReferences {
+            // Unknown zones were not reported: say why once, on the first error of a file not read.
+            let unread = (unreadable + result.unparsed).sorted()
+            let others = unread.count > 1 ? " (nor \(unread.dropFirst().joined(separator: ", ")))" : ""
+            let note = "references to zones were not checked, because \(unread[0])\(others) could not be read"
+            if let i = result.diagnostics.firstIndex(where: { $0.severity == .error && $0.location.path == unread[0] }) {
+                result.diagnostics[i].hint = result.diagnostics[i].hint.map { "\($0); \(note)" } ?? note
+            }
+        }
+        return result
+    }
+
+    static func parseReadable(_ files: [PolicyFile], unreadable: [String], concurrently: Bool, limits: PolicyLimits,
+                              cache: ParseCache?, warnings: Bool) -> LoadResult {
         // Files are independent until they are resolved together: parse them on every CPU.
         let sorted = files.sorted(by: { $0.path < $1.path })
         let parseOne: @Sendable (PolicyFile) -> (FileFragment, [Diagnostic], FileKey) = { file in
@@ -191,6 +225,9 @@ public enum PolicyLoader {
             return LoadResult(policy: patched.policy, diagnostics: [])
         }
         var resolver = PolicyResolver(fragments: fragments)
+        // A file that was not read may declare the zones others name: "unknown zone" would be false.
+        let unparsed = zip(sorted, fragments).filter { $0.1.unread }.map(\.0.path)
+        resolver.checksReferences = unreadable.isEmpty && unparsed.isEmpty
         // Warnings about an invalid policy mislead ("zone has no members" when its member was
         // rejected): they are given only once the errors are fixed.
         let policy = resolver.resolve(warnings: warnings && !diagnostics.hasErrors)
@@ -199,7 +236,10 @@ public enum PolicyLoader {
         if remembering {
             cache?.remember(diagnostics.isEmpty ? ResolvedPolicy(files: files, fragments: fragments, policy: policy) : nil)
         }
-        return LoadResult(policy: diagnostics.hasErrors ? nil : policy, diagnostics: diagnostics)
+        var result = LoadResult(policy: diagnostics.hasErrors ? nil : policy, diagnostics: diagnostics)
+        result.unparsed = unparsed
+        result.uncheckedReferences = resolver.uncheckedReferences > 0
+        return result
     }
 }
 
@@ -250,6 +290,9 @@ struct FileFragment {
     var rules: [RawRule] = []
     var settings: Settings?
     var expectations: [RawExpectation] = []
+    /// The file was not read as a policy at all (YAML syntax, no document, refused aliases, not a
+    /// mapping): whatever it declares is unknown, so references to zones are not checked.
+    var unread = false
 }
 
 /// Turns one file's YAML into a fragment, reporting every shape error.
@@ -274,6 +317,7 @@ struct FileParser {
 
     mutating func parse(_ text: String) -> FileFragment {
         var fragment = FileFragment()
+        fragment.unread = true  // until the top-level mapping is read
         if let place = Self.aliasKey(in: text) {
             // Yams expands an alias key fully while checking for duplicate keys, before our
             // expansion budget can run: refuse the construct outright.
@@ -309,6 +353,7 @@ struct FileParser {
         }
         guard reader.checkExpansion(root, maxDepth: maxDepth) else { return fragment }
         guard let entries = reader.entries(root, what: "the top level", allowed: Self.topKeys) else { return fragment }
+        fragment.unread = false
         for (key, keyNode, value) in entries {
             switch key {
             case "zones": fragment.zones = parseZones(value)

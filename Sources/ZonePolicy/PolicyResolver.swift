@@ -2,6 +2,10 @@
 struct PolicyResolver {
     let fragments: [FileFragment]
     var diagnostics: [Diagnostic] = []
+    /// False when a file could not be read: it may declare the zones others name, so an unknown
+    /// zone is counted in `uncheckedReferences` instead of reported.
+    var checksReferences = true
+    private(set) var uncheckedReferences = 0
 
     init(fragments: [FileFragment]) { self.fragments = fragments }
 
@@ -160,6 +164,10 @@ struct PolicyResolver {
         case "host": return .host
         default:
             if zones[ref.name] != nil { return .zone(ref.name) }
+            guard checksReferences else {
+                uncheckedReferences += 1
+                return nil
+            }
             let hint = Spelling.closest(to: ref.name, in: Array(zones.keys) + ["world", "host"]).map { "did you mean '\($0)'?" }
             diagnostics.append(.error(ref.location, "unknown zone '\(ref.name)'", hint: hint))
             return nil

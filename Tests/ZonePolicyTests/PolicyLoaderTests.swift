@@ -156,10 +156,12 @@ import Testing
         let result = PolicyLoader.load(directory: dir.path)
         expectDiagnostic(result, path: a, line: 4, column: 36, message: "port 0 is out of range")
         expectDiagnostic(result, path: b, line: 2, column: 32, message: "unknown key 'memebers'", hint: "did you mean 'members'?")
-        expectDiagnostic(result, path: c, line: 2, column: 1, message: "YAML syntax")
+        expectDiagnostic(result, path: c, line: 2, column: 1, message: "YAML syntax",
+                         hint: "references to zones were not checked, because \(c) (nor \(d)) could not be read")
         expectDiagnostic(result, path: d, line: 0, column: 0, message: "file is not valid UTF-8")
-        expectDiagnostic(result, path: e, line: 2, column: 21, message: "unknown zone 'dbb'", hint: "did you mean 'db'?")
-        #expect(result.errors.count == 5, "\(dump(result))")
+        // c.yaml or d.yaml may declare 'dbb': not reported while they cannot be read.
+        #expect(!result.diagnostics.contains { $0.location.path == e }, "\(dump(result))")
+        #expect(result.errors.count == 4, "\(dump(result))")
         #expect(result.policy == nil)
         #expect(result.diagnostics == result.diagnostics.sortedByLocation, "reported in file and line order")
     }
