@@ -14,6 +14,15 @@ struct DocumentReader {
     private var budget: Int
     private(set) var exhausted = false
 
+    /// A node's place, as a dictionary key.
+    struct Place: Hashable {
+        var line: Int, column: Int
+        init(_ mark: Mark) { line = mark.line; column = mark.column }
+    }
+    /// Keys renamed so that the YAML parser reads past a duplicate (`FileParser.renamingKey`),
+    /// by place, with their names as written.
+    var renamedKeys: [Place: String] = [:]
+
     /// Generous for real policies (a 100,000-member policy visits ~300,000 nodes).
     static let defaultBudget = 5_000_000
 
@@ -97,7 +106,8 @@ struct DocumentReader {
                 error(k, "keys in \(what()) must be plain names, found \(kind(k))")
                 continue
             }
-            let key = ks.string
+            var key = ks.string
+            if !renamedKeys.isEmpty, let mark = ks.mark, let written = renamedKeys[Place(mark)] { key = written }
             if let first = seen.insert(key, k) {
                 error(k, "duplicate key '\(key)' in \(what())", hint: "first written at \(location(first))")
                 continue

@@ -326,17 +326,40 @@ struct FileParser {
                                              hint: "write the key out; alias keys can hide an expansion bomb"))
             return fragment
         }
-        let root: Node?
+        var root: Node?
+        var text = text
         do {
-            // Tags are not resolved while parsing: the default resolver runs regular expressions
-            // on every scalar, even to hash mapping keys. Plain text is all the reader needs;
-            // `DocumentReader.kind` resolves tags only to word an error. The encoding is given:
-            // Yams' default reads the whole process environment (YAMS_DEFAULT_ENCODING) on every
-            // parse, a tenth of the policy-loader fuzz target's time.
-            let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
-            root = try parser.singleRoot()
+            while true {
+                do {
+                    // Tags are not resolved while parsing: the default resolver runs regular expressions
+                    // on every scalar, even to hash mapping keys. Plain text is all the reader needs;
+                    // `DocumentReader.kind` resolves tags only to word an error. The encoding is given:
+                    // Yams' default reads the whole process environment (YAMS_DEFAULT_ENCODING) on every
+                    // parse, a tenth of the policy-loader fuzz target's time.
+                    let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
+                    root = try parser.singleRoot()
+                    break
+                } catch YamlError.duplicatedKeysInMapping(let duplicates, let context)
+                            where reader.renamedKeys.count < Self.maxRenamedKeys {
+                    // Yams refuses a mapping with a repeated key outright, which would hide every
+                    // other problem of the file. The first occurrence is renamed and the text
+                    // parsed again; `DocumentReader.entries` reads it under its own name, and
+                    // reports the repeat where it is, like any duplicate it finds.
+                    guard let key = duplicates.first,
+                          let renamed = Self.renamingKey(key, at: context.mark, in: text) else {
+                        throw YamlError.duplicatedKeysInMapping(duplicates: duplicates, context: context)
+                    }
+                    text = renamed
+                    reader.renamedKeys[DocumentReader.Place(context.mark)] = key
+                }
+            }
         } catch let e as YamlError {
-            reader.diagnostics.append(Self.diagnostic(for: e, path: reader.path))
+            var d = Self.diagnostic(for: e, path: reader.path)
+            if case .duplicatedKeysInMapping = e, reader.renamedKeys.count >= Self.maxRenamedKeys {
+                let more = "more than \(Self.maxRenamedKeys) keys of this file are repeated: the file's other problems are reported once this one is fixed"
+                d.hint = d.hint.map { "\($0); \(more)" } ?? more
+            }
+            reader.diagnostics.append(d)
             return fragment
         } catch {
             reader.diagnostics.append(.error(SourceLocation(path: reader.path, line: 1, column: 1), "cannot parse YAML: \(error)"))
@@ -364,6 +387,45 @@ struct FileParser {
             }
         }
         return fragment
+    }
+
+    /// Duplicate keys renamed to read a file past them; past this many, the next is reported alone
+    /// (each costs a parse of the file).
+    static let maxRenamedKeys = 32
+
+    /// `text` with the mapping key that starts at `mark` (libyaml's 1-based line and column in
+    /// characters) given a name no other key has, the same length: its first character becomes a
+    /// private-use character the text does not hold. Nil when the key there is not `key` written
+    /// as a plain, single- or double-quoted scalar that starts with an ordinary character.
+    static func renamingKey(_ key: String, at mark: Mark, in text: String) -> String? {
+        guard let keyFirst = key.unicodeScalars.first,
+              let replacement = (0xE000...0xE0FF).lazy.compactMap(Unicode.Scalar.init)
+                .first(where: { c in !text.unicodeScalars.contains(c) }) else { return nil }
+        var scalars = Array(text.unicodeScalars)
+        // The scalar at the mark, counting lines as libyaml does (`yamlLines`).
+        var line = 1, column = 1, i = 0
+        while i < scalars.count, line < mark.line || (line == mark.line && column < mark.column) {
+            let c = scalars[i]
+            i += 1
+            if c == "\n" || c == "\r" || c == "\u{85}" || c == "\u{2028}" || c == "\u{2029}" {
+                if c == "\r", i < scalars.count, scalars[i] == "\n" { i += 1 }
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+        }
+        guard line == mark.line, column == mark.column, i < scalars.count else { return nil }
+        // A quoted key starts after its quote; an escape or a doubled quote is not touched.
+        if scalars[i] == "\"" || scalars[i] == "'" {
+            i += 1
+            guard i < scalars.count, scalars[i] != "\\", scalars[i] != "'", scalars[i] != "\"" else { return nil }
+        }
+        guard scalars[i] == keyFirst else { return nil }
+        scalars[i] = replacement
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: scalars)
+        return String(out)
     }
 
     /// The place of the first alias written in key position (`*a: …`, `? *a`, `{*a: …}`), if any.

@@ -88,13 +88,13 @@ import Testing
             """)
         expectOnlyError(twoSections, line: 5, column: 1, message: "duplicate key 'zones'", hint: "first written at policy.yaml:1:1")
 
-        // In flow style the second place is not found by a line scan: report the first.
+        // In flow style too, the repeat is reported where it is.
         let flow = parse("""
             expect:
               - { from: world, from: web, to: web, port: tcp/80, verdict: allow }
 
             """)
-        expectOnlyError(flow, line: 2, column: 7, message: "duplicate key 'from'", hint: "written again later")
+        expectDiagnostic(flow, line: 2, column: 20, message: "duplicate key 'from'", hint: "first written at policy.yaml:2:7")
 
         // Past a handful of keys the reader remembers them by hash; the answer is the same.
         let many = parse("zones:\n" + (1...12).map { "  z\($0): {members: [198.51.100.\($0)]}\n" }.joined()
