@@ -37,7 +37,53 @@ struct DocumentReader {
     }
 
     mutating func error(_ node: Node, _ message: String, hint: String? = nil) {
+        if let alias {
+            // The value was reached through an alias: the mistake is using it here.
+            let note = "through \(alias.name); the value is written at \(location(node))"
+            diagnostics.append(.error(alias.location, message, hint: hint.map { "\($0); \(note)" } ?? note))
+            return
+        }
         diagnostics.append(.error(location(node), message, hint: hint))
+    }
+
+    /// The document's text, to find aliases in (the tree holds the anchored nodes, not them).
+    var text = ""
+    /// The alias (`*name` and its place) the value being read was reached through, if any.
+    typealias Alias = (location: SourceLocation, name: String)
+    private(set) var alias: Alias?
+
+    /// Call before reading `value`, the value of the mapping key `key`; pass what it returns to
+    /// `leave`. A value written before its key was reached through an alias: errors in it are
+    /// then reported at the alias, with the value's own place in a note.
+    mutating func enter(_ value: Node, of key: Node) -> Alias? {
+        let saved = alias
+        guard alias == nil, let v = value.mark, let k = key.mark, (v.line, v.column) < (k.line, k.column) else { return saved }
+        alias = aliasAfter(k) ?? (location(key), "an alias")
+        return saved
+    }
+
+    mutating func leave(_ saved: Alias?) { alias = saved }
+
+    /// The first alias (`*name`) written after `mark`, with its place: the value of the key there.
+    private func aliasAfter(_ mark: Mark) -> Alias? {
+        let lines = FileParser.yamlLines(text)
+        guard mark.line >= 1, mark.line <= lines.count else { return nil }
+        for index in (mark.line - 1)..<min(lines.count, mark.line + 20) {
+            let line = Array(lines[index].unicodeScalars)
+            var i = index == mark.line - 1 ? mark.column - 1 : 0
+            while i < line.count {
+                if line[i] == "#" && (i == 0 || line[i - 1] == " ") { break }
+                if line[i] == "*", i == 0 || [" ", "\t", ":", "[", "{", ","].contains(line[i - 1]) {
+                    var j = i + 1
+                    while j < line.count, ![" ", "\t", ",", "[", "]", "{", "}"].contains(line[j]) { j += 1 }
+                    var name = String.UnicodeScalarView()
+                    name.append(contentsOf: line[i..<j])
+                    return (SourceLocation(path: path, line: index + 1, column: i + 1), "the alias " + String(name))
+                }
+                i += 1
+            }
+        }
+        return nil
     }
 
     /// Counts the expanded size of `node` and its nesting; false (with a diagnostic) when over
@@ -108,6 +154,11 @@ struct DocumentReader {
             }
             var key = ks.string
             if !renamedKeys.isEmpty, let mark = ks.mark, let written = renamedKeys[Place(mark)] { key = written }
+            if key == "<<", ks.style == .plain {
+                // YAML 1.1's merge key: not a policy key, and what it would merge is unknown here.
+                error(k, "merge keys (<<) are not supported; write the keys out")
+                continue
+            }
             if let first = seen.insert(key, k) {
                 error(k, "duplicate key '\(key)' in \(what())", hint: "first written at \(location(first))")
                 continue
@@ -121,6 +172,15 @@ struct DocumentReader {
             out.append((key, k, v))
         }
         return out
+    }
+
+    /// Whether a mapping has a YAML merge key (`<<: *base`), already reported by `entries`: the
+    /// keys it would have merged are not reported missing.
+    static func hasMergeKey(_ node: Node) -> Bool {
+        guard case .mapping(let m) = node else { return false }
+        return m.contains { k, _ in
+            if case .scalar(let s) = k { s.string == "<<" && s.style == .plain } else { false }
+        }
     }
 
     /// A mapping's keys seen so far, with their nodes: a short list scanned for the few keys of a

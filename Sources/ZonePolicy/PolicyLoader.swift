@@ -375,9 +375,12 @@ struct FileParser {
             return fragment
         }
         guard reader.checkExpansion(root, maxDepth: maxDepth) else { return fragment }
+        reader.text = text
         guard let entries = reader.entries(root, what: "the top level", allowed: Self.topKeys) else { return fragment }
         fragment.unread = false
         for (key, keyNode, value) in entries {
+            let saved = reader.enter(value, of: keyNode)
+            defer { reader.leave(saved) }
             switch key {
             case "zones": fragment.zones = parseZones(value)
             case "allow": fragment.rules = parseRules(value)
@@ -530,7 +533,9 @@ struct FileParser {
                 continue
             }
             guard let fields = reader.entries(value, what: "zone '\(name)'", allowed: Self.zoneKeys) else { continue }
-            for (key, _, v) in fields {
+            for (key, keyNode, v) in fields {
+                let saved = reader.enter(v, of: keyNode)
+                defer { reader.leave(saved) }
                 switch key {
                 case "description":
                     zone.description = reader.text(v, what: "a zone's description")
@@ -609,7 +614,9 @@ struct FileParser {
             guard let fields = reader.entries(item, what: "an allow rule", allowed: Self.ruleKeys) else { continue }
             var from: [NameRef]?, to: [NameRef]?, ports: [PortSpec]?, description: String?, lint: LintIgnore?
             var ok = true
-            for (key, _, v) in fields {
+            for (key, keyNode, v) in fields {
+                let saved = reader.enter(v, of: keyNode)
+                defer { reader.leave(saved) }
                 switch key {
                 case "from", "to":
                     let names = reader.oneOrMany(v, what: "'\(key)'")?.map { NameRef(name: $0.0, location: reader.location($0.1)) }
@@ -625,12 +632,14 @@ struct FileParser {
                 default: break
                 }
             }
-            // A key that is present but bad already has its own error.
-            for key in ["from", "to"] where !fields.contains(where: { $0.key == key }) {
+            // A key that is present but bad already has its own error; a merge key has one too.
+            let merged = DocumentReader.hasMergeKey(item)
+            if merged { ok = false }
+            for key in ["from", "to"] where !merged && !fields.contains(where: { $0.key == key }) {
                 reader.error(item, "allow rule has no '\(key)'")
                 ok = false
             }
-            if ports == nil && !fields.contains(where: { $0.key == "ports" }) {
+            if ports == nil && !merged && !fields.contains(where: { $0.key == "ports" }) {
                 reader.error(item, "allow rule has no 'ports'", hint: "list what it admits, e.g. ports: [tcp/443]; write [any] for all traffic")
                 ok = false
             }
@@ -645,7 +654,9 @@ struct FileParser {
     mutating func parseLint(_ node: Node, what: String) -> LintIgnore? {
         guard let fields = reader.entries(node, what: "'lint' of \(what)", allowed: Self.lintKeys) else { return nil }
         var kinds: Set<LintKind>?, reason: String?
-        for (key, _, v) in fields {
+        for (key, keyNode, v) in fields {
+            let saved = reader.enter(v, of: keyNode)
+            defer { reader.leave(saved) }
             switch key {
             case "ignore":
                 guard let items = reader.oneOrMany(v, what: "'ignore'") else { continue }
@@ -667,10 +678,11 @@ struct FileParser {
             default: break
             }
         }
-        if !fields.contains(where: { $0.key == "ignore" }) {
+        let merged = DocumentReader.hasMergeKey(node)
+        if !merged && !fields.contains(where: { $0.key == "ignore" }) {
             reader.error(node, "'lint' has no 'ignore'", hint: "name the lints to silence, e.g. ignore: [covered]")
         }
-        if !fields.contains(where: { $0.key == "reason" }) {
+        if !merged && !fields.contains(where: { $0.key == "reason" }) {
             reader.error(node, "'lint' has no 'reason'", hint: "say why the lint does not apply here, for the next reviewer")
         }
         guard let kinds, let reason else { return nil }
@@ -705,7 +717,9 @@ struct FileParser {
         var settings = Settings(location: location)
         if DocumentReader.isNull(node) { return settings }
         guard let fields = reader.entries(node, what: "settings", allowed: Self.settingsKeys) else { return settings }
-        for (key, _, v) in fields {
+        for (key, keyNode, v) in fields {
+            let saved = reader.enter(v, of: keyNode)
+            defer { reader.leave(saved) }
             switch key {
             case "denied":
                 guard let s = reader.string(v, what: "'denied'") else { continue }
@@ -778,7 +792,9 @@ struct FileParser {
             guard let fields = reader.entries(item, what: "an expectation", allowed: Self.expectKeys) else { continue }
             var from: PartyRef?, to: PartyRef?, port: PortSpec?, verdict: FlowVerdict?
             var complete = true
-            for (key, _, v) in fields {
+            for (key, keyNode, v) in fields {
+                let saved = reader.enter(v, of: keyNode)
+                defer { reader.leave(saved) }
                 switch key {
                 case "from", "to":
                     guard let s = reader.string(v, what: "'\(key)'") else { complete = false; continue }
@@ -814,7 +830,9 @@ struct FileParser {
                 default: break
                 }
             }
-            for key in ["from", "to", "port", "verdict"] where !fields.contains(where: { $0.key == key }) {
+            let merged = DocumentReader.hasMergeKey(item)
+            if merged { complete = false }
+            for key in ["from", "to", "port", "verdict"] where !merged && !fields.contains(where: { $0.key == key }) {
                 reader.error(item, "expectation has no '\(key)'")
                 complete = false
             }
