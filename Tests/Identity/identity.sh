@@ -58,6 +58,8 @@ ip -n "$H" addr add 198.51.100.1/24 dev zwpart0; ip -n "$H" link set zwpart0 up
 ip -n "$C" addr add 198.51.100.2/24 dev eth0; ip -n "$C" link set eth0 up; ip -n "$C" link set lo up
 ip -n "$C" route add default via 198.51.100.1
 ip -n "$R" route add 198.51.100.0/24 via 192.0.2.1
+# An address of $H's in an address zone (local), for what partner may reach on this host.
+ip -n "$H" addr add 203.0.113.1/32 dev lo
 ip netns exec "$H" sysctl -qw net.ipv4.ip_forward=1
 
 U=zwt-${T#zw-}
@@ -72,6 +74,7 @@ zones:
   ops: {users: ["4242"]}
   db: {members: [192.0.2.2]}
   partner: {interfaces: ["zwpart*"]}
+  local: {members: [203.0.113.1]}
 allow:
   - {from: billing, to: db, ports: [tcp/5432]}
   - {from: billing, to: pg, ports: [tcp/5432]}
@@ -79,6 +82,8 @@ allow:
   - {from: db, to: host, ports: [tcp/2222]}
   - {from: ops, to: db, ports: [tcp/443]}
   - {from: partner, to: db, ports: [tcp/5432]}
+  - {from: partner, to: local, ports: [tcp/2224]}
+settings: {failsafe: [tcp/2223]}
 YAML
 
 # Runs a command in unit cgroup $1 (moved there first, so every socket it opens is the unit's) inside $H.
@@ -94,7 +99,7 @@ for port in 5432 443; do ip netns exec "$R" socat TCP-LISTEN:$port,fork,reuseadd
 # `( exec … ) &`: the recorded pid is the server itself, not a subshell around it.
 for port in 5432 5433; do (exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/$T/system.slice/$U-pg.service" \
     nsenter --net=/run/netns/"$H" socat TCP-LISTEN:$port,fork,reuseaddr EXEC:/bin/true) & PIDS+=($!); done
-(exec nsenter --net=/run/netns/"$H" socat TCP-LISTEN:2222,fork,reuseaddr EXEC:/bin/true) & PIDS+=($!)
+for port in 2222 2223 2224; do (exec nsenter --net=/run/netns/"$H" socat TCP-LISTEN:$port,fork,reuseaddr EXEC:/bin/true) & PIDS+=($!); done
 sleep 0.5
 
 out=$("$ZW" apply --netns "$H" --policies "$WORK/p" 2>&1) || { echo "$out"; fail "zonewall apply"; exit 1; }
@@ -114,6 +119,9 @@ expect_ok "uid 4242 → db tcp/443 (rule ops → db)" in_host setpriv --reuid=42
 expect_no "root → db tcp/443 (host → db has no rule)" in_host 192.0.2.2 443
 expect_ok "interface zone: partner (arriving on zwpart0) → db tcp/5432, forwarded" ip netns exec "$C" 192.0.2.2 5432
 expect_no "interface zone: partner → db tcp/443 (no rule)" ip netns exec "$C" 192.0.2.2 443
+expect_ok "interface zone: partner → this host's failsafe port tcp/2223 (failsafe comes before identities)" ip netns exec "$C" 198.51.100.1 2223
+expect_ok "interface zone: partner → local (a zoned address of this host) tcp/2224 (rule partner → local)" ip netns exec "$C" 203.0.113.1 2224
+expect_no "interface zone: partner → this host's unzoned address tcp/2224 (no partner → host rule)" ip netns exec "$C" 198.51.100.1 2224
 
 # The daemon: resolves at start, then follows a unit restart (cgroup removed and recreated with a
 # new id) with element changes only.
