@@ -87,6 +87,10 @@ public enum Revocation {
         /// The namespace's sockets, read once for the pass.
         public var index: SocketIndex?
 
+        /// Interface zones: an entry records no interface, so a remote end whose address is in no
+        /// zone may have come (or gone) through one of them as well as be `world`.
+        let interfaces: [Endpoint]
+
         /// Whether the policy has zones of units, cgroups or users: only then do owners matter.
         public var hasIdentities: Bool { !senders.isEmpty }
 
@@ -96,6 +100,7 @@ public enum Revocation {
             senders = zones.map { .zone($0.name) }
             receivers = zones.filter { !$0.units.isEmpty || !$0.cgroups.isEmpty }.map { .zone($0.name) }
             identities = evaluator.identities
+            interfaces = evaluator.policy.zones.filter { !$0.interfaces.isEmpty }.map { .zone($0.name) }
             var users: [UInt32: String] = [:]
             for z in zones { for u in z.users { if let id = uid(u.value) { users[id] = z.name } } }
             userZones = users
@@ -147,6 +152,10 @@ public enum Revocation {
                                          isSource: false, hook: hook)
             var sources = hook == .output ? sockets.sending(e, address: src) : [src]
             var destinations = hook == .input ? sockets.receiving(e, address: dst) : [dst]
+            // An unzoned remote end may be an interface zone's: the flow is cut only when that
+            // is denied as well as world.
+            if src == .world { sources += sockets.interfaces }
+            if dst == .world { destinations += sockets.interfaces }
             if loopback {
                 // Over loopback the rule set lets a sender of a local zone pass its output hook
                 // (it marks the flow with the zone), and the input hook judges it with the

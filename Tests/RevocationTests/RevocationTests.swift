@@ -66,6 +66,29 @@ struct RevocationTests {
         #expect(Revocation.decide(toDB, with: Evaluator(addressOnly), local: local).verdict == .deny)
     }
 
+    /// A conntrack entry records no interface: a remote end in no address zone may have come
+    /// through an interface zone, so its flow is revoked only when that zone is denied too.
+    @Test func unzonedEndsMayBeInterfaceZones() throws {
+        let text = """
+            zones:
+              partner: {interfaces: ["wgp*"]}
+              db: {members: [192.0.2.10]}
+            allow:
+              - {from: partner, to: db, ports: [tcp/5432-5433]}
+              - {from: db, to: partner, ports: [tcp/443]}
+            """
+        let p = try policy(text)
+        let none: Set<LocalAddress> = []
+        // Forwarded partner → db tcp/5433 and db → partner tcp/443: allowed through the interface, kept.
+        #expect(Revocation.decide(tcp("192.0.2.50", "192.0.2.10", 5433), with: Evaluator(p), local: none).verdict == .allow)
+        #expect(Revocation.decide(tcp("192.0.2.10", "192.0.2.50", 443), with: Evaluator(p), local: none).verdict == .allow)
+        // Neither world nor partner may reach db on tcp/22: revoked.
+        #expect(Revocation.decide(tcp("192.0.2.50", "192.0.2.10", 22), with: Evaluator(p), local: none).verdict == .deny)
+        // Once partner loses db, the flow is revoked.
+        let tightened = try policy(text.replacingOccurrences(of: "  - {from: partner, to: db, ports: [tcp/5432-5433]}\n", with: ""))
+        #expect(Revocation.decide(tcp("192.0.2.50", "192.0.2.10", 5433), with: Evaluator(tightened), local: none).verdict == .deny)
+    }
+
     @Test func deniedFlowsAreRevokedAllowedAndUngovernedOnesAreNot() throws {
         let old = try policy(both)
         let new = try policy(both.replacingOccurrences(of: "tcp/5432, udp/5353", with: "udp/5353"))
