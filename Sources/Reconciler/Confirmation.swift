@@ -19,6 +19,9 @@ public struct PendingConfirmation: Codable, Hashable, Sendable {
     public var policyDirectory: String
     /// When the change was committed.
     public var appliedAt: Date
+    /// The namespace itself (`NamespaceLock.identity`), however it was named: `--netns X`, its
+    /// path, or a process inside it. Nil in files written before it was recorded.
+    public var namespaceID: String?
 
     public init(owner: Owner, pid: Int32, deadline: Date, netns: String?, policyDirectory: String, appliedAt: Date = Date()) {
         self.owner = owner
@@ -27,6 +30,7 @@ public struct PendingConfirmation: Codable, Hashable, Sendable {
         self.netns = netns
         self.policyDirectory = policyDirectory
         self.appliedAt = appliedAt
+        self.namespaceID = NamespaceLock.identity(namespace: netns)
     }
 }
 
@@ -75,6 +79,7 @@ public struct ConfirmationStore: Sendable {
     /// The pending confirmations of every policy directory in `netns` whose owner still runs:
     /// a plain `apply` over one of them would be undone at its deadline, silently.
     public static func pending(inNamespace netns: String?, directory: String? = nil) -> [PendingConfirmation] {
+        let here = NamespaceLock.identity(namespace: netns)
         let dir = directory ?? ProcessInfo.processInfo.environment["ZONEWALL_CONFIRM_DIR"] ?? "/run/zonewall/confirm"
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
@@ -82,7 +87,7 @@ public struct ConfirmationStore: Sendable {
         return names.filter { $0.hasSuffix(".pending.json") }.sorted().compactMap { name in
             guard let data = FileManager.default.contents(atPath: "\(dir)/\(name)"),
                   let p = try? decoder.decode(PendingConfirmation.self, from: data),
-                  p.netns == netns, kill(p.pid, 0) == 0 else { return nil }
+                  p.namespaceID.map { $0 == here } ?? (p.netns == netns), kill(p.pid, 0) == 0 else { return nil }
             return p
         }
     }

@@ -153,6 +153,8 @@ check "  … naming the one in charge" grep -q "network namespace $R is already 
 out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
 check "apply while the daemon runs exits 1 ($rc)" test "$rc" -eq 1
 check "  … and says why" grep -q "already managed by zonewall run" <<<"$out"
+check "apply by the namespace's path is refused too" bash -c "! '$ZW' apply --netns /run/netns/'$R' --policies '$D' 2>/dev/null"
+check "apply from inside the namespace is refused too" bash -c "! ip netns exec '$R' '$ZW' apply --policies '$D' 2>/dev/null"
 check "  … and the daemon is still in sync" in_sync
 
 echo "== a closed log pipe does not stop the daemon"

@@ -103,6 +103,12 @@ check "refused with exit 1" bash -c "! '$ZW' apply --netns '$R' --policies '$D' 
 out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
 check "a plain apply while one is pending is refused too (exit $rc)" test "$rc" -eq 1
 check "  … saying what waits and how to confirm it" grep -q "is waiting for confirmation until .*run \`zonewall confirm --netns $R --policies" <<<"$out"
+# The same namespace however it is reached: by its path, from inside it, and a daemon.
+check "… by the namespace's path too" bash -c "! '$ZW' apply --netns /run/netns/'$R' --policies '$D' 2>/dev/null"
+check "… from inside the namespace too" bash -c "! ip netns exec '$R' '$ZW' apply --policies '$D' 2>/dev/null"
+out=$("$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/refused.json" 2>&1); rc=$?
+check "… and a daemon does not start under it (exit $rc)" test "$rc" -eq 1
+check "  … saying why" grep -q "is waiting for confirmation until" <<<"$out"
 "$ZW" confirm --netns "$R" --policies "$D" >/dev/null
 out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
 check "once confirmed, a plain apply goes through (exit $rc)" test "$rc" -eq 0
