@@ -32,6 +32,24 @@ public final class MetricsServer: Sendable {
     }
 }
 
+/// The metrics endpoint could not be opened: a configuration error (the address is taken, or
+/// not one of this host's), reported with the address and the system's reason.
+public struct MetricsUnavailable: Error, CustomStringConvertible {
+    public var address: String
+    public var reason: String
+
+    public init(address: String, error: any Error) {
+        self.address = address
+        if let io = error as? IOError {
+            reason = String(cString: strerror(io.errnoCode))
+        } else {
+            reason = "\(error)"
+        }
+    }
+
+    public var description: String { "cannot serve metrics on \(address): \(reason)" }
+}
+
 public enum MetricsServerError: Error, CustomStringConvertible {
     case notLoopback(String)
     public var description: String {

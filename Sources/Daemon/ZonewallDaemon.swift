@@ -120,7 +120,11 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
 
         var server: MetricsServer?
         if let address = config.metricsAddress {
-            server = try await MetricsServer(host: address.host, port: address.port) { metrics.render() }
+            do {
+                server = try await MetricsServer(host: address.host, port: address.port) { metrics.render() }
+            } catch {
+                throw MetricsUnavailable(address: "\(address.host):\(address.port)", error: error)
+            }
             logger.info("metrics on http://\(address.host):\(address.port)/metrics")
         }
         // Opened before the capabilities are dropped: binding inside --netns needs CAP_SYS_ADMIN.

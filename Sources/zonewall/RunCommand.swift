@@ -73,9 +73,18 @@ struct RunCommand: AsyncParsableCommand {
     var stateDirectory: String = ProcessInfo.processInfo.environment["ZONEWALL_STATE_DIRECTORY"] ?? "/var/lib/zonewall"
 
     func validate() throws {
-        guard resyncInterval > 0 else { throw ValidationError("--resync-interval must be positive") }
-        if let m = metricsAddress, Self.parseAddress(m) == nil {
-            throw ValidationError("--metrics-address must be HOST:PORT, e.g. 127.0.0.1:9715 or [::1]:9715")
+        // A full read of the kernel's table each time: below a second it keeps a core busy.
+        guard resyncInterval.isFinite, (1...86_400).contains(resyncInterval) else {
+            throw ValidationError("--resync-interval must be a number of seconds from 1 to 86400 (a day)")
+        }
+        if let m = metricsAddress {
+            guard let (host, _) = Self.parseAddress(m) else {
+                throw ValidationError("--metrics-address must be HOST:PORT, e.g. 127.0.0.1:9715 or [::1]:9715")
+            }
+            // The metrics say what the firewall allows: they are served on loopback only.
+            guard host == "localhost" || host == "::1" || (IPPrefix.parse(host).map { $0.family == .ipv4 && $0.address >> 24 == 127 } ?? false) else {
+                throw ValidationError("--metrics-address \(m) is not a loopback address: metrics are served on 127.0.0.1, ::1 or localhost only")
+            }
         }
         _ = try etcd.configuration()
     }
@@ -178,6 +187,9 @@ struct RunCommand: AsyncParsableCommand {
             await etcdClient?.shutdown()
         } catch let refused as StartupRefused {
             printError(refused.description)
+            throw ExitCode(1)
+        } catch let metrics as MetricsUnavailable {
+            printError("zonewall: \(metrics)")
             throw ExitCode(1)
         } catch {
             printError("zonewall: \(error)")

@@ -25,6 +25,10 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Most lines of the pending transaction to print.")
     var maxLines: Int = 40
 
+    func validate() throws {
+        guard maxLines >= 0 else { throw ValidationError("--max-lines must be 0 or more") }
+    }
+
     @Flag(help: "The daemon runs with --own-table: the table must carry the owner (and persist) flags.")
     var ownTable = false
 

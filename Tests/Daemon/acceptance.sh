@@ -309,5 +309,19 @@ kill -INT "$DAEMON"; wait "$DAEMON"; rc=$?; DAEMON=""
 check "--remove-on-exit: exits 0 ($rc)" test "$rc" -eq 0
 check "--remove-on-exit: table removed" test -z "$(table_text)"
 
+echo "== usage errors are exit 1 with the reason, never a trap"
+out=$("$ZW" run --netns "$R" --policies "$D" --resync-interval inf 2>&1); rc=$?
+check "--resync-interval inf: exit 1 ($rc)" bash -c '[[ $1 -eq 1 ]] && grep -q "from 1 to 86400" <<<"$2"' _ "$rc" "$out"
+out=$("$ZW" run --netns "$R" --policies "$D" --metrics-address 0.0.0.0:19716 2>&1); rc=$?
+check "--metrics-address off loopback: exit 1 ($rc)" bash -c '[[ $1 -eq 1 ]] && grep -q "is not a loopback address" <<<"$2"' _ "$rc" "$out"
+out=$("$ZW" status --netns "$R" --policies "$D" --max-lines=-1 2>&1); rc=$?
+check "status --max-lines -1: exit 1 ($rc)" bash -c '[[ $1 -eq 1 ]] && grep -q "max-lines must be 0 or more" <<<"$2"' _ "$rc" "$out"
+python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 19717)); s.listen(); time.sleep(30)' & HOLDER=$!
+sleep 0.3
+out=$("$ZW" run --netns "$R" --policies "$D" --state-file "$STATE" --metrics-address 127.0.0.1:19717 2>&1); rc=$?
+kill $HOLDER 2>/dev/null; wait $HOLDER 2>/dev/null
+check "metrics port taken: exit 1 ($rc), naming the address" bash -c '[[ $1 -eq 1 ]] && grep -q "cannot serve metrics on 127.0.0.1:19717: Address already in use" <<<"$2"' _ "$rc" "$out"
+ip netns exec "$R" nft delete table inet zonewall 2>/dev/null
+
 echo "acceptance: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
