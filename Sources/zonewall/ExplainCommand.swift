@@ -9,8 +9,10 @@ struct ExplainCommand: ParsableCommand {
         abstract: "Explain whether FROM may reach TO on PORTSPEC (exit 0 allow, 3 deny).",
         discussion: """
             With --batch, reads one `FROM TO PORTSPEC` query per line from standard input and prints
-            `allow|deny|audit FROM TO PORTSPEC` per line (audit: denied, but the zone is in audit mode) (exit 0, or 1 if a line is malformed): one process
-            for thousands of queries, as the namespace lab uses it.
+            one answer per query, in order: `allow|deny|audit|error FROM TO PORTSPEC` (audit: denied,
+            but the zone is in audit mode; error: the query cannot be answered, the reason on stderr
+            with its line number, and exit 1): one process for thousands of queries, as the
+            namespace lab uses it.
             """
     )
 
@@ -112,6 +114,10 @@ struct ExplainCommand: ParsableCommand {
                         throw QueryError("'\(text)': a cgroup path is absolute, from the cgroup2 root (cgroup:/system.slice/x.service)")
                     }
                     return .cgroup(IdentityNames.normalizedCgroup(c))
+                case .unit(let u) where Glob.isGlob(u):
+                    throw QueryError("'\(text)': a query names one unit, not a glob\nnote: write the unit's name")
+                case .interface(let i) where i.hasSuffix("*"):
+                    throw QueryError("'\(text)': a query names one interface, not a wildcard\nnote: write the interface's name")
                 case .unit(let u):
                     if let problem = IdentityNames.unitProblem(u) { throw QueryError(problem.message + "\nnote: " + problem.hint) }
                 case .user(let u):

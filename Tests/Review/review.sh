@@ -322,6 +322,11 @@ contains "explain: … says no packet goes between them" "$WORK/mixed.err" "is a
 "$ZW" explain --policies "$ROOT/Policies" db user:billing tcp/1 >/dev/null 2>"$WORK/user.err"
 expect_status "explain: a user as the receiver" 1 $?
 contains "explain: … a user is only a sender" "$WORK/user.err" "a user is only a sender"
+for q in 'iface:eth* db tcp/5432' 'unit:*.service db tcp/5432'; do
+    # shellcheck disable=SC2086
+    "$ZW" explain --policies "$ROOT/Policies" $q >/dev/null 2>"$WORK/glob.err"
+    expect_status "explain: a wildcard is no one endpoint ($q)" 1 $?
+done
 printf 'web db tcp/5432\nbogus line\napi db tcp/5432\nweb db tcp/99999\n' \
     | "$ZW" explain --batch --policies "$ROOT/Policies" >"$WORK/batch.out" 2>"$WORK/batch.err"
 expect_status "explain --batch with bad lines" 1 $?
