@@ -231,9 +231,18 @@ struct DocumentReader {
     }
 
     /// A whole number in `range`, written as a plain decimal scalar: a quoted "100" is a string.
+    /// Only `0` or a digit 1-9 followed by digits is a number here: no leading zeros (YAML 1.1
+    /// readers such as PyYAML take `0100` as octal 64), no sign, no `_` separators and no explicit
+    /// tag (`!!str 100`, `!!float 100`), so every YAML reader sees the value zonewall uses.
     /// `describe` names what the number counts, e.g. "an NFLOG group number".
     mutating func integer(_ node: Node, what: @autoclosure () -> String, describe: String, in range: ClosedRange<Int>) -> Int? {
         let expected = "\(describe) \(range.lowerBound)..\(range.upperBound)"
+        // A quoted scalar carries the str tag too (Yams' quoted_implicit); it is reported below.
+        if case .scalar(let s) = node, s.style == .plain, !s.tag.description.isEmpty {
+            error(node, "\(what()) must be \(expected), found '\(s.string)' tagged \(Self.shortTag(s.tag.description))",
+                  hint: "write the number alone, without a tag")
+            return nil
+        }
         guard case .scalar(let s) = node, !Self.isNull(node) else {
             error(node, "\(what()) must be \(expected), found \(kind(node))")
             return nil
@@ -242,19 +251,40 @@ struct DocumentReader {
             error(node, "\(what()) must be \(expected), found the string '\(s.string)'", hint: "write the number without quotes")
             return nil
         }
-        // YAML's `_` digit separators are fine; other notations (0x64, 1e3) are not decimal.
-        let digits = (s.string.hasPrefix("+") ? s.string.dropFirst() : Substring(s.string)).filter { $0 != "_" }
-        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+        let text = s.string
+        let negative = text.hasPrefix("-")
+        let digits = negative ? text.utf8.dropFirst() : text.utf8[...]
+        guard Self.isPlainDecimal(digits), !(negative && digits.elementsEqual("0".utf8)) else {
             let isNumber = [.int, .float].contains(Resolver.default.resolveTag(of: node))
-            error(node, "\(what()) must be \(expected), found \(kind(node))", hint: isNumber ? "write it in decimal" : nil)
+            let decimalLike = !digits.isEmpty
+                && digits.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "+") }
+            let octal = !negative && digits.count > 1 && digits.first == UInt8(ascii: "0")
+                && digits.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7")) || $0 == UInt8(ascii: "_") }
+            let hint: String? = decimalLike
+                ? "write it in plain decimal, without leading zeros, a sign or '_'" + (octal ? "; YAML 1.1 readers (PyYAML) take \(text) as an octal number" : "")
+                : isNumber ? "write it in decimal" : nil
+            error(node, "\(what()) must be \(expected), found \(kind(node))", hint: hint)
             return nil
         }
-        // Too many digits for an Int is out of range too, not "not a number".
-        guard let n = Int(digits), range.contains(n) else {
-            error(node, "\(what()) must be \(expected), found \(s.string), out of range")
+        // A negative number, or too many digits for an Int, is out of range, not "not a number".
+        guard !negative, let n = Int(Substring(digits)), range.contains(n) else {
+            error(node, "\(what()) must be \(expected), found \(text), out of range")
             return nil
         }
         return n
+    }
+
+    /// `0`, or a digit 1-9 followed by digits.
+    private static func isPlainDecimal(_ digits: Substring.UTF8View) -> Bool {
+        guard let first = digits.first else { return false }
+        guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return false }
+        return first != UInt8(ascii: "0") || digits.count == 1
+    }
+
+    /// `tag:yaml.org,2002:str` as it is written, `!!str`.
+    private static func shortTag(_ tag: String) -> String {
+        let prefix = "tag:yaml.org,2002:"
+        return tag.hasPrefix(prefix) ? "!!" + tag.dropFirst(prefix.count) : tag
     }
 
     /// A strict boolean: `true` or `false`.

@@ -22,6 +22,31 @@ struct ScalarTypingTests {
                  "'log_group' must be an NFLOG group number 0..65535, found 65536, out of range"),
         BadInput("a hex log_rate", "settings:\n  log_rate: 0x64\n", at: 2, 13,
                  "'log_rate' must be a number of packets per second 1..4294967295, found the number 0x64", hint: "decimal"),
+        BadInput("a negative log_group", "settings:\n  log_group: -1\n", at: 2, 14,
+                 "'log_group' must be an NFLOG group number 0..65535, found -1, out of range"),
+        BadInput("a negative log_rate", "settings:\n  log_rate: -100\n", at: 2, 13,
+                 "'log_rate' must be a number of packets per second 1..4294967295, found -100, out of range"),
+        BadInput("a log_rate with a leading zero (octal 64 to YAML 1.1)", "settings:\n  log_rate: 0100\n", at: 2, 13,
+                 "'log_rate' must be a number of packets per second 1..4294967295, found the number 0100",
+                 hint: "without leading zeros, a sign or '_'; YAML 1.1 readers (PyYAML) take 0100 as an octal number"),
+        BadInput("a log_group with leading zeros", "settings:\n  log_group: 0017\n", at: 2, 14,
+                 "'log_group' must be an NFLOG group number 0..65535, found the number 0017", hint: "plain decimal"),
+        BadInput("a log_group of 00", "settings:\n  log_group: 00\n", at: 2, 14,
+                 "'log_group' must be an NFLOG group number 0..65535, found the number 00", hint: "plain decimal"),
+        BadInput("a signed log_rate", "settings:\n  log_rate: +100\n", at: 2, 13,
+                 "'log_rate' must be a number of packets per second 1..4294967295, found the number +100", hint: "plain decimal"),
+        BadInput("a log_group of -0", "settings:\n  log_group: -0\n", at: 2, 14,
+                 "'log_group' must be an NFLOG group number 0..65535, found the number -0", hint: "plain decimal"),
+        BadInput("a log_rate with separators", "settings:\n  log_rate: 1_000\n", at: 2, 13,
+                 "'log_rate' must be a number of packets per second 1..4294967295, found the number 1_000", hint: "plain decimal"),
+        BadInput("a log_rate tagged !!str", "settings:\n  log_rate: !!str 100\n", at: 2, 13,
+                 "'log_rate' must be a number of packets per second 1..4294967295, found '100' tagged !!str", hint: "without a tag"),
+        BadInput("a log_group tagged !!float", "settings:\n  log_group: !!float 100\n", at: 2, 14,
+                 "'log_group' must be an NFLOG group number 0..65535, found '100' tagged !!float", hint: "without a tag"),
+        BadInput("a log_group tagged !!int", "settings:\n  log_group: !!int 100\n", at: 2, 14,
+                 "'log_group' must be an NFLOG group number 0..65535, found '100' tagged !!int", hint: "without a tag"),
+        BadInput("a log_rate tagged !", "settings:\n  log_rate: ! 100\n", at: 2, 13,
+                 "'log_rate' must be a number of packets per second 1..4294967295, found '100' tagged !", hint: "without a tag"),
         BadInput("a word log_rate", "settings:\n  log_rate: fast\n", at: 2, 13,
                  "'log_rate' must be a number of packets per second 1..4294967295, found 'fast'"),
         BadInput("a numeric zone description", "zones:\n  web:\n    description: 123\n", at: 3, 18,
@@ -49,7 +74,7 @@ struct ScalarTypingTests {
                 members: [192.0.2.1]
                 lint: {ignore: unused-zone, reason: racked next quarter}
             settings:
-              log_rate: 1_000
+              log_rate: 1000
               log_group: 0
               log_denied: true
               ct_mark_bits: "0x30ff"
@@ -61,5 +86,17 @@ struct ScalarTypingTests {
         #expect(policy.settings.logGroup == 0)
         #expect(policy.settings.logDenied)
         #expect(policy.zones.first?.description == "123")
+    }
+
+    /// The ends of each range, written plainly, load.
+    @Test func plainDecimalBoundsLoad() throws {
+        let result = parse("settings:\n  log_group: 65535\n  log_rate: 4294967295\n")
+        expectLoads(result)
+        let policy = try #require(result.policy)
+        #expect(policy.settings.logGroup == 65535)
+        #expect(policy.settings.logRate == 4294967295)
+        let low = try #require(parse("settings:\n  log_group: 0\n  log_rate: 1\n").policy)
+        #expect(low.settings.logGroup == 0)
+        #expect(low.settings.logRate == 1)
     }
 }
