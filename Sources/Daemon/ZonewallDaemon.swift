@@ -208,6 +208,14 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             }
             if config.confirmEdits != nil {
                 let store = ConfirmationStore(netns: config.netns, policyDirectory: config.policyDirectory)
+                if let stale = store.pending(), stale.owner == .daemon, stale.pid != getpid(), kill(stale.pid, 0) != 0 {
+                    // Killed (or crashed) inside a window: what it would have gone back to died with it.
+                    logger.error("a daemon died during a confirmation window: its edit was never confirmed, and the policy it would have gone back to is lost; confirm the policy in force, or put the files back",
+                                 metadata: ["pid": "\(stale.pid)"])
+                    store.record("the daemon (pid \(stale.pid)) died during a confirmation window at \(ISO8601DateFormatter().string(from: Date())); "
+                                 + "its unconfirmed edit was not reverted")
+                    store.cancel()
+                }
                 group.addTask { await Self.watchConfirmations(reconciler, store: store, config: config) }
             }
             // Members from etcd: a change reloads at once, without waiting for quiet; changes that
@@ -272,6 +280,16 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         }
         await server?.close()
 
+        // An unconfirmed edit does not outlive its daemon: a stop (systemd restart, reboot) during
+        // a window puts the confirmed policy back first, as its deadline would have.
+        if config.confirmEdits != nil, await reconciler.confirmationDeadline != nil {
+            let store = ConfirmationStore(netns: config.netns, policyDirectory: config.policyDirectory)
+            if store.claim() {
+                await reconciler.revertUnconfirmed()
+                store.record("reverted at \(ISO8601DateFormatter().string(from: Date())) by the daemon as it stopped: the edit was not "
+                             + "confirmed; the last confirmed policy is in force, the policy files are unchanged")
+            }
+        }
         if config.removeOnExit {
             do {
                 try kernel.apply(Transaction(family: .inet, table: "zonewall", changes: [.addTable, .deleteTable]), expectingGeneration: nil)

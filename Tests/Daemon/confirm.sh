@@ -156,11 +156,8 @@ policy "tcp/5432, udp/53, tcp/7001"
 for _ in $(seq 40); do [[ $(listing) != "$second" ]] && break; sleep 0.05; done
 check "an edit waits for confirmation" pending_shown
 kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null; DAEMON=""
-# As after a revert by the stopped daemon: the kernel holds the confirmed rule set, the files
-# the unconfirmed edit. (Written back with nft, a test tool.)
-ip netns exec "$R" nft delete table inet zonewall
-ip netns exec "$R" nft -f - <<<"$second_text"
-check "the confirmed rule set is back in the kernel" test "$(listing)" = "$second"
+check "a stop during the window puts the confirmed rule set back" test "$(listing)" = "$second"
+check "… and says so" grep -q "reverted at .* by the daemon as it stopped" <<<"$(dstatus)"
 "$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" --confirm-edits 3s >>"$WORK/daemon.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 40); do [[ $(listing) != "$second" ]] && break; sleep 0.05; done
@@ -168,6 +165,17 @@ check "the restart applies the files" test "$(listing)" != "$second"
 check "… as an edit waiting for confirmation" pending_shown
 sleep 3.6
 check "unconfirmed: the rule set in force before the restart is back" test "$(listing)" = "$second"
+
+echo "== a daemon killed inside a window: its successor says the edit was never confirmed"
+policy "tcp/5432, udp/53, tcp/7003"
+for _ in $(seq 40); do [[ $(listing) != "$second" ]] && break; sleep 0.05; done
+check "an edit waits for confirmation" pending_shown
+kill -KILL "$DAEMON"; wait "$DAEMON" 2>/dev/null; DAEMON=""
+"$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" --confirm-edits 3s >>"$WORK/daemon.log" 2>&1 &
+DAEMON=$!
+for _ in $(seq 60); do grep -q "died during a confirmation window" "$WORK/daemon.log" && break; sleep 0.05; done
+check "the next daemon logs it" grep -q "died during a confirmation window" "$WORK/daemon.log"
+check "… and status says it" bash -c "grep -q 'died during a confirmation window' <<<\"\$1\"" _ "$(dstatus)"
 kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null; DAEMON=""
 
 echo "== confirm: $passed passed, $failed failed"
