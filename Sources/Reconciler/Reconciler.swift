@@ -213,6 +213,13 @@ public actor Reconciler {
         tableAdjustment = table
     }
 
+    /// Records how the daemon runs (`--scope`, `--own-table`) in its state, for `status`.
+    public func describeRun(scope: String, ownedTable: Bool) {
+        state.scope = scope
+        state.ownedTable = ownedTable
+        publish()
+    }
+
     /// Reports an outside member source's health (etcd) in the state and metrics.
     public func setMemberSource(_ status: MemberSourceStatus?) {
         guard state.memberSource != status else { return }

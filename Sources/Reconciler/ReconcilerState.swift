@@ -51,6 +51,12 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     /// The same, by `"FROM TO"` zone pair (the metric's labels).
     public var revokedFlowsByPair: [String: Int]?
 
+    /// How the daemon compiles and commits: `--scope` (`all` or `local`) and whether it owns its
+    /// table (`--own-table`), so that `zonewall status` compares the kernel with what this
+    /// daemon would program, not with the whole policy. Nil in files written before.
+    public var scope: String?
+    public var ownedTable: Bool?
+
     /// `run --confirm-edits`: the deadline of the edit waiting for `zonewall confirm`.
     public var pendingConfirmationDeadline: Date?
     /// Set when an unconfirmed edit was reverted; cleared by the next edit.

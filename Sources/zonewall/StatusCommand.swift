@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import HostScope
 import Membership
 import Netfilter
 import Reconciler
@@ -76,8 +77,16 @@ struct StatusCommand: ParsableCommand {
             policy = members.merged(into: policy).policy
         }
         let host = GatheredHostFacts.gather(policy)
-        var desired = try withExit2 { try scopeOptions.compile(policy, netns: kernelOptions.netns, host: host.facts) }
-        if ownTable { desired.flags = NetlinkKernel.ownedTableFlags }
+        // As the daemon runs, unless told otherwise: its environment file may set ZONEWALL_SCOPE
+        // where this shell does not, and its --own-table is not an option of this command's.
+        var scoping = scopeOptions
+        if scoping.scopeOption == nil, ProcessInfo.processInfo.environment["ZONEWALL_SCOPE"] == nil,
+           let s = daemonState?.scope.flatMap(HostScope.init(rawValue:)), s != scoping.scope {
+            scoping.scopeOption = s
+            print("  (compared as the daemon runs: --scope \(s.rawValue))")
+        }
+        var desired = try withExit2 { try scoping.compile(policy, netns: kernelOptions.netns, host: host.facts) }
+        if ownTable || daemonState?.ownedTable == true { desired.flags = NetlinkKernel.ownedTableFlags }
         let place = kernelOptions.place(KernelSync.tableName)
         let snapshot = try withKernelErrors("reading \(place)") {
             let kernel = try kernelOptions.openKernel()

@@ -136,5 +136,11 @@ check "web → api at the new address allowed" until_probe "$H1" 198.51.100.22 8
 ip -n "$H2" addr del 198.51.100.22/32 dev eth0
 check "address removed: h2 drops api's rules" until_true 3 bash -c "$(declare -f table has_chain); ! has_chain $H2 z_api"
 
+# status without --scope (the daemon's ZONEWALL_SCOPE may live in its environment file only)
+# compares as the daemon runs.
+out=$("$ZW" status --netns "$H1" --policies "$D" --state-file "$WORK/state1.json" --state-directory "$WORK/var1" 2>&1); rc=$?
+check "status with no --scope compares as the scoped daemon runs: in sync (exit $rc)" \
+    bash -c '[[ $1 -eq 0 ]] && grep -q "compared as the daemon runs: --scope local" <<<"$2"' _ "$rc" "$out"
+
 echo "scope: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
