@@ -243,11 +243,20 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     }
                 }
             }
-            // The backstop: a full read of the kernel every interval.
+            // The backstop: a full read of the kernel every interval, and sooner while the last
+            // commit failed (another process held the table, say, and then let it go without an
+            // event): 0.5 s, then twice as long each time, up to the interval.
             group.addTask {
+                let tick = Duration.milliseconds(500)
+                var retry = tick, elapsed = Duration.zero
                 while !Task.isCancelled {
-                    do { try await Task.sleep(for: config.resyncInterval) } catch { return }
-                    await reconciler.resync(.resync("periodic"))
+                    do { try await Task.sleep(for: tick) } catch { return }
+                    elapsed += tick
+                    let failing = await !reconciler.state.inSync
+                    guard elapsed >= (failing ? retry : config.resyncInterval) else { continue }
+                    await reconciler.resync(.resync(failing ? "retry after a failed commit" : "periodic"))
+                    elapsed = .zero
+                    retry = failing ? min(retry * 2, config.resyncInterval) : tick
                 }
             }
             if let flows {

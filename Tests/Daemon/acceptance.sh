@@ -157,6 +157,20 @@ check "apply by the namespace's path is refused too" bash -c "! '$ZW' apply --ne
 check "apply from inside the namespace is refused too" bash -c "! ip netns exec '$R' '$ZW' apply --policies '$D' 2>/dev/null"
 check "  … and the daemon is still in sync" in_sync
 
+echo "== a commit refused while another process owns the table is retried soon, not at the next resync"
+kill -STOP "$DAEMON"
+ip netns exec "$R" nft delete table inet zonewall
+# An nft session that owns a table of that name for 2 s, then exits: the kernel drops the table
+# with no event the daemon could see.
+{ echo 'add table inet zonewall { flags owner; }'; sleep 2; } | ip netns exec "$R" nft -i >/dev/null 2>&1 &
+OWNER=$!
+sleep 0.5
+kill -CONT "$DAEMON"
+wait $OWNER
+for _ in $(seq 80); do table_text | grep -q 'vmap @src_v4' && break; sleep 0.05; done
+check "the table is back within 4 s of the owner leaving (resync interval 60 s)" bash -c "$(declare -f table_text); R=$R; table_text | grep -q 'vmap @src_v4'"
+check "  … and in sync" in_sync
+
 echo "== a closed log pipe does not stop the daemon"
 kill -TERM "$DAEMON"; wait "$DAEMON"; DAEMON=""
 rm -f "$STATE"
