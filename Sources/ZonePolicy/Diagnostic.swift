@@ -69,15 +69,16 @@ public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
 
     /// `text` with every control character written as an escape, so that it stays on one line and
     /// cannot drive a terminal: `\n`, `\r`, `\t`, `\xHH` for the rest of C0 and for DEL,
-    /// `\u{HHHH}` for C1 and the Unicode line and paragraph separators. Other text is unchanged.
+    /// `\u{HHHH}` for C1, the Unicode line and paragraph separators, and the format characters
+    /// that reorder or hide text (bidi controls, zero-width characters, the BOM), so a value
+    /// shows as written, e.g. 'admin\u{202e}' not a reversed tail. Other text is unchanged.
     public static func escaped(_ text: String) -> String {
-        func isControl(_ v: UInt32) -> Bool { v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 }
-        guard text.unicodeScalars.contains(where: { isControl($0.value) }) else { return text }
+        guard text.unicodeScalars.contains(where: { isUnsafe($0.value) }) else { return text }
         var out = ""
         out.unicodeScalars.reserveCapacity(text.unicodeScalars.count + 8)
         for c in text.unicodeScalars {
             let v = c.value
-            guard isControl(v) else { out.unicodeScalars.append(c); continue }
+            guard isUnsafe(v) else { out.unicodeScalars.append(c); continue }
             switch c {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
@@ -85,6 +86,52 @@ public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
             default:
                 let hex = String(v, radix: 16)
                 out += v <= 0x7F ? "\\x" + (hex.count < 2 ? "0" + hex : hex) : "\\u{" + hex + "}"
+            }
+        }
+        return out
+    }
+
+    /// Characters a diagnostic never prints as they are: C0, DEL, C1, U+2028/U+2029, and the
+    /// format characters that reorder or hide text: LRM/RLM and the zero-width space, non-joiner
+    /// and joiner (U+200B–U+200F), the bidi embeddings and overrides (U+202A–U+202E), the word
+    /// joiner (U+2060), the bidi isolates (U+2066–U+2069) and the BOM (U+FEFF).
+    static func isUnsafe(_ v: UInt32) -> Bool {
+        switch v {
+        case 0..<0x20, 0x7F...0x9F, 0x200B...0x200F, 0x2028...0x202E, 0x2060, 0x2066...0x2069, 0xFEFF: true
+        default: false
+        }
+    }
+
+    /// A GitHub Actions workflow command for this diagnostic:
+    /// `::error file=…,line=…,col=…::message (hint)`, a location without a line giving `file=` alone.
+    public var githubAnnotation: String {
+        var props = "file=\(Self.githubProperty(location.path))"
+        if location.line > 0 { props += ",line=\(location.line),col=\(location.column)" }
+        let text = message + (hint.map { " (\($0))" } ?? "")
+        return "::\(severity.rawValue) \(props)::\(Self.githubData(text))"
+    }
+
+    /// A workflow command's message: GitHub unescapes `%25`, `%0D` and `%0A`; every other character
+    /// `escaped` would escape (ESC, BEL, the rest of C0, DEL, C1, bidi and zero-width characters) is
+    /// written as its UTF-8 bytes percent-encoded (`%1B`, `%E2%80%AE`), which GitHub shows as is,
+    /// so the annotation holds no raw control byte and cannot end early or reorder.
+    public static func githubData(_ text: String) -> String {
+        githubEscaped(text, alsoEscaping: [])
+    }
+
+    /// A workflow command's property value (`file=`): as `githubData`, and `:` and `,`
+    /// (`%3A`, `%2C`), which GitHub unescapes in properties.
+    public static func githubProperty(_ text: String) -> String {
+        githubEscaped(text, alsoEscaping: [":", ","])
+    }
+
+    private static func githubEscaped(_ text: String, alsoEscaping extra: Set<Unicode.Scalar>) -> String {
+        guard text.unicodeScalars.contains(where: { $0 == "%" || isUnsafe($0.value) || extra.contains($0) }) else { return text }
+        var out = ""
+        for c in text.unicodeScalars {
+            guard c == "%" || isUnsafe(c.value) || extra.contains(c) else { out.unicodeScalars.append(c); continue }
+            for byte in String(c).utf8 {
+                out += "%" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16, uppercase: true)
             }
         }
         return out

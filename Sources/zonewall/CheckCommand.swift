@@ -60,12 +60,7 @@ struct CheckCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         case .github:
-            for d in result.diagnostics {
-                var props = "file=\(escapeProperty(d.location.path))"
-                if d.location.line > 0 { props += ",line=\(d.location.line),col=\(d.location.column)" }
-                let message = d.message + (d.hint.map { " (\($0))" } ?? "")
-                print("::\(d.severity == .error ? "error" : "warning") \(props)::\(escapeData(message))")
-            }
+            for d in result.diagnostics { print(d.githubAnnotation) }
         }
         guard let policy = result.policy else { throw ExitCode(1) }
         if strict && !result.warnings.isEmpty {
@@ -85,14 +80,5 @@ struct CheckCommand: ParsableCommand {
         if format == .text {
             print("ok: \(place) accepts the rule set (\(tx.changes.count) changes validated, nothing applied)")
         }
-    }
-
-    /// GitHub workflow-command escaping.
-    func escapeData(_ s: String) -> String {
-        s.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D").replacingOccurrences(of: "\n", with: "%0A")
-    }
-
-    func escapeProperty(_ s: String) -> String {
-        escapeData(s).replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C")
     }
 }

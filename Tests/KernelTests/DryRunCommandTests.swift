@@ -46,6 +46,23 @@ struct DryRunCommandTests {
         #expect(ok.stdout.contains("\"valid\" : true"))
     }
 
+    /// A value with ESC and BEL (a terminal title sequence) and a bidi override reaches neither
+    /// output raw: text escapes it (\x1b, \u{202e}), GitHub annotations percent-encode it.
+    @Test func checkEscapesControlAndBidiCharactersInTextAndGitHub() throws {
+        let policy = "zones:\n  web: {members: [\"192.0.2.1\\e]0;pwned\\a\\u202Ex\"]}\n"
+        try withPolicy(["p.yaml": policy]) { dir in
+            let text = try zonewall(["check", "--policies", dir])
+            #expect(text.status == 1)
+            #expect(text.stderr.contains(#"'192.0.2.1\x1b]0;pwned\x07\u{202e}x' is not an IPv4 or IPv6 address"#), "\(text)")
+            let gh = try zonewall(["check", "--policies", dir, "--format", "github"])
+            #expect(gh.status == 1)
+            #expect(gh.stdout.contains("::error file=\(dir)/p.yaml,line=2,col=19::'192.0.2.1%1B]0;pwned%07%E2%80%AEx' is not an IPv4 or IPv6 address"), "\(gh)")
+            for out in [text.stderr, gh.stdout] {
+                #expect(!out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E })
+            }
+        }
+    }
+
     @Test func planIsDeterministic() throws {
         let a = try zonewall(["plan", "--policies", "\(repoRoot)/Policies"])
         let b = try zonewall(["plan", "--policies", "\(repoRoot)/Policies"])

@@ -31,4 +31,43 @@ struct DiagnosticTextTests {
         let d = Diagnostic.error(SourceLocation(path: "p\nq.yaml", line: 1, column: 2), "bad '\(raw)'", hint: "not '\(raw)'")
         #expect(d.description == "p\\nq.yaml:1:2: error: bad '\(shown)'\np\\nq.yaml:1:2: note: not '\(shown)'")
     }
+
+    /// Format characters that reorder or hide text are shown as escapes: a zone named
+    /// "admin\u{202E}txt.exe" must not print as "adminexe.txt".
+    @Test(arguments: [
+        ("a\u{202A}b", #"a\u{202a}b"#), ("a\u{202B}b", #"a\u{202b}b"#), ("a\u{202C}b", #"a\u{202c}b"#),
+        ("a\u{202D}b", #"a\u{202d}b"#), ("admin\u{202E}txt.exe", #"admin\u{202e}txt.exe"#),
+        ("a\u{2066}b", #"a\u{2066}b"#), ("a\u{2067}b", #"a\u{2067}b"#), ("a\u{2068}b", #"a\u{2068}b"#), ("a\u{2069}b", #"a\u{2069}b"#),
+        ("a\u{200E}b", #"a\u{200e}b"#), ("a\u{200F}b", #"a\u{200f}b"#),
+        ("a\u{200B}b", #"a\u{200b}b"#), ("a\u{200C}b", #"a\u{200c}b"#), ("a\u{200D}b", #"a\u{200d}b"#),
+        ("a\u{2060}b", #"a\u{2060}b"#), ("\u{FEFF}web", #"\u{feff}web"#),
+        // Neighbours that are ordinary text stay as they are.
+        ("a\u{2010}b\u{2030}c\u{2065}", "a\u{2010}b\u{2030}c\u{2065}"),
+    ])
+    func formatCharactersThatReorderOrHideTextAreEscaped(_ raw: String, _ shown: String) {
+        #expect(Diagnostic.escaped(raw) == shown)
+        let d = Diagnostic.error(SourceLocation(path: "p\u{202E}.yaml", line: 1, column: 2), "bad '\(raw)'", hint: "not '\(raw)'")
+        #expect(d.description == "p\\u{202e}.yaml:1:2: error: bad '\(shown)'\np\\u{202e}.yaml:1:2: note: not '\(shown)'")
+    }
+
+    /// `check --format github`: GitHub unescapes only %25, %0D and %0A (and %3A, %2C in properties);
+    /// every other control or format character is percent-encoded, so no raw ESC or BEL reaches
+    /// the log and a value cannot end the annotation early.
+    @Test(arguments: [
+        ("a\u{1B}[31mb", "a%1B[31mb"), ("bell\u{07}", "bell%07"), ("a\tb", "a%09b"), ("\u{0}", "%00"), ("a\u{7F}", "a%7F"),
+        ("a\u{9B}b", "a%C2%9Bb"), ("admin\u{202E}txt", "admin%E2%80%AEtxt"), ("\u{FEFF}x", "%EF%BB%BFx"),
+        ("a\nb\rc", "a%0Ab%0Dc"), ("100%", "100%25"), ("a:b,c", "a:b,c"), ("plain 'text' é ✓", "plain 'text' é ✓"),
+    ])
+    func githubAnnotationsPercentEncodeControlCharacters(_ raw: String, _ shown: String) {
+        #expect(Diagnostic.githubData(raw) == shown)
+        let d = Diagnostic.error(SourceLocation(path: "p.yaml", line: 3, column: 4), "bad '\(raw)'", hint: "not '\(raw)'")
+        #expect(d.githubAnnotation == "::error file=p.yaml,line=3,col=4::bad '\(shown)' (not '\(shown)')")
+        #expect(!d.githubAnnotation.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+    }
+
+    @Test func githubPropertiesAlsoEncodeColonAndComma() {
+        #expect(Diagnostic.githubProperty("a:b,c%\u{1B}\u{07}\n") == "a%3Ab%2Cc%25%1B%07%0A")
+        let d = Diagnostic.warning(SourceLocation(path: "dir\u{1B}]0;x\u{07}/p,q.yaml", line: 0, column: 0), "whole file")
+        #expect(d.githubAnnotation == "::warning file=dir%1B]0;x%07/p%2Cq.yaml::whole file")
+    }
 }
