@@ -206,5 +206,15 @@ check "… and only tcp/22: tcp/2222 stays refused" ssh_refused 2222
 check "zonewall check no longer warns" bash -c "! grep -q 'tcp/22 to this host' <<<\"\$1\"" _ "$("$ZW" check --policies "$D" 2>&1)"
 check "a routed tcp/22 flow is not opened by the failsafe" bash -c "! ip netns exec $C nc -z -w 1 198.51.100.20 22"
 
+echo "== zonewall revoke judges by the policy in force, not by other files"
+mkdir -p "$WORK/other" && chmod 700 "$WORK/other"
+sed 's/tcp\/8080/tcp\/9999/' "$D/p.yaml" >"$WORK/other/p.yaml"
+out=$("$ZW" revoke --netns "$R" --policies "$WORK/other" 2>&1); rc=$?
+check "revoke by files the table was not compiled from: exit 1 ($rc)" bash -c '[[ $1 -eq 1 ]] && grep -q "was not compiled from these policy files" <<<"$2"' _ "$rc" "$out"
+out=$("$ZW" revoke --dry-run --netns "$R" --policies "$WORK/other" 2>&1); rc=$?
+check "… a dry run only warns (exit $rc)" bash -c '[[ $1 -eq 0 ]] && grep -q "warning: .*was not compiled from these policy files" <<<"$2"' _ "$rc" "$out"
+out=$("$ZW" revoke --netns "$R" --policies "$D" 2>&1); rc=$?
+check "… and the files in force revoke as before (exit $rc)" bash -c '[[ $1 -eq 0 ]] && ! grep -q "warning" <<<"$2"' _ "$rc" "$out"
+
 echo "== revocation: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
