@@ -55,9 +55,33 @@ public struct EtcdConfiguration: Sendable {
             }
             return nil
         }
+        if let why = numericHostProblem(host) { return why }
         let allowed = host.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == ".") }
         guard !host.isEmpty, allowed, !host.hasPrefix("-"), !host.hasPrefix("."), !host.contains("..") else {
             return "host '\(host)' is not a host name or an address"
+        }
+        return nil
+    }
+
+    /// A host written as numbers is an IPv4 address, and only the dotted quad is taken: the
+    /// resolver reads other numeric forms the inet_aton way, `256.1.1.1` as a name to look up,
+    /// `1.2.3` as 1.2.0.3, `010.0.0.1` (octal) as 8.0.0.1, `0x7f.1` as 127.0.0.1, sending the client
+    /// to another host than the one written. nil for a host name (a label that is not a number).
+    static func numericHostProblem(_ host: Substring) -> String? {
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        func isDecimal(_ l: Substring) -> Bool { !l.isEmpty && l.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }
+        func isHex(_ l: Substring) -> Bool {
+            (l.hasPrefix("0x") || l.hasPrefix("0X")) && l.dropFirst(2).allSatisfy(\.isHexDigit)
+        }
+        // Digits and dots only (an empty label included: "1.2.3.4.", "1..2"), or C-style numbers.
+        let digitsAndDots = !host.isEmpty && host.utf8.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".") }
+        guard digitsAndDots || labels.allSatisfy({ isDecimal($0) || isHex($0) }) else { return nil }
+        let octets = labels.compactMap { l -> Int? in
+            guard isDecimal(l), l.count <= 3, l == "0" || !l.hasPrefix("0") else { return nil }
+            return Int(l).flatMap { $0 <= 255 ? $0 : nil }
+        }
+        guard labels.count == 4, octets.count == 4 else {
+            return "host '\(host)' is not an IPv4 address: write four numbers 0 to 255 in decimal, without leading zeros (a.b.c.d)"
         }
         return nil
     }
