@@ -125,7 +125,11 @@ struct StatusCommand: ParsableCommand {
 
     /// The daemon's own report: what it enforces, its last apply, its last error.
     func printDaemon(_ s: ReconcilerState) {
-        let alive = kill(s.pid, 0) == 0
+        // The daemon holds its namespace's lock while it runs: a pid alone may have been reused.
+        // (Taking the lock here, when it is free, holds it only for this check.)
+        let held: Bool
+        do { held = try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status") == nil } catch { held = true }
+        let alive = kill(s.pid, 0) == 0 && held
         let iso = ISO8601DateFormatter()
         print("daemon: pid \(s.pid) (\(alive ? "running" : "not running")), policies \(s.policyDirectory), since \(iso.string(from: s.startedAt))")
         print("  enforcing: digest \(s.policyDigest ?? "-"), \(s.zones) zones, \(s.members) members, \(s.rules) rules, \(s.elements) elements")

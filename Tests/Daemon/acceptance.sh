@@ -241,6 +241,11 @@ done
 sleep 0.5
 kill -KILL "$DAEMON"; wait "$DAEMON" 2>/dev/null
 check "SIGKILL leaves the table in force" test "$(table_text)" = "$before"
+# Its pid taken by another process: status asks the namespace's lock, which died with the daemon.
+sleep 30 & OTHER_PID=$!
+python3 -c 'import json, sys; p = sys.argv[1]; s = json.load(open(p)); s["pid"] = int(sys.argv[2]); json.dump(s, open(p, "w"))' "$STATE" "$OTHER_PID"
+check "status: a killed daemon whose pid was reused is not running" grep -q "^daemon: pid $OTHER_PID (not running)" <<<"$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)"
+kill $OTHER_PID 2>/dev/null; wait $OTHER_PID 2>/dev/null
 applies_before=$(grep -c ' applied' "$WORK/daemon.log")
 start_daemon || exit 1
 check "restart adopts the table without a change" test "$(grep -c ' applied' "$WORK/daemon.log")" -eq "$applies_before"
