@@ -92,8 +92,8 @@ public struct EtcdConfiguration: Sendable {
     public func tlsConfiguration() throws -> TLSConfiguration? {
         guard usesTLS else { return nil }
         func read(_ what: String, _ path: String) throws -> [UInt8] {
-            do { return Array(try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-                throw EtcdError.badFile(what: what, path: path, reason: "cannot read it (\((error as NSError).localizedDescription))")
+            do { return try Self.readFile(path) } catch {
+                throw EtcdError.badFile(what: what, path: path, reason: "cannot read it: \(String(cString: strerror(error.code.rawValue)))")
             }
         }
         func certificates(_ what: String, _ path: String) throws -> [NIOSSLCertificate] {
@@ -117,7 +117,40 @@ public struct EtcdConfiguration: Sendable {
                 throw EtcdError.badFile(what: "client key", path: key, reason: "not a PEM private key (\(error))")
             }
         }
+        if let cert = certificate, let key {
+            // The key must be the private half of the certificate's public key, or every handshake
+            // fails and the daemon stays disconnected. BoringSSL compares the two public keys
+            // (EVP_PKEY_eq) when a context takes the key after the certificate chain, and refuses
+            // the key when they differ; the context is built here for that check alone.
+            do { _ = try NIOSSLContext(configuration: tls) } catch NIOSSLError.failedToLoadPrivateKey {
+                throw EtcdError.badFile(what: "client key", path: key,
+                                        reason: "does not match the client certificate \(cert) (the key's public key is not the certificate's)")
+            } catch {
+                throw EtcdError.badFile(what: "client certificate", path: cert, reason: "cannot be used with the client key \(key) (\(error))")
+            }
+        }
         return tls
+    }
+
+    /// A file's bytes; the errno of what failed (ENOENT, EACCES, EISDIR for a directory).
+    static func readFile(_ path: String) throws(POSIXError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw POSIXError(.EISDIR) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[..<n])
+        }
     }
 
     /// The base URLs of the endpoints.
