@@ -17,6 +17,9 @@ public final class DaemonMetrics: @unchecked Sendable {
     private let elements: CoreMetrics.Gauge
     private let lastSuccess: CoreMetrics.Gauge
     private let inSync: CoreMetrics.Gauge
+    /// 1 while the policy files are valid, 0 while the last load failed (the last good policy
+    /// stays in force): a broken policy shows until it is fixed, not only as one more error.
+    private let policyValid: CoreMetrics.Gauge
     private var previous: ReconcilerState?
     private let factory: PrometheusMetricsFactory
     /// `zonewall_revoked_flows_total{from,to}`, one counter per zone pair seen.
@@ -41,6 +44,7 @@ public final class DaemonMetrics: @unchecked Sendable {
         elements = CoreMetrics.Gauge(label: "zonewall_set_elements", factory: factory)
         lastSuccess = CoreMetrics.Gauge(label: "zonewall_last_success_timestamp_seconds", factory: factory)
         inSync = CoreMetrics.Gauge(label: "zonewall_in_sync", factory: factory)
+        policyValid = CoreMetrics.Gauge(label: "zonewall_policy_valid", factory: factory)
     }
 
     /// Moves counters by what changed since the previous state.
@@ -58,6 +62,7 @@ public final class DaemonMetrics: @unchecked Sendable {
         rules.record(s.rules)
         elements.record(s.elements)
         inSync.record(s.inSync ? 1 : 0)
+        policyValid.record(s.lastErrorDiagnostics.isEmpty ? 1 : 0)
         if let t = s.lastSuccessAt { lastSuccess.record(t.timeIntervalSince1970) }
         for (pair, n) in s.revokedFlowsByPair ?? [:] {
             let before = p?.revokedFlowsByPair?[pair] ?? 0

@@ -315,7 +315,13 @@ check "sd_notify STATUS=enforcing …" grep -q 'STATUS=enforcing 3 zones' "$WORK
 check "sd_notify RELOADING=1 on an edit" grep -q 'RELOADING=1' "$WORK/notify.log"
 check "sd_notify WATCHDOG=1 pings" grep -q 'WATCHDOG=1' "$WORK/notify.log"
 metrics=$(curl -s http://127.0.0.1:19715/metrics)
-check "metrics: applies, drift, load errors, zones, last success" bash -c 'for m in zonewall_applies_total zonewall_drift_repairs_total zonewall_policy_load_errors_total zonewall_zones zonewall_rules zonewall_members zonewall_last_success_timestamp_seconds zonewall_apply_duration_seconds_bucket; do grep -q "^$m" <<<"$1" || exit 1; done' _ "$metrics"
+check "metrics: applies, drift, load errors, zones, last success" bash -c 'for m in zonewall_applies_total zonewall_drift_repairs_total zonewall_policy_load_errors_total zonewall_zones zonewall_rules zonewall_members zonewall_last_success_timestamp_seconds zonewall_apply_duration_seconds_bucket zonewall_policy_valid; do grep -q "^$m" <<<"$1" || exit 1; done' _ "$metrics"
+printf 'allow:\n  - {from: client, to: nowhere, ports: [tcp/1]}\n' >"$D/30-bad.yaml"
+sleep 0.5
+check "metrics: zonewall_policy_valid 0 while the files are invalid" grep -Eq '^zonewall_policy_valid 0(\.0)?$' <<<"$(curl -s http://127.0.0.1:19715/metrics)"
+rm "$D/30-bad.yaml"
+sleep 0.5
+check "  … and 1 once they are fixed" grep -Eq '^zonewall_policy_valid 1(\.0)?$' <<<"$(curl -s http://127.0.0.1:19715/metrics)"
 check "JSON log lines" bash -c 'tail -n 3 "$1" | grep "^{" | jq -e .msg >/dev/null' _ "$WORK/daemon.log"
 kill $SOCAT 2>/dev/null
 
