@@ -45,20 +45,23 @@ public struct Suggester {
         interfaceZones = policy.zones.filter { !$0.interfaces.isEmpty }.map(\.name)
     }
 
-    /// Why no rule can be suggested for a packet whose end classifies as `host` or `world` by
-    /// address although an identity zone may hold it, or nil. A rule for `host` would open the
-    /// port to every other process of this host, and still leave the unit's flow denied.
+    /// Why no rule can be suggested for a packet whose end an identity zone may hold whatever its
+    /// address says (a local socket's cgroup or user, an interface), or nil. A rule for the
+    /// address's zone or `host` would open the port to every other process of this host, and
+    /// still leave the unit's flow denied.
     public func ambiguity(from: Endpoint, to: Endpoint, hook: LogHook) -> String? {
         func named(_ zones: [String]) -> String {
             zones.prefix(5).joined(separator: ", ") + (zones.count > 5 ? " and \(zones.count - 5) more" : "")
         }
-        if hook == .output, from == .host, !localSenders.isEmpty {
+        // The kernel classifies a local socket by its cgroup or user before its address, so on
+        // these hooks the local end may be such a zone whatever its address says.
+        if hook == .output, !localSenders.isEmpty {
             return "the sender may be a process of zone(s) \(named(localSenders)) (units, cgroups, users): "
-                + "a logged packet does not say which process sent it, and a rule from host would admit every other one"
+                + "a logged packet does not say which process sent it, and a rule from \(from) would admit every other one"
         }
-        if hook == .input, to == .host, !localReceivers.isEmpty {
+        if hook == .input, !localReceivers.isEmpty {
             return "the receiver may be a process of zone(s) \(named(localReceivers)) (units, cgroups): "
-                + "a logged packet does not say which process it was for, and a rule to host would admit every other one"
+                + "a logged packet does not say which process it was for, and a rule to \(to) would admit every other one"
         }
         if !interfaceZones.isEmpty, (hook != .output && from == .world) || (hook != .input && to == .world) {
             return "the \(hook != .output && from == .world ? "sender" : "receiver") may be in interface zone(s) \(named(interfaceZones)): "

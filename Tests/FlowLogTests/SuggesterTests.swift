@@ -176,6 +176,9 @@ struct SuggesterTests {
         ])
         #expect(rules.isEmpty)
         #expect(skipped.count == 3)
+        // A local address in an address zone is no different: the socket's cgroup is looked at first.
+        let zonedLocal = suggester.suggest([a.classify(packet(.output, "203.0.113.30", "198.51.100.9", 443))])
+        #expect(zonedLocal.rules.isEmpty && zonedLocal.skipped.first?.reason.contains("the sender may be a process of zone(s) billing") == true)
         #expect(skipped.contains { $0.from == "host" && $0.reason.contains("the sender may be a process of zone(s) billing") })
         #expect(skipped.contains { $0.from == "world" && $0.reason.contains("the sender may be in interface zone(s) edge") })
         #expect(skipped.contains { $0.to == "host" && $0.reason.contains("the receiver may be a process of zone(s) billing") })
