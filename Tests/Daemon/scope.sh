@@ -40,9 +40,19 @@ allow:
 settings: {denied: reject}
 YAML
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CPORT=$(free_port) PPORT=$(free_port)
-EP=127.0.0.1:$CPORT
+# A free port below the kernel's ephemeral range (32768-60999 here): one from that range could be
+# taken by an outgoing connection between this check and etcd's bind ("address already in use").
+free_port() { python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+while True:
+    p = random.randint(10000, low - 1)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+'; }
 ETCD="" PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -56,11 +66,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-etcd --name zw --data-dir "$WORK/etcd" --listen-client-urls "http://$EP" --advertise-client-urls "http://$EP" \
-    --listen-peer-urls "http://127.0.0.1:$PPORT" --initial-advertise-peer-urls "http://127.0.0.1:$PPORT" \
-    --initial-cluster "zw=http://127.0.0.1:$PPORT" --log-level error >"$WORK/etcd.log" 2>&1 &
-ETCD=$!
-for _ in $(seq 100); do ETCDCTL_API=3 etcdctl --endpoints "$EP" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+# etcd on two free ports; tried again on others if it exits (a port taken after all).
+for attempt in 1 2 3; do
+    CPORT=$(free_port) PPORT=$(free_port)
+    EP=127.0.0.1:$CPORT
+    rm -rf "$WORK/etcd"
+    etcd --name zw --data-dir "$WORK/etcd" --listen-client-urls "http://$EP" --advertise-client-urls "http://$EP" \
+        --listen-peer-urls "http://127.0.0.1:$PPORT" --initial-advertise-peer-urls "http://127.0.0.1:$PPORT" \
+        --initial-cluster "zw=http://127.0.0.1:$PPORT" --log-level error >"$WORK/etcd.log" 2>&1 &
+    ETCD=$!
+    up=""
+    for _ in $(seq 100); do
+        kill -0 "$ETCD" 2>/dev/null || break
+        ETCDCTL_API=3 etcdctl --dial-timeout 1s --command-timeout 1s --endpoints "$EP" endpoint health >/dev/null 2>&1 && { up=1; break; }
+        sleep 0.1
+    done
+    [[ -n $up ]] && break
+    kill -KILL "$ETCD" 2>/dev/null; wait "$ETCD" 2>/dev/null; ETCD=""
+    echo "etcd did not start (attempt $attempt): $(tail -n 1 "$WORK/etcd.log")"
+done
+[[ -n $ETCD ]] || { echo "scope: etcd would not start"; exit 1; }
 
 # Router zw-ID-r; hosts zw-ID-hN with 198.51.100.N, each behind its own veth.
 R=zw-$ID-r
