@@ -133,7 +133,7 @@ let package = Package(
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset", "ZonePolicy", "TestSupport"]),
         .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy", "TestSupport"]),
-        .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
+        .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "RevocationTests", dependencies: ["Revocation", "ZonePolicy", "Ruleset", "ZoneCompiler"]),
         .testTarget(name: "HostIdentityTests", dependencies: ["HostIdentity", "ZonePolicy"]),
         .testTarget(name: "DaemonTests", dependencies: [
@@ -145,7 +145,7 @@ let package = Package(
             dependencies: ["TestSupport", "ZoneCompiler", "ZonePolicy", "Ruleset"],
             resources: [.copy("Golden")]
         ),
-        .testTarget(name: "FlowLogTests", dependencies: ["FlowLog", "ZonePolicy"]),
+        .testTarget(name: "FlowLogTests", dependencies: ["FlowLog", "ZonePolicy", "TestSupport"]),
         .testTarget(name: "ConntrackTests", dependencies: ["Conntrack", "Revocation", "ZonePolicy"]),
         .testTarget(name: "SocketDiagTests", dependencies: ["SocketDiag", "Revocation", "ZonePolicy", "HostIdentity"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "Ruleset", "ZonePolicy", "ZoneCompiler", "Revocation"]),

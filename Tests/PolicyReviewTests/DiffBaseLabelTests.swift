@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `zonewall diff --base REV` names the files of the base policy as git does, relative to the
 /// repository's top, wherever it runs from: a label pastes into `git show`.

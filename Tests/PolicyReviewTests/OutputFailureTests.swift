@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Review commands when their output cannot be written: one line on standard error and exit 1
 /// for a full disk, a quiet 141 for a reader that went away; never a silent exit 0.

@@ -2,14 +2,14 @@ import Foundation
 import Glibc
 
 /// The zonewall binary built next to the test bundle (or `$ZONEWALL`).
-let zonewallBinary: String = {
+public let zonewallBinary: String = {
     if let z = ProcessInfo.processInfo.environment["ZONEWALL"] { return z }
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("zonewall").path
 }()
 
 /// Where a command's standard output goes.
-enum CommandOutput {
+public enum CommandOutput {
     /// A file opened for writing (`/dev/full`, a temporary file).
     case file(String)
     /// A pipe whose reading end is already closed: every write fails with EPIPE (SIGPIPE is
@@ -19,14 +19,14 @@ enum CommandOutput {
 
 /// What a finished command did: its exit status (128 + signal when a signal ended it) and
 /// standard error.
-struct CommandResult: CustomStringConvertible {
-    var status: Int32
-    var stderr: String
-    var description: String { "exit \(status), stderr: \(stderr)" }
+public struct CommandResult: CustomStringConvertible {
+    public var status: Int32
+    public var stderr: String
+    public var description: String { "exit \(status), stderr: \(stderr)" }
 }
 
 /// Runs `zonewall ARGS…` to completion with standard output sent to `output`.
-func runZonewall(_ args: [String], stdout output: CommandOutput) throws -> CommandResult {
+public func runZonewall(_ args: [String], stdout output: CommandOutput) throws -> CommandResult {
     let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("zw-out-\(UInt64.random(in: 0...UInt64.max)).err").path
     defer { unlink(errPath) }
     var actions = posix_spawn_file_actions_t()
@@ -72,7 +72,7 @@ func runZonewall(_ args: [String], stdout output: CommandOutput) throws -> Comma
 }
 
 /// A directory with the given files, deleted afterwards.
-func withDirectory<T>(_ files: [String: String], _ body: (String) throws -> T) throws -> T {
+public func withDirectory<T>(_ files: [String: String], _ body: (String) throws -> T) throws -> T {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zw-out-\(UInt32.random(in: 0...UInt32.max))").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -80,7 +80,7 @@ func withDirectory<T>(_ files: [String: String], _ body: (String) throws -> T) t
     return try body(dir)
 }
 
-struct CommandError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
+public struct CommandError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
 }
