@@ -39,20 +39,7 @@ allow:
 settings: {denied: reject}
 YAML
 
-# A free port below the kernel's ephemeral range (32768-60999 here): one from that range could be
-# taken by an outgoing connection between this check and etcd's bind ("address already in use").
-free_port() { python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    p = random.randint(10000, low - 1)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-'; }
-CPORT=$(free_port) PPORT=$(free_port) MPORT=$(free_port)
+CPORT=$(lab_free_port) PPORT=$(lab_free_port) MPORT=$(lab_free_port)
 EP=127.0.0.1:$CPORT
 ETCD="" DAEMON="" MEMBER="" ID=""
 start_etcd() {

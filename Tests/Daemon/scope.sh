@@ -40,19 +40,6 @@ allow:
 settings: {denied: reject}
 YAML
 
-# A free port below the kernel's ephemeral range (32768-60999 here): one from that range could be
-# taken by an outgoing connection between this check and etcd's bind ("address already in use").
-free_port() { python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-while True:
-    p = random.randint(10000, low - 1)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-'; }
 ETCD="" PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -68,7 +55,7 @@ trap cleanup EXIT
 
 # etcd on two free ports; tried again on others if it exits (a port taken after all).
 for attempt in 1 2 3; do
-    CPORT=$(free_port) PPORT=$(free_port)
+    CPORT=$(lab_free_port) PPORT=$(lab_free_port)
     EP=127.0.0.1:$CPORT
     rm -rf "$WORK/etcd"
     etcd --name zw --data-dir "$WORK/etcd" --listen-client-urls "http://$EP" --advertise-client-urls "http://$EP" \
