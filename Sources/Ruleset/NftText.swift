@@ -6,18 +6,29 @@ public enum NftText {
     /// The script that atomically replaces `table` with this content: the knftables idiom
     /// `add table; delete table; table { … }`, which works whether or not the table exists.
     public static func replaceScript(_ table: Table, header: String? = nil) -> String {
+        replaceScriptPieces(table, header: header).joined()
+    }
+
+    /// `replaceScript(table, header:)` in pieces that follow one another, for a writer that sends
+    /// them out as they are: at 10,000 zones the script is 20 MB, and joining it copies all of it.
+    public static func replaceScriptPieces(_ table: Table, header: String? = nil) -> [String] {
         var out = ""
         if let header { out += header.split(separator: "\n", omittingEmptySubsequences: false).map { "# \($0)" }.joined(separator: "\n") + "\n" }
         out += "table \(table.family) \(table.name)\n"
         out += "delete table \(table.family) \(table.name)\n"
-        out += render(table)
-        return out
+        return [out] + renderPieces(table)
     }
 
     /// The table as an nft block. A large table's sets and chains are rendered in chunks spread
     /// over the CPUs and joined in order: printing 400,000 addresses is a quarter of `zonewall
     /// plan` at 10,000 zones.
     public static func render(_ table: Table) -> String {
+        renderPieces(table).joined()
+    }
+
+    /// `render(table)` in pieces that follow one another: the opening lines, the chunks of sets
+    /// and chains (rendered concurrently), the closing brace.
+    static func renderPieces(_ table: Table) -> [String] {
         let items = table.declarationOrder
         let chunks = max(1, min(16, items.count / 512))
         var pieces = [String](repeating: "", count: chunks)
@@ -30,11 +41,7 @@ public enum NftText {
                 out[c] = text
             }
         }
-        var out = opening(table).joined()
-        out.reserveCapacity(pieces.reduce(out.utf8.count + 2) { $0 + $1.utf8.count })
-        for piece in pieces { out += piece }
-        out += closing
-        return out
+        return opening(table) + pieces + [closing]
     }
 
     /// The table block's first lines (each a piece of its own), and its last.

@@ -24,20 +24,24 @@ enum StandardOutput {
     static func write(_ text: String) throws {
         if let status = lock.withLock({ failedStatus }) { throw ExitCode(status) }
         try flush()
-        var bytes = Array(text.utf8)
-        let failure: Int32? = bytes.withUnsafeMutableBytes { buf in
-            var off = 0
-            while off < buf.count {
-                let n = Glibc.write(STDOUT_FILENO, buf.baseAddress! + off, buf.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                off += n
-            }
-            return nil
-        }
+        // A native string's bytes are written where they are; a bridged one is copied first.
+        let failure = text.utf8.withContiguousStorageIfAvailable { writeAll(UnsafeRawBufferPointer($0)) }
+            ?? Array(text.utf8).withUnsafeBytes { writeAll($0) }
         if let failure { try fail(failure) }
+    }
+
+    /// Writes every byte of `buf` to standard output; the errno of a failed write, else nil.
+    private static func writeAll(_ buf: UnsafeRawBufferPointer) -> Int32? {
+        var off = 0
+        while off < buf.count {
+            let n = Glibc.write(STDOUT_FILENO, buf.baseAddress! + off, buf.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            off += n
+        }
+        return nil
     }
 
     /// Flushes what `print` buffered and checks that nothing written through stdio was lost.

@@ -17,7 +17,7 @@ import TestSupport
 
     static let noSpace = "zonewall: writing the output: No space left on device\n"
 
-    @Test(arguments: [["graph"], ["graph", "--format", "dot"], ["schema"], ["diff", "--base", "BASE"], ["check"], ["explain", "web", "db", "tcp/5432"]])
+    @Test(arguments: [["graph"], ["graph", "--format", "dot"], ["schema"], ["diff", "--base", "BASE"], ["check"], ["explain", "web", "db", "tcp/5432"], ["plan"]])
     func outputFailuresAreReported(_ command: [String]) throws {
         try withDirectory(["policy.yaml": Self.policy]) { dir in
             try withDirectory(["policy.yaml": Self.policy.replacingOccurrences(of: "tcp/5432", with: "tcp/5433")]) { base in
