@@ -1,97 +1,120 @@
-import CoreMetrics
-import Metrics
 import Prometheus
 import Reconciler
 
-/// The daemon's Prometheus metrics, fed from reconciler state changes.
+/// The daemon's Prometheus metrics, fed from reconciler state changes. Made in the registry
+/// directly, each with its `# HELP` line: what an operator reads next to the number.
 public final class DaemonMetrics: @unchecked Sendable {
     public let registry = PrometheusCollectorRegistry()
-    private let applies: CoreMetrics.Counter
-    private let failures: CoreMetrics.Counter
-    private let duration: CoreMetrics.Timer
-    private let driftRepairs: CoreMetrics.Counter
-    private let loadErrors: CoreMetrics.Counter
-    private let zones: CoreMetrics.Gauge
-    private let members: CoreMetrics.Gauge
-    private let rules: CoreMetrics.Gauge
-    private let elements: CoreMetrics.Gauge
-    private let lastSuccess: CoreMetrics.Gauge
-    private let inSync: CoreMetrics.Gauge
+    private let applies: Counter
+    private let failures: Counter
+    private let duration: DurationHistogram
+    private let driftRepairs: Counter
+    private let loadErrors: Counter
+    private let zones: Gauge
+    private let members: Gauge
+    private let rules: Gauge
+    private let elements: Gauge
+    private let lastSuccess: Gauge
+    private let inSync: Gauge
     /// 1 while the policy files are valid, 0 while the last load failed (the last good policy
     /// stays in force): a broken policy shows until it is fixed, not only as one more error.
-    private let policyValid: CoreMetrics.Gauge
+    private let policyValid: Gauge
     private var previous: ReconcilerState?
-    private let factory: PrometheusMetricsFactory
     /// `zonewall_revoked_flows_total{from,to}`, one counter per zone pair seen.
-    private var revoked: [String: CoreMetrics.Counter] = [:]
+    private var revoked: [String: Counter] = [:]
     /// `zonewall_identity_cgroups{zone}` and `zonewall_identity_uids{zone}`, one pair per identity
     /// zone seen; a zone that left the policy reads 0.
-    private var identities: [String: (cgroups: CoreMetrics.Gauge, uids: CoreMetrics.Gauge)] = [:]
+    private var identities: [String: (cgroups: Gauge, uids: Gauge)] = [:]
     /// Created on the first state that has a member source, so a daemon without etcd shows none.
-    private var etcd: (connected: CoreMetrics.Gauge, instances: CoreMetrics.Gauge, rejected: CoreMetrics.Counter)?
+    private var etcd: (connected: Gauge, instances: Gauge, rejected: Counter)?
+
+    /// Help texts of the metrics made later, with labels (one text per name, as the registry requires).
+    static let help = [
+        "zonewall_revoked_flows_total": "Established flows whose conntrack entries were deleted after a commit removed their permission, by zone pair.",
+        "zonewall_identity_cgroups": "Cgroups an identity zone (unit or cgroup) resolves to on this host.",
+        "zonewall_identity_uids": "User ids an identity zone resolves to on this host.",
+        "zonewall_etcd_connected": "1 while the etcd member source is connected; 0 while the last known members are kept.",
+        "zonewall_etcd_instances": "Instances registered in etcd that the daemon enforces.",
+        "zonewall_etcd_rejected_keys_total": "etcd keys ignored: an unknown zone, a malformed value or an unknown field.",
+        "zonewall_denied_packets_total": "Packets denied (or audited) by the policy and read from NFLOG, by zone pair and verdict.",
+    ]
+
+    /// Apply durations: a membership edit commits in milliseconds, a cold start of a large
+    /// policy in seconds.
+    static let durationBuckets: [Duration] = [
+        .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+        .seconds(10), .seconds(30), .seconds(60),
+    ]
 
     public init() {
-        let factory = PrometheusMetricsFactory(registry: registry)
-        self.factory = factory
-        applies = CoreMetrics.Counter(label: "zonewall_applies_total", factory: factory)
-        failures = CoreMetrics.Counter(label: "zonewall_apply_failures_total", factory: factory)
-        duration = CoreMetrics.Timer(label: "zonewall_apply_duration_seconds", factory: factory)
-        driftRepairs = CoreMetrics.Counter(label: "zonewall_drift_repairs_total", factory: factory)
-        loadErrors = CoreMetrics.Counter(label: "zonewall_policy_load_errors_total", factory: factory)
-        zones = CoreMetrics.Gauge(label: "zonewall_zones", factory: factory)
-        members = CoreMetrics.Gauge(label: "zonewall_members", factory: factory)
-        rules = CoreMetrics.Gauge(label: "zonewall_rules", factory: factory)
-        elements = CoreMetrics.Gauge(label: "zonewall_set_elements", factory: factory)
-        lastSuccess = CoreMetrics.Gauge(label: "zonewall_last_success_timestamp_seconds", factory: factory)
-        inSync = CoreMetrics.Gauge(label: "zonewall_in_sync", factory: factory)
-        policyValid = CoreMetrics.Gauge(label: "zonewall_policy_valid", factory: factory)
+        let r = registry
+        applies = r.makeCounter(name: "zonewall_applies_total", help: "Commits to the kernel that changed the table (start, edits, drift repairs).")
+        failures = r.makeCounter(name: "zonewall_apply_failures_total", help: "Commits the kernel refused; the previous rule set stayed in force.")
+        duration = r.makeDurationHistogram(name: "zonewall_apply_duration_seconds", buckets: Self.durationBuckets,
+                                           help: "Time from the decision to apply to the kernel's acknowledgement of the commit.")
+        driftRepairs = r.makeCounter(name: "zonewall_drift_repairs_total", help: "Changes to the table by another program, undone.")
+        loadErrors = r.makeCounter(name: "zonewall_policy_load_errors_total", help: "Policy loads that failed; the last good policy stayed in force.")
+        zones = r.makeGauge(name: "zonewall_zones", help: "Zones of the policy in force.")
+        members = r.makeGauge(name: "zonewall_members", help: "Zone members of the policy in force (files and etcd).")
+        rules = r.makeGauge(name: "zonewall_rules", help: "Allow rules of the policy in force.")
+        elements = r.makeGauge(name: "zonewall_set_elements", help: "Set elements of the table in force.")
+        lastSuccess = r.makeGauge(name: "zonewall_last_success_timestamp_seconds", help: "Unix time of the last commit the kernel accepted.")
+        inSync = r.makeGauge(name: "zonewall_in_sync", help: "1 when the kernel held the desired table at the last check.")
+        policyValid = r.makeGauge(name: "zonewall_policy_valid", help: "1 while the policy files are valid, 0 while the last load failed.")
+    }
+
+    func labeledCounter(_ name: String, _ labels: [(String, String)]) -> Counter {
+        registry.makeCounter(name: name, labels: labels, help: Self.help[name] ?? "")
+    }
+
+    func labeledGauge(_ name: String, _ labels: [(String, String)]) -> Gauge {
+        registry.makeGauge(name: name, labels: labels, help: Self.help[name] ?? "")
     }
 
     /// Moves counters by what changed since the previous state.
     public func update(_ s: ReconcilerState) {
         let p = previous
         if s.applies > (p?.applies ?? 0) {
-            applies.increment(by: s.applies - (p?.applies ?? 0))
-            if let d = s.lastApplyDurationSeconds { duration.recordSeconds(d) }
+            applies.increment(by: Int64(s.applies - (p?.applies ?? 0)))
+            if let d = s.lastApplyDurationSeconds { duration.record(.nanoseconds(Int64(d * 1e9))) }
         }
-        if s.applyFailures > (p?.applyFailures ?? 0) { failures.increment(by: s.applyFailures - (p?.applyFailures ?? 0)) }
-        if s.driftRepairs > (p?.driftRepairs ?? 0) { driftRepairs.increment(by: s.driftRepairs - (p?.driftRepairs ?? 0)) }
-        if s.policyLoadErrors > (p?.policyLoadErrors ?? 0) { loadErrors.increment(by: s.policyLoadErrors - (p?.policyLoadErrors ?? 0)) }
-        zones.record(s.zones)
-        members.record(s.members)
-        rules.record(s.rules)
-        elements.record(s.elements)
-        inSync.record(s.inSync ? 1 : 0)
-        policyValid.record(s.lastErrorDiagnostics.isEmpty ? 1 : 0)
-        if let t = s.lastSuccessAt { lastSuccess.record(t.timeIntervalSince1970) }
+        if s.applyFailures > (p?.applyFailures ?? 0) { failures.increment(by: Int64(s.applyFailures - (p?.applyFailures ?? 0))) }
+        if s.driftRepairs > (p?.driftRepairs ?? 0) { driftRepairs.increment(by: Int64(s.driftRepairs - (p?.driftRepairs ?? 0))) }
+        if s.policyLoadErrors > (p?.policyLoadErrors ?? 0) { loadErrors.increment(by: Int64(s.policyLoadErrors - (p?.policyLoadErrors ?? 0))) }
+        zones.set(Int64(s.zones))
+        members.set(Int64(s.members))
+        rules.set(Int64(s.rules))
+        elements.set(Int64(s.elements))
+        inSync.set(Int64(s.inSync ? 1 : 0))
+        policyValid.set(Int64(s.lastErrorDiagnostics.isEmpty ? 1 : 0))
+        if let t = s.lastSuccessAt { lastSuccess.set(t.timeIntervalSince1970) }
         for (pair, n) in s.revokedFlowsByPair ?? [:] {
             let before = p?.revokedFlowsByPair?[pair] ?? 0
             guard n > before else { continue }
             let parts = pair.split(separator: " ", maxSplits: 1).map(String.init)
-            let counter = revoked[pair] ?? CoreMetrics.Counter(label: "zonewall_revoked_flows_total",
-                                                                dimensions: [("from", parts.first ?? ""), ("to", parts.last ?? "")],
-                                                                factory: factory)
+            let counter = revoked[pair] ?? labeledCounter("zonewall_revoked_flows_total", [("from", parts.first ?? ""), ("to", parts.last ?? "")])
             revoked[pair] = counter
-            counter.increment(by: n - before)
+            counter.increment(by: Int64(n - before))
         }
         if let counts = s.identityCounts {
             for zone in Set(counts.keys).union(identities.keys) {
-                let g = identities[zone] ?? (CoreMetrics.Gauge(label: "zonewall_identity_cgroups", dimensions: [("zone", zone)], factory: factory),
-                                             CoreMetrics.Gauge(label: "zonewall_identity_uids", dimensions: [("zone", zone)], factory: factory))
+                let g = identities[zone] ?? (labeledGauge("zonewall_identity_cgroups", [("zone", zone)]),
+                                             labeledGauge("zonewall_identity_uids", [("zone", zone)]))
                 identities[zone] = g
-                g.cgroups.record(counts[zone]?.cgroups ?? 0)
-                g.uids.record(counts[zone]?.uids ?? 0)
+                g.cgroups.set(Int64(counts[zone]?.cgroups ?? 0))
+                g.uids.set(Int64(counts[zone]?.uids ?? 0))
             }
         }
         if let m = s.memberSource {
-            let g = etcd ?? (CoreMetrics.Gauge(label: "zonewall_etcd_connected", factory: factory),
-                             CoreMetrics.Gauge(label: "zonewall_etcd_instances", factory: factory),
-                             CoreMetrics.Counter(label: "zonewall_etcd_rejected_keys_total", factory: factory))
+            let g = etcd ?? (registry.makeGauge(name: "zonewall_etcd_connected", help: Self.help["zonewall_etcd_connected"]!),
+                             registry.makeGauge(name: "zonewall_etcd_instances", help: Self.help["zonewall_etcd_instances"]!),
+                             registry.makeCounter(name: "zonewall_etcd_rejected_keys_total", help: Self.help["zonewall_etcd_rejected_keys_total"]!))
             etcd = g
-            g.connected.record(m.connected ? 1 : 0)
-            g.instances.record(m.instances)
+            g.connected.set(Int64(m.connected ? 1 : 0))
+            g.instances.set(Int64(m.instances))
             let before = p?.memberSource?.rejectionsTotal ?? 0
-            if m.rejectionsTotal > before { g.rejected.increment(by: m.rejectionsTotal - before) }
+            if m.rejectionsTotal > before { g.rejected.increment(by: Int64(m.rejectionsTotal - before)) }
         }
         previous = s
     }

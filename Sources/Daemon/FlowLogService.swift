@@ -1,4 +1,3 @@
-import CoreMetrics
 import FlowLog
 import Foundation
 import Logging
@@ -67,7 +66,7 @@ public final class FlowLogService: @unchecked Sendable {
     private var policy: Policy
     private var classifier: FlowAggregator?
     private var counters = DeniedCounters(maxSeries: 1000)
-    private var metricCounters: [DeniedCounters.Series: CoreMetrics.Counter] = [:]
+    private var metricCounters: [DeniedCounters.Series: Counter] = [:]
     private var records = 0
     private let listener: NFLogListener
     private let server: FlowStreamServer
@@ -126,15 +125,15 @@ public final class FlowLogService: @unchecked Sendable {
 
     func handle(_ p: LoggedPacket) {
         server.publish(p)
-        let (series, counter): (DeniedCounters.Series, CoreMetrics.Counter?) = lock.withLock {
+        let (series, counter): (DeniedCounters.Series, Counter?) = lock.withLock {
             if classifier == nil { classifier = FlowAggregator(policy: policy) }
             let r = classifier!.classify(p)
             records += 1
             let s = counters.add(r)
             if let c = metricCounters[s] { return (s, c) }
-            let c = CoreMetrics.Counter(label: "zonewall_denied_packets_total",
-                                        dimensions: [("from", s.from), ("to", s.to), ("verdict", s.verdict.rawValue)],
-                                        factory: PrometheusMetricsFactory(registry: registry))
+            let name = "zonewall_denied_packets_total"
+            let c = registry.makeCounter(name: name, labels: [("from", s.from), ("to", s.to), ("verdict", s.verdict.rawValue)],
+                                         help: DaemonMetrics.help[name] ?? "")
             metricCounters[s] = c
             return (s, c)
         }

@@ -68,15 +68,25 @@ private final class MetricsHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let request) = unwrapInboundIn(data) else { return }
-        let found = request.method == .GET && request.uri.split(separator: "?").first == "/metrics"
-        let body = found ? render() : "not found: try /metrics\n"
+        let found = request.uri.split(separator: "?", omittingEmptySubsequences: false).first == "/metrics"
+        let readable = request.method == .GET || request.method == .HEAD
+        let status: HTTPResponseStatus = !found ? .notFound : readable ? .ok : .methodNotAllowed
+        let body = switch status {
+        case .ok: render()
+        case .methodNotAllowed: "\(request.method) is not allowed: /metrics answers GET and HEAD\n"
+        default: "not found: try /metrics\n"
+        }
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+        headers.add(name: "Content-Type", value: status == .ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
         headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
         headers.add(name: "Connection", value: "close")
-        let head = HTTPResponseHead(version: request.version, status: found ? .ok : .notFound, headers: headers)
+        let head = HTTPResponseHead(version: request.version, status: status, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        // HEAD: the headers of the GET, without its body.
+        if request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 }

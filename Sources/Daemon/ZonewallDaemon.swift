@@ -163,7 +163,23 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let config = self.config
         let notifier = self.notifier
 
+        // `--netns NAME`: the namespace entered at start. If NAME is deleted (or made to name
+        // another namespace), this daemon would go on governing an orphan no one can reach.
+        let namespaceID = config.netns.flatMap { NamespaceLock.identity(namespace: $0) }
+        let namespaceLost = LostFlag()
         await withTaskGroup(of: Void.self) { group in
+            if let netns = config.netns, let namespaceID {
+                group.addTask {
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                        guard NamespaceLock.identity(namespace: netns) != namespaceID else { continue }
+                        logger.error("network namespace \(netns) was deleted or now names another namespace; stopping: the rule set this daemon governs can no longer be reached")
+                        namespaceLost.value.store(true, ordering: .relaxed)
+                        kill(getpid(), SIGTERM)
+                        return
+                    }
+                }
+            }
             // Drift: foreign changes to our table, and lost events.
             group.addTask {
                 do {
@@ -310,6 +326,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         } else {
             logger.info("stopping; rules stay in force")
         }
+        if namespaceLost.value.load(ordering: .relaxed), let netns = config.netns { throw NamespaceLost(name: netns) }
     }
 
     /// Publishes each new window as a pending-confirmation file; its removal (`zonewall
@@ -422,4 +439,15 @@ final class AddressBox: Sendable {
     /// Applies an event; true when the addresses changed.
     func apply(_ e: HostAddressEvent) -> Bool { mutex.withLock { $0.apply(e) } }
     var sorted: [IPPrefix] { mutex.withLock { $0.sorted } }
+}
+
+/// Set by the task that watches the namespace, read once the daemon has stopped.
+private final class LostFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
+/// `run --netns NAME` stopped because NAME was deleted, or now names another namespace.
+public struct NamespaceLost: Error, CustomStringConvertible {
+    public let name: String
+    public var description: String { "network namespace \(name) was deleted or replaced while the daemon governed it" }
 }

@@ -93,7 +93,7 @@ public struct EtcdConfiguration: Sendable {
         guard usesTLS else { return nil }
         func read(_ what: String, _ path: String) throws -> [UInt8] {
             do { return try Self.readFile(path) } catch {
-                throw EtcdError.badFile(what: what, path: path, reason: "cannot read it: \(String(cString: strerror(error.code.rawValue)))")
+                throw EtcdError.badFile(what: what, path: path, reason: "cannot read it: \(error)")
             }
         }
         func certificates(_ what: String, _ path: String) throws -> [NIOSSLCertificate] {
@@ -132,21 +132,37 @@ public struct EtcdConfiguration: Sendable {
         return tls
     }
 
-    /// A file's bytes; the errno of what failed (ENOENT, EACCES, EISDIR for a directory).
-    static func readFile(_ path: String) throws(POSIXError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    /// Why a file could not be read: an errno (ENOENT, EACCES, EISDIR for a directory), or a
+    /// FIFO, socket or device, whose reading could wait for ever or never end.
+    enum ReadFailure: Error, CustomStringConvertible {
+        case errno(Int32)
+        case notRegular
+
+        var description: String {
+            switch self {
+            case .errno(let e): String(cString: strerror(e))
+            case .notRegular: "not a regular file"
+            }
+        }
+    }
+
+    /// A file's bytes.
+    static func readFile(_ path: String) throws(ReadFailure) -> [UInt8] {
+        // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .errno(errno) }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw POSIXError(.EISDIR) }
+        guard fstat(fd, &st) == 0 else { throw .errno(errno) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw .errno(EISDIR) }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw .notRegular }
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+                throw .errno(errno)
             }
             if n == 0 { return out }
             out.append(contentsOf: chunk[..<n])

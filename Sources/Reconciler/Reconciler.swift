@@ -197,6 +197,7 @@ public actor Reconciler {
             if confirmEdits != nil { confirmed = (inForce, nil) }
             state.policyDigest = digests.of(inForce)
             state.elements = inForce.elementCount
+            state.enforcingTableFoundAtStart = true
             state.inSync = true
             publish()
             return nil
@@ -664,6 +665,7 @@ public actor Reconciler {
             identityPolicy = policy.zones.contains { $0.isLocal || !$0.interfaces.isEmpty } ? policy : nil
             if conntrack != nil { desiredPolicy = policy }
             table.flags = tableFlags
+            state.enforcingTableFoundAtStart = nil
             state.zones = policy.zones.count
             state.members = policy.zones.reduce(0) { $0 + $1.members.count }
             state.rules = policy.rules.count

@@ -10,6 +10,9 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public var policyDirectory: String
     /// The network namespace the daemon governs (`--netns`), nil for its own.
     public var namespace: String?
+    /// That namespace itself (`NamespaceLock.identity`): a namespace created later under the
+    /// same name is another one, which this daemon does not govern. Nil in files written before.
+    public var namespaceID: String?
     public var pid: Int32
     public var startedAt: Date
 
@@ -33,6 +36,9 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     /// Whether the kernel held the desired rule set at the last check.
     public var inSync: Bool
 
+    /// True while the daemon enforces the table it found in force at start, because the policy
+    /// files had errors then: no policy has been loaded, so zones, members and rules count 0.
+    public var enforcingTableFoundAtStart: Bool?
     public var zones: Int
     public var members: Int
     public var rules: Int
@@ -65,6 +71,7 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     public init(policyDirectory: String, namespace: String? = nil, pid: Int32, startedAt: Date = Date()) {
         self.policyDirectory = policyDirectory
         self.namespace = namespace
+        self.namespaceID = NamespaceLock.identity(namespace: namespace)
         self.pid = pid
         self.startedAt = startedAt
         self.lastErrorDiagnostics = []

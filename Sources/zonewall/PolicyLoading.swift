@@ -6,9 +6,9 @@ extension PolicyOptions {
     /// With `strictModes`, an insecure policy is refused before it is read (`run`, `apply`).
     func loadOrExit(printWarnings: Bool = true, strictModes: StrictModes? = nil) throws -> (Policy, [Diagnostic]) {
         let result = PolicyLoader.load(directory: policies, strictModes: strictModes)
-        for d in result.diagnostics where d.severity == .error || printWarnings {
-            printError(d.description)
-        }
+        // One write for all of them: a large policy can have thousands of warnings.
+        let shown = result.diagnostics.filter { $0.severity == .error || printWarnings }
+        if !shown.isEmpty { printError(shown.map(\.description).joined(separator: "\n")) }
         guard let policy = result.policy else {
             printError("zonewall: policy has \(result.errors.count) error(s); nothing was changed")
             throw ExitCode(1)

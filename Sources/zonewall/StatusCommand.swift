@@ -57,6 +57,10 @@ struct StatusCommand: ParsableCommand {
             printFlows(s)
         }
         var daemonState: ReconcilerState?
+        if let explicit = stateFile, !explicit.isEmpty, !FileManager.default.fileExists(atPath: explicit) {
+            printError("zonewall: no state file at \(explicit) (is the daemon running with --state-file \(explicit)?)")
+            throw ExitCode.failure
+        }
         if let stateFile = kernelOptions.stateFile(stateFile, policies: options.policies),
            FileManager.default.fileExists(atPath: stateFile) {
             do {
@@ -69,6 +73,15 @@ struct StatusCommand: ParsableCommand {
                 }
             } catch {
                 printError("zonewall: cannot read state file \(stateFile): \(error)")
+            }
+        }
+        if daemonState == nil {
+            // No daemon of these policies here; another zonewall may hold the namespace.
+            do {
+                _ = try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status (pid \(getpid()))")
+            } catch {
+                print("daemon: none with policies \(StateFile.canonicalDirectory(options.policies)); \(error.place) is managed by "
+                      + (error.holder.isEmpty ? "another zonewall" : error.holder))
             }
         }
         var (policy, _) = try options.loadOrExit(printWarnings: false)
@@ -106,12 +119,25 @@ struct StatusCommand: ParsableCommand {
         throw ExitCode(4)
     }
 
-    /// What the state belongs to, when that is not this namespace and policy directory.
+    /// What the state belongs to, when that is not this namespace and policy directory. The
+    /// namespace is compared by identity where the state records it: `--netns X` and a shell
+    /// inside X are the same namespace, and a namespace deleted and created again under the
+    /// same name is not.
     static func mismatch(_ state: ReconcilerState, netns: String?, policies: String) -> String? {
         let here = StateFile.canonicalDirectory(policies)
         let there = StateFile.canonicalDirectory(state.policyDirectory)
-        guard state.namespace != netns || here != there else { return nil }
-        return "\(state.namespace.map { "netns \($0)" } ?? "the host's namespace") with policies \(there)"
+        let place = state.namespace.map { "netns \($0)" } ?? "the host's namespace"
+        let sameNamespace: Bool
+        if let id = state.namespaceID {
+            sameNamespace = NamespaceLock.identity(namespace: netns) == id
+            if !sameNamespace, state.namespace == netns, let name = netns {
+                return "an earlier network namespace named \(name), since deleted (its daemon governs nothing here)"
+            }
+        } else {
+            sameNamespace = state.namespace == netns
+        }
+        guard !sameNamespace || here != there else { return nil }
+        return "\(place) with policies \(there)"
     }
 
     /// The top denied and audited zone pairs of the last hour, as the daemon counted them.
@@ -132,7 +158,12 @@ struct StatusCommand: ParsableCommand {
         let alive = kill(s.pid, 0) == 0 && held
         let iso = ISO8601DateFormatter()
         print("daemon: pid \(s.pid) (\(alive ? "running" : "not running")), policies \(s.policyDirectory), since \(iso.string(from: s.startedAt))")
-        print("  enforcing: digest \(s.policyDigest ?? "-"), \(s.zones) zones, \(s.members) members, \(s.rules) rules, \(s.elements) elements")
+        if s.enforcingTableFoundAtStart == true {
+            print("  enforcing: digest \(s.policyDigest ?? "-"), the rule set found in force at start (\(s.elements) elements): "
+                  + "the policy files had errors then, and no valid policy has been loaded since")
+        } else {
+            print("  enforcing: digest \(s.policyDigest ?? "-"), \(s.zones) zones, \(s.members) members, \(s.rules) rules, \(s.elements) elements")
+        }
         for line in s.identities ?? [] { print("  identity: \(line)") }
         if let at = s.lastApplyAt {
             let ms = (s.lastApplyDurationSeconds ?? 0) * 1000

@@ -38,6 +38,7 @@ struct Zonewall: AsyncParsableCommand {
         // of 111 on a reload.
         _ = mallopt(M_MMAP_THRESHOLD, 128 << 10)
         do {
+            try checkHelpTopic(Array(CommandLine.arguments.dropFirst()))
             var command = try parseAsRoot()
             if var async = command as? AsyncParsableCommand {
                 try await async.run()
@@ -59,6 +60,17 @@ struct Zonewall: AsyncParsableCommand {
         // print() buffers: what it could not write must not end in exit 0.
         let status = StandardOutput.finish(0)
         if status != 0 { Foundation.exit(status) }
+    }
+}
+
+extension Zonewall {
+    /// `zonewall help NAME` for a NAME that is no subcommand: the parser would print the
+    /// overview and exit 0, as if the topic had been found.
+    static func checkHelpTopic(_ arguments: [String]) throws {
+        guard arguments.first == "help", let topic = arguments.dropFirst().first, !topic.hasPrefix("-") else { return }
+        let names = configuration.subcommands.map { $0._commandName }
+        guard !names.contains(topic) else { return }
+        throw ValidationError("unknown subcommand '\(topic)'; the subcommands are \(names.joined(separator: ", "))")
     }
 }
 

@@ -44,8 +44,10 @@ cp "$D/zones.yaml" "$WORK/zones.orig"; cp "$D/rules.yaml" "$WORK/rules.orig"
 
 ID=""
 DAEMON=""
+GONE=""
 cleanup() {
     [[ -n $DAEMON ]] && kill -KILL "$DAEMON" 2>/dev/null
+    [[ -n $GONE ]] && ip netns delete "$GONE" 2>/dev/null
     lab_down "$ID"
     rm -rf "$WORK"
 }
@@ -156,6 +158,9 @@ check "  … and says why" grep -q "already managed by zonewall run" <<<"$out"
 check "apply by the namespace's path is refused too" bash -c "! '$ZW' apply --netns /run/netns/'$R' --policies '$D' 2>/dev/null"
 check "apply from inside the namespace is refused too" bash -c "! ip netns exec '$R' '$ZW' apply --policies '$D' 2>/dev/null"
 check "  … and the daemon is still in sync" in_sync
+mkdir -p "$WORK/other-policies" && cp "$D"/*.yaml "$WORK/other-policies/"
+out=$("$ZW" status --netns "$R" --policies "$WORK/other-policies" 2>&1)
+check "status with other policies names the daemon in charge" grep -q "^daemon: none with policies .*/other-policies; network namespace $R is managed by zonewall run, policies .* (pid $DAEMON)" <<<"$out"
 
 echo "== a commit refused while another process owns the table is retried soon, not at the next resync"
 kill -STOP "$DAEMON"
@@ -316,6 +321,12 @@ check "sd_notify RELOADING=1 on an edit" grep -q 'RELOADING=1' "$WORK/notify.log
 check "sd_notify WATCHDOG=1 pings" grep -q 'WATCHDOG=1' "$WORK/notify.log"
 metrics=$(curl -s http://127.0.0.1:19715/metrics)
 check "metrics: applies, drift, load errors, zones, last success" bash -c 'for m in zonewall_applies_total zonewall_drift_repairs_total zonewall_policy_load_errors_total zonewall_zones zonewall_rules zonewall_members zonewall_last_success_timestamp_seconds zonewall_apply_duration_seconds_bucket zonewall_policy_valid; do grep -q "^$m" <<<"$1" || exit 1; done' _ "$metrics"
+check "metrics: each family has its # HELP line" bash -c 'for m in zonewall_applies_total zonewall_apply_duration_seconds zonewall_zones zonewall_policy_valid zonewall_in_sync; do grep -q "^# HELP $m [[:alnum:]]" <<<"$1" || exit 1; done' _ "$metrics"
+head_out=$(curl -s -I http://127.0.0.1:19715/metrics)
+check "metrics: HEAD answers 200 with the GET's headers" bash -c 'grep -q "^HTTP/1.1 200" <<<"$1" && grep -qi "^content-type: text/plain; version=0.0.4" <<<"$1"' _ "$head_out"
+post_out=$(curl -s -i -X POST http://127.0.0.1:19715/metrics)
+check "metrics: POST answers 405 with Allow: GET, HEAD" bash -c 'grep -q "^HTTP/1.1 405" <<<"$1" && grep -qi "^allow: GET, HEAD" <<<"$1"' _ "$post_out"
+check "metrics: another path answers 404" grep -q "^HTTP/1.1 404" <<<"$(curl -s -i http://127.0.0.1:19715/other)"
 printf 'allow:\n  - {from: client, to: nowhere, ports: [tcp/1]}\n' >"$D/30-bad.yaml"
 sleep 0.5
 check "metrics: zonewall_policy_valid 0 while the files are invalid" grep -Eq '^zonewall_policy_valid 0(\.0)?$' <<<"$(curl -s http://127.0.0.1:19715/metrics)"
@@ -333,6 +344,17 @@ start_daemon --remove-on-exit || { fail "daemon restart with --remove-on-exit"; 
 kill -INT "$DAEMON"; wait "$DAEMON"; rc=$?; DAEMON=""
 check "--remove-on-exit: exits 0 ($rc)" test "$rc" -eq 0
 check "--remove-on-exit: table removed" test -z "$(table_text)"
+
+echo "== a namespace deleted under the daemon"
+GONE=zw-$ID-gone
+ip netns add "$GONE"
+"$ZW" run --netns "$GONE" --policies "$D" --state-file "$WORK/gone.json" >"$WORK/gone.log" 2>&1 & GONE_PID=$!
+for _ in $(seq 100); do grep -q "zonewall running" "$WORK/gone.log" && break; sleep 0.05; done
+ip netns delete "$GONE"; GONE=""
+rc=0; timeout 5 tail --pid="$GONE_PID" -f /dev/null || rc=$?
+check "the daemon stops within 5 s of its namespace's deletion" test "$rc" -eq 0
+wait "$GONE_PID"; rc=$?
+check "  … with exit 2 ($rc), saying why" bash -c '[[ $1 -eq 2 ]] && grep -q "network namespace $2 was deleted or replaced while the daemon governed it" "$3"' _ "$rc" "zw-$ID-gone" "$WORK/gone.log"
 
 echo "== usage errors are exit 1 with the reason, never a trap"
 out=$("$ZW" run --netns "$R" --policies "$D" --resync-interval inf 2>&1); rc=$?

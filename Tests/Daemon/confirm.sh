@@ -54,7 +54,7 @@ listing() {
         | jq -S 'walk(if type == "object" then del(.handle) else . end) | walk(if type == "array" then sort_by(tostring) else . end)'
 }
 apply() { "$ZW" apply --netns "$R" --policies "$D" "$@"; }
-status() { "$ZW" status --netns "$R" --policies "$D" --state-file "$WORK/none.json" 2>&1; }
+status() { "$ZW" status --netns "$R" --policies "$D" --state-file '' 2>&1; }
 
 echo "== unconfirmed: restored, from a parent shell that is killed"
 policy "tcp/5432"; apply >/dev/null || exit 1

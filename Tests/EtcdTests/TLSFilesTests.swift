@@ -62,6 +62,10 @@ struct TLSFilesTests {
                 == "etcd CA certificate \(dir)/missing.pem: cannot read it: No such file or directory")
         #expect(reason(EtcdConfiguration(endpoints: e, caCertificate: dir + "/garbage.txt/x"))
                 == "etcd CA certificate \(dir)/garbage.txt/x: cannot read it: Not a directory")
+        // A FIFO with no writer: reading it would wait for ever. It is refused at once.
+        #expect(mkfifo(dir + "/fifo.pem", 0o600) == 0)
+        #expect(reason(EtcdConfiguration(endpoints: e, caCertificate: dir + "/fifo.pem"))
+                == "etcd CA certificate \(dir)/fifo.pem: cannot read it: not a regular file")
         let o = try zonewall(["member", "list", "--etcd-endpoints", "127.0.0.1:1", "--etcd-cacert", dir], seconds: 10)
         #expect(o.status == 1, "\(o)")
         #expect(o.stderr.contains("etcd CA certificate \(dir): cannot read it: Is a directory"), "\(o)")

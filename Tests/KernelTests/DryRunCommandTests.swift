@@ -156,4 +156,49 @@ struct DryRunCommandTests {
             #expect(same.stdout.contains("daemon: pid 999999 (not running)"), "\(same)")
         }
     }
+
+    /// `help` names what it cannot find instead of printing the overview with exit 0.
+    @Test func helpForAnUnknownSubcommandIsAnError() throws {
+        let unknown = try zonewall(["help", "nosuch"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("unknown subcommand 'nosuch'") && unknown.stdout.isEmpty, "\(unknown)")
+        let known = try zonewall(["help", "plan"])
+        #expect(known.status == 0 && known.stdout.contains("zonewall plan"), "\(known)")
+        let nested = try zonewall(["help", "member", "add"])
+        #expect(nested.status == 0 && nested.stdout.contains("member add"), "\(nested)")
+    }
+
+    /// The state names its namespace by identity too: a namespace deleted and created again
+    /// under the same name is another one, and the same namespace under another name is itself.
+    @Test func statusKnowsANamespaceByIdentity() throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { ns in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zw-kt-state-\(UInt32.random(in: 0...UInt32.max))").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            var st = stat()
+            #expect(stat("/run/netns/\(ns)", &st) == 0)
+            let identity = "\(st.st_dev)-\(st.st_ino)"
+            func state(namespace: String, id: String) throws -> String {
+                let path = "\(dir)/\(namespace.replacingOccurrences(of: "/", with: "_"))-\(id).json"
+                try """
+                    {"policyDirectory": "\(repoRoot)/Policies", "namespace": "\(namespace)", "namespaceID": "\(id)", "pid": 999999,
+                     "startedAt": "2026-01-01T00:00:00Z", "lastErrorDiagnostics": [], "applies": 1, "applyFailures": 0,
+                     "driftRepairs": 0, "policyLoadErrors": 0, "inSync": true, "zones": 7, "members": 14, "rules": 9, "elements": 82}
+                    """.write(toFile: path, atomically: true, encoding: .utf8)
+                return path
+            }
+            // Written for an earlier namespace of this name: its inode is not this one's.
+            let earlier = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns,
+                                        "--state-file", try state(namespace: ns, id: "\(st.st_dev)-1")])
+            #expect(earlier.stdout.contains("is the state of a daemon for an earlier network namespace named \(ns), since deleted"), "\(earlier)")
+            #expect(!earlier.stdout.contains("applies 1"), "\(earlier)")
+            // Written by a daemon that named this namespace by its path.
+            let renamed = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns,
+                                        "--state-file", try state(namespace: "/run/netns/\(ns)", id: identity)])
+            #expect(renamed.stdout.contains("daemon: pid 999999 (not running)"), "\(renamed)")
+            // An explicit state file that is not there is an error, not silence.
+            let missing = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns, "--state-file", "\(dir)/none.json"])
+            #expect(missing.status == 1 && missing.stderr.contains("zonewall: no state file at \(dir)/none.json"), "\(missing)")
+        }
+    }
 }

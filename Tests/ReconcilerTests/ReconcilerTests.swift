@@ -141,10 +141,18 @@ struct ReconcilerTests {
         #expect(kernel.appliedTransactions.isEmpty)
         let diagnostics = await r.state.lastErrorDiagnostics
         #expect(diagnostics.contains { $0.contains("p.yaml:5:") && $0.contains("unknown zone 'dbb'") })
+        // Status says what is enforced: the table found, not a policy of 0 zones.
+        #expect(await r.state.enforcingTableFoundAtStart == true)
+        #expect(await r.state.elements == good.elementCount)
         // The table in force is enforced: drift is repaired back to it.
         kernel.tamper { t in t!.chains[0].rules.removeAll() }
         _ = await r.handle(.changed(generation: kernel.generation(), pid: 4242, processName: "nft", touchedTable: true))
         #expect(kernel.table == good)
+        // A valid policy arrives: its counts replace the flag.
+        try dir.write("p.yaml", basePolicy)
+        _ = await r.reload("fixed")
+        #expect(await r.state.enforcingTableFoundAtStart == nil)
+        #expect(await r.state.zones > 0)
     }
 
     /// Attributes beyond rules and elements are drift too: a dormant table (it filters nothing),
