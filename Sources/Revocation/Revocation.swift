@@ -202,24 +202,62 @@ public enum Revocation {
     /// it crossed: revocation against a table when its policy is not known (a restore). The
     /// interpreter searches sets linearly: meant for the tables one restores by hand, not for
     /// 100,000s of elements.
-    public static func plan(_ e: ConntrackEntry, table: Interpreter, local: Set<LocalAddress>) -> RevokedFlow? {
+    ///
+    /// An entry records no interface, so the flow may have come in or gone out through any of
+    /// `interfaces` (the names the rule set tells apart, `interfaceNames(in:)`) or none of them:
+    /// it is cut only when the hook denies it whatever the interfaces.
+    public static func plan(_ e: ConntrackEntry, table: Interpreter, local: Set<LocalAddress>,
+                            interfaces: [String] = []) -> RevokedFlow? {
         let width = e.family == .ipv4 ? 4 : 16
         let packet = Packet(family: e.family == .ipv4 ? .ipv4 : .ipv6, source: Value(e.source, width: width),
                             destination: Value(e.translatedDestination, width: width), l4proto: e.proto,
                             transportOffset2: e.hasPorts ? e.translatedDestinationPort : 0, icmpType: e.icmpType, ctState: 8)
+        let names: [String?] = [nil] + interfaces
         for hook in hooks(of: e, local: local) {
             let h: Hook = switch hook {
             case .input: .input
             case .forward: .forward
             case .output: .output
             }
-            let d = table.evaluate(packet, hook: h)
-            if d != .accept {
+            var verdict = table.evaluate(packet, hook: h)
+            guard verdict != .accept else { continue }
+            // Input and forward packets come in through an interface, forward and output ones go out through one.
+            search: for iif in h == .output ? [nil] : names {
+                for oif in h == .input ? [nil] : names where iif != nil || oif != nil {
+                    var p = packet
+                    p.iifname = iif
+                    p.oifname = oif
+                    if table.evaluate(p, hook: h) == .accept { verdict = .accept; break search }
+                }
+            }
+            if verdict != .accept {
                 return RevokedFlow(entry: e, from: "-", to: "-", previouslyAllowed: nil,
-                                   reason: "the restored rule set \(d == .drop ? "drops" : "rejects") it on the \(hook) hook")
+                                   reason: "the restored rule set \(verdict == .drop ? "drops" : "rejects") it on the \(hook) hook")
             }
         }
         return nil
+    }
+
+    /// The interface names `table` tells apart: each name its interface sets and rules hold, a
+    /// wildcard (`wgp*`) standing for its prefix. Loopback is left out: a flow that crossed it
+    /// has local ends, and says so by its addresses.
+    public static func interfaceNames(in table: Table) -> [String] {
+        var names = Set<String>()
+        for set in table.sets where set.keyType == [.ifname] {
+            for i in 0 ..< set.elements.count { names.insert(InterfaceName.text(set.elements[i].key[0].lo)) }
+        }
+        for chain in table.chains {
+            for rule in chain.rules {
+                for case .match(let selector, let comparison) in rule.expressions where selector == .iifname || selector == .oifname {
+                    switch comparison {
+                    case .equal(let v), .notEqual(let v): names.insert(InterfaceName.text(v))
+                    default: break
+                    }
+                }
+            }
+        }
+        names.remove("lo")
+        return names.sorted()
     }
 
     /// Scans `table`, deletes every entry `new` denies, and reports them. Does nothing (and
@@ -269,7 +307,8 @@ public enum Revocation {
     /// Scans `table` and deletes every entry `restored` would not admit as a new flow.
     public static func revoke(in table: any ConntrackTable, restoring restored: Table) throws -> RevocationReport {
         let interpreter = Interpreter(restored)
-        return try revoke(in: table) { plan($0, table: interpreter, local: $1) }
+        let interfaces = interfaceNames(in: restored)
+        return try revoke(in: table) { plan($0, table: interpreter, local: $1, interfaces: interfaces) }
     }
 
     /// Scans `table`, asks `judge` about each entry, deletes the ones it returns.

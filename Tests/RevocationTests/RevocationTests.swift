@@ -207,6 +207,30 @@ struct RestoreRevocationTests {
         #expect(byPolicy == [entries[1], entries[4]])
     }
 
+    /// A restore judges an unzoned end as a possible interface zone's too, as the policy path
+    /// does: the entry records no interface. The partner flow through `wgp*` stays; what neither
+    /// world nor partner may reach is cut.
+    @Test func theTableConsidersInterfaceZones() throws {
+        let text = """
+            zones:
+              partner: {interfaces: ["wgp*", wgx0]}
+              db: {members: [192.0.2.10]}
+            allow:
+              - {from: partner, to: db, ports: [tcp/5432-5433]}
+              - {from: db, to: partner, ports: [tcp/443]}
+            """
+        let table = ZoneCompiler.compile(try policy(text))
+        #expect(Revocation.interfaceNames(in: table) == ["wgp", "wgx0"])
+        let kept = [tcp("192.0.2.50", "192.0.2.10", 5433), tcp("192.0.2.10", "192.0.2.50", 443)]
+        let cut = [tcp("192.0.2.50", "192.0.2.10", 22), tcp("192.0.2.10", "192.0.2.50", 444)]
+        let conntrack = InMemoryConntrack(kept + cut)
+        let report = try Revocation.revoke(in: conntrack, restoring: table)
+        #expect(Set(report.revoked.map(\.entry)) == Set(cut))
+        #expect(Set(conntrack.entries) == Set(kept))
+        // Without the interfaces, the partner flows would have been cut as world's.
+        #expect(kept.allSatisfy { Revocation.plan($0, table: Interpreter(table), local: []) != nil })
+    }
+
     /// With the socket table, a local end is judged by its socket's owner: the flow of the unit
     /// that lost permission is revoked although another unit keeps it; the other unit's flow,
     /// a user's flow and a receiving unit's flow are judged by their own zones.
