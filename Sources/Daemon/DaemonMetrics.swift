@@ -49,27 +49,36 @@ public final class DaemonMetrics: @unchecked Sendable {
 
     public init() {
         let r = registry
-        applies = r.makeCounter(name: "zonewall_applies_total", help: "Commits to the kernel that changed the table (start, edits, drift repairs).")
-        failures = r.makeCounter(name: "zonewall_apply_failures_total", help: "Commits the kernel refused; the previous rule set stayed in force.")
-        duration = r.makeDurationHistogram(name: "zonewall_apply_duration_seconds", buckets: Self.durationBuckets,
-                                           help: "Time from the decision to apply to the kernel's acknowledgement of the commit.")
-        driftRepairs = r.makeCounter(name: "zonewall_drift_repairs_total", help: "Changes to the table by another program, undone.")
-        loadErrors = r.makeCounter(name: "zonewall_policy_load_errors_total", help: "Policy loads that failed; the last good policy stayed in force.")
-        zones = r.makeGauge(name: "zonewall_zones", help: "Zones of the policy in force.")
-        members = r.makeGauge(name: "zonewall_members", help: "Zone members of the policy in force (files and etcd).")
-        rules = r.makeGauge(name: "zonewall_rules", help: "Allow rules of the policy in force.")
-        elements = r.makeGauge(name: "zonewall_set_elements", help: "Set elements of the table in force.")
-        lastSuccess = r.makeGauge(name: "zonewall_last_success_timestamp_seconds", help: "Unix time of the last commit the kernel accepted.")
-        inSync = r.makeGauge(name: "zonewall_in_sync", help: "1 when the kernel held the desired table at the last check.")
-        policyValid = r.makeGauge(name: "zonewall_policy_valid", help: "1 while the policy files are valid, 0 while the last load failed.")
+        applies = r.makeCounter(descriptor: Self.named("zonewall_applies_total", "Commits to the kernel that changed the table (start, edits, drift repairs)."))
+        failures = r.makeCounter(descriptor: Self.named("zonewall_apply_failures_total", "Commits the kernel refused; the previous rule set stayed in force."))
+        duration = r.makeDurationHistogram(descriptor: Self.named("zonewall_apply_duration_seconds",
+                                                                  "Time from the decision to apply to the kernel's acknowledgement of the commit."),
+                                           buckets: Self.durationBuckets)
+        driftRepairs = r.makeCounter(descriptor: Self.named("zonewall_drift_repairs_total", "Changes to the table by another program, undone."))
+        loadErrors = r.makeCounter(descriptor: Self.named("zonewall_policy_load_errors_total", "Policy loads that failed; the last good policy stayed in force."))
+        zones = r.makeGauge(descriptor: Self.named("zonewall_zones", "Zones of the policy in force."))
+        members = r.makeGauge(descriptor: Self.named("zonewall_members", "Zone members of the policy in force (files and etcd)."))
+        rules = r.makeGauge(descriptor: Self.named("zonewall_rules", "Allow rules of the policy in force."))
+        elements = r.makeGauge(descriptor: Self.named("zonewall_set_elements", "Set elements of the table in force."))
+        lastSuccess = r.makeGauge(descriptor: Self.named("zonewall_last_success_timestamp_seconds", "Unix time of the last commit the kernel accepted."))
+        inSync = r.makeGauge(descriptor: Self.named("zonewall_in_sync", "1 when the kernel held the desired table at the last check."))
+        policyValid = r.makeGauge(descriptor: Self.named("zonewall_policy_valid", "1 while the policy files are valid, 0 while the last load failed."))
     }
 
+    /// A metric's whole name with its help text.
+    static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    /// One of the metrics made later, by name, with its text from `help`.
+    static func named(_ name: String) -> MetricNameDescriptor { named(name, help[name] ?? "") }
+
     func labeledCounter(_ name: String, _ labels: [(String, String)]) -> Counter {
-        registry.makeCounter(name: name, labels: labels, help: Self.help[name] ?? "")
+        registry.makeCounter(descriptor: Self.named(name), labels: labels)
     }
 
     func labeledGauge(_ name: String, _ labels: [(String, String)]) -> Gauge {
-        registry.makeGauge(name: name, labels: labels, help: Self.help[name] ?? "")
+        registry.makeGauge(descriptor: Self.named(name), labels: labels)
     }
 
     /// Moves counters by what changed since the previous state.
@@ -107,9 +116,9 @@ public final class DaemonMetrics: @unchecked Sendable {
             }
         }
         if let m = s.memberSource {
-            let g = etcd ?? (registry.makeGauge(name: "zonewall_etcd_connected", help: Self.help["zonewall_etcd_connected"]!),
-                             registry.makeGauge(name: "zonewall_etcd_instances", help: Self.help["zonewall_etcd_instances"]!),
-                             registry.makeCounter(name: "zonewall_etcd_rejected_keys_total", help: Self.help["zonewall_etcd_rejected_keys_total"]!))
+            let g = etcd ?? (registry.makeGauge(descriptor: Self.named("zonewall_etcd_connected")),
+                             registry.makeGauge(descriptor: Self.named("zonewall_etcd_instances")),
+                             registry.makeCounter(descriptor: Self.named("zonewall_etcd_rejected_keys_total")))
             etcd = g
             g.connected.set(Int64(m.connected ? 1 : 0))
             g.instances.set(Int64(m.instances))

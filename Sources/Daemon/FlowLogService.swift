@@ -131,9 +131,8 @@ public final class FlowLogService: @unchecked Sendable {
             records += 1
             let s = counters.add(r)
             if let c = metricCounters[s] { return (s, c) }
-            let name = "zonewall_denied_packets_total"
-            let c = registry.makeCounter(name: name, labels: [("from", s.from), ("to", s.to), ("verdict", s.verdict.rawValue)],
-                                         help: DaemonMetrics.help[name] ?? "")
+            let c = registry.makeCounter(descriptor: DaemonMetrics.named("zonewall_denied_packets_total"),
+                                         labels: [("from", s.from), ("to", s.to), ("verdict", s.verdict.rawValue)])
             metricCounters[s] = c
             return (s, c)
         }
