@@ -56,16 +56,46 @@ struct DocumentReader {
     /// `leave`. A value written before its key was reached through an alias: errors in it are
     /// then reported at the alias, with the value's own place in a note.
     mutating func enter(_ value: Node, of key: Node) -> Alias? {
+        enter(value, after: key)
+    }
+
+    /// Call before reading `item`, an item of the list `list`; pass what it returns to `leave`.
+    /// An item written before its list (`ports: [*p, tcp/22]`) was reached through an alias,
+    /// and errors in it are reported there, as for mapping values.
+    mutating func enter(_ item: Node, in list: Node) -> Alias? {
+        enter(item, after: list)
+    }
+
+    /// A node written before `place` (its key, its list) was reached through an alias, since an
+    /// anchor always comes before its aliases.
+    private mutating func enter(_ node: Node, after place: Node) -> Alias? {
         let saved = alias
-        guard alias == nil, let v = value.mark, let k = key.mark, (v.line, v.column) < (k.line, k.column) else { return saved }
-        alias = aliasAfter(k) ?? (location(key), "an alias")
+        guard alias == nil, let n = node.mark, let p = place.mark, (n.line, n.column) < (p.line, p.column) else { return saved }
+        alias = aliasAfter(p, named: anchorName(at: n)) ?? aliasAfter(p, named: nil) ?? (location(place), "an alias")
         return saved
     }
 
     mutating func leave(_ saved: Alias?) { alias = saved }
 
-    /// The first alias (`*name`) written after `mark`, with its place: the value of the key there.
-    private func aliasAfter(_ mark: Mark) -> Alias? {
+    /// The anchor's name when `mark` is where one is written (`&name`), as libyaml marks an
+    /// anchored node.
+    private func anchorName(at mark: Mark) -> String? {
+        let lines = FileParser.yamlLines(text)
+        guard mark.line >= 1, mark.line <= lines.count else { return nil }
+        let line = Array(lines[mark.line - 1].unicodeScalars)
+        let i = mark.column - 1
+        guard i >= 0, i < line.count, line[i] == "&" else { return nil }
+        var j = i + 1
+        while j < line.count, ![" ", "\t", ",", "[", "]", "{", "}"].contains(line[j]) { j += 1 }
+        guard j > i + 1 else { return nil }
+        var name = String.UnicodeScalarView()
+        name.append(contentsOf: line[(i + 1)..<j])
+        return String(name)
+    }
+
+    /// The first alias written after `mark` (`*name` when a name is given, any otherwise), with
+    /// its place.
+    private func aliasAfter(_ mark: Mark, named wanted: String?) -> Alias? {
         let lines = FileParser.yamlLines(text)
         guard mark.line >= 1, mark.line <= lines.count else { return nil }
         for index in (mark.line - 1)..<min(lines.count, mark.line + 20) {
@@ -73,12 +103,14 @@ struct DocumentReader {
             var i = index == mark.line - 1 ? mark.column - 1 : 0
             while i < line.count {
                 if line[i] == "#" && (i == 0 || line[i - 1] == " ") { break }
-                if line[i] == "*", i == 0 || [" ", "\t", ":", "[", "{", ","].contains(line[i - 1]) {
+                if line[i] == "*", i == 0 || [" ", "\t", ":", "[", "{", ",", "-"].contains(line[i - 1]) {
                     var j = i + 1
                     while j < line.count, ![" ", "\t", ",", "[", "]", "{", "}"].contains(line[j]) { j += 1 }
                     var name = String.UnicodeScalarView()
-                    name.append(contentsOf: line[i..<j])
-                    return (SourceLocation(path: path, line: index + 1, column: i + 1), "the alias " + String(name))
+                    name.append(contentsOf: line[(i + 1)..<j])
+                    if wanted == nil || wanted == String(name) {
+                        return (SourceLocation(path: path, line: index + 1, column: i + 1), "the alias *" + String(name))
+                    }
                 }
                 i += 1
             }
@@ -315,20 +347,35 @@ struct DocumentReader {
         return Array(s)
     }
 
-    /// A single scalar or a list of scalars, as `from:`/`to:` allow.
-    mutating func oneOrMany(_ node: Node, what: @autoclosure () -> String) -> [(String, Node)]? {
+    /// A single scalar or a list of scalars, as `from:`/`to:` allow; each with the alias it was
+    /// reached through, if any, for what is reported about it later (`location(_:through:)`,
+    /// `error(_:through:_:hint:)`).
+    mutating func oneOrMany(_ node: Node, what: @autoclosure () -> String) -> [(String, Node, Alias?)]? {
         if case .sequence(let s) = node {
             if s.isEmpty {
                 error(node, "\(what()) must not be empty")
                 return nil
             }
-            var out: [(String, Node)] = []
+            var out: [(String, Node, Alias?)] = []
             for item in s {
-                if let str = string(item, what: "an item of \(what())") { out.append((str, item)) }
+                let saved = enter(item, in: node)
+                defer { leave(saved) }
+                if let str = string(item, what: "an item of \(what())") { out.append((str, item, alias)) }
             }
             return out
         }
-        return string(node, what: what()).map { [($0, node)] }
+        return string(node, what: what()).map { [($0, node, alias)] }
+    }
+
+    /// Where to report `node`: at the alias it was reached through, if any.
+    func location(_ node: Node, through a: Alias?) -> SourceLocation { a?.location ?? location(node) }
+
+    /// `error(node, message, hint:)` as if read through the alias `a`.
+    mutating func error(_ node: Node, through a: Alias?, _ message: String, hint: String? = nil) {
+        let saved = alias
+        alias = a
+        error(node, message, hint: hint)
+        alias = saved
     }
 
     func kind(_ node: Node) -> String {

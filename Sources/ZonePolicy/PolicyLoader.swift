@@ -546,6 +546,8 @@ struct FileParser {
                     guard let items = reader.sequence(v, what: "members of zone '\(name)'") else { continue }
                     zone.members.reserveCapacity(zone.members.count + items.count)  // no growth slack: 100,000s of members
                     for item in items {
+                        let saved = reader.enter(item, in: v)
+                        defer { reader.leave(saved) }
                         guard let text = reader.string(item, what: "a member of zone '\(name)'") else { continue }
                         if let p = parsePrefix(text, item) { zone.members.append(Located(p, at: reader.location(item))) }
                     }
@@ -555,6 +557,8 @@ struct FileParser {
                     if DocumentReader.isNull(v) { continue }
                     guard let items = reader.sequence(v, what: "\(key) of zone '\(name)'") else { continue }
                     for item in items {
+                        let saved = reader.enter(item, in: v)
+                        defer { reader.leave(saved) }
                         guard let text = reader.string(item, what: "an item of \(key) of zone '\(name)'") else { continue }
                         let problem: (message: String, hint: String)? = switch key {
                         case "units": IdentityNames.unitProblem(text)
@@ -610,6 +614,8 @@ struct FileParser {
         guard let items = reader.sequence(node, what: "allow") else { return [] }
         var rules: [FileFragment.RawRule] = []
         for item in items {
+            let saved = reader.enter(item, in: node)
+            defer { reader.leave(saved) }
             let location = reader.location(item)
             guard let fields = reader.entries(item, what: "an allow rule", allowed: Self.ruleKeys) else { continue }
             var from: [NameRef]?, to: [NameRef]?, ports: [PortSpec]?, description: String?, lint: LintIgnore?
@@ -619,7 +625,7 @@ struct FileParser {
                 defer { reader.leave(saved) }
                 switch key {
                 case "from", "to":
-                    let names = reader.oneOrMany(v, what: "'\(key)'")?.map { NameRef(name: $0.0, location: reader.location($0.1)) }
+                    let names = reader.oneOrMany(v, what: "'\(key)'")?.map { NameRef(name: $0.0, location: reader.location($0.1, through: $0.2)) }
                     if names == nil { ok = false }
                     if key == "from" { from = names } else { to = names }
                 case "ports":
@@ -661,10 +667,10 @@ struct FileParser {
             case "ignore":
                 guard let items = reader.oneOrMany(v, what: "'ignore'") else { continue }
                 var set = Set<LintKind>()
-                for (name, item) in items {
+                for (name, item, alias) in items {
                     if let k = LintKind(rawValue: name) { set.insert(k); continue }
                     let names = LintKind.allCases.map(\.rawValue)
-                    reader.error(item, "unknown lint '\(name)'",
+                    reader.error(item, through: alias, "unknown lint '\(name)'",
                                  hint: Spelling.closest(to: name, in: names).map { "did you mean '\($0)'?" }
                                      ?? "lints: \(names.sorted().joined(separator: ", "))")
                 }
@@ -702,6 +708,8 @@ struct FileParser {
         var specs: [PortSpec] = []
         var ok = true
         for item in items {
+            let saved = reader.enter(item, in: node)
+            defer { reader.leave(saved) }
             guard let text = reader.string(item, what: "a port spec") else { ok = false; continue }
             switch PortSpec.parse(text) {
             case .success(let s): specs.append(s)
@@ -770,6 +778,8 @@ struct FileParser {
         guard let items = reader.sequence(node, what: "'failsafe'") else { return [] }
         var specs: [PortSpec] = []
         for item in items {
+            let saved = reader.enter(item, in: node)
+            defer { reader.leave(saved) }
             guard let text = reader.string(item, what: "a port spec") else { continue }
             switch PortSpec.parse(text) {
             case .success(let s):
@@ -789,6 +799,8 @@ struct FileParser {
         guard let items = reader.sequence(node, what: "expect") else { return [] }
         var out: [FileFragment.RawExpectation] = []
         for item in items {
+            let saved = reader.enter(item, in: node)
+            defer { reader.leave(saved) }
             guard let fields = reader.entries(item, what: "an expectation", allowed: Self.expectKeys) else { continue }
             var from: PartyRef?, to: PartyRef?, port: PortSpec?, verdict: FlowVerdict?
             var complete = true

@@ -36,4 +36,39 @@ struct MergeAndAliasTests {
         expectOnlyError(result, line: 8, column: 12, message: "bad port spec '192.0.2.1'",
                         hint: "through the alias *addrs; the value is written at policy.yaml:3:22")
     }
+
+    /// An alias as a list item (`[*p, tcp/22]`) is reported at the alias, named, with the
+    /// anchored value's place in the note: in ports, members, `from` lists and whole rules.
+    @Test func anAliasInAListIsReportedAtTheAlias() {
+        let result = parse("""
+            zones:
+              web:
+                members: [&one 192.0.2.1, &port tcp/99999]
+              db: {members: [203.0.113.5]}
+            allow:
+              - {from: web, to: db, ports: [tcp/22, *port]}
+              - {from: [web, *one], to: db, ports: [tcp/80]}
+
+            """)
+        expectDiagnostic(result, line: 6, column: 41, message: "bad port spec 'tcp/99999'",
+                         hint: "through the alias *port; the value is written at policy.yaml:3:31")
+        expectDiagnostic(result, line: 7, column: 18, message: "'192.0.2.1'")
+        // The member itself is reported where it is written, the alias where it is misused.
+        expectDiagnostic(result, line: 3, column: 31, message: "tcp/99999")
+    }
+
+    @Test func anAliasedRuleIsReportedAtTheAlias() {
+        let result = parse("""
+            zones:
+              web: {members: [192.0.2.1]}
+              db: {members: [203.0.113.5]}
+            x-rules:
+              - &r {from: web, to: db, ports: [tcp/0]}
+            allow:
+              - *r
+
+            """)
+        expectDiagnostic(result, line: 7, column: 5, message: "bad port spec 'tcp/0'",
+                         hint: "through the alias *r; the value is written at policy.yaml:5:36")
+    }
 }
