@@ -80,6 +80,22 @@ public final class NamespaceLock: Sendable {
             _ = write(info, line, line.count)
             close(info)
         }
+        sweepStale(directory: directory, except: infoPath)
         return NamespaceLock(fd: fd, infoPath: infoPath)
+    }
+
+    /// Removes the descriptions whose holder is gone: a holder killed with SIGKILL (its lock went
+    /// with it) leaves its file behind, one per namespace it held. A description names its
+    /// holder's pid as `(pid N)`; one without a pid, or of a live process, stays.
+    static func sweepStale(directory: String, except kept: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix("netns-") {
+            let path = "\(directory)/\(name)"
+            guard path != kept, let text = try? String(contentsOfFile: path, encoding: .utf8),
+                  let open = text.range(of: "(pid ", options: .backwards),
+                  let close = text[open.upperBound...].firstIndex(of: ")"),
+                  let pid = Int32(text[open.upperBound..<close]), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink(path) }
+        }
     }
 }

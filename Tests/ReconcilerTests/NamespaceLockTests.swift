@@ -27,6 +27,28 @@ struct NamespaceLockTests {
         #expect(again != nil)
     }
 
+    /// A holder killed with SIGKILL leaves its description behind; the next holder of any
+    /// namespace removes it. A live holder's description stays.
+    @Test func descriptionsOfDeadHoldersAreSwept() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zw-lock-sweep-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A pid that is certainly gone: a child that has exited and been reaped.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        try "zonewall run, policies /p (pid \(child.processIdentifier))\n".write(toFile: "\(dir)/netns-1-100", atomically: true, encoding: .utf8)
+        try "zonewall run, policies /q (pid \(getpid()))\n".write(toFile: "\(dir)/netns-1-101", atomically: true, encoding: .utf8)
+        try "something else\n".write(toFile: "\(dir)/netns-1-102", atomically: true, encoding: .utf8)
+        let lock = try #require(try NamespaceLock.acquire(namespace: nil, holder: "zonewall apply (pid \(getpid()))", directory: dir))
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+        #expect(!left.contains("netns-1-100"), "\(left)")
+        #expect(left.contains("netns-1-101") && left.contains("netns-1-102"), "\(left)")
+        #expect(left.count == 3, "ours, the live holder's and the one without a pid: \(left)")
+        withExtendedLifetime(lock) {}
+    }
+
     @Test func aNamespaceThatDoesNotExistHasNoLock() throws {
         #expect(try NamespaceLock.acquire(namespace: "zw-no-such-namespace-\(getpid())", holder: "x") == nil)
     }
