@@ -329,6 +329,13 @@ struct DocumentReader {
             error(node, "\(what()) must be true or false, found \(kind(node))")
             return nil
         }
+        // `!!str true` is the text "true" to every YAML reader; only `!!bool` (or no tag) is a boolean.
+        let tag = s.tag.description
+        if !tag.isEmpty && tag != "tag:yaml.org,2002:bool" {
+            error(node, "\(what()) must be true or false, found '\(s.string)' tagged \(Self.shortTag(tag))",
+                  hint: "write true or false alone, without a tag")
+            return nil
+        }
         switch s.string {
         case "true", "True", "TRUE": return true
         case "false", "False", "FALSE": return false
