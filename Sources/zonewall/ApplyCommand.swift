@@ -76,15 +76,7 @@ struct ApplyCommand: ParsableCommand {
         let desired = try withExit2 { try scopeOptions.compile(policy, netns: kernelOptions.netns, host: host.facts) }
         let lock = try kernelOptions.lockNamespace(holder: "zonewall apply, policies \(StateFile.canonicalDirectory(options.policies))")
         defer { withExtendedLifetime(lock) {} }
-        if let p = ConfirmationStore.pending(inNamespace: kernelOptions.netns).first {
-            // Its guard would put the rule set before it back at the deadline, undoing this apply too.
-            printError("zonewall: a change to \(kernelOptions.place(KernelSync.tableName)) is waiting for confirmation until "
-                       + "\(ISO8601DateFormatter().string(from: p.deadline)) (\(p.owner == .apply ? "apply --confirm guard" : "zonewall run"), "
-                       + "pid \(p.pid), policies \(p.policyDirectory)); run `zonewall confirm"
-                       + "\(kernelOptions.netns.map { " --netns \($0)" } ?? "") --policies \(p.policyDirectory)` "
-                       + "first, or let it revert")
-            throw ExitCode(1)
-        }
+        try kernelOptions.refuseWhileConfirmationPending("apply")
         let window = try confirmWithin.map {
             try ConfirmWindow(netns: kernelOptions.netns, policies: options.policies, seconds: $0.seconds)
         }

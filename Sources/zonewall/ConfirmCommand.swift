@@ -44,7 +44,15 @@ struct ConfirmCommand: ParsableCommand {
             print("zonewall: confirmed: the rule set applied at \(ISO8601DateFormatter().string(from: p.appliedAt)) stays")
             return
         }
-        printError("zonewall: nothing to confirm in \(kernelOptions.place("this namespace"))"
+        if let other = ConfirmationStore.pending(inNamespace: kernelOptions.netns).first {
+            // The window is this namespace's, opened with other policies: confirming it needs them.
+            printError("zonewall: nothing to confirm for policies \(StateFile.canonicalDirectory(options.policies)); the change waiting "
+                       + "in \(kernelOptions.namespacePlace) until \(ISO8601DateFormatter().string(from: other.deadline)) was made with "
+                       + "policies \(other.policyDirectory): run `zonewall confirm\(kernelOptions.netns.map { " --netns \($0)" } ?? "")"
+                       + " --policies \(other.policyDirectory)`")
+            throw ExitCode(1)
+        }
+        printError("zonewall: nothing to confirm in \(kernelOptions.namespacePlace)"
                    + (store.lastOutcome().map { "; last window: \($0)" } ?? ""))
         throw ExitCode(1)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Glibc
 import Netfilter
@@ -38,6 +39,20 @@ struct KernelOptions: ParsableArguments {
     /// Where the commands act, for messages: `table inet zonewall in netns zw-1`.
     func place(_ table: String) -> String {
         netns.map { "\(table) in netns \($0)" } ?? table
+    }
+
+    /// The namespace itself, for messages: `netns X`, or this namespace.
+    var namespacePlace: String { netns.map { "netns \($0)" } ?? "this namespace" }
+
+    /// Exit 1 when a change in this namespace waits for confirmation: its guard (or daemon)
+    /// would put the rule set before it back at the deadline, undoing whatever is done now.
+    func refuseWhileConfirmationPending(_ doing: String) throws {
+        guard let p = ConfirmationStore.pending(inNamespace: netns).first else { return }
+        printError("zonewall: cannot \(doing): a change to \(place(KernelSync.tableName)) is waiting for confirmation until "
+                   + "\(ISO8601DateFormatter().string(from: p.deadline)) (\(p.owner == .apply ? "apply --confirm guard" : "zonewall run"), "
+                   + "pid \(p.pid), policies \(p.policyDirectory)), and would be undone at that deadline; run `zonewall confirm"
+                   + "\(netns.map { " --netns \($0)" } ?? "") --policies \(p.policyDirectory)` first, or let it revert")
+        throw ExitCode(1)
     }
 }
 

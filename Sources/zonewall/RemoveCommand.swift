@@ -17,6 +17,7 @@ struct RemoveCommand: ParsableCommand {
         let place = kernelOptions.place(KernelSync.tableName)
         let lock = try kernelOptions.lockNamespace(holder: "zonewall remove")
         defer { withExtendedLifetime(lock) {} }
+        try kernelOptions.refuseWhileConfirmationPending("remove the table")
         let removed = try withKernelErrors("removing \(place)") { () throws -> Bool in
             let kernel = try kernelOptions.openKernel()
             let snapshot = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName)

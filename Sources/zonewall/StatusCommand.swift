@@ -43,10 +43,13 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         let confirmations = ConfirmationStore(netns: kernelOptions.netns, policyDirectory: options.policies)
-        if let p = confirmations.pending() {
+        // This directory's window, or another one's in the same namespace: either undoes edits here.
+        if let p = confirmations.pending() ?? ConfirmationStore.pending(inNamespace: kernelOptions.netns).first {
             let left = max(0, p.deadline.timeIntervalSinceNow)
             let alive = kill(p.pid, 0) == 0
-            print("pending confirmation: run `zonewall confirm` before \(ISO8601DateFormatter().string(from: p.deadline)) "
+            let ours = StateFile.canonicalDirectory(p.policyDirectory) == StateFile.canonicalDirectory(options.policies)
+            print("pending confirmation: run `zonewall confirm\(ours ? "" : " --policies \(p.policyDirectory)")` before "
+                  + "\(ISO8601DateFormatter().string(from: p.deadline)) "
                   + "(\(String(format: "%.0f", left)) s left) or the previous rule set comes back; "
                   + "\(p.owner == .apply ? "guard" : "daemon") pid \(p.pid)\(alive ? "" : " (NOT RUNNING: nothing will be undone)")")
         } else if let outcome = confirmations.lastOutcome() {

@@ -109,6 +109,13 @@ check "… from inside the namespace too" bash -c "! ip netns exec '$R' '$ZW' ap
 out=$("$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/refused.json" 2>&1); rc=$?
 check "… and a daemon does not start under it (exit $rc)" test "$rc" -eq 1
 check "  … saying why" grep -q "is waiting for confirmation until" <<<"$out"
+out=$("$ZW" remove --netns "$R" 2>&1); rc=$?
+check "… and so is remove, which the guard would undo (exit $rc)" bash -c '[[ $1 -eq 1 ]] && grep -q "cannot remove the table: a change .* is waiting for confirmation" <<<"$2"' _ "$rc" "$out"
+check "  … leaving the table in place" bash -c "ip netns exec '$R' nft list table inet zonewall >/dev/null 2>&1"
+mkdir -p "$WORK/other" && cp "$D"/*.yaml "$WORK/other/"
+out=$("$ZW" confirm --netns "$R" --policies "$WORK/other" 2>&1); rc=$?
+check "confirm with other policies exits 1 ($rc), naming the window's policies" bash -c '[[ $1 -eq 1 ]] && grep -q "the change waiting in netns $3 until .* was made with policies .*: run .zonewall confirm --netns $3 --policies" <<<"$2"' _ "$rc" "$out" "$R"
+check "status with other policies shows the window too" grep -q "pending confirmation: run .zonewall confirm --policies .*. before" <<<"$("$ZW" status --netns "$R" --policies "$WORK/other" --state-file '' 2>&1)"
 "$ZW" confirm --netns "$R" --policies "$D" >/dev/null
 out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
 check "once confirmed, a plain apply goes through (exit $rc)" test "$rc" -eq 0
