@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Serves `GET /metrics` on a loopback address with SwiftNIO.
 public final class MetricsServer: Sendable {
@@ -13,14 +14,39 @@ public final class MetricsServer: Sendable {
             throw MetricsServerError.notLoopback(host)
         }
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let open = Connections()
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                // A client that connects and sends nothing must not hold a descriptor for ever:
+                // the daemon needs its descriptors for the policy files, netlink and its state.
+                guard open.enter() else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in open.leave() }
+                return channel.pipeline.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout)).flatMap {
+                    channel.pipeline.configureHTTPServerPipeline()
+                }.flatMap {
                     channel.pipeline.addHandler(MetricsHandler(render: render))
                 }
             }
             .bind(host: host, port: port).get()
+    }
+
+    /// A connection with no traffic for this long is closed.
+    static let idleTimeout = TimeAmount.seconds(5)
+    /// Connections served at once; more are closed as they arrive (a scraper needs one).
+    static let maxConnections = 32
+
+    /// The open connections, counted so that no client can take every descriptor.
+    private final class Connections: Sendable {
+        private let count = Atomic<Int>(0)
+
+        func enter() -> Bool {
+            if count.wrappingAdd(1, ordering: .relaxed).newValue <= MetricsServer.maxConnections { return true }
+            count.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+
+        func leave() { count.wrappingSubtract(1, ordering: .relaxed) }
     }
 
     /// The bound port (useful when asked for port 0).
@@ -65,6 +91,15 @@ private final class MetricsHandler: ChannelInboundHandler, Sendable {
     let render: @Sendable () -> String
 
     init(render: @escaping @Sendable () -> String) { self.render = render }
+
+    /// Idle (`IdleStateHandler`) or broken: the connection is closed.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let request) = unwrapInboundIn(data) else { return }

@@ -94,6 +94,18 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             metrics.update(state)
             do { try stateFile?.write(state) } catch { logger.warning("cannot write state file", metadata: ["error": "\(error)"]) }
         }
+        // Bound before the kernel is touched: a port already taken ends the start with exit 1
+        // and the namespace's table as it was.
+        var server: MetricsServer?
+        if let address = config.metricsAddress {
+            do {
+                server = try await MetricsServer(host: address.host, port: address.port) { metrics.render() }
+            } catch {
+                throw MetricsUnavailable(address: "\(address.host):\(address.port)", error: error)
+            }
+            let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+            logger.info("metrics on http://\(host):\(address.port)/metrics")
+        }
         let watcher = try PolicyWatcher(directory: config.policyDirectory)
         watcher.start()
         defer { watcher.stop() }
@@ -119,15 +131,6 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         let events = try kernel.events()
         await reconciler.resyncIfMoved()
 
-        var server: MetricsServer?
-        if let address = config.metricsAddress {
-            do {
-                server = try await MetricsServer(host: address.host, port: address.port) { metrics.render() }
-            } catch {
-                throw MetricsUnavailable(address: "\(address.host):\(address.port)", error: error)
-            }
-            logger.info("metrics on http://\(address.host):\(address.port)/metrics")
-        }
         // Opened before the capabilities are dropped: binding inside --netns needs CAP_SYS_ADMIN.
         var flowLog: FlowLogService?
         if let flowConfig = config.flowLog {

@@ -129,8 +129,13 @@ public struct StateFile: Sendable {
     /// The state file of the daemon that governs `namespace` (nil: the current one) with the
     /// policy in `policyDirectory`: state belongs to one namespace and one policy directory, so
     /// `status --netns B` never shows the report of a daemon that managed namespace A.
+    ///
+    /// The namespace is named by its identity (`NamespaceLock.identity`) when it can be examined:
+    /// `--netns X`, `--netns /run/netns/X` and a process inside X then find the same file, and
+    /// a namespace created again under the same name does not find its predecessor's.
     public static func defaultPath(namespace: String?, policyDirectory: String, directory: String = "/run/zonewall") -> String {
-        let place = namespace.map { "netns-\($0)" } ?? "host"
+        let place = NamespaceLock.identity(namespace: namespace).map { "ns-\($0)" }
+            ?? namespace.map { "netns-" + $0.replacingOccurrences(of: "/", with: "_") } ?? "host"
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in canonicalDirectory(policyDirectory).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return "\(directory)/state-\(place)-\(String(hash, radix: 16)).json"

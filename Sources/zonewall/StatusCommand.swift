@@ -83,8 +83,16 @@ struct StatusCommand: ParsableCommand {
             do {
                 _ = try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status (pid \(getpid()))")
             } catch {
-                print("daemon: none with policies \(StateFile.canonicalDirectory(options.policies)); \(error.place) is managed by "
-                      + (error.holder.isEmpty ? "another zonewall" : error.holder))
+                let policies = StateFile.canonicalDirectory(options.policies)
+                let holder = error.holder.isEmpty ? "another zonewall" : error.holder
+                if error.holder.contains("policies \(policies) (") {
+                    // The daemon of these very policies, whose state is elsewhere.
+                    print("daemon: \(holder) manages \(error.place), but its state is not in "
+                          + "\(kernelOptions.stateFile(stateFile, policies: options.policies) ?? "a state file") "
+                          + "(started with another --state-file?); pass that file with --state-file")
+                } else {
+                    print("daemon: none with policies \(policies); \(error.place) is managed by \(holder)")
+                }
             }
         }
         var (policy, _) = try options.loadOrExit(printWarnings: false)
@@ -157,10 +165,18 @@ struct StatusCommand: ParsableCommand {
         // The daemon holds its namespace's lock while it runs: a pid alone may have been reused.
         // (Taking the lock here, when it is free, holds it only for this check.)
         let held: Bool
-        do { held = try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status") == nil } catch { held = true }
+        var holder: NamespaceLock.Held?
+        do { held = try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status (pid \(getpid()))") == nil } catch {
+            held = true
+            holder = error
+        }
         let alive = kill(s.pid, 0) == 0 && held
         let iso = ISO8601DateFormatter()
         print("daemon: pid \(s.pid) (\(alive ? "running" : "not running")), policies \(s.policyDirectory), since \(iso.string(from: s.startedAt))")
+        if let holder, !alive || !holder.holder.contains("(pid \(s.pid))") {
+            // This state's daemon is gone (or is not the one in charge): say who is.
+            print("  \(holder.place) is now managed by \(holder.holder.isEmpty ? "another zonewall" : holder.holder)")
+        }
         if s.enforcingTableFoundAtStart == true {
             print("  enforcing: digest \(s.policyDigest ?? "-"), the rule set found in force at start (\(s.elements) elements): "
                   + "the policy files had errors then, and no valid policy has been loaded since")

@@ -251,9 +251,16 @@ sleep 30 & OTHER_PID=$!
 python3 -c 'import json, sys; p = sys.argv[1]; s = json.load(open(p)); s["pid"] = int(sys.argv[2]); json.dump(s, open(p, "w"))' "$STATE" "$OTHER_PID"
 check "status: a killed daemon whose pid was reused is not running" grep -q "^daemon: pid $OTHER_PID (not running)" <<<"$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)"
 kill $OTHER_PID 2>/dev/null; wait $OTHER_PID 2>/dev/null
+# Another daemon (other policies, the same rules) now holds the namespace: status names it.
+rm -rf "$WORK/other-policies" && mkdir -p "$WORK/other-policies" && cp "$D"/*.yaml "$WORK/other-policies/"
+"$ZW" run --netns "$R" --policies "$WORK/other-policies" --state-file "$WORK/other-state.json" >"$WORK/other.log" 2>&1 & SECOND=$!
+for _ in $(seq 100); do grep -q "zonewall running" "$WORK/other.log" && break; sleep 0.05; done
+check "status of the killed daemon names the one now in charge" grep -q "^  network namespace $R is now managed by zonewall run, policies .*/other-policies (pid $SECOND)" <<<"$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)"
+kill -TERM "$SECOND"; wait "$SECOND" 2>/dev/null
 applies_before=$(grep -c ' applied' "$WORK/daemon.log")
 start_daemon || exit 1
 check "restart adopts the table without a change" test "$(grep -c ' applied' "$WORK/daemon.log")" -eq "$applies_before"
+check "status without the daemon's --state-file says where to look" grep -q "^daemon: zonewall run, policies .* (pid $DAEMON) manages network namespace $R, but its state is not in" <<<"$("$ZW" status --netns "$R" --policies "$D" 2>&1)"
 check "  … and status shows the digest of what it enforces" grep -Eq 'enforcing: digest [0-9a-f]{16},' <<<"$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1)"
 # The log is appended across restarts: count only what this daemon logs from here on.
 log_mark=$(wc -l <"$WORK/daemon.log")
@@ -327,6 +334,28 @@ check "metrics: HEAD answers 200 with the GET's headers" bash -c 'grep -q "^HTTP
 post_out=$(curl -s -i -X POST http://127.0.0.1:19715/metrics)
 check "metrics: POST answers 405 with Allow: GET, HEAD" bash -c 'grep -q "^HTTP/1.1 405" <<<"$1" && grep -qi "^allow: GET, HEAD" <<<"$1"' _ "$post_out"
 check "metrics: another path answers 404" grep -q "^HTTP/1.1 404" <<<"$(curl -s -i http://127.0.0.1:19715/other)"
+fds_before=$(ls /proc/"$DAEMON"/fd | wc -l)
+# 200 clients that connect and send nothing: the server keeps at most 32, closes each within
+# seconds, and the daemon's descriptors come back; a scrape afterwards is served.
+idle=$(python3 - <<'PY'
+import socket, time
+socks = []
+for _ in range(200):
+    s = socket.create_connection(("127.0.0.1", 19715)); s.settimeout(0.2); socks.append(s)
+deadline, closed = time.time() + 9, set()
+while time.time() < deadline and len(closed) < len(socks):
+    for i, s in enumerate(socks):
+        if i in closed: continue
+        try:
+            if s.recv(1) == b"": closed.add(i)
+        except socket.timeout: pass
+        except OSError: closed.add(i)
+print(len(closed))
+PY
+)
+check "metrics: 200 idle connections are all closed by the server within 9 s ($idle)" test "$idle" -eq 200
+check "  … the daemon's descriptors are back ($fds_before, now $(ls /proc/"$DAEMON"/fd | wc -l))" bash -c '(( $(ls /proc/$1/fd | wc -l) <= $2 + 2 ))' _ "$DAEMON" "$fds_before"
+check "  … and the next scrape is served" grep -q "^zonewall_applies_total" <<<"$(curl -s http://127.0.0.1:19715/metrics)"
 printf 'allow:\n  - {from: client, to: nowhere, ports: [tcp/1]}\n' >"$D/30-bad.yaml"
 sleep 0.5
 check "metrics: zonewall_policy_valid 0 while the files are invalid" grep -Eq '^zonewall_policy_valid 0(\.0)?$' <<<"$(curl -s http://127.0.0.1:19715/metrics)"
@@ -365,10 +394,11 @@ out=$("$ZW" status --netns "$R" --policies "$D" --max-lines=-1 2>&1); rc=$?
 check "status --max-lines -1: exit 1 ($rc)" bash -c '[[ $1 -eq 1 ]] && grep -q "max-lines must be 0 or more" <<<"$2"' _ "$rc" "$out"
 python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 19717)); s.listen(); time.sleep(30)' & HOLDER=$!
 sleep 0.3
+ip netns exec "$R" nft delete table inet zonewall 2>/dev/null
 out=$("$ZW" run --netns "$R" --policies "$D" --state-file "$STATE" --metrics-address 127.0.0.1:19717 2>&1); rc=$?
 kill $HOLDER 2>/dev/null; wait $HOLDER 2>/dev/null
 check "metrics port taken: exit 1 ($rc), naming the address" bash -c '[[ $1 -eq 1 ]] && grep -q "cannot serve metrics on 127.0.0.1:19717: Address already in use" <<<"$2"' _ "$rc" "$out"
-ip netns exec "$R" nft delete table inet zonewall 2>/dev/null
+check "  … before touching the kernel: no table was created" test -z "$(table_text)"
 
 echo "acceptance: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
