@@ -268,9 +268,24 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             group.addTask {
                 let tick = Duration.milliseconds(500)
                 var retry = tick, elapsed = Duration.zero
+                var reread = tick, sinceReread = Duration.zero
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: tick) } catch { return }
                     elapsed += tick
+                    // A policy file the system could not read (too many open files): read again,
+                    // 0.5 s after, then twice as long each time, up to the interval.
+                    if await reconciler.rereadPending {
+                        sinceReread += tick
+                        if sinceReread >= reread {
+                            sinceReread = .zero
+                            reread = min(reread * 2, config.resyncInterval)
+                            await pending.note("retry: a policy file could not be read")
+                            kick.yield()
+                        }
+                    } else {
+                        reread = tick
+                        sinceReread = .zero
+                    }
                     let failing = await !reconciler.state.inSync
                     guard elapsed >= (failing ? retry : config.resyncInterval) else { continue }
                     await reconciler.resync(.resync(failing ? "retry after a failed commit" : "periodic"))

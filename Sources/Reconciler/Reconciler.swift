@@ -620,6 +620,11 @@ public actor Reconciler {
         }
     }
 
+    /// Whether the last load could not read the directory or a file for a reason of the
+    /// system's (too many open files, an I/O error). No file event may ever come for it, so the
+    /// daemon reads again on its backstop until a read succeeds.
+    public private(set) var rereadPending = false
+
     private enum Loaded {
         case success(Table)
         case failure([Diagnostic])
@@ -637,6 +642,7 @@ public actor Reconciler {
                 let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes, cache: parseCache,
                                                warnings: false)
                 (read, diagnostics) = (result.policy, result.diagnostics)
+                rereadPending = result.readFailed
                 if let read { filePolicy = read }
             } else {
                 (read, diagnostics) = (filePolicy, [])

@@ -10,6 +10,9 @@ public struct LoadResult: Sendable {
     var unparsed: [String] = []
     /// Whether an unknown zone was not reported, as a file that was not read may declare it.
     var uncheckedReferences = false
+    /// Whether the directory or a file could not be read for a reason of the system's (too many
+    /// open files, an I/O error): reading again later may succeed where nothing else changed.
+    public var readFailed = false
 
     public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
     public var warnings: [Diagnostic] { diagnostics.filter { $0.severity == .warning } }
@@ -54,10 +57,12 @@ public enum PolicyLoader {
             return LoadResult(diagnostics: [.error(dirLocation, "policy path is not a directory")])
         }
         let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            return LoadResult(diagnostics: [.error(dirLocation, "cannot read policy directory: \(error.localizedDescription)")])
+        switch listDirectory(directory) {
+        case .success(let n): names = n
+        case .failure(let e):
+            var failed = LoadResult(diagnostics: [.error(dirLocation, "cannot read policy directory: \(String(cString: strerror(e.code)))")])
+            failed.readFailed = true
+            return failed
         }
         let policyNames = names.filter(isPolicyFileName).sorted()
         guard !policyNames.isEmpty else {
@@ -75,6 +80,7 @@ public enum PolicyLoader {
         var files: [PolicyFile] = []
         var diagnostics: [Diagnostic] = []
         var unreadable: [String] = []
+        var readFailed = false
         var totalBytes = 0
         let now = cache == nil ? 0 : FileStamp.now
         for name in policyNames {
@@ -101,6 +107,7 @@ public enum PolicyLoader {
             case .failure(let e):
                 diagnostics.append(.error(fileLocation, e.message, hint: e.hint))
                 unreadable.append(path)
+                readFailed = readFailed || e.system
                 continue
             }
             totalBytes += data.count
@@ -123,6 +130,7 @@ public enum PolicyLoader {
         var result = parse(files, unreadable: unreadable, readFailures: diagnostics, concurrently: concurrently, limits: limits,
                            cache: cache, warnings: warnings)
         result.diagnostics = result.diagnostics.sortedByLocation
+        result.readFailed = readFailed
         if result.diagnostics.hasErrors { result.policy = nil }
         return result
     }
@@ -136,6 +144,29 @@ public enum PolicyLoader {
     struct ReadFailure: Error {
         var message: String
         var hint: String?
+        /// The system's failure (too many open files, an I/O error), not the file's own state.
+        var system = false
+    }
+
+    /// An errno, as an error.
+    struct Errno: Error { var code: Int32 }
+
+    /// The names in a directory (`.` and `..` left out), or the errno of what failed.
+    static func listDirectory(_ path: String) -> Result<[String], Errno> {
+        guard let dir = opendir(path) else { return .failure(Errno(code: errno)) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { return .failure(Errno(code: errno)) }
+                return .success(names)
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
     }
 
     /// A regular file's stamp; nil when it cannot be stat'ed or is not a regular file (the read
@@ -150,15 +181,24 @@ public enum PolicyLoader {
     /// larger one; `stamp` is the file's, taken just before (nil: not a readable regular file).
     static func readBounded(_ path: String, stamp: FileStamp?, limit: Int) -> Result<Data, ReadFailure> {
         guard let stamp else {
-            return .failure(ReadFailure(message: "cannot read file (permission denied, or not a regular file)"))
+            var st = stat()
+            if stat(path, &st) != 0 {
+                let code = errno
+                return .failure(ReadFailure(message: "cannot read file: \(String(cString: strerror(code)))", system: code != ENOENT))
+            }
+            return .failure(ReadFailure(message: "cannot read file: not a regular file"))
         }
         let tooLarge = ReadFailure(message: "file is larger than the limit of \(limit.byteCount) per policy file",
                                      hint: "split it; the limit bounds the memory a policy can take")
         guard stamp.size <= Int64(limit) else { return .failure(tooLarge) }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            return .failure(ReadFailure(message: "cannot read file (permission denied, or not a regular file)"))
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            let code = errno
+            // Permission denied is the file's own state; too many open files or an I/O error is the system's.
+            return .failure(ReadFailure(message: "cannot read file: \(String(cString: strerror(code)))", system: code != EACCES && code != EPERM))
         }
-        defer { try? handle.close() }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
+        defer { close(fd) }
         // The size can grow between stat and read: never take more than the limit.
         guard let data = try? handle.read(upToCount: limit + 1) else { return .success(Data()) }
         return data.count > limit ? .failure(tooLarge) : .success(data)

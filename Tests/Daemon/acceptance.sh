@@ -365,6 +365,20 @@ check "  … and 1 once they are fixed" grep -Eq '^zonewall_policy_valid 1(\.0)?
 check "JSON log lines" bash -c 'tail -n 3 "$1" | grep "^{" | jq -e .msg >/dev/null' _ "$WORK/daemon.log"
 kill $SOCAT 2>/dev/null
 
+echo "== a policy the system could not read is read again"
+read -r soft hard < <(prlimit --pid "$DAEMON" --nofile --noheadings --output SOFT,HARD)
+fds=$(ls /proc/"$DAEMON"/fd | wc -l)
+prlimit --pid "$DAEMON" --nofile="$fds:$hard"
+printf 'allow:\n  - {from: client, to: server, ports: [tcp/7777]}\n' >"$D/40-extra.yaml"
+sleep 1.5
+out_of_sync() { ! in_sync; }
+check "while the daemon can open no file, the edit is not in force" out_of_sync
+prlimit --pid "$DAEMON" --nofile="$soft:$hard"
+for _ in $(seq 160); do in_sync && break; sleep 0.05; done
+check "  … and once it can, the edit is read again and applied (no new file event needed)" in_sync
+rm "$D/40-extra.yaml"
+for _ in $(seq 100); do in_sync && break; sleep 0.05; done
+
 echo "== shutdown"
 kill -TERM "$DAEMON"; wait "$DAEMON"; rc=$?; DAEMON=""
 check "SIGTERM exits 0 ($rc)" test "$rc" -eq 0
