@@ -19,6 +19,9 @@ public final class DaemonMetrics: @unchecked Sendable {
     /// 1 while the policy files are valid, 0 while the last load failed (the last good policy
     /// stays in force): a broken policy shows until it is fixed, not only as one more error.
     private let policyValid: Gauge
+    /// 1 while the daemon enforces the table it found at start (its files were invalid then):
+    /// zones, members and rules read 0 as no policy has been loaded.
+    private let tableFoundAtStart: Gauge
     private var previous: ReconcilerState?
     /// `zonewall_revoked_flows_total{from,to}`, one counter per zone pair seen.
     private var revoked: [String: Counter] = [:]
@@ -63,6 +66,8 @@ public final class DaemonMetrics: @unchecked Sendable {
         lastSuccess = r.makeGauge(descriptor: Self.named("zonewall_last_success_timestamp_seconds", "Unix time of the last commit the kernel accepted."))
         inSync = r.makeGauge(descriptor: Self.named("zonewall_in_sync", "1 when the kernel held the desired table at the last check."))
         policyValid = r.makeGauge(descriptor: Self.named("zonewall_policy_valid", "1 while the policy files are valid, 0 while the last load failed."))
+        tableFoundAtStart = r.makeGauge(descriptor: Self.named("zonewall_enforcing_table_found_at_start",
+                                                               "1 while the rule set found in force at start is enforced because the policy files were invalid then; zones, members and rules read 0 meanwhile."))
     }
 
     /// A metric's whole name with its help text.
@@ -97,6 +102,7 @@ public final class DaemonMetrics: @unchecked Sendable {
         elements.set(Int64(s.elements))
         inSync.set(Int64(s.inSync ? 1 : 0))
         policyValid.set(Int64(s.lastErrorDiagnostics.isEmpty ? 1 : 0))
+        tableFoundAtStart.set(Int64(s.enforcingTableFoundAtStart == true ? 1 : 0))
         if let t = s.lastSuccessAt { lastSuccess.set(t.timeIntervalSince1970) }
         for (pair, n) in s.revokedFlowsByPair ?? [:] {
             let before = p?.revokedFlowsByPair?[pair] ?? 0

@@ -341,7 +341,7 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             } catch {
                 logger.error("could not remove table inet zonewall", metadata: ["error": "\(error)"])
             }
-        } else {
+        } else if !namespaceLost.value.load(ordering: .relaxed) {
             logger.info("stopping; rules stay in force")
         }
         if namespaceLost.value.load(ordering: .relaxed), let netns = config.netns { throw NamespaceLost(name: netns) }

@@ -13,6 +13,10 @@ struct KernelOptions: ParsableArguments {
         valueName: "NAME"))
     var netns: String?
 
+    func validate() throws {
+        if netns?.isEmpty == true { throw ValidationError("--netns needs a name (as `ip netns add NAME` creates it) or a path") }
+    }
+
     /// Opens the netlink socket in the chosen namespace (`NetlinkKernel(namespace:)`).
     func openKernel() throws(NetfilterError) -> NetlinkKernel {
         try NetlinkKernel(namespace: netns)

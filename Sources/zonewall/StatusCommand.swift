@@ -42,6 +42,14 @@ struct StatusCommand: ParsableCommand {
     var flowSummaryFile: String?
 
     func run() throws {
+        // An explicit state file must be one: checked before anything is printed.
+        if let explicit = stateFile, !explicit.isEmpty {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: explicit, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                printError("zonewall: no state file at \(explicit) (is the daemon running with --state-file \(explicit)?)")
+                throw ExitCode.failure
+            }
+        }
         let confirmations = ConfirmationStore(netns: kernelOptions.netns, policyDirectory: options.policies)
         // This directory's window, or another one's in the same namespace: either undoes edits here.
         if let p = confirmations.pending() ?? ConfirmationStore.pending(inNamespace: kernelOptions.netns).first {
@@ -60,10 +68,6 @@ struct StatusCommand: ParsableCommand {
             printFlows(s)
         }
         var daemonState: ReconcilerState?
-        if let explicit = stateFile, !explicit.isEmpty, !FileManager.default.fileExists(atPath: explicit) {
-            printError("zonewall: no state file at \(explicit) (is the daemon running with --state-file \(explicit)?)")
-            throw ExitCode.failure
-        }
         if let stateFile = kernelOptions.stateFile(stateFile, policies: options.policies),
            FileManager.default.fileExists(atPath: stateFile) {
             do {
@@ -75,7 +79,9 @@ struct StatusCommand: ParsableCommand {
                     printDaemon(state)
                 }
             } catch {
-                printError("zonewall: cannot read state file \(stateFile): \(error)")
+                let reason = error is DecodingError ? "not a zonewall state file" : "\((error as NSError).localizedFailureReason ?? "\(error)")"
+                printError("zonewall: cannot read state file \(stateFile): \(reason)")
+                if self.stateFile?.isEmpty == false { throw ExitCode.failure }
             }
         }
         if daemonState == nil {
@@ -201,7 +207,8 @@ struct StatusCommand: ParsableCommand {
         }
         if let e = s.lastError {
             print("  last error\(s.lastErrorAt.map { " at " + iso.string(from: $0) } ?? ""): \(e)")
-            for d in s.lastErrorDiagnostics { print("    \(d)") }
+            // A diagnostic's note is a line of its own: every line indented alike.
+            for d in s.lastErrorDiagnostics { for line in d.split(separator: "\n") { print("    \(line)") } }
         }
     }
 

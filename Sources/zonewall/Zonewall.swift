@@ -68,8 +68,8 @@ extension Zonewall {
     /// overview and exit 0, as if the topic had been found.
     static func checkHelpTopic(_ arguments: [String]) throws {
         guard arguments.first == "help", let topic = arguments.dropFirst().first, !topic.hasPrefix("-") else { return }
-        let names = configuration.subcommands.map { $0._commandName }
-        guard !names.contains(topic) else { return }
+        let names = configuration.subcommands.filter { $0.configuration.shouldDisplay }.map { $0._commandName }
+        guard !names.contains(topic), topic != "help" else { return }
         throw ValidationError("unknown subcommand '\(topic)'; the subcommands are \(names.joined(separator: ", "))")
     }
 }

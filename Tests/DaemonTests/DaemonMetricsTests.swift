@@ -29,5 +29,9 @@ struct DaemonMetricsTests {
         #expect(text.contains("zonewall_apply_duration_seconds_bucket{le=\"0.005\"} 1"), "\(text)")
         #expect(text.contains("zonewall_revoked_flows_total{from=\"web\",to=\"db\"} 2"), "\(text)")
         #expect(text.contains("\nzonewall_etcd_rejected_keys_total 1\n"), "\(text)")
+        #expect(text.contains("\nzonewall_enforcing_table_found_at_start 0"), "\(text)")
+        state.enforcingTableFoundAtStart = true
+        metrics.update(state)
+        #expect(metrics.render().contains("\nzonewall_enforcing_table_found_at_start 1"), "\(metrics.render())")
     }
 }

@@ -165,6 +165,12 @@ struct DryRunCommandTests {
         #expect(known.status == 0 && known.stdout.contains("zonewall plan"), "\(known)")
         let nested = try zonewall(["help", "member", "add"])
         #expect(nested.status == 0 && nested.stdout.contains("member add"), "\(nested)")
+        let itself = try zonewall(["help", "help"])
+        #expect(itself.status == 0, "\(itself)")
+        let hidden = try zonewall(["help", "confirm-guard"])
+        #expect(hidden.status == 1 && !hidden.stderr.contains("confirm-guard,") && !hidden.stderr.contains(", confirm-guard"), "\(hidden)")
+        let emptyNamespace = try zonewall(["status", "--netns", "", "--policies", "\(repoRoot)/Policies"])
+        #expect(emptyNamespace.status == 1 && emptyNamespace.stderr.contains("--netns needs a name"), "\(emptyNamespace)")
     }
 
     /// The state names its namespace by identity too: a namespace deleted and created again
@@ -199,6 +205,14 @@ struct DryRunCommandTests {
             // An explicit state file that is not there is an error, not silence.
             let missing = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns, "--state-file", "\(dir)/none.json"])
             #expect(missing.status == 1 && missing.stderr.contains("zonewall: no state file at \(dir)/none.json"), "\(missing)")
+            #expect(missing.stdout.isEmpty, "nothing printed before the error: \(missing)")
+            // A file that is no state file: one line saying so, exit 1, no decoder dump.
+            try "{\"x\": 1}".write(toFile: "\(dir)/garbage.json", atomically: true, encoding: .utf8)
+            let garbage = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns, "--state-file", "\(dir)/garbage.json"])
+            #expect(garbage.status == 1 && garbage.stderr.contains("cannot read state file \(dir)/garbage.json: not a zonewall state file")
+                    && !garbage.stderr.contains("DecodingError"), "\(garbage)")
+            let directory = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns, "--state-file", dir])
+            #expect(directory.status == 1 && directory.stderr.contains("no state file at \(dir)"), "\(directory)")
         }
     }
 }
