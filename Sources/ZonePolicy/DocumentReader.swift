@@ -18,6 +18,7 @@ struct DocumentReader {
     struct Place: Hashable {
         var line: Int, column: Int
         init(_ mark: Mark) { line = mark.line; column = mark.column }
+        init(line: Int, column: Int) { self.line = line; self.column = column }
     }
     /// Keys renamed so that the YAML parser reads past a duplicate (`FileParser.renamingKey`),
     /// by place, with their names as written.
@@ -63,15 +64,35 @@ struct DocumentReader {
     /// An item written before its list (`ports: [*p, tcp/22]`) was reached through an alias,
     /// and errors in it are reported there, as for mapping values.
     mutating func enter(_ item: Node, in list: Node) -> Alias? {
-        enter(item, after: list)
+        // Items come in the order they are written, so an item not after the one before it
+        // (`[&r {…}, *r, *r]`) is an alias to an anchor in the same list.
+        guard let l = list.mark, let i = item.mark else { return enter(item, after: list) }
+        let key = Place(l)
+        let previous = lastItem[key]
+        lastItem[key] = Place(i)
+        if let previous, (i.line, i.column) <= (previous.line, previous.column) {
+            return enter(item, after: list, force: true)
+        }
+        return enter(item, after: list)
     }
 
+    /// The place of the last item read of each list (by the list's place).
+    private var lastItem: [Place: Place] = [:]
+    /// Where the last alias found was written: aliases are met in the order they are written,
+    /// so the next one is searched for after it.
+    private var aliasCursor: Place?
+
     /// A node written before `place` (its key, its list) was reached through an alias, since an
-    /// anchor always comes before its aliases.
-    private mutating func enter(_ node: Node, after place: Node) -> Alias? {
+    /// anchor always comes before its aliases; `force` when that is known otherwise.
+    private mutating func enter(_ node: Node, after place: Node, force: Bool = false) -> Alias? {
         let saved = alias
-        guard alias == nil, let n = node.mark, let p = place.mark, (n.line, n.column) < (p.line, p.column) else { return saved }
-        alias = aliasAfter(p, named: anchorName(at: n)) ?? aliasAfter(p, named: nil) ?? (location(place), "an alias")
+        guard alias == nil, let n = node.mark, let p = place.mark, force || (n.line, n.column) < (p.line, p.column) else { return saved }
+        // From the place, or past the last alias found if that is later.
+        var from = Place(p)
+        if let c = aliasCursor, (c.line, c.column) >= (from.line, from.column) { from = Place(line: c.line, column: c.column + 1) }
+        let found = aliasAfter(from, named: anchorName(at: n)) ?? aliasAfter(from, named: nil)
+        if let found { aliasCursor = Place(line: found.location.line, column: found.location.column) }
+        alias = found ?? (location(place), "an alias")
         return saved
     }
 
@@ -95,7 +116,7 @@ struct DocumentReader {
 
     /// The first alias written after `mark` (`*name` when a name is given, any otherwise), with
     /// its place.
-    private func aliasAfter(_ mark: Mark, named wanted: String?) -> Alias? {
+    private func aliasAfter(_ mark: Place, named wanted: String?) -> Alias? {
         let lines = FileParser.yamlLines(text)
         guard mark.line >= 1, mark.line <= lines.count else { return nil }
         for index in (mark.line - 1)..<min(lines.count, mark.line + 20) {

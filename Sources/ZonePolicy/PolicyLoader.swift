@@ -572,6 +572,9 @@ struct FileParser {
                 zones.append(zone)
                 continue
             }
+            // A zone written as an alias (`api: *web`): what is wrong in it is reported at the alias.
+            let zoneAlias = reader.enter(value, of: keyNode)
+            defer { reader.leave(zoneAlias) }
             guard let fields = reader.entries(value, what: "zone '\(name)'", allowed: Self.zoneKeys) else { continue }
             for (key, keyNode, v) in fields {
                 let saved = reader.enter(v, of: keyNode)
@@ -589,7 +592,7 @@ struct FileParser {
                         let saved = reader.enter(item, in: v)
                         defer { reader.leave(saved) }
                         guard let text = reader.string(item, what: "a member of zone '\(name)'") else { continue }
-                        if let p = parsePrefix(text, item) { zone.members.append(Located(p, at: reader.location(item))) }
+                        if let p = parsePrefix(text, item) { zone.members.append(Located(p, at: reader.location(item, through: reader.alias))) }
                     }
                 case "lint":
                     zone.lint = parseLint(v, what: "zone '\(name)'")

@@ -71,4 +71,32 @@ struct MergeAndAliasTests {
         expectDiagnostic(result, line: 7, column: 5, message: "bad port spec 'tcp/0'",
                          hint: "through the alias *r; the value is written at policy.yaml:5:36")
     }
+
+    /// Aliases to an anchor in the same flow list, and a whole zone written as an alias: each
+    /// use is reported at its own alias, once, with the note; the anchored value at its place.
+    @Test func repeatedAliasesAreEachReportedAtTheirOwnPlace() {
+        let rules = parse("""
+            zones:
+              web: {members: [192.0.2.1]}
+              api: {members: [192.0.2.2]}
+            allow: [&r {from: web, to: api, ports: [tcp/99999]}, *r, *r]
+
+            """)
+        expectDiagnostic(rules, line: 4, column: 41, message: "bad port spec 'tcp/99999'")
+        expectDiagnostic(rules, line: 4, column: 54, message: "bad port spec 'tcp/99999'",
+                         hint: "through the alias *r; the value is written at policy.yaml:4:41")
+        expectDiagnostic(rules, line: 4, column: 58, message: "bad port spec 'tcp/99999'",
+                         hint: "through the alias *r; the value is written at policy.yaml:4:41")
+        #expect(rules.errors.count == 3, "\(dump(rules))")
+
+        let zones = parse("""
+            zones:
+              web: &w {members: [192.0.2.16/28], audit: yes}
+              api: *w
+
+            """)
+        expectDiagnostic(zones, line: 2, column: 45, message: "'audit' must be true or false")
+        expectDiagnostic(zones, line: 3, column: 8, message: "'audit' must be true or false",
+                         hint: "through the alias *w; the value is written at policy.yaml:2:45")
+    }
 }
