@@ -48,7 +48,12 @@ struct DocumentReader {
     }
 
     /// The document's text, to find aliases in (the tree holds the anchored nodes, not them).
-    var text = ""
+    var text = "" {
+        didSet { mayHaveAliases = text.utf8.contains(UInt8(ascii: "*")) }
+    }
+    /// False when the text has no `*` at all, so no alias: the checks per value and per list
+    /// item (100,000s of members) are then skipped.
+    private var mayHaveAliases = true
     /// The alias (`*name` and its place) the value being read was reached through, if any.
     typealias Alias = (location: SourceLocation, name: String)
     private(set) var alias: Alias?
@@ -64,6 +69,7 @@ struct DocumentReader {
     /// An item written before its list (`ports: [*p, tcp/22]`) was reached through an alias,
     /// and errors in it are reported there, as for mapping values.
     mutating func enter(_ item: Node, in list: Node) -> Alias? {
+        guard mayHaveAliases else { return alias }
         // Items come in the order they are written, so an item not after the one before it
         // (`[&r {…}, *r, *r]`) is an alias to an anchor in the same list.
         guard let l = list.mark, let i = item.mark else { return enter(item, after: list) }
@@ -86,7 +92,7 @@ struct DocumentReader {
     /// anchor always comes before its aliases; `force` when that is known otherwise.
     private mutating func enter(_ node: Node, after place: Node, force: Bool = false) -> Alias? {
         let saved = alias
-        guard alias == nil, let n = node.mark, let p = place.mark, force || (n.line, n.column) < (p.line, p.column) else { return saved }
+        guard mayHaveAliases, alias == nil, let n = node.mark, let p = place.mark, force || (n.line, n.column) < (p.line, p.column) else { return saved }
         // From the place, or past the last alias found if that is later.
         var from = Place(p)
         if let c = aliasCursor, (c.line, c.column) >= (from.line, from.column) { from = Place(line: c.line, column: c.column + 1) }
