@@ -267,30 +267,18 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
             // event): 0.5 s, then twice as long each time, up to the interval.
             group.addTask {
                 let tick = Duration.milliseconds(500)
-                var retry = tick, elapsed = Duration.zero
-                var reread = tick, sinceReread = Duration.zero
+                var resync = RetryClock(first: tick, cap: config.resyncInterval)
+                var reread = RetryClock(first: tick, cap: config.resyncInterval)
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: tick) } catch { return }
-                    elapsed += tick
-                    // A policy file the system could not read (too many open files): read again,
-                    // 0.5 s after, then twice as long each time, up to the interval.
-                    if await reconciler.rereadPending {
-                        sinceReread += tick
-                        if sinceReread >= reread {
-                            sinceReread = .zero
-                            reread = min(reread * 2, config.resyncInterval)
-                            await pending.note("retry: a policy file could not be read")
-                            kick.yield()
-                        }
-                    } else {
-                        reread = tick
-                        sinceReread = .zero
+                    // A policy file the system could not read (too many open files): read again.
+                    if reread.advance(by: tick, failing: await reconciler.rereadPending, otherwise: nil) {
+                        await pending.note("retry: a policy file could not be read")
+                        kick.yield()
                     }
                     let failing = await !reconciler.state.inSync
-                    guard elapsed >= (failing ? retry : config.resyncInterval) else { continue }
+                    guard resync.advance(by: tick, failing: failing, otherwise: config.resyncInterval) else { continue }
                     await reconciler.resync(.resync(failing ? "retry after a failed commit" : "periodic"))
-                    elapsed = .zero
-                    retry = failing ? min(retry * 2, config.resyncInterval) : tick
                 }
             }
             if let flows {
@@ -457,6 +445,32 @@ final class AddressBox: Sendable {
     /// Applies an event; true when the addresses changed.
     func apply(_ e: HostAddressEvent) -> Bool { mutex.withLock { $0.apply(e) } }
     var sorted: [IPPrefix] { mutex.withLock { $0.sorted } }
+}
+
+/// When the backstop tries again: `first` after a failure, then twice as long after each
+/// failure in a row, up to `cap`; without a failure, every `otherwise` (nil: never).
+struct RetryClock {
+    let first: Duration, cap: Duration
+    private var wait: Duration, waited = Duration.zero
+
+    init(first: Duration, cap: Duration) {
+        self.first = first
+        self.cap = cap
+        wait = first
+    }
+
+    /// Time passes by `tick`; true when an attempt is due now.
+    mutating func advance(by tick: Duration, failing: Bool, otherwise: Duration?) -> Bool {
+        guard let due = failing ? wait : otherwise else {
+            (waited, wait) = (.zero, first)
+            return false
+        }
+        waited += tick
+        guard waited >= due else { return false }
+        waited = .zero
+        wait = failing ? min(wait * 2, cap) : first
+        return true
+    }
 }
 
 /// Set by the task that watches the namespace, read once the daemon has stopped.

@@ -21,8 +21,11 @@ public final class NamespaceLock: Sendable {
         public let holder: String
         public let place: String
 
+        /// Who holds the lock, as the holder described itself.
+        public var who: String { holder.isEmpty ? "another zonewall" : holder }
+
         public var description: String {
-            "\(place) is already managed by \(holder.isEmpty ? "another zonewall" : holder); two controllers of one table "
+            "\(place) is already managed by \(who); two controllers of one table "
                 + "undo each other's commits. Stop it, or change the policy it enforces"
         }
     }

@@ -112,9 +112,14 @@ struct DocumentReader {
         let line = Array(lines[mark.line - 1].unicodeScalars)
         let i = mark.column - 1
         guard i >= 0, i < line.count, line[i] == "&" else { return nil }
+        let name = Self.name(in: line, after: i)
+        return name.isEmpty ? nil : name
+    }
+
+    /// The anchor or alias name after the `&` or `*` at `i`: up to a space or a flow indicator.
+    private static func name(in line: [Unicode.Scalar], after i: Int) -> String {
         var j = i + 1
         while j < line.count, ![" ", "\t", ",", "[", "]", "{", "}"].contains(line[j]) { j += 1 }
-        guard j > i + 1 else { return nil }
         var name = String.UnicodeScalarView()
         name.append(contentsOf: line[(i + 1)..<j])
         return String(name)
@@ -131,12 +136,9 @@ struct DocumentReader {
             while i < line.count {
                 if line[i] == "#" && (i == 0 || line[i - 1] == " ") { break }
                 if line[i] == "*", i == 0 || [" ", "\t", ":", "[", "{", ",", "-"].contains(line[i - 1]) {
-                    var j = i + 1
-                    while j < line.count, ![" ", "\t", ",", "[", "]", "{", "}"].contains(line[j]) { j += 1 }
-                    var name = String.UnicodeScalarView()
-                    name.append(contentsOf: line[(i + 1)..<j])
-                    if wanted == nil || wanted == String(name) {
-                        return (SourceLocation(path: path, line: index + 1, column: i + 1), "the alias *" + String(name))
+                    let name = Self.name(in: line, after: i)
+                    if wanted == nil || wanted == name {
+                        return (SourceLocation(path: path, line: index + 1, column: i + 1), "the alias *" + name)
                     }
                 }
                 i += 1

@@ -84,7 +84,7 @@ struct ApplyCommand: ParsableCommand {
         if let window, let within = confirmWithin {
             if changed {
                 window.committed()
-                print("zonewall: run `zonewall confirm\(kernelOptions.netns.map { " --netns \($0)" } ?? "")` within \(within) "
+                print("zonewall: run `\(kernelOptions.confirmCommand())` within \(within) "
                       + "or the previous rule set comes back")
             } else {
                 window.abort()

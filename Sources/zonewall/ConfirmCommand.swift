@@ -48,8 +48,7 @@ struct ConfirmCommand: ParsableCommand {
             // The window is this namespace's, opened with other policies: confirming it needs them.
             printError("zonewall: nothing to confirm for policies \(StateFile.canonicalDirectory(options.policies)); the change waiting "
                        + "in \(kernelOptions.namespacePlace) until \(ISO8601DateFormatter().string(from: other.deadline)) was made with "
-                       + "policies \(other.policyDirectory): run `zonewall confirm\(kernelOptions.netns.map { " --netns \($0)" } ?? "")"
-                       + " --policies \(other.policyDirectory)`")
+                       + "policies \(other.policyDirectory): run `\(kernelOptions.confirmCommand(policies: other.policyDirectory))`")
             throw ExitCode(1)
         }
         printError("zonewall: nothing to confirm in \(kernelOptions.namespacePlace)"

@@ -48,14 +48,20 @@ struct KernelOptions: ParsableArguments {
     /// The namespace itself, for messages: `netns X`, or this namespace.
     var namespacePlace: String { netns.map { "netns \($0)" } ?? "this namespace" }
 
-    /// Exit 1 when a change in this namespace waits for confirmation: its guard (or daemon)
-    /// would put the rule set before it back at the deadline, undoing whatever is done now.
-    func refuseWhileConfirmationPending(_ doing: String) throws {
-        guard let p = ConfirmationStore.pending(inNamespace: netns).first else { return }
+    /// The command that confirms a pending change here, as a user would type it.
+    func confirmCommand(policies: String? = nil) -> String {
+        "zonewall confirm" + (netns.map { " --netns \($0)" } ?? "") + (policies.map { " --policies \($0)" } ?? "")
+    }
+
+    /// Exit 1 when a change in this namespace waits for confirmation (of one of `owners`): its
+    /// guard (or daemon) would put the rule set before it back at the deadline, undoing whatever
+    /// is done now.
+    func refuseWhileConfirmationPending(_ doing: String, owners: Set<PendingConfirmation.Owner> = [.apply, .daemon]) throws {
+        guard let p = ConfirmationStore.pending(inNamespace: netns).first(where: { owners.contains($0.owner) }) else { return }
         printError("zonewall: cannot \(doing): a change to \(place(KernelSync.tableName)) is waiting for confirmation until "
                    + "\(ISO8601DateFormatter().string(from: p.deadline)) (\(p.owner == .apply ? "apply --confirm guard" : "zonewall run"), "
-                   + "pid \(p.pid), policies \(p.policyDirectory)), and would be undone at that deadline; run `zonewall confirm"
-                   + "\(netns.map { " --netns \($0)" } ?? "") --policies \(p.policyDirectory)` first, or let it revert")
+                   + "pid \(p.pid), policies \(p.policyDirectory)), and would be undone at that deadline; run `\(confirmCommand(policies: p.policyDirectory))` "
+                   + "first, or let it revert")
         throw ExitCode(1)
     }
 }

@@ -133,13 +133,8 @@ struct RunCommand: AsyncParsableCommand {
         configuration.dropCapabilities = true
         let lock = try kernelOptions.lockNamespace(holder: "zonewall run, policies \(StateFile.canonicalDirectory(options.policies))")
         defer { withExtendedLifetime(lock) {} }
-        if let p = ConfirmationStore.pending(inNamespace: kernelOptions.netns).first(where: { $0.owner == .apply }) {
-            // Its guard would put the rule set before the apply back at the deadline, under the daemon.
-            printError("zonewall: a change to \(kernelOptions.place("table inet zonewall")) is waiting for confirmation until "
-                       + "\(ISO8601DateFormatter().string(from: p.deadline)) (apply --confirm guard, pid \(p.pid), policies \(p.policyDirectory)); "
-                       + "run `zonewall confirm\(kernelOptions.netns.map { " --netns \($0)" } ?? "") --policies \(p.policyDirectory)` first, or let it revert")
-            throw ExitCode(1)
-        }
+        // Only an apply's guard: the lock above already refused a daemon with a window of its own.
+        try kernelOptions.refuseWhileConfirmationPending("start", owners: [.apply])
         let kernel = try withKernelErrors("opening netlink") { try kernelOptions.openKernel() }
         // Revocation needs ctnetlink; a kernel without it still gets its rule set enforced.
         let conntrack: NetlinkConntrack?

@@ -24,24 +24,7 @@ enum StandardOutput {
     static func write(_ text: String) throws {
         if let status = lock.withLock({ failedStatus }) { throw ExitCode(status) }
         try flush()
-        // A native string's bytes are written where they are; a bridged one is copied first.
-        let failure = text.utf8.withContiguousStorageIfAvailable { writeAll(UnsafeRawBufferPointer($0)) }
-            ?? Array(text.utf8).withUnsafeBytes { writeAll($0) }
-        if let failure { try fail(failure) }
-    }
-
-    /// Writes every byte of `buf` to standard output; the errno of a failed write, else nil.
-    private static func writeAll(_ buf: UnsafeRawBufferPointer) -> Int32? {
-        var off = 0
-        while off < buf.count {
-            let n = Glibc.write(STDOUT_FILENO, buf.baseAddress! + off, buf.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            off += n
-        }
-        return nil
+        if let failure = writeAll(text, to: STDOUT_FILENO) { try fail(failure) }
     }
 
     /// Flushes what `print` buffered and checks that nothing written through stdio was lost.

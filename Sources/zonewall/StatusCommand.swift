@@ -86,18 +86,15 @@ struct StatusCommand: ParsableCommand {
         }
         if daemonState == nil {
             // No daemon of these policies here; another zonewall may hold the namespace.
-            do {
-                _ = try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status (pid \(getpid()))")
-            } catch {
+            if let held = namespaceLock().holder {
                 let policies = StateFile.canonicalDirectory(options.policies)
-                let holder = error.holder.isEmpty ? "another zonewall" : error.holder
-                if error.holder.contains("policies \(policies) (") {
+                if held.holder.contains("policies \(policies) (") {
                     // The daemon of these very policies, whose state is elsewhere.
-                    print("daemon: \(holder) manages \(error.place), but its state is not in "
+                    print("daemon: \(held.who) manages \(held.place), but its state is not in "
                           + "\(kernelOptions.stateFile(stateFile, policies: options.policies) ?? "a state file") "
                           + "(started with another --state-file?); pass that file with --state-file")
                 } else {
-                    print("daemon: none with policies \(policies); \(error.place) is managed by \(holder)")
+                    print("daemon: none with policies \(policies); \(held.place) is managed by \(held.who)")
                 }
             }
         }
@@ -157,6 +154,14 @@ struct StatusCommand: ParsableCommand {
         return "\(place) with policies \(there)"
     }
 
+    /// Whether the namespace's lock is free (false too when it cannot be examined), and who holds
+    /// it (a running zonewall). Taking it here, when it is free, holds it only for this check.
+    func namespaceLock() -> (free: Bool, holder: NamespaceLock.Held?) {
+        do { return (try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status (pid \(getpid()))") != nil, nil) } catch {
+            return (false, error)
+        }
+    }
+
     /// The top denied and audited zone pairs of the last hour, as the daemon counted them.
     func printFlows(_ s: FlowSummary) {
         print("flow log: NFLOG group \(s.group), \(s.records) packets read, \(s.lost) lost before reading (as of \(ISO8601DateFormatter().string(from: s.at)))")
@@ -170,18 +175,13 @@ struct StatusCommand: ParsableCommand {
     func printDaemon(_ s: ReconcilerState) {
         // The daemon holds its namespace's lock while it runs: a pid alone may have been reused.
         // (Taking the lock here, when it is free, holds it only for this check.)
-        let held: Bool
-        var holder: NamespaceLock.Held?
-        do { held = try NamespaceLock.acquire(namespace: kernelOptions.netns, holder: "zonewall status (pid \(getpid()))") == nil } catch {
-            held = true
-            holder = error
-        }
-        let alive = kill(s.pid, 0) == 0 && held
+        let (free, holder) = namespaceLock()
+        let alive = kill(s.pid, 0) == 0 && !free
         let iso = ISO8601DateFormatter()
         print("daemon: pid \(s.pid) (\(alive ? "running" : "not running")), policies \(s.policyDirectory), since \(iso.string(from: s.startedAt))")
         if let holder, !alive || !holder.holder.contains("(pid \(s.pid))") {
             // This state's daemon is gone (or is not the one in charge): say who is.
-            print("  \(holder.place) is now managed by \(holder.holder.isEmpty ? "another zonewall" : holder.holder)")
+            print("  \(holder.place) is now managed by \(holder.who)")
         }
         if s.enforcingTableFoundAtStart == true {
             print("  enforcing: digest \(s.policyDigest ?? "-"), the rule set found in force at start (\(s.elements) elements): "

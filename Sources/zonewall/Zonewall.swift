@@ -83,14 +83,24 @@ struct PolicyOptions: ParsableArguments {
 /// Writes to standard error; a standard error that cannot be written is ignored (it has
 /// nowhere to be reported), never a crash as `FileHandle.write` would make it.
 func printError(_ text: String) {
-    var bytes = Array((text + "\n").utf8)
-    bytes.withUnsafeMutableBytes { buf in
+    _ = writeAll(text + "\n", to: STDERR_FILENO)
+}
+
+/// Writes all of `text` to `fd`, retrying after EINTR; the errno of a failed write, else nil.
+/// A native string's bytes are written where they are; a bridged one is copied first.
+func writeAll(_ text: String, to fd: Int32) -> Int32? {
+    func all(_ buf: UnsafeRawBufferPointer) -> Int32? {
         var off = 0
         while off < buf.count {
-            let n = write(STDERR_FILENO, buf.baseAddress! + off, buf.count - off)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
+            let n = write(fd, buf.baseAddress! + off, buf.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
             off += n
         }
+        return nil
     }
+    return text.utf8.withContiguousStorageIfAvailable { all(UnsafeRawBufferPointer($0)) }
+        ?? Array(text.utf8).withUnsafeBytes { all($0) }
 }
