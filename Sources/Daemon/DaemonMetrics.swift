@@ -134,10 +134,30 @@ public final class DaemonMetrics: @unchecked Sendable {
         previous = s
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, its families in name order (the registry emits them in
+    /// the order of its dictionaries, which changes from one process to the next), each family's
+    /// lines as the registry wrote them.
     public func render() -> String {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
+        return Self.sortedByFamily(String(decoding: buffer, as: UTF8.self))
+    }
+
+    /// `text`'s families (a `# HELP` line, or a `# TYPE` line not right after its family's
+    /// `# HELP`, starts one), sorted by name, stably.
+    static func sortedByFamily(_ text: String) -> String {
+        var families: [(name: Substring, lines: [Substring])] = []
+        for line in text.split(separator: "\n") {
+            let words = line.split(separator: " ", maxSplits: 3)
+            let isHelp = words.count >= 3 && words[0] == "#" && words[1] == "HELP"
+            let isType = words.count >= 3 && words[0] == "#" && words[1] == "TYPE"
+            if isHelp || (isType && families.last.map { $0.name != words[2] || $0.lines.count > 1 } ?? true) || families.isEmpty {
+                families.append((isHelp || isType ? words[2] : "", [line]))
+            } else {
+                families[families.count - 1].lines.append(line)
+            }
+        }
+        let sorted = families.enumerated().sorted { ($0.element.name, $0.offset) < ($1.element.name, $1.offset) }
+        return sorted.flatMap(\.element.lines).joined(separator: "\n") + (text.isEmpty ? "" : "\n")
     }
 }

@@ -198,10 +198,17 @@ struct ApplyCommand: ParsableCommand {
             _ = try? build.verifier.finish()  // its reads may predate the others' commits: read everything again
             return false
         }
-        let differing = try withKernelErrors("reading back \(place)") { try build.verifier.finish() }
-        let after = try withKernelErrors("reading back \(place)") {
-            try kernel.dumpSkeleton(family: desired.family, table: desired.name)
+        // The skeleton is read while the verifier reads the last stage's sets, on another socket.
+        let after: KernelSnapshot
+        do {
+            after = try withKernelErrors("reading back \(place)") {
+                try kernel.dumpSkeleton(family: desired.family, table: desired.name)
+            }
+        } catch {
+            _ = try? build.verifier.finish()
+            throw error
         }
+        let differing = try withKernelErrors("reading back \(place)") { try build.verifier.finish() }
         guard after.generation == build.generation else { return false }
         let sameSkeleton = after.table?.hasSkeleton(of: desired) ?? false
         if sameSkeleton && differing.isEmpty { return true }

@@ -125,9 +125,18 @@ struct StatusCommand: ParsableCommand {
         }
         print("out of sync: \(place) differs from the policy:")
         for line in KernelSync.differences(snapshot.table, desired) { print("  \(line)") }
-        let tx = KernelSync.transaction(from: snapshot.table, to: desired)
+        let tx: Transaction
+        let what: String
+        if snapshot.table == nil {
+            // As apply creates it: in one piece here, with the hooks last.
+            tx = Transaction.stages(creating: desired, budget: .max)[0].transaction
+            what = "apply would create the table"
+        } else {
+            tx = KernelSync.transaction(from: snapshot.table, to: desired)
+            what = tx.replacesTable ? "apply would replace the table" : "apply would change \(tx.elementChanges) element(s)"
+        }
         let lines = Self.text(of: tx, declaredIn: desired)
-        print("\(tx.replacesTable ? "apply would replace the table" : "apply would change \(tx.elementChanges) element(s)"):")
+        print("\(what):")
         for l in lines.prefix(maxLines) { print("  \(l)") }
         if lines.count > maxLines { print("  … \(lines.count - maxLines) more line(s)") }
         throw ExitCode(4)

@@ -33,5 +33,19 @@ struct DaemonMetricsTests {
         state.enforcingTableFoundAtStart = true
         metrics.update(state)
         #expect(metrics.render().contains("\nzonewall_enforcing_table_found_at_start 1"), "\(metrics.render())")
+
+        // Families come in name order, each whole: HELP, TYPE, then its samples.
+        let lines = metrics.render().split(separator: "\n")
+        let names = lines.filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
+        #expect(names == names.sorted(), "\(names)")
+        var current = ""
+        for line in lines {
+            if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") {
+                current = String(line.split(separator: " ")[2])
+            } else {
+                let sample = line.prefix { $0 != "{" && $0 != " " }
+                #expect(sample.hasPrefix(current), "\(line) is not in family \(current)")
+            }
+        }
     }
 }

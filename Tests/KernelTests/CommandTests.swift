@@ -26,6 +26,9 @@ struct CommandTests {
             let missing = try zonewall(["status", "--policies", Self.policies, "--netns", ns])
             #expect(missing.status == 4, "\(missing)")
             #expect(missing.stdout.contains("does not exist"))
+            // A table to create, not one to replace: no deletion of a table that is not there.
+            #expect(missing.stdout.contains("apply would create the table:\n  add table inet zonewall\n  add set"), "\(missing.stdout)")
+            #expect(!missing.stdout.contains("delete table"), "\(missing.stdout)")
 
             let apply = try zonewall(["apply", "--policies", Self.policies, "--netns", ns])
             #expect(apply.status == 0, "\(apply)")
