@@ -155,7 +155,7 @@ struct IdentityCompiler {
         let oifLo = Expression.match(.oifname, .equal(lo))
         func unzoned(_ f: FamilyInfo, source: Bool) -> Expression { .lookup([source ? f.saddr : f.daddr], set: "zoned_\(f.tag)", negated: true) }
         func markIs(_ v: UInt32) -> Expression { .match(.ctMark, .masked(Value(UInt64(mask), width: 4), equals: Value(UInt64(v), width: 4))) }
-        let notAnyIface: (Selector) -> [Expression] = { sel in anyIface ? [.lookup([sel], set: "if_all", negated: true)] : [] }
+        let notAnyIface: (Selector) -> [Expression] = { sel in anyIface ? [.lookup([sel], set: "ifz_all", negated: true)] : [] }
 
         // Audit mode: a packet no rule admits is audited (logged, passed) instead of denied when
         // either end is in an audit zone, as the base chains' tail does for addresses.
@@ -306,7 +306,7 @@ struct IdentityCompiler {
         if anyIface {
             let labeled = ifaceZones.flatMap { z in z.interfaces.map { ($0.value, policy.zones.firstIndex(of: z)!) } }
             let flat = Self.interfaceIntervals(labeled)
-            sets.append(NamedSet(name: "if_all", keyType: [.ifname], flags: .interval, elements: flat.map { SetElement(key: [$0.range]) }))
+            sets.append(NamedSet(name: "ifz_all", keyType: [.ifname], flags: .interval, elements: flat.map { SetElement(key: [$0.range]) }))
             for (name, prefix) in [("ifz_src", "fi_"), ("ifz_dst", "fo_"), ("ifz_in", "ii_"), ("ifz_out", "od_")] {
                 sets.append(NamedSet(name: name, keyType: [.ifname], dataType: .verdict, flags: .interval, elements: flat.map {
                     SetElement(key: [$0.range], data: .verdict(.jump(prefix + policy.zones[$0.zone].name)))
