@@ -183,7 +183,7 @@ struct PolicyResolver {
     }
 
     mutating func resolve(_ raw: FileFragment.RawExpectation, zones: [String: Zone]) -> Expectation? {
-        func party(_ p: PartyRef) -> Party? {
+        func party(_ p: PartyRef, isSource: Bool) -> Party? {
             switch p {
             case .address(let a, _): return .address(a)
             case .name(let n): return endpoint(n, zones: zones).map(Party.endpoint)
@@ -192,7 +192,9 @@ struct PolicyResolver {
                 switch party {
                 case .unit(let u): problem = Glob.isGlob(u) ? ("'\(party)': an expectation names one unit, not a glob", "write the unit's name") : IdentityNames.unitProblem(u)
                 case .cgroup(let c): problem = IdentityNames.cgroupProblem(c)
-                case .user(let u): problem = IdentityNames.userProblem(u)
+                case .user(let u):
+                    problem = isSource ? IdentityNames.userProblem(u)
+                        : ("'\(party)': a user is only a sender", "name the receiving zone, unit or address")
                 case .interface(let i): problem = i.hasSuffix("*") ? ("'\(party)': an expectation names one interface, not a wildcard", "write the interface's name") : IdentityNames.interfaceProblem(i)
                 default: problem = nil
                 }
@@ -204,7 +206,9 @@ struct PolicyResolver {
                 return party
             }
         }
-        guard let from = party(raw.from), let to = party(raw.to) else { return nil }
+        // Both ends are checked, so that each problem is reported.
+        let from = party(raw.from, isSource: true), to = party(raw.to, isSource: false)
+        guard let from, let to else { return nil }
         if case .address(let a) = from, case .address(let b) = to, a.family != b.family {
             diagnostics.append(.error(raw.location, "this expectation goes from an \(a.family == .ipv4 ? "IPv4" : "IPv6") address to an "
                                       + "\(b.family == .ipv4 ? "IPv4" : "IPv6") one: no packet does",

@@ -84,7 +84,10 @@ struct ApplyCommand: ParsableCommand {
         if let window, let within = confirmWithin {
             if changed {
                 window.committed()
-                print("zonewall: run `\(kernelOptions.confirmCommand())` within \(within) "
+                // The window belongs to this namespace and policy directory: the command names both.
+                let policies = StateFile.canonicalDirectory(options.policies)
+                let named = policies == StateFile.canonicalDirectory(PolicyOptions.defaultDirectory) ? nil : policies
+                print("zonewall: run `\(kernelOptions.confirmCommand(policies: named))` within \(within) "
                       + "or the previous rule set comes back")
             } else {
                 window.abort()

@@ -77,7 +77,9 @@ extension Zonewall {
 /// Options every policy-reading command shares.
 struct PolicyOptions: ParsableArguments {
     @Option(name: .long, help: "Directory of *.yaml policy files.")
-    var policies: String = "/etc/zonewall"
+    var policies: String = Self.defaultDirectory
+
+    static let defaultDirectory = "/etc/zonewall"
 }
 
 /// Writes to standard error; a standard error that cannot be written is ignored (it has

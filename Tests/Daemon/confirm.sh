@@ -65,7 +65,7 @@ setsid bash -c "'$ZW' apply --netns '$R' --policies '$D' --confirm 3s >'$WORK/ap
 shell=$!
 for _ in $(seq 100); do grep -q "within" "$WORK/apply.out" 2>/dev/null && break; sleep 0.05; done
 t0=$(date +%s.%N)
-check "apply --confirm prints the instruction" grep -q "run \`zonewall confirm --netns $R\` within 3 s or the previous rule set comes back" "$WORK/apply.out"
+check "apply --confirm prints the instruction, naming the policies" grep -q "run \`zonewall confirm --netns $R --policies $(realpath "$D")\` within 3 s or the previous rule set comes back" "$WORK/apply.out"
 kill -KILL -- -"$shell" 2>/dev/null; wait "$shell" 2>/dev/null
 changed=$(listing)
 check "the new rule set is in force meanwhile" test "$changed" != "$before"
@@ -77,9 +77,10 @@ check "status says it was reverted" bash -c "grep -q 'last confirmation window: 
 check "zonewall confirm now has nothing to confirm (exit 1)" bash -c "! '$ZW' confirm --netns '$R' --policies '$D' 2>/dev/null"
 
 echo "== confirmed: kept"
-apply --confirm 3s >/dev/null
+apply --confirm 3s >"$WORK/apply.out"
 kept=$(listing)
-check "zonewall confirm confirms (exit 0)" "$ZW" confirm --netns "$R" --policies "$D"
+printed=$(sed -n 's/^zonewall: run `zonewall \(confirm [^`]*\)` within.*/\1/p' "$WORK/apply.out")
+check "zonewall confirm, as apply printed it, confirms (exit 0)" bash -c "[[ -n '$printed' ]] && cd / && '$ZW' $printed"
 sleep 3.5
 check "after the deadline: the confirmed rule set stays" test "$(listing)" = "$kept"
 check "… and it is not the previous one" test "$kept" != "$before"

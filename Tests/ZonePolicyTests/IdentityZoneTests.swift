@@ -97,6 +97,23 @@ import Testing
         #expect(policy.expectations.map(\.from) == [.unit("billing.service"), .cgroup("/machine.slice/libpod-3f2a.scope/inner")])
     }
 
+    /// A user is only a sender (`explain` refuses one as TO too): an expectation towards one
+    /// is an error at it, and the other end of the same expectation is still checked.
+    @Test func expectationTowardsAUserIsAnError() {
+        let result = parse(Self.services + """
+            expect:
+              - {from: db, to: user:ops, port: tcp/80, verdict: deny}
+              - {from: unit:bad, to: user:root, port: tcp/80, verdict: deny}
+
+            """)
+        #expect(result.policy == nil)
+        let errors = result.diagnostics.filter { $0.severity == .error }
+        #expect(errors.map(\.location.line) == [23, 24, 24], "\(dump(result))")
+        #expect(errors.filter { $0.message == "'user:ops': a user is only a sender" }.map(\.location.column) == [20], "\(dump(result))")
+        #expect(errors.contains { $0.message.contains("has no type suffix") }, "\(dump(result))")
+        #expect(errors.contains { $0.message == "'user:root': a user is only a sender" }, "\(dump(result))")
+    }
+
     @Test func markFieldTooSmallIsAnError() {
         let result = parse("""
             settings:
