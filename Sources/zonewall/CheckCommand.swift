@@ -37,12 +37,14 @@ struct CheckCommand: ParsableCommand {
         if let policy = result.policy {
             result.diagnostics = (result.diagnostics + Lint.check(policy) + Lockout.warnings(policy)).sortedByLocation
         }
+        // Under --strict a warning fails the check, and every format says so.
+        let strictFailure = strict && result.policy != nil && !result.warnings.isEmpty
         switch format {
         case .text:
             for d in result.diagnostics { printError(d.description) }
             if let policy = result.policy {
                 let table = ZoneCompiler.compile(policy)
-                print("ok: \(policy.zones.count) zones, \(policy.zones.reduce(0) { $0 + $1.members.count }) members, "
+                print("\(strictFailure ? "failed (--strict: warnings fail)" : "ok"): \(policy.zones.count) zones, \(policy.zones.reduce(0) { $0 + $1.members.count }) members, "
                       + "\(policy.rules.count) allow rules, \(result.warnings.count) warnings; "
                       + "\(table.sets.count) sets, \(table.chains.count) chains, \(table.elementCount) elements")
             } else {
@@ -55,15 +57,22 @@ struct CheckCommand: ParsableCommand {
                 if let h = d.hint { o["hint"] = h }
                 return o
             }
-            let doc: [String: Any] = ["valid": result.policy != nil, "errors": result.errors.count,
+            // "valid": the policy can be applied; "passed": the check passed (--strict: no warnings either).
+            let doc: [String: Any] = ["valid": result.policy != nil, "passed": result.policy != nil && !strictFailure,
+                                      "strict": strict, "errors": result.errors.count,
                                       "warnings": result.warnings.count, "diagnostics": items]
             let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         case .github:
-            for d in result.diagnostics { print(d.githubAnnotation) }
+            // Under --strict a warning fails the job: it is annotated as the error it is there.
+            for d in result.diagnostics {
+                var shown = d
+                if strict { shown.severity = .error }
+                print(shown.githubAnnotation)
+            }
         }
         guard let policy = result.policy else { throw ExitCode(1) }
-        if strict && !result.warnings.isEmpty {
+        if strictFailure {
             if format == .text { printError("zonewall: --strict: \(result.warnings.count) warning(s) fail the check") }
             throw ExitCode(1)
         }

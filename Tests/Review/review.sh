@@ -178,8 +178,28 @@ YAML
 expect_status "check: warnings alone pass" 0 $?
 contains "lint warning with file:line:col" "$WORK/lint.err" "$WORK/lint/p.yaml:5:5: warning: this rule lets the whole world reach every tcp port"
 contains "lint hint says how to silence it" "$WORK/lint.err" "ignore: [world-open]"
-"$ZW" check --strict --policies "$WORK/lint" >/dev/null 2>&1
+"$ZW" check --strict --policies "$WORK/lint" >"$WORK/strict.out" 2>&1
 expect_status "check --strict fails on warnings" 1 $?
+if grep -q '^ok:' "$WORK/strict.out" || ! grep -q '^failed (--strict: warnings fail): ' "$WORK/strict.out"; then
+    fail "check --strict's summary says the check failed, not ok: $(cat "$WORK/strict.out")"
+else
+    pass "check --strict's summary says the check failed"
+fi
+"$ZW" check --strict --format json --policies "$WORK/lint" >"$WORK/strict.json" 2>/dev/null
+expect_status "check --strict --format json fails on warnings" 1 $?
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["valid"] is True and d["passed"] is False and d["strict"] is True and d["warnings"] > 0 else 1)' "$WORK/strict.json"; then
+    pass "check --strict --format json: valid, but passed false"
+else
+    fail "check --strict --format json should say valid true, passed false, strict true: $(cat "$WORK/strict.json")"
+fi
+"$ZW" check --format json --policies "$WORK/lint" 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["passed"] is True and d["strict"] is False else 1)' \
+    && pass "check --format json without --strict: passed true" || fail "check --format json without --strict should say passed true"
+"$ZW" check --strict --format github --policies "$WORK/lint" >"$WORK/strict.gh" 2>/dev/null
+if grep -q '^::warning' "$WORK/strict.gh" || ! grep -q '^::error file=.*whole world' "$WORK/strict.gh"; then
+    fail "check --strict --format github annotates the failing warnings as errors: $(cat "$WORK/strict.gh")"
+else
+    pass "check --strict --format github annotates the failing warnings as errors"
+fi
 sed -i 's|ports: \[tcp\]}|ports: [tcp], lint: {ignore: [world-open], reason: "a honeypot"}}|' "$WORK/lint/p.yaml"
 "$ZW" check --strict --policies "$WORK/lint" >/dev/null 2>"$WORK/lint2.err"
 expect_status "check --strict passes once the lint is silenced with a reason" 0 $?
