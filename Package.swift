@@ -156,7 +156,7 @@ let package = Package(
         // Membership against a real etcd server started by the tests (Debian's etcd-server).
         .testTarget(name: "EtcdTests", dependencies: ["Membership", "ZonePolicy"]),
         // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).
-        .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy"]),
+        .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy", "Daemon"]),
     ]
 )
 

@@ -2,6 +2,7 @@ import FlowLog
 import Foundation
 import Logging
 import Prometheus
+import Reconciler
 import ZonePolicy
 
 /// Where the daemon's flow log listens and reports.
@@ -22,9 +23,13 @@ public struct FlowLogConfiguration: Sendable {
 }
 
 extension FlowLogConfiguration {
-    /// `/run/zonewall/flows.json`, or `flows-NAME.json` for a daemon enforcing in a namespace.
-    public static func defaultSummaryFile(netns: String?) -> String {
-        FlowStreamServer.defaultPath(netns: netns).replacingOccurrences(of: "flowlog", with: "flows").replacingOccurrences(of: ".sock", with: ".json")
+    /// Named as the daemon's state file is (`StateFile.defaultPath`): by the namespace's
+    /// identity and the policy directory, `/run/zonewall/flows-ns-DEV-INODE-HASH.json`. A
+    /// namespace deleted and created again under the same name is another namespace, and
+    /// shows no summary of the daemon that enforced in the earlier one.
+    public static func defaultSummaryFile(netns: String?, policyDirectory: String, directory: String = "/run/zonewall") -> String {
+        let state = StateFile.defaultPath(namespace: netns, policyDirectory: policyDirectory, directory: directory)
+        return directory + "/flows-" + state.dropFirst(directory.count + "/state-".count)
     }
 }
 

@@ -63,7 +63,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The flow log socket that `zonewall log` reads (default: /run/zonewall/flowlog.sock, flowlog-NAME.sock with --netns NAME); empty disables the flow log.", valueName: "PATH"))
     var flowLogSocket: String?
 
-    @Option(help: ArgumentHelp("Where the top denied pairs of the last hour are written for `zonewall status` (default: /run/zonewall/flows.json, flows-NAME.json with --netns NAME).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Where the top denied pairs of the last hour are written for `zonewall status` (default: /run/zonewall/flows-ns-DEV-INODE-HASH.json, by the namespace's identity and the policy directory, as the state file).", valueName: "PATH"))
     var flowSummaryFile: String?
 
     @OptionGroup(title: "Members from etcd") var etcd: EtcdOptions
@@ -154,7 +154,7 @@ struct RunCommand: AsyncParsableCommand {
         if ownTable { configuration.tableFlags = NetlinkKernel.ownedTableFlags }
         let socket = flowLogSocket ?? FlowStreamServer.defaultPath(netns: kernelOptions.netns)
         if !socket.isEmpty {
-            let summary = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns)
+            let summary = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns, policyDirectory: options.policies)
             configuration.flowLog = FlowLogConfiguration(namespace: kernelOptions.netns, socketPath: socket,
                                                          summaryFile: summary.isEmpty ? nil : summary)
         }

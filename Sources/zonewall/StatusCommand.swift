@@ -38,7 +38,7 @@ struct StatusCommand: ParsableCommand {
         discussion: "Default: the one `zonewall run` writes for the same --netns and --policies."))
     var stateFile: String?
 
-    @Option(help: "The daemon's flow summary; the top denied pairs of the last hour are shown when it exists (default: /run/zonewall/flows.json, flows-NAME.json with --netns NAME).")
+    @Option(help: "The daemon's flow summary; the top denied pairs of the last hour are shown when it exists (default: /run/zonewall/flows-ns-DEV-INODE-HASH.json, by the namespace's identity and the policy directory, as the state file).")
     var flowSummaryFile: String?
 
     func run() throws {
@@ -63,7 +63,7 @@ struct StatusCommand: ParsableCommand {
         } else if let outcome = confirmations.lastOutcome() {
             print("last confirmation window: \(outcome)")
         }
-        let flows = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns)
+        let flows = flowSummaryFile ?? FlowLogConfiguration.defaultSummaryFile(netns: kernelOptions.netns, policyDirectory: options.policies)
         if FileManager.default.fileExists(atPath: flows), let s = try? FlowSummary.read(flows) {
             printFlows(s)
         }

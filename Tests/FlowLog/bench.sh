@@ -36,7 +36,7 @@ ID="" DAEMON="" LOGGER="" SERVER=""
 cleanup() {
     for p in $LOGGER $DAEMON $SERVER; do kill -KILL "$p" 2>/dev/null; done
     lab_down "$ID"
-    rm -f "/run/zonewall/flowlog-zw-$ID-r.sock" "/run/zonewall/flows-zw-$ID-r.json"
+    rm -f "/run/zonewall/flowlog-zw-$ID-r.sock" "$WORK/flows.json"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -47,7 +47,7 @@ ns_of() { awk -v n="$1" '$1 == n {print $2}' "$EP"; }
 addr_of() { awk -v n="$1" '$1 == n {print $3}' "$EP"; }
 WEB=$(ns_of web) DBNS=$(ns_of db) DB4=$(addr_of db)
 
-"$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" >"$WORK/daemon.log" 2>&1 &
+"$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" --flow-summary-file "$WORK/flows.json" >"$WORK/daemon.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 200); do grep -q '"inSync" : true' "$WORK/state.json" 2>/dev/null && [[ -S /run/zonewall/flowlog-$R.sock ]] && break; sleep 0.05; done
 
@@ -128,7 +128,7 @@ logged=$(jq -s 'map(select(.proto == "udp" and .verdict == "denied")) | map(.cou
 lag=$(awk -v a="$tend" -v b="$stable_at" 'BEGIN{v = (b - a) / 1e9; printf "%.2f", v < 0 ? 0 : v}')
 kill -INT "$LOGGER"; wait "$LOGGER" 2>/dev/null; LOGGER=""; [[ -s $WORK/log.err ]] && { echo "  zonewall log said:"; head -5 "$WORK/log.err"; }
 sleep 5.5
-lost=$(jq .lost "/run/zonewall/flows-$R.json" 2>/dev/null || echo "?")
+lost=$(jq .lost "$WORK/flows.json" 2>/dev/null || echo "?")
 echo "  sent $sent in ${secs}s ($(awk -v n="$sent" -v s="$secs" 'BEGIN{printf "%d", n/s}')/s); logged to zonewall log: $logged ($(awk -v a="$logged" -v b="$sent" 'BEGIN{printf "%.4f", a/b}') of sent)"
 echo "  the daemon's count of packets lost before reading: $lost; last record written ${lag}s after the flood ended"
 echo "  CPU over ${wall}s: daemon $(awk -v t=$((cpu1 - cpu0)) -v k="$ticks" -v w="$wall" 'BEGIN{printf "%.0f", 100 * t / k / w}')% of a core, zonewall log $(awk -v t=$((lcpu1 - lcpu0)) -v k="$ticks" -v w="$wall" 'BEGIN{printf "%.0f", 100 * t / k / w}')%"

@@ -43,18 +43,20 @@ allow:
 settings: {denied: reject, log_denied: true, log_group: 7, log_rate: 200}
 YAML
 
-ID="" DAEMON="" LOGGER=""
+ID="" DAEMON="" LOGGER="" NSID=""
 cleanup() {
     [[ -n $LOGGER ]] && kill -KILL "$LOGGER" 2>/dev/null
     [[ -n $DAEMON ]] && kill -KILL "$DAEMON" 2>/dev/null
     lab_down "$ID"
-    rm -f "/run/zonewall/flowlog-zw-$ID-r.sock" "/run/zonewall/flows-zw-$ID-r.json"
+    rm -f "/run/zonewall/flowlog-zw-$ID-r.sock"
+    [[ -n $NSID ]] && rm -f /run/zonewall/flows-ns-"$NSID"-*.json
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 ID=$(lab_up "$D") || { echo "lab_up failed"; exit 1; }
 R=zw-$ID-r
+NSID=$(stat -L -c '%d-%i' "/run/netns/$R")  # the flow summary is named by the namespace's identity
 EP=$LAB_STATE/$ID/endpoints
 ns_of() { awk -v n="$1" '$1 == n {print $2}' "$EP"; }
 addr_of() { awk -v n="$1" -v f="$2" '$1 == n {print (f == 4 ? $3 : $4)}' "$EP"; }
@@ -132,6 +134,9 @@ sleep 5.5   # the daemon writes its flow summary every 5 s
 cat "$WORK/status.txt" | sed -n '1,6p'
 check "status shows the top denied pair of the last hour" grep -qE "denied +web → db: [0-9]+ packets" "$WORK/status.txt"
 check "no logged packet was lost on the way to zonewall" grep -q ", 0 lost before reading" "$WORK/status.txt"
+mkdir -p "$WORK/other" && cp "$D"/*.yaml "$WORK/other/"
+"$ZW" status --netns "$R" --policies "$WORK/other" --state-file '' >"$WORK/status-other.txt" 2>&1
+check "status with other policies shows no flow summary (it is this daemon's)" bash -c "! grep -q 'flow log:' '$WORK/status-other.txt'"
 
 echo "== SIGINT ends zonewall log cleanly"
 kill -INT "$LOGGER"

@@ -1,3 +1,4 @@
+import Daemon
 import Foundation
 import Testing
 
@@ -171,6 +172,37 @@ struct DryRunCommandTests {
         #expect(hidden.status == 1 && !hidden.stderr.contains("confirm-guard,") && !hidden.stderr.contains(", confirm-guard"), "\(hidden)")
         let emptyNamespace = try zonewall(["status", "--netns", "", "--policies", "\(repoRoot)/Policies"])
         #expect(emptyNamespace.status == 1 && emptyNamespace.stderr.contains("--netns needs a name"), "\(emptyNamespace)")
+    }
+
+    /// The daemon's flow summary is named as its state file is, by the namespace's identity
+    /// and the policy directory: status in a namespace created again under the same name, or
+    /// with other policies, shows none of it.
+    @Test func flowSummaryBelongsToOneNamespaceAndPolicyDirectory() throws {
+        if skipUnlessRoot() { return }
+        try withNamespace { ns in
+            let policies = "\(repoRoot)/Policies"
+            let path = FlowLogConfiguration.defaultSummaryFile(netns: ns, policyDirectory: policies)
+            #expect(path.hasPrefix("/run/zonewall/flows-ns-"), "\(path)")
+            #expect(path != FlowLogConfiguration.defaultSummaryFile(netns: ns, policyDirectory: "\(repoRoot)/Tests"))
+            try FileManager.default.createDirectory(atPath: "/run/zonewall", withIntermediateDirectories: true)
+            try """
+                {"at": "2026-01-01T00:00:00Z", "group": 9, "top": [{"from": "web", "to": "db", "verdict": "denied", "packets": 7}],
+                 "lost": 0, "records": 7}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let here = try zonewall(["status", "--policies", policies, "--netns", ns])
+            #expect(here.stdout.contains("flow log: NFLOG group 9, 7 packets read"), "\(here)")
+            let otherPolicies = FileManager.default.temporaryDirectory.appendingPathComponent("zw-kt-flows-\(UInt32.random(in: 0...UInt32.max))").path
+            try FileManager.default.copyItem(atPath: policies, toPath: otherPolicies)
+            defer { try? FileManager.default.removeItem(atPath: otherPolicies) }
+            let other = try zonewall(["status", "--policies", otherPolicies, "--netns", ns])
+            #expect(!other.stdout.contains("flow log:"), "\(other)")
+            // The same name, another namespace.
+            #expect(try exec(["ip", "netns", "delete", ns]).status == 0)
+            #expect(try exec(["ip", "netns", "add", ns]).status == 0)
+            let again = try zonewall(["status", "--policies", policies, "--netns", ns])
+            #expect(again.status == 4 && !again.stdout.contains("flow log:"), "\(again)")
+        }
     }
 
     /// The state names its namespace by identity too: a namespace deleted and created again
