@@ -330,6 +330,9 @@ struct FileFragment {
     var rules: [RawRule] = []
     var settings: Settings?
     var expectations: [RawExpectation] = []
+    /// The zone names of allow rules left out for errors of their own (a bad port spec): still
+    /// checked against the zones, so that each problem of a rule is reported at once.
+    var namesOfBadRules: [NameRef] = []
     /// The file was not read as a policy at all (YAML syntax, no document, refused aliases, not a
     /// mapping): whatever it declares is unknown, so references to zones are not checked.
     var unread = false
@@ -423,7 +426,7 @@ struct FileParser {
             defer { reader.leave(saved) }
             switch key {
             case "zones": fragment.zones = parseZones(value)
-            case "allow": fragment.rules = parseRules(value)
+            case "allow": (fragment.rules, fragment.namesOfBadRules) = parseRules(value)
             case "settings": fragment.settings = parseSettings(value, at: reader.location(keyNode))
             case "expect": fragment.expectations = parseExpectations(value)
             default: break
@@ -652,10 +655,12 @@ struct FileParser {
         return p
     }
 
-    mutating func parseRules(_ node: Node) -> [FileFragment.RawRule] {
-        if DocumentReader.isNull(node) { return [] }
-        guard let items = reader.sequence(node, what: "allow") else { return [] }
+    /// The rules, and the zone names of the rules left out for errors.
+    mutating func parseRules(_ node: Node) -> ([FileFragment.RawRule], [NameRef]) {
+        if DocumentReader.isNull(node) { return ([], []) }
+        guard let items = reader.sequence(node, what: "allow") else { return ([], []) }
         var rules: [FileFragment.RawRule] = []
+        var namesOfBad: [NameRef] = []
         for item in items {
             let saved = reader.enter(item, in: node)
             defer { reader.leave(saved) }
@@ -694,9 +699,11 @@ struct FileParser {
             }
             if ok, let from, let to, let ports {
                 rules.append(.init(from: from, to: to, ports: ports, description: description, location: location, lint: lint))
+            } else if !merged {
+                namesOfBad += (from ?? []) + (to ?? [])
             }
         }
-        return rules
+        return (rules, namesOfBad)
     }
 
     /// `lint: {ignore: [KIND, …], reason: "…"}`: both keys are required, so every silenced lint says why.

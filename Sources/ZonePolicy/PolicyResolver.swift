@@ -51,6 +51,7 @@ struct PolicyResolver {
         }
 
         let rules = fragments.flatMap(\.rules).compactMap { resolve($0, zones: zones) }
+        for ref in fragments.flatMap(\.namesOfBadRules) { _ = endpoint(ref, zones: zones) }
         let expectations = fragments.flatMap(\.expectations).compactMap { resolve($0, zones: zones) }
         let policy = Policy(zones: Array(zones.values), rules: rules, settings: settings ?? Settings(), expectations: expectations)
         checkMarkField(policy)

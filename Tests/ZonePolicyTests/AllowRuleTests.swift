@@ -83,6 +83,25 @@ import Testing
         #expect(result.errors.count == 3, "\(dump(result))")
     }
 
+    /// A rule with a bad port spec still has its zone names checked: each problem is reported at once.
+    @Test func unknownZonesOfARuleWithABadPortSpecAreReported() {
+        let result = parse(webAndDB + """
+            allow:
+              - from: web
+                to: [db, nosuch]
+                ports: tcp/80
+              - from: [web, nosuch2]
+                to: db
+                ports: [tcp/0]
+
+            """)
+        expectDiagnostic(result, line: 7, column: 12, message: "'ports' must be a list")
+        expectDiagnostic(result, line: 6, column: 14, message: "unknown zone 'nosuch'")
+        expectDiagnostic(result, line: 8, column: 17, message: "unknown zone 'nosuch2'")
+        expectDiagnostic(result, line: 10, column: 13, message: "bad port spec 'tcp/0': port 0 is out of range")
+        #expect(result.errors.count == 4, "\(dump(result))")
+    }
+
     @Test func fromAndToTakeAScalarOrAList() throws {
         let result = parse(webAndDB + """
             allow:
