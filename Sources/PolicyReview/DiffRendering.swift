@@ -9,7 +9,7 @@ extension PolicyDiff {
     /// One line: "opens 2 flows, closes 5", then member and zone changes when there are any.
     public var summary: String {
         if isEmpty { return "no change in meaning" }
-        var parts = ["opens \(plural(opened.count, "flow"))", "closes \(closed.count)"]
+        var parts = ["opens \(plural(opened.count + openedForMoved.count, "flow"))", "closes \(closed.count + closedForMoved.count)"]
         let memberChanges = membersAdded.count + membersRemoved.count
         if memberChanges > 0 { parts.append(plural(memberChanges, "member change")) }
         if !zonesAdded.isEmpty { parts.append("adds \(plural(zonesAdded.count, "zone"))") }
@@ -41,11 +41,25 @@ extension PolicyDiff {
     /// What audit mode means, for headings.
     static let auditMeaning = "what the policy denies to or from the zone passes, logged as audit"
 
+    /// A moved-address flow in words: `192.0.2.1 (was a, now world) → host`.
+    func describe(_ m: MovedFlow) -> String {
+        let shown = m.members.prefix(3).joined(separator: ", ") + (m.members.count > 3 ? " and \(m.members.count - 3) more" : "")
+        let side = "\(shown) (was \(m.was), now \(m.now))"
+        return m.outbound ? "\(side) → \(m.peer)" : "\(m.peer) → \(side)"
+    }
+
     /// The stable JSON form: every key always present, every list sorted.
     public var json: JSONValue {
         func flows(_ fs: [Flow]) -> JSONValue {
             .array(fs.map { f -> JSONValue in
                 ["from": .string(f.from.description), "to": .string(f.to.description), "ports": .array(f.ports.map(JSONValue.string))]
+            })
+        }
+        func moved(_ ms: [MovedFlow]) -> JSONValue {
+            .array(ms.map { m -> JSONValue in
+                ["members": .array(m.members.map(JSONValue.string)), "was": .string(m.was.description), "now": .string(m.now.description),
+                 "peer": .string(m.peer.description), "direction": .string(m.outbound ? "to peer" : "from peer"),
+                 "ports": .array(m.ports.map(JSONValue.string))]
             })
         }
         func members(_ ms: [Member]) -> JSONValue {
@@ -55,6 +69,7 @@ extension PolicyDiff {
             "opened": flows(opened),
             "closed": flows(closed),
             "members": ["added": members(membersAdded), "removed": members(membersRemoved)],
+            "moved": ["opened": moved(openedForMoved), "closed": moved(closedForMoved)],
             "zones": ["added": .array(zonesAdded.map(JSONValue.string)), "removed": .array(zonesRemoved.map(JSONValue.string))],
             "failsafe": ["opened": .array(failsafeOpened.specs.map(JSONValue.string)), "closed": .array(failsafeClosed.specs.map(JSONValue.string))],
             "audit": ["added": .array(auditAdded.map(JSONValue.string)), "removed": .array(auditRemoved.map(JSONValue.string))],
@@ -65,8 +80,8 @@ extension PolicyDiff {
     public var text: String {
         if isEmpty { return "no change in meaning\n" }
         var out = summary + "\n"
-        func section(_ title: String, _ flows: [Flow], sign: String) {
-            guard !flows.isEmpty else { return }
+        func section(_ title: String, _ flows: [Flow], _ moved: [MovedFlow], sign: String) {
+            guard !flows.isEmpty || !moved.isEmpty else { return }
             out += "\n\(title):\n"
             for f in flows {
                 out += "  \(sign) \(f.from) → \(f.to): \(f.ports.joined(separator: ", "))"
@@ -74,9 +89,10 @@ extension PolicyDiff {
                 if !why.isEmpty { out += "  (\(why.joined(separator: ", ")))" }
                 out += "\n"
             }
+            for m in moved { out += "  \(sign) \(describe(m)): \(m.ports.joined(separator: ", "))  (member change)\n" }
         }
-        section("opened", opened, sign: "+")
-        section("closed", closed, sign: "-")
+        section("opened", opened, openedForMoved, sign: "+")
+        section("closed", closed, closedForMoved, sign: "-")
         if !membersAdded.isEmpty || !membersRemoved.isEmpty {
             out += "\nmembers:\n"
             for m in membersAdded { out += "  + \(m.zone): \(m.member)\n" }
@@ -110,8 +126,15 @@ extension PolicyDiff {
         if isEmpty {
             return out + "\nThe policy change does not change what is allowed, the zones or their members.\n"
         }
-        func table(_ title: String, _ flows: [Flow], ruleSide: String) {
-            guard !flows.isEmpty else { return }
+        func table(_ title: String, _ flows: [Flow], _ moved: [MovedFlow], ruleSide: String) {
+            guard !flows.isEmpty || !moved.isEmpty else { return }
+            defer {
+                for m in moved {
+                    let from = m.outbound ? "\(markdownList(m.members)) (was \(m.was), now \(m.now))" : "\(m.peer)"
+                    let to = m.outbound ? "\(m.peer)" : "\(markdownList(m.members)) (was \(m.was), now \(m.now))"
+                    out += "| \(from) | \(to) | \(m.ports.map { "`\($0)`" }.joined(separator: " ")) | member change |\n"
+                }
+            }
             out += "\n#### \(title)\n\n| from | to | ports | rule (\(ruleSide) policy) |\n|---|---|---|---|\n"
             for f in flows {
                 let why = sources(f, opened: ruleSide == "new")
@@ -119,8 +142,8 @@ extension PolicyDiff {
                 out += "| \(f.from) | \(f.to) | \(f.ports.map { "`\($0)`" }.joined(separator: " ")) | \(rules) |\n"
             }
         }
-        table("Opened", opened, ruleSide: "new")
-        table("Closed", closed, ruleSide: "old")
+        table("Opened", opened, openedForMoved, ruleSide: "new")
+        table("Closed", closed, closedForMoved, ruleSide: "old")
         if !membersAdded.isEmpty || !membersRemoved.isEmpty {
             out += "\n#### Members\n\n| zone | change | member |\n|---|---|---|\n"
             for m in membersAdded { out += "| \(m.zone) | added | `\(m.member)` |\n" }
@@ -173,6 +196,11 @@ extension PolicyDiff {
 /// A mermaid node shape and label: zones are boxes, `world` and `host` are rounded.
 func mermaidNode(_ e: Endpoint) -> String {
     e.isZone ? "[\"\(e)\"]" : "([\"\(e)\"])"
+}
+
+/// Up to three addresses as code spans, and how many more.
+func markdownList(_ members: [String]) -> String {
+    members.prefix(3).map { "`\($0)`" }.joined(separator: ", ") + (members.count > 3 ? " and \(members.count - 3) more" : "")
 }
 
 /// Backticks cannot occur inside a markdown code span written with one backtick.

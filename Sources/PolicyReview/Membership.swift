@@ -114,6 +114,51 @@ public struct Membership: Sendable {
         return out
     }
 
+    /// Addresses whose owner differs between two memberships: `was` and `now` are zone names,
+    /// nil for no zone (`world`).
+    public struct Move: Sendable, Hashable {
+        public var was: String?
+        public var now: String?
+        public var ranges: [AddressRange]
+    }
+
+    /// The addresses that changed owner from `old` to `new`, grouped by (was, now), sorted.
+    public static func moves(from old: Membership, to new: Membership) -> [Move] {
+        // Every boundary of either side's ranges, then each piece between them with its two owners.
+        func owners(_ m: Membership) -> [(AddressRange, String)] {
+            m.ranges.flatMap { zone, rs in rs.map { ($0, zone) } }.sorted { $0.0 < $1.0 }
+        }
+        let a = owners(old), b = owners(new)
+        var byPair: [[String?]: [AddressRange]] = [:]
+        for family in AddressFamily.allCases {
+            let fa = a.filter { $0.0.family == family }, fb = b.filter { $0.0.family == family }
+            var cuts = Set<UInt128>()
+            for (r, _) in fa + fb {
+                cuts.insert(r.first)
+                if r.last != .max { cuts.insert(r.last + 1) }
+            }
+            let points = cuts.sorted()
+            func owner(_ list: [(AddressRange, String)], at x: UInt128) -> String? {
+                // The ranges are disjoint and sorted: the last one starting at or before x.
+                var lo = 0, hi = list.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if list[mid].0.first <= x { lo = mid + 1 } else { hi = mid }
+                }
+                guard lo > 0, list[lo - 1].0.last >= x else { return nil }
+                return list[lo - 1].1
+            }
+            for (k, start) in points.enumerated() {
+                let was = owner(fa, at: start), now = owner(fb, at: start)
+                guard was != now else { continue }
+                let last = k + 1 < points.count ? points[k + 1] - 1 : UInt128.max >> (128 - family.bits)
+                byPair[[was, now], default: []].append(AddressRange(family: family, first: start, last: last))
+            }
+        }
+        return byPair.map { Move(was: $0.key[0], now: $0.key[1], ranges: merged($0.value)) }
+            .sorted { ($0.ranges.first ?? AddressRange(family: .ipv4, first: 0, last: 0)) < ($1.ranges.first ?? AddressRange(family: .ipv4, first: 0, last: 0)) }
+    }
+
     /// The identities a zone admits, written as `explain` endpoints (`unit:NAME`,
     /// `cgroup:/PATH`, `user:NAME`, `iface:NAME`): the diff, the report and the lint use them.
     public static func identities(of zone: Zone) -> [String] {

@@ -44,10 +44,40 @@ public struct PolicyDiff: Sendable {
         }
     }
 
+    /// Addresses that changed zone (or left every zone, or joined one): their traffic now follows
+    /// the rules of their new zone (or `world`), so it changes even where no rule did.
+    public struct MovedFlow: Sendable, Comparable {
+        /// The addresses, as the policy language writes them.
+        public var members: [String]
+        /// Their zone before, or `world`.
+        public var was: Endpoint
+        /// Their zone now, or `world`.
+        public var now: Endpoint
+        /// The other end of the traffic.
+        public var peer: Endpoint
+        /// True: from the addresses to `peer`; false: from `peer` to them.
+        public var outbound: Bool
+        /// What changed, in the policy language.
+        public var access: Access
+
+        public var ports: [String] { access.specs }
+
+        public static func < (a: Self, b: Self) -> Bool {
+            (a.members.first ?? "", a.peer.description, a.outbound ? 0 : 1) < (b.members.first ?? "", b.peer.description, b.outbound ? 0 : 1)
+        }
+        public static func == (a: Self, b: Self) -> Bool {
+            a.members == b.members && a.peer == b.peer && a.outbound == b.outbound && a.access == b.access
+        }
+    }
+
     /// Traffic allowed now and denied before, by pair, sorted.
     public var opened: [Flow] = []
     /// Traffic allowed before and denied now, by pair, sorted.
     public var closed: [Flow] = []
+    /// Traffic of moved addresses (`MovedFlow`) allowed now and denied before.
+    public var openedForMoved: [MovedFlow] = []
+    /// Traffic of moved addresses allowed before and denied now.
+    public var closedForMoved: [MovedFlow] = []
     /// Addresses a zone gained, sorted by zone then address.
     public var membersAdded: [Member] = []
     /// Addresses a zone lost, sorted by zone then address.
@@ -78,7 +108,7 @@ public struct PolicyDiff: Sendable {
 
     /// Whether the change lets through traffic that did not pass before: opened flows, failsafe
     /// ports or audit mode.
-    public var opens: Bool { !opened.isEmpty || !failsafeOpened.isEmpty || !auditAdded.isEmpty }
+    public var opens: Bool { !opened.isEmpty || !openedForMoved.isEmpty || !failsafeOpened.isEmpty || !auditAdded.isEmpty }
 
     /// The difference from `old` to `new`.
     public init(from old: Policy, to new: Policy) {
@@ -117,6 +147,7 @@ public struct PolicyDiff: Sendable {
         auditRemoved = before.auditedZones.subtracting(after.auditedZones).intersection(newNames).sorted()
 
         let m0 = Membership(old), m1 = Membership(new)
+        movedFlows(Membership.moves(from: m0, to: m1), before, after, endpoints: oldNames.union(newNames))
         for zone in oldNames.union(newNames) {
             let r0 = m0.ranges[zone] ?? [], r1 = m1.ranges[zone] ?? []
             if r0 == r1 { continue }
@@ -133,5 +164,33 @@ public struct PolicyDiff: Sendable {
         }
         membersAdded.sort()
         membersRemoved.sort()
+    }
+
+    /// The traffic of addresses whose zone changed, against every other endpoint: what their old
+    /// zone (or `world`) was allowed before against what their new one is allowed now. Traffic
+    /// between two unzoned ends is not zonewall's to decide: it passes, on both sides.
+    private mutating func movedFlows(_ moves: [Membership.Move], _ before: Reachability, _ after: Reachability, endpoints: Set<String>) {
+        let peers = endpoints.sorted().map(Endpoint.zone) + [.world, .host]
+        func effective(_ r: Reachability, _ pair: EndpointPair) -> Access { pair.isGoverned ? r.access(pair) : .everything }
+        for move in moves {
+            let was: Endpoint = move.was.map(Endpoint.zone) ?? .world, now: Endpoint = move.now.map(Endpoint.zone) ?? .world
+            let members = move.ranges.flatMap(\.prefixes).map(\.description)
+            for peer in peers {
+                for outbound in [true, false] {
+                    let a = effective(before, outbound ? EndpointPair(from: was, to: peer) : EndpointPair(from: peer, to: was))
+                    let b = effective(after, outbound ? EndpointPair(from: now, to: peer) : EndpointPair(from: peer, to: now))
+                    if a == b { continue }
+                    let gained = b.subtracting(a), lost = a.subtracting(b)
+                    if !gained.isEmpty {
+                        openedForMoved.append(MovedFlow(members: members, was: was, now: now, peer: peer, outbound: outbound, access: gained))
+                    }
+                    if !lost.isEmpty {
+                        closedForMoved.append(MovedFlow(members: members, was: was, now: now, peer: peer, outbound: outbound, access: lost))
+                    }
+                }
+            }
+        }
+        openedForMoved.sort()
+        closedForMoved.sort()
     }
 }

@@ -142,6 +142,35 @@ import ZonePolicy
         #expect(diff.opened.isEmpty && diff.closed.isEmpty)
     }
 
+    /// Deleting a zone hands its addresses to `world`: whatever `world` may do or receive, they
+    /// now may too, though no rule changed. The diff says so, and counts it as opening traffic.
+    @Test func addressesLeavingEveryZoneTakeWorldsTraffic() {
+        let before = load("""
+            zones:
+              a: {members: [192.0.2.1]}
+              b: {members: [192.0.2.2]}
+            allow:
+              - {from: b, to: world, ports: [any]}
+              - {from: a, to: b, ports: [tcp/1]}
+
+            """)
+        let after = load("""
+            zones:
+              b: {members: [192.0.2.2]}
+            allow:
+              - {from: b, to: world, ports: [any]}
+
+            """)
+        let diff = PolicyDiff(from: before, to: after)
+        #expect(diff.opens)
+        #expect(diff.openedForMoved.map { "\(diff.describe($0)): \($0.ports)" }.contains("b → 192.0.2.1 (was a, now world): [\"any\"]"))
+        #expect(diff.summary.hasPrefix("opens 5 flows, closes 2"), "\(diff.summary)")
+        // And back: a new zone takes the addresses out of world's traffic.
+        let back = PolicyDiff(from: after, to: before)
+        #expect(back.closedForMoved.map { "\(back.describe($0)): \($0.ports)" }.contains("b → 192.0.2.1 (was world, now a): [\"any\"]"))
+        #expect(back.text.contains("  - b → 192.0.2.1 (was world, now a): any  (member change)\n"), "\(back.text)")
+    }
+
     @Test func aPrefixRemovedFromAnOuterZoneGoesBackToWhatHoldsIt() {
         // cache's /29 sits inside backend's /24: dropping it hands the addresses back to backend.
         let dropped = zonesYAML.replacingOccurrences(of: "cache: {members: [203.0.113.16/29]}", with: "cache: {members: [203.0.113.16/30]}")
@@ -268,6 +297,35 @@ import ZonePolicy
                   }
                 ]
               },
+              "moved": {
+                "closed": [],
+                "opened": [
+                  {
+                    "direction": "from peer",
+                    "members": ["203.0.113.21"],
+                    "now": "db",
+                    "peer": "api",
+                    "ports": ["tcp/5432"],
+                    "was": "cache"
+                  },
+                  {
+                    "direction": "from peer",
+                    "members": ["203.0.113.21"],
+                    "now": "db",
+                    "peer": "cache",
+                    "ports": ["tcp/5432"],
+                    "was": "cache"
+                  },
+                  {
+                    "direction": "from peer",
+                    "members": ["203.0.113.21"],
+                    "now": "db",
+                    "peer": "web",
+                    "ports": ["tcp/5432"],
+                    "was": "cache"
+                  }
+                ]
+              },
               "opened": [
                 {
                   "from": "cache",
@@ -283,7 +341,7 @@ import ZonePolicy
 
             """)
         let none = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base))
-        #expect(none.json.rendered == "{\n  \"audit\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"closed\": [],\n  \"failsafe\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"members\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"opened\": [],\n  \"zones\": {\n    \"added\": [],\n    \"removed\": []\n  }\n}\n")
+        #expect(none.json.rendered == "{\n  \"audit\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"closed\": [],\n  \"failsafe\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"members\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"moved\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"opened\": [],\n  \"zones\": {\n    \"added\": [],\n    \"removed\": []\n  }\n}\n")
     }
 }
 

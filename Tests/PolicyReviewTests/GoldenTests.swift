@@ -46,12 +46,18 @@ import ZonePolicy
 
     @Test func goldenDiffSaysWhatTheEditDid() throws {
         let d = try diff()
-        #expect(d.summary == "opens 3 flows, closes 2, 3 member changes, adds 1 zone")
+        #expect(d.summary == "opens 7 flows, closes 12, 3 member changes, adds 1 zone")
         #expect(d.closed.map { "\($0.pair) \($0.ports)" } == ["web → api [\"tcp/8050-8089\"]", "world → web [\"tcp/80\"]"])
         #expect(d.opened.map { "\($0.pair) \($0.ports)" }
                 == ["metrics → api [\"tcp/9100\"]", "metrics → web [\"tcp/9100\"]", "web → api [\"tcp/8100-8199\"]"])
         #expect(d.membersAdded.map { "\($0.zone) \($0.member)" } == ["db 203.0.113.7", "metrics 198.51.100.50"])
         #expect(d.membersRemoved.map { "\($0.zone) \($0.member)" } == ["workers 203.0.113.7"])
+        // The moved address takes db's traffic and leaves workers': what reaches it and what it reaches change.
+        #expect(d.openedForMoved.map { "\($0.peer) → \($0.members) \($0.ports)" }.filter { $0.contains("203.0.113.7") }
+                == ["api → [\"203.0.113.7\"] [\"tcp/5432\"]", "workers → [\"203.0.113.7\"] [\"tcp/5432\"]"])
+        #expect(d.closedForMoved.filter { $0.members == ["203.0.113.7"] && $0.outbound }.map { "\($0.peer) \($0.ports)" }
+                == ["db [\"tcp/5432\"]", "dns [\"tcp/53\", \"udp/53\"]", "world [\"tcp/443\"]"])
+        #expect(d.opens)
     }
 
     @Test func zoneFilterKeepsTheZoneAndItsNeighbours() throws {

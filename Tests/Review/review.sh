@@ -80,6 +80,44 @@ cat >"$WORK/want.json" <<'JSON'
       }
     ]
   },
+  "moved": {
+    "closed": [
+      {
+        "direction": "from peer",
+        "members": ["203.0.113.21"],
+        "now": "db",
+        "peer": "api",
+        "ports": ["tcp/6379"],
+        "was": "cache"
+      }
+    ],
+    "opened": [
+      {
+        "direction": "from peer",
+        "members": ["203.0.113.21"],
+        "now": "db",
+        "peer": "api",
+        "ports": ["tcp/5432"],
+        "was": "cache"
+      },
+      {
+        "direction": "from peer",
+        "members": ["203.0.113.21"],
+        "now": "db",
+        "peer": "web",
+        "ports": ["tcp/5432"],
+        "was": "cache"
+      },
+      {
+        "direction": "from peer",
+        "members": ["203.0.113.21"],
+        "now": "db",
+        "peer": "workers",
+        "ports": ["tcp/5432"],
+        "was": "cache"
+      }
+    ]
+  },
   "opened": [
     {
       "from": "web",
@@ -101,7 +139,7 @@ contains "no change says so" "$WORK/same.txt" "no change in meaning"
 
 "$ZW" diff --base HEAD~1 --policies policies --format markdown >"$WORK/diff.md"
 expect_status "markdown diff" 5 $?
-contains "markdown summary line" "$WORK/diff.md" "### zonewall: opens 1 flow, closes 1, 2 member changes"
+contains "markdown summary line" "$WORK/diff.md" "### zonewall: opens 4 flows, closes 2, 2 member changes"
 contains "markdown names the opening rule in the new policy" "$WORK/diff.md" "| web | db | \`tcp/5432\` | \`policies/more.yaml:2\` |"
 contains "markdown names the closing rule in the old policy at its revision" "$WORK/diff.md" '| world | web | `tcp/80` | `HEAD~1:policies/rules.yaml:'
 contains "markdown carries a mermaid graph" "$WORK/diff.md" '```mermaid'
@@ -135,7 +173,7 @@ contains "git missing is said clearly" "$WORK/nogit.err" "git is not installed"
 rc=$?
 expect_status "CI script: valid policy that changes meaning passes" 0 $rc
 [ $rc -eq 0 ] || sed 's/^/    /' "$WORK/ci.log"
-contains "CI script writes the comment body" "$WORK/comment.md" "### zonewall: opens 1 flow, closes 1"
+contains "CI script writes the comment body" "$WORK/comment.md" "### zonewall: opens 4 flows, closes 2"
 contains "CI script ran zonewall test" "$WORK/ci.log" "==> zonewall test"
 
 GITHUB_OUTPUT=$WORK/gh-output "$ROOT/packaging/ci/zonewall-ci.sh" --zonewall "$ZW" --policies policies --base HEAD --comment "$WORK/same.md" >/dev/null 2>&1
