@@ -38,7 +38,11 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
         guard fd >= 0 else { throw EntryError(operation: "opening network namespace \(path)", errno: errno) }
         defer { close(fd) }
         guard zw_enter_network_namespace(fd) == 0 else {
-            throw EntryError(operation: "entering network namespace \(path)", errno: errno)
+            let e = errno
+            // setns refuses a file that is no namespace before it checks privileges.
+            let why = e == EINVAL ? " (\(path) is not a network namespace: name one that `ip netns list` shows, "
+                + "or give a path such as /proc/PID/ns/net)" : ""
+            throw EntryError(operation: "entering network namespace \(path)\(why)", errno: e)
         }
     }
 

@@ -17,6 +17,16 @@ struct NetworkNamespaceTests {
                                                     errno: ENOENT)) { try result.get() }
     }
 
+    /// A file that is no namespace (`--netns /etc`, `--netns ../../etc`): EINVAL, with what to give instead.
+    @Test func aFileThatIsNoNamespaceSaysSo() {
+        var ran = false
+        let result = NetworkNamespace("/etc").run { ran = true }
+        #expect(!ran)
+        #expect(throws: NetworkNamespace.EntryError(
+            operation: "entering network namespace /etc (/etc is not a network namespace: name one that `ip netns list` shows, "
+                + "or give a path such as /proc/PID/ns/net)", errno: EINVAL)) { try result.get() }
+    }
+
     /// The namespace of a thread, as the inode of its `/proc/thread-self/ns/net`.
     static func currentNamespaceInode() -> UInt64 {
         var st = stat()
