@@ -80,6 +80,9 @@ public enum PortSpec: Hashable, Sendable, Comparable, CustomStringConvertible {
                                           hint: "use tcp, udp, sctp (optionally /PORT or /LOW-HIGH), icmp or any"))
         }
         guard parts.count == 2 else { return .success(.wholeProtocol(proto)) }
+        if parts[1].hasPrefix("-"), parts[1].dropFirst().allSatisfy(\.isASCIIDigit), !parts[1].dropFirst().isEmpty {
+            return .failure(PortSpecError(message: "'\(text)': port \(parts[1]) is out of range", hint: "ports are 1..65535"))
+        }
         let range = parts[1].split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         func port(_ p: Substring) -> Result<UInt16, PortSpecError> {
             guard !p.isEmpty, p.allSatisfy(\.isASCIIDigit), p.count <= 6, let n = Int(p) else {

@@ -26,6 +26,7 @@ import Testing
         BadInput("bare port", rule(ports: "80"), at: 6, 22, "'80': unknown protocol '80'", hint: "tcp, udp, sctp"),
         BadInput("open range", rule(ports: "udp/53-"), at: 6, 22, "'udp/53-': '' is not a port number"),
         BadInput("letters", rule(ports: "tcp/http"), at: 6, 22, "'tcp/http': 'http' is not a port number"),
+        BadInput("negative", rule(ports: "udp/-1"), at: 6, 22, "'udp/-1': port -1 is out of range", hint: "1..65535"),
         BadInput("a list", rule(ports: "[tcp/1]"), at: 6, 22, "a port spec must be a string, found a list"),
     ]
 
