@@ -69,7 +69,7 @@ struct ApplyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (policy, _) = try options.loadOrExit(strictModes: permissions.strictModes)
+        let (policy, _) = try options.loadOrExit(strictModes: permissions.strictModes, changesKernel: true)
         // Units, cgroups and users as they are now; ones not found are named, and match nothing.
         let host = GatheredHostFacts.gather(policy)
         for line in host.missing { printError("warning: \(line)") }

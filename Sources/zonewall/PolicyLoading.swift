@@ -4,13 +4,14 @@ import ZonePolicy
 extension PolicyOptions {
     /// Loads the policy; prints diagnostics to stderr and exits 1 when it has errors.
     /// With `strictModes`, an insecure policy is refused before it is read (`run`, `apply`).
-    func loadOrExit(printWarnings: Bool = true, strictModes: StrictModes? = nil) throws -> (Policy, [Diagnostic]) {
+    /// `changesKernel`: the command would have changed the kernel, and the last line says it did not.
+    func loadOrExit(printWarnings: Bool = true, strictModes: StrictModes? = nil, changesKernel: Bool = false) throws -> (Policy, [Diagnostic]) {
         let result = PolicyLoader.load(directory: policies, strictModes: strictModes)
         // One write for all of them: a large policy can have thousands of warnings.
         let shown = result.diagnostics.filter { $0.severity == .error || printWarnings }
         if !shown.isEmpty { printError(shown.map(\.description).joined(separator: "\n")) }
         guard let policy = result.policy else {
-            printError("zonewall: policy has \(result.errors.count) error(s); nothing was changed")
+            printError("zonewall: policy has \(result.errors.count) error(s)" + (changesKernel ? "; nothing was changed" : ""))
             throw ExitCode(1)
         }
         return (policy, result.diagnostics)

@@ -30,7 +30,7 @@ struct RevokeCommand: ParsableCommand {
     var force = false
 
     func run() throws {
-        var (policy, _) = try options.loadOrExit(printWarnings: false, strictModes: permissions.strictModes)
+        var (policy, _) = try options.loadOrExit(printWarnings: false, strictModes: permissions.strictModes, changesKernel: !dryRun)
         policy.settings.revokeEstablished = true  // asked for explicitly
         try checkInForce(policy)
         let start = ContinuousClock.now

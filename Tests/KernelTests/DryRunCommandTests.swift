@@ -25,6 +25,11 @@ struct DryRunCommandTests {
             #expect(!o.stderr.contains("Fatal error"))
             // No warnings derived from the errors (web's only member was rejected).
             #expect(!o.stderr.contains("warning:"), "\(o)")
+            // Commands that change nothing anyway end with the count alone.
+            for args in [["explain", "web", "db", "tcp/5432"], ["test"], ["plan"]] {
+                let r = try zonewall(args + ["--policies", dir])
+                #expect(r.status == 1 && r.stderr.hasSuffix("zonewall: policy has 2 error(s)\n"), "\(args): \(r)")
+            }
         }
     }
 
