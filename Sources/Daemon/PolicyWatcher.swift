@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import ZonePolicy
 
 /// Watches a policy directory with inotify and reports each change.
 ///
@@ -84,6 +85,7 @@ public final class PolicyWatcher: @unchecked Sendable {
             guard count > 0 else { continue }
             var offset = 0
             var reasons: [String] = []
+            var names: [String] = []
             var rearm = false
             while offset < count {
                 let (wd, mask, name) = buffer.withUnsafeBytes { raw -> (Int32, UInt32, String) in
@@ -103,11 +105,20 @@ public final class PolicyWatcher: @unchecked Sendable {
                 }
                 if mask & UInt32(IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED) != 0 { rearm = true }
                 if mask & UInt32(IN_Q_OVERFLOW) != 0 { reasons.append("inotify overflow") }
-                if !name.isEmpty { reasons.append(name) }
+                if !name.isEmpty { names.append(name) }
             }
             if rearm { arm() }
+            reasons += Self.changedFiles(names)
             if !reasons.isEmpty { continuation.yield(reasons.joined(separator: ", ")) }
         }
         continuation.finish()
+    }
+
+    /// What a read of events says changed: each policy file named once, in order; other names
+    /// (an editor's or sed's temporary files) only as "other files", when nothing else changed.
+    static func changedFiles(_ names: [String]) -> [String] {
+        var seen = Set<String>()
+        let files = names.filter { PolicyLoader.isPolicyFileName($0) && seen.insert($0).inserted }
+        return files.isEmpty && !names.isEmpty ? ["other files in the directory"] : files
     }
 }

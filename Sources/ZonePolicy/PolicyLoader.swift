@@ -136,7 +136,7 @@ public enum PolicyLoader {
     }
 
     /// Whether a directory entry is a policy file: `*.yaml` or `*.yml`, not hidden.
-    static func isPolicyFileName(_ name: String) -> Bool {
+    public static func isPolicyFileName(_ name: String) -> Bool {
         (name.hasSuffix(".yaml") || name.hasSuffix(".yml")) && !name.hasPrefix(".")
     }
 
