@@ -49,9 +49,10 @@ struct ExplainCommand: ParsableCommand {
         if case .endpoint = src {} else { print("  from \(from!) is in \(d.from)") }
         if case .endpoint = dst {} else { print("  to \(to!) is in \(d.to)") }
         if let r = d.rule {
-            print("  rule: \(r.location.path):\(r.location.line)" + (r.description.map { " (\($0))" } ?? ""))
+            print("  rule: \(r.location)" + (r.description.map { " (\($0))" } ?? ""))
         }
-        print("  \(d.reason)")
+        // The deciding rule's line already says what "allowed by the rule at …" would.
+        if d.rule.map({ d.reason != "allowed by the rule at \($0.location)" }) ?? true { print("  \(d.reason)") }
         if d.verdict == .deny { throw ExitCode(3) }
     }
 

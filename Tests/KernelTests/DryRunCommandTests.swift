@@ -85,6 +85,7 @@ struct DryRunCommandTests {
         #expect(allow.stdout.contains("from 198.51.100.10 is in api"))
         #expect(allow.stdout.contains("to 203.0.113.5 is in db"))
         #expect(allow.stdout.contains("rule: \(p)/rules.yaml:"), "\(allow)")
+        #expect(!allow.stdout.contains("allowed by the rule at"), "the rule is named once: \(allow)")
         let deny = try zonewall(["explain", "--policies", p, "web", "db", "tcp/5432"])
         #expect(deny.status == 3)
         #expect(deny.stdout.hasPrefix("deny:"))
