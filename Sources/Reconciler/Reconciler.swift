@@ -630,6 +630,9 @@ public actor Reconciler {
         case failure([Diagnostic])
     }
 
+    /// The last read of the policy files found errors (logged); the next good read says so.
+    private var policyWasInvalid = false
+
     private func loadPolicy(readFiles: Bool = true) -> Loaded {
         var table: Table
         let clock = ContinuousClock()
@@ -650,12 +653,18 @@ public actor Reconciler {
             guard let policy = read.map(adjustment) else {
                 state.policyLoadErrors += 1
                 let errors = diagnostics.filter { $0.severity == .error }
+                policyWasInvalid = true
                 state.lastError = "invalid policy: \(errors.count) error(s); keeping the last good rule set"
                 state.lastErrorDiagnostics = errors.map(\.description)
                 state.lastErrorAt = Date()
                 for d in errors { logger.error("\(d.description)") }
                 publish()
                 return .failure(diagnostics)
+            }
+            if readFiles, policyWasInvalid {
+                // The edit that broke it is fixed: say so where the errors were logged.
+                logger.notice("policy valid again", metadata: ["directory": "\(policyDirectory)"])
+                policyWasInvalid = false
             }
             if let hostResolver, policy.zones.contains(where: { $0.isLocal }) {
                 host = hostResolver(policy)

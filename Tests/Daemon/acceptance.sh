@@ -135,6 +135,7 @@ status=$("$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" 2>&1); 
 check "bad edit fixed: status exits 0 ($rc)" test "$rc" -eq 0
 check "bad edit fixed: status says in sync" grep -q '^in sync' <<<"$status"
 check "bad edit fixed: status shows no error" bash -c '! grep -q "last error" <<<"$1"' _ "$status"
+check "bad edit fixed: the daemon logs that the policy is valid again" grep -q "policy valid again" "$WORK/daemon.log"
 
 echo "== an emptied file is refused, not read as a policy without its zones"
 cp "$D/zones.yaml" "$WORK/zones.saved"
