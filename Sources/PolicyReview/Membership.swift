@@ -155,8 +155,8 @@ public struct Membership: Sendable {
                 byPair[[was, now], default: []].append(AddressRange(family: family, first: start, last: last))
             }
         }
-        return byPair.map { Move(was: $0.key[0], now: $0.key[1], ranges: merged($0.value)) }
-            .sorted { ($0.ranges.first ?? AddressRange(family: .ipv4, first: 0, last: 0)) < ($1.ranges.first ?? AddressRange(family: .ipv4, first: 0, last: 0)) }
+        // Every group holds at least one range.
+        return byPair.map { Move(was: $0.key[0], now: $0.key[1], ranges: merged($0.value)) }.sorted { $0.ranges[0] < $1.ranges[0] }
     }
 
     /// The identities a zone admits, written as `explain` endpoints (`unit:NAME`,
