@@ -1,5 +1,6 @@
 import CGlibc
 import Foundation
+import HostIdentity
 import Logging
 import Revocation
 import Ruleset
@@ -643,7 +644,7 @@ public actor Reconciler {
             if readFiles {
                 // No lints: the daemon reports errors only (`zonewall check` gives the warnings).
                 let result = PolicyLoader.load(directory: policyDirectory, concurrently: false, strictModes: strictModes, cache: parseCache,
-                                               warnings: false)
+                                               warnings: false, users: UserResolver.uid)
                 (read, diagnostics) = (result.policy, result.diagnostics)
                 rereadPending = result.readFailed
                 if let read { filePolicy = read }

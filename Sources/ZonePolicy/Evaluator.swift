@@ -100,10 +100,12 @@ public struct Evaluator: Sendable {
         var to: Endpoint
     }
 
-    public init(_ policy: Policy) {
+    /// `users` looks up the user names a query gives that the policy does not (`user:root`
+    /// where the policy says `users: [0]`), as the kernel, which sees uids, would classify them.
+    public init(_ policy: Policy, users: UserLookup? = nil) {
         self.policy = policy
         self.classifier = Classifier(policy)
-        self.identities = IdentityClassifier(policy)
+        self.identities = IdentityClassifier(policy, users: users)
         var index: [Pair: [Int]] = [:]
         for (i, r) in policy.rules.enumerated() {
             for f in r.from { for t in r.to { index[Pair(from: f, to: t), default: []].append(i) } }
@@ -259,16 +261,21 @@ public struct IdentityClassifier: Sendable {
     private var exactUnits: [String: String] = [:]
     private var unitGlobs: [(pattern: String, zone: String)] = []
     private var cgroups: [String: String] = [:]
+    /// By `userKey`: the uid where it is known, so that `root` and `0` are one user.
     private var users: [String: String] = [:]
+    private let userIDs: [String: UInt32]
+    private let lookup: UserLookup?
     private var interfaces: [(pattern: String, zone: String)] = []
 
-    public init(_ policy: Policy) {
+    public init(_ policy: Policy, users lookup: UserLookup? = nil) {
+        userIDs = policy.userIDs
+        self.lookup = lookup
         for z in policy.zones {
             for u in z.units {
                 if Glob.isGlob(u.value) { unitGlobs.append((u.value, z.name)) } else { exactUnits[u.value] = z.name }
             }
             for c in z.cgroups { cgroups[c.value] = z.name }
-            for u in z.users { users[u.value] = z.name }
+            for u in z.users { users[userKey(u.value)] = z.name }
             for i in z.interfaces { interfaces.append((i.value, z.name)) }
         }
         // The most specific wildcard first: `veth-b*` decides before `veth*`, as the longest
@@ -293,8 +300,13 @@ public struct IdentityClassifier: Sendable {
         return nil
     }
 
-    /// The zone of a local user, as written (a name or a uid).
-    public func zone(ofUser user: String) -> String? { users[user] }
+    /// The zone of a local user, a name or a uid: by uid where the name resolves.
+    public func zone(ofUser user: String) -> String? { users[userKey(user)] }
+
+    private func userKey(_ user: String) -> String {
+        if let uid = UInt32(user) ?? userIDs[user] ?? lookup?(user) { return "uid \(uid)" }
+        return "name \(user)"
+    }
 
     /// The zone of an interface name.
     public func zone(ofInterface name: String) -> String? {

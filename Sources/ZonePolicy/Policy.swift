@@ -238,6 +238,9 @@ public struct Policy: Hashable, Sendable {
     public var rules: [AllowRule]
     public var settings: Settings
     public var expectations: [Expectation]
+    /// The uid each user name of the zones resolved to when the policy was loaded with a
+    /// `UserLookup` (decimal uids are not listed); empty without one.
+    public var userIDs: [String: UInt32] = [:]
 
     public init(zones: [Zone], rules: [AllowRule], settings: Settings = Settings(), expectations: [Expectation] = []) {
         self.zones = zones.sorted { $0.name < $1.name }

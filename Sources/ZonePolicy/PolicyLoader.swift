@@ -47,7 +47,8 @@ public enum PolicyLoader {
     /// are unchanged since the last load is not parsed again. Without `warnings`, the lints are
     /// skipped (the daemon reports errors only).
     public static func load(directory: String, concurrently: Bool = true, strictModes: StrictModes? = nil,
-                            limits: PolicyLimits = .standard, cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
+                            limits: PolicyLimits = .standard, cache: ParseCache? = nil, warnings: Bool = true,
+                            users: UserLookup? = nil) -> LoadResult {
         let dirLocation = SourceLocation(path: directory, line: 0, column: 0)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
@@ -132,7 +133,7 @@ public enum PolicyLoader {
         result.diagnostics = result.diagnostics.sortedByLocation
         result.readFailed = readFailed
         if result.diagnostics.hasErrors { result.policy = nil }
-        return result
+        return resolvingUsers(result, users)
     }
 
     /// Whether a directory entry is a policy file: `*.yaml` or `*.yml`, not hidden.
@@ -206,8 +207,8 @@ public enum PolicyLoader {
 
     /// Parses and validates policy files given as text (tests use this directly).
     public static func parse(_ files: [PolicyFile], concurrently: Bool = true, limits: PolicyLimits = .standard,
-                             cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
-        parse(files, unreadable: [], concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
+                             cache: ParseCache? = nil, warnings: Bool = true, users: UserLookup? = nil) -> LoadResult {
+        resolvingUsers(parse(files, unreadable: [], concurrently: concurrently, limits: limits, cache: cache, warnings: warnings), users)
     }
 
     /// `parse`, knowing that the files at `unreadable` exist but could not be read, as
@@ -280,6 +281,19 @@ public enum PolicyLoader {
         result.unparsed = unparsed
         result.uncheckedReferences = resolver.uncheckedReferences > 0
         return result
+    }
+
+    /// The policy's user names resolved to uids (`Policy.userIDs`), and one user in two zones
+    /// under two spellings (`root` and `0`) refused.
+    private static func resolvingUsers(_ result: LoadResult, _ lookup: UserLookup?) -> LoadResult {
+        guard let policy = result.policy, policy.zones.contains(where: { !$0.users.isEmpty }) else { return result }
+        let (ids, found) = UserIdentities.resolve(policy, lookup: lookup)
+        var out = result
+        out.policy?.userIDs = ids
+        guard !found.isEmpty else { return out }
+        out.diagnostics = (out.diagnostics + found).sortedByLocation
+        if out.diagnostics.hasErrors { out.policy = nil }
+        return out
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostIdentity
 import PolicyReview
 import Ruleset
 import ZoneCompiler
@@ -33,7 +34,7 @@ struct CheckCommand: ParsableCommand {
     }
 
     func run() throws {
-        var result = PolicyLoader.load(directory: options.policies)
+        var result = PolicyLoader.load(directory: options.policies, users: UserResolver.uid)
         if let policy = result.policy {
             result.diagnostics = (result.diagnostics + Lint.check(policy) + Lockout.warnings(policy)).sortedByLocation
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostIdentity
 import PolicyReview
 import ZonePolicy
 
@@ -38,7 +39,7 @@ struct DiffCommand: ParsableCommand {
 func loadBoth(base: String, policies: String) throws -> (Policy, Policy) {
     nonisolated(unsafe) var head: LoadResult?
     let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { head = PolicyLoader.load(directory: policies) }
+    DispatchQueue.global().async(group: group) { head = PolicyLoader.load(directory: policies, users: UserResolver.uid) }
     let old: Policy
     do {
         old = try PolicyBase.load(base, policies: policies)

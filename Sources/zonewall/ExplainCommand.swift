@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostIdentity
 import ZonePolicy
 
 /// `zonewall explain FROM TO PORTSPEC`: the verdict and the rule that decided it.
@@ -35,7 +36,7 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         let (policy, _) = try options.loadOrExit(printWarnings: false)
-        let evaluator = Evaluator(policy)
+        let evaluator = Evaluator(policy, users: UserResolver.uid)
         if batch { return try runBatch(policy, evaluator) }
         let src: Party, dst: Party, spec: PortSpec
         do throws(QueryError) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostIdentity
 import ZonePolicy
 
 /// Reads the policy a review compares against: a directory, or the policy directory as it was at
@@ -11,7 +12,7 @@ enum PolicyBase {
         var isDir: ObjCBool = false
         let result: LoadResult
         if FileManager.default.fileExists(atPath: base, isDirectory: &isDir) && isDir.boolValue {
-            result = PolicyLoader.load(directory: base)
+            result = PolicyLoader.load(directory: base, users: UserResolver.uid)
         } else {
             result = try loadRevision(base, policies: policies)
         }
@@ -71,7 +72,7 @@ enum PolicyBase {
             }
             files.append(PolicyFile(path: "\(revision):\(relative)\(name)", contents: show.stdout))
         }
-        return PolicyLoader.parse(files)
+        return PolicyLoader.parse(files, users: UserResolver.uid)
     }
 
     /// The first executable named `name` on PATH.

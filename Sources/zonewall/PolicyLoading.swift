@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostIdentity
 import ZonePolicy
 
 extension PolicyOptions {
@@ -6,7 +7,7 @@ extension PolicyOptions {
     /// With `strictModes`, an insecure policy is refused before it is read (`run`, `apply`).
     /// `changesKernel`: the command would have changed the kernel, and the last line says it did not.
     func loadOrExit(printWarnings: Bool = true, strictModes: StrictModes? = nil, changesKernel: Bool = false) throws -> (Policy, [Diagnostic]) {
-        let result = PolicyLoader.load(directory: policies, strictModes: strictModes)
+        let result = PolicyLoader.load(directory: policies, strictModes: strictModes, users: UserResolver.uid)
         // One write for all of them: a large policy can have thousands of warnings.
         let shown = result.diagnostics.filter { $0.severity == .error || printWarnings }
         if !shown.isEmpty { printError(shown.map(\.description).joined(separator: "\n")) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostIdentity
 import ZonePolicy
 
 /// `zonewall test`: checks every `expect:` entry.
@@ -9,7 +10,7 @@ struct TestCommand: ParsableCommand {
 
     func run() throws {
         let (policy, _) = try options.loadOrExit(printWarnings: false)
-        let evaluator = Evaluator(policy)
+        let evaluator = Evaluator(policy, users: UserResolver.uid)
         var failed = 0
         for e in policy.expectations {
             let d = evaluator.decide(from: e.from, to: e.to, spec: e.port)

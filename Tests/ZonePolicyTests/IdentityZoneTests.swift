@@ -177,4 +177,51 @@ import Testing
         #expect(viaIface.verdict == .allow && viaIface.from == .zone("partner") && viaIface.to == .zone("billing"))
         #expect(try verdict(.interface("eth0"), .address(try #require(IPPrefix.parse("198.51.100.20"))), "tcp/443").from == .world)
     }
+
+    /// `root` in one zone and `0` in another are one user where root is uid 0: the kernel sees
+    /// uids, so one of the zones would never see root's packets, and explain would answer for it.
+    @Test func oneUserUnderTwoSpellingsInTwoZonesIsAnError() throws {
+        let yaml = """
+            zones:
+              ops: {users: [root]}
+              apps: {users: ["0"]}
+              db: {members: [203.0.113.5]}
+            allow:
+              - {from: ops, to: db, ports: [tcp/5432]}
+
+            """
+        let lookup: UserLookup = { $0 == "root" ? 0 : nil }
+        let files = [PolicyFile(path: testPath, contents: yaml)]
+        let refused = PolicyLoader.parse(files, users: lookup)
+        #expect(refused.policy == nil)
+        expectDiagnostic(refused, line: 3, column: 18, message: "user '0' is uid 0, as is user 'root' of zone 'ops': one user in two zones",
+                         hint: "also listed at policy.yaml:2:17")
+        // Without the host's answer the two spellings cannot be compared: no error, as before.
+        #expect(PolicyLoader.parse(files).errors.isEmpty)
+        // Two decimal spellings of one uid need no lookup.
+        let padded = parse("zones:\n  a: {users: [\"7\"]}\n  b: {users: [\"007\"]}\n")
+        expectDiagnostic(padded, line: 3, column: 15, message: "user '007' is uid 7, as is user '7' of zone 'a'")
+    }
+
+    /// Users are classified by uid: the name a query gives and the uid the policy writes (and
+    /// the reverse) find the same zone, as the kernel's `meta skuid` map would.
+    @Test func explainClassifiesUsersByUid() throws {
+        let yaml = """
+            zones:
+              ops: {users: [deploy]}
+              apps: {users: ["1001"]}
+              db: {members: [203.0.113.5]}
+            allow:
+              - {from: ops, to: db, ports: [tcp/5432]}
+
+            """
+        let lookup: UserLookup = { ["deploy": 1000, "app": 1001][$0] }
+        let policy = try #require(PolicyLoader.parse([PolicyFile(path: testPath, contents: yaml)], users: lookup).policy)
+        #expect(policy.userIDs == ["deploy": 1000])
+        let evaluator = Evaluator(policy, users: lookup)
+        #expect(evaluator.identities.zone(ofUser: "1000") == "ops")
+        #expect(evaluator.identities.zone(ofUser: "deploy") == "ops")
+        #expect(evaluator.identities.zone(ofUser: "app") == "apps")
+        #expect(evaluator.identities.zone(ofUser: "nobody-here") == nil)
+    }
 }
