@@ -41,7 +41,9 @@ public struct PendingConfirmation: Codable, Hashable, Sendable {
 /// are single system calls on the same name, so exactly one of them wins a race at the deadline.
 public struct ConfirmationStore: Sendable {
     public let directory: String
-    /// `NETNS-HASH`, HASH being FNV-1a of the policy directory's absolute path.
+    /// `ns-DEV-INODE-HASH` (the namespace's identity, so that every spelling of it, `--netns A`,
+    /// `--netns /run/netns/A` or a process inside it, finds the same window; its name when it
+    /// cannot be examined), HASH being FNV-1a of the policy directory's absolute path.
     public let key: String
 
     public init(netns: String?, policyDirectory: String, directory: String? = nil) {
@@ -49,8 +51,9 @@ public struct ConfirmationStore: Sendable {
         let absolute = URL(fileURLWithPath: policyDirectory).standardizedFileURL.path
         var h = FNV1a64()
         h.add(absolute.utf8)
-        let ns = (netns ?? "host").map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
-        key = "\(String(ns))-\(String(h.value, radix: 16))"
+        let ns = NamespaceLock.identity(namespace: netns).map { "ns-\($0)" }
+            ?? String((netns ?? "host").map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
+        key = "\(ns)-\(String(h.value, radix: 16))"
     }
 
     public var pendingPath: String { "\(directory)/\(key).pending.json" }

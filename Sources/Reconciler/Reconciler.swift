@@ -418,9 +418,13 @@ public actor Reconciler {
                     // of the same content (tens of MB at scale) is not kept alongside it.
                     committed = (desired, base.generation)
                     state.inSync = true
-                    state.lastError = nil
-                    state.lastErrorDiagnostics = []
-                    state.lastErrorAt = nil
+                    // The last good rule set in force does not make the files valid: their
+                    // errors stay shown until a valid policy is loaded.
+                    if !policyWasInvalid {
+                        state.lastError = nil
+                        state.lastErrorDiagnostics = []
+                        state.lastErrorAt = nil
+                    }
                     publish()
                     return ReconcileOutcome(changes: 0, replacedTable: false, duration: clock.now - started, bytes: 0)
                 }

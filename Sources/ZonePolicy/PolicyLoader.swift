@@ -215,7 +215,11 @@ public enum PolicyLoader {
     /// `readFailures` say (`load`); those diagnostics come first in the result.
     static func parse(_ files: [PolicyFile], unreadable: [String], readFailures: [Diagnostic] = [], concurrently: Bool = true,
                       limits: PolicyLimits = .standard, cache: ParseCache? = nil, warnings: Bool = true) -> LoadResult {
-        var result = parseReadable(files, unreadable: unreadable, concurrently: concurrently, limits: limits, cache: cache, warnings: warnings)
+        // A file not read may hold the rules that use a zone: lints would be guesses ("no allow rule
+        // mentions zone 'api'"), so they wait, as for any other error, until every file is read.
+        let complete = unreadable.isEmpty && !readFailures.hasErrors
+        var result = parseReadable(files, unreadable: unreadable, concurrently: concurrently, limits: limits, cache: cache,
+                                   warnings: warnings && complete)
         result.diagnostics = readFailures + result.diagnostics
         if result.uncheckedReferences {
             // Unknown zones were not reported: say why once, on the first error of a file not read.
@@ -821,10 +825,12 @@ struct FileParser {
                 }
             case "ct_mark_bits":
                 guard let s = reader.string(v, what: "'ct_mark_bits'") else { continue }
-                let digits = s.lowercased().hasPrefix("0x") ? String(s.dropFirst(2)) : s
-                guard let bits = UInt32(digits.replacingOccurrences(of: "_", with: ""), radix: s.lowercased().hasPrefix("0x") ? 16 : 10),
-                      bits != 0 else {
-                    reader.error(v, "'ct_mark_bits' must be a non-zero 32-bit mask, found '\(s)'",
+                // Hexadecimal only: `0100` or `255` would be read as decimal by one reader and
+                // as something else by the next, and a mask is read bit by bit.
+                let digits = s.lowercased().hasPrefix("0x") ? s.dropFirst(2) : ""
+                guard (1...8).contains(digits.count), digits.allSatisfy(\.isHexDigit),
+                      let bits = UInt32(digits, radix: 16), bits != 0 else {
+                    reader.error(v, "'ct_mark_bits' must be a non-zero 32-bit mask in hexadecimal (0x and 1 to 8 hex digits), found '\(s)'",
                                  hint: "e.g. \"0x000000ff\"; keep clear of kube-proxy (0x4000, 0x8000), Calico (0xffff0000), Cilium (0x0f00)")
                     continue
                 }

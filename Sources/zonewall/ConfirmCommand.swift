@@ -77,7 +77,7 @@ struct ConfirmGuardCommand: ParsableCommand {
         let kernel = try kernelOptions.openKernel()
         let previous = try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName).table
         var pending = PendingConfirmation(owner: .apply, pid: getpid(), deadline: Date().addingTimeInterval(seconds + 3600),
-                                          netns: kernelOptions.netns, policyDirectory: options.policies)
+                                          netns: kernelOptions.netns, policyDirectory: options.absolutePolicies)
         try store.begin(pending)
         log("guarding \(kernelOptions.place(KernelSync.tableName)): previous table \(previous == nil ? "absent" : "read"), window \(seconds) s")
         _ = write(1, "ready\n", 6)  // unbuffered: the apply waits for it

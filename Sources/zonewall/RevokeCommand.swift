@@ -59,14 +59,16 @@ struct RevokeCommand: ParsableCommand {
         let inForce = try withKernelErrors("reading \(place)") {
             try kernel.dump(family: ZoneCompiler.family, table: ZoneCompiler.tableName).table
         }
-        guard let inForce else {
-            printError("zonewall: warning: no \(place) is in force: the flows are judged by the policy files alone")
-            return
+        let problem: String
+        if let inForce {
+            let desired = ZoneCompiler.compile(policy, host: GatheredHostFacts.gather(policy).facts)
+            guard !KernelSync.equivalent(inForce, desired) else { return }
+            problem = "\(place) was not compiled from these policy files (zonewall status shows the difference): judged by them, "
+                + "flows the firewall admits would be cut"
+        } else {
+            // No zonewall table: nothing stops a cut flow from coming straight back.
+            problem = "no \(place) is in force: judged by the policy files alone, flows the firewall admits would be cut"
         }
-        let desired = ZoneCompiler.compile(policy, host: GatheredHostFacts.gather(policy).facts)
-        guard !KernelSync.equivalent(inForce, desired) else { return }
-        let problem = "\(place) was not compiled from these policy files (zonewall status shows the difference): judged by them, "
-            + "flows the firewall admits would be cut"
         if dryRun || force {
             printError("zonewall: warning: \(problem)")
         } else {

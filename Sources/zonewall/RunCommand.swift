@@ -111,7 +111,9 @@ struct RunCommand: AsyncParsableCommand {
         if let strict = permissions.strictModes {
             // Refused before the kernel is opened: an insecure policy never touches it, even
             // when a table is in force (the reconciler would keep that one).
-            var insecure = strict.check(policyDirectory: options.policies)
+            // A missing directory is the loader's to report ("policy directory does not exist"), as
+            // for apply: the daemon then keeps a table in force, or refuses to start without one.
+            var insecure = FileManager.default.fileExists(atPath: options.policies) ? strict.check(policyDirectory: options.policies) : []
             // Where the daemon writes what status shows and what a restart reads back (the etcd member cache).
             let written = [kernelOptions.stateFile(stateFile, policies: options.policies),
                            stateDirectory.isEmpty ? nil : stateDirectory + "/etcd-members.json"].compactMap { $0 }
@@ -123,7 +125,8 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         var configuration = DaemonConfiguration(
-            policyDirectory: options.policies,
+            // Absolute: the state and a pending window record it, and status compares it from anywhere.
+            policyDirectory: options.absolutePolicies,
             stateFile: kernelOptions.stateFile(stateFile, policies: options.policies),
             resyncInterval: .milliseconds(Int64(resyncInterval * 1000)),
             removeOnExit: removeOnExit,

@@ -56,7 +56,7 @@ struct StatusCommand: ParsableCommand {
             let left = max(0, p.deadline.timeIntervalSinceNow)
             let alive = kill(p.pid, 0) == 0
             let ours = StateFile.canonicalDirectory(p.policyDirectory) == StateFile.canonicalDirectory(options.policies)
-            print("pending confirmation: run `zonewall confirm\(ours ? "" : " --policies \(p.policyDirectory)")` before "
+            print("pending confirmation: run `\(kernelOptions.confirmCommand(policies: ours ? nil : p.policyDirectory))` before "
                   + "\(ISO8601DateFormatter().string(from: p.deadline)) "
                   + "(\(String(format: "%.0f", left)) s left) or the previous rule set comes back; "
                   + "\(p.owner == .apply ? "guard" : "daemon") pid \(p.pid)\(alive ? "" : " (NOT RUNNING: nothing will be undone)")")

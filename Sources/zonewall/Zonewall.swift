@@ -79,6 +79,10 @@ struct PolicyOptions: ParsableArguments {
     @Option(name: .long, help: "Directory of *.yaml policy files.")
     var policies: String = Self.defaultDirectory
 
+    /// `policies` from `/`, symlinks kept (a daemon follows the link where it leads now): what
+    /// is recorded for other commands, which may run in another directory.
+    var absolutePolicies: String { URL(fileURLWithPath: policies).standardizedFileURL.path }
+
     static let defaultDirectory = "/etc/zonewall"
 }
 

@@ -69,7 +69,7 @@ check "apply --confirm prints the instruction, naming the policies" grep -q "run
 kill -KILL -- -"$shell" 2>/dev/null; wait "$shell" 2>/dev/null
 changed=$(listing)
 check "the new rule set is in force meanwhile" test "$changed" != "$before"
-check "status shows the pending confirmation and its deadline" bash -c "grep -q 'pending confirmation: run .zonewall confirm. before 20[0-9-]*T[0-9:]*Z' <<<\"\$1\"" _ "$(status)"
+check "status shows the pending confirmation and its deadline" bash -c "grep -q 'pending confirmation: run .zonewall confirm --netns $R. before 20[0-9-]*T[0-9:]*Z' <<<\"\$1\"" _ "$(status)"
 while [[ -n $(status | grep 'pending confirmation') ]] && (( $(echo "$(date +%s.%N) < $t0 + 6" | bc) )); do sleep 0.1; done
 sleep 0.3
 check "after the deadline: the previous table is back, identical listing" test "$(listing)" = "$before"
@@ -84,6 +84,19 @@ check "zonewall confirm, as apply printed it, confirms (exit 0)" bash -c "[[ -n 
 sleep 3.5
 check "after the deadline: the confirmed rule set stays" test "$(listing)" = "$kept"
 check "… and it is not the previous one" test "$kept" != "$before"
+
+echo "== the window is the namespace's, however it is named"
+policy "tcp/5432, tcp/7000"; apply --confirm 3s >/dev/null
+check "confirm --netns /run/netns/NAME confirms a window opened with --netns NAME" "$ZW" confirm --netns "/run/netns/$R" --policies "$D"
+policy "tcp/5432, tcp/7001"; apply --confirm 3s >/dev/null
+kept2=$(listing)
+check "… and so does confirm from inside the namespace, with a relative --policies" \
+    bash -c "cd '$(dirname "$D")' && ip netns exec '$R' '$ZW' confirm --policies '$(basename "$D")'"
+check "… and status, by the path, says it was confirmed" \
+    bash -c "grep -q 'last confirmation window: confirmed at' <<<\"\$1\"" _ "$("$ZW" status --netns "/run/netns/$R" --policies "$D" --state-file '' 2>&1)"
+sleep 3.5
+check "after the deadline: the rule set confirmed from inside stays" test "$(listing)" = "$kept2"
+policy "tcp/5432, tcp/6379, udp/53"; apply >/dev/null
 
 echo "== unconfirmed where no table existed: the table goes away again"
 ip netns exec "$R" nft delete table inet zonewall
@@ -116,7 +129,7 @@ check "  … leaving the table in place" bash -c "ip netns exec '$R' nft list ta
 mkdir -p "$WORK/other" && cp "$D"/*.yaml "$WORK/other/"
 out=$("$ZW" confirm --netns "$R" --policies "$WORK/other" 2>&1); rc=$?
 check "confirm with other policies exits 1 ($rc), naming the window's policies" bash -c '[[ $1 -eq 1 ]] && grep -q "the change waiting in netns $3 until .* was made with policies .*: run .zonewall confirm --netns $3 --policies" <<<"$2"' _ "$rc" "$out" "$R"
-check "status with other policies shows the window too" grep -q "pending confirmation: run .zonewall confirm --policies .*. before" <<<"$("$ZW" status --netns "$R" --policies "$WORK/other" --state-file '' 2>&1)"
+check "status with other policies shows the window too" grep -q "pending confirmation: run .zonewall confirm --netns $R --policies .*. before" <<<"$("$ZW" status --netns "$R" --policies "$WORK/other" --state-file '' 2>&1)"
 "$ZW" confirm --netns "$R" --policies "$D" >/dev/null
 out=$("$ZW" apply --netns "$R" --policies "$D" 2>&1); rc=$?
 check "once confirmed, a plain apply goes through (exit $rc)" test "$rc" -eq 0
@@ -131,7 +144,7 @@ base=$(listing)
 dstatus() { "$ZW" status --netns "$R" --policies "$D" --state-file "$WORK/state.json" 2>&1; }
 # pending_shown: status shows a pending confirmation within a second.
 pending_shown() {
-    for _ in $(seq 20); do grep -q 'pending confirmation: run .zonewall confirm. before' <<<"$(dstatus)" && return 0; sleep 0.05; done
+    for _ in $(seq 20); do grep -q "pending confirmation: run .zonewall confirm --netns $R. before" <<<"$(dstatus)" && return 0; sleep 0.05; done
     return 1
 }
 check "start needs no confirmation" bash -c "! grep -q 'pending confirmation' <<<\"\$1\"" _ "$(dstatus)"

@@ -215,6 +215,11 @@ out=$("$ZW" revoke --dry-run --netns "$R" --policies "$WORK/other" 2>&1); rc=$?
 check "… a dry run only warns (exit $rc)" bash -c '[[ $1 -eq 0 ]] && grep -q "warning: .*was not compiled from these policy files" <<<"$2"' _ "$rc" "$out"
 out=$("$ZW" revoke --netns "$R" --policies "$D" 2>&1); rc=$?
 check "… and the files in force revoke as before (exit $rc)" bash -c '[[ $1 -eq 0 ]] && ! grep -q "warning" <<<"$2"' _ "$rc" "$out"
+# The client's namespace has no zonewall table: a flow cut there comes straight back.
+out=$("$ZW" revoke --netns "$C" --policies "$D" 2>&1); rc=$?
+check "revoke where no zonewall table is in force: exit 1 without --force ($rc)" bash -c '[[ $1 -eq 1 ]] && grep -q "no inet zonewall in netns .* is in force" <<<"$2" && grep -q -- "--force" <<<"$2"' _ "$rc" "$out"
+out=$("$ZW" revoke --dry-run --netns "$C" --policies "$D" 2>&1); rc=$?
+check "… a dry run there only warns (exit $rc)" bash -c '[[ $1 -eq 0 ]] && grep -q "warning: no inet zonewall" <<<"$2"' _ "$rc" "$out"
 
 echo "== revocation: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

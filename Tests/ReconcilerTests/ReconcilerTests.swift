@@ -155,6 +155,27 @@ struct ReconcilerTests {
         #expect(await r.state.zones > 0)
     }
 
+    /// A periodic resync that finds the last good rule set in force does not make broken files
+    /// valid: their errors (and `zonewall_policy_valid` 0) stay until a valid policy is loaded.
+    @Test func invalidPolicyStaysReportedAcrossResyncs() async throws {
+        let dir = try PolicyDir(["p.yaml": basePolicy])
+        let kernel = InMemoryKernel()
+        let r = make(kernel, dir)
+        _ = try await r.start()
+        try dir.write("p.yaml", "zones: [\n")
+        _ = await r.reload("edit")
+        #expect(await !r.state.lastErrorDiagnostics.isEmpty)
+        _ = await r.resync(.resync("periodic"))
+        #expect(await r.state.inSync)
+        let kept = await r.state.lastErrorDiagnostics
+        #expect(kept.contains { $0.contains("p.yaml:") }, "\(kept)")
+        #expect(await r.state.lastError?.hasPrefix("invalid policy") == true)
+        try dir.write("p.yaml", basePolicy)
+        _ = await r.reload("fixed")
+        #expect(await r.state.lastErrorDiagnostics.isEmpty)
+        #expect(await r.state.lastError == nil)
+    }
+
     /// Attributes beyond rules and elements are drift too: a dormant table (it filters nothing),
     /// a chain's policy, a set's timeout, a rule's user data; each is repaired on its event.
     @Test(arguments: ["dormant", "policy", "timeout", "userdata"])

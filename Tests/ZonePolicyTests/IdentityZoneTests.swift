@@ -127,6 +127,11 @@ import Testing
             """)
         expectOnlyError(result, line: 2, column: 17, message: "ct_mark_bits 0x3 holds 3 local zones, but the policy has 4")
         expectOnlyError(parse("settings:\n  ct_mark_bits: \"0x0\"\n"), line: 2, column: 17, message: "non-zero 32-bit mask")
+        // Hexadecimal only: 0100 is not 0x100, nor 100 or 64; no underscores, signs or decimals.
+        for text in ["0100", "255", "1_0", "+255", "0x1_0", "0x", "0x123456789", "!!str 255"] {
+            expectOnlyError(parse("settings:\n  ct_mark_bits: \(text)\n"), line: 2, column: 17, message: "in hexadecimal")
+        }
+        #expect(parse("settings:\n  ct_mark_bits: 0x100\n").policy?.settings.ctMarkBits == 0x100)
         #expect(Settings().ctMarkBits & (0x4000 | 0x8000 | 0xffff_0000 | 0x0f00) == 0)
     }
 

@@ -30,6 +30,21 @@ struct UnreadFileTests {
         #expect(result.errors.first?.hint == "references to zones were not checked, because a.yaml (nor c.yaml) could not be read")
     }
 
+    /// A file that is not UTF-8 is not read either: the rules in it may mention any zone, so no
+    /// "no allow rule mentions zone" guess is made about the zones of the files that were read.
+    @Test func aFileNotReadMakesNoUnusedZoneGuesses() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zw-unread-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("zones: {web: {members: [192.0.2.0/24], description: \"caf".utf8 + [0xE9] + "\"}}\n".utf8)
+            .write(to: dir.appendingPathComponent("a.yaml"))
+        try "zones: {api: {members: [198.51.100.0/24]}}\nallow:\n  - {from: web, to: api, ports: [tcp/443]}\n"
+            .write(to: dir.appendingPathComponent("b.yaml"), atomically: true, encoding: .utf8)
+        let result = PolicyLoader.load(directory: dir.path)
+        #expect(result.errors.count == 1 && result.errors[0].message.contains("not valid UTF-8"), "\(dump(result))")
+        #expect(!result.diagnostics.contains { $0.severity == .warning }, "\(dump(result))")
+    }
+
     /// An unknown zone is still an error when every file was read, even with other errors.
     @Test func withEveryFileReadUnknownZonesAreReported() {
         let result = PolicyLoader.parse([PolicyFile(path: "a.yaml", contents: "zones:\n  web: {members: [192.0.2.1/24]}\n"),
