@@ -90,6 +90,7 @@ public struct ValueRange: Hashable, Sendable, Comparable {
     }
 
     public func contains(_ v: Value) -> Bool { lo <= v && v <= hi }
+    public func contains(_ r: ValueRange) -> Bool { lo <= r.lo && r.hi <= hi }
 
     public static func < (a: ValueRange, b: ValueRange) -> Bool {
         a.lo != b.lo ? a.lo < b.lo : a.hi < b.hi

@@ -52,6 +52,8 @@ struct IdentityCompiler {
     let mask: UInt32
     /// Local zone → its value in the mark field (1…).
     let markValue: [String: UInt32]
+    /// `interfaceLayers(policy)`.
+    let interfaceLayers: [[(range: ValueRange, zone: String)]]
 
     static let loopback = "lo"
 
@@ -65,6 +67,7 @@ struct IdentityCompiler {
             values[z.name] = Self.deposit(UInt32(i + 1), into: policy.settings.ctMarkBits)
         }
         markValue = values
+        interfaceLayers = Self.interfaceLayers(policy)
     }
 
     var hasIdentities: Bool { policy.zones.contains { $0.isLocal || !$0.interfaces.isEmpty } }
@@ -298,19 +301,20 @@ struct IdentityCompiler {
             chains.append(Chain(name: "ii_\(z.name)", rules: [invalid] + toLocal(from: e) + denied(own: z.name)))
             chains.append(Chain(name: "od_\(z.name)", rules: [invalid] + fromLocal(to: e) + denied(own: z.name)))
             sets.append(NamedSet(name: "if_\(z.name)", keyType: [.ifname], flags: .interval,
-                                 elements: Self.interfaceIntervals(z.interfaces.map { ($0.value, 0) }).map { SetElement(key: [$0.range]) }))
+                                 elements: Self.outermost(z.interfaces.map(\.value)).map { SetElement(key: [$0]) }))
         }
 
         // Maps: cgroup ids per level and direction, uids (the only part that depends on `host`), interfaces.
         sets += hostMaps()
         if anyIface {
-            let labeled = ifaceZones.flatMap { z in z.interfaces.map { ($0.value, policy.zones.firstIndex(of: z)!) } }
-            let flat = Self.interfaceIntervals(labeled)
-            sets.append(NamedSet(name: "ifz_all", keyType: [.ifname], flags: .interval, elements: flat.map { SetElement(key: [$0.range]) }))
+            sets.append(NamedSet(name: "ifz_all", keyType: [.ifname], flags: .interval,
+                                 elements: Self.outermost(ifaceZones.flatMap { $0.interfaces.map(\.value) }).map { SetElement(key: [$0]) }))
             for (name, prefix) in [("ifz_src", "fi_"), ("ifz_dst", "fo_"), ("ifz_in", "ii_"), ("ifz_out", "od_")] {
-                sets.append(NamedSet(name: name, keyType: [.ifname], dataType: .verdict, flags: .interval, elements: flat.map {
-                    SetElement(key: [$0.range], data: .verdict(.jump(prefix + policy.zones[$0.zone].name)))
-                }))
+                for (k, layer) in interfaceLayers.enumerated() {
+                    sets.append(NamedSet(name: Self.layerMap(name, k), keyType: [.ifname], dataType: .verdict, flags: .interval, elements: layer.map {
+                        SetElement(key: [$0.range], data: .verdict(.jump(prefix + $0.zone)))
+                    }))
+                }
             }
         }
         for name in memberSetNeeded.sorted() {
@@ -338,11 +342,13 @@ struct IdentityCompiler {
             input.append(Rule([iifLo, markIs(markValue[z.name]!), .verdict(.goto(target))]))
         }
         if anyIface {
+            // The most specific patterns' layer first (`interfaceLayers`).
+            let layers = interfaceLayers.indices
             for f in FamilyInfo.all {
-                forward.append(Rule([unzoned(f, source: true), .verdictMap([.iifname], map: "ifz_src")]))
-                forward.append(Rule([unzoned(f, source: false), .verdictMap([.oifname], map: "ifz_dst")]))
-                input.append(Rule([unzoned(f, source: true), .verdictMap([.iifname], map: "ifz_in")]))
-                output.append(Rule([unzoned(f, source: false), .verdictMap([.oifname], map: "ifz_out")]))
+                for k in layers { forward.append(Rule([unzoned(f, source: true), .verdictMap([.iifname], map: Self.layerMap("ifz_src", k))])) }
+                for k in layers { forward.append(Rule([unzoned(f, source: false), .verdictMap([.oifname], map: Self.layerMap("ifz_dst", k))])) }
+                for k in layers { input.append(Rule([unzoned(f, source: true), .verdictMap([.iifname], map: Self.layerMap("ifz_in", k))])) }
+                for k in layers { output.append(Rule([unzoned(f, source: false), .verdictMap([.oifname], map: Self.layerMap("ifz_out", k))])) }
             }
         }
         for i in table.chains.indices {
@@ -392,12 +398,42 @@ struct IdentityCompiler {
         return sets
     }
 
-    /// Interface patterns as disjoint 16-byte intervals, the longest prefix winning (as addresses do).
-    static func interfaceIntervals(_ patterns: [(String, Int)]) -> [(range: ValueRange, zone: Int)] {
-        let items = patterns.map { p, z -> (first: UInt128, last: UInt128, zone: Int) in
-            let r = InterfaceName.range(p)
-            return (r.lo.uint128, r.hi.uint128, z)
+    /// The interface zones' patterns in layers, the most specific first: within a layer no two
+    /// patterns overlap, and a pattern inside another (`veth-b*` in `veth*`, `eth0` in `eth*`)
+    /// is in an earlier layer, so the first layer that matches decides, the most specific pattern
+    /// winning as the longest prefix does for addresses. Each element is one pattern as written,
+    /// never a piece of one or two merged: an interval of interface names that is not `NAME` or
+    /// `PREFIX*` has no nft syntax, and `nft -f` of the plan must load what apply programs. A
+    /// policy without nested patterns has one layer.
+    static func interfaceLayers(_ policy: Policy) -> [[(range: ValueRange, zone: String)]] {
+        let patterns = policy.zones.flatMap { z in z.interfaces.map { (range: InterfaceName.range($0.value), zone: z.name) } }
+        // A pattern inside another of its own zone adds nothing, unless a pattern of another zone
+        // lies between the two (`veth-b1` of A inside `veth-b*` of B inside `veth*` of A).
+        let kept = patterns.filter { p in
+            !patterns.contains { q in
+                q.zone == p.zone && q.range != p.range && q.range.contains(p.range)
+                    && !patterns.contains { r in r.zone != p.zone && r.range.contains(p.range) && q.range.contains(r.range) }
+            }
         }
-        return IntervalFlattener.flatten(ranges: items).map { (ValueRange(Value($0.lo, width: 16), Value($0.hi, width: 16)), $0.zone) }
+        // Most specific first, then each pattern one layer after the deepest pattern inside it.
+        let span = { (r: ValueRange) in r.hi.uint128 &- r.lo.uint128 }
+        let ordered = kept.sorted { (span($0.range), $0.range.lo) < (span($1.range), $1.range.lo) }
+        var layerOf: [Int] = []
+        for (i, p) in ordered.enumerated() {
+            let inside = ordered[..<i].indices.filter { p.range.contains(ordered[$0].range) }
+            layerOf.append(inside.map { layerOf[$0] + 1 }.max() ?? 0)
+        }
+        var layers = [[(range: ValueRange, zone: String)]](repeating: [], count: (layerOf.max() ?? 0) + 1)
+        for (i, p) in ordered.enumerated() { layers[layerOf[i]].append(p) }
+        return layers.map { $0.sorted { $0.range.lo < $1.range.lo } }
+    }
+
+    /// `ifz_src`, then `ifz_src_1`, `ifz_src_2`, … for the layers after the first.
+    static func layerMap(_ name: String, _ layer: Int) -> String { layer == 0 ? name : "\(name)_\(layer)" }
+
+    /// The patterns that are inside no other: the same names, each as one pattern as written.
+    static func outermost(_ patterns: [String]) -> [ValueRange] {
+        let ranges = Set(patterns.map(InterfaceName.range))
+        return ranges.filter { r in !ranges.contains { $0 != r && $0.contains(r) } }.sorted { $0.lo < $1.lo }
     }
 }

@@ -23,10 +23,9 @@ struct InterfaceAgreementTests {
         return policy
     }
 
-    func check(_ policy: Policy) {
+    func check(_ policy: Policy, interfaces: [String] = ["edge1", "wg0", "eth0"]) {
         let interpreter = Interpreter(ZoneCompiler.compile(policy))
         let evaluator = Evaluator(policy)
-        let interfaces = ["edge1", "wg0", "eth0"]
         var mismatches: [String] = [], probes = 0
         for family in AddressFamily.allCases {
             let addrs = AgreementTests.probeAddresses(policy, family: family)
@@ -82,6 +81,54 @@ struct InterfaceAgreementTests {
     @Test(arguments: 1...4 as ClosedRange<UInt64>)
     func interfaceZonesAgree(seed: UInt64) {
         check(Self.policy(seed: seed))
+    }
+
+    /// Patterns inside patterns of other zones (and of their own): the most specific one decides,
+    /// in the rule set as in the evaluator, through the layered maps.
+    @Test(arguments: [2] as [UInt64])
+    func nestedPatternsAgree(seed: UInt64) {
+        var policy = Self.policy(seed: seed)
+        let loc = SourceLocation(path: "gen.yaml", line: 1, column: 1)
+        policy.zones[0].interfaces = ["edge*", "eth*", "edge-b1"].map { Located($0, at: loc) }
+        policy.zones[1].interfaces = ["edge-b*", "eth0", "wg0"].map { Located($0, at: loc) }
+        policy.zones[3].members = []
+        policy.zones[3].interfaces = ["edge-b2*", "eth1*"].map { Located($0, at: loc) }
+        // One name for each way of deciding: the innermost pattern, each layer out, none.
+        check(policy, interfaces: ["edge-b1", "edge-b25", "edge-b3", "eth10", "eth2"])
+    }
+
+    /// Every interface element of the plan is a name or a `PREFIX*` pattern as written, never
+    /// an interval of names (nft has no syntax for one: `nft -f` of the plan must load it).
+    @Test func interfaceElementsAreThePatternsAsWritten() throws {
+        let yaml = """
+            zones:
+              lan: {interfaces: ["veth*", "veth-b1", "eth0*", "eth1*", "eth2"]}
+              partner: {interfaces: ["veth-b*", "veth0"]}
+              db: {members: [203.0.113.5]}
+            allow:
+              - {from: [lan, partner], to: db, ports: [tcp/5432]}
+
+            """
+        let policy = try #require(PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: yaml)]).policy)
+        let table = ZoneCompiler.compile(policy)
+        let text = NftText.render(table)
+        #expect(!text.contains("\"-\""), "an interval of interface names:\n\(text)")
+        func elements(_ name: String) throws -> [String] {
+            let set = try #require(table.sets.first { $0.name == name }, "\(name)")
+            return set.elements.map { e in
+                let key = DataType.ifname.format(e.key[0])
+                if case .verdict(.jump(let chain))? = e.data { return "\(key) jump \(chain)" }
+                return key
+            }
+        }
+        // The most specific layer first; each layer's patterns are disjoint.
+        #expect(try elements("ifz_src") == ["\"eth0*\" jump fi_lan", "\"eth1*\" jump fi_lan", "\"eth2\" jump fi_lan",
+                                            "\"veth-b1\" jump fi_lan", "\"veth0\" jump fi_partner"])
+        #expect(try elements("ifz_src_1") == ["\"veth-b*\" jump fi_partner"])
+        #expect(try elements("ifz_src_2") == ["\"veth*\" jump fi_lan"])
+        #expect(!table.sets.contains { $0.name == "ifz_src_3" })
+        #expect(try elements("ifz_all") == ["\"eth0*\"", "\"eth1*\"", "\"eth2\"", "\"veth*\""])
+        #expect(try elements("if_lan") == ["\"eth0*\"", "\"eth1*\"", "\"eth2\"", "\"veth*\""])
     }
 
     /// The helper's finding, as written: SSH on the failsafe port from an interface zone.
