@@ -37,5 +37,7 @@ enum SetUserData {
         return out
     }
 
-    static func byteorder(_ t: DataType) -> UInt32 { t.isBigEndian ? byteorderBig : byteorderHost }
+    /// As nft declares it: interface names are strings, which nft keeps in host order (no byte
+    /// swapping), though their bytes are stored as they are read, like big-endian values.
+    static func byteorder(_ t: DataType) -> UInt32 { t != .ifname && t.isBigEndian ? byteorderBig : byteorderHost }
 }

@@ -135,11 +135,12 @@ struct CommandTests {
 
     /// `nft -j list` after `zonewall apply` in one namespace equals it after `nft -f <(zonewall plan)`
     /// in another, for the example policy, generated ones and (seed 0) one with a ports chain too
-    /// long to hold inline.
-    @Test(needsRoot, arguments: [nil] + (0...6).map { UInt64($0) })
+    /// long to hold inline, (seed 7) one with interface patterns side by side and inside one another.
+    @Test(needsRoot, arguments: [nil] + (0...7).map { UInt64($0) })
     func sameAsNftF(seed: UInt64?) throws {
         if skipUnlessRoot() { return }
-        let files = try seed.map { $0 == 0 ? longAdmissionPolicy() : generatedPolicy(seed: $0) } ?? examplePolicyFiles()
+        let files = try seed.map { $0 == 0 ? longAdmissionPolicy() : $0 == 7 ? Self.nestedInterfaces : generatedPolicy(seed: $0) }
+            ?? examplePolicyFiles()
         try withPolicy(files) { dir in
             let check = try zonewall(["check", "--policies", dir])
             try #require(check.status == 0, "seed \(String(describing: seed)): \(check)\n\(files)")
@@ -165,6 +166,16 @@ struct CommandTests {
             }
         }
     }
+
+    static let nestedInterfaces = ["p.yaml": """
+        zones:
+          lan: {interfaces: ["veth*", "veth-b1", "eth0*", "eth1*", "eth2"]}
+          partner: {interfaces: ["veth-b*", "veth0"]}
+          db: {members: [203.0.113.5]}
+        allow:
+          - {from: [lan, partner], to: db, ports: [tcp/5432]}
+
+        """]
 
     /// An invalid policy exits 1 and leaves the kernel byte-for-byte as it was, table or no table.
     @Test(needsRoot) func invalidPolicyLeavesKernelUntouched() throws {
