@@ -52,27 +52,80 @@ enum PolicyBase {
         let prefix = run(git, ["-C", policies, "rev-parse", "--show-prefix"])
         let relative = prefix.status == 0 ? prefix.stdout.trimmingCharacters(in: .newlines) : ""
         let shown = relative.isEmpty ? "." : (relative.hasSuffix("/") ? String(relative.dropLast()) : relative)
-        let list = run(git, ["-C", policies, "ls-tree", "--full-tree", "--name-only", "\(revision):./"])
+        // NUL-terminated, unquoted names with their modes: `é.yaml` is not `"\303\251.yaml"`.
+        let list = runData(git, ["-C", policies, "ls-tree", "-z", "--full-tree", "\(revision):./"])
         guard list.status == 0 else {
             printError("\(revision):\(shown): error: policy directory does not exist at this revision")
             throw ExitCode(1)
         }
-        let names = list.stdout.split(separator: "\n").map(String.init)
-            .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
-        guard !names.isEmpty else {
+        let entries = list.stdout.split(separator: 0).compactMap(TreeEntry.init).filter { PolicyLoader.isPolicyFileName($0.name) }
+            .sorted { $0.name < $1.name }
+        guard !entries.isEmpty else {
             printError("\(revision):\(shown): error: policy directory has no *.yaml or *.yml files at this revision")
             throw ExitCode(1)
         }
+        // Read as the directory loader reads a checkout: regular files, symbolic links followed,
+        // anything else (a directory named x.yaml, a submodule) refused, and UTF-8 only.
         var files: [PolicyFile] = []
-        for name in names {
-            let show = run(git, ["-C", policies, "show", "\(revision):./\(name)"])
-            guard show.status == 0 else {
-                printError("\(revision):\(relative)\(name): error: cannot read: \(show.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
-                throw ExitCode(1)
+        var problems: [String] = []
+        for entry in entries {
+            let label = "\(revision):\(relative)\(entry.name)"
+            var object = entry.object
+            if entry.mode == "120000" {
+                let target = String(decoding: runData(git, ["-C", policies, "cat-file", "blob", entry.object]).stdout, as: UTF8.self)
+                guard let path = Self.resolve(link: target, in: relative) else {
+                    problems.append("\(label): error: symbolic link to '\(target)' leads outside the repository")
+                    continue
+                }
+                object = "\(revision):\(path)"
+            } else if entry.type != "blob" {
+                problems.append("\(label): error: cannot read file: not a regular file")
+                continue
             }
-            files.append(PolicyFile(path: "\(revision):\(relative)\(name)", contents: show.stdout))
+            let blob = runData(git, ["-C", policies, "cat-file", "blob", object])
+            guard blob.status == 0 else {
+                problems.append("\(label): error: cannot read: \(String(decoding: blob.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+                continue
+            }
+            guard let text = String(validating: blob.stdout, as: UTF8.self) else {
+                problems.append("\(label): error: file is not valid UTF-8")
+                continue
+            }
+            files.append(PolicyFile(path: label, contents: text))
+        }
+        guard problems.isEmpty else {
+            printError(problems.joined(separator: "\n"))
+            throw ExitCode(1)
         }
         return PolicyLoader.parse(files, users: UserResolver.uid)
+    }
+
+    /// One record of `git ls-tree -z`: `MODE TYPE OBJECT<TAB>NAME`.
+    struct TreeEntry {
+        var mode: String, type: String, object: String, name: String
+
+        init?(_ record: Data.SubSequence) {
+            guard let tab = record.firstIndex(of: 0x09) else { return nil }
+            let meta = String(decoding: record[..<tab], as: UTF8.self).split(separator: " ").map(String.init)
+            guard meta.count == 3 else { return nil }
+            (mode, type, object) = (meta[0], meta[1], meta[2])
+            name = String(decoding: record[record.index(after: tab)...], as: UTF8.self)
+        }
+    }
+
+    /// The repository path a symbolic link in directory `directory` (from the top, with a
+    /// trailing `/` or empty) leads to, or nil when it leaves the repository (or is absolute).
+    static func resolve(link target: String, in directory: String) -> String? {
+        guard !target.hasPrefix("/") else { return nil }
+        var parts = directory.split(separator: "/").map(String.init)
+        for part in target.split(separator: "/") {
+            switch part {
+            case ".", "": continue
+            case "..": if parts.isEmpty { return nil } else { parts.removeLast() }
+            default: parts.append(String(part))
+            }
+        }
+        return parts.joined(separator: "/")
     }
 
     /// The first executable named `name` on PATH.
@@ -87,6 +140,12 @@ enum PolicyBase {
 
     /// Runs a program to completion, capturing its output.
     static func run(_ executable: String, _ arguments: [String], input: String? = nil) -> (status: Int32, stdout: String, stderr: String) {
+        let r = runData(executable, arguments, input: input)
+        return (r.status, String(decoding: r.stdout, as: UTF8.self), String(decoding: r.stderr, as: UTF8.self))
+    }
+
+    /// `run`, with the output as bytes.
+    static func runData(_ executable: String, _ arguments: [String], input: String? = nil) -> (status: Int32, stdout: Data, stderr: Data) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -95,7 +154,7 @@ enum PolicyBase {
         p.standardError = err
         let inPipe = Pipe()
         p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        do { try p.run() } catch { return (127, "", "cannot run \(executable): \(error)") }
+        do { try p.run() } catch { return (127, Data(), Data("cannot run \(executable): \(error)".utf8)) }
         if let input {
             // Written on another thread: a large input would otherwise fill the pipe while we wait.
             let data = Data(input.utf8)
@@ -110,6 +169,6 @@ enum PolicyBase {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (p.terminationStatus, outData, errData)
     }
 }

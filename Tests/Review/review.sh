@@ -168,6 +168,24 @@ PATH=/nonexistent "$ZW" diff --base HEAD~1 --policies policies >/dev/null 2>"$WO
 expect_status "git missing" 1 $?
 contains "git missing is said clearly" "$WORK/nogit.err" "git is not installed"
 
+# A base revision is read as a checkout is: names git would quote, symbolic links followed,
+# a directory named *.yaml refused.
+ODD="$WORK/odd" && mkdir -p "$ODD/policies" "$ODD/shared"
+printf 'zones:\n  web: {members: [192.0.2.16/28]}\n' >"$ODD/policies/zones.yaml"
+printf 'zones:\n  uni: {members: [192.0.2.210]}\n' >"$ODD/policies/é ü.yaml"
+printf 'allow:\n  - {from: web, to: uni, ports: [tcp/443]}\n' >"$ODD/shared/common.yaml"
+ln -s ../shared/common.yaml "$ODD/policies/link.yaml"
+oddgit() { command git -C "$ODD" -c user.name=review -c user.email=review@example.invalid -c init.defaultBranch=main "$@"; }
+oddgit init -q && oddgit add -A && oddgit commit -qm odd
+(cd "$ODD" && "$ZW" diff --base HEAD --policies policies >"$WORK/odd.out" 2>&1)
+expect_status "diff against HEAD of unusual file names and a symlink: no change" 0 $?
+contains "… said so" "$WORK/odd.out" "no change in meaning"
+mkdir "$ODD/policies/dir.yaml" && echo x >"$ODD/policies/dir.yaml/inner.txt"
+oddgit add -A && oddgit commit -qm dir && rm -r "$ODD/policies/dir.yaml"
+(cd "$ODD" && "$ZW" diff --base HEAD --policies policies >/dev/null 2>"$WORK/odd.err")
+expect_status "a base holding a directory named dir.yaml" 1 $?
+contains "… is refused as the directory loader refuses it" "$WORK/odd.err" "HEAD:policies/dir.yaml: error: cannot read file: not a regular file"
+
 # ---- the CI recipe, as another CI system would call it ----------------------------------------
 "$ROOT/packaging/ci/zonewall-ci.sh" --zonewall "$ZW" --policies policies --base HEAD~3 --comment "$WORK/comment.md" >"$WORK/ci.log" 2>&1
 rc=$?
