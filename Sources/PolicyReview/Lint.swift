@@ -12,16 +12,20 @@ public enum Lint {
         let allZones = Set(policy.zones.map(\.name))
         for r in policy.rules {
             // Towards zones only: world → host or world is not governed (the resolver says so).
+            // By what the rule admits, not how it is spelled: `tcp/1-65535` is `tcp`, and
+            // `[tcp/1-32767, tcp/32768-65535]` is too.
             if r.from.contains(.world) && r.to.contains(where: \.isZone) && !r.ignores(.worldOpen) {
-                for spec in r.ports {
-                    switch spec {
-                    case .any:
-                        out.append(.warning(r.location, "this rule lets the whole world send any traffic",
-                                            hint: "name the ports the service needs, e.g. tcp/443; " + LintKind.worldOpen.silenceHint))
-                    case .wholeProtocol(let p):
-                        out.append(.warning(r.location, "this rule lets the whole world reach every \(p) port",
+                if r.ports.contains(.any) {
+                    out.append(.warning(r.location, "this rule lets the whole world send any traffic",
+                                        hint: "name the ports the service needs, e.g. tcp/443; " + LintKind.worldOpen.silenceHint))
+                } else {
+                    let access = Access(r.ports)
+                    for p in TransportProtocol.allCases.sorted() {
+                        let n = access.ports(p).count
+                        guard n > widePortLimit else { continue }
+                        let what = n >= 65_535 ? "every \(p) port" : "\(n) \(p) ports (more than \(widePortLimit))"
+                        out.append(.warning(r.location, "this rule lets the whole world reach \(what)",
                                             hint: "name the ports the service needs, e.g. \(p)/443; " + LintKind.worldOpen.silenceHint))
-                    default: continue
                     }
                 }
             }
@@ -34,7 +38,9 @@ public enum Lint {
                                         hint: "open only the ports the services listen on; " + LintKind.widePorts.silenceHint))
                 }
             }
-            if allZones.count >= 2 && !r.ignores(.everyZone) {
+            // Towards this host it is the usual shape (SSH, monitoring), and what the lock-out
+            // warning asks for.
+            if allZones.count >= 2 && !r.ignores(.everyZone) && r.to != [.host] {
                 for (key, side) in [("from", r.from), ("to", r.to)] {
                     let zones = Set(side.compactMap { e -> String? in
                         if case .zone(let z) = e { return z }
@@ -42,7 +48,7 @@ public enum Lint {
                     })
                     guard zones == allZones else { continue }
                     out.append(.warning(r.location, "'\(key)' names every zone (\(allZones.count))",
-                                        hint: "a zone added later is included silently; list the zones that need it, or "
+                                        hint: "a rule for every zone is rarely least privilege (and a zone added later is not in it); list the zones that need it, or "
                                             + LintKind.everyZone.silenceHint))
                 }
             }

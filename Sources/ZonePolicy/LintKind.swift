@@ -13,6 +13,9 @@ public enum LintKind: String, Hashable, Sendable, CaseIterable, Comparable {
     case everyZone = "every-zone"
     /// Another rule already admits everything a rule admits.
     case covered
+    /// SSH to this host is denied from the zones operators may connect from (silenced per zone:
+    /// a zone no operator connects from).
+    case lockout
 
     /// Words for the kind, used in the schema and the README.
     public var summary: String {
@@ -23,6 +26,7 @@ public enum LintKind: String, Hashable, Sendable, CaseIterable, Comparable {
         case .unusedZone: "no allow rule mentions a zone"
         case .everyZone: "a rule's from or to names every zone"
         case .covered: "another rule already admits everything the rule admits"
+        case .lockout: "tcp/22 to this host is denied from a zone operators may connect from"
         }
     }
 

@@ -10,7 +10,7 @@ public enum Lockout {
     public static func deniedZones(_ policy: Policy, port: PortSpec = ssh) -> [String] {
         let evaluator = Evaluator(policy)
         return policy.zones.filter { z in
-            (!z.members.isEmpty || !z.interfaces.isEmpty || z.isLocal) && !evaluator.isAudited(.zone(z.name))
+            (!z.members.isEmpty || !z.interfaces.isEmpty || z.isLocal) && !evaluator.isAudited(.zone(z.name)) && !z.ignores(.lockout)
         }.map(\.name).filter {
             evaluator.decide(from: .endpoint(.zone($0)), to: .endpoint(.host), spec: port).verdict == .deny
         }
@@ -25,14 +25,16 @@ public enum Lockout {
         }
     }
 
-    /// One warning naming those zones (the first 10, then a count), at the first one's place.
+    /// One warning naming those zones (the first 10, then a count), at the place of the one
+    /// written first.
     public static func warnings(_ policy: Policy) -> [Diagnostic] {
         let zones = deniedZones(policy)
-        guard let first = zones.first, let location = policy.zone(named: first)?.location, !someZoneAdmitted(policy) else { return [] }
+        guard let location = zones.compactMap({ policy.zone(named: $0)?.location }).min(), !someZoneAdmitted(policy) else { return [] }
         let named = zones.prefix(10).joined(separator: ", ") + (zones.count > 10 ? " and \(zones.count - 10) more" : "")
         return [.warning(location, "\(ssh) to this host is denied from zone(s) \(named): an operator connecting from there "
                          + "is locked out as soon as the policy is applied",
                          hint: "allow it from the zones operators connect from (from: [\(zones.prefix(10).joined(separator: ", "))\(zones.count > 10 ? ", …" : "")], to: host, ports: [tcp/22]), "
-                             + "or keep it open whatever the zones with settings: {failsafe: [tcp/22]}")]
+                             + "or keep it open whatever the zones with settings: {failsafe: [tcp/22]}; on a zone no operator "
+                             + "connects from: lint: {ignore: [lockout], reason: \"…\"}")]
     }
 }

@@ -34,6 +34,24 @@ import ZonePolicy
         #expect(lints(Self.fine + "  - {from: world, to: web, ports: [tcp/443, icmp]}\n").1.isEmpty)
     }
 
+    /// By what the rule admits, however it is spelled: a whole protocol as a range or in pieces,
+    /// or a range wider than wide-ports allows between zones.
+    /// Every zone towards this host is the usual shape (and the lock-out warning's own advice).
+    @Test func everyZoneToHostIsNotWarned() {
+        let all = "  - {from: [web, api, db], to: host, ports: [tcp/22]}\n"
+        #expect(lints(Self.fine + all).1.isEmpty, "\(lints(Self.fine + all).1)")
+        only(lints(Self.fine + "  - {from: [web, api, db], to: [host, db], ports: [tcp/22]}\n").1, line: 8, "'from' names every zone",
+             hint: "a zone added later is not in it")
+    }
+
+    @Test func worldOpenWhateverTheSpelling() {
+        only(lints(Self.fine + "  - {from: world, to: web, ports: [tcp/1-65535]}\n").1, line: 8, "every tcp port", hint: "tcp/443")
+        only(lints(Self.fine + "  - {from: world, to: web, ports: [tcp/1-32767, tcp/32768-65535]}\n").1, line: 8, "every tcp port", hint: "tcp/443")
+        only(lints(Self.fine + "  - {from: world, to: web, ports: [tcp/1-40000]}\n").1, line: 8, "reach 40000 tcp ports (more than 1024)",
+             hint: "ignore: [world-open]")
+        #expect(lints(Self.fine + "  - {from: world, to: web, ports: [tcp/1000-2023]}\n").1.isEmpty)
+    }
+
     @Test func moreThan1024PortsBetweenZones() {
         only(lints(Self.fine + "  - {from: web, to: db, ports: [tcp/1000-2024]}\n").1, line: 8, "opens 1025 tcp ports between zones", hint: "wide-ports")
         #expect(lints(Self.fine + "  - {from: web, to: db, ports: [tcp/1000-2023]}\n").1.isEmpty)
@@ -42,7 +60,7 @@ import ZonePolicy
     }
 
     @Test func fromOrToCoveringEveryZone() {
-        only(lints(Self.fine + "  - {from: [web, api, db], to: host, ports: [tcp/9100]}\n").1, line: 8, "'from' names every zone (3)", hint: "every-zone")
+        only(lints(Self.fine + "  - {from: [web, api, db], to: world, ports: [tcp/443]}\n").1, line: 8, "'from' names every zone (3)", hint: "every-zone")
     }
 
     @Test func silencedOnTheRuleWithAReason() {

@@ -31,6 +31,27 @@ struct LockoutTests {
         #expect(text.contains("from: [a, b, c, d]"), "the hint names every zone it warns about")
     }
 
+    /// A zone no operator connects from is silenced on the zone, and leaves the list; with every
+    /// zone silenced there is no warning. The warning stands at the zone written first.
+    @Test func silencedOnTheZonesNoOperatorConnectsFrom() throws {
+        let yaml = """
+            zones:
+              web: {members: [192.0.2.1]}
+              api: {members: [192.0.2.2]%@}
+            allow:
+              - {from: web, to: api, ports: [tcp/80]}
+
+            """
+        let both = try Self.warnings(yaml.replacingOccurrences(of: "%@", with: ""))
+        #expect(both.count == 1 && both[0].hasPrefix("p.yaml:2:3: warning: tcp/22 to this host is denied from zone(s) api, web:"), "\(both)")
+        #expect(both[0].contains("lint: {ignore: [lockout]"))
+        let one = try Self.warnings(yaml.replacingOccurrences(of: "%@", with: ", lint: {ignore: [lockout], reason: \"no operators\"}"))
+        #expect(one.count == 1 && one[0].contains("denied from zone(s) web:"), "\(one)")
+        let none = try Self.warnings(yaml.replacingOccurrences(of: "%@", with: ", lint: {ignore: [lockout], reason: \"no operators\"}")
+            .replacingOccurrences(of: "[192.0.2.1]}", with: "[192.0.2.1], lint: {ignore: [lockout], reason: \"console only\"}}"))
+        #expect(none.isEmpty, "\(none)")
+    }
+
     @Test func oneZoneLetInIsAChoiceNotALockout() throws {
         #expect(try Self.warnings("""
             zones:
