@@ -45,7 +45,7 @@ extension PolicyDiff {
     func describe(_ m: MovedFlow) -> String {
         let shown = m.members.prefix(3).joined(separator: ", ") + (m.members.count > 3 ? " and \(m.members.count - 3) more" : "")
         let side = "\(shown) (was \(m.was), now \(m.now))"
-        return m.outbound ? "\(side) → \(m.peer)" : "\(m.peer) → \(side)"
+        return m.outbound ? "\(side) → \(m.peerLabel)" : "\(m.peerLabel) → \(side)"
     }
 
     /// The stable JSON form: every key always present, every list sorted.
@@ -58,7 +58,7 @@ extension PolicyDiff {
         func moved(_ ms: [MovedFlow]) -> JSONValue {
             .array(ms.map { m -> JSONValue in
                 ["members": .array(m.members.map(JSONValue.string)), "was": .string(m.was.description), "now": .string(m.now.description),
-                 "peer": .string(m.peer.description), "direction": .string(m.outbound ? "to peer" : "from peer"),
+                 "peer": .string(m.peer.description), "peerWas": .string((m.peerWas ?? m.peer).description), "direction": .string(m.outbound ? "to peer" : "from peer"),
                  "ports": .array(m.ports.map(JSONValue.string))]
             })
         }
@@ -130,8 +130,8 @@ extension PolicyDiff {
             guard !flows.isEmpty || !moved.isEmpty else { return }
             defer {
                 for m in moved {
-                    let from = m.outbound ? "\(markdownList(m.members)) (was \(m.was), now \(m.now))" : "\(m.peer)"
-                    let to = m.outbound ? "\(m.peer)" : "\(markdownList(m.members)) (was \(m.was), now \(m.now))"
+                    let from = m.outbound ? "\(markdownList(m.members)) (was \(m.was), now \(m.now))" : m.peerLabel
+                    let to = m.outbound ? m.peerLabel : "\(markdownList(m.members)) (was \(m.was), now \(m.now))"
                     out += "| \(from) | \(to) | \(m.ports.map { "`\($0)`" }.joined(separator: " ")) | member change |\n"
                 }
             }

@@ -124,6 +124,12 @@ public struct Membership: Sendable {
 
     /// The addresses that changed owner from `old` to `new`, grouped by (was, now), sorted.
     public static func moves(from old: Membership, to new: Membership) -> [Move] {
+        pieces(from: old, to: new, unchanged: false)
+    }
+
+    /// Every address some zone owns on either side, grouped by (was, now), sorted; with
+    /// `unchanged`, the addresses that kept their zone too (`was == now`).
+    public static func pieces(from old: Membership, to new: Membership, unchanged: Bool) -> [Move] {
         // Every boundary of either side's ranges, then each piece between them with its two owners.
         func owners(_ m: Membership) -> [(AddressRange, String)] {
             m.ranges.flatMap { zone, rs in rs.map { ($0, zone) } }.sorted { $0.0 < $1.0 }
@@ -150,7 +156,7 @@ public struct Membership: Sendable {
             }
             for (k, start) in points.enumerated() {
                 let was = owner(fa, at: start), now = owner(fb, at: start)
-                guard was != now else { continue }
+                guard was != now || (unchanged && was != nil) else { continue }
                 let last = k + 1 < points.count ? points[k + 1] - 1 : UInt128.max >> (128 - family.bits)
                 byPair[[was, now], default: []].append(AddressRange(family: family, first: start, last: last))
             }

@@ -53,8 +53,10 @@ public struct PolicyDiff: Sendable {
         public var was: Endpoint
         /// Their zone now, or `world`.
         public var now: Endpoint
-        /// The other end of the traffic.
+        /// The other end of the traffic: its addresses' zone now (or `world`, or `host`).
         public var peer: Endpoint
+        /// Where the other end's addresses moved too (a zone renamed, merged): their zone before.
+        public var peerWas: Endpoint?
         /// True: from the addresses to `peer`; false: from `peer` to them.
         public var outbound: Bool
         /// What changed, in the policy language.
@@ -62,11 +64,14 @@ public struct PolicyDiff: Sendable {
 
         public var ports: [String] { access.specs }
 
+        /// The other end in words: `d`, or `d (was b)`.
+        public var peerLabel: String { peerWas.map { "\(peer) (was \($0))" } ?? peer.description }
+
         public static func < (a: Self, b: Self) -> Bool {
             (a.members.first ?? "", a.peer.description, a.outbound ? 0 : 1) < (b.members.first ?? "", b.peer.description, b.outbound ? 0 : 1)
         }
         public static func == (a: Self, b: Self) -> Bool {
-            a.members == b.members && a.peer == b.peer && a.outbound == b.outbound && a.access == b.access
+            a.members == b.members && a.peer == b.peer && a.peerWas == b.peerWas && a.outbound == b.outbound && a.access == b.access
         }
     }
 
@@ -147,7 +152,7 @@ public struct PolicyDiff: Sendable {
         auditRemoved = before.auditedZones.subtracting(after.auditedZones).intersection(newNames).sorted()
 
         let m0 = Membership(old), m1 = Membership(new)
-        movedFlows(Membership.moves(from: m0, to: m1), before, after, endpoints: oldNames.union(newNames))
+        movedFlows(Membership.pieces(from: m0, to: m1, unchanged: true), before, after, endpoints: oldNames.union(newNames))
         for zone in oldNames.union(newNames) {
             let r0 = m0.ranges[zone] ?? [], r1 = m1.ranges[zone] ?? []
             if r0 == r1 { continue }
@@ -166,26 +171,43 @@ public struct PolicyDiff: Sendable {
         membersRemoved.sort()
     }
 
-    /// The traffic of addresses whose zone changed, against every other endpoint: what their old
-    /// zone (or `world`) was allowed before against what their new one is allowed now. Traffic
+    /// The traffic of addresses whose zone changed, against every other end, address by
+    /// address: what their old zone (or `world`) was allowed towards the other end's old zone
+    /// before, against what their new zone is allowed towards the other end's new zone now. So
+    /// renaming zones `a`, `b` to `c`, `d` changes nothing between their addresses. Traffic
     /// between two unzoned ends is not zonewall's to decide: it passes, on both sides.
-    private mutating func movedFlows(_ moves: [Membership.Move], _ before: Reachability, _ after: Reachability, endpoints: Set<String>) {
-        let peers = endpoints.sorted().map(Endpoint.zone) + [.world, .host]
+    private mutating func movedFlows(_ pieces: [Membership.Move], _ before: Reachability, _ after: Reachability, endpoints: Set<String>) {
+        func endpoint(_ zone: String?) -> Endpoint { zone.map(Endpoint.zone) ?? .world }
+        // The other ends: address pieces by (zone before, zone now), zones of identities only,
+        // the rest of the world and this host.
+        var peers: [(was: Endpoint, now: Endpoint)] = []
+        var seen = Set<[String]>()
+        for p in pieces where seen.insert([p.was ?? "", p.now ?? ""]).inserted { peers.append((endpoint(p.was), endpoint(p.now))) }
+        let owning = Set(pieces.flatMap { [$0.was, $0.now].compactMap { $0 } })
+        for z in endpoints.sorted() where !owning.contains(z) { peers.append((.zone(z), .zone(z))) }
+        peers += [(.world, .world), (.host, .host)]
         func effective(_ r: Reachability, _ pair: EndpointPair) -> Access { pair.isGoverned ? r.access(pair) : .everything }
-        for move in moves {
-            let was: Endpoint = move.was.map(Endpoint.zone) ?? .world, now: Endpoint = move.now.map(Endpoint.zone) ?? .world
+        for move in pieces where move.was != move.now {
+            let was = endpoint(move.was), now = endpoint(move.now)
             let members = move.ranges.flatMap(\.prefixes).map(\.description)
-            for peer in peers {
-                for outbound in [true, false] {
-                    let a = effective(before, outbound ? EndpointPair(from: was, to: peer) : EndpointPair(from: peer, to: was))
-                    let b = effective(after, outbound ? EndpointPair(from: now, to: peer) : EndpointPair(from: peer, to: now))
+            // One address and itself: no traffic through the firewall to speak of.
+            let single = move.ranges.count == 1 && move.ranges[0].first == move.ranges[0].last
+            for peer in peers where !(single && peer.was == was && peer.now == now) {
+                // Between two moved groups, each flow once: from the moving side.
+                let directions = peer.was == peer.now ? [true, false] : [true]
+                for outbound in directions {
+                    let a = effective(before, outbound ? EndpointPair(from: was, to: peer.was) : EndpointPair(from: peer.was, to: was))
+                    let b = effective(after, outbound ? EndpointPair(from: now, to: peer.now) : EndpointPair(from: peer.now, to: now))
                     if a == b { continue }
                     let gained = b.subtracting(a), lost = a.subtracting(b)
+                    let peerWas = peer.was == peer.now ? nil : peer.was
                     if !gained.isEmpty {
-                        openedForMoved.append(MovedFlow(members: members, was: was, now: now, peer: peer, outbound: outbound, access: gained))
+                        openedForMoved.append(MovedFlow(members: members, was: was, now: now, peer: peer.now, peerWas: peerWas,
+                                                        outbound: outbound, access: gained))
                     }
                     if !lost.isEmpty {
-                        closedForMoved.append(MovedFlow(members: members, was: was, now: now, peer: peer, outbound: outbound, access: lost))
+                        closedForMoved.append(MovedFlow(members: members, was: was, now: now, peer: peer.now, peerWas: peerWas,
+                                                        outbound: outbound, access: lost))
                     }
                 }
             }

@@ -142,6 +142,17 @@ import ZonePolicy
         #expect(diff.opened.isEmpty && diff.closed.isEmpty)
     }
 
+    /// Renaming zones moves every address, and nothing changes between them: the moved-address
+    /// flows compare each address's old zone pair with its new one, not with the new policy's names.
+    @Test func renamingZonesMovesNoTraffic() {
+        let before = load("zones:\n  a: {members: [192.0.2.1]}\n  b: {members: [192.0.2.2]}\nallow:\n  - {from: a, to: b, ports: [tcp/80]}\n")
+        let after = load("zones:\n  c: {members: [192.0.2.1]}\n  d: {members: [192.0.2.2]}\nallow:\n  - {from: c, to: d, ports: [tcp/80]}\n")
+        let diff = PolicyDiff(from: before, to: after)
+        #expect(diff.openedForMoved.isEmpty && diff.closedForMoved.isEmpty, "\(diff.text)")
+        // What the names say is still said: c → d opened, a → b closed, with the zones.
+        #expect(diff.summary == "opens 1 flow, closes 1, 4 member changes, adds 2 zones, removes 2 zones", "\(diff.summary)")
+    }
+
     /// Deleting a zone hands its addresses to `world`: whatever `world` may do or receive, they
     /// now may too, though no rule changed. The diff says so, and counts it as opening traffic.
     @Test func addressesLeavingEveryZoneTakeWorldsTraffic() {
@@ -305,6 +316,7 @@ import ZonePolicy
                     "members": ["203.0.113.21"],
                     "now": "db",
                     "peer": "api",
+                    "peerWas": "api",
                     "ports": ["tcp/5432"],
                     "was": "cache"
                   },
@@ -313,6 +325,7 @@ import ZonePolicy
                     "members": ["203.0.113.21"],
                     "now": "db",
                     "peer": "cache",
+                    "peerWas": "cache",
                     "ports": ["tcp/5432"],
                     "was": "cache"
                   },
@@ -321,6 +334,7 @@ import ZonePolicy
                     "members": ["203.0.113.21"],
                     "now": "db",
                     "peer": "web",
+                    "peerWas": "web",
                     "ports": ["tcp/5432"],
                     "was": "cache"
                   }

@@ -46,7 +46,7 @@ import ZonePolicy
 
     @Test func goldenDiffSaysWhatTheEditDid() throws {
         let d = try diff()
-        #expect(d.summary == "opens 7 flows, closes 12, 3 member changes, adds 1 zone")
+        #expect(d.summary == "opens 7 flows, closes 13, 3 member changes, adds 1 zone")
         #expect(d.closed.map { "\($0.pair) \($0.ports)" } == ["web → api [\"tcp/8050-8089\"]", "world → web [\"tcp/80\"]"])
         #expect(d.opened.map { "\($0.pair) \($0.ports)" }
                 == ["metrics → api [\"tcp/9100\"]", "metrics → web [\"tcp/9100\"]", "web → api [\"tcp/8100-8199\"]"])
@@ -56,7 +56,9 @@ import ZonePolicy
         #expect(d.openedForMoved.map { "\($0.peer) → \($0.members) \($0.ports)" }.filter { $0.contains("203.0.113.7") }
                 == ["api → [\"203.0.113.7\"] [\"tcp/5432\"]", "workers → [\"203.0.113.7\"] [\"tcp/5432\"]"])
         #expect(d.closedForMoved.filter { $0.members == ["203.0.113.7"] && $0.outbound }.map { "\($0.peer) \($0.ports)" }
-                == ["db [\"tcp/5432\"]", "dns [\"tcp/53\", \"udp/53\"]", "world [\"tcp/443\"]"])
+                == ["db [\"tcp/5432\"]", "dns [\"tcp/53\", \"udp/53\"]", "metrics [\"tcp/443\"]", "world [\"tcp/443\"]"])
+        // metrics' new member was world's: 203.0.113.7 reached it on tcp/443 as it reached world.
+        #expect(d.closedForMoved.first { $0.members == ["203.0.113.7"] && $0.peer == .zone("metrics") }?.peerLabel == "metrics (was world)")
         #expect(d.opens)
     }
 

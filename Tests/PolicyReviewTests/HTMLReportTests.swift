@@ -36,7 +36,7 @@ import ZonePolicy
         let files = try bundledPolicyFiles()
         let new = load(ReviewGoldenTests.edited(files))
         let html = HTMLReport(policy: new, diff: PolicyDiff(from: load(files), to: new), baseName: "origin/main").html
-        #expect(html.contains("Changes against origin/main: opens 7 flows, closes 12"))
+        #expect(html.contains("Changes against origin/main: opens 7 flows, closes 13"))
         #expect(try #require(cell(html, from: "metrics", to: "web")).contains("data-change=\"opened\""))
         #expect(html.contains("<tr data-zone=\"metrics\">"))
     }

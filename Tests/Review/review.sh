@@ -87,6 +87,7 @@ cat >"$WORK/want.json" <<'JSON'
         "members": ["203.0.113.21"],
         "now": "db",
         "peer": "api",
+        "peerWas": "api",
         "ports": ["tcp/6379"],
         "was": "cache"
       }
@@ -97,6 +98,7 @@ cat >"$WORK/want.json" <<'JSON'
         "members": ["203.0.113.21"],
         "now": "db",
         "peer": "api",
+        "peerWas": "api",
         "ports": ["tcp/5432"],
         "was": "cache"
       },
@@ -105,6 +107,7 @@ cat >"$WORK/want.json" <<'JSON'
         "members": ["203.0.113.21"],
         "now": "db",
         "peer": "web",
+        "peerWas": "web",
         "ports": ["tcp/5432"],
         "was": "cache"
       },
@@ -113,6 +116,7 @@ cat >"$WORK/want.json" <<'JSON'
         "members": ["203.0.113.21"],
         "now": "db",
         "peer": "workers",
+        "peerWas": "workers",
         "ports": ["tcp/5432"],
         "was": "cache"
       }
