@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "Ruleset", "ZonePolicy", "ZoneCompiler", "CGlibc", "Revocation", "HostIdentity",
+                "Ruleset", "ZonePolicy", "ZoneCompiler", "CGlibc", "Revocation", "HostIdentity", "NetworkNamespace",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,6 +1,7 @@
 import CNetfilterLog
 import Foundation
 import Glibc
+import NetworkNamespace
 
 /// The daemon's flow log, shared over a local unix socket that only root can open: the socket
 /// file is mode 0600, and each peer's uid is checked with `SO_PEERCRED`.
@@ -12,12 +13,12 @@ public final class FlowStreamServer: @unchecked Sendable {
     /// The default socket path.
     public static let defaultPath = "/run/zonewall/flowlog.sock"
 
-    /// The socket of the daemon enforcing in a network namespace (`--netns NAME`), so that
-    /// daemons of several namespaces never share one.
+    /// The socket of the daemon enforcing in a network namespace: `flowlog-ns-DEV-INODE.sock`,
+    /// named by the namespace's identity, so that daemons of several namespaces never share one
+    /// however they are started (`--netns NAME`, a path, `ip netns exec NAME`, the host's own), and
+    /// `zonewall log` finds it by any spelling. `defaultPath` where the namespace cannot be examined.
     public static func defaultPath(netns: String?) -> String {
-        guard let netns else { return defaultPath }
-        let safe = netns.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
-        return "/run/zonewall/flowlog-\(String(safe)).sock"
+        NetworkNamespace.identity(of: netns).map { "/run/zonewall/flowlog-ns-\($0).sock" } ?? defaultPath
     }
 
     /// The socket file.

@@ -19,6 +19,14 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { path }
 
+    /// The namespace itself, `DEV-INODE` of its nsfs file, whatever it is called: a name, a path,
+    /// or nil for this process's own namespace. Nil when it cannot be examined.
+    public static func identity(of namespace: String?) -> String? {
+        var st = stat()
+        guard stat(namespace.map { NetworkNamespace($0).path } ?? "/proc/self/ns/net", &st) == 0 else { return nil }
+        return "\(st.st_dev)-\(st.st_ino)"
+    }
+
     /// Why the namespace could not be entered: the step that failed, and its errno.
     public struct EntryError: Error, Sendable, Equatable, CustomStringConvertible {
         public let operation: String

@@ -1,4 +1,5 @@
 import Foundation
+import NetworkNamespace
 
 #if canImport(Glibc)
 import Glibc
@@ -53,11 +54,7 @@ public final class NamespaceLock: Sendable {
     }
 
     /// The namespace itself, `DEV-INODE` of its nsfs file, or nil when it cannot be examined.
-    public static func identity(namespace: String?) -> String? {
-        var st = stat()
-        guard stat(file(namespace), &st) == 0 else { return nil }
-        return "\(st.st_dev)-\(st.st_ino)"
-    }
+    public static func identity(namespace: String?) -> String? { NetworkNamespace.identity(of: namespace) }
 
     /// Takes the lock of `namespace` (nil: this process's own), describing this process as
     /// `holder`. Nil when the namespace cannot be opened (opening the kernel will say why).

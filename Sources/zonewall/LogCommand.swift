@@ -64,7 +64,7 @@ struct FlowSourceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Bind the NFLOG group inside this network namespace.", valueName: "NAME"))
     var netns: String?
 
-    @Option(help: ArgumentHelp("The daemon's flow log socket (default: /run/zonewall/flowlog.sock, or flowlog-NAME.sock with --netns NAME).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The daemon's flow log socket (default: /run/zonewall/flowlog-ns-DEV-INODE.sock, named by the network namespace's identity).", valueName: "PATH"))
     var socket: String?
 
     @Option(help: ArgumentHelp("Stop after this many seconds (default: until SIGINT/SIGTERM).", valueName: "SECONDS"))

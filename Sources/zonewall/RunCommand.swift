@@ -60,7 +60,7 @@ struct RunCommand: AsyncParsableCommand {
                              discussion: "Root can still delete the table through a new socket once the owner is gone."))
     var ownTable = false
 
-    @Option(help: ArgumentHelp("The flow log socket that `zonewall log` reads (default: /run/zonewall/flowlog.sock, flowlog-NAME.sock with --netns NAME); empty disables the flow log.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The flow log socket that `zonewall log` reads (default: /run/zonewall/flowlog-ns-DEV-INODE.sock, named by the network namespace's identity); empty disables the flow log.", valueName: "PATH"))
     var flowLogSocket: String?
 
     @Option(help: ArgumentHelp("Where the top denied pairs of the last hour are written for `zonewall status` (default: /run/zonewall/flows-ns-DEV-INODE-HASH.json, by the namespace's identity and the policy directory, as the state file).", valueName: "PATH"))

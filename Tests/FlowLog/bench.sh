@@ -32,24 +32,26 @@ YAML
 zones >"$D/zones.yaml"
 echo "settings: {log_denied: true, log_group: 7, log_rate: 10000}" >"$D/settings.yaml"
 
-ID="" DAEMON="" LOGGER="" SERVER=""
+ID="" DAEMON="" LOGGER="" SERVER="" NSID=""
 cleanup() {
     for p in $LOGGER $DAEMON $SERVER; do kill -KILL "$p" 2>/dev/null; done
     lab_down "$ID"
-    rm -f "/run/zonewall/flowlog-zw-$ID-r.sock" "$WORK/flows.json"
+    [[ -n $NSID ]] && rm -f "/run/zonewall/flowlog-ns-$NSID.sock" /run/zonewall/flows-ns-"$NSID"-*.json
+    rm -f "$WORK/flows.json"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 ID=$(lab_up "$D") || { echo "lab_up failed"; exit 1; }
 R=zw-$ID-r EP=$LAB_STATE/$ID/endpoints
+NSID=$(stat -L -c '%d-%i' "/run/netns/$R")  # the flow log socket is named by the namespace's identity
 ns_of() { awk -v n="$1" '$1 == n {print $2}' "$EP"; }
 addr_of() { awk -v n="$1" '$1 == n {print $3}' "$EP"; }
 WEB=$(ns_of web) DBNS=$(ns_of db) DB4=$(addr_of db)
 
 "$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" --flow-summary-file "$WORK/flows.json" >"$WORK/daemon.log" 2>&1 &
 DAEMON=$!
-for _ in $(seq 200); do grep -q '"inSync" : true' "$WORK/state.json" 2>/dev/null && [[ -S /run/zonewall/flowlog-$R.sock ]] && break; sleep 0.05; done
+for _ in $(seq 200); do grep -q '"inSync" : true' "$WORK/state.json" 2>/dev/null && [[ -S /run/zonewall/flowlog-ns-$NSID.sock ]] && break; sleep 0.05; done
 
 # set_audit on|off: the daemon reloads; the kernel change is elements of audit_v4 only.
 set_audit() {

@@ -48,8 +48,7 @@ cleanup() {
     [[ -n $LOGGER ]] && kill -KILL "$LOGGER" 2>/dev/null
     [[ -n $DAEMON ]] && kill -KILL "$DAEMON" 2>/dev/null
     lab_down "$ID"
-    rm -f "/run/zonewall/flowlog-zw-$ID-r.sock"
-    [[ -n $NSID ]] && rm -f /run/zonewall/flows-ns-"$NSID"-*.json
+    [[ -n $NSID ]] && rm -f /run/zonewall/flows-ns-"$NSID"-*.json /run/zonewall/flowlog-ns-"$NSID".sock
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -65,7 +64,7 @@ probe() { LAB_TIMEOUT=1 lab_probe_one "$1" "$2" tcp "$3" "$4" | cut -d' ' -f1; }
 
 "$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" >"$WORK/daemon.log" 2>&1 &
 DAEMON=$!
-SOCK=/run/zonewall/flowlog-$R.sock
+SOCK=/run/zonewall/flowlog-ns-$NSID.sock  # named by the namespace's identity, as the flow summary
 for _ in $(seq 200); do [[ -S $SOCK ]] && grep -q '"inSync" : true' "$WORK/state.json" 2>/dev/null && break; sleep 0.05; done
 check "daemon is up and owns the flow log socket" test -S "$SOCK"
 check "the socket is root-only (0600)" test "$(stat -c %a "$SOCK")" = 600
