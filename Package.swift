@@ -109,7 +109,7 @@ let package = Package(
             name: "zonewall",
             dependencies: [
                 "ZonePolicy", "ZoneCompiler", "Ruleset", "Netfilter", "Reconciler", "Daemon", "CGlibc", "PolicyReview",
-                "Revocation", "Conntrack", "SocketDiag", "FlowLog", "HostIdentity", "Membership", "HostScope",
+                "Revocation", "Conntrack", "SocketDiag", "FlowLog", "HostIdentity", "Membership", "HostScope", "NetworkNamespace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -156,7 +156,7 @@ let package = Package(
         // Membership against a real etcd server started by the tests (Debian's etcd-server).
         .testTarget(name: "EtcdTests", dependencies: ["Membership", "ZonePolicy"]),
         // zonewall itself against real kernels, in network namespaces (root; skipped loudly otherwise).
-        .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy", "Daemon"]),
+        .testTarget(name: "KernelTests", dependencies: ["TestSupport", "Netfilter", "Ruleset", "ZoneCompiler", "ZonePolicy", "Daemon", "NetworkNamespace"]),
     ]
 )
 

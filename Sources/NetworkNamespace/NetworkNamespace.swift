@@ -19,6 +19,24 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { path }
 
+    /// The namespace's cookie (`SO_NETNS_COOKIE`): unique since boot and never reused, where
+    /// the nsfs inode number is (a namespace deleted and created again often gets the same one).
+    /// Nil when it cannot be read (the namespace cannot be entered without privileges).
+    public static func cookie(of namespace: String?) -> UInt64? {
+        func read() -> UInt64? {
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var cookie: UInt64 = 0
+            var length = socklen_t(MemoryLayout<UInt64>.size)
+            let soNetnsCookie: Int32 = 71  // linux/socket.h, since 5.14
+            guard getsockopt(fd, SOL_SOCKET, soNetnsCookie, &cookie, &length) == 0 else { return nil }
+            return cookie
+        }
+        guard let namespace else { return read() }
+        return (try? NetworkNamespace(namespace).run(read).get()) ?? nil
+    }
+
     /// The namespace itself, `DEV-INODE` of its nsfs file, whatever it is called: a name, a path,
     /// or nil for this process's own namespace. Nil when it cannot be examined.
     public static func identity(of namespace: String?) -> String? {

@@ -1,4 +1,5 @@
 import Foundation
+import NetworkNamespace
 import Ruleset
 import ZonePolicy
 
@@ -13,6 +14,10 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     /// That namespace itself (`NamespaceLock.identity`): a namespace created later under the
     /// same name is another one, which this daemon does not govern. Nil in files written before.
     public var namespaceID: String?
+    /// The namespace's cookie (`NetworkNamespace.cookie`): the kernel reuses nsfs inode numbers,
+    /// so a namespace deleted and created again can have the same `namespaceID`, never the same
+    /// cookie. Nil in files written before, or where it could not be read.
+    public var namespaceCookie: UInt64?
     public var pid: Int32
     public var startedAt: Date
 
@@ -72,6 +77,7 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
         self.policyDirectory = policyDirectory
         self.namespace = namespace
         self.namespaceID = NamespaceLock.identity(namespace: namespace)
+        self.namespaceCookie = NetworkNamespace.cookie(of: namespace)
         self.pid = pid
         self.startedAt = startedAt
         self.lastErrorDiagnostics = []

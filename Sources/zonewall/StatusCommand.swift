@@ -4,6 +4,7 @@ import Foundation
 import HostScope
 import Membership
 import Netfilter
+import NetworkNamespace
 import Reconciler
 import Ruleset
 import ZoneCompiler
@@ -152,7 +153,9 @@ struct StatusCommand: ParsableCommand {
         let place = state.namespace.map { "netns \($0)" } ?? "the host's namespace"
         let sameNamespace: Bool
         if let id = state.namespaceID {
-            sameNamespace = NamespaceLock.identity(namespace: netns) == id
+            // The inode may be an earlier namespace's: the cookie tells them apart where both are known.
+            let cookie = state.namespaceCookie.flatMap { recorded in NetworkNamespace.cookie(of: netns).map { $0 == recorded } } ?? true
+            sameNamespace = NamespaceLock.identity(namespace: netns) == id && cookie
             if !sameNamespace, state.namespace == netns, let name = netns {
                 return "an earlier network namespace named \(name), since deleted (its daemon governs nothing here)"
             }

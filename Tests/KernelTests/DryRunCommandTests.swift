@@ -1,5 +1,6 @@
 import Daemon
 import Foundation
+import NetworkNamespace
 import Testing
 
 /// The commands CI runs without root: `check` (all formats), `plan`, `explain`, `test`, and
@@ -222,10 +223,11 @@ struct DryRunCommandTests {
             var st = stat()
             #expect(stat("/run/netns/\(ns)", &st) == 0)
             let identity = "\(st.st_dev)-\(st.st_ino)"
-            func state(namespace: String, id: String) throws -> String {
-                let path = "\(dir)/\(namespace.replacingOccurrences(of: "/", with: "_"))-\(id).json"
+            func state(namespace: String, id: String, cookie: UInt64? = nil) throws -> String {
+                let path = "\(dir)/\(namespace.replacingOccurrences(of: "/", with: "_"))-\(id)-\(cookie ?? 0).json"
                 try """
                     {"policyDirectory": "\(repoRoot)/Policies", "namespace": "\(namespace)", "namespaceID": "\(id)", "pid": 999999,
+                     \(cookie.map { "\"namespaceCookie\": \($0)," } ?? "")
                      "startedAt": "2026-01-01T00:00:00Z", "lastErrorDiagnostics": [], "applies": 1, "applyFailures": 0,
                      "driftRepairs": 0, "policyLoadErrors": 0, "inSync": true, "zones": 7, "members": 14, "rules": 9, "elements": 82}
                     """.write(toFile: path, atomically: true, encoding: .utf8)
@@ -236,6 +238,16 @@ struct DryRunCommandTests {
                                         "--state-file", try state(namespace: ns, id: "\(st.st_dev)-1")])
             #expect(earlier.stdout.contains("is the state of a daemon for an earlier network namespace named \(ns), since deleted"), "\(earlier)")
             #expect(!earlier.stdout.contains("applies 1"), "\(earlier)")
+            // The kernel reuses inode numbers: the same inode with another namespace's cookie is an
+            // earlier namespace too; with this one's cookie it is this namespace.
+            let cookie = try #require(NetworkNamespace.cookie(of: ns))
+            let reused = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns,
+                                       "--state-file", try state(namespace: ns, id: identity, cookie: cookie &+ 1)])
+            #expect(reused.stdout.contains("is the state of a daemon for an earlier network namespace named \(ns), since deleted"), "\(reused)")
+            let same = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns,
+                                     "--state-file", try state(namespace: ns, id: identity, cookie: cookie)])
+            #expect(same.stdout.contains("daemon: pid 999999 (not running)"), "\(same)")
+            #expect(NetworkNamespace.cookie(of: nil) != cookie, "another namespace, another cookie")
             // Written by a daemon that named this namespace by its path.
             let renamed = try zonewall(["status", "--policies", "\(repoRoot)/Policies", "--netns", ns,
                                         "--state-file", try state(namespace: "/run/netns/\(ns)", id: identity)])
