@@ -35,6 +35,8 @@ public struct Suggester {
     /// cgroups), and interface zones: a logged packet shows addresses only, so an end that looks
     /// like `host` or `world` may be one of them.
     let localSenders: [String], localReceivers: [String], interfaceZones: [String]
+    /// `settings.failsafe`: inbound ports to this host open whatever the zones.
+    let failsafe: [PortSpec]
 
     /// A suggester for the policy in force.
     public init(policy: Policy, includeWorld: Bool = false) {
@@ -43,6 +45,7 @@ public struct Suggester {
         localSenders = policy.zones.filter(\.isLocal).map(\.name)
         localReceivers = policy.zones.filter(\.hasCgroups).map(\.name)
         interfaceZones = policy.zones.filter { !$0.interfaces.isEmpty }.map(\.name)
+        failsafe = policy.settings.failsafe
     }
 
     /// Why no rule can be suggested for a packet whose end an identity zone may hold whatever its
@@ -93,6 +96,9 @@ public struct Suggester {
             let pair = Pair(from: from.description, to: to.description)
             let flow = p.flow
             guard evaluator.enforcedDecision(from: from, to: to, flow: flow).verdict == .deny else { continue }
+            // Failsafe ports are open to this host whatever the zones: already allowed (the
+            // packet was logged under an older policy).
+            if p.hook == .input, failsafe.contains(where: { $0.admits(flow) }) { continue }
             if let reason = ambiguity(from: from, to: to, hook: p.hook) {
                 skip(pair, ProtocolName.name(p.proto), r.count, reason)
                 continue

@@ -56,34 +56,59 @@ struct SuggestCommand: AsyncParsableCommand {
     /// Every record of a `zonewall log --json` file; a malformed line is a `path:line:col` error, exit 1.
     static func read(_ path: String) throws -> [FlowRecord] {
         let data: Data
+        var isDirectory: ObjCBool = false
+        if path != "-", FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            printError("\(path): error: cannot read: is a directory (give the file `zonewall log --json` wrote)")
+            throw ExitCode(1)
+        }
         do {
             data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            printError("\(path): error: cannot read: \(error.localizedDescription)")
+            // The system's reason (No such file or directory), not Foundation's error domain and code.
+            let reason = ((error as? CocoaError)?.underlying as? POSIXError).map { String(cString: strerror($0.code.rawValue)) }
+                ?? error.localizedDescription
+            printError("\(path): error: cannot read: \(reason)")
             throw ExitCode(1)
         }
         var out: [FlowRecord] = []
         var bad = 0
         let decoder = JSONDecoder()
-        for (i, line) in data.split(separator: 10, omittingEmptySubsequences: false).enumerated() {
+        let lines = data.split(separator: 10, omittingEmptySubsequences: false)
+        for (i, line) in lines.enumerated() {
             if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
             do {
                 out.append(try decoder.decode(FlowRecord.self, from: Data(line)))
             } catch {
+                // A last line with no newline that does not parse: the log was cut while it was
+                // written (`zonewall log --json` killed mid-record). Everything before it counts.
+                if i == lines.count - 1, data.last != 10 {
+                    printError("\(path):\(i + 1):1: warning: the last line is cut short (was the log still being written?); skipped")
+                    continue
+                }
                 bad += 1
                 if bad <= 20 { printError("\(path):\(i + 1):1: error: not a `zonewall log --json` record: \(Self.why(error))") }
             }
         }
-        if bad > 0 { throw ExitCode(1) }
+        if bad > 0 {
+            printError("zonewall: \(bad) line(s) of \(path) are not flow log records; nothing suggested")
+            throw ExitCode(1)
+        }
         return out
     }
 
+    /// What is wrong with a line, in words (not the decoder's).
     static func why(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, _): "missing key '\(key.stringValue)'"
+        func key(_ c: DecodingError.Context) -> String { c.codingPath.map(\.stringValue).joined(separator: ".") }
+        return switch error {
+        case DecodingError.keyNotFound(let k, let c): "missing key '\(c.codingPath.isEmpty ? k.stringValue : key(c) + "." + k.stringValue)'"
         case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
-            "bad value for '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case DecodingError.dataCorrupted(let c): c.debugDescription.isEmpty ? "malformed JSON" : c.debugDescription
+            c.codingPath.isEmpty ? "not a JSON object" : "bad value for '\(key(c))'"
+        // The record's own checks say what is wrong ('count' must be …); Foundation's enum
+        // message (Cannot initialize LogVerdict from …) does not.
+        case DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty: "malformed JSON"
+        case DecodingError.dataCorrupted(let c) where c.debugDescription.isEmpty || c.debugDescription.hasPrefix("Cannot initialize"):
+            "bad value for '\(key(c))'"
+        case DecodingError.dataCorrupted(let c): c.debugDescription
         default: "\(error)"
         }
     }

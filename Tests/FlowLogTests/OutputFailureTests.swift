@@ -87,8 +87,28 @@ import ZonePolicy
             #expect(r.stderr == """
                 \(dir)/flows.jsonl:2:1: error: not a `zonewall log --json` record: 'count' must be a packet count of at least 1, found -5
                 \(dir)/flows.jsonl:3:1: error: not a `zonewall log --json` record: 'port' must be a port, 0-65535, found 70000
+                zonewall: 2 line(s) of \(dir)/flows.jsonl are not flow log records; nothing suggested
 
                 """, "\(r)")
+        }
+    }
+
+    /// A log cut while it was written (its last line half a record, no newline) is read up to that
+    /// line, which is skipped with a warning; other bad lines are said in words, not the decoder's.
+    @Test func suggestSkipsACutLastLineAndSaysWhatIsWrong() throws {
+        let good = #"{"count":3,"dst":"203.0.113.5","from":"web","hook":"forward","port":22,"proto":"tcp","src":"198.51.100.4","time":"2026-11-30T07:01:02.345Z","to":"db","verdict":"denied"}"#
+        try withDirectory(["policy.yaml": Self.policy, "flows.jsonl": good + "\n" + good.prefix(60),
+                           "bad.jsonl": "[1,2,3]\n" + good.replacingOccurrences(of: #""verdict":"denied""#, with: #""verdict":"accept""#) + "\n{\"count\":\n"]) { dir in
+            let cut = try runZonewall(["suggest", "--policies", dir, "--from-log", "\(dir)/flows.jsonl"], stdout: .file("\(dir)/out.txt"))
+            #expect(cut.status == 0 && cut.stderr.contains("flows.jsonl:2:1: warning: the last line is cut short"), "\(cut)")
+            #expect(try String(contentsOfFile: "\(dir)/out.txt", encoding: .utf8).contains("tcp/22"))
+            let bad = try runZonewall(["suggest", "--policies", dir, "--from-log", "\(dir)/bad.jsonl"], stdout: .file("/dev/null"))
+            #expect(bad.status == 1, "\(bad)")
+            #expect(bad.stderr.contains("bad.jsonl:1:1: error: not a `zonewall log --json` record: not a JSON object"), "\(bad)")
+            #expect(bad.stderr.contains("bad.jsonl:2:1: error: not a `zonewall log --json` record: bad value for 'verdict'"), "\(bad)")
+            #expect(bad.stderr.contains("bad.jsonl:3:1: error: not a `zonewall log --json` record: malformed JSON"), "\(bad)")
+            let directory = try runZonewall(["suggest", "--policies", dir, "--from-log", dir], stdout: .file("/dev/null"))
+            #expect(directory.status == 1 && directory.stderr.contains("cannot read: is a directory"), "\(directory)")
         }
     }
 

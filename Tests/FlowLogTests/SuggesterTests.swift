@@ -22,6 +22,19 @@ struct SuggesterTests {
         return try #require(r.policy)
     }
 
+    /// A failsafe port is open to this host whatever the zones: a denied packet to it (logged
+    /// under an older policy) is already allowed, and suggests nothing.
+    @Test func failsafePortsAreAlreadyAllowed() throws {
+        let policy = try Self.policy([("p.yaml", Self.base + "settings: {failsafe: [tcp/22]}\n")])
+        let a = FlowAggregator(policy: policy)
+        let packet = LoggedPacket(time: Date(), verdict: .denied, hook: .input, src: IPPrefix.parse("198.51.100.4")!,
+                                  dst: IPPrefix.parse("203.0.113.99")!, proto: 6, port: 22)
+        let other = LoggedPacket(time: Date(), verdict: .denied, hook: .input, src: IPPrefix.parse("198.51.100.4")!,
+                                 dst: IPPrefix.parse("203.0.113.99")!, proto: 6, port: 23)
+        let (rules, _) = Suggester(policy: policy).suggest([a.classify(packet, count: 1), a.classify(other, count: 1)])
+        #expect(rules.map { "\($0.from) → \($0.to) \($0.ports)" } == ["[\"web\"] → host [tcp/23]"], "\(rules)")
+    }
+
     static func records(_ policy: Policy) -> [FlowRecord] {
         let a = FlowAggregator(policy: policy)
         func r(_ s: String, _ d: String, _ proto: UInt8, _ port: UInt16?, count: Int = 1, verdict: LogVerdict = .audit) -> FlowRecord {
