@@ -42,19 +42,26 @@ struct ExplainCommand: ParsableCommand {
         do throws(QueryError) {
             (src, dst, spec) = try query(from!, to!, portSpec!, policy)
         } catch {
-            printError("error: \(error.message)")
+            printError("error: \(Self.escaped(error.message))")
             throw ExitCode(1)
         }
         let d = evaluator.decide(from: src, to: dst, spec: spec)
-        print("\(d.verdictText): \(from!) → \(to!) \(spec)")
-        if case .endpoint = src {} else { print("  from \(from!) is in \(d.from)") }
-        if case .endpoint = dst {} else { print("  to \(to!) is in \(d.to)") }
+        // The query is echoed as given, with control and bidi characters escaped, as check does.
+        let (from, to) = (Diagnostic.escaped(from!), Diagnostic.escaped(to!))
+        print("\(d.verdictText): \(from) → \(to) \(spec)")
+        if case .endpoint = src {} else { print("  from \(from) is in \(d.from)") }
+        if case .endpoint = dst {} else { print("  to \(to) is in \(d.to)") }
         if let r = d.rule {
             print("  rule: \(r.location)" + (r.description.map { " (\($0))" } ?? ""))
         }
         // The deciding rule's line already says what "allowed by the rule at …" would.
         if d.rule.map({ d.reason != "allowed by the rule at \($0.location)" }) ?? true { print("  \(d.reason)") }
         if d.verdict == .deny { throw ExitCode(3) }
+    }
+
+    /// A message's lines, each with control and bidi characters escaped (the values it quotes).
+    static func escaped(_ message: String) -> String {
+        message.split(separator: "\n", omittingEmptySubsequences: false).map { Diagnostic.escaped(String($0)) }.joined(separator: "\n")
     }
 
     /// One line of output per query line, in order: `allow|deny|audit FROM TO SPEC`, or
@@ -72,10 +79,10 @@ struct ExplainCommand: ParsableCommand {
                 guard words.count == 3 else { throw QueryError("expected FROM TO PORTSPEC, found \(words.count) word(s)") }
                 let (src, dst, spec) = try query(words[0], words[1], words[2], policy)
                 let d = evaluator.decide(from: src, to: dst, spec: spec)
-                out += "\(d.audited ? "audit" : d.verdict.rawValue) \(words.joined(separator: " "))\n"
+                out += "\(d.audited ? "audit" : d.verdict.rawValue) \(Diagnostic.escaped(words.joined(separator: " ")))\n"
             } catch {
-                printError("error: line \(number): \(error.message)")
-                out += "error \(words.joined(separator: " "))\n"
+                printError("error: line \(number): \(Self.escaped(error.message))")
+                out += "error \(Diagnostic.escaped(words.joined(separator: " ")))\n"
                 bad += 1
             }
         }

@@ -95,6 +95,9 @@ struct DryRunCommandTests {
         #expect(typo.stderr.contains("did you mean 'db'?"))
         let badSpec = try zonewall(["explain", "--policies", p, "web", "db", "tcp/0"])
         #expect(badSpec.status == 1)
+        // A query's control and bidi characters are escaped, as check escapes what it quotes.
+        let hostile = try zonewall(["explain", "--policies", p, "we\u{1b}[31mb", "db", "tcp/5432"])
+        #expect(hostile.status == 1 && hostile.stderr.contains("'we\\x1b[31mb' is neither") && !hostile.stderr.contains("\u{1b}"), "\(hostile)")
     }
 
     @Test func testCommandReportsFailuresWithTheirPlace() throws {
