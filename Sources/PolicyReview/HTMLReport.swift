@@ -81,10 +81,19 @@ public struct HTMLReport: Sendable {
             """
         if let diff {
             out += "<h2 id=\"diff\">Changes against \(e(baseName ?? "the base")): \(e(diff.summary))</h2>\n"
-            for (title, flows, cls) in [("Opened", diff.opened, "opened"), ("Closed", diff.closed, "closed")] where !flows.isEmpty {
+            for (title, flows, moved, cls) in [("Opened", diff.opened, diff.openedForMoved, "opened"),
+                                               ("Closed", diff.closed, diff.closedForMoved, "closed")] where !flows.isEmpty || !moved.isEmpty {
                 out += "<h3 class=\"\(cls)\">\(title)</h3>\n<table><tr><th>from</th><th>to</th><th>ports</th><th>rule</th></tr>\n"
                 for f in flows {
-                    out += "<tr><td>\(e(f.from.description))</td><td>\(e(f.to.description))</td><td><code>\(e(f.ports.joined(separator: ", ")))</code></td><td><code>\(e(f.rules.map(place).joined(separator: ", ")))</code></td></tr>\n"
+                    // The rules, and the failsafe ports where they are the cause.
+                    let why = diff.sources(f, opened: cls == "opened").joined(separator: ", ")
+                    out += "<tr><td>\(e(f.from.description))</td><td>\(e(f.to.description))</td><td><code>\(e(f.ports.joined(separator: ", ")))</code></td><td><code>\(e(why))</code></td></tr>\n"
+                }
+                // Addresses whose zone changed take their new zone's traffic, though no rule changed.
+                for m in moved {
+                    let side = "\(m.members.prefix(3).joined(separator: ", "))\(m.members.count > 3 ? " and \(m.members.count - 3) more" : "") (was \(m.was), now \(m.now))"
+                    let (from, to) = m.outbound ? (side, m.peerLabel) : (m.peerLabel, side)
+                    out += "<tr><td>\(e(from))</td><td>\(e(to))</td><td><code>\(e(m.ports.joined(separator: ", ")))</code></td><td>member change</td></tr>\n"
                 }
                 out += "</table>\n"
             }

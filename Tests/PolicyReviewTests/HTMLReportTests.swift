@@ -39,6 +39,9 @@ import ZonePolicy
         #expect(html.contains("Changes against origin/main: opens 7 flows, closes 13"))
         #expect(try #require(cell(html, from: "metrics", to: "web")).contains("data-change=\"opened\""))
         #expect(html.contains("<tr data-zone=\"metrics\">"))
+        // The moved address's traffic is listed with the flows, as text and markdown list it.
+        #expect(html.contains("<tr><td>203.0.113.7 (was workers, now db)</td><td>metrics (was world)</td><td><code>tcp/443</code></td><td>member change</td></tr>"),
+                "\(html)")
     }
 
     /// Failsafe ports and audit mode change what passes: the matrix shows and outlines those cells.
@@ -58,6 +61,8 @@ import ZonePolicy
         let unchanged = try #require(cell(html, from: "web", to: "db"))
         #expect(!unchanged.contains("data-change"))
         #expect(html.contains("id=\"failsafe-opened\"") && html.contains("id=\"audit-added\""))
+        // The opened web → host row names its cause, the failsafe ports, not an empty rule cell.
+        #expect(html.contains("<tr><td>web</td><td>host</td><td><code>tcp/3306</code></td><td><code>settings.failsafe "), "\(html)")
 
         let back = HTMLReport(policy: old, diff: PolicyDiff(from: new, to: old), baseName: "main").html
         #expect(try #require(cell(back, from: "web", to: "host")).contains("data-change=\"closed\""))
