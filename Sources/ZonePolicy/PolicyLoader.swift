@@ -415,7 +415,7 @@ struct FileParser {
                 }
             }
         } catch let e as YamlError {
-            var d = Self.diagnostic(for: e, path: reader.path)
+            var d = Self.diagnostic(for: e, path: reader.path, text: text)
             if case .duplicatedKeysInMapping = e, reader.renamedKeys.count >= Self.maxRenamedKeys {
                 let more = "more than \(Self.maxRenamedKeys) keys of this file are repeated: the file's other problems are reported once this one is fixed"
                 d.hint = d.hint.map { "\($0); \(more)" } ?? more
@@ -512,17 +512,31 @@ struct FileParser {
         return nil
     }
 
-    /// Maps Yams/libyaml errors to a diagnostic at the place libyaml reports.
-    static func diagnostic(for e: YamlError, path: String) -> Diagnostic {
+    /// Maps Yams/libyaml errors to a diagnostic at the place libyaml reports (for the reader's
+    /// errors, which give a byte offset, the line and column of that byte in `text`).
+    static func diagnostic(for e: YamlError, path: String, text: String? = nil) -> Diagnostic {
         switch e {
         case .scanner(let context, let problem, let mark, _),
              .parser(let context, let problem, let mark, _),
              .composer(let context, let problem, let mark, _):
             let ctx = context.map { "\($0.text) " } ?? ""
-            return .error(SourceLocation(path: path, line: mark.line, column: mark.column), "YAML syntax: \(ctx)\(problem)")
+            // A tab where indentation is read: libyaml's words do not say so.
+            let line = text.flatMap { t in t.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(mark.line - 1).first }
+            let tabbed = line.map { $0.prefix { $0 == " " || $0 == "\t" }.contains("\t") } ?? false
+            return .error(SourceLocation(path: path, line: mark.line, column: mark.column), "YAML syntax: \(ctx)\(problem)",
+                          hint: tabbed ? "this line is indented with a tab; YAML indents with spaces only" : nil)
         case .reader(let problem, let offset, _, _):
-            return .error(SourceLocation(path: path, line: 1, column: 1),
-                          "YAML reader: \(problem)" + (offset.map { " at byte \($0)" } ?? ""))
+            var place = SourceLocation(path: path, line: 1, column: 1)
+            if let offset, let text {
+                // Line and column (in characters) of the byte libyaml stopped at.
+                let before = Array(text.utf8.prefix(offset))
+                let lines = before.split(separator: 10, omittingEmptySubsequences: false)
+                place.line = lines.count
+                place.column = String(decoding: lines.last.map(Array.init) ?? [], as: UTF8.self).count + 1
+            }
+            let control = problem.contains("control characters")
+            return .error(place, "YAML reader: \(problem)",
+                          hint: control ? "a YAML file holds no control characters but tab, newline and carriage return; in a double-quoted string write one as an escape (\"\\x07\")" : nil)
         case .duplicatedKeysInMapping(let duplicates, let context):
             // Yams refuses the mapping before `DocumentReader.entries` sees it, and its context
             // text is the whole file; it marks only the first occurrence, so find the second.

@@ -81,7 +81,7 @@ struct PolicyResolver {
                                                     hint: "first listed at \(owner.location)"))
                     } else {
                         diagnostics.append(.error(item.location, "\(kind) '\(item.value)' is in two zones, '\(owner.zone)' and '\(zone.name)'",
-                                                  hint: "it is also listed at \(owner.location) (zone '\(owner.zone)'); a \(kind) belongs to one zone"))
+                                                  hint: "it is also listed at \(owner.location) (zone '\(owner.zone)'); \(kind == "interface" ? "an" : "a") \(kind) belongs to one zone"))
                     }
                 }
             }

@@ -16,6 +16,21 @@ import Testing
         #expect(d?.description.hasPrefix("policy.yaml:3:21: error: YAML syntax: ") == true)
     }
 
+    /// A tab where YAML reads indentation: libyaml's words ("cannot start any token") get a hint.
+    @Test func aTabIndentSaysSo() {
+        let d = expectOnlyError(parse("zones:\n\tweb:\n    members: [192.0.2.0/24]\n"), line: 2, column: 1, message: "YAML syntax")
+        #expect(d?.hint == "this line is indented with a tab; YAML indents with spaces only", "\(String(describing: d))")
+        // Other syntax errors get no such hint.
+        #expect(expectOnlyError(parse("zones:\n  web: {members: [192.0.2.0/24]\n"), line: 3, column: 1, message: "YAML syntax")?.hint == nil)
+    }
+
+    /// A control character is reported at its line and column, not at the file's start.
+    @Test func aControlCharacterIsReportedWhereItIs() {
+        let d = expectOnlyError(parse("zones:\n  web:\n    members: [192.0.2.0/24]\n    description: a\u{07}b\n"),
+                                line: 4, column: 19, message: "YAML reader: control characters are not allowed")
+        #expect(d?.hint?.contains("no control characters but tab, newline and carriage return") == true)
+    }
+
     @Test func unknownKeysAreRefusedAtEveryLevelWithASpellingHint() {
         let result = parse("""
             zones:

@@ -73,6 +73,7 @@ import Testing
         let column = line.count - value.count  // 1-based column of the value before the closing ']'
         let d = expectOnlyError(result, line: 5, column: column, message: "\(kind) '\(value)' is in two zones, 'a' and 'b'")
         #expect(d?.hint?.contains("policy.yaml:3:\(key.count + 8)") == true, "hint names the first place: \(d?.hint ?? "nil")")
+        #expect(d?.hint?.hasSuffix("; \(kind == "interface" ? "an" : "a") \(kind) belongs to one zone") == true, "\(d?.hint ?? "nil")")
     }
 
     @Test func expectationsAcceptIdentities() throws {
