@@ -55,7 +55,14 @@ enum PolicyBase {
         // NUL-terminated, unquoted names with their modes: `é.yaml` is not `"\303\251.yaml"`.
         let list = runData(git, ["-C", policies, "ls-tree", "-z", "--full-tree", "\(revision):./"])
         guard list.status == 0 else {
-            printError("\(revision):\(shown): error: policy directory does not exist at this revision")
+            // The change that adds the policy directory: everything it allows is new, against
+            // an empty policy (which denies nothing it governs, as it governs no zone).
+            if run(git, ["-C", policies, "cat-file", "-e", "\(revision):./"]).status != 0 {
+                printError("\(revision):\(shown): note: the policy directory does not exist at this revision; compared with an empty policy")
+                return PolicyLoader.parse([], users: UserResolver.uid)
+            }
+            printError("\(revision):\(shown): error: cannot read the policy directory at this revision: "
+                       + String(decoding: list.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
             throw ExitCode(1)
         }
         let entries = list.stdout.split(separator: 0).compactMap(TreeEntry.init).filter { PolicyLoader.isPolicyFileName($0.name) }

@@ -190,6 +190,17 @@ oddgit add -A && oddgit commit -qm dir && rm -r "$ODD/policies/dir.yaml"
 expect_status "a base holding a directory named dir.yaml" 1 $?
 contains "… is refused as the directory loader refuses it" "$WORK/odd.err" "HEAD:policies/dir.yaml: error: cannot read file: not a regular file"
 
+# The change that adds the policy directory is compared with an empty policy.
+FIRST="$WORK/first" && mkdir -p "$FIRST"
+firstgit() { command git -C "$FIRST" -c user.name=review -c user.email=review@example.invalid -c init.defaultBranch=main "$@"; }
+firstgit init -q && firstgit commit -q --allow-empty -m empty
+mkdir "$FIRST/policies" && printf 'zones:\n  web: {members: [192.0.2.16/28]}\n  db: {members: [203.0.113.5]}\nallow:\n  - {from: web, to: db, ports: [tcp/5432]}\n' >"$FIRST/policies/p.yaml"
+firstgit add -A && firstgit commit -qm policies
+(cd "$FIRST" && "$ZW" diff --base HEAD~1 --policies policies >"$WORK/first.out" 2>"$WORK/first.err")
+expect_status "diff against a revision without the policy directory" 5 $?
+contains "… says it compares with an empty policy" "$WORK/first.err" "HEAD~1:policies: note: the policy directory does not exist at this revision; compared with an empty policy"
+contains "… and lists what the new policy allows" "$WORK/first.out" "+ web → db: tcp/5432"
+
 # ---- the CI recipe, as another CI system would call it ----------------------------------------
 "$ROOT/packaging/ci/zonewall-ci.sh" --zonewall "$ZW" --policies policies --base HEAD~3 --comment "$WORK/comment.md" >"$WORK/ci.log" 2>&1
 rc=$?
