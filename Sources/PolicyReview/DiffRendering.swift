@@ -18,6 +18,7 @@ extension PolicyDiff {
         if !failsafeClosed.isEmpty { parts.append("failsafe closes \(failsafeClosed.specs.joined(separator: " "))") }
         if !auditAdded.isEmpty { parts.append("audits \(plural(auditAdded.count, "zone")) (denied but passes)") }
         if !auditRemoved.isEmpty { parts.append("ends audit of \(plural(auditRemoved.count, "zone")) (denied again)") }
+        if !settingsChanged.isEmpty { parts.append("changes \(settingsChanged.map(\.key).joined(separator: ", "))") }
         return parts.joined(separator: ", ")
     }
 
@@ -73,6 +74,7 @@ extension PolicyDiff {
             "zones": ["added": .array(zonesAdded.map(JSONValue.string)), "removed": .array(zonesRemoved.map(JSONValue.string))],
             "failsafe": ["opened": .array(failsafeOpened.specs.map(JSONValue.string)), "closed": .array(failsafeClosed.specs.map(JSONValue.string))],
             "audit": ["added": .array(auditAdded.map(JSONValue.string)), "removed": .array(auditRemoved.map(JSONValue.string))],
+            "settings": .array(settingsChanged.map { ["key": .string($0.key), "was": .string($0.was), "now": .string($0.now)] }),
         ]
     }
 
@@ -115,6 +117,10 @@ extension PolicyDiff {
             out += "\naudit (\(Self.auditMeaning)):\n"
             for z in auditAdded { out += "  + \(z): denied but passes (audited)\n" }
             for z in auditRemoved { out += "  - \(z): denied again (audit off)\n" }
+        }
+        if !settingsChanged.isEmpty {
+            out += "\nsettings:\n"
+            for c in settingsChanged { out += "  ~ \(c.key): \(c.was) → \(c.now)\n" }
         }
         return out
     }
@@ -166,6 +172,10 @@ extension PolicyDiff {
             out += "\n#### Audit mode\n\n\(Self.auditMeaning.prefix(1).uppercased() + Self.auditMeaning.dropFirst()).\n\n"
             if !auditAdded.isEmpty { out += "- denied but passes (audited): \(auditAdded.map { "`\($0)`" }.joined(separator: ", "))\n" }
             if !auditRemoved.isEmpty { out += "- denied again (audit off): \(auditRemoved.map { "`\($0)`" }.joined(separator: ", "))\n" }
+        }
+        if !settingsChanged.isEmpty {
+            out += "\n#### Settings\n\n"
+            for c in settingsChanged { out += "- `\(c.key)`: `\(c.was)` → `\(c.now)`\n" }
         }
         if !opened.isEmpty || !closed.isEmpty {
             out += "\n```mermaid\n" + mermaid + "```\n"

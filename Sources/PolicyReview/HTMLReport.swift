@@ -113,6 +113,9 @@ public struct HTMLReport: Sendable {
             if !diff.auditAdded.isEmpty {
                 out += "<p class=\"opened\" id=\"audit-added\">Audit mode on, denied but passes (audited), \(e(PolicyDiff.auditMeaning)): <code>\(e(diff.auditAdded.joined(separator: ", ")))</code></p>\n"
             }
+            if !diff.settingsChanged.isEmpty {
+                out += "<p id=\"settings\">Settings changed: " + diff.settingsChanged.map { "<code>\(e($0.key))</code> \(e($0.was)) → \(e($0.now))" }.joined(separator: ", ") + "</p>\n"
+            }
             if !diff.auditRemoved.isEmpty {
                 out += "<p class=\"closed\" id=\"audit-removed\">Audit mode off, denied again: <code>\(e(diff.auditRemoved.joined(separator: ", ")))</code></p>\n"
             }

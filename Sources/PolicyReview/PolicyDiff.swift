@@ -108,7 +108,25 @@ public struct PolicyDiff: Sendable {
     /// True when the meaning did not change.
     public var isEmpty: Bool {
         opened.isEmpty && closed.isEmpty && membersAdded.isEmpty && membersRemoved.isEmpty && zonesAdded.isEmpty && zonesRemoved.isEmpty
-            && failsafeOpened.isEmpty && failsafeClosed.isEmpty && auditAdded.isEmpty && auditRemoved.isEmpty
+            && failsafeOpened.isEmpty && failsafeClosed.isEmpty && auditAdded.isEmpty && auditRemoved.isEmpty && settingsChanged.isEmpty
+    }
+
+    /// A setting whose value changed (failsafe ports and audit mode have sections of their own):
+    /// what denied packets meet, whether they are logged and where, whether a change cuts the
+    /// established flows it denies, the mark field.
+    public struct SettingChange: Sendable, Hashable {
+        public var key: String
+        public var was: String
+        public var now: String
+    }
+
+    /// Settings changed, in the order of the keys table.
+    public var settingsChanged: [SettingChange] = []
+
+    static func settingValues(_ s: Settings) -> [(String, String)] {
+        [("denied", s.denied.rawValue), ("log_denied", "\(s.logDenied)"), ("log_to", s.logTo.rawValue),
+         ("log_group", "\(s.logGroup)"), ("log_rate", "\(s.logRate)"), ("revoke_established", "\(s.revokeEstablished)"),
+         ("ct_mark_bits", "0x" + String(s.ctMarkBits, radix: 16))]
     }
 
     /// Whether the change lets through traffic that did not pass before: opened flows, failsafe
@@ -142,6 +160,9 @@ public struct PolicyDiff: Sendable {
         failsafeOpened = after.failsafe.subtracting(before.failsafe)
         failsafeClosed = before.failsafe.subtracting(after.failsafe)
         newSettingsLocation = new.settings.location
+        settingsChanged = zip(Self.settingValues(old.settings), Self.settingValues(new.settings)).compactMap { a, b in
+            a.1 == b.1 ? nil : SettingChange(key: a.0, was: a.1, now: b.1)
+        }
         oldSettingsLocation = old.settings.location
 
         let oldNames = Set(old.zones.map(\.name)), newNames = Set(new.zones.map(\.name))

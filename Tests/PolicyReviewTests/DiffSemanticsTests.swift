@@ -142,6 +142,21 @@ import ZonePolicy
         #expect(diff.opened.isEmpty && diff.closed.isEmpty)
     }
 
+    /// Settings change what passes or what is logged without a rule changing: each changed key
+    /// is listed with its values before and after, and the diff is not empty (exit 5).
+    @Test func settingsChangesAreShown() {
+        let zones = "zones:\n  web: {members: [192.0.2.1]}\nallow:\n  - {from: web, to: world, ports: [tcp/443]}\n"
+        let before = load(zones)
+        let after = load(zones + "settings: {denied: reject, log_denied: true, revoke_established: false}\n")
+        let diff = PolicyDiff(from: before, to: after)
+        #expect(!diff.isEmpty)
+        #expect(diff.summary == "opens 0 flows, closes 0, changes denied, log_denied, revoke_established", "\(diff.summary)")
+        #expect(diff.text.contains("settings:\n  ~ denied: drop → reject\n  ~ log_denied: false → true\n  ~ revoke_established: true → false\n"), "\(diff.text)")
+        #expect(diff.markdown.contains("- `revoke_established`: `true` → `false`"), "\(diff.markdown)")
+        #expect(diff.json.rendered.contains("\"key\": \"denied\""), "\(diff.json.rendered)")
+        #expect(PolicyDiff(from: before, to: load(zones)).isEmpty)
+    }
+
     /// Renaming zones moves every address, and nothing changes between them: the moved-address
     /// flows compare each address's old zone pair with its new one, not with the new policy's names.
     @Test func renamingZonesMovesNoTraffic() {
@@ -347,6 +362,7 @@ import ZonePolicy
                   "to": "db"
                 }
               ],
+              "settings": [],
               "zones": {
                 "added": [],
                 "removed": []
@@ -355,7 +371,7 @@ import ZonePolicy
 
             """)
         let none = PolicyDiff(from: policy(rules: Self.base), to: policy(rules: Self.base))
-        #expect(none.json.rendered == "{\n  \"audit\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"closed\": [],\n  \"failsafe\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"members\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"moved\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"opened\": [],\n  \"zones\": {\n    \"added\": [],\n    \"removed\": []\n  }\n}\n")
+        #expect(none.json.rendered == "{\n  \"audit\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"closed\": [],\n  \"failsafe\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"members\": {\n    \"added\": [],\n    \"removed\": []\n  },\n  \"moved\": {\n    \"closed\": [],\n    \"opened\": []\n  },\n  \"opened\": [],\n  \"settings\": [],\n  \"zones\": {\n    \"added\": [],\n    \"removed\": []\n  }\n}\n")
     }
 }
 

@@ -129,6 +129,7 @@ cat >"$WORK/want.json" <<'JSON'
       "to": "db"
     }
   ],
+  "settings": [],
   "zones": {
     "added": [],
     "removed": []
