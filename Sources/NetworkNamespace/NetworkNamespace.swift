@@ -61,7 +61,11 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     /// Moves the calling thread into the namespace, for good: only for a thread of its own.
     public func enter() throws(EntryError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw EntryError(operation: "opening network namespace \(path)", errno: errno) }
+        guard fd >= 0 else {
+            let e = errno
+            let why = e == ENOENT ? " (no such namespace: `ip netns list` shows the names there are)" : ""
+            throw EntryError(operation: "opening network namespace \(path)\(why)", errno: e)
+        }
         defer { close(fd) }
         guard zw_enter_network_namespace(fd) == 0 else {
             let e = errno

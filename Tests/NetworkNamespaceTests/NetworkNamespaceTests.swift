@@ -13,8 +13,9 @@ struct NetworkNamespaceTests {
         var ran = false
         let result = NetworkNamespace("zw-no-such-namespace-\(getpid())").run { ran = true }
         #expect(!ran)
-        #expect(throws: NetworkNamespace.EntryError(operation: "opening network namespace /run/netns/zw-no-such-namespace-\(getpid())",
-                                                    errno: ENOENT)) { try result.get() }
+        #expect(throws: NetworkNamespace.EntryError(
+            operation: "opening network namespace /run/netns/zw-no-such-namespace-\(getpid()) (no such namespace: `ip netns list` shows the names there are)",
+            errno: ENOENT)) { try result.get() }
     }
 
     /// A file that is no namespace (`--netns /etc`, `--netns ../../etc`): EINVAL, with what to give instead.
