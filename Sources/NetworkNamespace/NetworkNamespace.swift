@@ -37,11 +37,16 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
         return (try? NetworkNamespace(namespace).run(read).get()) ?? nil
     }
 
-    /// The namespace itself, `DEV-INODE` of its nsfs file, whatever it is called: a name, a path,
-    /// or nil for this process's own namespace. Nil when it cannot be examined.
+    /// The nsfs file of a namespace: a name, a path, or nil for this process's own namespace.
+    public static func file(of namespace: String?) -> String {
+        namespace.map { NetworkNamespace($0).path } ?? "/proc/self/ns/net"
+    }
+
+    /// The namespace itself, `DEV-INODE` of its nsfs file (`file(of:)`), whatever it is called.
+    /// Nil when it cannot be examined.
     public static func identity(of namespace: String?) -> String? {
         var st = stat()
-        guard stat(namespace.map { NetworkNamespace($0).path } ?? "/proc/self/ns/net", &st) == 0 else { return nil }
+        guard stat(file(of: namespace), &st) == 0 else { return nil }
         return "\(st.st_dev)-\(st.st_ino)"
     }
 

@@ -44,9 +44,13 @@ extension PolicyDiff {
 
     /// A moved-address flow in words: `192.0.2.1 (was a, now world) → host`.
     func describe(_ m: MovedFlow) -> String {
+        m.outbound ? "\(movedSide(m)) → \(m.peerLabel)" : "\(m.peerLabel) → \(movedSide(m))"
+    }
+
+    /// The moved addresses' end of a flow: `192.0.2.1 (was a, now world)`, the first three named.
+    func movedSide(_ m: MovedFlow) -> String {
         let shown = m.members.prefix(3).joined(separator: ", ") + (m.members.count > 3 ? " and \(m.members.count - 3) more" : "")
-        let side = "\(shown) (was \(m.was), now \(m.now))"
-        return m.outbound ? "\(side) → \(m.peerLabel)" : "\(m.peerLabel) → \(side)"
+        return "\(shown) (was \(m.was), now \(m.now))"
     }
 
     /// The stable JSON form: every key always present, every list sorted.

@@ -91,8 +91,7 @@ public struct HTMLReport: Sendable {
                 }
                 // Addresses whose zone changed take their new zone's traffic, though no rule changed.
                 for m in moved {
-                    let side = "\(m.members.prefix(3).joined(separator: ", "))\(m.members.count > 3 ? " and \(m.members.count - 3) more" : "") (was \(m.was), now \(m.now))"
-                    let (from, to) = m.outbound ? (side, m.peerLabel) : (m.peerLabel, side)
+                    let (from, to) = m.outbound ? (diff.movedSide(m), m.peerLabel) : (m.peerLabel, diff.movedSide(m))
                     out += "<tr><td>\(e(from))</td><td>\(e(to))</td><td><code>\(e(m.ports.joined(separator: ", ")))</code></td><td>member change</td></tr>\n"
                 }
                 out += "</table>\n"

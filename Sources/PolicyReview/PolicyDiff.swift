@@ -160,10 +160,10 @@ public struct PolicyDiff: Sendable {
         failsafeOpened = after.failsafe.subtracting(before.failsafe)
         failsafeClosed = before.failsafe.subtracting(after.failsafe)
         newSettingsLocation = new.settings.location
+        oldSettingsLocation = old.settings.location
         settingsChanged = zip(Self.settingValues(old.settings), Self.settingValues(new.settings)).compactMap { a, b in
             a.1 == b.1 ? nil : SettingChange(key: a.0, was: a.1, now: b.1)
         }
-        oldSettingsLocation = old.settings.location
 
         let oldNames = Set(old.zones.map(\.name)), newNames = Set(new.zones.map(\.name))
         zonesAdded = newNames.subtracting(oldNames).sorted()

@@ -46,13 +46,6 @@ public final class NamespaceLock: Sendable {
         close(fd)
     }
 
-    /// The nsfs file of `namespace`: a name as `ip netns add` makes it, a path (as `--netns`
-    /// accepts one), or nil for this process's own namespace.
-    static func file(_ namespace: String?) -> String {
-        guard let namespace else { return "/proc/self/ns/net" }
-        return namespace.contains("/") ? namespace : "/run/netns/\(namespace)"
-    }
-
     /// The namespace itself, `DEV-INODE` of its nsfs file, or nil when it cannot be examined.
     public static func identity(namespace: String?) -> String? { NetworkNamespace.identity(of: namespace) }
 
@@ -60,7 +53,7 @@ public final class NamespaceLock: Sendable {
     /// `holder`. Nil when the namespace cannot be opened (opening the kernel will say why).
     /// Throws `Held` when another process holds it.
     public static func acquire(namespace: String?, holder: String, directory: String = defaultDirectory) throws(Held) -> NamespaceLock? {
-        let fd = open(file(namespace), O_RDONLY | O_CLOEXEC)
+        let fd = open(NetworkNamespace.file(of: namespace), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         var st = stat()
         guard fstat(fd, &st) == 0 else { close(fd); return nil }

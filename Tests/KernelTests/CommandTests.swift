@@ -167,15 +167,7 @@ struct CommandTests {
         }
     }
 
-    static let nestedInterfaces = ["p.yaml": """
-        zones:
-          lan: {interfaces: ["veth*", "veth-b1", "eth0*", "eth1*", "eth2"]}
-          partner: {interfaces: ["veth-b*", "veth0"]}
-          db: {members: [203.0.113.5]}
-        allow:
-          - {from: [lan, partner], to: db, ports: [tcp/5432]}
-
-        """]
+    static let nestedInterfaces = ["p.yaml": nestedInterfacePolicy]
 
     /// An invalid policy exits 1 and leaves the kernel byte-for-byte as it was, table or no table.
     @Test(needsRoot) func invalidPolicyLeavesKernelUntouched() throws {

@@ -29,3 +29,16 @@ public func normalizedJSON(_ text: String) throws -> NSObject {
     }
     return strip(try JSONSerialization.jsonObject(with: Data(text.utf8))) as! NSObject
 }
+
+/// Interface patterns side by side (`eth0*`, `eth1*`) and inside one another, of the same zone
+/// (`veth-b1` in `veth*`) and of another (`veth-b*` in `veth*`): what the compiler must keep
+/// as patterns nft can write.
+public let nestedInterfacePolicy = """
+    zones:
+      lan: {interfaces: ["veth*", "veth-b1", "eth0*", "eth1*", "eth2"]}
+      partner: {interfaces: ["veth-b*", "veth0"]}
+      db: {members: [203.0.113.5]}
+    allow:
+      - {from: [lan, partner], to: db, ports: [tcp/5432]}
+
+    """

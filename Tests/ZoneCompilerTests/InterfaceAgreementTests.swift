@@ -1,4 +1,5 @@
 import Ruleset
+import TestSupport
 import Testing
 import ZonePolicy
 @testable import ZoneCompiler
@@ -100,16 +101,7 @@ struct InterfaceAgreementTests {
     /// Every interface element of the plan is a name or a `PREFIX*` pattern as written, never
     /// an interval of names (nft has no syntax for one: `nft -f` of the plan must load it).
     @Test func interfaceElementsAreThePatternsAsWritten() throws {
-        let yaml = """
-            zones:
-              lan: {interfaces: ["veth*", "veth-b1", "eth0*", "eth1*", "eth2"]}
-              partner: {interfaces: ["veth-b*", "veth0"]}
-              db: {members: [203.0.113.5]}
-            allow:
-              - {from: [lan, partner], to: db, ports: [tcp/5432]}
-
-            """
-        let policy = try #require(PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: yaml)]).policy)
+        let policy = try #require(PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: nestedInterfacePolicy)]).policy)
         let table = ZoneCompiler.compile(policy)
         let text = NftText.render(table)
         #expect(!text.contains("\"-\""), "an interval of interface names:\n\(text)")
