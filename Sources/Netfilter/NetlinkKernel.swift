@@ -512,6 +512,10 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
         table.sets = elements ? try readElements(c, decoder, family: family, table: name, generation: generation, sets: declarations)
                               : declarations.map(\.0)
 
+        do {
+            table.objects = try objects(c, family: family, table: name, generation: generation)
+        } catch where error.errno != EINTR { throw fail("objects and flowtables", error) }
+
         let ruleMsgs: [NetlinkMessage]
         do {
             ruleMsgs = try consistent(request(c, NFT_MSG_GETRULE, family: family, dump: true) { $0.put(NFTA_RULE_TABLE.u16, string: name) },
@@ -524,6 +528,46 @@ public final class NetlinkKernel: KernelRuleset, @unchecked Sendable {
             table.chains[i].rules.append(rule)
         }
         return table
+    }
+
+    /// The table's stateful objects and flowtables (`NFT_MSG_GETOBJ`, `NFT_MSG_GETFLOWTABLE`,
+    /// dumps filtered by table). zonewall declares none, so only their kinds and names are
+    /// read, from the attributes: whatever else they hold, each one is drift.
+    private static func objects(_ c: Connection, family: Family, table: String, generation: UInt32) throws(NetfilterError) -> [TableObject] {
+        var found: [TableObject] = []
+        let objectMsgs = try consistent(request(c, NFT_MSG_GETOBJ, family: family, dump: true) { $0.put(NFTA_OBJ_TABLE.u16, string: table) },
+                                        generation: generation)
+        for m in objectMsgs {
+            let a = m.attributes
+            guard a[NFTA_OBJ_TABLE.u16]?.string == table, let name = a[NFTA_OBJ_NAME.u16]?.string else { continue }
+            found.append(TableObject(kind: objectKind(a[NFTA_OBJ_TYPE.u16]?.u32 ?? 0), name: name))
+        }
+        let flowtableMsgs = try consistent(request(c, NFT_MSG_GETFLOWTABLE, family: family, dump: true) {
+            $0.put(NFTA_FLOWTABLE_TABLE.u16, string: table)
+        }, generation: generation)
+        for m in flowtableMsgs {
+            let a = m.attributes
+            guard a[NFTA_FLOWTABLE_TABLE.u16]?.string == table, let name = a[NFTA_FLOWTABLE_NAME.u16]?.string else { continue }
+            found.append(TableObject(kind: "flowtable", name: name))
+        }
+        return found
+    }
+
+    /// nft's word for a stateful object's type (`NFT_OBJECT_*`).
+    static func objectKind(_ type: UInt32) -> String {
+        switch Int32(truncatingIfNeeded: type) {
+        case NFT_OBJECT_COUNTER: "counter"
+        case NFT_OBJECT_QUOTA: "quota"
+        case NFT_OBJECT_CT_HELPER: "ct helper"
+        case NFT_OBJECT_LIMIT: "limit"
+        case NFT_OBJECT_CONNLIMIT: "connlimit"
+        case NFT_OBJECT_TUNNEL: "tunnel"
+        case NFT_OBJECT_CT_TIMEOUT: "ct timeout"
+        case NFT_OBJECT_SECMARK: "secmark"
+        case NFT_OBJECT_CT_EXPECT: "ct expectation"
+        case NFT_OBJECT_SYNPROXY: "synproxy"
+        default: "object of type \(type)"
+        }
     }
 
     // MARK: Set elements

@@ -34,15 +34,19 @@ public struct Table: Hashable, Sendable {
     public var flags: TableFlags
     /// `NFTA_TABLE_USERDATA` (nft keeps a table's comment there); nil when absent.
     public var userData: [UInt8]?
+    /// Stateful objects (counters, quotas, limits, …) and flowtables, as a kernel lists them.
+    /// A compiled table declares none, so any found in the kernel is drift.
+    public var objects: [TableObject]
 
     public init(family: Family, name: String, chains: [Chain] = [], sets: [NamedSet] = [],
-                flags: TableFlags = [], userData: [UInt8]? = nil) {
+                flags: TableFlags = [], userData: [UInt8]? = nil, objects: [TableObject] = []) {
         self.family = family
         self.name = name
         self.chains = chains
         self.sets = sets
         self.flags = flags
         self.userData = userData
+        self.objects = objects
     }
 
     /// The table with every set emptied: the part that changes only when the policy's shape does.
@@ -57,4 +61,21 @@ public struct Table: Hashable, Sendable {
 
     /// Number of elements over all sets and maps.
     public var elementCount: Int { sets.reduce(0) { $0 + $1.elements.count } }
+}
+
+/// A table's object that is neither a chain nor a set: a stateful object (`counter`, `quota`,
+/// `limit`, `ct helper`, …) or a `flowtable`. Known by its kind and name only.
+public struct TableObject: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// As nft names it: `counter`, `quota`, `flowtable`, …
+    public var kind: String
+    public var name: String
+
+    public init(kind: String, name: String) {
+        self.kind = kind
+        self.name = name
+    }
+
+    public var description: String { "\(kind) \(name)" }
+
+    public static func < (a: TableObject, b: TableObject) -> Bool { (a.kind, a.name) < (b.kind, b.name) }
 }

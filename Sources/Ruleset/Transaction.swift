@@ -173,6 +173,7 @@ extension Table {
         var t = skeleton
         t.chains.sort { $0.name < $1.name }
         t.sets.sort { $0.name < $1.name }
+        t.objects.sort()
         return t
     }
 
@@ -181,7 +182,7 @@ extension Table {
     /// without copying or sorting 10,000s of chains and sets.
     public func hasSkeleton(of other: Table) -> Bool {
         if family == other.family, name == other.name, flags == other.flags, userData == other.userData,
-           chains.count == other.chains.count, sets.count == other.sets.count, hasChainsAndDeclarations(of: other) {
+           objects == other.objects, chains.count == other.chains.count, sets.count == other.sets.count, hasChainsAndDeclarations(of: other) {
             return true
         }
         return normalizedSkeleton == other.normalizedSkeleton

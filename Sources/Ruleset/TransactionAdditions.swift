@@ -15,7 +15,9 @@ extension Transaction {
         // persist, user data) cannot be changed in place, so a replacement sets them.
         let flagChange = actual.flags.symmetricDifference(desired.flags)
         guard actual.family == desired.family, actual.name == desired.name,
-              flagChange.isSubset(of: .dormant), actual.userData == desired.userData else { return nil }
+              flagChange.isSubset(of: .dormant), actual.userData == desired.userData,
+              // Objects nobody declared (a counter, a flowtable): only a replacement removes them.
+              actual.objects == desired.objects else { return nil }
         let oldSets = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let oldChains = Dictionary(actual.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         guard oldSets.count == actual.sets.count, oldChains.count == actual.chains.count else { return nil }

@@ -165,9 +165,12 @@ struct DocumentReader {
                 }
             default: break
             }
+            if let tag = Self.customTag(of: n) { reportCustomTag(tag, at: n) }
             // Scalars (most of a policy: keys and members) are counted here, not pushed.
             func visit(_ child: Node) {
-                if case .scalar = child { budget -= 1 } else { stack.append((child, depth + 1)) }
+                guard case .scalar(let s) = child else { stack.append((child, depth + 1)); return }
+                budget -= 1
+                if !s.tag.description.isEmpty, let tag = Self.customTag(of: child) { reportCustomTag(tag, at: child) }
             }
             switch n {
             case .mapping(let m): for (k, v) in m { visit(k); visit(v) }
@@ -177,6 +180,41 @@ struct DocumentReader {
             }
         }
         return budget >= 0 || overBudget(root)
+    }
+
+    /// A tag outside YAML's core schema (`!include`, `!ref`) on a node; nil when it has none, a
+    /// core one (`!!str`, `!!int`, …) or the non-specific `!` (a string), which the readers of
+    /// values judge. Nothing here gives a custom tag a meaning, so it is refused rather than
+    /// ignored: `members: !include web.yaml` must not quietly be the member "web.yaml".
+    static func customTag(of node: Node) -> String? {
+        let tag: String
+        switch node {
+        case .scalar(let s): tag = s.tag.description
+        case .mapping(let m): tag = m.tag.description
+        case .sequence(let q): tag = q.tag.description
+        case .alias: return nil
+        }
+        return tag.isEmpty || tag == "!" || tag.hasPrefix(coreTagPrefix) ? nil : tag
+    }
+
+    private static let coreTagPrefix = "tag:yaml.org,2002:"
+
+    private mutating func reportCustomTag(_ tag: String, at node: Node) {
+        error(node, "YAML tag '\(tag)' is not supported",
+              hint: "zonewall reads plain values and has no includes or references: remove the tag and write the value out")
+    }
+
+    /// A core tag other than `!!str` on a scalar read as text (`!!int web`, `!!binary …`): the
+    /// value means something else to other YAML readers. Custom tags are reported by
+    /// `checkExpansion`; both make the value unreadable here.
+    private mutating func refusesTag(_ node: Node, _ s: Node.Scalar, what: () -> String) -> Bool {
+        let tag = s.tag.description
+        guard !tag.isEmpty, tag != "!", tag != Self.coreTagPrefix + "str" else { return false }
+        if Self.customTag(of: node) == nil {
+            error(node, "\(what()) must be a string, found '\(s.string)' tagged \(Self.shortTag(tag))",
+                  hint: "write the value alone, without a tag")
+        }
+        return true
     }
 
     private mutating func overBudget(_ root: Node) -> Bool {
@@ -270,6 +308,7 @@ struct DocumentReader {
             error(node, "\(what()) must be a string, found \(kind(node))")
             return nil
         }
+        if !s.tag.description.isEmpty, refusesTag(node, s, what: what) { return nil }
         return s.string
     }
 
@@ -280,6 +319,7 @@ struct DocumentReader {
             error(node, "\(what()) must be a string, found \(kind(node))")
             return nil
         }
+        if !s.tag.description.isEmpty, refusesTag(node, s, what: what) { return nil }
         if s.style == .plain {
             switch Resolver.default.resolveTag(of: node) {
             case .int, .float, .bool:
@@ -300,6 +340,7 @@ struct DocumentReader {
         let expected = "\(describe) \(range.lowerBound)..\(range.upperBound)"
         // A quoted scalar carries the str tag too (Yams' quoted_implicit); it is reported below.
         if case .scalar(let s) = node, s.style == .plain, !s.tag.description.isEmpty {
+            if Self.customTag(of: node) != nil { return nil }  // reported by `checkExpansion`
             error(node, "\(what()) must be \(expected), found '\(s.string)' tagged \(Self.shortTag(s.tag.description))",
                   hint: "write the number alone, without a tag")
             return nil
@@ -361,6 +402,7 @@ struct DocumentReader {
         // `!!str true` is the text "true" to every YAML reader; only `!!bool` (or no tag) is a boolean.
         let tag = s.tag.description
         if !tag.isEmpty && tag != "tag:yaml.org,2002:bool" {
+            if Self.customTag(of: node) != nil { return nil }  // reported by `checkExpansion`
             error(node, "\(what()) must be true or false, found '\(s.string)' tagged \(Self.shortTag(tag))",
                   hint: "write true or false alone, without a tag")
             return nil

@@ -30,6 +30,10 @@ enum KernelSync {
             out.append("table flags are \(actual.flags), the policy wants \(desired.flags)\(dormant)")
         }
         if actual.userData != desired.userData { out.append("table user data differs") }
+        let declared = Set(desired.objects)
+        for o in actual.objects.sorted() where !declared.contains(o) {
+            out.append("\(o) is not in the policy (zonewall declares no \(o.kind == "flowtable" ? "flowtables" : "stateful objects"))")
+        }
         let have = Dictionary(actual.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let want = Dictionary(desired.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for s in desired.sets {

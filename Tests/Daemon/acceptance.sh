@@ -217,6 +217,10 @@ tamper "nft flush ruleset" nft flush ruleset
 # Attributes that a listing of the rules alone would not show as different.
 tamper "dormant table" nft add table inet zonewall '{ flags dormant; }'
 tamper "chain policy drop" nft add chain inet zonewall forward '{ policy drop; }'
+# Objects that are not chains or sets: they filter nothing until a rule uses them, but they are
+# not the declared table.
+tamper "nft add counter" nft add counter inet zonewall tampered
+tamper "nft add limit" nft add limit inet zonewall slow '{ rate 10/second }'
 h=$(ip netns exec "$R" nft -a list chain inet zonewall forward | awk '/vmap @src_v4/ {print $NF}')
 rule=$(ip netns exec "$R" nft list chain inet zonewall forward | grep -m1 'vmap @src_v4' | sed 's/^[[:space:]]*//')
 tamper "rule user data (a comment)" nft replace rule inet zonewall forward handle "$h" "$rule" comment '"tampered"'

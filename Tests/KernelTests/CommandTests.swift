@@ -87,6 +87,12 @@ struct CommandTests {
                             return text.replacingCharacters(in: r, with: "set zoned_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\ttimeout 1h\n")
                         },
                         expected: "set zoned_v4 is declared differently: flags (0x14 in the kernel, 0x4 compiled), timeout (3600000 ms in the kernel)"),
+        // Objects that filter nothing until a rule uses them, but are not the declared table. (This
+        // kernel has no flowtables, which are read back the same way.)
+        AttributeTamper(description: "stateful object", command: ["add", "counter", "inet", "zonewall", "tampered"],
+                        expected: "counter tampered is not in the policy (zonewall declares no stateful objects)"),
+        AttributeTamper(description: "quota", command: ["add", "quota", "inet", "zonewall", "q", "{ over 1 mbytes }"],
+                        expected: "quota q is not in the policy (zonewall declares no stateful objects)"),
     ]
 
     /// Each attribute changed by `nft` is drift: `status` names it and exits 4, `apply` repairs it.

@@ -85,6 +85,25 @@ struct TransactionTests {
         #expect(Transaction.diff(from: fewer, to: table([1])).replacesTable)
     }
 
+    /// A counter or a flowtable someone added to the table is drift that only a replacement
+    /// removes, even when every chain and set is as compiled (and where the desired change is
+    /// otherwise an addition or an element edit).
+    @Test func foreignObjectsReplaceTheTable() {
+        var tampered = table([1, 2])
+        tampered.objects = [TableObject(kind: "counter", name: "c"), TableObject(kind: "flowtable", name: "f")]
+        #expect(!tampered.isEquivalent(to: table([1, 2])))
+        #expect(!tampered.hasSkeleton(of: table([1, 2])))
+        #expect(Transaction.diff(from: tampered, to: table([1, 2])).replacesTable)
+        #expect(Transaction.diff(from: tampered, to: table([1, 3])).replacesTable)
+        var more = table([1])
+        more.sets.append(NamedSet(name: "u", keyType: [.ipv4Address]))
+        #expect(Transaction.diff(from: tampered, to: more).replacesTable)
+        // The kernel's listing order does not count.
+        var reordered = tampered
+        reordered.objects.reverse()
+        #expect(reordered.hasSkeleton(of: tampered) && reordered.isEquivalent(to: tampered))
+    }
+
     /// A dormant table (every hook unregistered) is woken by one `add table` with the desired
     /// flags, with the element changes in the same transaction, not by replacing the table;
     /// an owner flag cannot be changed in place, so it still replaces.

@@ -51,6 +51,16 @@ struct ScalarTypingTests {
                  "'audit' must be true or false, found 'true' tagged !!str", hint: "without a tag"),
         BadInput("a log_denied flag tagged !", "settings:\n  log_denied: ! false\n", at: 2, 15,
                  "must be true or false, found 'false' tagged !", hint: "without a tag"),
+        BadInput("a member tagged with a custom tag", "zones:\n  web:\n    members: [!include web.yaml]\n", at: 3, 15,
+                 "YAML tag '!include' is not supported", hint: "no includes or references"),
+        BadInput("a members list tagged with a custom tag", "zones:\n  web:\n    members: !ref [192.0.2.1]\n", at: 3, 14,
+                 "YAML tag '!ref' is not supported", hint: "remove the tag"),
+        BadInput("a member tagged !!int", "zones:\n  web:\n    members: [!!int 7]\n", at: 3, 15,
+                 "a member of zone 'web' must be a string, found '7' tagged !!int", hint: "without a tag"),
+        BadInput("a description tagged !!binary", "zones:\n  web:\n    description: !!binary aGVsbG8=\n", at: 3, 18,
+                 "a zone's description must be a string, found 'aGVsbG8=' tagged !!binary", hint: "without a tag"),
+        BadInput("a log_rate with a custom tag", "settings:\n  log_rate: !n 100\n", at: 2, 13,
+                 "YAML tag '!n' is not supported"),
         BadInput("a word log_rate", "settings:\n  log_rate: fast\n", at: 2, 13,
                  "'log_rate' must be a number of packets per second 1..4294967295, found 'fast'"),
         BadInput("a numeric zone description", "zones:\n  web:\n    description: 123\n", at: 3, 18,
@@ -74,8 +84,8 @@ struct ScalarTypingTests {
         let result = parse("""
             zones:
               web:
-                description: "123"
-                members: [192.0.2.1]
+                description: !!str "123"
+                members: [192.0.2.1, ! 192.0.2.2, !!str 192.0.2.3]
                 lint: {ignore: unused-zone, reason: racked next quarter}
             settings:
               log_rate: 1000
