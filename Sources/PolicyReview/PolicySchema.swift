@@ -91,7 +91,8 @@ public enum PolicySchema {
         Key("users", "Local users, by name or uid: what they send belongs to the zone (a user is only a sender).",
             ["type": ["array", "null"], "items": ["type": ["string", "integer"]]]),
         Key("interfaces", "Network interfaces (a trailing * is a wildcard): packets arriving on or leaving by them, when no address matched a zone.",
-            ["type": ["array", "null"], "items": ["type": "string", "minLength": 1, "maxLength": 16]]),
+            // 1 to 15 characters (IFNAMSIZ less its NUL; `check` counts bytes), then an optional `*`.
+            ["type": ["array", "null"], "items": ["type": "string", "pattern": "^[^*/:\\s]{1,15}\\*?$"]]),
     ]
 
     /// Keys of an allow rule.

@@ -66,8 +66,12 @@ public enum PolicyLoader {
             return failed
         }
         let policyNames = names.filter(isPolicyFileName).sorted()
+        // `web.YAML`: meant as a policy file, but names are case-sensitive and it is not read.
+        let otherCase = names.filter { !isPolicyFileName($0) && isPolicyFileName($0.lowercased()) }.sorted()
         guard !policyNames.isEmpty else {
-            return LoadResult(diagnostics: [.error(dirLocation, "policy directory has no *.yaml or *.yml files")])
+            let hint = otherCase.isEmpty ? nil
+                : "\(otherCase.joined(separator: ", ")) \(otherCase.count == 1 ? "is" : "are") not read: names end in .yaml or .yml, in lower case"
+            return LoadResult(diagnostics: [.error(dirLocation, "policy directory has no *.yaml or *.yml files", hint: hint)])
         }
         guard policyNames.count <= limits.files else {
             return LoadResult(diagnostics: [.error(dirLocation, "policy directory has \(policyNames.count) policy files, more than the limit of \(limits.files)",
@@ -130,10 +134,22 @@ public enum PolicyLoader {
         }
         var result = parse(files, unreadable: unreadable, readFailures: diagnostics, concurrently: concurrently, limits: limits,
                            cache: cache, warnings: warnings)
+        if warnings {
+            result.diagnostics += otherCase.map {
+                .warning(SourceLocation(path: base + $0, line: 0, column: 0), "this file is not read: policy files end in .yaml or .yml, in lower case",
+                         hint: "rename it to \(Self.lowerCasedExtension($0)) to make it part of the policy")
+            }
+        }
         result.diagnostics = result.diagnostics.sortedByLocation
         result.readFailed = readFailed
         if result.diagnostics.hasErrors { result.policy = nil }
         return resolvingUsers(result, users)
+    }
+
+    /// `web.YAML` as `web.yaml`.
+    static func lowerCasedExtension(_ name: String) -> String {
+        guard let dot = name.lastIndex(of: ".") else { return name }
+        return name[..<dot] + name[dot...].lowercased()
     }
 
     /// Whether a directory entry is a policy file: `*.yaml` or `*.yml`, not hidden.

@@ -96,6 +96,25 @@ import Testing
     }
 }
 
+extension SchemaTests {
+    /// The schema's interface pattern takes what `check` takes, and refuses what it refuses: a
+    /// name of 1 to 15 bytes, no '/', ':' or space, an optional trailing `*`.
+    @Test func interfacePatternAgreesWithCheck() throws {
+        let keys = PolicySchema.zoneKeys.first { $0.name == "interfaces" }
+        guard case .object(let schema)? = keys?.schema, case .object(let items)? = schema["items"],
+              case .string(let pattern)? = items["pattern"] else {
+            throw SchemaTestError("no pattern for a zone's interfaces")
+        }
+        let re = try NSRegularExpression(pattern: pattern)
+        for name in ["eth0", "veth*", "abcdefghijklmno", "abcdefghijklmno*", "abcdefghijklmnop", "abcdefghijklmnop*", "*", "",
+                     "a/b", "a:b", "a b", "ve*th", "eth0.100", "br-1*"] {
+            let schemaTakes = re.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
+            let checkTakes = IdentityNames.interfaceProblem(name) == nil
+            #expect(schemaTakes == checkTakes, "\(name): schema \(schemaTakes), check \(checkTakes)")
+        }
+    }
+}
+
 struct SchemaTestError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }

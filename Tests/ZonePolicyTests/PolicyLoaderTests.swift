@@ -98,6 +98,32 @@ import Testing
         #expect(d?.description == "\(dir.path): error: policy directory has no *.yaml or *.yml files")
     }
 
+    /// `db.YAML` is not read (names are case-sensitive), and says so: a warning next to other
+    /// files, the reason for "no policy files" when it is alone. The daemon, which reports
+    /// errors only, still reads the lower-case files.
+    @Test func aPolicyFileNamedInUpperCaseIsNamed() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("web.yaml", "zones:\n  web: {members: [192.0.2.16/28]}\n")
+        let upper = try dir.write("db.YAML", "zones:\n  db: {members: [192.0.2.32/28]}\n")
+        try dir.write("web.yaml.bak", "zones:\n")
+        let result = PolicyLoader.load(directory: dir.path)
+        let policy = try #require(result.policy)
+        #expect(policy.zones.map(\.name) == ["web"])
+        let named = result.diagnostics.filter { $0.location.path == upper }
+        #expect(named.count == 1, "\(result.diagnostics)")
+        let d = try #require(named.first)
+        #expect(d.severity == .warning)
+        #expect(d.message == "this file is not read: policy files end in .yaml or .yml, in lower case")
+        #expect(d.hint == "rename it to db.yaml to make it part of the policy")
+        #expect(PolicyLoader.load(directory: dir.path, warnings: false).diagnostics.allSatisfy { $0.location.path != upper })
+
+        let alone = try TemporaryDirectory()
+        try alone.write("web.Yml", "zones:\n  web: {members: [192.0.2.16/28]}\n")
+        let e = expectOnlyError(PolicyLoader.load(directory: alone.path), path: alone.path, line: 0, column: 0,
+                                message: "policy directory has no *.yaml or *.yml files")
+        #expect(e?.hint == "web.Yml is not read: names end in .yaml or .yml, in lower case")
+    }
+
     @Test func missingPolicyDirectoryIsAnError() throws {
         let dir = try TemporaryDirectory()
         let missing = dir.file("nope")
