@@ -129,9 +129,39 @@ extension PolicyDiff {
         return out
     }
 
+    /// GitHub refuses a comment body longer than this (in characters; counted here in UTF-16
+    /// code units, which are never fewer).
+    public static let markdownLimit = 65_536
+
     /// A pull-request comment body: summary, flow tables with the responsible rules, member
-    /// changes, and a mermaid graph of the changed edges.
-    public var markdown: String {
+    /// changes, and a mermaid graph of the changed edges; never longer than `limit`. A longer
+    /// one loses its graph first, then is cut at a line, with a note saying so.
+    public func markdown(limit: Int = markdownLimit) -> String {
+        let whole = markdownBody(graph: true)
+        guard whole.utf16.count > limit else { return whole }
+        let body = markdownBody(graph: false)
+        let note = "\n\n> **The diff is cut here:** it is longer than a comment can be (\(limit) characters). "
+            + "`zonewall diff` (text) or `--format json` shows all of it.\n"
+        guard body.utf16.count + note.utf16.count > limit else {
+            return body + "\n> The graph of changed flows is left out: with it the comment would be longer than \(limit) characters.\n"
+        }
+        // Up to the last line end that fits, in one pass.
+        let room = max(0, limit - note.utf16.count)
+        var used = 0
+        var end = body.unicodeScalars.startIndex
+        for i in body.unicodeScalars.indices {
+            let c = body.unicodeScalars[i]
+            used += c.utf16.count
+            if used > room { break }
+            if c == "\n" { end = body.unicodeScalars.index(after: i) }
+        }
+        return String(body.unicodeScalars[..<end]) + note
+    }
+
+    /// The whole markdown body; with `graph`, the mermaid graph of the changed edges at its end.
+    public var markdown: String { markdown() }
+
+    private func markdownBody(graph: Bool) -> String {
         var out = "### zonewall: \(summary)\n"
         if isEmpty {
             return out + "\nThe policy change does not change what is allowed, the zones or their members.\n"
@@ -181,7 +211,7 @@ extension PolicyDiff {
             out += "\n#### Settings\n\n"
             for c in settingsChanged { out += "- `\(c.key)`: `\(c.was)` → `\(c.now)`\n" }
         }
-        if !opened.isEmpty || !closed.isEmpty {
+        if graph, !opened.isEmpty || !closed.isEmpty {
             out += "\n```mermaid\n" + mermaid + "```\n"
         }
         return out

@@ -142,6 +142,31 @@ import ZonePolicy
         #expect(diff.opened.isEmpty && diff.closed.isEmpty)
     }
 
+    /// A pull-request comment has a size limit (GitHub's 65,536 characters): a larger markdown
+    /// diff loses its graph first, then is cut at a line end, with a note saying so.
+    @Test func markdownStaysWithinACommentsLimit() {
+        var zones = "zones:\n"
+        for i in 0..<1500 { zones += "  z\(i): {members: [\"2001:db8:\(String(i, radix: 16))::1\"]}\n" }
+        let before = load(zones)
+        var rules = zones + "allow:\n"
+        for i in 0..<1500 { rules += "  - {from: z\(i), to: z\((i + 1) % 1500), ports: [tcp/\(1000 + i), udp/53]}\n" }
+        let diff = PolicyDiff(from: before, to: load(rules))
+        #expect(diff.opened.count == 1500)
+        let whole = diff.markdown(limit: .max)
+        #expect(whole.utf16.count > PolicyDiff.markdownLimit && whole.contains("```mermaid"))
+        let capped = diff.markdown
+        #expect(capped.utf16.count <= PolicyDiff.markdownLimit)
+        #expect(capped.hasPrefix("### zonewall: opens 1500 flows"))
+        #expect(!capped.contains("```mermaid"))
+        #expect(capped.hasSuffix("`zonewall diff` (text) or `--format json` shows all of it.\n"))
+        let cut = capped.components(separatedBy: "\n\n> **The diff is cut here:**")[0]
+        #expect(whole.hasPrefix(cut) && cut.hasSuffix("|\n"), "cut at the end of a table row")
+        // Just over the whole body without the graph: the graph goes, nothing is cut.
+        let noGraph = diff.markdown(limit: whole.utf16.count - 1)
+        #expect(!noGraph.contains("```mermaid") && !noGraph.contains("cut here") && noGraph.contains("graph of changed flows is left out"))
+        #expect(noGraph.contains("| z1499 | z0 |"))
+    }
+
     /// Settings change what passes or what is logged without a rule changing: each changed key
     /// is listed with its values before and after, and the diff is not empty (exit 5).
     @Test func settingsChangesAreShown() {
