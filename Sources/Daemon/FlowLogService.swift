@@ -48,6 +48,9 @@ public struct FlowSummary: Codable, Sendable {
     /// Logged packets lost before zonewall read them (socket overruns); the kernel's rate limit is not counted here.
     public var lost: Int
     public var records: Int
+    /// False while another listener holds the NFLOG group (the daemon binds it once it is free);
+    /// nil in summaries written before this was recorded.
+    public var bound: Bool?
 
     /// Reads the file the daemon writes.
     public static func read(_ path: String) throws -> FlowSummary {
@@ -88,7 +91,9 @@ public final class FlowLogService: @unchecked Sendable {
         let policy = inForce ?? PolicyLoader.load(directory: policyDirectory).policy ?? Policy(zones: [], rules: [])
         self.policy = policy
         group = policy.settings.logGroup
-        listener = try NFLogListener(group: group, namespace: configuration.namespace)
+        // A `zonewall log` started before the daemon holds the group: the daemon takes it over
+        // as soon as that follower ends, instead of running without a flow log until restarted.
+        listener = try NFLogListener(group: group, namespace: configuration.namespace, waitIfTaken: true)
         do {
             server = try FlowStreamServer(path: configuration.socketPath)
         } catch {
@@ -107,9 +112,18 @@ public final class FlowLogService: @unchecked Sendable {
 
     /// Reads the group until `stop()`; writes the status summary every few seconds.
     public func run() async {
+        writeSummary()
         let summaryTask = Task { [self] in
+            var wasBound = listener.isBound
+            if !wasBound {
+                logger.warning("flow log: NFLOG group \(group) is held by another listener (a `zonewall log` started before the daemon?); binding it once it is free")
+            }
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(5))
+                if Task.isCancelled { break }
+                let bound = listener.isBound
+                if bound && !wasBound { logger.info("flow log: NFLOG group \(group) bound") }
+                wasBound = bound
                 writeSummary()
             }
         }
@@ -119,6 +133,7 @@ public final class FlowLogService: @unchecked Sendable {
             logger.error("flow log stopped", metadata: ["error": "\(error)"])
         }
         summaryTask.cancel()
+        _ = await summaryTask.value  // its last write must not race the final one
         writeSummary()
     }
 
@@ -150,7 +165,7 @@ public final class FlowLogService: @unchecked Sendable {
         let summary: FlowSummary = lock.withLock {
             FlowSummary(at: Date(), group: group,
                         top: counters.top(10, hourBefore: Date()).map { .init(from: $0.series.from, to: $0.series.to, verdict: $0.series.verdict.rawValue, packets: $0.packets) },
-                        lost: listener.lost, records: records)
+                        lost: listener.lost, records: records, bound: listener.isBound)
         }
         let e = JSONEncoder()
         e.dateEncodingStrategy = .iso8601
@@ -159,7 +174,7 @@ public final class FlowLogService: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try PrivateFile.write(try e.encode(summary), to: path)
         } catch {
-            logger.warning("cannot write flow summary", metadata: ["error": "\(error)"])
+            logger.warning("cannot write flow summary", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 }

@@ -36,10 +36,19 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
     private var stream: AsyncThrowingStream<LoggedPacket, any Error>?
     private var thread: Thread?
 
+    /// Whether to wait for a group another listener holds, instead of failing.
+    private let waitsForGroup: Bool
+    private var bound = false
+
     /// Binds `group` (in `/run/netns/NAME` when a namespace is given); throws if that fails.
-    public init(group: UInt16, namespace: String? = nil) throws {
+    /// With `waitIfTaken`, a group another listener holds (a `zonewall log` started first) is
+    /// not a failure: the listener tries again every `retry` until it gets it or is stopped,
+    /// and `isBound` says which.
+    public init(group: UInt16, namespace: String? = nil, waitIfTaken: Bool = false, retry: Duration = .seconds(2)) throws {
         self.group = group
         self.namespace = namespace
+        self.waitsForGroup = waitIfTaken
+        self.retryMilliseconds = Int32(retry.components.seconds * 1000 + retry.components.attoseconds / 1_000_000_000_000_000)
         var fds: [Int32] = [0, 0]
         guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { throw FlowLogError.system("creating a pipe") }
         stopPipe = (fds[0], fds[1])
@@ -62,6 +71,11 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
         close(stopPipe.read)
         close(stopPipe.write)
     }
+
+    private let retryMilliseconds: Int32
+
+    /// Whether the group is bound: false while another listener holds it (`waitIfTaken`).
+    public var isBound: Bool { lock.withLock { bound } }
 
     /// Packets lost between the kernel and the stream: sequence gaps and a full buffer.
     public var lost: Int { lock.withLock { lostCount } }
@@ -90,25 +104,49 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
         // Needed only by kernels before 3.8; harmless after.
         _ = nflog_bind_pf(h, UInt16(AF_INET))
         _ = nflog_bind_pf(h, UInt16(AF_INET6))
-        guard let gh = nflog_bind_group(h, group) else {
+        // `started` is called once: at the first failure, or when reading begins, or (waiting for
+        // a taken group) at once; a failure after that ends the stream instead.
+        var reported = false
+        func fail(_ error: FlowLogError) {
+            if reported { continuation?.finish(throwing: error) } else { started(error) }
+        }
+        var gh: OpaquePointer?
+        while true {
+            gh = nflog_bind_group(h, group)
+            if gh != nil { break }
             let e = errno
             // The kernel answers EPERM, not EBUSY, when another socket has the group; with
             // CAP_NET_ADMIN held, that is the only reason left.
             let taken = e == EBUSY || (e == EPERM && geteuid() == 0)
-            return started(.system("binding NFLOG group \(group) (nflog_bind_group)"
-                + (taken ? ": another listener holds the group (another `zonewall log`, or another program reading it)" : ""), e))
+            guard taken && waitsForGroup else {
+                return fail(.system("binding NFLOG group \(group) (nflog_bind_group)"
+                    + (taken ? ": another listener holds the group (another `zonewall log`, or another program reading it)" : ""), e))
+            }
+            if !reported { reported = true; started(nil) }
+            var wait = pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)
+            if poll(&wait, 1, retryMilliseconds) > 0 {
+                continuation?.finish()
+                return
+            }
         }
-        defer { nflog_unbind_group(gh) }
+        guard let gh else { return }
+        lock.withLock { bound = true }
+        defer {
+            nflog_unbind_group(gh)
+            lock.withLock { bound = false }
+        }
         // Headers are all we decode: 128 bytes hold IPv4/IPv6 and the transport ports.
-        guard nflog_set_mode(gh, UInt8(NFULNL_COPY_PACKET), 128) == 0 else { return started(.system("setting NFLOG copy mode")) }
+        guard nflog_set_mode(gh, UInt8(NFULNL_COPY_PACKET), 128) == 0 else { return fail(.system("setting NFLOG copy mode")) }
         _ = nflog_set_flags(gh, UInt16(NFULNL_CFG_F_SEQ))
-        // Batch a little (16 packets or 50 ms) so a flood costs few wakeups, yet a record is never late.
-        _ = nflog_set_qthresh(gh, 16)
-        _ = nflog_set_timeout(gh, 5)
+        // Each packet is sent as the kernel logs it: a follower writes its record at once, and
+        // one stopped by SIGINT has seen every packet logged before. (Batching 16 packets or
+        // 50 ms held a lone packet back 50 ms.) The log rules' rate limit bounds the wakeups.
+        _ = nflog_set_qthresh(gh, 1)
+        _ = nflog_set_timeout(gh, 1)
         let fd = nflog_fd(h)
         var size: Int32 = 8 << 20
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
-        started(nil)
+        if !reported { reported = true; started(nil) }
 
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0)]
@@ -119,7 +157,9 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
                 continuation?.finish(throwing: FlowLogError.system("waiting for NFLOG messages"))
                 break
             }
-            if fds[1].revents != 0 { break }
+            // Stopping: what the kernel has already sent is read and passed on first, so a
+            // follower stopped by SIGINT still writes every packet logged before it.
+            let stopping = fds[1].revents != 0
             while true {
                 let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
                 if got < 0 {
@@ -133,6 +173,7 @@ public final class NFLogListener: PacketSource, @unchecked Sendable {
                 }
                 handle(Array(buffer[0..<got]))
             }
+            if stopping { break }
         }
         continuation?.finish()
     }

@@ -96,10 +96,15 @@ public struct ConfirmationStore: Sendable {
     }
 
     /// Confirms: deletes the pending file. Returns what was confirmed, nil when nothing was pending
-    /// (or its owner already claimed it at the deadline).
-    public func confirm() -> PendingConfirmation? {
+    /// (or its owner already claimed it at the deadline); throws when the file cannot be deleted
+    /// (not root: the directory is root's alone), so that is never taken for "nothing pending".
+    public func confirm() throws(ConfirmationError) -> PendingConfirmation? {
         let p = pending()
-        guard unlink(pendingPath) == 0 else { return nil }
+        guard unlink(pendingPath) == 0 else {
+            let e = errno
+            if e == ENOENT { return nil }
+            throw ConfirmationError(path: pendingPath, errno: e)
+        }
         record("confirmed at \(ISO8601DateFormatter().string(from: Date()))")
         return p
     }
@@ -122,5 +127,16 @@ public struct ConfirmationStore: Sendable {
     /// The outcome of the last window, if any.
     public func lastOutcome() -> String? {
         (try? String(contentsOfFile: outcomePath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// A confirmation that could not be made: the pending file could not be deleted.
+public struct ConfirmationError: Error, CustomStringConvertible {
+    public var path: String
+    public var errno: Int32
+
+    public var description: String {
+        let why = errno == EACCES || errno == EPERM ? " (confirming needs root, as the change did)" : ""
+        return "cannot confirm: deleting \(path): \(String(cString: strerror(errno)))\(why)"
     }
 }

@@ -16,9 +16,16 @@ public enum PrivateFile {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         }
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        // A name of its own (mkstemp, mode 0600): two writers of one file at once each rename a whole file,
+        // instead of one renaming the other's temporary file away ("No such file").
+        var template = Array((path + ".tmp.XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            let e = errno
+            throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO, userInfo: [NSFilePathErrorKey: path])
+        }
+        let temporary = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var failure: Int32 = fchmod(fd, 0o600) == 0 ? 0 : errno  // an older file of ours may have another mode
         if failure == 0 {
             failure = data.withUnsafeBytes { raw -> Int32 in
@@ -35,7 +42,7 @@ public enum PrivateFile {
         if failure == 0 && rename(temporary, path) != 0 { failure = errno }
         if failure != 0 {
             unlink(temporary)
-            throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO)
+            throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO, userInfo: [NSFilePathErrorKey: path])
         }
     }
 }

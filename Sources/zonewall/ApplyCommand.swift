@@ -72,7 +72,7 @@ struct ApplyCommand: ParsableCommand {
         let (policy, _) = try options.loadOrExit(strictModes: permissions.strictModes, changesKernel: true)
         // Units, cgroups and users as they are now; ones not found are named, and match nothing.
         let host = GatheredHostFacts.gather(policy)
-        for line in host.missing { printError("warning: \(line)") }
+        for d in host.missing { printError(d.description) }
         let desired = try withExit2 { try scopeOptions.compile(policy, netns: kernelOptions.netns, host: host.facts) }
         let lock = try kernelOptions.lockNamespace(holder: "zonewall apply, policies \(StateFile.canonicalDirectory(options.policies))")
         defer { withExtendedLifetime(lock) {} }
@@ -85,9 +85,7 @@ struct ApplyCommand: ParsableCommand {
             if changed {
                 window.committed()
                 // The window belongs to this namespace and policy directory: the command names both.
-                let policies = StateFile.canonicalDirectory(options.policies)
-                let named = policies == StateFile.canonicalDirectory(PolicyOptions.defaultDirectory) ? nil : policies
-                print("zonewall: run `\(kernelOptions.confirmCommand(policies: named))` within \(within) "
+                print("zonewall: run `\(kernelOptions.confirmCommand(policies: options.policies))` within \(within) "
                       + "or the previous rule set comes back")
             } else {
                 window.abort()

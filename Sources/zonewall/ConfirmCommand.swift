@@ -39,8 +39,20 @@ struct ConfirmCommand: ParsableCommand {
     @OptionGroup var kernelOptions: KernelOptions
 
     func run() throws {
+        if let netns = kernelOptions.netns, NamespaceLock.identity(namespace: netns) == nil {
+            // A mistyped name must not read as "nothing to confirm" while a window runs elsewhere.
+            printError("zonewall: no network namespace \(netns) (`ip netns list` shows the names there are)")
+            throw ExitCode(2)
+        }
         let store = ConfirmationStore(netns: kernelOptions.netns, policyDirectory: options.policies)
-        if let p = store.confirm() {
+        let confirmed: PendingConfirmation?
+        do {
+            confirmed = try store.confirm()
+        } catch {
+            printError("zonewall: \(error)")
+            throw ExitCode(2)
+        }
+        if let p = confirmed {
             print("zonewall: confirmed: the rule set applied at \(ISO8601DateFormatter().string(from: p.appliedAt)) stays")
             return
         }

@@ -5,8 +5,9 @@ import ZonePolicy
 /// The host's side of identity zones, resolved now: what `apply` and `plan` compile against.
 struct GatheredHostFacts {
     var facts = HostFacts()
-    /// One line per unit, cgroup or user that resolved to nothing (`apply` warns, `plan` comments).
-    var missing: [String] = []
+    /// A warning per unit, cgroup or user that resolved to nothing, at its place in the policy
+    /// (`apply` prints them as `path:line:col: warning: …`, `plan` comments them).
+    var missing: [Diagnostic] = []
     /// One line per unit or cgroup that resolved, with its path and id.
     var resolved: [String] = []
 
@@ -22,7 +23,9 @@ struct GatheredHostFacts {
         }
         if !identities.isEmpty {
             guard let watcher = CgroupWatcher.current() else {
-                out.missing.append("no cgroup2 mount in /proc/self/mountinfo: units and cgroups resolve to nothing")
+                let first = identities.values.flatMap { $0 }.map(\.location).min()
+                out.missing.append(.warning(first ?? SourceLocation(path: "/proc/self/mountinfo", line: 0, column: 0),
+                                            "no cgroup2 mount in /proc/self/mountinfo: units and cgroups resolve to nothing"))
                 return out
             }
             let snapshot = watcher.snapshot(for: Set(identities.keys))
@@ -30,7 +33,8 @@ struct GatheredHostFacts {
                 let found = snapshot[identity] ?? []
                 for place in places {
                     if found.isEmpty {
-                        out.missing.append("\(place.location): zone '\(place.zone)': \(identity) not found under \(watcher.root)")
+                        out.missing.append(.warning(place.location, "zone '\(place.zone)': \(identity) not found under \(watcher.root)",
+                                                    hint: "it matches nothing until it appears"))
                     }
                     for c in found {
                         out.facts.cgroups[place.zone, default: []].append(.init(path: c.path, id: c.id, level: c.level))
@@ -44,7 +48,8 @@ struct GatheredHostFacts {
                 if let uid = UserResolver.uid(u.value) {
                     out.facts.uids[z.name, default: []].append(uid)
                 } else {
-                    out.missing.append("\(u.location): zone '\(z.name)': user '\(u.value)' does not resolve")
+                    out.missing.append(.warning(u.location, "zone '\(z.name)': user '\(u.value)' does not resolve",
+                                                hint: "it matches nothing until it exists"))
                 }
             }
         }

@@ -49,8 +49,12 @@ struct KernelOptions: ParsableArguments {
     var namespacePlace: String { netns.map { "netns \($0)" } ?? "this namespace" }
 
     /// The command that confirms a pending change here, as a user would type it.
-    func confirmCommand(policies: String? = nil) -> String {
-        "zonewall confirm" + (netns.map { " --netns \($0)" } ?? "") + (policies.map { " --policies \($0)" } ?? "")
+    /// The `zonewall confirm` command for a window opened with the policies in `policies`: it
+    /// names the namespace, and the directory unless it is the default one.
+    func confirmCommand(policies: String) -> String {
+        let dir = StateFile.canonicalDirectory(policies)
+        let named = dir == StateFile.canonicalDirectory(PolicyOptions.defaultDirectory) ? nil : dir
+        return "zonewall confirm" + (netns.map { " --netns \($0)" } ?? "") + (named.map { " --policies \($0)" } ?? "")
     }
 
     /// Exit 1 when a change in this namespace waits for confirmation (of one of `owners`): its
@@ -79,16 +83,38 @@ let ownedTableHint = """
     makes its table its own until it exits); stop that process, or change the policy it enforces
     """
 
+/// What EPERM means to a process that lacks CAP_NET_ADMIN: root in a container started without
+/// NET_ADMIN, or in a unit whose capability bounding set leaves it out.
+let missingCapabilityHint = """
+    note: this process does not hold CAP_NET_ADMIN, which nftables requires for every request, \
+    even a read; root has it only if its capability set includes it (it does not in a container \
+    started without NET_ADMIN, under a systemd unit whose CapabilityBoundingSet leaves it out, or \
+    after `setpriv --bounding-set=-net_admin`); grant it (`docker run --cap-add NET_ADMIN`, \
+    `CapabilityBoundingSet=CAP_NET_ADMIN`), or, to only validate, run `unshare -rn zonewall check --kernel`
+    """
+
+/// Whether this process holds CAP_NET_ADMIN in its effective set (`CapEff` in
+/// /proc/self/status); true when that cannot be read, so that the other hints stand.
+func holdsNetAdmin(status: String? = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) -> Bool {
+    guard let line = status?.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+          let mask = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16) else { return true }
+    return mask & (1 << 12) != 0  // CAP_NET_ADMIN
+}
+
+/// The note for a kernel's EPERM or EACCES: a missing capability; a table another process owns
+/// (the only thing that refuses root holding CAP_NET_ADMIN); or privileges in general.
+func permissionHint(errno: Int32, euid: uid_t = geteuid(), holdsNetAdmin: Bool = holdsNetAdmin()) -> String {
+    if euid == 0 && !holdsNetAdmin { return missingCapabilityHint }
+    return euid == 0 && errno == EPERM ? ownedTableHint : privilegeHint
+}
+
 /// Runs `body`, turning a kernel failure into its description on stderr and exit 2.
 func withKernelErrors<T>(_ what: String, _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let e as any KernelFailure {
         printError("zonewall: \(what): \(e)")
-        if e.errno == EPERM || e.errno == EACCES {
-            // Root is refused a table only by its owner flag: another process holds it.
-            printError(geteuid() == 0 && e.errno == EPERM ? ownedTableHint : privilegeHint)
-        }
+        if e.errno == EPERM || e.errno == EACCES { printError(permissionHint(errno: e.errno)) }
         throw ExitCode(2)
     }
 }

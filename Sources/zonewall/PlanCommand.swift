@@ -27,7 +27,7 @@ struct PlanCommand: ParsableCommand {
             """
         // Cgroup ids are inode numbers, valid only while the cgroup exists: say which path each one is.
         for line in host.resolved { header += "\n\(line)" }
-        for line in host.missing { header += "\nNOT FOUND (matches nothing until it appears): \(line)" }
+        for d in host.missing { header += "\nNOT FOUND (matches nothing until it appears): \(d.location): \(d.message)" }
         // Piece by piece: joining 20 MB of script (10,000 zones) only to write it costs a copy.
         for piece in NftText.replaceScriptPieces(table, header: header) { try StandardOutput.write(piece) }
     }

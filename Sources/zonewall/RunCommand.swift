@@ -191,6 +191,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         } catch {
             printError("zonewall: \(error)")
+            if let e = error as? any KernelFailure, e.errno == EPERM || e.errno == EACCES { printError(permissionHint(errno: e.errno)) }
             throw ExitCode(2)
         }
     }

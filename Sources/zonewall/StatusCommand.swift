@@ -56,8 +56,7 @@ struct StatusCommand: ParsableCommand {
         if let p = confirmations.pending() ?? ConfirmationStore.pending(inNamespace: kernelOptions.netns).first {
             let left = max(0, p.deadline.timeIntervalSinceNow)
             let alive = kill(p.pid, 0) == 0
-            let ours = StateFile.canonicalDirectory(p.policyDirectory) == StateFile.canonicalDirectory(options.policies)
-            print("pending confirmation: run `\(kernelOptions.confirmCommand(policies: ours ? nil : p.policyDirectory))` before "
+            print("pending confirmation: run `\(kernelOptions.confirmCommand(policies: p.policyDirectory))` before "
                   + "\(ISO8601DateFormatter().string(from: p.deadline)) "
                   + "(\(String(format: "%.0f", left)) s left) or the previous rule set comes back; "
                   + "\(p.owner == .apply ? "guard" : "daemon") pid \(p.pid)\(alive ? "" : " (NOT RUNNING: nothing will be undone)")")
@@ -177,6 +176,10 @@ struct StatusCommand: ParsableCommand {
     /// The top denied and audited zone pairs of the last hour, as the daemon counted them.
     func printFlows(_ s: FlowSummary) {
         print("flow log: NFLOG group \(s.group), \(s.records) packets read, \(s.lost) lost before reading (as of \(ISO8601DateFormatter().string(from: s.at)))")
+        if s.bound == false {
+            print("  NOT RECEIVING: another listener holds NFLOG group \(s.group) (a `zonewall log` started before the daemon?); "
+                  + "the daemon binds it once that listener ends")
+        }
         if s.top.isEmpty { print("  no denied or audited packets in the last hour") }
         for p in s.top {
             print("  \(p.verdict.padding(toLength: 6, withPad: " ", startingAt: 0)) \(p.from) → \(p.to): \(p.packets) packets in the last hour")

@@ -28,8 +28,16 @@ struct SuggestCommand: AsyncParsableCommand {
     @Flag(help: "Also suggest rules between a zone and world.")
     var includeWorld = false
 
+    /// How long to read the live log: `--follow`, or the shared `--duration` that means the same here.
+    var liveSeconds: Double? { follow ?? flowOptions.duration }
+
     func validate() throws {
-        guard (fromLog == nil) != (follow == nil) else { throw ValidationError("give exactly one of --from-log FILE and --follow SECONDS") }
+        if follow != nil && flowOptions.duration != nil {
+            throw ValidationError("--follow and --duration both say how long to read the live log: give one")
+        }
+        guard (fromLog == nil) != (liveSeconds == nil) else {
+            throw ValidationError("give exactly one of --from-log FILE and --follow SECONDS")
+        }
         if let follow { try FlowSourceOptions.checkSeconds(follow, option: "--follow") }
     }
 
@@ -42,15 +50,27 @@ struct SuggestCommand: AsyncParsableCommand {
             source = fromLog == "-" ? "standard input" : fromLog
         } else {
             var live = flowOptions
-            live.duration = follow
+            let seconds = liveSeconds!
+            live.duration = seconds
             let packets = try live.open(policy: policy, since: nil)
             let collector = Collector(policy: policy)
+            let start = ContinuousClock.now
             try await live.consume(packets) { await collector.add($0) } tick: {}
             records = await collector.records
-            source = "\(follow!) s of the live log"
+            // What was read: SIGINT or SIGTERM may have ended it early.
+            let elapsed = ContinuousClock.now - start
+            let read = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            source = read < seconds - 0.5
+                ? String(format: "%.1f s of the live log (stopped before the %@ s asked for)", read, Self.seconds(seconds))
+                : "\(Self.seconds(seconds)) s of the live log"
         }
         let (rules, skipped) = Suggester(policy: policy, includeWorld: includeWorld).suggest(records)
         try StandardOutput.write(Suggester.yaml(rules, skipped: skipped, source: source))
+    }
+
+    /// `30` for 30.0, `2.5` for 2.5.
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
     /// Every record of a `zonewall log --json` file; a malformed line is a `path:line:col` error, exit 1.
