@@ -14,16 +14,19 @@ public enum HostScope: String, Sendable, Hashable, CaseIterable {
 ///
 /// On the input and output hooks one end of every packet is an address of this host, which
 /// classifies into a *local* zone (a zone that holds one of the host's addresses, by longest
-/// prefix) or into `host`. So only the pairs of an allow rule with a local zone or `host` on
+/// prefix, or an identity zone: a unit's, a cgroup's or a user's processes) or into `host`. So only the pairs of an allow rule with a local zone or `host` on
 /// one side can ever match; the others are dropped. Every zone stays declared, with all its
 /// members: a zone that no kept rule names is still denied towards this host rather than
 /// becoming `world` (which `host` accepts ungoverned). Its members then cost only their entry
 /// in the set of zoned addresses; its rule sets and source-map entries are gone.
 public enum ScopeFilter {
-    /// The zones that hold one of `addresses` (each address counted in its longest-prefix zone).
+    /// The zones that hold one of `addresses` (each address counted in its longest-prefix zone),
+    /// and every identity zone (units, cgroups, users): its processes run on this host, so its
+    /// traffic is this host's own whatever its addresses.
     public static func localZones(_ policy: Policy, addresses: [IPPrefix]) -> Set<String> {
         let classifier = Classifier(policy)
         return Set(addresses.compactMap { classifier.zone(of: $0.family, $0.address) })
+            .union(policy.zones.filter(\.isLocal).map(\.name))
     }
 
     /// The policy with only the rule pairs that have a local zone or `host` on one side.

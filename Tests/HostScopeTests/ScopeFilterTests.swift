@@ -35,6 +35,32 @@ struct ScopeFilterTests {
         #expect(scoped.zones == (try policy()).zones, "every zone stays, so unnamed zones are still denied")
     }
 
+    /// Identity zones (units, cgroups, users) are this host's processes: their rules stay in a
+    /// scoped policy whatever the host's addresses, and so do rules to them. (They were dropped,
+    /// so `--scope local` denied every unit zone's traffic.)
+    @Test func identityZonesAreLocal() throws {
+        let yaml = text + """
+
+              - {from: billing, to: [db, pg], ports: [tcp/5432]}
+              - {from: nob, to: web, ports: [tcp/81]}
+              - {from: admin, to: billing, ports: [tcp/9000]}
+            """
+        let withIdentities = yaml.replacingOccurrences(of: "zones:\n", with: """
+            zones:
+              billing: {units: [billing.service]}
+              pg: {cgroups: [/system.slice/postgresql.service]}
+              nob: {users: [nobody]}
+
+            """)
+        let p = try #require(PolicyLoader.parse([PolicyFile(path: "p.yaml", contents: withIdentities)]).policy)
+        #expect(ScopeFilter.localZones(p, addresses: [ip("192.0.2.200")]) == ["billing", "pg", "nob"])
+        let scoped = ScopeFilter.restrict(p, toHostWith: [ip("192.0.2.200")])
+        let pairs = scoped.rules.map { "\($0.from.map(\.description).joined(separator: ",")) → \($0.to.map(\.description).joined(separator: ","))" }
+        #expect(pairs == ["admin → host", "billing → db,pg", "nob → web", "admin → billing"], "\(pairs)")
+        let table = ScopeFilter.withoutForward(ZoneCompiler.compile(scoped))
+        #expect(table.chain(named: "z_billing") != nil && table.chain(named: "z_nob") != nil)
+    }
+
     @Test func scopedTableHasNoForwardChain() throws {
         let table = ScopeFilter.withoutForward(ZoneCompiler.compile(try policy()))
         #expect(table.chains.compactMap { $0.base?.hook } .sorted { $0.rawValue < $1.rawValue } == [.input, .output])
