@@ -96,16 +96,25 @@ public actor IdentityFollower {
             for (identity, found) in s.sorted(by: { $0.key < $1.key }) where found.isEmpty {
                 logger.warning("\(identity) not found; it matches nothing until it appears", metadata: ["zones": "\(owners[identity] ?? [])"])
             }
+            for (identity, found) in s.sorted(by: { $0.key < $1.key }) { for c in found { warnIfTooDeep(identity, c) } }
         case .appeared(let identity, let c):
             snapshot[identity, default: []].removeAll { $0.path == c.path }
             snapshot[identity, default: []].append(c)
             why = "\(identity) appeared at \(c.path) (cgroup id \(c.id))"
+            warnIfTooDeep(identity, c)
         case .vanished(let identity, let c):
             snapshot[identity, default: []].removeAll { $0.id == c.id }
             why = "\(identity) vanished from \(c.path) (cgroup id \(c.id))"
         }
         logger.info("\(why)")
         await push(why)
+    }
+
+    /// A cgroup deeper than the kernel rules read is not matched: say so, its processes are not in the zone.
+    private func warnIfTooDeep(_ identity: CgroupIdentity, _ c: ResolvedCgroup) {
+        guard c.level > IdentityNames.maxCgroupDepth else { return }
+        logger.warning("\(identity) is \(c.path), cgroup level \(c.level), deeper than the \(IdentityNames.maxCgroupDepth) levels zonewall matches: its processes are not in the zone; name an ancestor cgroup instead",
+                       metadata: ["zones": "\(owners[identity] ?? [])"])
     }
 
     private func push(_ why: String) async {

@@ -111,7 +111,9 @@ public final class MemberFeed: Sendable {
         for r in rejected where s.reported[r.key] != r.reason {
             s.reported[r.key] = r.reason
             s.rejectionsTotal += 1
-            logger.error("\(kind) key ignored", metadata: ["key": "\(r.key)", "reason": "\(r.reason)"])
+            // Keys and values are anyone's who may register: escaped, they cannot forge log lines or
+            // drive a terminal.
+            logger.error("\(kind) key ignored", metadata: ["key": "\(Diagnostic.escaped(r.key))", "reason": "\(Diagnostic.escaped(r.reason))"])
         }
     }
 

@@ -91,6 +91,8 @@ public struct EtcdConfiguration: Sendable {
     /// nil without TLS.
     public func tlsConfiguration() throws -> TLSConfiguration? {
         guard usesTLS else { return nil }
+        // TLS is for every endpoint or none: one written http:// would be the plaintext fallback.
+        if let plain = endpoints.first(where: { $0.hasPrefix("http://") }) { throw EtcdError.plaintextWithTLS(plain) }
         func read(_ what: String, _ path: String) throws -> [UInt8] {
             do { return try Self.readFile(path) } catch {
                 throw EtcdError.badFile(what: what, path: path, reason: "cannot read it: \(error)")
@@ -192,6 +194,8 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
     case tooLarge(path: String, limit: Int)
     /// A TLS file (`what`: CA certificate, client certificate, client key) that cannot be used.
     case badFile(what: String, path: String, reason: String)
+    /// An `http://` endpoint among TLS settings: it would be spoken to in plaintext.
+    case plaintextWithTLS(String)
 
     public var description: String {
         switch self {
@@ -201,6 +205,8 @@ public enum EtcdError: Error, CustomStringConvertible, Sendable {
         case .compacted(let rev): "etcd watch: revision compacted (compact revision \(rev))"
         case .tooLarge(let path, let limit): "etcd \(path): answer larger than \(limit) bytes"
         case .badFile(let what, let path, let reason): "etcd \(what) \(path): \(reason)"
+        case .plaintextWithTLS(let endpoint):
+            "etcd endpoint \(endpoint) is plaintext (http://) but TLS is asked for (a CA, a client certificate or an https:// endpoint): write https:// or HOST:PORT"
         }
     }
 }
@@ -434,11 +440,15 @@ public final class EtcdClient: Sendable {
         }
         guard response.status == .ok else { throw EtcdError.server(path: "/v3/watch", status: Int(response.status.code), message: "watch refused") }
         var pending: [UInt8] = []
+        // Where the search for the next line end resumes: a large message arrives in many chunks,
+        // and searching it from its start for each one was quadratic.
+        var scanned = 0
         for try await chunk in response.body {
             pending.append(contentsOf: chunk.readableBytesView)
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            while let newline = pending[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(pending[..<newline])
                 pending.removeSubrange(...newline)
+                scanned = 0
                 if line.isEmpty { continue }
                 let message: Wrapped<WatchResponse>
                 do { message = try JSONDecoder().decode(Wrapped<WatchResponse>.self, from: Data(line)) } catch {
@@ -453,6 +463,7 @@ public final class EtcdClient: Sendable {
                 }
                 if !events.isEmpty { continuation.yield(events) }
             }
+            scanned = pending.count
         }
     }
 

@@ -39,8 +39,21 @@ public enum MemberValue {
         }
     }
 
+    /// The largest value read, in bytes: a member is an instance with a few addresses, and one
+    /// huge value must not stall every other member's update while it is parsed.
+    public static let maxValueBytes = 65_536
+    /// The most addresses one member may hold.
+    public static let maxAddresses = 1_024
+    /// The widest prefixes a member registered through etcd may hold. etcd is a weaker trust
+    /// domain than the reviewed policy files: `0.0.0.0/0` there would take this host's own
+    /// addresses and the whole world into one zone.
+    public static let widestPrefix: [AddressFamily: Int] = [.ipv4: 16, .ipv6: 48]
+
     private static func parseOrReason(_ bytes: [UInt8]) -> Result<[IPPrefix], MemberValueError> {
         func fail(_ r: String) -> Result<[IPPrefix], MemberValueError> { .failure(MemberValueError(reason: r)) }
+        guard bytes.count <= maxValueBytes else {
+            return fail("value is \(bytes.count) bytes; a member value holds at most \(maxValueBytes)")
+        }
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
@@ -55,12 +68,18 @@ public enum MemberValue {
         guard unknown.isEmpty else { return fail("unknown field(s) \(unknown.map { "'\($0)'" }.joined(separator: ", ")); only 'addresses' is known") }
         guard let list = dict["addresses"] else { return fail("missing field 'addresses'") }
         guard let texts = list as? [Any] else { return fail("'addresses' is not a list") }
+        guard texts.count <= maxAddresses else { return fail("'addresses' holds \(texts.count) entries; a member holds at most \(maxAddresses)") }
         var out: [IPPrefix] = []
+        var seen = Set<IPPrefix>()
         for item in texts {
             guard let text = item as? String else { return fail("'addresses' holds a non-string") }
             guard let prefix = IPPrefix.parse(text) else { return fail("'\(text)' is not an IPv4/IPv6 address or prefix") }
             guard !prefix.hasHostBits else { return fail("'\(text)' has host bits set (did you mean \(prefix.normalized)?)") }
-            if !out.contains(prefix) { out.append(prefix) }
+            if let widest = widestPrefix[prefix.family], prefix.length < widest {
+                return fail("'\(text)' is too wide for a member (at most /\(widestPrefix[.ipv4]!) for IPv4, /\(widestPrefix[.ipv6]!) for IPv6); "
+                            + "declare wide ranges in the policy files")
+            }
+            if seen.insert(prefix).inserted { out.append(prefix) }
         }
         return .success(out)
     }

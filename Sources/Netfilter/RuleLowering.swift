@@ -37,7 +37,9 @@ struct SelectorLoad: Hashable, Sendable {
         case .oifname: return .init(source: .meta(NFT_META_OIFNAME.u32), width: 16, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
         case .ctMark: return .init(source: .ct(NFT_CT_MARK.u32), width: 4, nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
         case .cgroupLevel1, .cgroupLevel2, .cgroupLevel3, .cgroupLevel4,
-             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8:
+             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8,
+             .cgroupLevel9, .cgroupLevel10, .cgroupLevel11, .cgroupLevel12,
+             .cgroupLevel13, .cgroupLevel14, .cgroupLevel15, .cgroupLevel16:
             return .init(source: .socket(key: NFT_SOCKET_CGROUPV2.u32, level: UInt32(s.cgroupLevel!)), width: 8,
                          nfproto: nil, l4proto: nil, needsByteorderInConcat: false)
         }

@@ -34,9 +34,19 @@ public enum Selector: String, Hashable, Sendable, CaseIterable {
     case cgroupLevel6 = "socket cgroupv2 level 6"
     case cgroupLevel7 = "socket cgroupv2 level 7"
     case cgroupLevel8 = "socket cgroupv2 level 8"
+    case cgroupLevel9 = "socket cgroupv2 level 9"
+    case cgroupLevel10 = "socket cgroupv2 level 10"
+    case cgroupLevel11 = "socket cgroupv2 level 11"
+    case cgroupLevel12 = "socket cgroupv2 level 12"
+    case cgroupLevel13 = "socket cgroupv2 level 13"
+    case cgroupLevel14 = "socket cgroupv2 level 14"
+    case cgroupLevel15 = "socket cgroupv2 level 15"
+    case cgroupLevel16 = "socket cgroupv2 level 16"
 
     /// The deepest cgroup level a selector reads: a cgroup below it is matched through its ancestor there.
-    public static let maxCgroupLevel = 8
+    /// Maps exist only for the levels a policy uses, so a deep level costs only the hosts that use one.
+    /// (`IdentityNames.maxCgroupDepth`, which `check` enforces, is the same number.)
+    public static let maxCgroupLevel = 16
 
     /// `socket cgroupv2 level N`, for 1 ≤ N ≤ `maxCgroupLevel`.
     public static func cgroup(level: Int) -> Selector? { Selector(rawValue: "socket cgroupv2 level \(level)") }
@@ -62,7 +72,9 @@ public enum Selector: String, Hashable, Sendable, CaseIterable {
         case .iifname, .oifname: .ifname
         case .ctMark: .mark
         case .cgroupLevel1, .cgroupLevel2, .cgroupLevel3, .cgroupLevel4,
-             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8: .cgroupv2
+             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8,
+             .cgroupLevel9, .cgroupLevel10, .cgroupLevel11, .cgroupLevel12,
+             .cgroupLevel13, .cgroupLevel14, .cgroupLevel15, .cgroupLevel16: .cgroupv2
         }
     }
 }

@@ -182,7 +182,9 @@ public struct Interpreter: Sendable {
         case .oifname: return p.oifname.map(InterfaceName.value)
         case .ctMark: return Value(UInt64(p.ctMark), width: 4)
         case .cgroupLevel1, .cgroupLevel2, .cgroupLevel3, .cgroupLevel4,
-             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8:
+             .cgroupLevel5, .cgroupLevel6, .cgroupLevel7, .cgroupLevel8,
+             .cgroupLevel9, .cgroupLevel10, .cgroupLevel11, .cgroupLevel12,
+             .cgroupLevel13, .cgroupLevel14, .cgroupLevel15, .cgroupLevel16:
             // No socket, or a socket above that level: neither == nor != matches, as in the kernel.
             let level = s.cgroupLevel!
             return level <= p.socketCgroups.count ? Value(p.socketCgroups[level - 1], width: 8) : nil

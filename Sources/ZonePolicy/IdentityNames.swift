@@ -41,8 +41,16 @@ public enum IdentityNames {
         let parts = text.split(separator: "/")
         guard !parts.isEmpty else { return ("cgroup path '/' is the root: it would hold every process", hint) }
         if parts.contains(where: { $0 == "." || $0 == ".." }) { return ("cgroup path '\(text)' has '.' or '..' in it", hint) }
+        if parts.count > maxCgroupDepth {
+            return ("cgroup path '\(text)' is \(parts.count) levels deep; zonewall matches cgroups up to level \(maxCgroupDepth)",
+                    "name an ancestor at level \(maxCgroupDepth) or above: processes below a cgroup belong to its zone")
+        }
         return nil
     }
+
+    /// The deepest cgroup level the kernel rules match (`socket cgroupv2 level N`; the compiler's
+    /// `Selector.maxCgroupLevel`). A process in a deeper cgroup matches through its ancestors.
+    public static let maxCgroupDepth = 16
 
     /// Why `text` is not an interface name or `prefix*` wildcard, or nil when it is one.
     public static func interfaceProblem(_ text: String) -> (message: String, hint: String)? {

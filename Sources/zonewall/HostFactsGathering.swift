@@ -36,6 +36,11 @@ struct GatheredHostFacts {
                         out.missing.append(.warning(place.location, "zone '\(place.zone)': \(identity) not found under \(watcher.root)",
                                                     hint: "it matches nothing until it appears"))
                     }
+                    for c in found where c.level > IdentityNames.maxCgroupDepth {
+                        out.missing.append(.warning(place.location, "zone '\(place.zone)': \(identity) is \(c.path), cgroup level \(c.level), "
+                                                    + "deeper than the \(IdentityNames.maxCgroupDepth) levels zonewall matches",
+                                                    hint: "its processes are not in the zone; name an ancestor cgroup instead"))
+                    }
                     for c in found {
                         out.facts.cgroups[place.zone, default: []].append(.init(path: c.path, id: c.id, level: c.level))
                         out.resolved.append("zone '\(place.zone)': \(identity) is \(c.path) (cgroup id \(c.id), level \(c.level))")

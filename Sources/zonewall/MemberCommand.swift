@@ -47,6 +47,10 @@ struct MemberAddCommand: AsyncParsableCommand {
         for a in addresses {
             guard let p = IPPrefix.parse(a) else { throw ValidationError("--address '\(a)' is not an IPv4/IPv6 address or prefix") }
             guard !p.hasHostBits else { throw ValidationError("--address '\(a)' has host bits set (did you mean \(p.normalized)?)") }
+            if let widest = MemberValue.widestPrefix[p.family], p.length < widest {
+                throw ValidationError("--address '\(a)' is too wide for a member (at most /\(MemberValue.widestPrefix[.ipv4]!) for IPv4, "
+                                      + "/\(MemberValue.widestPrefix[.ipv6]!) for IPv6): the daemon refuses it; declare wide ranges in the policy files")
+            }
         }
         if let id, id.isEmpty || id.contains("/") { throw ValidationError("--id must be non-empty and contain no '/'") }
         guard Registration.parseTTL(ttl) != nil else {
@@ -118,9 +122,10 @@ struct MemberListCommand: AsyncParsableCommand {
         for kv in result.kvs {
             switch MemberValue.event(key: kv.key, value: kv.value, prefix: config.prefix) {
             case .success(let m):
-                print("\(m.key.zone)\t\(m.key.instance)\t\(m.addresses.map(\.description).joined(separator: ","))\(kv.lease != 0 ? "\tlease \(String(kv.lease, radix: 16))" : "")")
+                // The instance is anyone's who may register: escaped, it keeps the columns and the terminal intact.
+                print("\(m.key.zone)\t\(Diagnostic.escaped(m.key.instance))\t\(m.addresses.map(\.description).joined(separator: ","))\(kv.lease != 0 ? "\tlease \(String(kv.lease, radix: 16))" : "")")
             case .failure(let r):
-                print("# ignored \(r.key): \(r.reason)")
+                print("# ignored \(Diagnostic.escaped(r.key)): \(Diagnostic.escaped(r.reason))")
             }
         }
     }

@@ -69,7 +69,8 @@ check "apply --confirm prints the instruction, naming the policies" grep -q "run
 kill -KILL -- -"$shell" 2>/dev/null; wait "$shell" 2>/dev/null
 changed=$(listing)
 check "the new rule set is in force meanwhile" test "$changed" != "$before"
-check "status shows the pending confirmation and its deadline" bash -c "grep -q 'pending confirmation: run .zonewall confirm --netns $R. before 20[0-9-]*T[0-9:]*Z' <<<\"\$1\"" _ "$(status)"
+# The command as it can be run: with the policies, which are not the default directory.
+check "status shows the pending confirmation and its deadline" bash -c "grep -q 'pending confirmation: run .zonewall confirm --netns $R --policies $(realpath "$D"). before 20[0-9-]*T[0-9:]*Z' <<<\"\$1\"" _ "$(status)"
 while [[ -n $(status | grep 'pending confirmation') ]] && (( $(echo "$(date +%s.%N) < $t0 + 6" | bc) )); do sleep 0.1; done
 sleep 0.3
 check "after the deadline: the previous table is back, identical listing" test "$(listing)" = "$before"
@@ -80,6 +81,15 @@ echo "== confirmed: kept"
 apply --confirm 3s >"$WORK/apply.out"
 kept=$(listing)
 printed=$(sed -n 's/^zonewall: run `zonewall \(confirm [^`]*\)` within.*/\1/p' "$WORK/apply.out")
+# Mistakes while a window runs must not read as "nothing to confirm": the change would be undone.
+out=$("$ZW" confirm --netns "$R-typo" --policies "$D" 2>&1); rc=$?
+check "confirm --netns with a name that does not exist: exit 2, no such namespace ($rc)" \
+    bash -c "[[ $rc -eq 2 ]] && grep -q 'no network namespace $R-typo' <<<\"\$1\"" _ "$out"
+if id nobody >/dev/null 2>&1; then
+    out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$ZW" confirm --netns "$R" --policies "$D" 2>&1); rc=$?
+    check "confirm without root: exit 2, cannot confirm, needs root ($rc)" \
+        bash -c "[[ $rc -eq 2 ]] && grep -q 'cannot confirm: .*needs root' <<<\"\$1\"" _ "$out"
+fi
 check "zonewall confirm, as apply printed it, confirms (exit 0)" bash -c "[[ -n '$printed' ]] && cd / && '$ZW' $printed"
 sleep 3.5
 check "after the deadline: the confirmed rule set stays" test "$(listing)" = "$kept"
@@ -144,7 +154,7 @@ base=$(listing)
 dstatus() { "$ZW" status --netns "$R" --policies "$D" --state-file "$WORK/state.json" 2>&1; }
 # pending_shown: status shows a pending confirmation within a second.
 pending_shown() {
-    for _ in $(seq 20); do grep -q "pending confirmation: run .zonewall confirm --netns $R. before" <<<"$(dstatus)" && return 0; sleep 0.05; done
+    for _ in $(seq 20); do grep -q "pending confirmation: run .zonewall confirm --netns $R --policies $(realpath "$D"). before" <<<"$(dstatus)" && return 0; sleep 0.05; done
     return 1
 }
 check "start needs no confirmation" bash -c "! grep -q 'pending confirmation' <<<\"\$1\"" _ "$(dstatus)"

@@ -114,5 +114,13 @@ struct TLSFilesTests {
         let good = try zonewall(["member", "list"] + etcd + ["--etcd-cacert", dir + "/cert.pem", "--etcd-cert", dir + "/cert.pem",
                                                            "--etcd-key", dir + "/key.pem"], seconds: 20)
         #expect(good.status == 2, "\(good)")
+        // TLS options with an http:// endpoint would speak plaintext to it: refused, at start.
+        for endpoints in ["http://127.0.0.1:1", "https://127.0.0.1:1,http://127.0.0.1:2"] {
+            let plain = try zonewall(["member", "list", "--etcd-endpoints", endpoints, "--etcd-cacert", dir + "/cert.pem"], seconds: 10)
+            #expect(plain.status == 1 && plain.stderr.contains("is plaintext (http://) but TLS is asked for"), "\(plain)")
+        }
+        #expect(throws: EtcdError.self) {
+            _ = try EtcdConfiguration(endpoints: ["https://127.0.0.1:1", "http://127.0.0.1:2"]).tlsConfiguration()
+        }
     }
 }

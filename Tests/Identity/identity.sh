@@ -64,6 +64,9 @@ ip netns exec "$H" sysctl -qw net.ipv4.ip_forward=1
 
 U=zwt-${T#zw-}
 mkdir -p "$CG/$T/system.slice/$U-billing.service" "$CG/$T/system.slice/$U-reports.service" "$CG/$T/system.slice/$U-pg.service"
+# A cgroup at level 10 (nested containers, user sessions): below the 8 levels matched before.
+DEEPPATH=/$T/d2/d3/d4/d5/d6/d7/d8/d9/d10
+mkdir -p "$CG$DEEPPATH"
 
 mkdir -p "$WORK/p"
 cat >"$WORK/p/policy.yaml" <<YAML
@@ -75,7 +78,9 @@ zones:
   db: {members: [192.0.2.2]}
   partner: {interfaces: ["zwpart*"]}
   local: {members: [203.0.113.1]}
+  deep: {cgroups: ["$DEEPPATH"]}
 allow:
+  - {from: deep, to: db, ports: [tcp/443]}
   - {from: billing, to: db, ports: [tcp/5432]}
   - {from: billing, to: pg, ports: [tcp/5432]}
   - {from: db, to: pg, ports: [tcp/5432]}
@@ -89,6 +94,7 @@ YAML
 # Runs a command in unit cgroup $1 (moved there first, so every socket it opens is the unit's) inside $H.
 in_unit() { local unit=$1; shift; sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/$T/system.slice/$U-$unit.service" nsenter --net=/run/netns/"$H" "$@"; }
 in_host() { nsenter --net=/run/netns/"$H" "$@"; }
+in_deep() { sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG$DEEPPATH" nsenter --net=/run/netns/"$H" "$@"; }
 # connect HOW... TARGET PORT: exit 0 if a TCP connection is established within 2 s.
 connect() { local port=${*: -1} target=${*: -2:1}; "${@:1:$#-2}" nc -z -w 2 "$target" "$port" 2>/dev/null; }
 expect_ok() { local what=$1; shift; if connect "$@"; then pass "$what"; else fail "$what (was refused or timed out)"; fi; }
@@ -117,6 +123,8 @@ expect_no "loopback host → pg tcp/5432 (host → unit needs a rule)" in_host 1
 expect_ok "loopback host → host tcp/2222 (not governed)" in_host 127.0.0.1 2222
 expect_ok "uid 4242 → db tcp/443 (rule ops → db)" in_host setpriv --reuid=4242 --regid=4242 --clear-groups 192.0.2.2 443
 expect_no "root → db tcp/443 (host → db has no rule)" in_host 192.0.2.2 443
+expect_ok "a process in a level-10 cgroup → db tcp/443 (rule deep → db)" in_deep 192.0.2.2 443
+expect_no "… the same process → db tcp/5432 (no rule)" in_deep 192.0.2.2 5432
 expect_ok "interface zone: partner (arriving on zwpart0) → db tcp/5432, forwarded" ip netns exec "$C" 192.0.2.2 5432
 expect_no "interface zone: partner → db tcp/443 (no rule)" ip netns exec "$C" 192.0.2.2 443
 expect_ok "interface zone: partner → this host's failsafe port tcp/2223 (failsafe comes before identities)" ip netns exec "$C" 198.51.100.1 2223

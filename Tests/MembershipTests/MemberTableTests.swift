@@ -45,6 +45,25 @@ struct MemberValueTests {
         #expect(reason(#"{"addresses":["192.0.2.61"], "addresses":["192.0.2.62"]}"#) == "field 'addresses' is written twice")
         #expect(reason(#"{"addresses":["addresses", "192.0.2.1"]}"#)?.contains("'addresses' is not") == true)
         #expect(reason(#"{"addresses":["192.0.2.61", ""addresses""]}"#)?.contains("written twice") != true)
+        // etcd is not the reviewed policy: no default route, no prefix wider than /16 or /48.
+        #expect(reason(#"{"addresses": ["0.0.0.0/0"]}"#)?.contains("'0.0.0.0/0' is too wide for a member") == true)
+        #expect(reason(#"{"addresses": ["::/0"]}"#)?.contains("too wide") == true)
+        #expect(reason(#"{"addresses": ["198.0.0.0/15"]}"#)?.contains("too wide") == true)
+        #expect(reason(#"{"addresses": ["2001:db8::/47"]}"#)?.contains("too wide") == true)
+        #expect(reason(#"{"addresses": ["198.51.0.0/16", "2001:db8::/48"]}"#) == nil)
+        // Size bounds: a huge value is refused before it is parsed.
+        let many = (0..<1025).map { "\"2001:db8::\(String($0, radix: 16))\"" }.joined(separator: ",")
+        #expect(reason(#"{"addresses": ["# + many + "]}") == "'addresses' holds 1025 entries; a member holds at most 1024")
+        let huge = #"{"addresses": ["198.51.100.1"], "pad": ""# + String(repeating: "x", count: 70_000) + #""}"#
+        #expect(reason(huge)?.hasPrefix("value is 70") == true)
+    }
+
+    /// 1,024 addresses, all distinct, parse quickly (each one was compared with all before it).
+    @Test func manyAddressesParse() throws {
+        let list = (0..<1024).map { "\"2001:db8::\(String($0, radix: 16))\"" }.joined(separator: ",")
+        let json = #"{"addresses": ["# + list + "]}"
+        let parsed = try MemberValue.parse(Array(json.utf8)).get()
+        #expect(parsed.count == 1024)
     }
 
     @Test func splitsKeys() throws {

@@ -83,6 +83,18 @@ struct IdentityCompilerTests {
         #expect(vm.evaluate(Self.tcp("192.0.2.1", "203.0.113.5", 5432, cgroups: [Self.slice, 101, 7000], oif: "eth0"), hook: .output) == .accept)
     }
 
+    /// A unit resolved deep in the hierarchy (level 12: a user session's app) is matched at its
+    /// level, and the compiler's deepest level is the one `check` enforces for `cgroups:` paths.
+    @Test func deepCgroupsAreMatchedAtTheirLevel() throws {
+        #expect(Selector.maxCgroupLevel == IdentityNames.maxCgroupDepth)
+        var facts = Self.facts()
+        facts.cgroups["billing"] = [.init(path: "/a/b/c/d/e/f/g/h/i/j/k/billing.service", id: 121, level: 12)]
+        let vm = Interpreter(ZoneCompiler.compile(try Self.policy(), host: facts))
+        let ancestors: [UInt64] = Array(200..<211)  // levels 1 to 11
+        #expect(vm.evaluate(Self.tcp("192.0.2.1", "203.0.113.5", 5432, cgroups: ancestors + [121], oif: "eth0"), hook: .output) == .accept)
+        #expect(vm.evaluate(Self.tcp("192.0.2.1", "203.0.113.5", 5432, cgroups: ancestors + [122], oif: "eth0"), hook: .output) == .drop)
+    }
+
     @Test func loopbackIsDecidedOnInputWithTheSendersMark() throws {
         let vm = Interpreter(ZoneCompiler.compile(try Self.policy(), host: Self.facts()))
         func loop(from sender: [UInt64], to receiver: [UInt64], port: UInt16) -> Disposition {

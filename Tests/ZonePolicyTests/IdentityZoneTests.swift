@@ -52,6 +52,7 @@ import Testing
         ("units: [\"*\"]", "matches every cgroup"),
         ("cgroups: [machine.slice/x.scope]", "is not absolute"),
         ("cgroups: [/a/../b]", "'.' or '..'"),
+        ("cgroups: [/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17]", "is 17 levels deep; zonewall matches cgroups up to level 16"),
         ("interfaces: [a-very-long-interface-name]", "longer than 15 bytes"),
         ("interfaces: [\"veth*x\"]", "'*' is only allowed at the end"),
         ("users: [\"-x\"]", "is not a user name or uid"),
@@ -59,6 +60,10 @@ import Testing
     func malformedIdentities(item: String, message: String) {
         let result = parse("zones:\n  z:\n    \(item)\n")
         expectOnlyError(result, line: 3, column: item.firstIndex(of: "[")!.utf16Offset(in: item) + 6, message: message)
+    }
+
+    @Test func cgroupPathOfSixteenLevelsIsFine() {
+        expectLoads(parse("zones:\n  z:\n    cgroups: [/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16]\nallow:\n  - {from: z, to: world, ports: [any]}\n"))
     }
 
     @Test func interfaceOfExactlyFifteenBytesIsFine() {
