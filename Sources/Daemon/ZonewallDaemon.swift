@@ -116,7 +116,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         if let cgroups { await reconciler.setHostResolver { IdentityFollower.facts(for: $0, source: cgroups) } }
         let members = try await startMembers(reconciler)
         let scope = try await startScope(reconciler, members: members?.0)
-        await reconciler.describeRun(scope: config.hostAddresses == nil ? "all" : "local", ownedTable: !config.tableFlags.isEmpty)
+        await reconciler.describeRun(scope: config.hostAddresses == nil ? "all" : "local", ownedTable: !config.tableFlags.isEmpty,
+                                     memberCache: config.memberSource == nil ? nil : config.memberCache.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         try await reconciler.start()
         // The first merge may have ignored cached members (a zone gone from the files): show
         // them now, not at the first reload, which waits for etcd when it is down.

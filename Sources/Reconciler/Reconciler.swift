@@ -215,10 +215,12 @@ public actor Reconciler {
         tableAdjustment = table
     }
 
-    /// Records how the daemon runs (`--scope`, `--own-table`) in its state, for `status`.
-    public func describeRun(scope: String, ownedTable: Bool) {
+    /// Records how the daemon runs (`--scope`, `--own-table`, where its etcd members are kept)
+    /// in its state, for `status`.
+    public func describeRun(scope: String, ownedTable: Bool, memberCache: String? = nil) {
         state.scope = scope
         state.ownedTable = ownedTable
+        state.memberCache = memberCache
         publish()
     }
 

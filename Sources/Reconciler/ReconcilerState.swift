@@ -67,6 +67,9 @@ public struct ReconcilerState: Codable, Hashable, Sendable {
     /// daemon would program, not with the whole policy. Nil in files written before.
     public var scope: String?
     public var ownedTable: Bool?
+    /// Where the daemon keeps its last known etcd members (`<state-directory>/etcd-members.json`),
+    /// so that `status` merges the same members whatever `--state-directory` the daemon had.
+    public var memberCache: String?
 
     /// `run --confirm-edits`: the deadline of the edit waiting for `zonewall confirm`.
     public var pendingConfirmationDeadline: Date?

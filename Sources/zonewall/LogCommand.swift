@@ -187,7 +187,8 @@ actor FlowPrinter {
         if lost > 0 { printError("zonewall: \(lost) logged packet(s) lost before reaching zonewall (socket overrun)") }
     }
 
-    static let columns = [("TIME", 23), ("VERDICT", 7), ("HOOK", 7), ("FROM", 12), ("TO", 12), ("SRC", 24), ("DST", 24), ("PROTO", 6), ("PORT", 5), ("COUNT", 5)]
+    /// Widths: a time is 24 characters (`2026-11-30T07:01:02.345Z`); values stand under their names.
+    static let columns = [("TIME", 24), ("VERDICT", 7), ("HOOK", 7), ("FROM", 12), ("TO", 12), ("SRC", 24), ("DST", 24), ("PROTO", 6), ("PORT", 5), ("COUNT", 5)]
 
     static func row(_ cells: [String]) -> String {
         zip(cells, columns).map { $0.padding(toLength: max($1.1, $0.count), withPad: " ", startingAt: 0) }

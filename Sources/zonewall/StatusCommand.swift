@@ -21,8 +21,8 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var kernelOptions: KernelOptions
     @OptionGroup var scopeOptions: ScopeOptions
 
-    @Option(help: ArgumentHelp("The daemon's state directory: its last known etcd members count as policy here (env ZONEWALL_STATE_DIRECTORY).", valueName: "DIR"))
-    var stateDirectory: String = ProcessInfo.processInfo.environment["ZONEWALL_STATE_DIRECTORY"] ?? "/var/lib/zonewall"
+    @Option(help: ArgumentHelp("The daemon's state directory: its last known etcd members count as policy here (default: the one the daemon records, else env ZONEWALL_STATE_DIRECTORY, else /var/lib/zonewall).", valueName: "DIR"))
+    var stateDirectory: String?
 
     @Option(help: "Most lines of the pending transaction to print.")
     var maxLines: Int = 40
@@ -100,7 +100,10 @@ struct StatusCommand: ParsableCommand {
         }
         var (policy, _) = try options.loadOrExit(printWarnings: false)
         // The daemon enforces its etcd members too: the last known ones are in its cache.
-        if daemonState?.memberSource != nil, let members = try? MemberCache(path: stateDirectory + "/etcd-members.json").readTable() {
+        // Where the daemon keeps them: as told, else as it recorded (its --state-directory may not be the default).
+        let cache = stateDirectory.map { $0 + "/etcd-members.json" } ?? daemonState?.memberCache
+            ?? (ProcessInfo.processInfo.environment["ZONEWALL_STATE_DIRECTORY"] ?? "/var/lib/zonewall") + "/etcd-members.json"
+        if daemonState?.memberSource != nil, let members = try? MemberCache(path: cache).readTable() {
             policy = members.merged(into: policy).policy
         }
         let host = GatheredHostFacts.gather(policy)

@@ -84,6 +84,11 @@ struct PolicyOptions: ParsableArguments {
     var absolutePolicies: String { URL(fileURLWithPath: policies).standardizedFileURL.path }
 
     static let defaultDirectory = "/etc/zonewall"
+
+    func validate() throws {
+        // An empty path would be reported as ": error: …", with no file to look at.
+        guard !policies.isEmpty else { throw ValidationError("--policies must name a directory, not be empty") }
+    }
 }
 
 /// Writes to standard error; a standard error that cannot be written is ignored (it has

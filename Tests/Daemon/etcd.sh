@@ -125,6 +125,15 @@ check "each logged once" test "$(grep -c 'key ignored' "$WORK/daemon.log")" -eq 
 check "  … unknown zone named" grep -q "zone 'nosuch' is not declared" "$WORK/daemon.log"
 check "  … unknown field named" grep -q "unknown field(s) 'units'" "$WORK/daemon.log"
 check "daemon still running" kill -0 "$DAEMON"
+# The daemon runs with --state-directory $WORK/var: status finds its etcd members there without
+# being told (before, it read the default directory and reported the members as extra elements).
+status_in_sync() { "$ZW" status --netns "$R" --policies "$D" --state-file "$STATE" >"$WORK/status-members.txt" 2>&1; grep -q "^in sync" "$WORK/status-members.txt"; }
+check "status without --state-directory: in sync, the daemon's etcd members counted" until_true 3 status_in_sync
+# A bad key's bytes reach the log escaped: no forged line, no terminal escape.
+ctl put "/zonewall/members/client/$(printf 'esc\x1b]0;x\x07\nforged line')" 'nope' >/dev/null
+check "a key with control characters is logged escaped, on one line" \
+    until_true 2 grep -qF 'client/esc\x1b]0;x\x07\nforged line' "$WORK/daemon.log"
+check "  … and forges no line of its own" bash -c "! grep -q '^forged line' '$WORK/daemon.log'"
 
 echo "== etcd failures"
 kill -KILL "$ETCD"; wait "$ETCD" 2>/dev/null; ETCD=""

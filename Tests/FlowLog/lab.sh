@@ -157,6 +157,16 @@ echo "== text mode, replaying what the daemon kept (--since)"
 "$ZW" log --netns "$R" --policies "$D" --since 5m --duration 1 >"$WORK/text.txt" 2>&1
 sed -n '1,4p' "$WORK/text.txt"
 check "text mode: an aligned header" grep -qE "^TIME +VERDICT +HOOK +FROM +TO +SRC +DST +PROTO +PORT +COUNT$" "$WORK/text.txt"
+check "text mode: each value starts under its column's name" python3 -c '
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+head = [m.start() for m in re.finditer(r"\S+", next(l for l in lines if l.startswith("TIME")))]
+rows = [l for l in lines if re.match(r"^20[0-9][0-9]-", l)]
+assert rows, "no rows"
+for r in rows:
+    starts = [m.start() for m in re.finditer(r"\S+", r)]
+    assert starts == head, (r, starts, head)
+' "$WORK/text.txt"
 check "text mode: the replayed audit flow and the rule that would admit it" \
     grep -qE "^  allow: \{from: legacy, to: db, ports: \[tcp/5432\]\}" "$WORK/text.txt"
 

@@ -34,6 +34,15 @@ struct DryRunCommandTests {
         }
     }
 
+    /// `--policies ""` names no file: a usage error, not ": error: …" with an empty path.
+    @Test func anEmptyPolicyPathIsAUsageError() throws {
+        for command in [["check"], ["plan"], ["status"]] {
+            let o = try zonewall(command + ["--policies", ""])
+            #expect(o.status == 1 && o.stderr.contains("--policies must name a directory, not be empty"), "\(command): \(o)")
+            #expect(!o.stderr.hasPrefix(":"), "\(o)")
+        }
+    }
+
     @Test func checkFormatsJSONAndGitHub() throws {
         try withPolicy(["p.yaml": bad]) { dir in
             let json = try zonewall(["check", "--policies", dir, "--format", "json"])
