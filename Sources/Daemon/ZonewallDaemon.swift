@@ -104,7 +104,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                 throw MetricsUnavailable(address: "\(address.host):\(address.port)", error: error)
             }
             let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-            logger.info("metrics on http://\(host):\(address.port)/metrics")
+            // The port bound, which port 0 leaves to the kernel.
+            logger.info("metrics on http://\(host):\(server?.port ?? address.port)/metrics")
         }
         let watcher = try PolicyWatcher(directory: config.policyDirectory)
         watcher.start()

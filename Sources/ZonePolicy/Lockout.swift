@@ -5,12 +5,13 @@ public enum Lockout {
     public static let ssh = PortSpec.ports(.tcp, 22...22)
 
     /// The zones from which `port` to this host is governed and denied (no rule, no failsafe),
-    /// among those an operator can connect from: zones with members or identities, not in
-    /// audit mode (their denied traffic passes).
+    /// among those an operator can connect from: zones with members or interfaces, not in
+    /// audit mode (their denied traffic passes). Units, cgroups and users are this host's own
+    /// processes, which no operator's session comes from: granting them SSH would be bad advice.
     public static func deniedZones(_ policy: Policy, port: PortSpec = ssh) -> [String] {
         let evaluator = Evaluator(policy)
         return policy.zones.filter { z in
-            (!z.members.isEmpty || !z.interfaces.isEmpty || z.isLocal) && !evaluator.isAudited(.zone(z.name)) && !z.ignores(.lockout)
+            (!z.members.isEmpty || !z.interfaces.isEmpty) && !evaluator.isAudited(.zone(z.name)) && !z.ignores(.lockout)
         }.map(\.name).filter {
             evaluator.decide(from: .endpoint(.zone($0)), to: .endpoint(.host), spec: port).verdict == .deny
         }

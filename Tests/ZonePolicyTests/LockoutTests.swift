@@ -33,6 +33,24 @@ struct LockoutTests {
 
     /// A zone no operator connects from is silenced on the zone, and leaves the list; with every
     /// zone silenced there is no warning. The warning stands at the zone written first.
+    /// Units, cgroups and users are this host's processes: no operator connects from them, so
+    /// they are never named, and a policy of identity zones alone gets no warning.
+    @Test func identityZonesAreNoOperatorsSource() throws {
+        let w = try Self.warnings("""
+            zones:
+              a: {members: [192.0.2.1]}
+              billing: {units: [billing.service]}
+              pg: {cgroups: [/system.slice/postgresql.service]}
+              ops: {users: [nobody]}
+            allow:
+              - {from: billing, to: a, ports: [tcp/80]}
+
+            """)
+        #expect(w.count == 1)
+        #expect(w.first?.contains("denied from zone(s) a:") == true, "\(w)")
+        #expect(try Self.warnings("zones:\n  billing: {units: [billing.service]}\nallow:\n  - {from: billing, to: world, ports: [tcp/443]}\n").isEmpty)
+    }
+
     @Test func silencedOnTheZonesNoOperatorConnectsFrom() throws {
         let yaml = """
             zones:
