@@ -45,6 +45,8 @@ public struct DaemonConfiguration: Sendable {
     public var memberSource: (any MemberSource)? = nil
     /// The key prefix of `memberSource`, for naming keys.
     public var memberPrefix: String = "/zonewall/members/"
+    /// How long a start without cached members waits for the source's first list.
+    public var firstListWait: Duration = .seconds(3)
     /// Where the last known members are kept, so a restart while the source is down starts with them.
     public var memberCache: String? = nil
     /// `--scope local`: this host's addresses, followed; nil is `--scope all`.
@@ -115,7 +117,41 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         await reconciler.setParseCache(ParseCache())
         let cgroups = CgroupWatcher.current()
         if let cgroups { await reconciler.setHostResolver { IdentityFollower.facts(for: $0, source: cgroups) } }
+        // Reloads are asked for through `kick`, with their reasons in `pending`, by the tasks below.
+        let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let pending = PendingReload()
         let members = try await startMembers(reconciler)
+        // Members from etcd: a change reloads at once, without waiting for quiet; changes that
+        // arrive while a reload runs are taken together by the next one. Followed from before
+        // the first commit: with no member cache (a first start, a lost state directory), the
+        // first list is waited for, up to `firstListWait`, so that the start does not commit
+        // the files alone and revoke the flows of every registered member.
+        let listed = LostFlag()
+        let memberEvents: Task<Void, Never>? = members.map { feed, source in
+            Task {
+                for await event in source.events() {
+                    switch event {
+                    case .resynced, .lost: listed.value.store(true, ordering: .relaxed)
+                    default: break
+                    }
+                    let (changed, health) = feed.apply(event)
+                    if health { await reconciler.setMemberSource(feed.status) }
+                    guard changed else { continue }
+                    await pending.note(PendingReload.etcd, settles: false)
+                    kick.yield()
+                }
+            }
+        }
+        defer { memberEvents?.cancel() }
+        if let (feed, _) = members, feed.table.members.isEmpty {
+            let deadline = ContinuousClock.now + config.firstListWait
+            while !listed.value.load(ordering: .relaxed), ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            if !listed.value.load(ordering: .relaxed) {
+                logger.warning("no member cache and no list from etcd within \(config.firstListWait); starting with the policy files' members")
+            }
+        }
         let scope = try await startScope(reconciler, members: members?.0)
         await reconciler.describeRun(scope: config.hostAddresses == nil ? "all" : "local", ownedTable: !config.tableFlags.isEmpty,
                                      memberCache: config.memberSource == nil ? nil : config.memberCache.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
@@ -161,10 +197,8 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
         logger.info("zonewall running", metadata: ["policies": "\(config.policyDirectory)", "digest": "\(startState.policyDigest ?? "-")"])
 
 
-        let (kicks, kick) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let memberCache = config.memberCache.map(MemberCache.init(path:))
         let (flowPolicyStream, flowPolicies) = AsyncStream<Policy>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let pending = PendingReload()
         let config = self.config
         let notifier = self.notifier
 
@@ -239,19 +273,6 @@ public final class ZonewallDaemon: Service, @unchecked Sendable {
                     store.cancel()
                 }
                 group.addTask { await Self.watchConfirmations(reconciler, store: store, config: config) }
-            }
-            // Members from etcd: a change reloads at once, without waiting for quiet; changes that
-            // arrive while a reload runs are taken together by the next one.
-            if case let (feed, source)? = members {
-                group.addTask {
-                    for await event in source.events() {
-                        let (changed, health) = feed.apply(event)
-                        if health { await reconciler.setMemberSource(feed.status) }
-                        guard changed else { continue }
-                        await pending.note(PendingReload.etcd, settles: false)
-                        kick.yield()
-                    }
-                }
             }
             // --scope local: the host's addresses decide which zones are local.
             if let addresses = scope?.0, let addressEvents {

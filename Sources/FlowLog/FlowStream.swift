@@ -201,48 +201,95 @@ public final class FlowStreamServer: @unchecked Sendable {
 }
 
 /// Reads the daemon's flow log stream (`FlowStreamServer`) as a packet source.
+///
+/// When the daemon closes the stream (it stopped or restarts), the client connects again as soon
+/// as the socket answers, for up to `reconnectWindow`, asking for what the new daemon kept since
+/// the last packet read: a follower left running for days outlives a daemon restart. Packets
+/// logged while no daemon ran are lost, and `notice` says so.
 public final class FlowStreamClient: PacketSource, @unchecked Sendable {
-    private let fd: Int32
+    private let path: String
+    private let lock = NSLock()
+    private var fd: Int32
+    private var stopRequested = false
     private let stream: AsyncThrowingStream<LoggedPacket, any Error>
-    private let stopped = NSLock()
-    nonisolated(unsafe) private var stopRequested = false
     /// The daemon counts losses; its stream itself loses nothing.
     public var lost: Int { 0 }
 
     /// Connects; throws when no daemon listens (or the caller may not open the socket).
-    public init(path: String = FlowStreamServer.defaultPath, since: Date?) throws {
+    /// `notice` hears of a lost and a regained stream.
+    public init(path: String = FlowStreamServer.defaultPath, since: Date?, reconnectWindow: Duration = .seconds(60),
+                notice: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        self.path = path
+        fd = try Self.connect(path, since: since)
+        let (s, c) = AsyncThrowingStream<LoggedPacket, any Error>.makeStream()
+        stream = s
+        let t = Thread { [self] in
+            var last = since
+            while true {
+                last = read(from: lock.withLock { fd }, into: c) ?? last
+                if lock.withLock({ stopRequested }) { return c.finish() }
+                notice("the daemon closed the flow log stream; connecting again (packets logged meanwhile are lost)")
+                guard let again = reconnect(since: last, within: reconnectWindow) else {
+                    if lock.withLock({ stopRequested }) { return c.finish() }
+                    return c.finish(throwing: FlowLogError("the daemon closed the flow log stream and did not come back within \(reconnectWindow)"))
+                }
+                let stopped = lock.withLock {
+                    Glibc.close(fd)
+                    fd = again
+                    return stopRequested
+                }
+                if stopped { return c.finish() }
+                notice("connected to the daemon's flow log again")
+            }
+        }
+        t.name = "zonewall-flowlog-client"
+        t.start()
+    }
+
+    private static func connect(_ path: String, since: Date?) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw FlowLogError.system("creating unix socket") }
-        guard FlowStreamServer.withAddress(path, { connect(fd, $0, $1) }) == 0 else {
+        guard FlowStreamServer.withAddress(path, { Glibc.connect(fd, $0, $1) }) == 0 else {
             let e = FlowLogError.system("connecting to \(path)")
             Glibc.close(fd)
             throw e
         }
         let hello = "since \(since.map { String($0.timeIntervalSince1970) } ?? "-")\n"
         _ = hello.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-        self.fd = fd
-        let (s, c) = AsyncThrowingStream<LoggedPacket, any Error>.makeStream()
-        stream = s
-        let t = Thread {
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            let decoder = JSONDecoder()
-            while true {
-                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                pending += buffer[..<n]
-                while let nl = pending.firstIndex(of: 10) {
-                    let line = pending[..<nl]
-                    if let p = try? decoder.decode(LoggedPacket.self, from: Data(line)) { c.yield(p) }
-                    pending.removeSubrange(...nl)
+        return fd
+    }
+
+    /// Reads packets until the stream ends; the time of the last one, if any.
+    private func read(from fd: Int32, into c: AsyncThrowingStream<LoggedPacket, any Error>.Continuation) -> Date? {
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        let decoder = JSONDecoder()
+        var last: Date?
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return last }
+            pending += buffer[..<n]
+            while let nl = pending.firstIndex(of: 10) {
+                let line = pending[..<nl]
+                if let p = try? decoder.decode(LoggedPacket.self, from: Data(line)) {
+                    c.yield(p)
+                    last = p.time
                 }
+                pending.removeSubrange(...nl)
             }
-            let byUs = self.stopped.withLock { self.stopRequested }
-            c.finish(throwing: byUs ? nil : FlowLogError("the daemon closed the flow log stream"))
         }
-        t.name = "zonewall-flowlog-client"
-        t.start()
+    }
+
+    /// A new connection, tried every 200 ms until `window` passes or `stop()`.
+    private func reconnect(since: Date?, within window: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + window
+        while ContinuousClock.now < deadline, !lock.withLock({ stopRequested }) {
+            // Strictly after the last packet read: the kept ones at that very time were read.
+            if let fd = try? Self.connect(path, since: since.map { $0.addingTimeInterval(0.000_001) }) { return fd }
+            usleep(200_000)
+        }
+        return nil
     }
 
     /// The packets as the daemon sends them.
@@ -250,8 +297,10 @@ public final class FlowStreamClient: PacketSource, @unchecked Sendable {
 
     /// Ends the stream (the reader sees its end without an error).
     public func stop() {
-        stopped.withLock { stopRequested = true }
-        shutdown(fd, Int32(SHUT_RDWR))
+        lock.withLock {
+            stopRequested = true
+            shutdown(fd, Int32(SHUT_RDWR))
+        }
     }
 
     deinit { Glibc.close(fd) }

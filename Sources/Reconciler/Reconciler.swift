@@ -132,7 +132,15 @@ public actor Reconciler {
     /// `run --confirm-edits`: how long an applied edit waits for `zonewall confirm`; nil: no windows.
     private let confirmEdits: TimeInterval?
     /// The last confirmed table and its policy: what an unconfirmed edit goes back to.
-    private var confirmed: (table: Table, policy: Policy?)?
+    private var confirmed: (table: Table, policy: Policy?, counts: PolicyCounts?)?
+
+    /// Zones, members and rules of a policy, as the state reports them.
+    struct PolicyCounts {
+        var zones: Int, members: Int, rules: Int
+    }
+
+    /// The counts of the policy compiled last.
+    private var currentCounts: PolicyCounts { PolicyCounts(zones: state.zones, members: state.members, rules: state.rules) }
     /// When the pending edit must be confirmed by; nil when none is pending.
     public private(set) var confirmationDeadline: Date?
     /// When set, every load first checks the policy's permissions (`zonewall run`).
@@ -182,10 +190,10 @@ public actor Reconciler {
                     // the kernel held is the baseline, and the start's change needs confirming
                     // as an edit would: a restart never makes an unconfirmed edit stay.
                     before.flags = tableFlags
-                    confirmed = (before, nil)
+                    confirmed = (before, nil, nil)
                     openWindow(after: outcome, seconds: confirmEdits)
                 } else {
-                    confirmed = (table, desiredPolicy)
+                    confirmed = (table, desiredPolicy, currentCounts)
                 }
             }
             return outcome
@@ -195,7 +203,7 @@ public actor Reconciler {
             // What is in force is what we enforce until a valid policy arrives: drift is repaired back to it.
             inForce.flags = tableFlags
             desired = inForce
-            if confirmEdits != nil { confirmed = (inForce, nil) }
+            if confirmEdits != nil { confirmed = (inForce, nil, nil) }
             state.policyDigest = digests.of(inForce)
             state.elements = inForce.elementCount
             state.enforcingTableFoundAtStart = true
@@ -548,7 +556,7 @@ public actor Reconciler {
     /// `zonewall confirm` arrived: the policy in force becomes the one to come back to.
     public func confirmPending() {
         guard confirmationDeadline != nil, let desired else { return }
-        confirmed = (desired, desiredPolicy)
+        confirmed = (desired, desiredPolicy, currentCounts)
         confirmationDeadline = nil
         state.pendingConfirmationDeadline = nil
         logger.notice("edit confirmed")
@@ -570,6 +578,11 @@ public actor Reconciler {
         revokeIfTightened(outcome)
         state.policyDigest = digests.of(confirmed.table)
         state.elements = confirmed.table.elementCount
+        // The counts are the confirmed policy's, like the digest and the elements (unknown when
+        // it was the table found at start).
+        if let counts = confirmed.counts {
+            (state.zones, state.members, state.rules) = (counts.zones, counts.members, counts.rules)
+        }
         state.revertedEdit = "an edit was reverted at \(ISO8601DateFormatter().string(from: Date())) for lack of confirmation; "
             + "the last confirmed policy is in force, the policy files are left as they are"
         logger.warning("edit not confirmed in time; the last confirmed policy is back in force (the files are unchanged)")

@@ -9,10 +9,10 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Explain whether FROM may reach TO on PORTSPEC (exit 0 allow, 3 deny).",
         discussion: """
-            With --batch, reads one `FROM TO PORTSPEC` query per line from standard input and prints
-            one answer per query, in order: `allow|deny|audit|error FROM TO PORTSPEC` (audit: denied,
-            but the zone is in audit mode; error: the query cannot be answered, the reason on stderr
-            with its line number, and exit 1): one process for thousands of queries, as the
+            With --batch, reads one `FROM TO PORTSPEC` query per line from standard input and prints \
+            one answer per query, in order: `allow|deny|audit|error FROM TO PORTSPEC` (audit: denied, \
+            but the zone is in audit mode; error: the query cannot be answered, the reason on stderr \
+            with its line number, and exit 1): one process for thousands of queries, as the \
             namespace lab uses it.
             """
     )

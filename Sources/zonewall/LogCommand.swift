@@ -1,6 +1,8 @@
 import ArgumentParser
+import Daemon
 import FlowLog
 import Foundation
+import HostIdentity
 import ZonePolicy
 
 /// `zonewall log`: the live log of denied and audited flows.
@@ -9,11 +11,11 @@ struct LogCommand: AsyncParsableCommand {
         commandName: "log",
         abstract: "Print denied and audited flows as the kernel logs them, classified into zones.",
         discussion: """
-            When the daemon runs it owns the NFLOG group (only one listener can bind it), and this
-            command reads the daemon's stream over its root-only socket; otherwise it binds the
-            group (settings: log_group) itself. Repeats of a flow within a second are folded into
-            one record with a count. --json prints one object a line with the keys time, verdict,
-            hook, src, dst, proto, port (the ICMP type for ICMP), from, to, count. SIGINT/SIGTERM
+            When the daemon runs it owns the NFLOG group (only one listener can bind it), and this \
+            command reads the daemon's stream over its root-only socket; otherwise it binds the \
+            group (settings: log_group) itself. Repeats of a flow within a second are folded into \
+            one record with a count. --json prints one object a line with the keys time, verdict, \
+            hook, src, dst, proto, port (the ICMP type for ICMP), from, to, count. SIGINT/SIGTERM \
             end it cleanly.
             """
     )
@@ -38,6 +40,26 @@ struct LogCommand: AsyncParsableCommand {
         let sinceDate = since.flatMap { FlowSourceOptions.parseSince($0, now: Date()) }
         let source = try flowOptions.open(policy: policy, since: sinceDate)
         let printer = FlowPrinter(policy: policy, json: json, stop: { source.stop() })
+        // Records are classified with the policy in force: an edit of the files reaches a
+        // follower left running, as it reaches the daemon.
+        let watcher = try? PolicyWatcher(directory: options.policies)
+        watcher?.start()
+        let follower = Task { [directory = options.policies] in
+            guard let watcher else { return }
+            for await _ in watcher.changes {
+                try? await Task.sleep(for: .milliseconds(300))  // an editor's save is several events
+                let loaded = PolicyLoader.load(directory: directory, warnings: false, users: UserResolver.uid)
+                if let policy = loaded.policy {
+                    await printer.policyChanged(policy)
+                } else {
+                    printError("zonewall: warning: the policy files have \(loaded.errors.count) error(s) now; records are classified with the last valid policy")
+                }
+            }
+        }
+        defer {
+            follower.cancel()
+            watcher?.stop()
+        }
         try await flowOptions.consume(source) { await printer.add($0) } tick: { await printer.tick() }
         try await printer.finish(lost: source.lost)
     }
@@ -82,14 +104,17 @@ struct FlowSourceOptions: ParsableArguments {
     /// (`nan`, `inf` and `1e300` would trap when converted to a sleep).
     static func checkSeconds(_ value: Double, option: String) throws {
         guard value.isFinite, value > 0, value <= maxSeconds else {
-            throw ValidationError("\(option) must be a positive number of seconds, at most \(Int(maxSeconds)) (366 days), found '\(value)'")
+            // As written: 0, not 0.0.
+            let found = value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+            throw ValidationError("\(option) must be a positive number of seconds, at most \(Int(maxSeconds)) (366 days), found '\(found)'")
         }
     }
 
     /// The daemon's stream when it answers, else the NFLOG group itself.
     func open(policy: Policy, since: Date?) throws -> any PacketSource {
         let socket = self.socket ?? FlowStreamServer.defaultPath(netns: netns)
-        if FileManager.default.fileExists(atPath: socket), let client = try? FlowStreamClient(path: socket, since: since) {
+        if FileManager.default.fileExists(atPath: socket),
+           let client = try? FlowStreamClient(path: socket, since: since, notice: { printError("zonewall: \($0)") }) {
             return client
         }
         if since != nil { printError("zonewall: warning: no daemon is running; --since replays only what the daemon kept") }
@@ -161,7 +186,7 @@ final class Stopper: @unchecked Sendable {
 actor FlowPrinter {
     var aggregator: FlowAggregator
     let json: Bool
-    let suggester: Suggester
+    var suggester: Suggester
     var headerPrinted = false
     var hinted: Set<String> = []
     var records = 0
@@ -178,6 +203,14 @@ actor FlowPrinter {
     }
 
     func add(_ p: LoggedPacket) { emit(aggregator.add(p)) }
+
+    /// Classifies from now on with `policy`: what was folded under the old one is written first.
+    func policyChanged(_ policy: Policy) {
+        emit(aggregator.flushAll())
+        aggregator = FlowAggregator(policy: policy)
+        suggester = Suggester(policy: policy, includeWorld: true)
+        hinted = []
+    }
 
     func tick() { emit(aggregator.flush(before: Date())) }
 

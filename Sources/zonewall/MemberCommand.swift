@@ -20,9 +20,9 @@ struct MemberAddCommand: AsyncParsableCommand {
         commandName: "add",
         abstract: "Register an instance in a zone and keep it registered until stopped.",
         discussion: """
-            Writes <prefix><zone>/<id> = {"addresses": [...]} under a lease of --ttl and keeps the
-            lease alive. SIGTERM or SIGINT revokes the lease: the member is withdrawn at once. If
-            the process dies, the member expires with the TTL. Run it as a sidecar, an
+            Writes <prefix><zone>/<id> = {"addresses": [...]} under a lease of --ttl and keeps the \
+            lease alive. SIGTERM or SIGINT revokes the lease: the member is withdrawn at once. If \
+            the process dies, the member expires with the TTL. Run it as a sidecar, an \
             ExecStartPost, or a companion systemd unit (see the README).
             """
     )

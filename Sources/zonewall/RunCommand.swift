@@ -19,8 +19,8 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the daemon: enforce the policy, reload on edits and SIGHUP, repair drift.",
         discussion: """
-            SIGTERM and SIGINT stop the daemon and leave the rules in force (fail-closed);
-            --remove-on-exit deletes the table instead. An invalid policy at start keeps an
+            SIGTERM and SIGINT stop the daemon and leave the rules in force (fail-closed); \
+            --remove-on-exit deletes the table instead. An invalid policy at start keeps an \
             existing table in force; with no table, the daemon refuses to start (exit 1).
             """
     )

@@ -9,9 +9,9 @@ struct SuggestCommand: AsyncParsableCommand {
         commandName: "suggest",
         abstract: "Print the least allow rules (YAML) that admit the denied and audited flows seen.",
         discussion: """
-            Reads `zonewall log --json` output (--from-log FILE, '-' for standard input), or the live
-            log for --follow SECONDS. Ports are merged into ranges only where contiguous; no rule is
-            wider than what was seen. Flows the policy already allows are left out, and so are rules
+            Reads `zonewall log --json` output (--from-log FILE, '-' for standard input), or the live \
+            log for --follow SECONDS. Ports are merged into ranges only where contiguous; no rule is \
+            wider than what was seen. Flows the policy already allows are left out, and so are rules \
             with world at either end unless --include-world is given.
             """
     )

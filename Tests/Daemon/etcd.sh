@@ -150,6 +150,16 @@ start_etcd || exit 1
 check "etcd back: connected again" until_true 10 state_has '"connected" : true'
 put client/i3 "\"$WORLD6\""
 check "new puts are followed after the restart" until_probe "$WORLD" 6 8080 ok 2
+
+echo "== a restart without a member cache waits for etcd's list"
+kill -TERM "$DAEMON"; wait "$DAEMON"; DAEMON=""
+rm -f "$WORK/var/etcd-members.json"
+start_daemon || exit 1
+# The table left in force holds the etcd members: a first commit of the files alone would have
+# removed them (and revoked their flows) until the list came a second later.
+check "the first commit already holds the etcd members (no change to the table in force)" \
+    jq -e '(.lastApplyChanges // 0) == 0' "$STATE"
+check "  … and the members' access never lapsed" test "$(probe "$WORLD" 6 8080)" = ok
 REV=$(ctl put /zonewall/members/other/z '{"addresses": []}' -w json | jq -r .header.revision)
 ctl compact "$REV" --physical >/dev/null
 ctl del /zonewall/members/client/i3 >/dev/null

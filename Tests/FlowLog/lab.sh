@@ -170,6 +170,35 @@ for r in rows:
 check "text mode: the replayed audit flow and the rule that would admit it" \
     grep -qE "^  allow: \{from: legacy, to: db, ports: \[tcp/5432\]\}" "$WORK/text.txt"
 
+echo "== a follower outlives a daemon restart"
+"$ZW" log --json --netns "$R" --policies "$D" >"$WORK/log2.jsonl" 2>"$WORK/log2.err" &
+LOGGER=$!
+sleep 0.5
+kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null
+rm -f "$WORK/state.json" /run/zonewall/flows-ns-"$NSID"-*.json  # what the new daemon writes tells when it is ready
+"$ZW" run --netns "$R" --policies "$D" --state-file "$WORK/state.json" >"$WORK/daemon2.log" 2>&1 &
+DAEMON=$!
+for _ in $(seq 100); do grep -q "connected to the daemon's flow log again" "$WORK/log2.err" 2>/dev/null && break; sleep 0.05; done
+check "the follower says the stream closed and connects again" grep -q "connected to the daemon's flow log again" "$WORK/log2.err"
+check "  … and is still running" kill -0 "$LOGGER"
+# The new daemon is ready once it is in sync and holds the NFLOG group (its flow summary says so).
+for _ in $(seq 100); do
+    grep -q '"inSync" : true' "$WORK/state.json" 2>/dev/null && cat /run/zonewall/flows-ns-"$NSID"-*.json 2>/dev/null | grep -q '"bound":true' && break
+    sleep 0.05
+done
+ip netns exec "$WEB" python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('$DB4', 7101))"
+check "  … and writes what the new daemon logs" bash -c "for _ in \$(seq 40); do jq -e -s 'map(select(.port == 7101)) | length == 1' '$WORK/log2.jsonl' >/dev/null 2>&1 && exit 0; sleep 0.05; done; echo '  (the follower wrote:)'; cat '$WORK/log2.jsonl' '$WORK/log2.err'; echo '  (the daemon said:)'; tail -n 20 '$WORK/daemon2.log'; exit 1"
+# An edit of the policy reaches the running follower: web renamed front, then back.
+cp "$D/zones.yaml" "$WORK/zones.orig"
+sed 's/\bweb\b/front/g' "$WORK/zones.orig" >"$WORK/zones.front" && mv "$WORK/zones.front" "$D/zones.yaml"
+sleep 1.5
+ip netns exec "$WEB" python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('$DB4', 7102))"
+check "  … and classifies with the edited policy (from front, not web)" bash -c "for _ in \$(seq 40); do jq -e -s 'map(select(.port == 7102 and .from == \"front\")) | length == 1' '$WORK/log2.jsonl' >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1"
+cp "$WORK/zones.orig" "$WORK/zones.back" && mv "$WORK/zones.back" "$D/zones.yaml"
+sleep 1.5
+kill -INT "$LOGGER"; rc=0; wait "$LOGGER" || rc=$?; LOGGER=""
+check "  … and ends cleanly on SIGINT ($rc)" test "$rc" -eq 0
+
 echo "== suggest round trip"
 "$ZW" suggest --from-log "$WORK/log.jsonl" --policies "$D" >"$WORK/suggested.yaml"
 cat "$WORK/suggested.yaml" | sed -n '1,12p'

@@ -140,6 +140,9 @@ import ZonePolicy
             }
             let ok = try runZonewall(["log", "--json", "--policies", dir, "--socket", socket, "--duration", "0.2"], stdout: .file("/dev/null"))
             #expect(ok.status == 0, "\(ok)")
+            // The value as it was written: 0, not 0.0.
+            let zero = try runZonewall(["log", "--json", "--policies", dir, "--socket", socket, "--duration", "0"], stdout: .file("/dev/null"))
+            #expect(zero.stderr.contains("found '0'"), "\(zero)")
         }
     }
 
@@ -150,6 +153,11 @@ import ZonePolicy
                 #expect(r.status == 1 && r.stderr.contains("--follow must be a positive number of seconds, at most 31622400 (366 days)"),
                         "\(value): \(r)")
             }
+            // --duration means the same as --follow here; both at once is a usage error.
+            let both = try runZonewall(["suggest", "--policies", dir, "--socket", socket, "--follow", "1", "--duration", "1"], stdout: .file("/dev/null"))
+            #expect(both.status == 1 && both.stderr.contains("--follow and --duration both say how long"), "\(both)")
+            let duration = try runZonewall(["suggest", "--policies", dir, "--socket", socket, "--duration", "0.3"], stdout: .file("/dev/null"))
+            #expect(duration.status == 0, "\(duration)")
         }
     }
 }

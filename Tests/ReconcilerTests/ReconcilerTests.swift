@@ -560,12 +560,23 @@ struct ReconcilerConfirmTests {
         try await r.start()
         #expect(await r.confirmationDeadline == nil)  // the start is the baseline
 
-        try dir.write("p.yaml", wider)
+        // The edit adds a zone and a rule: after the revert, status counts the policy back in force.
+        try dir.write("p.yaml", """
+            zones:
+              web: {members: [192.0.2.16/28]}
+              db: {members: [203.0.113.5, "2001:db8::5"]}
+              cache: {members: [198.51.100.7]}
+            allow:
+              - {from: web, to: db, ports: [tcp/5432, tcp/6000]}
+              - {from: cache, to: db, ports: [tcp/6379]}
+            """)
         await r.reload("edit")
         #expect(await r.confirmationDeadline != nil)
+        #expect(await (r.state.zones, r.state.rules) == (3, 2))
         #expect(kernel.table?.isEquivalent(to: try dir.compiled()) == true)
         await r.revertUnconfirmed()
         #expect(kernel.table?.isEquivalent(to: base) == true)
+        #expect(await (r.state.zones, r.state.members, r.state.rules) == (2, 3, 1))
         #expect(await r.state.revertedEdit?.contains("for lack of confirmation") == true)
         #expect(await r.confirmationDeadline == nil)
         // Drift repair goes back to the confirmed policy too, with no window.
