@@ -88,7 +88,9 @@ struct ShapeTests {
         return out
     }
 
-    @Test(arguments: Array(1...12) as [UInt64])
+    // Six seeds: each takes about 23 s in a debug build, and CI's whole run has to stay within
+    // 40 minutes (twelve cost it 2.3 minutes more; AgreementTests covers other random policies).
+    @Test(arguments: Array(1...6) as [UInt64])
     func everyVerdictEqualsTheReleaseShape(seed: UInt64) {
         let policy = RandomPolicy.make(seed: seed, zones: 7, rules: 12)
         let new = Interpreter(ZoneCompiler.compile(policy)), old = Interpreter(ZoneCompiler.compileReleaseShape(policy))
