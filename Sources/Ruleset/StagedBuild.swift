@@ -18,9 +18,19 @@ public struct Stage: Sendable, Hashable {
 
 extension Transaction {
     /// The transactions that create `desired` where no table exists, each with at most about
-    /// `budget` elements and objects. A set's elements may span stages. The base chains and
-    /// their rules come in the last stage; every other object comes in declaration order, so
-    /// each stage refers only to objects of its own or earlier stages.
+    /// `budget` elements and objects. A set's elements may span stages. The order, each object
+    /// after all it refers to:
+    /// 1. the plain sets, with their elements;
+    /// 2. the regular chains, empty, so that every map element and rule can jump to any of them;
+    /// 3. the verdict maps with their elements, the largest first;
+    /// 4. the regular chains' rules;
+    /// 5. the base chains and their rules, in the last stage, so nothing filters before it.
+    ///
+    /// Every set is complete before the rules come: the sets of a staged build are read back
+    /// while later stages commit (`StageVerifier`), and the stages that add only rules leave the
+    /// reader time to finish before the last one. The kernel keeps a table's sets in a list, in
+    /// the order they were made, and walks it for every message that names a set: a large map
+    /// made early is cheaper to fill and to read than one made last.
     public static func stages(creating desired: Table, budget: Int) -> [Stage] {
         precondition(budget > 0, "a stage holds at least one object")
         var stages: [Stage] = []
@@ -36,38 +46,53 @@ extension Transaction {
             declaredHere = []
             used = 0
         }
-        var hooks: [Change] = []
+        func add(_ change: Change) {
+            if used > 0 && used + 1 > budget { flush() }
+            current.changes.append(change)
+            used += 1
+        }
+        func add(_ s: NamedSet) {
+            add(.addSet(s.declaration))
+            declaredHere.insert(s.name)
+            var i = 0
+            while i < s.elements.count {
+                if used >= budget { flush() }
+                let n = min(budget - used, s.elements.count - i)
+                if !declaredHere.contains(s.name) { current.setDeclarations[s.name] = s.declaration }
+                current.changes.append(.addElements(set: s.name, s.elements.elements(i ..< i + n)))
+                used += n
+                i += n
+            }
+            completed.append(s.name)
+        }
+
+        var maps: [NamedSet] = []
+        var regular: [Chain] = []
         for item in desired.declarationOrder {
             switch item {
-            case .set(let s):
-                if used + 1 > budget { flush() }
-                current.changes.append(.addSet(s.declaration))
-                declaredHere.insert(s.name)
-                used += 1
-                var i = 0
-                while i < s.elements.count {
-                    if used >= budget { flush() }
-                    let n = min(budget - used, s.elements.count - i)
-                    if !declaredHere.contains(s.name) { current.setDeclarations[s.name] = s.declaration }
-                    current.changes.append(.addElements(set: s.name, s.elements.elements(i ..< i + n)))
-                    used += n
-                    i += n
-                }
-                completed.append(s.name)
-            case .chain(let c):
-                var declaration = c
-                declaration.rules = []
-                let changes = [Change.addChain(declaration)] + c.rules.map { .addRule(chain: c.name, $0) }
-                if c.base != nil {
-                    hooks += changes
-                } else {
-                    if used > 0 && used + changes.count > budget { flush() }
-                    current.changes += changes
-                    used += changes.count
-                }
+            case .set(let s) where s.dataType == .verdict: maps.append(s)
+            case .set(let s): add(s)
+            case .chain(let c) where c.base == nil: regular.append(c)
+            case .chain: break
             }
         }
-        current.changes += hooks
+        for c in regular {
+            var declaration = c
+            declaration.rules = []
+            add(.addChain(declaration))
+        }
+        // Stable: maps of one size keep their declaration order.
+        let bySize = maps.indices.sorted { (maps[$0].elements.count, $1) > (maps[$1].elements.count, $0) }
+        for i in bySize { add(maps[i]) }
+        for c in regular {
+            for rule in c.rules { add(.addRule(chain: c.name, rule)) }
+        }
+        for c in desired.chains where c.base != nil {
+            var declaration = c
+            declaration.rules = []
+            current.changes.append(.addChain(declaration))
+            current.changes += c.rules.map { .addRule(chain: c.name, $0) }
+        }
         flush()
         return stages
     }

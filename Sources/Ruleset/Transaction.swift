@@ -73,23 +73,11 @@ public struct Transaction: Hashable, Sendable {
         return tx
     }
 
-    /// The transaction that creates `desired`, assuming it does not exist.
+    /// The transaction that creates `desired`, assuming it does not exist: a staged build's
+    /// order in one transaction (`stages(creating:budget:)`), so that the kernel lists the
+    /// table's objects in the same order whether it was built in stages or replaced at once.
     public static func create(_ desired: Table) -> Transaction {
-        var changes: [Change] = [.addTable]
-        for item in desired.declarationOrder {
-            switch item {
-            case .set(let s):
-                changes.append(.addSet(s.declaration))
-                if !s.elements.isEmpty { changes.append(.addElements(set: s.name, s.elements)) }
-            case .chain(let c):
-                var decl = c
-                decl.rules = []
-                changes.append(.addChain(decl))
-                changes += c.rules.map { .addRule(chain: c.name, $0) }
-            }
-        }
-        return Transaction(family: desired.family, table: desired.name, changes: changes,
-                           tableFlags: desired.flags, tableUserData: desired.userData)
+        stages(creating: desired, budget: .max)[0].transaction
     }
 
     /// The transaction from the table as it is (`actual`, nil when absent) to `desired`.

@@ -3,6 +3,7 @@ import Foundation
 import Netfilter
 import Reconciler
 import Ruleset
+import Synchronization
 import ZoneCompiler
 import ZonePolicy
 
@@ -165,21 +166,25 @@ struct ApplyCommand: ParsableCommand {
         var stages = Transaction.stages(creating: desired, budget: stageElements)
         FaultInjection.apply(to: &stages[stages.count - 1].transaction)
         let reader = try kernelOptions.openKernel()
-        // The batches keep one processor busy in the kernel; read on the others.
-        let readers = max(1, NetlinkKernel.usableProcessors - 1)
+        // The batches keep one processor busy in the kernel; read on the others while they run,
+        // and on all of them once the last stage is in: what is left to read then is the wait.
+        let readers = Atomic(max(1, NetlinkKernel.usableProcessors - 1))
         let (family, name) = (desired.family, desired.name)
         let readsElements = verify == .elements
         // Large single-field interval maps are confirmed by lookups, stage by stage: the kernel
         // dumps them in quadratic time. Nobody else can have added to a set of this build (each
         // stage is pinned to the last one's generation), so the lookups see all that matters.
         let verifier = StageVerifier(desired: desired, read: { sets in
-            readsElements ? try reader.elements(of: sets, family: family, table: name, readers: readers) : []
+            readsElements ? try reader.elements(of: sets, family: family, table: name, readers: readers.load(ordering: .relaxed)) : []
         }, confirms: { readsElements && NetlinkKernel.prefersLookup($0) }, confirm: { elements, set in
             // All processors: the last stages' lookups are what the build waits for at its end.
             try reader.holds(elements, of: set, family: family, table: name, readers: NetlinkKernel.usableProcessors)
         })
         do {
-            let result = try kernel.build(stages, from: generation) { k, _ in verifier.verify(stages[k]) }
+            let result = try kernel.build(stages, from: generation) { k, _ in
+                if k == stages.count - 1 { readers.store(NetlinkKernel.usableProcessors, ordering: .relaxed) }
+                verifier.verify(stages[k])
+            }
             return Build(stages: stages.count, generation: result.generation, sawForeignCommits: result.sawForeignCommits,
                          verifier: verifier)
         } catch {

@@ -48,6 +48,16 @@ final class StageVerifier: @unchecked Sendable {
             }
         }
         guard !sets.isEmpty || !added.isEmpty else { return }
+        // In parts, each read with the readers there are when it starts: more once the build is done.
+        var parts = stride(from: 0, to: sets.count, by: Self.setsPerRead).map { Array(sets[$0 ..< min($0 + Self.setsPerRead, sets.count)]) }
+        if parts.isEmpty { parts = [[]] }
+        for (k, sets) in parts.enumerated() { enqueue(sets, added: k == 0 ? added : []) }
+    }
+
+    /// Sets read in one go: small enough that the reads left when the build ends use every processor.
+    static let setsPerRead = 64
+
+    private func enqueue(_ sets: [NamedSet], added: [(ElementList, NamedSet)]) {
         queue.async { [self, added] in
             guard failure == nil else { return }
             do {

@@ -83,6 +83,49 @@ struct StagedBuildTests {
         #expect(Transaction.stages(creating: desired, budget: 50).count > 5)
     }
 
+    /// Every set is complete before the first rule: the sets are read back while the stages
+    /// that only add rules commit. The verdict maps come after the (empty) regular chains they
+    /// jump to, the largest first: the kernel walks its list of sets, in the order they were
+    /// made, for every message that names one.
+    @Test func setsAreCompleteBeforeTheRulesAndLargeMapsComeFirst() throws {
+        let desired = Self.table(sizes: Self.sizes)
+        for budget in [1, 7, 50, 100, 10_000] {
+            let changes = Transaction.stages(creating: desired, budget: budget).flatMap(\.transaction.changes)
+            let firstRule = try #require(changes.firstIndex { if case .addRule = $0 { true } else { false } })
+            let lastSetChange = try #require(changes.lastIndex {
+                switch $0 {
+                case .addSet, .addElements: true
+                default: false
+                }
+            })
+            #expect(lastSetChange < firstRule, "budget \(budget)")
+            // Chains are made without their rules, all of them before the first verdict map.
+            let chainsAt = changes.indices.filter { if case .addChain(let c) = changes[$0] { c.base == nil } else { false } }
+            let mapsAt = changes.indices.filter { if case .addSet(let s) = changes[$0] { s.dataType == .verdict } else { false } }
+            #expect(chainsAt.count == desired.chains.filter { $0.base == nil }.count)
+            #expect(chainsAt.allSatisfy { i in mapsAt.allSatisfy { i < $0 } }, "budget \(budget)")
+            for i in chainsAt { if case .addChain(let c) = changes[i] { #expect(c.rules.isEmpty) } }
+            let mapSizes = mapsAt.compactMap { i -> Int? in
+                guard case .addSet(let s) = changes[i] else { return nil }
+                return desired.set(named: s.name)?.elements.count
+            }
+            #expect(mapSizes == mapSizes.sorted(by: >), "budget \(budget)")
+        }
+        // The maps here: the source map (8 jumps) and none other; add a larger one to see the order.
+        var t = Self.table(sizes: Self.sizes)
+        let jumps = (0..<20).map { k in
+            SetElement(key: [ValueRange(Value(0xC633_6400 + UInt64(k), width: 4))], data: .verdict(.jump("z\(k % 8)")))
+        }
+        t.sets.append(NamedSet(name: "dst_v4", keyType: [.ipv4Address], dataType: .verdict, flags: .interval, elements: jumps))
+        let order = Transaction.stages(creating: t, budget: 10_000)[0].transaction.changes.compactMap { c -> String? in
+            if case .addSet(let s) = c, s.dataType == .verdict { s.name } else { nil }
+        }
+        #expect(order == ["dst_v4", "src_v4"])
+        var table: Table? = nil
+        for stage in Transaction.stages(creating: t, budget: 9) { table = try InMemoryKernel.run(stage.transaction, on: table) }
+        #expect(table?.isEquivalent(to: t) == true)
+    }
+
     @Test func buildCommitsEachStagePinnedToThePreviousGeneration() throws {
         let desired = Self.table(sizes: Self.sizes)
         let kernel = InMemoryKernel()

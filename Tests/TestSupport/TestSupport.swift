@@ -13,8 +13,13 @@ public struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-/// `nft -j` output without handles, counter values and version info: what two kernels holding
-/// the same rule set must agree on.
+/// `nft -j` output without handles, counter values and version info, its objects in one order:
+/// what two kernels holding the same rule set must agree on.
+///
+/// The kernel lists a table's chains and sets in the order they were made, which means nothing
+/// to a packet: a staged build (`Transaction.stages`) makes them in another order than `nft -f`
+/// of the plan does. So the objects are sorted by kind and name; rules stay in their order
+/// within each chain, which is what decides.
 public func normalizedJSON(_ text: String) throws -> NSObject {
     func strip(_ v: Any) -> Any {
         if let d = v as? [String: Any] {
@@ -27,7 +32,21 @@ public func normalizedJSON(_ text: String) throws -> NSObject {
         if let a = v as? [Any] { return a.map(strip).filter { !(($0 as? [String: Any])?.isEmpty ?? false) } }
         return v
     }
-    return strip(try JSONSerialization.jsonObject(with: Data(text.utf8))) as! NSObject
+    func sortKey(_ object: Any) -> (Int, String) {
+        guard let d = object as? [String: Any], let (kind, body) = d.first, d.count == 1 else { return (9, "") }
+        let fields = body as? [String: Any] ?? [:]
+        let rank = ["table": 0, "chain": 1, "set": 2, "map": 2, "rule": 3][kind] ?? 4
+        let name = (kind == "rule" ? fields["chain"] : fields["name"]) as? String ?? ""
+        return (rank, "\(kind) \(name)")
+    }
+    var json = try JSONSerialization.jsonObject(with: Data(text.utf8))
+    if var top = json as? [String: Any], let objects = top["nftables"] as? [Any] {
+        // Stable: a chain's rules keep their order.
+        let keyed = objects.enumerated().map { (key: sortKey($0.element), index: $0.offset, object: $0.element) }
+        top["nftables"] = keyed.sorted { ($0.key.0, $0.key.1, $0.index) < ($1.key.0, $1.key.1, $1.index) }.map(\.object)
+        json = top
+    }
+    return strip(json) as! NSObject
 }
 
 /// Interface patterns side by side (`eth0*`, `eth1*`) and inside one another, of the same zone
