@@ -26,9 +26,10 @@ extension Transaction {
     /// 4. the regular chains' rules;
     /// 5. the base chains and their rules, in the last stage, so nothing filters before it.
     ///
-    /// Every set is complete before the rules come: the sets of a staged build are read back
-    /// while later stages commit (`StageVerifier`), and the stages that add only rules leave the
-    /// reader time to finish before the last one. The kernel keeps a table's sets in a list, in
+    /// Every set is complete before the rules come, and in a build of several stages the rules
+    /// start a stage of their own: the sets of a staged build are read back while later stages
+    /// commit (`StageVerifier`), and the stages that add only rules leave the reader time to
+    /// finish the last sets before the build is done. The kernel keeps a table's sets in a list, in
     /// the order they were made, and walks it for every message that names a set: a large map
     /// made early is cheaper to fill and to read than one made last.
     public static func stages(creating desired: Table, budget: Int) -> [Stage] {
@@ -84,6 +85,9 @@ extension Transaction {
         // Stable: maps of one size keep their declaration order.
         let bySize = maps.indices.sorted { (maps[$0].elements.count, $1) > (maps[$1].elements.count, $0) }
         for i in bySize { add(maps[i]) }
+        // In a build of several stages, the rules start one: the last sets are then read back
+        // while it commits, rather than after.
+        if !stages.isEmpty && used > 0 { flush() }
         for c in regular {
             for rule in c.rules { add(.addRule(chain: c.name, rule)) }
         }
