@@ -90,8 +90,19 @@ indirect enum AttributePolicy: Sendable {
 
     /// Whether each attribute type occurs at most once.
     static func noDuplicates(_ attributes: NetlinkAttributes) -> Bool {
-        var seen = Set<UInt16>()
-        return attributes.allSatisfy { seen.insert($0.type).inserted }
+        // nf_tables' attribute types are small: a bit each, no hashing (every rule read back
+        // checks each of its expressions this way).
+        var seen: UInt64 = 0
+        var large: Set<UInt16>?
+        return attributes.allSatisfy { a in
+            guard a.type < 64 else {
+                if large == nil { large = [] }
+                return large!.insert(a.type).inserted
+            }
+            let bit: UInt64 = 1 << a.type
+            defer { seen |= bit }
+            return seen & bit == 0
+        }
     }
 
     static let table: [UInt16: AttributePolicy] = [
