@@ -121,9 +121,9 @@ public actor Reconciler {
     private var filePolicy: Policy?
     /// The last compile, which the next one starts from (`ZoneCompiler.compile(_:host:after:)`).
     private var compiled: CompiledPolicy?
-    /// The compile `compiled` replaced, freed once the edit is committed: freeing the parts an
-    /// edit rebuilt (100,000-element lists at 10,000 zones) need not delay the kernel.
-    private var retired: CompiledPolicy?
+    /// The policy of the compile `compiled` replaced, until the edit is committed: revocation
+    /// says of each flow whether it was allowed until then.
+    private var retiredPolicy: Policy?
     /// The policy the last compile compiled: the files' policy with the members from outside
     /// the files and the scope applied (nil before the first valid load).
     public var policyInForce: Policy? { compiled?.policy }
@@ -255,8 +255,8 @@ public actor Reconciler {
             let outcome = try? converge(.policyChanged(why))
             // The policy compiled before this one, kept by the last compile anyway: revocation
             // says of each flow whether it was allowed until now.
-            let before = retired?.policy
-            retired = nil
+            let before = retiredPolicy
+            retiredPolicy = nil
             publishing = true
             refreshDigest()
             publish()
@@ -472,12 +472,13 @@ public actor Reconciler {
     }
 
     /// Creates `desired` where no table exists, in stages of `stageBudget` elements
-    /// (`Transaction.stages(creating:budget:)`): the batch in memory at any time is one stage's,
+    /// (`StagePlan`): the transaction and batch in memory at any time are one stage's,
     /// not the whole table's, and the table filters nothing until its last stage hooks it in.
     private func build(_ desired: Table, at generation: UInt32, trigger: Trigger,
                        started: ContinuousClock.Instant) throws -> ReconcileOutcome {
         let clock = ContinuousClock()
-        let stages = Transaction.stages(creating: desired, budget: stageBudget)
+        // Each stage's transaction is made as it is committed (`StagePlan`), not all at once.
+        let stages = StagePlan(creating: desired, budget: stageBudget)
         let planned = clock.now
         var bytes: Int? = nil
         let measuring = kernel as? any BatchMeasuring
@@ -493,7 +494,7 @@ public actor Reconciler {
             return try converge(trigger) ?? ReconcileOutcome(changes: 0, replacedTable: true, duration: clock.now - started)
         }
         committed = (desired, result.generation)
-        var outcome = ReconcileOutcome(changes: stages.reduce(0) { $0 + $1.transaction.changeCount }, replacedTable: true,
+        var outcome = ReconcileOutcome(changes: stages.changeCount, replacedTable: true,
                                        duration: clock.now - started, bytes: bytes)
         outcome.diffDuration = planned - started
         outcome.kernelDuration = built - planned
@@ -695,8 +696,12 @@ public actor Reconciler {
                 state.identityCounts = Self.counts(policy, host)
             }
             let loaded = clock.now
-            let next = ZoneCompiler.compile(policy, host: host, after: compiled)
-            retired = compiled
+            // The previous compile is handed over, not shared: what the edit rebuilds of it is
+            // freed while the compile runs. The sets the kernel holds stay referenced by
+            // `committed`, so none of their lists is freed before the commit.
+            let previous = compiled.take()
+            retiredPolicy = previous?.policy
+            let next = ZoneCompiler.compile(policy, host: host, after: consume previous)
             compiled = next
             table = tableAdjustment(next.table)
             prepared = (loaded - started, clock.now - loaded, next.kind)

@@ -18,87 +18,170 @@ public struct Stage: Sendable, Hashable {
 
 extension Transaction {
     /// The transactions that create `desired` where no table exists, each with at most about
-    /// `budget` elements and objects. A set's elements may span stages. The order, each object
-    /// after all it refers to:
-    /// 1. the plain sets, with their elements;
-    /// 2. the regular chains, empty, so that every map element and rule can jump to any of them;
-    /// 3. the verdict maps with their elements, the largest first;
-    /// 4. the regular chains' rules;
-    /// 5. the base chains and their rules, in the last stage, so nothing filters before it.
-    ///
-    /// Every set is complete before the rules come, and in a build of several stages the rules
-    /// start a stage of their own: the sets of a staged build are read back while later stages
-    /// commit (`StageVerifier`), and the stages that add only rules leave the reader time to
-    /// finish the last sets before the build is done. The kernel keeps a table's sets in a list, in
-    /// the order they were made, and walks it for every message that names a set: a large map
-    /// made early is cheaper to fill and to read than one made last.
+    /// `budget` elements and objects (`StagePlan`), all made at once.
     public static func stages(creating desired: Table, budget: Int) -> [Stage] {
+        Array(StagePlan(creating: desired, budget: budget))
+    }
+}
+
+/// The stages that create a table where none exists, each with at most about `budget` elements
+/// and objects, planned at once but made one at a time: a stage's transaction exists while it is
+/// committed, not for the whole build. At 10,000 zones the stages of a table held together were
+/// 12 MB of changes beside the table they came from; the plan is a list of steps into it.
+///
+/// A set's elements may span stages. The order, each object after all it refers to:
+/// 1. the plain sets, with their elements;
+/// 2. the regular chains, empty, so that every map element and rule can jump to any of them;
+/// 3. the verdict maps with their elements, the largest first;
+/// 4. the regular chains' rules;
+/// 5. the base chains and their rules, in the last stage, so nothing filters before it.
+///
+/// Every set is complete before the rules come, and in a build of several stages the rules
+/// start a stage of their own: the sets of a staged build are read back while later stages
+/// commit (`StageVerifier`), and the stages that add only rules leave the reader time to
+/// finish the last sets before the build is done. The kernel keeps a table's sets in a list, in
+/// the order they were made, and walks it for every message that names a set: a large map
+/// made early is cheaper to fill and to read than one made last.
+public struct StagePlan: RandomAccessCollection, Sendable {
+    /// The table the stages create.
+    public let desired: Table
+    /// Each stage's steps, and the sets (indices into `desired.sets`) complete once it commits.
+    private let plans: [(steps: [Step], completed: [Int32])]
+
+    /// One change, or a run of them, by index into `desired`.
+    private enum Step: Sendable {
+        case addTable
+        /// The set's declaration (`addSet`).
+        case declare(set: Int32)
+        /// `addElements` of these elements of the set.
+        case elements(set: Int32, Range<Int>)
+        /// A regular chain, without its rules.
+        case emptyChain(Int32)
+        /// `addRule` of each of these rules of a regular chain.
+        case rules(chain: Int32, Range<Int>)
+        /// A base chain, then each of its rules.
+        case baseChain(Int32)
+    }
+
+    public init(creating desired: Table, budget: Int) {
         precondition(budget > 0, "a stage holds at least one object")
-        var stages: [Stage] = []
-        var current = Transaction(family: desired.family, table: desired.name, changes: [.addTable],
-                                  tableFlags: desired.flags, tableUserData: desired.userData)
-        var completed: [String] = []
-        var declaredHere = Set<String>()
+        self.desired = desired
+        var plans: [(steps: [Step], completed: [Int32])] = []
+        var steps: [Step] = [.addTable]
+        var completed: [Int32] = []
         var used = 0
         func flush() {
-            stages.append(Stage(transaction: current, completedSets: completed))
-            current = Transaction(family: desired.family, table: desired.name)
+            plans.append((steps, completed))
+            steps = []
             completed = []
-            declaredHere = []
             used = 0
         }
-        func add(_ change: Change) {
+        func add(_ step: Step) {
             if used > 0 && used + 1 > budget { flush() }
-            current.changes.append(change)
+            steps.append(step)
             used += 1
         }
-        func add(_ s: NamedSet) {
-            add(.addSet(s.declaration))
-            declaredHere.insert(s.name)
-            var i = 0
-            while i < s.elements.count {
+        func add(set i: Int32) {
+            add(.declare(set: i))
+            let count = desired.sets[Int(i)].elements.count
+            var k = 0
+            while k < count {
                 if used >= budget { flush() }
-                let n = min(budget - used, s.elements.count - i)
-                if !declaredHere.contains(s.name) { current.setDeclarations[s.name] = s.declaration }
-                current.changes.append(.addElements(set: s.name, s.elements.elements(i ..< i + n)))
+                let n = Swift.min(budget - used, count - k)
+                steps.append(.elements(set: i, k ..< k + n))
                 used += n
-                i += n
+                k += n
             }
-            completed.append(s.name)
+            completed.append(i)
+        }
+        func addRule(of chain: Int32, _ j: Int) {
+            if used > 0 && used + 1 > budget { flush() }
+            if case .rules(chain, let r)? = steps.last, r.upperBound == j {
+                steps[steps.count - 1] = .rules(chain: chain, r.lowerBound ..< j + 1)
+            } else {
+                steps.append(.rules(chain: chain, j ..< j + 1))
+            }
+            used += 1
         }
 
-        var maps: [NamedSet] = []
-        var regular: [Chain] = []
+        let setIndex = Dictionary(desired.sets.indices.map { (desired.sets[$0].name, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+        let chainIndex = Dictionary(desired.chains.indices.map { (desired.chains[$0].name, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+        var maps: [Int32] = []
+        var regular: [Int32] = []
         for item in desired.declarationOrder {
             switch item {
-            case .set(let s) where s.dataType == .verdict: maps.append(s)
-            case .set(let s): add(s)
-            case .chain(let c) where c.base == nil: regular.append(c)
+            case .set(let s) where s.dataType == .verdict: maps.append(setIndex[s.name]!)
+            case .set(let s): add(set: setIndex[s.name]!)
+            case .chain(let c) where c.base == nil: regular.append(chainIndex[c.name]!)
             case .chain: break
             }
         }
-        for c in regular {
-            var declaration = c
-            declaration.rules = []
-            add(.addChain(declaration))
-        }
+        for c in regular { add(.emptyChain(c)) }
         // Stable: maps of one size keep their declaration order.
-        let bySize = maps.indices.sorted { (maps[$0].elements.count, $1) > (maps[$1].elements.count, $0) }
-        for i in bySize { add(maps[i]) }
+        let size = { (i: Int32) in desired.sets[Int(i)].elements.count }
+        for i in maps.indices.sorted(by: { (size(maps[$0]), $1) > (size(maps[$1]), $0) }) { add(set: maps[i]) }
         // In a build of several stages, the rules start one: the last sets are then read back
         // while it commits, rather than after.
-        if !stages.isEmpty && used > 0 { flush() }
+        if !plans.isEmpty && used > 0 { flush() }
         for c in regular {
-            for rule in c.rules { add(.addRule(chain: c.name, rule)) }
+            for j in desired.chains[Int(c)].rules.indices { addRule(of: c, j) }
         }
-        for c in desired.chains where c.base != nil {
-            var declaration = c
-            declaration.rules = []
-            current.changes.append(.addChain(declaration))
-            current.changes += c.rules.map { .addRule(chain: c.name, $0) }
-        }
+        for c in desired.chains.indices where desired.chains[c].base != nil { steps.append(.baseChain(Int32(c))) }
         flush()
-        return stages
+        self.plans = plans
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { plans.count }
+
+    /// Stage `k`, made now.
+    public subscript(k: Int) -> Stage {
+        let t = desired
+        var tx = Transaction(family: t.family, table: t.name)
+        var declaredHere = Set<Int32>()
+        for step in plans[k].steps {
+            switch step {
+            case .addTable:
+                tx.changes.append(.addTable)
+                tx.tableFlags = t.flags
+                tx.tableUserData = t.userData
+            case .declare(let i):
+                tx.changes.append(.addSet(t.sets[Int(i)].declaration))
+                declaredHere.insert(i)
+            case .elements(let i, let range):
+                let s = t.sets[Int(i)]
+                if !declaredHere.contains(i) { tx.setDeclarations[s.name] = s.declaration }
+                tx.changes.append(.addElements(set: s.name, s.elements.elements(range)))
+            case .emptyChain(let c):
+                var declaration = t.chains[Int(c)]
+                declaration.rules = []
+                tx.changes.append(.addChain(declaration))
+            case .rules(let c, let range):
+                let chain = t.chains[Int(c)]
+                for j in range { tx.changes.append(.addRule(chain: chain.name, chain.rules[j])) }
+            case .baseChain(let c):
+                let chain = t.chains[Int(c)]
+                var declaration = chain
+                declaration.rules = []
+                tx.changes.append(.addChain(declaration))
+                tx.changes += chain.rules.map { .addRule(chain: chain.name, $0) }
+            }
+        }
+        return Stage(transaction: tx, completedSets: plans[k].completed.map { t.sets[Int($0)].name })
+    }
+
+    /// The changes of all stages, elements counted one by one (`changeCount` of each stage's
+    /// transaction, summed), without making them.
+    public var changeCount: Int {
+        plans.reduce(0) { total, plan in
+            plan.steps.reduce(total) { n, step in
+                switch step {
+                case .addTable, .declare, .emptyChain: n + 1
+                case .elements(_, let r), .rules(_, let r): n + r.count
+                case .baseChain(let c): n + 1 + desired.chains[Int(c)].rules.count
+                }
+            }
+        }
     }
 }
 
@@ -163,10 +246,17 @@ extension KernelRuleset {
     /// else completed meanwhile is left alone. `afterStage` runs after each commit with the
     /// stage's index and the new generation (an error it throws stops the build the same way).
     @discardableResult
-    public func build(_ stages: [Stage], from generation: UInt32,
+    public func build(_ stages: some Collection<Stage>, from generation: UInt32,
                       afterStage: (Int, UInt32) throws -> Void = { _, _ in }) throws -> BuildResult {
-        guard let first = stages.first?.transaction else { return BuildResult(generation: generation, sawForeignCommits: false) }
-        let (family, table) = (first.family, first.table)
+        guard !stages.isEmpty else { return BuildResult(generation: generation, sawForeignCommits: false) }
+        // Named by the first stage, made again only when needed: a plan's stages are made as they are used.
+        var name: (family: Family, table: String)? = nil
+        func ident() -> (family: Family, table: String) {
+            if let name { return name }
+            let first = stages[stages.startIndex].transaction
+            name = (first.family, first.table)
+            return name!
+        }
         var current = generation
         var committed = 0
         var foreign = 0
@@ -176,6 +266,7 @@ extension KernelRuleset {
         func resume() throws -> UInt32 {
             foreign += 1
             guard foreign <= maxForeign else { throw BuildInterrupted() }
+            let (family, table) = ident()
             let snapshot = try dumpSkeleton(family: family, table: table)
             let expected = committed == 0 ? nil : Transaction.skeleton(after: stages.prefix(committed), family: family, table: table)
             switch (snapshot.table, expected) {
@@ -187,9 +278,10 @@ extension KernelRuleset {
 
         do {
             var k = 0
-            while k < stages.count {
+            var stage = stages.startIndex
+            while stage != stages.endIndex {
                 do {
-                    try apply(stages[k].transaction, expectingGeneration: current)
+                    try apply(stages[stage].transaction, expectingGeneration: current)
                 } catch let e as any KernelFailure where e.isGenerationMismatch {
                     current = try resume()
                     continue  // the same stage again, pinned to the new generation
@@ -199,10 +291,14 @@ extension KernelRuleset {
                 current = now == Ruleset.generation(after: current) ? now : try resume()
                 try afterStage(k, current)
                 k += 1
+                stages.formIndex(after: &stage)
             }
             return BuildResult(generation: current, sawForeignCommits: foreign > 0)
         } catch {
-            if committed > 0 { removePartialBuild(of: stages.prefix(committed), at: current, family: family, table: table) }
+            if committed > 0 {
+                let (family, table) = ident()
+                removePartialBuild(of: stages.prefix(committed), at: current, family: family, table: table)
+            }
             throw error
         }
     }
@@ -210,7 +306,7 @@ extension KernelRuleset {
     /// Deletes the table the given stages built, pinned to `generation`; when the ruleset moved,
     /// only if the table is still that partial build (no hooks, nothing else), not a table
     /// someone else completed meanwhile.
-    private func removePartialBuild(of stages: ArraySlice<Stage>, at generation: UInt32, family: Family, table: String) {
+    private func removePartialBuild(of stages: some Sequence<Stage>, at generation: UInt32, family: Family, table: String) {
         let delete = Transaction(family: family, table: table, changes: [.addTable, .deleteTable])
         var pin = generation
         for _ in 0..<3 {

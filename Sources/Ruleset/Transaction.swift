@@ -74,10 +74,10 @@ public struct Transaction: Hashable, Sendable {
     }
 
     /// The transaction that creates `desired`, assuming it does not exist: a staged build's
-    /// order in one transaction (`stages(creating:budget:)`), so that the kernel lists the
+    /// order in one transaction (`StagePlan`), so that the kernel lists the
     /// table's objects in the same order whether it was built in stages or replaced at once.
     public static func create(_ desired: Table) -> Transaction {
-        stages(creating: desired, budget: .max)[0].transaction
+        StagePlan(creating: desired, budget: .max)[0].transaction
     }
 
     /// The transaction from the table as it is (`actual`, nil when absent) to `desired`.

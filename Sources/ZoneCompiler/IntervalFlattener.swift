@@ -58,14 +58,23 @@ enum IntervalFlattener {
     /// The union of intervals, adjacent runs merged.
     static func union(_ intervals: [LabeledInterval]) -> [ClosedRange<UInt128>] {
         var out: [ClosedRange<UInt128>] = []
-        out.reserveCapacity(intervals.count)
+        forEachUnion(of: intervals) { out.append($0) }
+        return out
+    }
+
+    /// Calls `body` with each run of the union of `intervals` (sorted, disjoint), in order,
+    /// adjacent runs merged: what `union` returns, without an array of it. At 100,000 members
+    /// that array is 3 MB, which a daemon's reload held on top of the lists it was filling.
+    static func forEachUnion(of intervals: [LabeledInterval], _ body: (ClosedRange<UInt128>) -> Void) {
+        var run: ClosedRange<UInt128>?
         for i in intervals {
-            if let last = out.last, last.upperBound != .max, last.upperBound + 1 >= i.lo {
-                out[out.count - 1] = last.lowerBound...Swift.max(last.upperBound, i.hi)
+            if let r = run, r.upperBound != .max, r.upperBound + 1 >= i.lo {
+                run = r.lowerBound...Swift.max(r.upperBound, i.hi)
             } else {
-                out.append(i.lo...i.hi)
+                if let r = run { body(r) }
+                run = i.lo...i.hi
             }
         }
-        return out
+        if let r = run { body(r) }
     }
 }

@@ -492,10 +492,12 @@ struct TableBuilder {
         parts.src = reusing(NamedSet(name: "src_\(f.tag)", keyType: [f.addressType], dataType: .verdict, flags: .interval, elements: src))
         parts.srcAddress = reusing(NamedSet(name: "src_addr_\(f.tag)", keyType: [f.addressType], dataType: .verdict, elements: single))
 
-        var zoned = ElementList()
-        let union = IntervalFlattener.union(parts.flat)
-        zoned.reserveCapacity(ranges: union.count, width: f.width, data: false)
-        for r in union { zoned.appendRange(f.value(r.lowerBound), f.value(r.upperBound)) }
+        // Two passes over the union, the first counting it: the list is reserved exactly, and
+        // no array of the union is held beside it.
+        var zoned = ElementList(), runs = 0
+        IntervalFlattener.forEachUnion(of: parts.flat) { _ in runs += 1 }
+        zoned.reserveCapacity(ranges: runs, width: f.width, data: false)
+        IntervalFlattener.forEachUnion(of: parts.flat) { zoned.appendRange(f.value($0.lowerBound), f.value($0.upperBound)) }
         parts.zoned = reusing(NamedSet(name: "zoned_\(f.tag)", keyType: [f.addressType], flags: .interval, elements: zoned))
         parts.audit = reusing(auditSet(f, flat: parts.flat))
     }

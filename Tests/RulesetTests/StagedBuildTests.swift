@@ -83,6 +83,35 @@ struct StagedBuildTests {
         #expect(Transaction.stages(creating: desired, budget: 50).count > 5)
     }
 
+    /// A plan makes a stage when it is asked for (`StagePlan`), the same each time, and counts
+    /// the changes of all stages without making them. A chain's rules that a stage boundary
+    /// splits stay in order.
+    @Test func aPlanMakesEachStageWhenAskedTheSameEachTime() throws {
+        var desired = Self.table(sizes: Self.sizes)
+        let many = Chain(name: "many", rules: (0..<23).map {
+            Rule([.match(.thDport, .equal(Value(UInt64(1000 + $0), width: 2))), .verdict(.accept)])
+        })
+        desired.chains.insert(many, at: 0)
+        for budget in [1, 5, 7, 50, 10_000] {
+            let plan = StagePlan(creating: desired, budget: budget)
+            let stages = Array(plan)
+            #expect(stages == Array(plan), "budget \(budget)")
+            #expect(stages == Transaction.stages(creating: desired, budget: budget))
+            let counted = stages.reduce(0) {
+                $0 + $1.transaction.changes.reduce(0) { n, c in
+                    if case .addElements(_, let e) = c { n + e.count } else { n + 1 }
+                }
+            }
+            #expect(plan.changeCount == counted, "budget \(budget)")
+            var table: Table? = nil
+            for stage in plan { table = try InMemoryKernel.run(stage.transaction, on: table) }
+            #expect(table.map { $0.isEquivalent(to: desired) } == true, "budget \(budget)")
+            #expect(table?.chains.first { $0.name == "many" }?.rules == many.rules, "budget \(budget)")
+            let holding = stages.filter { $0.transaction.changes.contains { if case .addRule("many", _) = $0 { true } else { false } } }
+            if budget <= 7 { #expect(holding.count > 1, "budget \(budget): the chain's 23 rules fit one stage") }
+        }
+    }
+
     /// Every set is complete before the first rule, which starts a stage: the sets are read
     /// back while the stages that only add rules commit. The verdict maps come after the (empty) regular chains they
     /// jump to, the largest first: the kernel walks its list of sets, in the order they were
