@@ -108,13 +108,17 @@ final class EventLog: @unchecked Sendable {
         }
     }
 
-    /// The next event after the last one waited for that `accept` takes; fails the test after `seconds`.
+    /// The next event after the last one waited for that `accept` takes; fails the test after
+    /// `seconds` in which this task ran.
+    ///
+    /// Time in which the process was starved does not count: with the whole suite on two busy
+    /// processors, other tests once held both of the cooperative pool's threads for longer than
+    /// the deadline, and this task woke past it before the source's watch task had run again:
+    /// the test failed with the put's event still unread from the watch. A 10 ms sleep that
+    /// overran by more than half a second is such a stall, and counts as 10 ms.
     func next(within seconds: Double = 15, _ what: String, where accept: (MemberEvent) -> Bool = { _ in true }) async throws -> MemberEvent {
-        let deadline = Date().addingTimeInterval(seconds)
-        // One look after the deadline too: a starved test task may wake only after it.
-        var last = false
-        while !last {
-            last = Date() >= deadline
+        var left = seconds
+        while true {
             let seen = events.withLock { $0 }
             var found: MemberEvent?
             while found == nil && cursor < seen.count {
@@ -122,7 +126,11 @@ final class EventLog: @unchecked Sendable {
                 cursor += 1
             }
             if let found { return found }
+            if left <= 0 { break }
+            let before = Date()
             try await Task.sleep(for: .milliseconds(10))
+            let slept = Date().timeIntervalSince(before)
+            left -= slept > 0.5 ? 0.01 : slept
         }
         Issue.record("no event '\(what)' within \(seconds) s; saw \(events.withLock { $0 })")
         throw CancellationError()
