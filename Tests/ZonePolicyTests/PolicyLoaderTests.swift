@@ -141,6 +141,23 @@ import Testing
         expectOnlyError(PolicyLoader.load(directory: dir.path), path: bad, line: 0, column: 0, message: "file is not valid UTF-8")
     }
 
+    /// A byte order mark at the start of a file (some Windows editors write one) is not part
+    /// of the policy: the file reads as without it, and positions count from after it.
+    @Test func aLeadingByteOrderMarkIsDropped() throws {
+        let dir = try TemporaryDirectory()
+        let text = "zones:\n  web: {members: [192.0.2.16/28]}\n  db: {members: [bad]}\n"
+        let path = try dir.write("a.yaml", Data([0xEF, 0xBB, 0xBF]) + Data(text.utf8))
+        let errors = PolicyLoader.load(directory: dir.path).diagnostics.filter { $0.severity == .error }
+        let plain = try TemporaryDirectory()
+        try plain.write("a.yaml", text)
+        let expected = PolicyLoader.load(directory: plain.path).diagnostics.filter { $0.severity == .error }
+        #expect(errors.count == 1 && expected.count == 1)
+        #expect(errors.first?.location.path == path)
+        #expect(errors.map { "\($0.location.line):\($0.location.column) \($0.message)" }
+                == expected.map { "\($0.location.line):\($0.location.column) \($0.message)" })
+        #expect(errors.first?.location.line == 3)
+    }
+
     @Test func aDirectoryNamedLikeAPolicyFileCannotBeRead() throws {
         let dir = try TemporaryDirectory()
         try dir.write("a.yaml", "zones:\n")
