@@ -253,8 +253,8 @@ public actor Reconciler {
             // The kernel first; the digest (every set hashed, unless unchanged) comes after the commit.
             publishing = false
             let outcome = try? converge(.policyChanged(why))
-            // The policy compiled before this one, kept by the last compile anyway: revocation
-            // says of each flow whether it was allowed until now.
+            // The policy compiled before this one: revocation says of each flow whether it was
+            // allowed until now.
             let before = retiredPolicy
             retiredPolicy = nil
             publishing = true
@@ -477,7 +477,6 @@ public actor Reconciler {
     private func build(_ desired: Table, at generation: UInt32, trigger: Trigger,
                        started: ContinuousClock.Instant) throws -> ReconcileOutcome {
         let clock = ContinuousClock()
-        // Each stage's transaction is made as it is committed (`StagePlan`), not all at once.
         let stages = StagePlan(creating: desired, budget: stageBudget)
         let planned = clock.now
         var bytes: Int? = nil

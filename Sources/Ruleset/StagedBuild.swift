@@ -249,14 +249,11 @@ extension KernelRuleset {
     public func build(_ stages: some Collection<Stage>, from generation: UInt32,
                       afterStage: (Int, UInt32) throws -> Void = { _, _ in }) throws -> BuildResult {
         guard !stages.isEmpty else { return BuildResult(generation: generation, sawForeignCommits: false) }
-        // Named by the first stage, made again only when needed: a plan's stages are made as they are used.
-        var name: (family: Family, table: String)? = nil
-        func ident() -> (family: Family, table: String) {
-            if let name { return name }
-            let first = stages[stages.startIndex].transaction
-            name = (first.family, first.table)
-            return name!
-        }
+        // One stage's transaction at a time: a plan makes each when it is asked for, and a stage
+        // tried again after a generation mismatch is the one already made.
+        var stage = stages.startIndex
+        var tx = stages[stage].transaction
+        let (family, table) = (tx.family, tx.table)
         var current = generation
         var committed = 0
         var foreign = 0
@@ -266,7 +263,6 @@ extension KernelRuleset {
         func resume() throws -> UInt32 {
             foreign += 1
             guard foreign <= maxForeign else { throw BuildInterrupted() }
-            let (family, table) = ident()
             let snapshot = try dumpSkeleton(family: family, table: table)
             let expected = committed == 0 ? nil : Transaction.skeleton(after: stages.prefix(committed), family: family, table: table)
             switch (snapshot.table, expected) {
@@ -278,10 +274,9 @@ extension KernelRuleset {
 
         do {
             var k = 0
-            var stage = stages.startIndex
-            while stage != stages.endIndex {
+            while true {
                 do {
-                    try apply(stages[stage].transaction, expectingGeneration: current)
+                    try apply(tx, expectingGeneration: current)
                 } catch let e as any KernelFailure where e.isGenerationMismatch {
                     current = try resume()
                     continue  // the same stage again, pinned to the new generation
@@ -292,13 +287,12 @@ extension KernelRuleset {
                 try afterStage(k, current)
                 k += 1
                 stages.formIndex(after: &stage)
+                guard stage != stages.endIndex else { break }
+                tx = stages[stage].transaction
             }
             return BuildResult(generation: current, sawForeignCommits: foreign > 0)
         } catch {
-            if committed > 0 {
-                let (family, table) = ident()
-                removePartialBuild(of: stages.prefix(committed), at: current, family: family, table: table)
-            }
+            if committed > 0 { removePartialBuild(of: stages.prefix(committed), at: current, family: family, table: table) }
             throw error
         }
     }
