@@ -26,22 +26,76 @@ public enum NftText {
         renderPieces(table).joined()
     }
 
-    /// `render(table)` in pieces that follow one another: the opening lines, the chunks of sets
-    /// and chains (rendered concurrently), the closing brace.
+    /// `render(table)` in pieces that follow one another: the opening lines, the table's items
+    /// rendered concurrently in units of about equal cost, the closing brace. A unit is a run of
+    /// whole items, or a slice of one large set's elements: at 10,000 zones the largest maps hold
+    /// a quarter of all elements, and a unit per run of items would leave one CPU printing them.
     static func renderPieces(_ table: Table) -> [String] {
         let items = table.declarationOrder
-        let chunks = max(1, min(16, items.count / 512))
-        var pieces = [String](repeating: "", count: chunks)
+        let units = RenderUnit.plan(items, units: 64)
+        var pieces = [String](repeating: "", count: units.count)
         pieces.withUnsafeMutableBufferPointer { buffer in
             // Each iteration writes only its own slot.
             nonisolated(unsafe) let out = buffer
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                var text = ""
-                for item in items[items.count * c / chunks ..< items.count * (c + 1) / chunks] { text += render(item) }
-                out[c] = text
-            }
+            DispatchQueue.concurrentPerform(iterations: units.count) { u in out[u] = render(units[u], of: items) }
         }
         return opening(table) + pieces + [closing]
+    }
+
+    /// A part of a table's text that is rendered on its own.
+    enum RenderUnit: Equatable {
+        /// Items, whole.
+        case items(Range<Int>)
+        /// A slice of one set's elements; the first slice opens the set, the last closes it.
+        case elements(item: Int, Range<Int>)
+
+        static func cost(_ item: TableItem) -> Int {
+            switch item {
+            case .set(let s): 4 + s.elements.count
+            case .chain(let c): 2 + c.rules.count
+            }
+        }
+
+        /// About `units` units of equal cost (at least 512 each), in the items' order.
+        static func plan(_ items: [TableItem], units: Int) -> [RenderUnit] {
+            let target = max(512, items.reduce(0) { $0 + cost($1) } / max(1, units))
+            var out: [RenderUnit] = []
+            var start = 0, pending = 0
+            for (i, item) in items.enumerated() {
+                let c = cost(item)
+                if case .set(let s) = item, c > target {
+                    if start < i { out.append(.items(start ..< i)) }
+                    let n = s.elements.count, slices = (n + target - 1) / target
+                    for k in 0 ..< slices { out.append(.elements(item: i, n * k / slices ..< n * (k + 1) / slices)) }
+                    start = i + 1
+                    pending = 0
+                    continue
+                }
+                pending += c
+                if pending >= target {
+                    out.append(.items(start ..< i + 1))
+                    start = i + 1
+                    pending = 0
+                }
+            }
+            if start < items.count { out.append(.items(start ..< items.count)) }
+            return out
+        }
+    }
+
+    static func render(_ unit: RenderUnit, of items: [TableItem]) -> String {
+        switch unit {
+        case .items(let range):
+            var text = ""
+            for item in items[range] { text += render(item) }
+            return text
+        case .elements(let i, let range):
+            guard case .set(let set) = items[i] else { return render(items[i]) }
+            var text = range.lowerBound == 0 ? head(set) + "\t\telements = {" : ""
+            appendElements(set, range, to: &text)
+            if range.upperBound == set.elements.count { text += " }\n\t}\n" }
+            return text
+        }
     }
 
     /// The table block's first lines (each a piece of its own), and its last.
@@ -66,6 +120,18 @@ public enum NftText {
     }
 
     static func render(_ set: NamedSet) -> String {
+        var out = head(set)
+        if !set.elements.isEmpty {
+            out += "\t\telements = {"
+            appendElements(set, set.elements.indices, to: &out)
+            out += " }\n"
+        }
+        out += "\t}\n"
+        return out
+    }
+
+    /// A set's declaration up to its elements.
+    static func head(_ set: NamedSet) -> String {
         let keyword = set.isMap ? "map" : "set"
         var out = "\t\(keyword) \(set.name) {\n"
         if set.keyType == [.cgroupv2] {
@@ -86,18 +152,15 @@ public enum NftText {
         if let g = set.gcInterval { out += "\t\tgc-interval \(g)ms\n" }
         if let n = set.size { out += "\t\tsize \(n)\n" }
         if set.policy == .memory { out += "\t\tpolicy memory\n" }
-        if !set.elements.isEmpty {
-            out += "\t\telements = {"
-            var first = true
-            for e in set.elements {
-                out += first ? " " : ",\n\t\t\t     "
-                first = false
-                append(e, of: set, to: &out)
-            }
-            out += " }\n"
-        }
-        out += "\t}\n"
         return out
+    }
+
+    /// Elements `range` of `set`, each after its separator (the first after a space).
+    static func appendElements(_ set: NamedSet, _ range: Range<Int>, to out: inout String) {
+        for i in range {
+            out += i == 0 ? " " : ",\n\t\t\t     "
+            append(set.elements[i], of: set, to: &out)
+        }
     }
 
     /// One element as nft writes it, e.g. `192.0.2.0/28 . tcp . 443` or `198.51.100.10 : jump from_api`.
@@ -110,12 +173,21 @@ public enum NftText {
     static func append(_ e: SetElement, of set: NamedSet, to s: inout String) {
         for (i, (type, range)) in zip(set.keyType, e.key).enumerated() {
             if i > 0 { s += " . " }
-            s += type.format(range)
+            type.append(range, to: &s)
         }
         switch e.data {
-        case .verdict(let v)?: s += " : "; s += render(v)
-        case .value(let v)?: s += " : "; s += (set.dataType ?? .integer).format(v)
+        case .verdict(let v)?: s += " : "; append(v, to: &s)
+        case .value(let v)?: s += " : "; (set.dataType ?? .integer).append(v, to: &s)
         case nil: break
+        }
+    }
+
+    /// `render(v)` appended to `s`: the chain name is not copied into a string of its own.
+    static func append(_ v: Verdict, to s: inout String) {
+        switch v {
+        case .jump(let c): s += "jump "; s += c
+        case .goto(let c): s += "goto "; s += c
+        default: s += render(v)
         }
     }
 

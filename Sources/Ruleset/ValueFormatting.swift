@@ -4,8 +4,7 @@ extension DataType {
     public func format(_ v: Value) -> String {
         switch self {
         case .ipv4Address:
-            let x = UInt32(truncatingIfNeeded: v.low)
-            return "\(x >> 24).\((x >> 16) & 0xff).\((x >> 8) & 0xff).\(x & 0xff)"
+            return DataType.dottedQuad(UInt32(truncatingIfNeeded: v.low))
         case .ipv6Address:
             return IPv6Text.format(v.uint128)
         case .inetProtocol:
@@ -31,12 +30,52 @@ extension DataType {
 
     /// Text for a range of this type: a CIDR prefix for address ranges that are one, else `lo-hi`.
     public func format(_ r: ValueRange) -> String {
-        if r.isSingle { return format(r.lo) }
-        if self == .ifname, let prefix = InterfaceName.wildcardPrefix(r) { return "\"" + prefix + "*\"" }
-        if self == .ipv4Address || self == .ipv6Address, let len = r.prefixLength {
-            return "\(format(r.lo))/\(len)"
+        var s = ""
+        append(r, to: &s)
+        return s
+    }
+
+    /// `format(r)` appended to `s`, with no string of its own in between (a plan prints hundreds
+    /// of thousands of these).
+    public func append(_ r: ValueRange, to s: inout String) {
+        if r.isSingle { return append(r.lo, to: &s) }
+        if self == .ifname, let prefix = InterfaceName.wildcardPrefix(r) {
+            s += "\""; s += prefix; s += "*\""
+            return
         }
-        return "\(format(r.lo))-\(format(r.hi))"
+        append(r.lo, to: &s)
+        if self == .ipv4Address || self == .ipv6Address, let len = r.prefixLength {
+            s += "/"; s += String(len)
+            return
+        }
+        s += "-"
+        append(r.hi, to: &s)
+    }
+
+    /// `format(v)` appended to `s`.
+    public func append(_ v: Value, to s: inout String) {
+        switch self {
+        case .ipv4Address: s += DataType.dottedQuad(UInt32(truncatingIfNeeded: v.low))
+        case .ipv6Address: s += IPv6Text.format(v.uint128)
+        default: s += format(v)
+        }
+    }
+}
+
+extension DataType {
+    /// Dotted-quad IPv4 text, written byte by byte (at most 15, a small string: no allocation).
+    static func dottedQuad(_ x: UInt32) -> String {
+        String(unsafeUninitializedCapacity: 15) { out in
+            var n = 0
+            for shift in [24, 16, 8, 0] as [UInt32] {
+                let b = UInt8(truncatingIfNeeded: x >> shift)
+                if b >= 100 { out[n] = 0x30 + b / 100; n += 1 }
+                if b >= 10 { out[n] = 0x30 + (b / 10) % 10; n += 1 }
+                out[n] = 0x30 + b % 10; n += 1
+                if shift > 0 { out[n] = 0x2e; n += 1 }
+            }
+            return n
+        }
     }
 }
 
@@ -58,7 +97,7 @@ enum ProtocolNames {
 public enum IPv6Text {
     public static func format(_ v: UInt128) -> String {
         // RFC 5952 §5: an IPv4-mapped address keeps its dotted tail, as inet_ntop and nft write it.
-        if v >> 32 == 0xffff { return "::ffff:" + DataType.ipv4Address.format(Value(UInt64(UInt32(truncatingIfNeeded: v)), width: 4)) }
+        if v >> 32 == 0xffff { return "::ffff:" + DataType.dottedQuad(UInt32(truncatingIfNeeded: v)) }
         // Written byte by byte: a plan prints hundreds of thousands of addresses.
         var groups: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) = (0, 0, 0, 0, 0, 0, 0, 0)
         return withUnsafeMutableBytes(of: &groups) { raw in

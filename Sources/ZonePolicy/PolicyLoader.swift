@@ -329,7 +329,7 @@ public enum PolicyLoader {
 }
 
 /// `items.map(body)`, with the calls spread over the CPUs; the order of the results is kept.
-func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ body: @Sendable (T) -> R) -> [R] {
+public func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ body: @Sendable (T) -> R) -> [R] {
     guard items.count > 1 else { return items.map(body) }
     var results = [R?](repeating: nil, count: items.count)
     results.withUnsafeMutableBufferPointer { buffer in
@@ -338,6 +338,12 @@ func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ body: @Sendable (T)
         DispatchQueue.concurrentPerform(iterations: items.count) { i in out[i] = body(items[i]) }
     }
     return results.map { $0! }
+}
+
+/// `items` cut into runs of `size` (the last one shorter): units of work for `concurrentMap`
+/// when one item alone is too little to send to another CPU.
+public func runs<T>(of items: [T], size: Int) -> [ArraySlice<T>] {
+    stride(from: 0, to: items.count, by: max(1, size)).map { items[$0 ..< min($0 + size, items.count)] }
 }
 
 /// A name as written, with its place: zones and endpoints are resolved once all files are read.

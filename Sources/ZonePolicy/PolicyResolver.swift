@@ -38,8 +38,10 @@ struct PolicyResolver {
             zones[zone.name] = zone
         }
 
-        checkMembers(zones)
-        checkIdentities(zones)
+        // In the order written: the first of two listings is the one the other is reported against.
+        let ordered = zones.values.sorted(by: { $0.location < $1.location })
+        checkMembers(ordered)
+        checkIdentities(ordered.filter { $0.isLocal || !$0.interfaces.isEmpty })
 
         var settings: Settings?
         for s in fragments.compactMap(\.settings) {
@@ -63,8 +65,8 @@ struct PolicyResolver {
     }
 
     /// The same unit, cgroup, user or interface in two zones (an error) or twice in one (a warning).
-    mutating func checkIdentities(_ zones: [String: Zone]) {
-        let ordered = zones.values.sorted(by: { $0.location < $1.location })
+    /// Over `ordered`, the zones with identities in the order written.
+    mutating func checkIdentities(_ ordered: [Zone]) {
         let kinds: [(String, KeyPath<Zone, [Located<String>]>)] = [
             ("unit", \.units), ("cgroup", \.cgroups), ("user", \.users), ("interface", \.interfaces),
         ]
@@ -110,7 +112,8 @@ struct PolicyResolver {
     }
 
     /// Duplicate members inside a zone and the same prefix in two zones.
-    mutating func checkMembers(_ zones: [String: Zone]) {
+    /// Over `ordered`, the zones in the order written.
+    mutating func checkMembers(_ ordered: [Zone]) {
         // A member listed twice is found by sorting compact references to all members rather
         // than hashing them: at 100,000 members a dictionary of owners took 38 MB at its peak,
         // this takes 3 MB.
@@ -127,7 +130,6 @@ struct PolicyResolver {
                 (family, address, length, zone, member) < (o.family, o.address, o.length, o.zone, o.member)
             }
         }
-        let ordered = zones.values.sorted(by: { $0.location < $1.location })
         var refs: [Ref] = []
         refs.reserveCapacity(ordered.reduce(0) { $0 + $1.members.count })
         for (z, zone) in ordered.enumerated() {

@@ -34,6 +34,18 @@ struct ValueTests {
         #expect(IPv6Text.format(UInt128(0x2001_0db8_0000_0001_0000_0000_0000_0001)) == "2001:db8:0:1::1")
     }
 
+    /// The byte-level dotted quad against plain interpolation, on every octet value in each place.
+    @Test func ipv4TextIsTheDottedQuad() {
+        var g = SplitMix64(seed: 4)
+        for i in 0..<4096 {
+            let x = i < 1024 ? UInt32(i % 256) << (8 * UInt32(i / 256)) : UInt32(truncatingIfNeeded: g.next())
+            #expect(DataType.ipv4Address.format(Value(UInt64(x), width: 4)) == "\(x >> 24).\((x >> 16) & 0xff).\((x >> 8) & 0xff).\(x & 0xff)")
+        }
+        #expect(DataType.dottedQuad(0) == "0.0.0.0")
+        #expect(DataType.dottedQuad(.max) == "255.255.255.255")
+        #expect(DataType.ipv4Address.format(ValueRange(Value(0xC000_0201, width: 4), Value(0xC000_0209, width: 4))) == "192.0.2.1-192.0.2.9")
+    }
+
     @Test func prefixLengthOfRanges() {
         let r = ValueRange(Value(0xC000_0200, width: 4), Value(0xC000_02FF, width: 4))
         #expect(r.prefixLength == 24)
@@ -280,5 +292,36 @@ struct ElementLayoutTests {
         kernel.sets[0].elements = bare
         #expect(!kernel.isEquivalent(to: desired))
         #expect(Transaction.diff(from: kernel, to: desired).elementChanges == 2)
+    }
+}
+
+struct RenderTests {
+    /// A table whose one large map is cut over several units of work, and whose chains and small
+    /// sets are grouped: the text is the same as each item rendered whole, in declaration order.
+    @Test func aLargeSetRenderedInSlicesReadsAsOneRenderedWhole() {
+        var elements = ElementList()
+        for i in 0..<5_000 {
+            let chain = "c\(i % 7)"
+            elements.appendRange(Value(UInt64(0xC000_0000 + 4 * i), width: 4), Value(UInt64(0xC000_0000 + 4 * i + 2), width: 4),
+                                 data: .verdict(.goto(chain)))
+        }
+        let big = NamedSet(name: "big", keyType: [.ipv4Address], dataType: .verdict, flags: .interval, elements: elements)
+        let small = (0..<600).map { i in
+            NamedSet(name: "s\(i)", keyType: [.ipv4Address], elements: [SetElement(key: [ValueRange(Value(UInt64(0xC633_6400 + i), width: 4))])])
+        }
+        let chains = (0..<7).map { i in Chain(name: "c\(i)", rules: [Rule([.verdict(.accept)])]) }
+            + [Chain(name: "in", base: BaseChain(type: .filter, hook: .input, priority: 0, policy: .drop),
+                     rules: [Rule([.verdictMap([.ipDaddr], map: "big")])])]
+        let table = Table(family: .inet, name: "t", chains: chains, sets: small + [big])
+
+        let units = NftText.RenderUnit.plan(table.declarationOrder, units: 64)
+        let slices = units.filter { if case .elements = $0 { true } else { false } }
+        #expect(slices.count > 1, "the large map is cut into slices")
+        #expect(units.count < table.declarationOrder.count, "small items are grouped")
+
+        var whole = ""
+        NftText.forEachPiece(of: table) { whole += $0 }
+        #expect(NftText.render(table) == whole)
+        #expect(whole.contains("192.0.0.0-192.0.0.2 : goto c0,\n"))
     }
 }
