@@ -43,7 +43,7 @@ public enum NftText {
     }
 
     /// A part of a table's text that is rendered on its own.
-    enum RenderUnit: Equatable {
+    enum RenderUnit {
         /// Items, whole.
         case items(Range<Int>)
         /// A slice of one set's elements; the first slice opens the set, the last closes it.
@@ -91,10 +91,7 @@ public enum NftText {
             return text
         case .elements(let i, let range):
             guard case .set(let set) = items[i] else { return render(items[i]) }
-            var text = range.lowerBound == 0 ? head(set) + "\t\telements = {" : ""
-            appendElements(set, range, to: &text)
-            if range.upperBound == set.elements.count { text += " }\n\t}\n" }
-            return text
+            return render(set, elements: range)
         }
     }
 
@@ -120,14 +117,19 @@ public enum NftText {
     }
 
     static func render(_ set: NamedSet) -> String {
-        var out = head(set)
-        if !set.elements.isEmpty {
-            out += "\t\telements = {"
-            appendElements(set, set.elements.indices, to: &out)
-            out += " }\n"
+        set.elements.isEmpty ? head(set) + "\t}\n" : render(set, elements: set.elements.indices)
+    }
+
+    /// Elements `range` of `set`, each after its separator: the slice that starts at the first
+    /// element opens the set, the one that ends at the last closes it.
+    static func render(_ set: NamedSet, elements range: Range<Int>) -> String {
+        var text = range.lowerBound == 0 ? head(set) + "\t\telements = {" : ""
+        for i in range {
+            text += i == 0 ? " " : ",\n\t\t\t     "
+            append(set.elements[i], of: set, to: &text)
         }
-        out += "\t}\n"
-        return out
+        if range.upperBound == set.elements.count { text += " }\n\t}\n" }
+        return text
     }
 
     /// A set's declaration up to its elements.
@@ -155,14 +157,6 @@ public enum NftText {
         return out
     }
 
-    /// Elements `range` of `set`, each after its separator (the first after a space).
-    static func appendElements(_ set: NamedSet, _ range: Range<Int>, to out: inout String) {
-        for i in range {
-            out += i == 0 ? " " : ",\n\t\t\t     "
-            append(set.elements[i], of: set, to: &out)
-        }
-    }
-
     /// One element as nft writes it, e.g. `192.0.2.0/28 . tcp . 443` or `198.51.100.10 : jump from_api`.
     public static func render(_ e: SetElement, of set: NamedSet) -> String {
         var s = ""
@@ -177,7 +171,7 @@ public enum NftText {
         }
         switch e.data {
         case .verdict(let v)?: s += " : "; append(v, to: &s)
-        case .value(let v)?: s += " : "; (set.dataType ?? .integer).append(v, to: &s)
+        case .value(let v)?: s += " : "; s += (set.dataType ?? .integer).format(v)
         case nil: break
         }
     }

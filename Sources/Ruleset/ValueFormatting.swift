@@ -35,30 +35,21 @@ extension DataType {
         return s
     }
 
-    /// `format(r)` appended to `s`, with no string of its own in between (a plan prints hundreds
-    /// of thousands of these).
+    /// `format(r)` appended to `s`, with no string for the range as a whole (a plan prints
+    /// hundreds of thousands of these).
     public func append(_ r: ValueRange, to s: inout String) {
-        if r.isSingle { return append(r.lo, to: &s) }
+        if r.isSingle { s += format(r.lo); return }
         if self == .ifname, let prefix = InterfaceName.wildcardPrefix(r) {
             s += "\""; s += prefix; s += "*\""
             return
         }
-        append(r.lo, to: &s)
+        s += format(r.lo)
         if self == .ipv4Address || self == .ipv6Address, let len = r.prefixLength {
             s += "/"; s += String(len)
             return
         }
         s += "-"
-        append(r.hi, to: &s)
-    }
-
-    /// `format(v)` appended to `s`.
-    public func append(_ v: Value, to s: inout String) {
-        switch self {
-        case .ipv4Address: s += DataType.dottedQuad(UInt32(truncatingIfNeeded: v.low))
-        case .ipv6Address: s += IPv6Text.format(v.uint128)
-        default: s += format(v)
-        }
+        s += format(r.hi)
     }
 }
 
