@@ -46,6 +46,8 @@ struct RuleIndex: Sendable {
     var edgeAdmissions: [TableBuilder.EdgeSite: [Int: Admits]] = [:]
     /// The zones of `edgeAdmissions`.
     var edgeZones: Set<Int> = []
+    /// `admissions(from:)` of every zone in `outgoing`.
+    private(set) var admitted: [Int: [Int: Admits]] = [:]
 
     init(_ policy: Policy, zoneIndex: [String: Int]) {
         for rule in policy.rules {
@@ -67,6 +69,14 @@ struct RuleIndex: Sendable {
             }
         }
         edgeAdmissions = edgeAdmissions.mapValues { $0.mapValues(\.normalized) }
+        // Each zone's admissions are wanted three times (the ports chains, then the zone's map in
+        // each family): made once, on every CPU, in runs of zones.
+        let outgoing = self.outgoing
+        for run in concurrentMap(runs(of: Array(outgoing.keys), size: 256), { run in
+            run.map { zone in (zone, Self.admissions(of: outgoing[zone] ?? [])) }
+        }) {
+            for (zone, admits) in run { admitted[zone] = admits }
+        }
     }
 
     private mutating func addEdge(_ site: TableBuilder.EdgeSite, _ zone: Int, _ ports: [PortSpec]) {
@@ -79,9 +89,11 @@ extension RuleIndex {
 
     /// What zone `zone`'s rules admit towards each destination zone, normalised: the
     /// admissions that name the ports chains and that a zone's map sends each destination to.
-    func admissions(from zone: Int) -> [Int: Admits] {
+    func admissions(from zone: Int) -> [Int: Admits] { admitted[zone] ?? [:] }
+
+    static func admissions(of destinations: [(to: Int, ports: [PortSpec])]) -> [Int: Admits] {
         var pairs: [Int: Admits] = [:]
-        for (b, specs) in outgoing[zone] ?? [] { for spec in specs { pairs[b, default: Admits()].add(spec) } }
+        for (b, specs) in destinations { for spec in specs { pairs[b, default: Admits()].add(spec) } }
         return pairs.mapValues(\.normalized)
     }
 }

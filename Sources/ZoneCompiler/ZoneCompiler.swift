@@ -242,9 +242,7 @@ struct PortChains: Sendable {
 
     init(_ index: RuleIndex) {
         var all = Set<Admits>()
-        for some in concurrentMap(runs(of: Array(index.outgoing.keys), size: 256), { run in
-            Set(run.flatMap { index.admissions(from: $0).values })
-        }) { all.formUnion(some) }
+        for pairs in index.admitted.values { all.formUnion(pairs.values) }
         for site in index.edgeAdmissions.values { all.formUnion(site.values) }
         for (name, a) in all.map({ ($0.chainName, $0) }).sorted(by: { $0.0 < $1.0 }) {
             targets[a] = .verdict(.goto(name))

@@ -30,9 +30,11 @@ struct PolicyResolver {
                                           hint: "zone names match [a-z][a-z0-9_-]{0,31}"))
                 continue
             }
-            if let first = zones[zone.name] {
+            // By index, here and in `endpoint`: `zones[name]` would copy the whole zone (a retain
+            // of each of its arrays and strings) only to test that it is there.
+            if let first = zones.index(forKey: zone.name) {
                 diagnostics.append(.error(zone.location, "zone '\(zone.name)' is defined twice",
-                                          hint: "first defined at \(first.location)"))
+                                          hint: "first defined at \(zones.values[first].location)"))
                 continue
             }
             zones[zone.name] = zone
@@ -102,10 +104,11 @@ struct PolicyResolver {
 
     /// A zone of only users as a rule's `to`: a user is only ever a sender, so the rule admits nothing there.
     mutating func warnUsersOnlyDestinations(_ zones: [String: Zone]) {
+        let usersOnly = Set(zones.values.lazy.filter(\.isUsersOnly).map(\.name))
+        guard !usersOnly.isEmpty else { return }
         for raw in fragments.flatMap(\.rules) {
-            for ref in raw.to {
-                guard let zone = zones[ref.name], zone.isUsersOnly else { continue }
-                diagnostics.append(.warning(ref.location, "zone '\(zone.name)' has only users, and a user is only a sender",
+            for ref in raw.to where usersOnly.contains(ref.name) {
+                diagnostics.append(.warning(ref.location, "zone '\(ref.name)' has only users, and a user is only a sender",
                                             hint: "as 'to' it matches no packet; give the zone units, cgroups or addresses, or move it to 'from'"))
             }
         }
@@ -166,7 +169,7 @@ struct PolicyResolver {
         case "world": return .world
         case "host": return .host
         default:
-            if zones[ref.name] != nil { return .zone(ref.name) }
+            if zones.index(forKey: ref.name) != nil { return .zone(ref.name) }
             guard checksReferences else {
                 uncheckedReferences += 1
                 return nil
