@@ -129,7 +129,7 @@ let package = Package(
         ),
 
         .testTarget(name: "RulesetTests", dependencies: ["Ruleset", "ZonePolicy", "TestSupport"]),
-        .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy", "TestSupport"]),
+        .testTarget(name: "ZonePolicyTests", dependencies: ["ZonePolicy", "TestSupport", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "PolicyReviewTests", dependencies: ["PolicyReview", "ZonePolicy", "TestSupport"], exclude: ["Fixtures"], resources: [.copy("Golden")]),
         .testTarget(name: "RevocationTests", dependencies: ["Revocation", "ZonePolicy", "Ruleset", "ZoneCompiler"]),
         .testTarget(name: "HostIdentityTests", dependencies: ["HostIdentity", "ZonePolicy"]),

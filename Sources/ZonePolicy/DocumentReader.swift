@@ -1,5 +1,3 @@
-import Yams
-
 /// Walks one YAML document, turning shape errors into diagnostics with exact places.
 ///
 /// It also enforces a node budget over the alias-expanded tree, so that an anchor/alias
@@ -14,16 +12,6 @@ struct DocumentReader {
     private var budget: Int
     private(set) var exhausted = false
 
-    /// A node's place, as a dictionary key.
-    struct Place: Hashable {
-        var line: Int, column: Int
-        init(_ mark: Mark) { line = mark.line; column = mark.column }
-        init(line: Int, column: Int) { self.line = line; self.column = column }
-    }
-    /// Keys renamed so that the YAML parser reads past a duplicate (`FileParser.renamingKey`),
-    /// by place, with their names as written.
-    var renamedKeys: [Place: String] = [:]
-
     /// Generous for real policies (a 100,000-member policy visits ~300,000 nodes).
     static let defaultBudget = 5_000_000
 
@@ -34,7 +22,7 @@ struct DocumentReader {
 
     func location(_ node: Node) -> SourceLocation {
         let m = node.mark
-        return SourceLocation(path: path, line: m?.line ?? 0, column: m?.column ?? 0)
+        return SourceLocation(path: path, line: m.line, column: m.column)
     }
 
     mutating func error(_ node: Node, _ message: String, hint: String? = nil) {
@@ -72,32 +60,31 @@ struct DocumentReader {
         guard mayHaveAliases else { return alias }
         // Items come in the order they are written, so an item not after the one before it
         // (`[&r {…}, *r, *r]`) is an alias to an anchor in the same list.
-        guard let l = list.mark, let i = item.mark else { return enter(item, after: list) }
-        let key = Place(l)
-        let previous = lastItem[key]
-        lastItem[key] = Place(i)
-        if let previous, (i.line, i.column) <= (previous.line, previous.column) {
+        let i = item.mark
+        let previous = lastItem.updateValue(i, forKey: list.mark)
+        if let previous, i <= previous {
             return enter(item, after: list, force: true)
         }
         return enter(item, after: list)
     }
 
     /// The place of the last item read of each list (by the list's place).
-    private var lastItem: [Place: Place] = [:]
+    private var lastItem: [Mark: Mark] = [:]
     /// Where the last alias found was written: aliases are met in the order they are written,
     /// so the next one is searched for after it.
-    private var aliasCursor: Place?
+    private var aliasCursor: Mark?
 
     /// A node written before `place` (its key, its list) was reached through an alias, since an
     /// anchor always comes before its aliases; `force` when that is known otherwise.
     private mutating func enter(_ node: Node, after place: Node, force: Bool = false) -> Alias? {
         let saved = alias
-        guard mayHaveAliases, alias == nil, let n = node.mark, let p = place.mark, force || (n.line, n.column) < (p.line, p.column) else { return saved }
+        let n = node.mark, p = place.mark
+        guard mayHaveAliases, alias == nil, force || n < p else { return saved }
         // From the place, or past the last alias found if that is later.
-        var from = Place(p)
-        if let c = aliasCursor, (c.line, c.column) >= (from.line, from.column) { from = Place(line: c.line, column: c.column + 1) }
+        var from = p
+        if let c = aliasCursor, c >= from { from = Mark(line: c.line, column: c.column + 1) }
         let found = aliasAfter(from, named: anchorName(at: n)) ?? aliasAfter(from, named: nil)
-        if let found { aliasCursor = Place(line: found.location.line, column: found.location.column) }
+        if let found { aliasCursor = Mark(line: found.location.line, column: found.location.column) }
         alias = found ?? (location(place), "an alias")
         return saved
     }
@@ -127,7 +114,7 @@ struct DocumentReader {
 
     /// The first alias written after `mark` (`*name` when a name is given, any otherwise), with
     /// its place.
-    private func aliasAfter(_ mark: Place, named wanted: String?) -> Alias? {
+    private func aliasAfter(_ mark: Mark, named wanted: String?) -> Alias? {
         let lines = FileParser.yamlLines(text)
         guard mark.line >= 1, mark.line <= lines.count else { return nil }
         for index in (mark.line - 1)..<min(lines.count, mark.line + 20) {
@@ -170,12 +157,11 @@ struct DocumentReader {
             func visit(_ child: Node) {
                 guard case .scalar(let s) = child else { stack.append((child, depth + 1)); return }
                 budget -= 1
-                if !s.tag.description.isEmpty, let tag = Self.customTag(of: child) { reportCustomTag(tag, at: child) }
+                if !s.tag.isEmpty, let tag = Self.customTag(of: child) { reportCustomTag(tag, at: child) }
             }
             switch n {
             case .mapping(let m): for (k, v) in m { visit(k); visit(v) }
             case .sequence(let s): for child in s { visit(child) }
-            case .alias(let a): _ = a
             case .scalar: break
             }
         }
@@ -187,13 +173,7 @@ struct DocumentReader {
     /// values judge. Nothing here gives a custom tag a meaning, so it is refused rather than
     /// ignored: `members: !include web.yaml` must not quietly be the member "web.yaml".
     static func customTag(of node: Node) -> String? {
-        let tag: String
-        switch node {
-        case .scalar(let s): tag = s.tag.description
-        case .mapping(let m): tag = m.tag.description
-        case .sequence(let q): tag = q.tag.description
-        case .alias: return nil
-        }
+        let tag = node.tag
         return tag.isEmpty || tag == "!" || tag.hasPrefix(coreTagPrefix) ? nil : tag
     }
 
@@ -208,7 +188,7 @@ struct DocumentReader {
     /// value means something else to other YAML readers. Custom tags are reported by
     /// `checkExpansion`; both make the value unreadable here.
     private mutating func refusesTag(_ node: Node, _ s: Node.Scalar, what: () -> String) -> Bool {
-        let tag = s.tag.description
+        let tag = s.tag
         guard !tag.isEmpty, tag != "!", tag != Self.coreTagPrefix + "str" else { return false }
         if Self.customTag(of: node) == nil {
             error(node, "\(what()) must be a string, found '\(s.string)' tagged \(Self.shortTag(tag))",
@@ -251,8 +231,7 @@ struct DocumentReader {
                 error(k, "keys in \(what()) must be plain names, found \(kind(k))")
                 continue
             }
-            var key = ks.string
-            if !renamedKeys.isEmpty, let mark = ks.mark, let written = renamedKeys[Place(mark)] { key = written }
+            let key = ks.string
             if key == "<<", ks.style == .plain {
                 // YAML 1.1's merge key: not a policy key, and what it would merge is unknown here.
                 error(k, "merge keys (<<) are not supported; write the keys out")
@@ -308,7 +287,7 @@ struct DocumentReader {
             error(node, "\(what()) must be a string, found \(kind(node))")
             return nil
         }
-        if !s.tag.description.isEmpty, refusesTag(node, s, what: what) { return nil }
+        if !s.tag.isEmpty, refusesTag(node, s, what: what) { return nil }
         return s.string
     }
 
@@ -319,9 +298,9 @@ struct DocumentReader {
             error(node, "\(what()) must be a string, found \(kind(node))")
             return nil
         }
-        if !s.tag.description.isEmpty, refusesTag(node, s, what: what) { return nil }
+        if !s.tag.isEmpty, refusesTag(node, s, what: what) { return nil }
         if s.style == .plain {
-            switch Resolver.default.resolveTag(of: node) {
+            switch s.resolvedType {
             case .int, .float, .bool:
                 error(node, "\(what()) must be a string, found \(kind(node))", hint: "quote it to mean the text: \"\(s.string)\"")
                 return nil
@@ -339,9 +318,9 @@ struct DocumentReader {
     mutating func integer(_ node: Node, what: @autoclosure () -> String, describe: String, in range: ClosedRange<Int>) -> Int? {
         let expected = "\(describe) \(range.lowerBound)..\(range.upperBound)"
         // A quoted scalar carries the str tag too (Yams' quoted_implicit); it is reported below.
-        if case .scalar(let s) = node, s.style == .plain, !s.tag.description.isEmpty {
+        if case .scalar(let s) = node, s.style == .plain, !s.tag.isEmpty {
             if Self.customTag(of: node) != nil { return nil }  // reported by `checkExpansion`
-            error(node, "\(what()) must be \(expected), found '\(s.string)' tagged \(Self.shortTag(s.tag.description))",
+            error(node, "\(what()) must be \(expected), found '\(s.string)' tagged \(Self.shortTag(s.tag))",
                   hint: "write the number alone, without a tag")
             return nil
         }
@@ -357,7 +336,7 @@ struct DocumentReader {
         let negative = text.hasPrefix("-")
         let digits = negative ? text.utf8.dropFirst() : text.utf8[...]
         guard Self.isPlainDecimal(digits), !(negative && digits.elementsEqual("0".utf8)) else {
-            let isNumber = [.int, .float].contains(Resolver.default.resolveTag(of: node))
+            let isNumber = [.int, .float].contains(s.resolvedType)
             let decimalLike = !digits.isEmpty
                 && digits.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "+") }
             let octal = !negative && digits.count > 1 && digits.first == UInt8(ascii: "0")
@@ -400,7 +379,7 @@ struct DocumentReader {
             return nil
         }
         // `!!str true` is the text "true" to every YAML reader; only `!!bool` (or no tag) is a boolean.
-        let tag = s.tag.description
+        let tag = s.tag
         if !tag.isEmpty && tag != "tag:yaml.org,2002:bool" {
             if Self.customTag(of: node) != nil { return nil }  // reported by `checkExpansion`
             error(node, "\(what()) must be true or false, found '\(s.string)' tagged \(Self.shortTag(tag))",
@@ -460,11 +439,10 @@ struct DocumentReader {
         switch node {
         case .mapping: "a mapping"
         case .sequence: "a list"
-        case .alias: "an alias"
         case .scalar(let s):
             if Self.isNull(node) { "nothing (null)" }
-            else if s.style == .plain && Resolver.default.resolveTag(of: node) == .int { "the number \(s.string)" }
-            else if s.style == .plain && Resolver.default.resolveTag(of: node) == .bool { "the boolean \(s.string)" }
+            else if s.style == .plain && s.resolvedType == .int { "the number \(s.string)" }
+            else if s.style == .plain && s.resolvedType == .bool { "the boolean \(s.string)" }
             else { "'\(s.string)'" }
         }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// The outcome of loading a policy: the policy when there are no errors, and every diagnostic.
 public struct LoadResult: Sendable {
@@ -412,51 +411,11 @@ struct FileParser {
     mutating func parse(_ text: String) -> FileFragment {
         var fragment = FileFragment()
         fragment.unread = true  // until the top-level mapping is read
-        if let place = Self.aliasKey(in: text) {
-            // Yams expands an alias key fully while checking for duplicate keys, before our
-            // expansion budget can run: refuse the construct outright.
-            reader.diagnostics.append(.error(SourceLocation(path: reader.path, line: place.line, column: place.column),
-                                             "an alias cannot be used as a mapping key",
-                                             hint: "write the key out; alias keys can hide an expansion bomb"))
-            return fragment
-        }
-        var root: Node?
-        var text = text
+        let root: Node?
         do {
-            while true {
-                do {
-                    // Tags are not resolved while parsing: the default resolver runs regular expressions
-                    // on every scalar, even to hash mapping keys. Plain text is all the reader needs;
-                    // `DocumentReader.kind` resolves tags only to word an error. The encoding is given:
-                    // Yams' default reads the whole process environment (YAMS_DEFAULT_ENCODING) on every
-                    // parse, a tenth of the policy-loader fuzz target's time.
-                    let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
-                    root = try parser.singleRoot()
-                    break
-                } catch YamlError.duplicatedKeysInMapping(let duplicates, let context)
-                            where reader.renamedKeys.count < Self.maxRenamedKeys {
-                    // Yams refuses a mapping with a repeated key outright, which would hide every
-                    // other problem of the file. The first occurrence is renamed and the text
-                    // parsed again; `DocumentReader.entries` reads it under its own name, and
-                    // reports the repeat where it is, like any duplicate it finds.
-                    guard let key = duplicates.first,
-                          let renamed = Self.renamingKey(key, at: context.mark, in: text) else {
-                        throw YamlError.duplicatedKeysInMapping(duplicates: duplicates, context: context)
-                    }
-                    text = renamed
-                    reader.renamedKeys[DocumentReader.Place(context.mark)] = key
-                }
-            }
-        } catch let e as YamlError {
-            var d = Self.diagnostic(for: e, path: reader.path, text: text)
-            if case .duplicatedKeysInMapping = e, reader.renamedKeys.count >= Self.maxRenamedKeys {
-                let more = "more than \(Self.maxRenamedKeys) keys of this file are repeated: the file's other problems are reported once this one is fixed"
-                d.hint = d.hint.map { "\($0); \(more)" } ?? more
-            }
-            reader.diagnostics.append(d)
-            return fragment
+            root = try YAMLComposer.compose(text)
         } catch {
-            reader.diagnostics.append(.error(SourceLocation(path: reader.path, line: 1, column: 1), "cannot parse YAML: \(error)"))
+            reader.diagnostics.append(Self.diagnostic(for: error, path: reader.path, text: text))
             return fragment
         }
         guard let root, !DocumentReader.isNull(root) else {
@@ -486,125 +445,31 @@ struct FileParser {
         return fragment
     }
 
-    /// Duplicate keys renamed to read a file past them; past this many, the next is reported alone
-    /// (each costs a parse of the file).
-    static let maxRenamedKeys = 32
-
-    /// `text` with the mapping key that starts at `mark` (libyaml's 1-based line and column in
-    /// characters) given a name no other key has, the same length: its first character becomes a
-    /// private-use character the text does not hold. Nil when the key there is not `key` written
-    /// as a plain, single- or double-quoted scalar that starts with an ordinary character.
-    static func renamingKey(_ key: String, at mark: Mark, in text: String) -> String? {
-        guard let keyFirst = key.unicodeScalars.first,
-              let replacement = (0xE000...0xE0FF).lazy.compactMap(Unicode.Scalar.init)
-                .first(where: { c in !text.unicodeScalars.contains(c) }) else { return nil }
-        var scalars = Array(text.unicodeScalars)
-        // The scalar at the mark, counting lines as libyaml does (`yamlLines`).
-        var line = 1, column = 1, i = 0
-        while i < scalars.count, line < mark.line || (line == mark.line && column < mark.column) {
-            let c = scalars[i]
-            i += 1
-            if c == "\n" || c == "\r" || c == "\u{85}" || c == "\u{2028}" || c == "\u{2029}" {
-                if c == "\r", i < scalars.count, scalars[i] == "\n" { i += 1 }
-                line += 1
-                column = 1
-            } else {
-                column += 1
-            }
-        }
-        guard line == mark.line, column == mark.column, i < scalars.count else { return nil }
-        // A quoted key starts after its quote; an escape or a doubled quote is not touched.
-        if scalars[i] == "\"" || scalars[i] == "'" {
-            i += 1
-            guard i < scalars.count, scalars[i] != "\\", scalars[i] != "'", scalars[i] != "\"" else { return nil }
-        }
-        guard scalars[i] == keyFirst else { return nil }
-        scalars[i] = replacement
-        var out = String.UnicodeScalarView()
-        out.append(contentsOf: scalars)
-        return String(out)
-    }
-
-    /// The place of the first alias written in key position (`*a: …`, `? *a`, `{*a: …}`), if any.
-    static func aliasKey(in text: String) -> (line: Int, column: Int)? {
-        // A byte scan: Foundation's `contains` of a string searched the whole file through
-        // CFString, 4% of loading a 10,000-zone policy.
-        guard text.utf8.contains(UInt8(ascii: "*")) else { return nil }
-        let pattern = #"(^|[\s{,?\-])(\*[^\s,\[\]{}:]+\s*:(\s|$))|(\?\s+\*)"#
-        guard let regex = try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]) else { return nil }
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let l = String(line)
-            if !l.contains("*") || l.trimmingCharacters(in: .whitespaces).hasPrefix("#") { continue }
-            let range = NSRange(l.startIndex..., in: l)
-            if let m = regex.firstMatch(in: l, range: range) {
-                let hit = m.range(at: 2).location != NSNotFound ? m.range(at: 2) : m.range(at: 4)
-                let col = l.utf16.distance(from: l.utf16.startIndex, to: l.utf16.index(l.utf16.startIndex, offsetBy: hit.location))
-                return (i + 1, col + 1)
-            }
-        }
-        return nil
-    }
-
-    /// Maps Yams/libyaml errors to a diagnostic at the place libyaml reports (for the reader's
+    /// The diagnostic for a document libyaml refused, at the place it names (for the reader's
     /// errors, which give a byte offset, the line and column of that byte in `text`).
-    static func diagnostic(for e: YamlError, path: String, text: String? = nil) -> Diagnostic {
+    static func diagnostic(for e: YAMLError, path: String, text: String) -> Diagnostic {
         switch e {
-        case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            let ctx = context.map { "\($0.text) " } ?? ""
+        case .syntax(let context, let problem, let mark):
+            let ctx = context.map { "\($0) " } ?? ""
             // A tab where indentation is read: libyaml's words do not say so.
-            let line = text.flatMap { t in t.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(mark.line - 1).first }
+            let line = yamlLines(text).dropFirst(mark.line - 1).first
             let tabbed = line.map { $0.prefix { $0 == " " || $0 == "\t" }.contains("\t") } ?? false
             return .error(SourceLocation(path: path, line: mark.line, column: mark.column), "YAML syntax: \(ctx)\(problem)",
                           hint: tabbed ? "this line is indented with a tab; YAML indents with spaces only" : nil)
-        case .reader(let problem, let offset, _, _):
-            var place = SourceLocation(path: path, line: 1, column: 1)
-            if let offset, let text {
-                // Line and column (in characters) of the byte libyaml stopped at.
-                let before = Array(text.utf8.prefix(offset))
-                let lines = before.split(separator: 10, omittingEmptySubsequences: false)
-                place.line = lines.count
-                place.column = String(decoding: lines.last.map(Array.init) ?? [], as: UTF8.self).count + 1
-            }
+        case .reader(let problem, let offset):
+            // Line and column (in characters) of the byte libyaml stopped at.
+            let before = Array(text.utf8.prefix(offset))
+            let lines = before.split(separator: 10, omittingEmptySubsequences: false)
+            let place = SourceLocation(path: path, line: lines.count,
+                                       column: String(decoding: lines.last.map(Array.init) ?? [], as: UTF8.self).count + 1)
             let control = problem.contains("control characters")
             return .error(place, "YAML reader: \(problem)",
                           hint: control ? "a YAML file holds no control characters but tab, newline and carriage return; in a double-quoted string write one as an escape (\"\\x07\")" : nil)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            // Yams refuses the mapping before `DocumentReader.entries` sees it, and its context
-            // text is the whole file; it marks only the first occurrence, so find the second.
-            let key = duplicates.first ?? "?"
-            let first = SourceLocation(path: path, line: context.mark.line, column: context.mark.column)
-            guard let again = repeatedBlockKey(key, after: first, in: context.text) else {
-                return .error(first, "duplicate key '\(key)'", hint: "it is written again later in the same mapping; write each key once")
-            }
-            return .error(again, "duplicate key '\(key)'", hint: "first written at \(first)")
-        default:
-            return .error(SourceLocation(path: path, line: 1, column: 1), "YAML: \(e)")
+        case .aliasKey(let mark):
+            // A key must be written out: an alias key could also hide an expansion bomb.
+            return .error(SourceLocation(path: path, line: mark.line, column: mark.column), "an alias cannot be used as a mapping key",
+                          hint: "write the key out; alias keys can hide an expansion bomb")
         }
-    }
-
-    /// The next sibling of the block-mapping key at `first` that repeats it, or nil (e.g. in flow style).
-    static func repeatedBlockKey(_ key: String, after first: SourceLocation, in text: String) -> SourceLocation? {
-        let lines = yamlLines(text)
-        let indent = first.column - 1
-        // The mark comes from libyaml; a line past the text's end must never trap (it did, when
-        // lines were split at LF only: found by the policy-loader fuzz target).
-        guard first.line >= 1, first.line <= lines.count, indent >= 0 else { return nil }
-        for index in first.line..<lines.count {
-            let line = lines[index].unicodeScalars
-            let rest = line.drop { $0 == " " }
-            if rest.isEmpty || rest.first == "#" || rest.first == "\r" { continue }
-            let lead = line.count - rest.count
-            if lead < indent { return nil }  // the mapping ended
-            guard lead == indent else { continue }
-            for token in [key, "\"\(key)\"", "'\(key)'"] where String(rest).hasPrefix(token) {
-                if String(rest).dropFirst(token.count).drop(while: { $0 == " " || $0 == "\t" }).first == ":" {
-                    return SourceLocation(path: first.path, line: index + 1, column: first.column)
-                }
-            }
-        }
-        return nil
     }
 
     /// The lines of `text` as libyaml numbers them in its marks: LF, CR, CR LF, NEL, LS and PS

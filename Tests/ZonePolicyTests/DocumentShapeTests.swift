@@ -178,7 +178,7 @@ struct AliasKeyTests {
         #expect(result.policy == nil)
         let e = try #require(result.errors.first { $0.message.contains("alias cannot be used as a mapping key") })
         #expect(e.location.line == 12)
-        #expect(e.location.column == 3)  // the `?` key indicator
+        #expect(e.location.column == 5)  // the alias itself, after the `?` key indicator
         let flow = PolicyLoader.parse([PolicyFile(path: "f.yaml", contents: "x: &k web\nzones: {*k: {members: [192.0.2.1]}}\n")])
         #expect(flow.errors.first?.location.line == 2)
         #expect(flow.errors.first?.location.column == 9)
