@@ -395,6 +395,10 @@ struct FileParser {
     /// Deepest nesting of collections accepted (`PolicyLimits.depth`).
     let maxDepth: Int
 
+    /// The port specs read so far, by their text: a large policy writes the same few dozen tens of
+    /// thousands of times.
+    private var portSpecs: [String: PortSpec] = [:]
+
     init(path: String, maxDepth: Int = PolicyLimits.standard.depth) {
         reader = DocumentReader(path: path)
         self.maxDepth = maxDepth
@@ -691,8 +695,14 @@ struct FileParser {
             let saved = reader.enter(item, in: node)
             defer { reader.leave(saved) }
             guard let text = reader.string(item, what: "a port spec") else { ok = false; continue }
+            if let known = portSpecs[text] {
+                specs.append(known)
+                continue
+            }
             switch PortSpec.parse(text) {
-            case .success(let s): specs.append(s)
+            case .success(let s):
+                specs.append(s)
+                portSpecs[text] = s
             case .failure(let e):
                 reader.error(item, "bad port spec \(e.message)", hint: e.hint)
                 ok = false
