@@ -46,7 +46,8 @@ struct RuleIndex: Sendable {
     var edgeAdmissions: [TableBuilder.EdgeSite: [Int: Admits]] = [:]
     /// The zones of `edgeAdmissions`.
     var edgeZones: Set<Int> = []
-    /// `admissions(from:)` of every zone in `outgoing`.
+    /// `admissions(from:)` of every zone in `outgoing`, made for a whole compile and dropped
+    /// after it (`dropAdmitted`).
     private(set) var admitted: [Int: [Int: Admits]] = [:]
 
     init(_ policy: Policy, zoneIndex: [String: Int]) {
@@ -89,7 +90,14 @@ extension RuleIndex {
 
     /// What zone `zone`'s rules admit towards each destination zone, normalised: the
     /// admissions that name the ports chains and that a zone's map sends each destination to.
-    func admissions(from zone: Int) -> [Int: Admits] { admitted[zone] ?? [:] }
+    func admissions(from zone: Int) -> [Int: Admits] {
+        admitted[zone] ?? Self.admissions(of: outgoing[zone] ?? [])
+    }
+
+    /// Drops the admissions made for a whole compile. The parts are kept between edits (a daemon
+    /// holds them), where these would cost megabytes at 10,000 zones; an edit rebuilds a few
+    /// zones' maps and makes their admissions again.
+    mutating func dropAdmitted() { admitted = [:] }
 
     static func admissions(of destinations: [(to: Int, ports: [PortSpec])]) -> [Int: Admits] {
         var pairs: [Int: Admits] = [:]

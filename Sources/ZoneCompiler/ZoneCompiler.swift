@@ -342,6 +342,7 @@ struct TableBuilder {
         }
         var parts = CompiledParts(families: families, index: index, ports: ports, zoneIndex: zoneIndex)
         parts.zoneChains = zoneChains(parts)
+        parts.index.dropAdmitted()
         return parts
     }
 
