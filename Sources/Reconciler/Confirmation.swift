@@ -90,7 +90,7 @@ public struct ConfirmationStore: Sendable {
         return names.filter { $0.hasSuffix(".pending.json") }.sorted().compactMap { name in
             guard let data = FileManager.default.contents(atPath: "\(dir)/\(name)"),
                   let p = try? decoder.decode(PendingConfirmation.self, from: data),
-                  p.namespaceID.map { $0 == here } ?? (p.netns == netns), kill(p.pid, 0) == 0 else { return nil }
+                  p.namespaceID.map({ $0 == here }) ?? (p.netns == netns), kill(p.pid, 0) == 0 else { return nil }
             return p
         }
     }

@@ -20,8 +20,9 @@ struct CommandOutcome: CustomStringConvertible {
 func zonewall(_ args: [String], environment: [String: String?] = [:], seconds: Double = 30) throws -> CommandOutcome {
     let base = NSTemporaryDirectory() + "zw-etcd-cmd-\(UUID().uuidString)"
     let out = base + ".out", err = base + ".err"
-    FileManager.default.createFile(atPath: out, contents: nil)
-    FileManager.default.createFile(atPath: err, contents: nil)
+    // A file that could not be made fails opening it for the output below.
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: err, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: err) }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: zonewallBinary)

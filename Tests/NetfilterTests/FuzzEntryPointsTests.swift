@@ -35,7 +35,8 @@ struct FuzzEntryPointsTests {
     static func writeSeed(_ bytes: [UInt8], _ target: String, _ name: String) {
         guard let dir = ProcessInfo.processInfo.environment["ZONEWALL_FUZZ_SEEDS"] else { return }
         try? FileManager.default.createDirectory(atPath: "\(dir)/\(target)", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: "\(dir)/\(target)/\(name)", contents: Data(bytes))
+        let path = "\(dir)/\(target)/\(name)"
+        if !FileManager.default.createFile(atPath: path, contents: Data(bytes)) { Issue.record("cannot write the seed \(path)") }
     }
 
     @Test func batchObjectsDecodeToTheTable() throws {

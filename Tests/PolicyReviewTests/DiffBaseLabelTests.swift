@@ -14,8 +14,9 @@ struct DiffBaseLabelTests {
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
         let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("zw-base-\(UUID().uuidString).err")
         let outFile = FileManager.default.temporaryDirectory.appendingPathComponent("zw-base-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: errFile.path, contents: nil)
-        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        // A file that could not be made fails the `FileHandle(forWritingTo:)` below.
+        _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errFile); try? FileManager.default.removeItem(at: outFile) }
         p.standardOutput = try FileHandle(forWritingTo: outFile)
         p.standardError = try FileHandle(forWritingTo: errFile)
