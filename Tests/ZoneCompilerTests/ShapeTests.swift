@@ -60,6 +60,26 @@ struct ShapeTests {
         #expect(table.chains.first { $0.name == "invalid" }?.rules.count == 3)
     }
 
+    /// Without audit zones or a flow log, the table neither reads nor writes the conntrack mark,
+    /// and the model has no statement for the packet mark at all: in the text nft would load,
+    /// no rule names a mark.
+    @Test func marksAreLeftAlone() {
+        let table = ZoneCompiler.compile(Self.issueShape(zones: 60))
+        let text = NftText.replaceScript(table)
+        #expect(!text.contains("mark"), "a mark in the table")
+        for rule in table.chains.flatMap(\.rules) {
+            for e in rule.expressions {
+                switch e {
+                case .setCtMarkField: Issue.record("ct mark written: \(NftText.render(rule))")
+                case .match(let s, _) where s == .ctMark: Issue.record("ct mark read: \(NftText.render(rule))")
+                case .lookup(let keys, _, _), .verdictMap(let keys, _):
+                    #expect(!keys.contains(.ctMark), "\(NftText.render(rule))")
+                default: break
+                }
+            }
+        }
+    }
+
     /// Packets the agreement tests do not vary: source ports, ICMP codes and other ICMP types,
     /// protocols without ports. Both shapes must agree on every one of them.
     static func packets(_ policy: Policy, family: AddressFamily) -> [Packet] {
