@@ -292,7 +292,7 @@ public final class NetlinkConntrack: ConntrackTable, @unchecked Sendable {
             switch Int32(sa.pointee.sa_family) {
             case AF_INET:
                 sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                    out.insert(LocalAddress(family: .ipv4, address: UInt128(UInt32(bigEndian: $0.pointee.sin_addr.s_addr))))
+                    _ = out.insert(LocalAddress(family: .ipv4, address: UInt128(UInt32(bigEndian: $0.pointee.sin_addr.s_addr))))
                 }
             case AF_INET6:
                 sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { s in

@@ -22,10 +22,15 @@ public final class MetricsServer: Sendable {
                 // the daemon needs its descriptors for the policy files, netlink and its state.
                 guard open.enter() else { return channel.close() }
                 channel.closeFuture.whenComplete { _ in open.leave() }
-                return channel.pipeline.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout)).flatMap {
-                    channel.pipeline.configureHTTPServerPipeline()
-                }.flatMap {
-                    channel.pipeline.addHandler(MetricsHandler(render: render))
+                // The initializer runs on the channel's event loop: the handlers go in directly.
+                do {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout))
+                    try pipeline.configureHTTPServerPipeline()
+                    try pipeline.addHandler(MetricsHandler(render: render))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
                 }
             }
             .bind(host: host, port: port).get()
@@ -122,6 +127,7 @@ private final class MetricsHandler: ChannelInboundHandler, Sendable {
         if request.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -50,7 +50,7 @@ struct ReportCommand: ParsableCommand {
         var template = Array(((dir.isEmpty ? "." : dir) + "/.zonewall-report.XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { return errno }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var failure: Int32?
         var bytes = Array(text.utf8)
         bytes.withUnsafeMutableBytes { buf in

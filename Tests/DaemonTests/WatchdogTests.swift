@@ -25,8 +25,8 @@ final class StallingKernel: KernelRuleset, @unchecked Sendable {
         try base.apply(transaction, expectingGeneration: generation)
     }
     func check(_ transaction: Transaction) throws { try base.check(transaction) }
-    func generation() throws -> UInt32 { try base.generation() }
-    func events(family: Family, table: String) throws -> KernelEvents { try base.events(family: family, table: table) }
+    func generation() throws -> UInt32 { base.generation() }
+    func events(family: Family, table: String) throws -> KernelEvents { base.events(family: family, table: table) }
 }
 
 /// A datagram socket standing in for systemd's `$NOTIFY_SOCKET` (abstract namespace).
