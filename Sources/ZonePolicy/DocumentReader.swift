@@ -317,7 +317,7 @@ struct DocumentReader {
     /// `describe` names what the number counts, e.g. "an NFLOG group number".
     mutating func integer(_ node: Node, what: @autoclosure () -> String, describe: String, in range: ClosedRange<Int>) -> Int? {
         let expected = "\(describe) \(range.lowerBound)..\(range.upperBound)"
-        // A quoted scalar carries the str tag too (Yams' quoted_implicit); it is reported below.
+        // A quoted scalar carries the str tag too (libyaml's quoted_implicit); it is reported below.
         if case .scalar(let s) = node, s.style == .plain, !s.tag.isEmpty {
             if Self.customTag(of: node) != nil { return nil }  // reported by `checkExpansion`
             error(node, "\(what()) must be \(expected), found '\(s.string)' tagged \(Self.shortTag(s.tag))",

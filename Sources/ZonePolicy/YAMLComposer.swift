@@ -115,14 +115,11 @@ enum YAMLComposer {
     /// The text's one document; nil when it holds none (empty, or only comments).
     static func compose(_ text: String) throws(YAMLError) -> Node? {
         var text = text
-        text.makeContiguousUTF8()
-        let result = text.utf8.withContiguousStorageIfAvailable { bytes -> Result<Node?, YAMLError> in
+        return try text.withUTF8 { bytes in
             let parser = EventParser(bytes)
             defer { parser.close() }
             return Result { () throws(YAMLError) in try parser.singleDocument() }
-        }
-        // A contiguous UTF-8 string always has contiguous storage.
-        return try result!.get()
+        }.get()
     }
 
     private static let strTag = "tag:yaml.org,2002:str"
@@ -192,6 +189,7 @@ enum YAMLComposer {
                 return node
             case YAML_SCALAR_EVENT:
                 let s = e.data.scalar
+                let anchor = Self.string(s.anchor)
                 let value = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
                 let tag = s.quoted_implicit == 1 ? YAMLComposer.strTag : Self.tag(s.tag)
                 let style: Node.Scalar.Style = switch s.style {
@@ -202,7 +200,7 @@ enum YAMLComposer {
                 default: .plain
                 }
                 let node = Node.scalar(.init(string: value, tag: tag, style: style, mark: mark))
-                register(s.anchor, node)
+                if let anchor { anchors[anchor] = node }
                 return node
             case YAML_SEQUENCE_START_EVENT:
                 let start = e.data.sequence_start
@@ -234,10 +232,6 @@ enum YAMLComposer {
             default:
                 throw .syntax(context: nil, problem: "unexpected event \(e.type.rawValue)", mark: mark)
             }
-        }
-
-        private func register(_ anchor: UnsafeMutablePointer<UInt8>?, _ node: Node) {
-            if let name = Self.string(anchor) { anchors[name] = node }
         }
 
         private static func string(_ p: UnsafeMutablePointer<UInt8>?) -> String? {
